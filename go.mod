@@ -1,0 +1,3 @@
+module github.com/lbkit/lbkit
+
+go 1.25

@@ -1,0 +1,109 @@
+// Package pipe copies bytes both ways between a client connection and a
+// server connection, for the L4 (TCP and TLS tunnel) side of a load
+// balancer, in the manner of HAProxy's tunnel mode.
+//
+// # Ownership
+//
+// Proxy owns both connections from the moment it is called: it clears their
+// deadlines, sets read deadlines of its own, half-closes them and closes
+// them before it returns. The caller must not read, write or set deadlines
+// on them meanwhile, and should pass the raw connections (after taking the
+// bytes a wrapper has buffered, which go in Options.ClientPending).
+//
+// # Copy paths
+//
+// Each direction runs in its own goroutine (one of them the caller's).
+//
+// Splice path: on Linux, when both connections are *net.TCPConn (exactly;
+// a wrapper type hides it), a direction copies with
+// (*net.TCPConn).ReadFrom of an *io.LimitedReader over the source
+// connection. The net package recognizes that pair and moves the bytes with
+// splice(2), socket to kernel pipe to socket, without copying them through
+// user space. The limit (128 KiB) makes ReadFrom return after each chunk so
+// that progress is observed; the LimitedReader is reused, and the copy does
+// not allocate per chunk. The source is never wrapped in a counting reader,
+// which would defeat splice: bytes are counted from ReadFrom's result.
+//
+// Buffered path: in every other case (a *tls.Conn on either side, wrapped
+// connections, other systems), a loop reads into a 32 KiB buffer taken from
+// a sync.Pool and writes it out, so buffers are shared between connections
+// and nothing is allocated per connection or per read once warm.
+//
+// ClientPending is written to the server before the client→server
+// direction reads anything from the client, and is counted in up.
+//
+// # Half-close and errors
+//
+// When a direction reads EOF, Proxy calls CloseWrite on its destination if
+// it has one (*net.TCPConn and *net.UnixConn shut down their write side and
+// send a FIN; *tls.Conn sends a close_notify alert) and keeps the other
+// direction running until it ends too: a client can send a request, close
+// its write side, and still read the whole reply. If the destination has no
+// CloseWrite method, or CloseWrite fails, the peer cannot be told about the
+// EOF, so Proxy ends the whole session (a clean end).
+//
+// A read or write error other than EOF (a reset, a broken pipe, a failed TLS
+// record) aborts both directions at once. The TCP connections (also the ones
+// under a *tls.Conn, found through its NetConn method) are then closed with
+// SO_LINGER 0, so that both peers see a reset rather than a FIN: a stream
+// cut short does not look complete. A connection closed under Proxy
+// (net.ErrClosed) ends the session cleanly.
+//
+// When ctx is done, Proxy closes both connections at once (a FIN, and no
+// TLS close_notify, which could block on a peer that does not read) and
+// returns context.Cause(ctx). Every goroutine Proxy starts has ended when it
+// returns.
+//
+// # Idle timeout
+//
+// Options.Idle bounds the time during which no byte moves in either
+// direction (HAProxy's "timeout tunnel"): a byte in one direction keeps the
+// whole session alive. A watchdog on a timer (no goroutine of its own)
+// enforces it and, when it fires, closes both connections; Proxy returns
+// ErrIdle. Closing is also what ends a direction blocked writing to a peer
+// that does not read: write deadlines are not used, because one expiring in
+// the middle of a splice discards the bytes already in the kernel pipe, and
+// an expired write leaves a *tls.Conn unusable, so a write cannot be timed
+// out and resumed.
+//
+// On the buffered path every completed read and write records the time, and
+// the timeout fires Idle after the last of them (within timer latency).
+//
+// On the splice path the bytes move inside the kernel and ReadFrom returns
+// only at the end of a chunk, so a stream trickling less than a chunk per
+// Idle window would never be seen (the naive design, which records progress
+// only per chunk, kills such a session when the other direction is silent:
+// an interactive SSH session, a chat). Instead, while no progress has been
+// recorded for a tick (Idle/4), the watchdog probes every tick: it sets the
+// read deadline of each direction's source in the past. A splice waiting for
+// input returns at once with the count of bytes it moved; the direction
+// records them, clears the deadline, acknowledges the probe and resumes.
+// Nothing is lost: the splice pipe is empty whenever splice waits for input.
+// A probe tells that bytes moved since the previous observation, not when,
+// so they are dated at the probe: at most about a tick late. The session is
+// declared idle only by a probe to which every running direction answered
+// without progress, at least Idle after the last recorded progress. Hence:
+//
+//   - the timeout never fires while a byte moves in either direction at
+//     least once per Idle, however small the traffic;
+//   - after the last byte it fires between Idle and about 1.5×Idle later
+//     (two ticks, plus the wait for the answers: Idle/16, at most 50ms).
+//
+// Blocked writes: a write blocked on a peer that does not read records
+// nothing until it completes. On the buffered path the timeout then fires
+// Idle after the last completed read or write in either direction. On the
+// splice path such a direction cannot answer probes (its read deadline is
+// not looked at before the pipe is empty): it counts as inactive once it has
+// owed an answer for a whole Idle window, so the session ends about
+// 1.25×Idle after the stall began when the other direction is silent. In
+// both cases the session lives on while the other direction is active. The
+// bytes a blocked direction delivers before its write completes are not
+// observed: one chunk (128 KiB at most) on the splice path, one buffer (32
+// KiB) on the buffered path must be taken by the peer within about Idle, or
+// the session is considered idle if the other direction is silent (with
+// Idle = 30s: a peer reading slower than about 4 KiB/s, or 1 KiB/s).
+//
+// Cost: while data flows, the watchdog wakes once per tick and makes no
+// system call; a silent or trickling spliced session costs one probe per
+// tick (two deadline updates and two wakeups).
+package pipe

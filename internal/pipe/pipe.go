@@ -1,0 +1,284 @@
+package pipe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options configure Proxy.
+type Options struct {
+	// Idle closes both connections when no byte has moved in either
+	// direction for this long (bidirectional inactivity, like HAProxy's
+	// "timeout tunnel"). 0 means no idle timeout. See the package
+	// documentation for the precision of the timeout.
+	Idle time.Duration
+	// ClientPending are bytes already read from the client (peeked) that
+	// must be written to the server first, before anything else.
+	ClientPending []byte
+}
+
+// ErrIdle is the error Proxy returns when the idle timeout ended the copy.
+var ErrIdle = errors.New("pipe: idle timeout")
+
+const (
+	// spliceChunk is the most a single (*net.TCPConn).ReadFrom call moves on
+	// the splice path: progress becomes visible at least this often.
+	spliceChunk = 128 << 10
+	// bufSize is the size of the pooled buffers of the copy loop.
+	bufSize = 32 << 10
+)
+
+// bufPool holds *[]byte of bufSize bytes.
+var bufPool = sync.Pool{New: func() any {
+	b := make([]byte, bufSize)
+	return &b
+}}
+
+// aLongTimeAgo is a deadline in the past: setting it wakes up a blocked read.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// Proxy copies client→server and server→client until both directions have
+// ended, or ctx is done, or the idle timeout fires, then closes both
+// connections. It returns the bytes written to the server (up, including
+// ClientPending) and to the client (down), and the first error that was not
+// a clean EOF or close: nil for a clean end in both directions,
+// context.Cause(ctx) when ctx ended it, ErrIdle for the idle timeout, and
+// otherwise the first read or write error, wrapped with its direction.
+//
+// Proxy owns both connections from the call on: it sets and clears their
+// deadlines, half-closes and closes them. Pass the raw connections (not
+// wrappers) so that two *net.TCPConn can be spliced.
+func Proxy(ctx context.Context, client, server net.Conn, opt Options) (up, down int64, err error) {
+	p := &proxy{client: client, server: server, start: time.Now()}
+	if opt.Idle > 0 {
+		p.idle = opt.Idle
+	}
+	_, ctcp := client.(*net.TCPConn)
+	_, stcp := server.(*net.TCPConn)
+	p.splice = canSplice && ctcp && stcp
+	p.dirs[0] = direction{p: p, name: "client to server", src: client, dst: server, pending: opt.ClientPending}
+	p.dirs[1] = direction{p: p, name: "server to client", src: server, dst: client}
+
+	if ctx.Err() != nil {
+		p.abort(context.Cause(ctx), false)
+		return 0, 0, p.err
+	}
+	client.SetDeadline(time.Time{})
+	server.SetDeadline(time.Time{})
+
+	ctxDone := make(chan struct{})
+	stopCtx := context.AfterFunc(ctx, func() {
+		defer close(ctxDone)
+		p.abort(context.Cause(ctx), false)
+	})
+	if p.idle > 0 {
+		p.wd.start(p)
+	}
+	p.dirs[0].running.Store(true)
+	p.dirs[1].running.Store(true)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.dirs[0].run()
+	}()
+	p.dirs[1].run()
+	<-done
+
+	p.mu.Lock()
+	p.finished = true
+	p.mu.Unlock()
+	if !stopCtx() {
+		<-ctxDone
+	}
+	if p.idle > 0 {
+		p.wd.stop()
+	}
+	client.Close()
+	server.Close()
+	return p.dirs[0].n, p.dirs[1].n, p.err
+}
+
+// proxy is the state of one Proxy call.
+type proxy struct {
+	client, server net.Conn
+	idle           time.Duration
+	splice         bool
+	start          time.Time
+	// last is the time (since start) of the last observed progress in
+	// either direction.
+	last atomic.Int64
+	// aborted is set once abort closed the connections.
+	aborted atomic.Bool
+
+	dirs [2]direction
+	wd   watchdog
+
+	mu       sync.Mutex
+	err      error
+	finished bool // both directions have ended: abort does nothing
+}
+
+// now returns the time since p.start, from the monotonic clock.
+func (p *proxy) now() time.Duration { return time.Since(p.start) }
+
+// touch records progress.
+func (p *proxy) touch() { p.last.Store(int64(p.now())) }
+
+// abort ends the copy at once: it records err (if it is the first error) and
+// closes both connections, sending a TCP reset when reset is set. It is a
+// no-op once the connections are closed or both directions have ended.
+func (p *proxy) abort(err error, reset bool) {
+	p.mu.Lock()
+	if p.finished || p.aborted.Load() {
+		p.mu.Unlock()
+		return
+	}
+	p.err = err
+	p.aborted.Store(true)
+	p.mu.Unlock()
+	forceClose(p.client, reset)
+	forceClose(p.server, reset)
+}
+
+// forceClose closes the connection under c at once. A *tls.Conn (or any
+// connection with a NetConn method) would otherwise try to send a
+// close_notify alert first, which can block for seconds on a peer that does
+// not read.
+func forceClose(c net.Conn, reset bool) {
+	if nc, ok := c.(interface{ NetConn() net.Conn }); ok {
+		if raw := nc.NetConn(); raw != nil {
+			c = raw
+		}
+	}
+	if tc, ok := c.(*net.TCPConn); ok && reset {
+		tc.SetLinger(0)
+	}
+	c.Close()
+}
+
+// direction is one half of the copy.
+type direction struct {
+	p        *proxy
+	name     string
+	src, dst net.Conn
+	pending  []byte
+	n        int64 // bytes written to dst; read by Proxy once run returned
+	lr       io.LimitedReader
+
+	// running is cleared when the direction has ended.
+	running atomic.Bool
+	// ack is the last watchdog probe the direction answered.
+	ack atomic.Uint64
+	// probedAt is when the oldest probe the direction has not answered was
+	// sent, or -1; owned by the watchdog.
+	probedAt time.Duration
+}
+
+// run copies until EOF or an error, then half-closes dst or aborts.
+func (d *direction) run() {
+	defer d.running.Store(false)
+	err := d.copy()
+	p := d.p
+	switch {
+	case p.aborted.Load():
+		// The error (if any) comes from abort closing the connections;
+		// abort recorded the reason.
+	case err == nil:
+		// EOF from src: pass it on and let the other direction finish.
+		cw, ok := d.dst.(interface{ CloseWrite() error })
+		if !ok || cw.CloseWrite() != nil {
+			// The peer cannot be told about the EOF otherwise.
+			p.abort(nil, false)
+		}
+	case errors.Is(err, net.ErrClosed):
+		// A connection was closed under Proxy: a clean end.
+		p.abort(nil, false)
+	default:
+		p.abort(fmt.Errorf("pipe: %s: %w", d.name, err), true)
+	}
+}
+
+// copy moves bytes from src to dst until EOF (nil) or an error.
+func (d *direction) copy() error {
+	p := d.p
+	if len(d.pending) > 0 {
+		n, err := d.dst.Write(d.pending)
+		d.n += int64(n)
+		p.touch()
+		if err != nil {
+			return err
+		}
+	}
+	if p.splice {
+		return d.copySplice()
+	}
+	return d.copyBuffered()
+}
+
+// copySplice copies with (*net.TCPConn).ReadFrom, which splices from a
+// *net.TCPConn, also when it is wrapped in an *io.LimitedReader. The limit
+// makes the call return after each chunk so that progress is observed.
+func (d *direction) copySplice() error {
+	p := d.p
+	dst := d.dst.(*net.TCPConn)
+	d.lr.R = d.src
+	for {
+		d.lr.N = spliceChunk
+		n, err := dst.ReadFrom(&d.lr)
+		if n > 0 {
+			d.n += n
+			p.touch()
+		}
+		if err != nil {
+			if p.idle > 0 && errors.Is(err, os.ErrDeadlineExceeded) && !p.aborted.Load() {
+				// A probe of the watchdog: the bytes moved so far are
+				// recorded above. The splice pipe is empty when a read
+				// times out, so nothing is lost by resuming.
+				d.src.SetReadDeadline(time.Time{})
+				d.ack.Store(p.wd.seq.Load())
+				continue
+			}
+			return err
+		}
+		if d.lr.N > 0 {
+			return nil // EOF before the end of the chunk
+		}
+	}
+}
+
+// copyBuffered copies through a pooled buffer, recording progress after
+// every read and every write.
+func (d *direction) copyBuffered() error {
+	p := d.p
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	for {
+		nr, rerr := d.src.Read(buf)
+		if nr > 0 {
+			p.touch()
+			nw, werr := d.dst.Write(buf[:nr])
+			d.n += int64(nw)
+			p.touch()
+			if werr != nil {
+				return werr
+			}
+			if nw != nr {
+				return io.ErrShortWrite
+			}
+		}
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+}
