@@ -1,0 +1,237 @@
+package lb
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown or Close. It is
+// http.ErrServerClosed, so one comparison serves every Frontend.
+var ErrServerClosed = http.ErrServerClosed
+
+// DefaultHandshakeTimeout bounds the time a ConnServer gives a new connection
+// to produce what its Backend chain peeks at (a ClientHello) before it is
+// handed on.
+const DefaultHandshakeTimeout = 10 * time.Second
+
+// ConnServer is the L4 frontend: it accepts connections on listeners and
+// hands each one, wrapped in a *Conn, to its Backend in a goroutine of its
+// own. It mirrors http.Server: Serve, Shutdown, Close and ErrServerClosed
+// behave the same way, and every connection is tracked until its Backend
+// returns.
+//
+// Configure the exported fields before calling Serve.
+type ConnServer struct {
+	// Name names the frontend in ConnInfo and logs.
+	Name string
+
+	// Backend serves each connection. It must close the connection.
+	Backend Backend
+
+	// HandshakeTimeout is set as the connection's read deadline before the
+	// Backend is called, bounding what adapters peek or handshake; the
+	// adapters clear it once done (Pool clears it when it proxies). Zero
+	// means DefaultHandshakeTimeout; negative means none.
+	HandshakeTimeout time.Duration
+
+	// BaseContext returns the base context of the connections accepted on
+	// ln. Nil means context.Background().
+	BaseContext func(ln net.Listener) context.Context
+
+	// ConnContext derives the context of one connection from the base
+	// context. Nil means the base context itself.
+	ConnContext func(ctx context.Context, c net.Conn) context.Context
+
+	// Logger receives accept errors and panics; nil means slog.Default().
+	Logger *slog.Logger
+
+	mu        sync.Mutex
+	listeners map[*net.Listener]struct{}
+	conns     map[*Conn]context.CancelFunc
+	connWG    sync.WaitGroup
+	closed    atomic.Bool
+	done      chan struct{} // closed by Close or Shutdown
+}
+
+func (s *ConnServer) init() {
+	if s.conns == nil {
+		s.conns = make(map[*Conn]context.CancelFunc)
+		s.listeners = make(map[*net.Listener]struct{})
+		s.done = make(chan struct{})
+	}
+}
+
+// Serve accepts connections on ln until Shutdown or Close, then returns
+// ErrServerClosed; any other accept error is returned as is, after
+// temporary errors have been retried with back-off. Serve closes ln.
+func (s *ConnServer) Serve(ln net.Listener) error {
+	if s.Backend == nil {
+		return errors.New("lb: ConnServer has no Backend")
+	}
+	s.mu.Lock()
+	s.init()
+	if s.closed.Load() {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners[&ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, &ln)
+		s.mu.Unlock()
+		ln.Close()
+	}()
+
+	base := context.Background()
+	if s.BaseContext != nil {
+		base = s.BaseContext(ln)
+	}
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.closed.Load() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.logger().LogAttrs(base, slog.LevelWarn, "accept error; retrying",
+					slog.String("frontend", s.Name), slog.Duration("delay", backoff), slog.Any("error", err))
+				select {
+				case <-time.After(backoff):
+				case <-s.done:
+				}
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		if !s.track(nc, base) {
+			nc.Close()
+			return ErrServerClosed
+		}
+	}
+}
+
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+// track registers nc and starts its goroutine; false after Close/Shutdown.
+func (s *ConnServer) track(nc net.Conn, base context.Context) bool {
+	ctx := base
+	if s.ConnContext != nil {
+		ctx = s.ConnContext(ctx, nc)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	c := NewConn(nc, s.Name)
+	s.mu.Lock()
+	if s.closed.Load() {
+		s.mu.Unlock()
+		cancel()
+		return false
+	}
+	s.conns[c] = cancel
+	s.connWG.Add(1)
+	s.mu.Unlock()
+	go s.serveConn(ctx, c)
+	return true
+}
+
+// serveConn runs the Backend for one connection and untracks it.
+func (s *ConnServer) serveConn(ctx context.Context, c *Conn) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.logger().LogAttrs(ctx, slog.LevelError, "panic serving connection",
+				slog.String("frontend", s.Name), slog.String("client", c.Info.Remote.String()),
+				slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
+		}
+		c.Close()
+		s.mu.Lock()
+		cancel := s.conns[c]
+		delete(s.conns, c)
+		s.mu.Unlock()
+		cancel()
+		s.connWG.Done()
+	}()
+	if t := s.HandshakeTimeout; t >= 0 {
+		if t == 0 {
+			t = DefaultHandshakeTimeout
+		}
+		c.SetReadDeadline(time.Now().Add(t))
+	}
+	s.Backend.ServeConn(ctx, c)
+}
+
+// Shutdown stops accepting, then waits for every open connection to end, or
+// for ctx to be done, in which case it returns ctx's error and leaves the
+// remaining connections open (call Close to end them), as http.Server does.
+func (s *ConnServer) Shutdown(ctx context.Context) error {
+	s.stopAccepting()
+	idle := make(chan struct{})
+	go s.waitConns(idle)
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// waitConns closes idle when the last tracked connection has ended.
+func (s *ConnServer) waitConns(idle chan<- struct{}) {
+	s.connWG.Wait()
+	close(idle)
+}
+
+// Close stops accepting and closes every open connection now, cancelling
+// their contexts. It returns once they are closed, not when their Backends
+// have returned.
+func (s *ConnServer) Close() error {
+	s.stopAccepting()
+	s.mu.Lock()
+	for c, cancel := range s.conns {
+		cancel()
+		c.Close()
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *ConnServer) stopAccepting() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.init()
+	if s.closed.Swap(true) {
+		return
+	}
+	close(s.done)
+	for ln := range s.listeners {
+		(*ln).Close()
+	}
+}
+
+// ActiveConns reports the connections being served.
+func (s *ConnServer) ActiveConns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+func (s *ConnServer) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}

@@ -1,0 +1,110 @@
+package lb
+
+import (
+	"context"
+	"io"
+	"net"
+)
+
+// Balancer chooses a server for a new connection or request. It is the one
+// interface to implement for a custom algorithm.
+//
+// Pick is called concurrently from many goroutines and must not block. The
+// snapshot holds only pickable servers and is never empty; Pick must return
+// one of its Servers, or an error (which the Pool returns as is, wrapped).
+// Stateful balancers (a round-robin counter) keep their state in the Balancer
+// and use atomics; per-snapshot precomputation belongs in Prepare.
+type Balancer interface {
+	Pick(s *Snapshot, info PickInfo) (*Server, error)
+}
+
+// BalancerFunc adapts a function to the Balancer interface.
+type BalancerFunc func(s *Snapshot, info PickInfo) (*Server, error)
+
+// Pick calls f(s, info).
+func (f BalancerFunc) Pick(s *Snapshot, info PickInfo) (*Server, error) { return f(s, info) }
+
+// Preparer is implemented by Balancers that precompute per snapshot (a
+// weighted schedule, a hash ring). The Pool calls Prepare once for every
+// snapshot it publishes, under its write lock, before any Pick on it; the
+// result is available to Pick through Snapshot.Prepared.
+//
+// On slow paths (a retry that avoids failed servers, servers at MaxConns)
+// the Pool derives a smaller snapshot for one pick, with the Version of its
+// parent, and prepares it too: then Prepare runs without the lock,
+// concurrently with other calls, and must be safe for that. Balancers with
+// costly preparation can recognise such snapshots by their Version and reuse
+// what they built for the parent, as balancer.Hash does.
+type Preparer interface {
+	Prepare(s *Snapshot) any
+}
+
+// Observer is implemented by Balancers and HealthCheckers that learn from real
+// traffic (latency-aware balancing, passive health checks). Observe is called
+// once per Lease when it ends, concurrently, and must not block.
+type Observer interface {
+	Observe(s *Server, o Outcome)
+}
+
+// ServerSet is the view of a Pool that a HealthChecker works on. *Pool
+// implements it.
+type ServerSet interface {
+	// Name identifies the set (the Pool's name) for logs and state keys.
+	Name() string
+	// Members returns every configured server, pickable or not, in
+	// configuration order, and a channel that is closed at the next change of
+	// membership.
+	Members() ([]*Server, <-chan struct{})
+	// SetState records the health of the named server with the reason of the
+	// last failed check (empty when healthy). It reports false when no server
+	// has that name.
+	SetState(name string, st State, reason string) bool
+}
+
+// HealthChecker watches the servers of a set and reports their health through
+// SetState. Watch runs until ctx is done; Pool.Run calls it.
+type HealthChecker interface {
+	Watch(ctx context.Context, set ServerSet)
+}
+
+// Backend serves client connections: it is to L4 what http.Handler is to
+// HTTP. *Pool is the standard Backend; Mux, Switch and the adapters of the
+// tlsmode and acl packages compose Backends.
+//
+// ServeConn owns c: it must close it before returning. ctx is cancelled when
+// the frontend is closed forcibly.
+type Backend interface {
+	ServeConn(ctx context.Context, c *Conn)
+}
+
+// BackendFunc adapts a function to the Backend interface.
+type BackendFunc func(ctx context.Context, c *Conn)
+
+// ServeConn calls f(ctx, c).
+func (f BackendFunc) ServeConn(ctx context.Context, c *Conn) { f(ctx, c) }
+
+// Frontend accepts client connections on a listener. *ConnServer and
+// *http.Server both implement it, with net/http's semantics: Serve returns
+// ErrServerClosed after Shutdown or Close; Shutdown stops accepting and waits
+// for open connections to end, until ctx is done; Close ends everything now.
+type Frontend interface {
+	Serve(ln net.Listener) error
+	Shutdown(ctx context.Context) error
+	Close() error
+}
+
+// Affinity pins clients to servers (sticky sessions).
+//
+// Lookup returns the server the client is pinned to, if it is in the snapshot
+// (that is, pickable); the Pool then skips the Balancer. After a pick made
+// without a pin, or when the pinned server could not be used, the Pool calls
+// Pin with the server it chose. Both are called concurrently.
+type Affinity interface {
+	Lookup(s *Snapshot, info PickInfo) (*Server, bool)
+	Pin(info PickInfo, s *Server)
+}
+
+// HeaderFunc writes a preamble, such as a PROXY protocol header, at the start
+// of every new connection to server s, before any TLS to the server. info
+// describes the client connection on whose behalf the connection is opened.
+type HeaderFunc func(w io.Writer, info *ConnInfo, s *Server) error

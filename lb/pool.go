@@ -1,0 +1,439 @@
+package lb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Errors returned by a Pool.
+var (
+	// ErrNoServer means no server of the pool is pickable.
+	ErrNoServer = errors.New("lb: no server available")
+	// ErrQueueTimeout means every candidate server stayed at its MaxConns
+	// for the whole QueueTimeout.
+	ErrQueueTimeout = errors.New("lb: queue timeout")
+)
+
+// Defaults of the Pool's zero-valued fields.
+const (
+	DefaultConnectTimeout = 5 * time.Second
+	DefaultTunnelTimeout  = 15 * time.Minute
+	DefaultQueueTimeout   = 5 * time.Second
+	DefaultRetries        = 3
+)
+
+// Pool is a set of servers with the policy to balance connections and
+// requests over them. It is the standard Backend: ServeConn proxies an L4
+// connection to a chosen server; Acquire hands out the decision alone, for
+// L7 proxies and custom protocols; DialContext balances client-side.
+//
+// The zero value is an empty pool that balances by plain weighted rotation
+// and considers every server healthy. Configure the exported fields before
+// first use and do not change them afterwards; change servers with Update,
+// SetState and Drain, which are safe for concurrent use. Anything else (the
+// algorithm, say) is changed by building a new Pool and swapping it in a
+// Switch.
+//
+// Picks take no lock: they read an immutable Snapshot through an atomic
+// pointer. Writers (Update, SetState, Drain) serialise on one mutex and publish
+// a new Snapshot.
+type Pool struct {
+	// Name identifies the pool in logs, statistics and health-check state.
+	Name string
+
+	// Balancer chooses among pickable servers. Nil means a plain weighted
+	// rotation (each server gets Weight consecutive turns); the balancer
+	// package has smooth round robin, least connections and others.
+	Balancer Balancer
+
+	// HealthChecker, when set, is started by Run and reports server health
+	// through SetState. If it implements Observer it also sees every Outcome.
+	HealthChecker HealthChecker
+
+	// Affinity, when set, pins clients to servers (sticky sessions).
+	Affinity Affinity
+
+	// InitialState is the state of a server when it first joins the pool.
+	// The zero value, StateUp, makes new servers pickable until a health
+	// check says otherwise; StateDown keeps them out until a check passes.
+	InitialState State
+
+	// Dial opens connections to servers. Nil means a net.Dialer. The
+	// context carries the connect timeout.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// ProxyHeader, when set, is written first on every new server connection
+	// (PROXY protocol).
+	ProxyHeader HeaderFunc
+
+	// ConnectTimeout bounds each attempt to connect to a server, PROXY
+	// header included. Zero means DefaultConnectTimeout.
+	ConnectTimeout time.Duration
+
+	// TunnelTimeout closes an L4 connection after this long without a byte
+	// in either direction. Zero means DefaultTunnelTimeout; negative means
+	// never.
+	TunnelTimeout time.Duration
+
+	// Retries is how many times a failed connection attempt is retried, each
+	// time on another server when one is pickable (redispatch). Only
+	// connection failures are retried: nothing was sent yet. Zero means
+	// DefaultRetries; negative means no retry.
+	Retries int
+
+	// QueueTimeout bounds the wait for a free slot when servers are at their
+	// MaxConns. Zero means DefaultQueueTimeout.
+	QueueTimeout time.Duration
+
+	// Fallback serves L4 connections when no server is pickable. Nil means
+	// such connections are closed.
+	Fallback Backend
+
+	// Logger receives the pool's events; nil means slog.Default().
+	// Per-connection events are logged at Debug level.
+	Logger *slog.Logger
+
+	snap   atomic.Pointer[Snapshot]
+	queued atomic.Int64 // goroutines waiting in queueWait or Drain
+
+	mu      sync.Mutex
+	servers []*Server                 // configured, in order
+	state   map[string]*serverRuntime // configured and removed-but-busy servers
+	version uint64
+	changed chan struct{} // closed on membership change
+	freed   chan struct{} // closed when a slot is released while someone waits
+	rotor   atomic.Uint64 // default balancer
+}
+
+// Update replaces the pool's servers. The whole list is validated first; on
+// error nothing changes. Servers are matched by Name: a server that stays
+// keeps its health and counters even if its address or weight changed; a new
+// one starts in InitialState; a removed one receives no new traffic while its
+// open connections finish. Update is safe for concurrent use with traffic.
+func (p *Pool) Update(servers []Server) error {
+	next := make([]*Server, len(servers))
+	seen := make(map[string]bool, len(servers))
+	for i, s := range servers {
+		if s.Name == "" {
+			s.Name = s.Addr
+		}
+		if err := validate(&s); err != nil {
+			return fmt.Errorf("lb: server %d: %w", i, err)
+		}
+		if seen[s.Name] {
+			return fmt.Errorf("lb: server %d: duplicate name %q", i, s.Name)
+		}
+		seen[s.Name] = true
+		s.Meta = cloneMeta(s.Meta)
+		next[i] = &s
+	}
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.initLocked()
+	now := time.Now()
+	for _, s := range next {
+		rt := p.state[s.Name]
+		if rt == nil {
+			rt = &serverRuntime{state: p.InitialState, since: now}
+			p.state[s.Name] = rt
+		}
+		if rt.removed {
+			rt.removed = false
+			rt.draining.Store(false)
+		}
+		s.rt = rt
+	}
+	for _, old := range p.servers {
+		if !seen[old.Name] {
+			old.rt.removed = true
+			old.rt.draining.Store(true)
+		}
+	}
+	p.servers = next
+	p.publishLocked(true)
+	return nil
+}
+
+func validate(s *Server) error {
+	if s.Addr == "" {
+		return errors.New("empty address")
+	}
+	if _, _, err := net.SplitHostPort(s.Addr); err != nil {
+		return fmt.Errorf("address %q: %w", s.Addr, err)
+	}
+	if s.Weight < 0 {
+		return fmt.Errorf("%s: negative weight %d", s.Name, s.Weight)
+	}
+	if s.MaxConns < 0 {
+		return fmt.Errorf("%s: negative MaxConns %d", s.Name, s.MaxConns)
+	}
+	return nil
+}
+
+func cloneMeta(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	c := make(map[string]string, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+func (p *Pool) initLocked() {
+	if p.state == nil {
+		p.state = make(map[string]*serverRuntime)
+		p.changed = make(chan struct{})
+	}
+}
+
+// publishLocked builds and stores a new Snapshot. membership reports a
+// change of the configured servers, which wakes Members watchers.
+func (p *Pool) publishLocked(membership bool) {
+	p.initLocked()
+	p.version++
+	var regular, backup []*Server
+	for _, s := range p.servers {
+		if !s.rt.state.Pickable() || s.rt.draining.Load() {
+			continue
+		}
+		if s.Backup {
+			backup = append(backup, s)
+		} else {
+			regular = append(regular, s)
+		}
+	}
+	snap := &Snapshot{Servers: regular, Version: p.version}
+	if len(regular) == 0 && len(backup) > 0 {
+		snap.Servers, snap.Backup = backup, true
+	}
+	p.prepare(snap)
+	p.snap.Store(snap)
+	// Forget removed servers whose last connection has ended.
+	for name, rt := range p.state {
+		if rt.removed && rt.active.Load() == 0 {
+			delete(p.state, name)
+		}
+	}
+	if membership {
+		close(p.changed)
+		p.changed = make(chan struct{})
+	}
+	p.wakeLocked() // queued work may now have a server
+}
+
+func (p *Pool) prepare(s *Snapshot) {
+	if pr, ok := p.Balancer.(Preparer); ok && len(s.Servers) > 0 {
+		s.prepared = pr.Prepare(s)
+	}
+}
+
+// Snapshot returns the current snapshot of pickable servers. It is never
+// nil; it is empty when no server is pickable.
+func (p *Pool) Snapshot() *Snapshot {
+	if s := p.snap.Load(); s != nil {
+		return s
+	}
+	return &Snapshot{}
+}
+
+// Members returns every configured server in configuration order and a
+// channel closed at the next change of membership. Part of ServerSet.
+func (p *Pool) Members() ([]*Server, <-chan struct{}) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.initLocked()
+	return slices.Clone(p.servers), p.changed
+}
+
+// SetState records the health of the named server and the reason of its
+// last failed check. Part of ServerSet; host programs use it too, to put a
+// server in or out of maintenance.
+func (p *Pool) SetState(name string, st State, reason string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rt := p.state[name]
+	if rt == nil || rt.removed {
+		return false
+	}
+	if rt.state == st && rt.reason == reason {
+		return true
+	}
+	was := rt.state
+	if was != st {
+		rt.since = time.Now()
+	}
+	rt.state, rt.reason = st, reason
+	if was.Pickable() != st.Pickable() {
+		p.publishLocked(false)
+	}
+	if was != st {
+		p.logger().LogAttrs(context.Background(), slog.LevelInfo, "server state",
+			slog.String("pool", p.Name), slog.String("server", name),
+			slog.String("from", was.String()), slog.String("to", st.String()),
+			slog.String("reason", reason))
+	}
+	return true
+}
+
+// Drain stops sending new traffic to the named server and waits until its
+// last connection or request has ended, or ctx is done. The server stays
+// draining (in Status, and out of snapshots) until Undrain or an Update that
+// re-adds it after its removal.
+func (p *Pool) Drain(ctx context.Context, name string) error {
+	p.mu.Lock()
+	rt := p.state[name]
+	if rt == nil {
+		p.mu.Unlock()
+		return fmt.Errorf("lb: drain %q: no such server", name)
+	}
+	if !rt.draining.Swap(true) {
+		p.publishLocked(false)
+	}
+	p.mu.Unlock()
+	return p.waitIdle(ctx, rt)
+}
+
+// Undrain makes a drained server pickable again (if its health allows).
+func (p *Pool) Undrain(name string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rt := p.state[name]
+	if rt == nil || rt.removed {
+		return false
+	}
+	if rt.draining.Swap(false) {
+		p.publishLocked(false)
+	}
+	return true
+}
+
+func (p *Pool) waitIdle(ctx context.Context, rt *serverRuntime) error {
+	p.queued.Add(1)
+	defer p.queued.Add(-1)
+	for {
+		p.mu.Lock()
+		ch := p.freedLocked()
+		p.mu.Unlock()
+		if rt.active.Load() == 0 {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("lb: drain: %w", context.Cause(ctx))
+		}
+	}
+}
+
+func (p *Pool) freedLocked() chan struct{} {
+	if p.freed == nil {
+		p.freed = make(chan struct{})
+	}
+	return p.freed
+}
+
+func (p *Pool) wakeLocked() {
+	if p.freed != nil {
+		close(p.freed)
+		p.freed = nil
+	}
+}
+
+// release ends one use of s.
+func (p *Pool) release(s *Server) {
+	n := s.rt.active.Add(-1)
+	if p.queued.Load() > 0 || (n == 0 && s.rt.draining.Load()) {
+		p.mu.Lock()
+		p.wakeLocked()
+		if n == 0 && s.rt.removed && p.state[s.Name] == s.rt {
+			delete(p.state, s.Name)
+		}
+		p.mu.Unlock()
+	}
+}
+
+// ServerStatus is the state of one server, as reported by Pool.Status.
+type ServerStatus struct {
+	Name, Addr string
+	Weight     int
+	Backup     bool
+	State      State
+	// Reason is the reason of the last failed health check, empty when none.
+	Reason string
+	// Since is when State last changed.
+	Since    time.Time
+	Draining bool
+	// Removed reports a server no longer configured whose connections have
+	// not all ended yet.
+	Removed bool
+	// Active counts connections or requests in flight; Total every one
+	// since the server joined; Failures the connection attempts that failed.
+	Active   int64
+	Total    uint64
+	Failures uint64
+}
+
+// Status reports every configured server in configuration order, then the
+// removed servers that still have connections.
+func (p *Pool) Status() []ServerStatus {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]ServerStatus, 0, len(p.state))
+	seen := make(map[*serverRuntime]bool, len(p.servers))
+	for _, s := range p.servers {
+		seen[s.rt] = true
+		out = append(out, statusOf(s.Name, s.Addr, s.Weight, s.Backup, s.rt))
+	}
+	for name, rt := range p.state {
+		if !seen[rt] {
+			out = append(out, statusOf(name, "", 0, false, rt))
+		}
+	}
+	return out
+}
+
+func statusOf(name, addr string, weight int, backup bool, rt *serverRuntime) ServerStatus {
+	return ServerStatus{
+		Name: name, Addr: addr, Weight: weight, Backup: backup,
+		State: rt.state, Reason: rt.reason, Since: rt.since,
+		Draining: rt.draining.Load(), Removed: rt.removed,
+		Active: rt.active.Load(), Total: rt.total.Load(), Failures: rt.failures.Load(),
+	}
+}
+
+// Run runs the pool's HealthChecker until ctx is done. Without a
+// HealthChecker it just waits for ctx. It returns nil.
+func (p *Pool) Run(ctx context.Context) error {
+	if p.HealthChecker != nil {
+		p.HealthChecker.Watch(ctx, poolSet{p})
+		return nil
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// poolSet adapts Pool to ServerSet without exporting a Name method that
+// would clash with the Name field.
+type poolSet struct{ *Pool }
+
+func (s poolSet) Name() string { return s.Pool.Name }
+
+// AsServerSet returns p as a ServerSet, for running a HealthChecker by hand.
+func (p *Pool) AsServerSet() ServerSet { return poolSet{p} }
+
+func (p *Pool) logger() *slog.Logger {
+	if p.Logger != nil {
+		return p.Logger
+	}
+	return slog.Default()
+}
