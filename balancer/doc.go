@@ -1,0 +1,54 @@
+// Package balancer implements the load-balancing algorithms of lbkit as
+// lb.Balancer values: smooth weighted round robin, least connections, first
+// available, weighted random, power of two choices, and consistent hashing
+// with bounded load.
+//
+// Set one as the Balancer of an lb.Pool, or build one from a configuration
+// string with ByName:
+//
+//	pool := &lb.Pool{Name: "web", Balancer: &balancer.LeastConn{}}
+//	err := pool.Update([]lb.Server{
+//		{Name: "web1", Addr: "10.0.0.1:80", Weight: 2},
+//		{Name: "web2", Addr: "10.0.0.2:80"},
+//	})
+//
+//	// From a flag: -balance 'hash:cookie:sid,bounded=1.25'
+//	b, err := balancer.ByName(*balance)
+//	pool := &lb.Pool{Name: "api", Balancer: b}
+//
+// # Choosing an algorithm
+//
+//	Algorithm   Pick cost       Weights  Use it when
+//	RoundRobin  O(1)            yes      requests cost about the same (the default);
+//	                                     smooth: weighted turns are interleaved
+//	LeastConn   O(n)            yes      durations vary widely (long polls, WebSockets,
+//	                                     database connections); tens to hundreds of servers
+//	First       O(n), stops     no       you want to fill servers one after another up to
+//	            early                    MaxConns (scale-to-zero fleets, licences)
+//	Random      O(log n)        yes      many independent proxies share servers and a
+//	                                     shared rotation is not worth having
+//	P2C         O(log n)        yes      like LeastConn for thousands of servers, or when
+//	                                     several proxies balance the same servers
+//	Hash        O(1) (+O(n)     yes      a client, user or URL should stick to one server
+//	            when bounded)            (caches, sessions without cookies); add
+//	                                     BoundedLoad so hot keys cannot overload a server
+//
+// RoundRobin, LeastConn, Random and P2C spread load; Hash keeps affinity;
+// First concentrates load. For affinity that must survive server changes,
+// prefer the sticky package (a cookie that names the server) over Hash:
+// hashing moves some keys whenever servers join.
+//
+// # Contract
+//
+// Every Pick in this package is lock-free and allocation-free, is safe for
+// concurrent use, and returns one of the servers of the snapshot it is given
+// (which the Pool guarantees is non-empty and holds only pickable servers).
+// Per-snapshot precomputation (round-robin schedules, cumulative weights,
+// Maglev tables) happens in Prepare (lb.Preparer), which the Pool calls
+// when it publishes a snapshot. Active counts come from the Pool: they are
+// the connections or requests between Pool.Acquire and Lease.Done.
+//
+// Custom algorithms implement lb.Balancer (or are an lb.BalancerFunc); the
+// lb/lbtest package has the conformance tests and benchmarks that this
+// package's algorithms pass.
+package balancer
