@@ -12,11 +12,14 @@
 // With an empty -backends it starts demo backends on loopback and says so.
 // It stays in the foreground, logs nothing per request, and on SIGINT or
 // SIGTERM stops accepting and drains open work for -grace.
+//
+// Each optional capability (health checks, TLS, PROXY protocol, stickiness,
+// ACLs) lives in a file of its own as a feature: its flags, and how it
+// changes the stack that run assembles.
 package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -25,6 +28,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
@@ -40,22 +44,67 @@ type config struct {
 	grace, connectTimeout, timeout    time.Duration
 	retries, maxConns                 int
 	verbose                           bool
+
+	features []feature
 }
 
+// feature is an optional capability with flags of its own.
+type feature interface {
+	// register defines the feature's flags.
+	register(fs *flag.FlagSet)
+	// apply changes the stack before it serves.
+	apply(s *stack) error
+}
+
+// stack is what run assembles: one listener, one pool, and the chain in
+// front of it. Features change it in apply.
+type stack struct {
+	cfg    *config
+	logger *slog.Logger
+	kind   string // "http" or "tcp": the kind of frontend the mode serves
+	ln     net.Listener
+	pool   *lb.Pool
+
+	// L4 (kind tcp): the chain the ConnServer serves; starts as pool.
+	backend lb.Backend
+	// L7 (kind http): the proxy, the handler chain in front of it (starts
+	// as proxy), and the server.
+	proxy   *lb.ReverseProxy
+	handler http.Handler
+	server  *http.Server
+	// serve, when set by a feature, replaces how the http server serves
+	// the listener (ServeTLS, say).
+	serve func(ln net.Listener) error
+	// also are extra things to drain on shutdown.
+	also []lb.Shutdowner
+}
+
+// modes maps each -mode to the kind of frontend it serves. Features add
+// theirs in init.
+var modes = map[string]string{"http": "http", "tcp": "tcp"}
+
+// newFeatures lists the features, in the order they apply. Features add
+// themselves in init.
+var newFeatures []func() feature
+
 func main() {
-	var cfg config
-	flag.StringVar(&cfg.mode, "mode", "http", "frontend mode: http or tcp")
-	flag.StringVar(&cfg.listen, "listen", "127.0.0.1:8080", "address to serve on")
-	flag.StringVar(&cfg.backends, "backends", "", "comma-separated server addresses; empty starts demo backends")
-	flag.StringVar(&cfg.algorithm, "algorithm", "roundrobin", "balancing algorithm: "+strings.Join(balancer.Names(), ", "))
-	flag.StringVar(&cfg.certFile, "cert", "", "certificate PEM file, for the TLS modes")
-	flag.StringVar(&cfg.keyFile, "key", "", "private key PEM file, for the TLS modes")
-	flag.DurationVar(&cfg.grace, "grace", 10*time.Second, "how long open work may finish after SIGTERM")
-	flag.DurationVar(&cfg.connectTimeout, "connect-timeout", lb.DefaultConnectTimeout, "timeout to connect to a server")
-	flag.DurationVar(&cfg.timeout, "timeout", 0, "http: server response timeout (default 5m); tcp: tunnel inactivity timeout (default 15m)")
-	flag.IntVar(&cfg.retries, "retries", lb.DefaultRetries, "connection attempts retried on another server (0: none)")
-	flag.IntVar(&cfg.maxConns, "max-conns", 0, "per-server limit of connections or requests in flight (0: none); beyond it work queues")
-	flag.BoolVar(&cfg.verbose, "v", false, "log per-connection events")
+	fs := flag.CommandLine
+	cfg := defaultConfig()
+	fs.StringVar(&cfg.mode, "mode", "http", "frontend mode: "+strings.Join(modeNames(), ", "))
+	fs.StringVar(&cfg.listen, "listen", "127.0.0.1:8080", "address to serve on")
+	fs.StringVar(&cfg.backends, "backends", "", "comma-separated server addresses; empty starts demo backends")
+	fs.StringVar(&cfg.algorithm, "algorithm", "roundrobin", "balancing algorithm: "+strings.Join(balancer.Names(), ", "))
+	fs.StringVar(&cfg.certFile, "cert", "", "certificate PEM file, for the TLS modes")
+	fs.StringVar(&cfg.keyFile, "key", "", "private key PEM file, for the TLS modes")
+	fs.DurationVar(&cfg.grace, "grace", 10*time.Second, "how long open work may finish after SIGTERM")
+	fs.DurationVar(&cfg.connectTimeout, "connect-timeout", lb.DefaultConnectTimeout, "timeout to connect to a server")
+	fs.DurationVar(&cfg.timeout, "timeout", 0, "http: server response timeout (default 5m); tcp: tunnel inactivity timeout (default 15m)")
+	fs.IntVar(&cfg.retries, "retries", lb.DefaultRetries, "connection attempts retried on another server (0: none)")
+	fs.IntVar(&cfg.maxConns, "max-conns", 0, "per-server limit of connections or requests in flight (0: none); beyond it work queues")
+	fs.BoolVar(&cfg.verbose, "v", false, "log per-connection events")
+	for _, f := range cfg.features {
+		f.register(fs)
+	}
 	flag.Parse()
 
 	ctx, stop := demo.SignalContext()
@@ -65,22 +114,44 @@ func main() {
 	}
 }
 
+// defaultConfig returns a config with the features and defaults in place,
+// as main starts from.
+func defaultConfig() *config {
+	cfg := &config{mode: "http", algorithm: "roundrobin", grace: 10 * time.Second, retries: lb.DefaultRetries}
+	for _, nf := range newFeatures {
+		cfg.features = append(cfg.features, nf())
+	}
+	return cfg
+}
+
+func modeNames() []string {
+	var names []string
+	for m := range modes {
+		names = append(names, m)
+	}
+	sort.Strings(names)
+	return names
+}
+
 // run serves until ctx is done, reporting to out.
-func run(ctx context.Context, cfg config, out io.Writer) error {
+func run(ctx context.Context, cfg *config, out io.Writer) error {
+	kind, ok := modes[cfg.mode]
+	if !ok {
+		return fmt.Errorf("lbproxy: unknown -mode %q (want one of %s)", cfg.mode, strings.Join(modeNames(), ", "))
+	}
 	level := slog.LevelWarn
 	if cfg.verbose {
 		level = slog.LevelDebug
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	s := &stack{cfg: cfg, kind: kind, logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))}
 
 	if cfg.backends == "" {
 		bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		defer cancel()
 		var err error
-		switch cfg.mode {
-		case "tcp":
+		if kind == "tcp" {
 			cfg.backends, err = demo.TCPBackends(bctx, 2)
-		default:
+		} else {
 			cfg.backends, err = demo.HTTPBackends(bctx, 2)
 		}
 		if err != nil {
@@ -103,41 +174,57 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	if retries == 0 {
 		retries = -1 // the Pool's "no retry"
 	}
-	pool := &lb.Pool{
+	s.pool = &lb.Pool{
 		Name:           "backend",
 		Balancer:       algo,
 		ConnectTimeout: cfg.connectTimeout,
 		Retries:        retries,
-		Logger:         logger,
+		Logger:         s.logger,
 	}
-	if cfg.mode == "tcp" {
-		pool.TunnelTimeout = cfg.timeout
-	}
-	if err := pool.Update(servers); err != nil {
-		return err
-	}
-
-	ln, err := net.Listen("tcp", cfg.listen)
-	if err != nil {
-		return err
-	}
-	switch cfg.mode {
-	case "tcp":
-		fmt.Fprintf(out, "lbproxy: tcp on %s\n", ln.Addr())
-		return lb.Serve(ctx, &lb.ConnServer{Name: "frontend", Backend: pool, Logger: logger}, ln, cfg.grace)
-	case "http":
-		proxy := &lb.ReverseProxy{Pool: pool, ServerTimeout: cfg.timeout, Logger: logger}
-		srv := &http.Server{
-			Handler:           proxy,
+	if kind == "tcp" {
+		s.pool.TunnelTimeout = cfg.timeout
+		s.backend = s.pool
+	} else {
+		s.proxy = &lb.ReverseProxy{Pool: s.pool, ServerTimeout: cfg.timeout, Logger: s.logger}
+		s.handler = s.proxy
+		s.server = &http.Server{
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       5 * time.Minute,
 			MaxHeaderBytes:    64 << 10,
-			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+			ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
 		}
-		fmt.Fprintf(out, "lbproxy: http on %s\n", ln.Addr())
-		return lb.Serve(ctx, srv, ln, cfg.grace, proxy)
-	default:
-		ln.Close()
-		return errors.New("lbproxy: -mode must be http or tcp")
+		s.also = append(s.also, s.proxy)
 	}
+	if err := s.pool.Update(servers); err != nil {
+		return err
+	}
+	if s.ln, err = net.Listen("tcp", cfg.listen); err != nil {
+		return err
+	}
+	for _, f := range cfg.features {
+		if err := f.apply(s); err != nil {
+			s.ln.Close()
+			return err
+		}
+	}
+
+	go s.pool.Run(ctx)
+	fmt.Fprintf(out, "lbproxy: %s on %s\n", cfg.mode, s.ln.Addr())
+	if kind == "tcp" {
+		return lb.Serve(ctx, &lb.ConnServer{Name: "frontend", Backend: s.backend, Logger: s.logger}, s.ln, cfg.grace, s.also...)
+	}
+	s.server.Handler = s.handler
+	var fe lb.Frontend = s.server
+	if s.serve != nil {
+		fe = serveFunc{s.server, s.serve}
+	}
+	return lb.Serve(ctx, fe, s.ln, cfg.grace, s.also...)
 }
+
+// serveFunc is an http.Server whose Serve is replaced.
+type serveFunc struct {
+	*http.Server
+	serve func(ln net.Listener) error
+}
+
+func (f serveFunc) Serve(ln net.Listener) error { return f.serve(ln) }

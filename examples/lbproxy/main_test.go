@@ -14,7 +14,7 @@ import (
 )
 
 // start runs lbproxy with cfg on a free loopback port and returns its address.
-func start(t *testing.T, cfg config) string {
+func start(t *testing.T, cfg *config) string {
 	t.Helper()
 	cfg.listen = "127.0.0.1:0"
 	if cfg.grace == 0 {
@@ -45,7 +45,9 @@ func start(t *testing.T, cfg config) string {
 func TestLBProxyHTTP(t *testing.T) {
 	testutil.CheckLeaks(t)
 	a, b := testutil.HTTPBackend(t, "a"), testutil.HTTPBackend(t, "b")
-	addr := start(t, config{mode: "http", backends: a.Addr + "," + b.Addr, algorithm: "roundrobin", retries: 3})
+	cfg := defaultConfig()
+	cfg.backends = a.Addr + "," + b.Addr
+	addr := start(t, cfg)
 	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}}
 	defer c.CloseIdleConnections()
 	seen := map[string]int{}
@@ -66,7 +68,9 @@ func TestLBProxyHTTP(t *testing.T) {
 func TestLBProxyTCP(t *testing.T) {
 	testutil.CheckLeaks(t)
 	e := testutil.EchoServer(t)
-	addr := start(t, config{mode: "tcp", backends: e.Addr, algorithm: "leastconn", retries: 3})
+	cfg := defaultConfig()
+	cfg.mode, cfg.backends, cfg.algorithm = "tcp", e.Addr, "leastconn"
+	addr := start(t, cfg)
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +86,7 @@ func TestLBProxyTCP(t *testing.T) {
 }
 
 func TestLBProxyRejectsBadConfig(t *testing.T) {
-	for _, cfg := range []config{
+	for _, cfg := range []*config{
 		{mode: "gopher", backends: "127.0.0.1:1", algorithm: "roundrobin", listen: "127.0.0.1:0"},
 		{mode: "http", backends: "nohostport", algorithm: "roundrobin", listen: "127.0.0.1:0"},
 		{mode: "http", backends: "127.0.0.1:1", algorithm: "bogus", listen: "127.0.0.1:0"},

@@ -96,3 +96,27 @@ func waitUntil(t *testing.T, cond func() bool) {
 	}
 	t.Fatal("condition not reached in 5s")
 }
+
+func TestLookBinary(t *testing.T) {
+	if p := LookBinary(t, "go", "golang"); p == "" {
+		t.Fatal("go not found")
+	}
+	if InCI() {
+		return // a missing binary fails the test in CI, by design
+	}
+	ft := &skipTB{TB: t}
+	LookBinary(ft, "no-such-binary-lbkit", "none")
+	if !ft.skipped {
+		t.Fatal("missing binary was not skipped")
+	}
+}
+
+// skipTB records Skipf instead of ending the test.
+type skipTB struct {
+	testing.TB
+	skipped bool
+}
+
+func (s *skipTB) Helper()                   {}
+func (s *skipTB) Skipf(string, ...any)      { s.skipped = true }
+func (s *skipTB) Fatalf(f string, a ...any) { s.TB.Errorf("unexpected Fatalf: "+f, a...) }
