@@ -271,6 +271,9 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp, err := t.base.RoundTrip(req)
 		if err == nil {
 			body.release()
+			if ra, ok := t.pool.Affinity.(ResponseAffinity); ok {
+				ra.PinResponse(resp.Header, info, lease.Server, lease.Sticky)
+			}
 			t.wrapBody(resp, lease)
 			return resp, nil
 		}
