@@ -157,12 +157,19 @@ func (t *SourceIP) key(a netip.Addr) (ipKey, bool) {
 }
 
 func (t *SourceIP) shard(k ipKey) *ipShard {
-	x := binary.LittleEndian.Uint64(k[:8]) ^ t.seed
-	x *= 0x9e3779b97f4a7c15
-	x ^= binary.LittleEndian.Uint64(k[8:])
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 31
+	x := mix64(binary.LittleEndian.Uint64(k[:8]) ^ t.seed)
+	x = mix64(x ^ binary.LittleEndian.Uint64(k[8:]))
 	return &t.shards[x&t.mask]
+}
+
+// mix64 is the finalizer of SplitMix64: every output bit depends on every
+// input bit.
+func mix64(z uint64) uint64 {
+	z ^= z >> 30
+	z *= 0xbf58476d1ce4e5b9
+	z ^= z >> 27
+	z *= 0x94d049bb133111eb
+	return z ^ z>>31
 }
 
 // Lookup returns the pickable server the client is pinned to and refreshes
