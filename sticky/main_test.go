@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strconv"
 	"sync"
@@ -68,3 +69,7 @@ func poolOf(t testing.TB, names ...string) *lb.Pool {
 }
 
 func errorsIs(err, target error) bool { return errors.Is(err, target) }
+
+func netipFrom(b byte) netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 9, 0, b}), 1)
+}
