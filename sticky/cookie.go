@@ -87,8 +87,10 @@ type Key struct {
 type Cookie struct {
 	// Cookie is the template of the cookie set: Name (DefaultCookieName
 	// when empty), Path ("/" when empty), Domain, Secure, HttpOnly,
-	// SameSite and MaxAge (zero: a session cookie) are used as given; Value
-	// and Expires are ignored.
+	// SameSite, Partitioned and MaxAge (zero: a session cookie) are used as
+	// given; Value and Expires are ignored. The cookie is set when a client
+	// is pinned (or re-pinned, or its cookie re-signed), not on every
+	// response, so MaxAge counts from the pin.
 	Cookie http.Cookie
 
 	// Keys is the key ring: the first key signs, the others only verify,

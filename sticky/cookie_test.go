@@ -188,38 +188,64 @@ func TestCookieThousandClients(t *testing.T) {
 	}
 }
 
-// TestCookieHTTP2 checks stickiness through an HTTP/2 frontend (TLS, ALPN
-// h2) with certificates made for the test.
+// TestCookieHTTP2 checks stickiness through HTTP/2 frontends: over TLS
+// (ALPN h2, certificates made for the test) and cleartext (h2c).
 func TestCookieHTTP2(t *testing.T) {
 	testutil.CheckLeaks(t)
 	st := newCookieStack(t, 3)
-	ca := testutil.NewCA(t)
 	proxy := &lb.ReverseProxy{Pool: st.pool}
-	srv := &http.Server{Handler: proxy, ReadHeaderTimeout: 5 * time.Second, TLSConfig: ca.ServerConfig(t, "lb.test")}
-	ln := tls.NewListener(listen(t), srv.TLSConfig)
-	srv.TLSConfig.NextProtos = []string{"h2", "http/1.1"}
-	addr := serveHTTP(t, srv, ln, proxy)
-	tr := &http.Transport{TLSClientConfig: ca.ClientConfig("lb.test"), ForceAttemptHTTP2: true}
-	defer tr.CloseIdleConnections()
-	for i := range 6 {
-		jar, err := cookiejar.New(nil)
-		must(t, err)
-		c := &http.Client{Jar: jar, Transport: tr, Timeout: 10 * time.Second}
-		first := ""
-		for r := range 4 {
-			resp, err := c.Get("https://" + addr + "/")
-			must(t, err)
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.ProtoMajor != 2 {
-				t.Fatalf("client %d: %s, want HTTP/2", i, resp.Proto)
+	ca := testutil.NewCA(t)
+
+	tlsSrv := &http.Server{Handler: proxy, ReadHeaderTimeout: 5 * time.Second, TLSConfig: ca.ServerConfig(t, "lb.test")}
+	tlsSrv.TLSConfig.NextProtos = []string{"h2", "http/1.1"}
+	tlsAddr := serveHTTP(t, tlsSrv, tls.NewListener(listen(t), tlsSrv.TLSConfig), proxy)
+	tlsTr := &http.Transport{TLSClientConfig: ca.ClientConfig("lb.test"), ForceAttemptHTTP2: true}
+	defer tlsTr.CloseIdleConnections()
+
+	var h2c http.Protocols
+	h2c.SetUnencryptedHTTP2(true)
+	var both http.Protocols
+	both.SetHTTP1(true)
+	both.SetUnencryptedHTTP2(true)
+	h2cSrv := &http.Server{Handler: proxy, ReadHeaderTimeout: 5 * time.Second, Protocols: &both}
+	h2cAddr := serveHTTP(t, h2cSrv, listen(t), proxy)
+	h2cTr := &http.Transport{Protocols: &h2c}
+	defer h2cTr.CloseIdleConnections()
+
+	for _, tc := range []struct {
+		name, url string
+		tr        *http.Transport
+	}{
+		{"TLS ALPN h2", "https://" + tlsAddr + "/", tlsTr},
+		{"h2c", "http://" + h2cAddr + "/", h2cTr},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			seen := map[string]bool{}
+			for i := range 6 {
+				jar, err := cookiejar.New(nil)
+				must(t, err)
+				c := &http.Client{Jar: jar, Transport: tc.tr, Timeout: 10 * time.Second}
+				first := ""
+				for r := range 4 {
+					resp, err := c.Get(tc.url)
+					must(t, err)
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.ProtoMajor != 2 {
+						t.Fatalf("client %d: %s, want HTTP/2", i, resp.Proto)
+					}
+					got := resp.Header.Get("X-Backend")
+					if r == 0 {
+						first = got
+						seen[got] = true
+					} else if got != first {
+						t.Fatalf("client %d request %d: %s, pinned to %s", i, r, got, first)
+					}
+				}
 			}
-			got := resp.Header.Get("X-Backend")
-			if r == 0 {
-				first = got
-			} else if got != first {
-				t.Fatalf("client %d request %d: %s, pinned to %s", i, r, got, first)
+			if len(seen) != 3 {
+				t.Fatalf("6 clients pinned to %v, want all 3 servers", seen)
 			}
-		}
+		})
 	}
 }
