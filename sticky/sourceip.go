@@ -2,6 +2,8 @@ package sticky
 
 import (
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"math/bits"
 	"math/rand/v2"
 	"net/http"
@@ -59,11 +61,12 @@ type SourceIP struct {
 	TTL time.Duration
 
 	// IPv6Prefix, between 1 and 127, keys IPv6 clients by that many leading
-	// bits (64: one pin per /64 network). Zero means the whole address.
+	// bits (64: one pin per /64 network). Zero or 128 means the whole
+	// address.
 	IPv6Prefix int
 
 	// IPv4Prefix, between 1 and 31, keys IPv4 clients by that many leading
-	// bits (24: one pin per /24). Zero means the whole address.
+	// bits (24: one pin per /24). Zero or 32 means the whole address.
 	IPv4Prefix int
 
 	// MovedHeader, when set and the Pool is served by lb.ReverseProxy,
@@ -81,6 +84,25 @@ type SourceIP struct {
 	mask   uint64 // len(shards)-1
 	seed   uint64
 	ttl    time.Duration
+}
+
+// ErrTableConfig means a SourceIP field is out of range.
+var ErrTableConfig = errors.New("sticky: invalid source-IP table setting")
+
+// Validate reports fields out of range: a negative MaxEntries or TTL, or a
+// prefix length beyond the address size (which would otherwise be ignored).
+func (t *SourceIP) Validate() error {
+	switch {
+	case t.MaxEntries < 0:
+		return fmt.Errorf("%w: MaxEntries %d", ErrTableConfig, t.MaxEntries)
+	case t.TTL < 0:
+		return fmt.Errorf("%w: TTL %s", ErrTableConfig, t.TTL)
+	case t.IPv6Prefix < 0 || t.IPv6Prefix > 128:
+		return fmt.Errorf("%w: IPv6Prefix %d", ErrTableConfig, t.IPv6Prefix)
+	case t.IPv4Prefix < 0 || t.IPv4Prefix > 32:
+		return fmt.Errorf("%w: IPv4Prefix %d", ErrTableConfig, t.IPv4Prefix)
+	}
+	return nil
 }
 
 type ipKey [16]byte

@@ -226,6 +226,35 @@ func TestSourceIPLRU(t *testing.T) {
 	if st := table.Stats(); st.Entries != 3 || st.Evicted != 1 {
 		t.Fatalf("stats %+v, want 3 entries, 1 evicted", st)
 	}
+	table.Forget(netip.MustParseAddr("10.0.0.3"))
+	if got := pinnedTo(t, table, snap, "10.0.0.3"); got != "" || table.Stats().Entries != 2 {
+		t.Fatalf("forgotten client pinned to %q", got)
+	}
+}
+
+func TestSourceIPValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		t    *sticky.SourceIP
+		ok   bool
+	}{
+		{"zero value", &sticky.SourceIP{}, true},
+		{"all set", &sticky.SourceIP{MaxEntries: 10, TTL: time.Second, IPv6Prefix: 64, IPv4Prefix: 24}, true},
+		{"full prefixes", &sticky.SourceIP{IPv6Prefix: 128, IPv4Prefix: 32}, true},
+		{"negative size", &sticky.SourceIP{MaxEntries: -1}, false},
+		{"negative TTL", &sticky.SourceIP{TTL: -time.Second}, false},
+		{"v6 prefix too long", &sticky.SourceIP{IPv6Prefix: 129}, false},
+		{"v4 prefix too long", &sticky.SourceIP{IPv4Prefix: 33}, false},
+		{"negative prefix", &sticky.SourceIP{IPv4Prefix: -8}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.t.Validate()
+			if (err == nil) != tt.ok || (err != nil && !errorsIs(err, sticky.ErrTableConfig)) {
+				t.Fatalf("Validate() = %v, want ok %v", err, tt.ok)
+			}
+		})
+	}
 }
 
 // TestSourceIPBound: the sharded table never holds more than MaxEntries.

@@ -79,16 +79,17 @@ func (f *stickyFeature) apply(s *stack) error {
 		}
 		s.pool.Affinity = ck
 	case "table":
-		if f.tableSize < 0 || f.ttl < 0 || f.v6Prefix < 0 || f.v6Prefix > 128 {
-			return fmt.Errorf("lbproxy: invalid sticky table settings (size %d, ttl %s, ipv6 prefix %d)", f.tableSize, f.ttl, f.v6Prefix)
-		}
-		s.pool.Affinity = &sticky.SourceIP{
+		table := &sticky.SourceIP{
 			MaxEntries:  f.tableSize,
 			TTL:         f.ttl,
 			IPv6Prefix:  f.v6Prefix,
 			MovedHeader: "X-Sticky-Moved",
 			OnMove:      onMove,
 		}
+		if err := table.Validate(); err != nil {
+			return fmt.Errorf("lbproxy: %w", err)
+		}
+		s.pool.Affinity = table
 	default:
 		return fmt.Errorf("lbproxy: unknown -sticky %q (want none, cookie or table)", f.kind)
 	}

@@ -107,18 +107,20 @@ func TestLBProxyStickyTable(t *testing.T) {
 func TestLBProxyStickyRejectsBadConfig(t *testing.T) {
 	tests := []struct {
 		name, mode, kind, secret string
+		v6Prefix                 int
 	}{
-		{"unknown kind", "http", "sometimes", ""},
-		{"cookie over tcp", "tcp", "cookie", ""},
-		{"secret not hex", "http", "cookie", "zz"},
-		{"secret too short", "http", "cookie", "abcd"},
+		{"unknown kind", "http", "sometimes", "", 0},
+		{"cookie over tcp", "tcp", "cookie", "", 0},
+		{"secret not hex", "http", "cookie", "zz", 0},
+		{"secret too short", "http", "cookie", "abcd", 0},
+		{"ipv6 prefix too long", "tcp", "table", "", 129},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := defaultConfig()
 			cfg.mode, cfg.backends, cfg.listen = tt.mode, "127.0.0.1:1", "127.0.0.1:0"
 			sf := stickyOf(t, cfg)
-			sf.kind, sf.secret = tt.kind, tt.secret
+			sf.kind, sf.secret, sf.v6Prefix = tt.kind, tt.secret, tt.v6Prefix
 			if err := run(context.Background(), cfg, io.Discard); err == nil {
 				t.Fatal("run succeeded")
 			}
