@@ -96,7 +96,8 @@ type Cookie struct {
 	// Keys is the key ring: the first key signs, the others only verify,
 	// each until its NotAfter. Empty means a random key generated at first
 	// use, which suits one instance whose clients may lose their pin on
-	// restart. Change keys later with SetKeys.
+	// restart; invalid keys (see Validate) are replaced the same way, with
+	// an error logged. Change keys later with SetKeys.
 	Keys []Key
 
 	// MovedHeader, when set, names a response header set to "1" on the
