@@ -94,4 +94,3 @@ type bufferPoolFunc struct{ p *sync.Pool }
 
 func (f bufferPoolFunc) Get() []byte  { return *(f.p.Get().(*[]byte)) }
 func (f bufferPoolFunc) Put(b []byte) { f.p.Put(&b) }
-
