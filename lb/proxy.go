@@ -317,7 +317,7 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		var ce *ConnectError
 		connect := errors.As(err, &ce)
-		lease.Done(Outcome{Err: err, Connect: connect})
+		lease.Done(Outcome{Err: err, Connect: connect, HTTP: true})
 		if !connect || attempt >= retries || req.Context().Err() != nil || body.started() {
 			body.release()
 			return nil, err
@@ -329,7 +329,7 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // wrapBody makes closing the response body end the lease; an upgraded
 // stream's body is also tracked for Shutdown.
 func (t *poolTransport) wrapBody(resp *http.Response, lease Lease) {
-	o := Outcome{Status: resp.StatusCode}
+	o := Outcome{Status: resp.StatusCode, HTTP: true}
 	if rwc, ok := resp.Body.(io.ReadWriteCloser); ok && resp.StatusCode == http.StatusSwitchingProtocols {
 		s := &leasedStream{ReadWriteCloser: rwc, lease: lease, outcome: o, tracker: t.streams}
 		t.streams.add(s)
