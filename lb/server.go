@@ -128,6 +128,7 @@ type Snapshot struct {
 	Backup bool
 
 	prepared any
+	cum      []int // default rotation: cumulative weights, nil when all are equal
 }
 
 // Prepared returns what the Pool's Balancer returned from Prepare for this
