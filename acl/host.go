@@ -81,10 +81,10 @@ func matchHosts(ps []hostPattern, name string) bool {
 	for _, p := range ps {
 		if p.wild {
 			n := len(name) - len(p.name)
-			if n > 1 && name[n-1] == '.' && strings.EqualFold(name[n:], p.name) {
+			if n > 1 && name[n-1] == '.' && asciiEqualFold(name[n:], p.name) {
 				return true
 			}
-		} else if strings.EqualFold(name, p.name) {
+		} else if asciiEqualFold(name, p.name) {
 			return true
 		}
 	}
@@ -131,6 +131,25 @@ func isClean(p string) bool {
 		rest := p[i+1:]
 		if strings.HasPrefix(rest, "/") || rest == "." || rest == ".." ||
 			strings.HasPrefix(rest, "./") || strings.HasPrefix(rest, "../") {
+			return false
+		}
+	}
+	return true
+}
+
+// asciiEqualFold reports whether s equals the lower-case ASCII string lower,
+// ignoring ASCII case only: unlike strings.EqualFold, "\u212a" (the Kelvin
+// sign) does not match "k".
+func asciiEqualFold(s, lower string) bool {
+	if len(s) != len(lower) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
 			return false
 		}
 	}
