@@ -43,7 +43,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/lbkit/lbkit/acl"
@@ -76,29 +75,16 @@ func main() {
 	}
 }
 
-// parsePrefixes parses a comma-separated list of CIDRs (or single
-// addresses).
-func parsePrefixes(list string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, s := range strings.Split(list, ",") {
-		s = strings.TrimSpace(s)
-		if s == "" {
-			continue
-		}
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			a, aerr := netip.ParseAddr(s)
-			if aerr != nil {
-				return nil, fmt.Errorf("acl example: network %q: %w", s, err)
-			}
-			p = netip.PrefixFrom(a, a.BitLen())
-		}
-		out = append(out, p)
+// parseOffice parses the -office networks, which must not be empty.
+func parseOffice(list string) ([]netip.Prefix, error) {
+	ps, err := demo.Prefixes(list)
+	if err != nil {
+		return nil, fmt.Errorf("acl example: -office: %w", err)
 	}
-	if len(out) == 0 {
+	if len(ps) == 0 {
 		return nil, errors.New("acl example: empty -office")
 	}
-	return out, nil
+	return ps, nil
 }
 
 // run serves both frontends until ctx is done, reporting to out.
@@ -109,7 +95,7 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
-	office, err := parsePrefixes(cfg.office)
+	office, err := parseOffice(cfg.office)
 	if err != nil {
 		return err
 	}

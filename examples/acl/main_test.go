@@ -109,7 +109,7 @@ func TestACLExampleOutsideOffice(t *testing.T) {
 	}
 }
 
-func TestParsePrefixes(t *testing.T) {
+func TestParseOffice(t *testing.T) {
 	for in, want := range map[string]string{
 		"10.0.0.0/8, ::1": "[10.0.0.0/8 ::1/128]",
 		"192.0.2.7":       "[192.0.2.7/32]",
@@ -117,13 +117,13 @@ func TestParsePrefixes(t *testing.T) {
 		"10.0.0.0/33":     "error",
 		"nope":            "error",
 	} {
-		ps, err := parsePrefixes(in)
+		ps, err := parseOffice(in)
 		got := "error"
 		if err == nil {
 			got = fmt.Sprint(ps)
 		}
 		if got != want {
-			t.Errorf("parsePrefixes(%q) = %s, want %s", in, got, want)
+			t.Errorf("parseOffice(%q) = %s, want %s", in, got, want)
 		}
 	}
 }
