@@ -44,7 +44,11 @@ func (l *listener) Accept() (net.Conn, error) {
 			return c, nil
 		}
 		c.Close()
-		l.rules.logger().LogAttrs(context.Background(), slog.LevelDebug, "acl: connection denied",
+		lg := l.rules.logger()
+		if !lg.Enabled(context.Background(), slog.LevelDebug) {
+			continue
+		}
+		lg.LogAttrs(context.Background(), slog.LevelDebug, "acl: connection denied",
 			slog.String("layer", "listener"), slog.Int("rule", d.Rule), slog.String("name", l.rules.name(d.Rule)),
 			slog.String("client", ap.String()))
 	}
@@ -57,6 +61,11 @@ func (l *listener) Accept() (net.Conn, error) {
 // peeks or terminates the handshake (otherwise SNI patterns match nothing).
 // Rules with HTTP filters and redirect rules do not apply at L4 and are
 // skipped.
+//
+// Place Filter after the adapter whose information its rules need:
+// tlsmode.Passthrough(acl.Filter(rules, mux)) sees the SNI the adapter
+// peeked. With IP rules only, acl.Filter(rules, tlsmode.Passthrough(mux))
+// refuses clients before any peek or handshake, as Listener does.
 func Filter(rules *Rules, next lb.Backend) lb.Backend {
 	return &filter{rules: rules, next: next}
 }
@@ -71,7 +80,11 @@ func (f *filter) ServeConn(ctx context.Context, c *lb.Conn) {
 	d := f.rules.CheckConn(&c.Info)
 	if d.Action == Deny {
 		c.Close()
-		f.rules.logger().LogAttrs(ctx, slog.LevelDebug, "acl: connection denied",
+		lg := f.rules.logger()
+		if !lg.Enabled(ctx, slog.LevelDebug) {
+			return
+		}
+		lg.LogAttrs(ctx, slog.LevelDebug, "acl: connection denied",
 			slog.String("layer", "l4"), slog.Int("rule", d.Rule), slog.String("name", f.rules.name(d.Rule)),
 			slog.String("client", c.Info.Remote.String()), slog.String("sni", c.Info.SNI))
 		return

@@ -396,7 +396,7 @@ func matchIP(ps []netip.Prefix, a netip.Addr) bool {
 	if !a.IsValid() {
 		return false
 	}
-	a = a.Unmap()
+	a = a.Unmap().WithZone("") // netip.Prefix.Contains refuses zoned addresses
 	for _, p := range ps {
 		if p.Contains(a) {
 			return true

@@ -328,3 +328,11 @@ func BenchmarkCheckRequest(b *testing.B) {
 		}
 	})
 }
+
+func TestZonedClientAddress(t *testing.T) {
+	rs := MustCompile(Rule{IPs: prefixes("fe80::/10"), Action: Deny})
+	r := req{remote: "[fe80::1%eth0]:80"}.build()
+	if d := rs.CheckRequest(r); d.Action != Deny {
+		t.Fatalf("zoned link-local address: %+v, want deny", d)
+	}
+}
