@@ -73,3 +73,21 @@ func poolName(p *lb.Pool) string {
 	}
 	return p.Name
 }
+
+func BenchmarkRoute(b *testing.B) {
+	rt, err := NewRouter(&lb.Pool{},
+		Route{Host: []string{"api.example.com"}, Pool: &lb.Pool{}},
+		Route{Host: []string{"example.com", "*.example.com"}, PathPrefix: "/static/", Pool: &lb.Pool{}},
+		Route{Host: []string{"example.com", "*.example.com"}, Pool: &lb.Pool{}},
+	)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := req{host: "www.example.com", target: "/page"}.build()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			rt.Route(r)
+		}
+	})
+}
