@@ -143,6 +143,8 @@ type compiled struct {
 // evaluating IP, path prefix and suffix, header, Host and SNI filters does
 // not allocate.
 //
+// A nil or zero Rules has no rule and allows everything.
+//
 // Every decision taken by a rule is counted (see Stats); every denial and
 // redirect is logged at Debug level with the rule's index and name.
 type Rules struct {
@@ -268,19 +270,32 @@ func validHeaderName(s string) bool {
 }
 
 // Len returns the number of rules.
-func (rs *Rules) Len() int { return len(rs.rules) }
+func (rs *Rules) Len() int {
+	if rs == nil {
+		return 0
+	}
+	return len(rs.rules)
+}
 
 // RuleStat is the activity of one rule.
 type RuleStat struct {
-	Index  int
-	Name   string
+	// Index is the rule's position; Name its name (its index when unnamed).
+	Index int
+	Name  string
+	// Action is the rule's action.
 	Action Action
-	// Hits counts the connections and requests the rule decided.
+	// Hits counts the decisions the rule took, once per layer: a
+	// connection that Listener let in by an allow rule and whose requests
+	// FilterHTTP let in by the same rule counts at both. A denied
+	// connection counts once, as it goes no further.
 	Hits uint64
 }
 
 // Stats returns the activity of every rule, in index order.
 func (rs *Rules) Stats() []RuleStat {
+	if rs == nil {
+		return nil
+	}
 	st := make([]RuleStat, len(rs.rules))
 	for i := range rs.rules {
 		st[i] = RuleStat{Index: i, Name: rs.rules[i].name, Action: rs.rules[i].action, Hits: rs.hits[i].Load()}
@@ -292,6 +307,9 @@ func (rs *Rules) Stats() []RuleStat {
 // redirected.
 func (rs *Rules) Rejected() uint64 {
 	var n uint64
+	if rs == nil {
+		return 0
+	}
 	for i := range rs.rules {
 		if rs.rules[i].action != Allow {
 			n += rs.hits[i].Load()
@@ -444,6 +462,9 @@ func matchHeader(got, want []string) bool {
 // rules are skipped. Rules whose action the layer cannot carry out (skip)
 // are treated likewise.
 func (rs *Rules) eval(in *input, stopOnUnknown bool, noRedirect bool) (d Decision, ok bool) {
+	if rs == nil {
+		return Decision{Rule: -1}, true
+	}
 	for i := range rs.rules {
 		c := &rs.rules[i]
 		m := c.match(in)

@@ -336,3 +336,20 @@ func TestZonedClientAddress(t *testing.T) {
 		t.Fatalf("zoned link-local address: %+v, want deny", d)
 	}
 }
+
+func TestNilRulesAllow(t *testing.T) {
+	var rs *Rules
+	if d := rs.CheckRequest(req{}.build()); d != (Decision{-1, Allow}) {
+		t.Fatalf("nil CheckRequest = %+v", d)
+	}
+	if d, ok := rs.CheckAddr(netip.MustParseAddr("10.0.0.1")); !ok || d.Action != Allow {
+		t.Fatalf("nil CheckAddr = %+v %v", d, ok)
+	}
+	if rs.Len() != 0 || rs.Stats() != nil || rs.Rejected() != 0 {
+		t.Fatal("nil Rules has state")
+	}
+	var zero Rules
+	if d := zero.CheckConn(&lb.ConnInfo{}); d != (Decision{-1, Allow}) {
+		t.Fatalf("zero CheckConn = %+v", d)
+	}
+}
