@@ -86,3 +86,40 @@ func ExampleListener() {
 	// deny 0 true
 	// allow -1 true
 }
+
+func ExampleFilter() {
+	// L4: routes by SNI with lb.Mux, behind IP and SNI rules. A tlsmode
+	// adapter in front (tlsmode.Passthrough(backend)) fills Info.SNI.
+	web, db := &lb.Pool{Name: "web"}, &lb.Pool{Name: "db"}
+	mux := &lb.Mux{Default: web}
+	if err := mux.Handle("db.internal.example", db); err != nil {
+		panic(err)
+	}
+	rules := acl.MustCompile(
+		// The office may reach the database...
+		acl.Rule{Name: "office to db", SNI: []string{"db.internal.example"},
+			IPs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, Action: acl.Allow},
+		// ...nobody else may.
+		acl.Rule{Name: "db", SNI: []string{"db.internal.example"}, Action: acl.Deny},
+	)
+	backend := acl.Filter(rules, mux)
+	_ = backend
+
+	for _, c := range []struct{ client, sni string }{
+		{"10.1.1.1:4000", "db.internal.example"},
+		{"192.0.2.1:4000", "db.internal.example"},
+		{"192.0.2.1:4000", "www.example"},
+	} {
+		info := lb.ConnInfo{Remote: netip.MustParseAddrPort(c.client), SNI: c.sni}
+		d := rules.CheckConn(&info)
+		to := "closed"
+		if d.Action == acl.Allow {
+			to = mux.Match(c.sni).(*lb.Pool).Name
+		}
+		fmt.Println(c.client, c.sni, "→", to)
+	}
+	// Output:
+	// 10.1.1.1:4000 db.internal.example → db
+	// 192.0.2.1:4000 db.internal.example → closed
+	// 192.0.2.1:4000 www.example → web
+}
