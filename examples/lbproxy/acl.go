@@ -16,6 +16,11 @@ func init() { newFeatures = append(newFeatures, func() feature { return &aclFeat
 // TLS work, and again checked by the frontend's chain (FilterHTTP for the
 // HTTP modes, Filter for the TCP ones), which sees the client address a
 // PROXY header carries when the frontend accepts them.
+//
+// The accept-time check reads the socket's peer address, so a listener
+// that reads PROXY headers must be wrapped by it, not around it: a
+// feature that does so has to apply before this one, or the check at
+// accept sees the upstream proxy's address instead of the client's.
 type aclFeature struct {
 	allow, deny string
 }
