@@ -17,10 +17,9 @@ func init() { newFeatures = append(newFeatures, func() feature { return &aclFeat
 // HTTP modes, Filter for the TCP ones), which sees the client address a
 // PROXY header carries when the frontend accepts them.
 //
-// The accept-time check reads the socket's peer address, so a listener
-// that reads PROXY headers must be wrapped by it, not around it: a
-// feature that does so has to apply before this one, or the check at
-// accept sees the upstream proxy's address instead of the client's.
+// The accept-time check reads the connection's peer address, so a listener
+// that reads PROXY headers must be wrapped by it, not around it: such a
+// feature ranks below zero (see ranked) and so applies before this one.
 type aclFeature struct {
 	allow, deny string
 }
