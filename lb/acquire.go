@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -113,23 +114,17 @@ func (p *Pool) pick(snap *Snapshot, info PickInfo) (*Server, error) {
 	return s, nil
 }
 
-// rotate is the default balancer: a plain weighted rotation.
+// rotate is the default balancer: a plain weighted rotation, each server
+// taking Weight consecutive turns. O(1) with equal weights, O(log n)
+// otherwise.
 func (p *Pool) rotate(snap *Snapshot) *Server {
 	n := p.rotor.Add(1) - 1
-	total := 0
-	for _, s := range snap.Servers {
-		total += s.EffectiveWeight()
+	if snap.cum == nil {
+		return snap.Servers[n%uint64(len(snap.Servers))]
 	}
-	if total == len(snap.Servers) {
-		return snap.Servers[n%uint64(total)]
-	}
-	k := int(n % uint64(total))
-	for _, s := range snap.Servers {
-		if k -= s.EffectiveWeight(); k < 0 {
-			return s
-		}
-	}
-	return snap.Servers[0]
+	k := int(n % uint64(snap.cum[len(snap.cum)-1]))
+	i, _ := slices.BinarySearch(snap.cum, k+1)
+	return snap.Servers[i]
 }
 
 // tryAcquire takes one slot of s if it is below MaxConns.

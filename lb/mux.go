@@ -12,7 +12,8 @@ import (
 // Mux routes connections by the server name (SNI) the client asked for, as
 // found in ConnInfo.SNI by a tlsmode adapter that peeked or terminated the
 // TLS handshake. Routes are exact names ("db.example.com") or wildcards
-// ("*.example.com", matching any name below example.com, at any depth); an
+// ("*.example.com", matching any name below example.com, at any depth), in
+// ASCII (internationalised names in their xn-- form); an
 // exact route beats a wildcard, and a longer wildcard beats a shorter one.
 // Names compare case-insensitively. Connections that match no route go to
 // Default, or are closed when Default is nil.
@@ -64,16 +65,56 @@ func (m *Mux) Handle(pattern string, b Backend) error {
 }
 
 // parseNamePattern validates a host name pattern and returns it normalised,
-// with its "*." prefix removed when wild.
+// with its "*." prefix removed when wild. Names are ASCII (internationalised
+// names in their xn-- form): labels of 1 to 63 letters, digits, hyphens or
+// underscores, 253 bytes at most.
 func parseNamePattern(pattern string) (name string, wild bool, err error) {
-	name = strings.TrimSuffix(strings.ToLower(pattern), ".")
+	name = strings.TrimSuffix(pattern, ".")
 	if rest, ok := strings.CutPrefix(name, "*."); ok {
 		name, wild = rest, true
 	}
-	if name == "" || strings.ContainsAny(name, "*/: \t") || strings.HasPrefix(name, ".") || strings.Contains(name, "..") {
+	if !validHostName(name) {
 		return "", false, fmt.Errorf("lb: invalid host name pattern %q", pattern)
 	}
-	return name, wild, nil
+	return asciiLower(name), wild, nil
+}
+
+func validHostName(name string) bool {
+	if name == "" || len(name) > 253 {
+		return false
+	}
+	label := 0
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case c == '.':
+			if label == 0 {
+				return false
+			}
+			label = 0
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
+			if label++; label > 63 {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return label > 0
+}
+
+// asciiLower lowercases ASCII letters only, without allocating when there
+// are none: unlike strings.ToLower it never rewrites other bytes.
+func asciiLower(s string) string {
+	if !hasUpper(s) {
+		return s
+	}
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 // Match returns the Backend for the server name sni, or Default.
@@ -87,10 +128,7 @@ func (m *Mux) Match(sni string) Backend {
 }
 
 func (r *muxRoutes) match(name string) Backend {
-	name = strings.TrimSuffix(name, ".")
-	if hasUpper(name) {
-		name = strings.ToLower(name)
-	}
+	name = asciiLower(strings.TrimSuffix(name, "."))
 	if b, ok := r.exact[name]; ok {
 		return b
 	}

@@ -3,6 +3,7 @@ package lb_test
 import (
 	"context"
 	"net"
+	"strings"
 	"testing"
 
 	"github.com/lbkit/lbkit/lb"
@@ -40,7 +41,7 @@ func TestMuxMatch(t *testing.T) {
 			t.Errorf("Match(%q) = %v, want %v", sni, got, want)
 		}
 	}
-	for _, bad := range []string{"", "*.", "a..b", "*.*.x", "a b", "host:443", ".x"} {
+	for _, bad := range []string{"", "*.", "a..b", "*.*.x", "a b", "host:443", ".x", "\x95", "bücher.de", strings.Repeat("a", 64) + ".com"} {
 		if err := m.Handle(bad, named("x")); err == nil {
 			t.Errorf("Handle(%q) accepted", bad)
 		}

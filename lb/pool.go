@@ -232,9 +232,37 @@ func (p *Pool) publishLocked(membership bool) {
 }
 
 func (p *Pool) prepare(s *Snapshot) {
-	if pr, ok := p.Balancer.(Preparer); ok && len(s.Servers) > 0 {
+	if len(s.Servers) == 0 {
+		return
+	}
+	if p.Balancer == nil {
+		s.cum = cumulativeWeights(s.Servers)
+	} else if pr, ok := p.Balancer.(Preparer); ok {
 		s.prepared = pr.Prepare(s)
 	}
+}
+
+// cumulativeWeights returns the running sums of the servers' weights, or nil
+// when the weights are all equal (a plain rotation needs none).
+func cumulativeWeights(servers []*Server) []int {
+	w := servers[0].EffectiveWeight()
+	uniform := true
+	for _, s := range servers[1:] {
+		if s.EffectiveWeight() != w {
+			uniform = false
+			break
+		}
+	}
+	if uniform {
+		return nil
+	}
+	cum := make([]int, len(servers))
+	total := 0
+	for i, s := range servers {
+		total += s.EffectiveWeight()
+		cum[i] = total
+	}
+	return cum
 }
 
 // Snapshot returns the current snapshot of pickable servers. It is never

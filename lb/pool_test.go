@@ -437,3 +437,23 @@ func ioReadFull(c net.Conn, b []byte) (int, error) {
 	}
 	return n, nil
 }
+
+func TestOutcomeFailed(t *testing.T) {
+	boom := errors.New("boom")
+	tests := []struct {
+		o    lb.Outcome
+		want bool
+	}{
+		{lb.Outcome{}, false},
+		{lb.Outcome{Err: boom, Connect: true}, true},
+		{lb.Outcome{Err: boom}, false},                          // an L4 stream ended badly: either peer
+		{lb.Outcome{Err: boom, HTTP: true}, true},               // no response
+		{lb.Outcome{Err: boom, HTTP: true, Status: 200}, false}, // the body was cut, not the server's answer
+		{lb.Outcome{HTTP: true, Status: 503}, false},            // an answer is not a connection failure
+	}
+	for _, tt := range tests {
+		if got := tt.o.Failed(); got != tt.want {
+			t.Errorf("%+v.Failed() = %v, want %v", tt.o, got, tt.want)
+		}
+	}
+}

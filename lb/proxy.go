@@ -11,7 +11,9 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -169,24 +171,63 @@ func (p *ReverseProxy) proxyFor(pool *Pool) *httputil.ReverseProxy {
 }
 
 // setForwarded rebuilds the X-Forwarded-* headers; httputil has already
-// removed the client's X-Forwarded-For, -Host and -Proto in Rewrite mode.
+// removed the client's X-Forwarded-For, -Host and -Proto in Rewrite mode,
+// and X-Forwarded-Port is replaced here. The four values share one backing
+// array: one allocation per request instead of four.
 func setForwarded(pr *httputil.ProxyRequest) {
 	h := pr.Out.Header
-	if ap, err := netip.ParseAddrPort(pr.In.RemoteAddr); err == nil {
-		h["X-Forwarded-For"] = []string{ap.Addr().Unmap().String()}
+	vals := make([]string, 4)
+	if ip := clientIP(pr.In.RemoteAddr); ip != "" {
+		vals[0] = ip
+		h["X-Forwarded-For"] = vals[0:1:1]
 	}
-	proto := "http"
+	vals[1] = "http"
 	if pr.In.TLS != nil {
-		proto = "https"
+		vals[1] = "https"
 	}
-	h["X-Forwarded-Proto"] = []string{proto}
-	h["X-Forwarded-Host"] = []string{pr.In.Host}
+	h["X-Forwarded-Proto"] = vals[1:2:2]
+	vals[2] = pr.In.Host
+	h["X-Forwarded-Host"] = vals[2:3:3]
 	delete(h, "X-Forwarded-Port")
 	if la, ok := pr.In.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
 		if ap := AddrPortOf(la); ap.IsValid() {
-			h["X-Forwarded-Port"] = []string{strconv.Itoa(int(ap.Port()))}
+			vals[3] = portString(ap.Port())
+			h["X-Forwarded-Port"] = vals[3:4:4]
 		}
 	}
+}
+
+// clientIP returns the IP address of an http.Request.RemoteAddr
+// ("1.2.3.4:5", "[::1]:5"), unmapped, or "" when RemoteAddr is not an IP
+// address and port. IPv4 addresses, which netip parses only in canonical
+// form, are returned as a substring of remote, without allocating.
+func clientIP(remote string) string {
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return ""
+	}
+	if addr := ap.Addr(); !addr.Is4() {
+		return addr.Unmap().String()
+	}
+	return remote[:strings.LastIndexByte(remote, ':')]
+}
+
+// portCache remembers the decimal form of the last port formatted: a
+// frontend serves one or a few ports, so formatting rarely allocates.
+var portCache atomic.Pointer[portText]
+
+type portText struct {
+	port uint16
+	text string
+}
+
+func portString(port uint16) string {
+	if c := portCache.Load(); c != nil && c.port == port {
+		return c.text
+	}
+	c := &portText{port, strconv.Itoa(int(port))}
+	portCache.Store(c)
+	return c.text
 }
 
 func (p *ReverseProxy) transport(pool *Pool) http.RoundTripper {
@@ -279,7 +320,7 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		var ce *ConnectError
 		connect := errors.As(err, &ce)
-		lease.Done(Outcome{Err: err, Connect: connect})
+		lease.Done(Outcome{Err: err, Connect: connect, HTTP: true})
 		if !connect || attempt >= retries || req.Context().Err() != nil || body.started() {
 			body.release()
 			return nil, err
@@ -291,7 +332,7 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // wrapBody makes closing the response body end the lease; an upgraded
 // stream's body is also tracked for Shutdown.
 func (t *poolTransport) wrapBody(resp *http.Response, lease Lease) {
-	o := Outcome{Status: resp.StatusCode}
+	o := Outcome{Status: resp.StatusCode, HTTP: true}
 	if rwc, ok := resp.Body.(io.ReadWriteCloser); ok && resp.StatusCode == http.StatusSwitchingProtocols {
 		s := &leasedStream{ReadWriteCloser: rwc, lease: lease, outcome: o, tracker: t.streams}
 		t.streams.add(s)
@@ -306,12 +347,14 @@ type leasedBody struct {
 	io.ReadCloser
 	lease   Lease
 	outcome Outcome
-	once    sync.Once
+	closed  atomic.Bool
 }
 
 func (b *leasedBody) Close() error {
 	err := b.ReadCloser.Close()
-	b.once.Do(func() { b.lease.Done(b.outcome) })
+	if !b.closed.Swap(true) {
+		b.lease.Done(b.outcome)
+	}
 	return err
 }
 

@@ -344,3 +344,20 @@ type statusRecorder struct {
 func (r *statusRecorder) Header() http.Header         { return r.header }
 func (r *statusRecorder) Write(b []byte) (int, error) { return len(b), nil }
 func (r *statusRecorder) WriteHeader(c int)           { r.code = c }
+
+func TestClientIP(t *testing.T) {
+	for in, want := range map[string]string{
+		"127.0.0.1:80":          "127.0.0.1",
+		"[::1]:80":              "::1",
+		"[::ffff:10.0.0.1]:443": "10.0.0.1",
+		"[2001:DB8::1]:1":       "2001:db8::1",
+		"[fe80::1%eth0]:1":      "fe80::1%eth0",
+		"@":                     "",
+		"10.0.0.1":              "",
+		"010.0.0.1:1":           "",
+	} {
+		if got := lb.ClientIPForTest(in); got != want {
+			t.Errorf("clientIP(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -128,6 +128,7 @@ type Snapshot struct {
 	Backup bool
 
 	prepared any
+	cum      []int // default rotation: cumulative weights, nil when all are equal
 }
 
 // Prepared returns what the Pool's Balancer returned from Prepare for this
@@ -163,6 +164,10 @@ type Outcome struct {
 	Err error
 	// Connect reports that Err happened while connecting: nothing was sent.
 	Connect bool
+	// HTTP reports an HTTP round trip; otherwise the use was an L4 stream,
+	// whose end errors (a reset by either peer, an idle timeout) say nothing
+	// certain about the server.
+	HTTP bool
 	// Status is the HTTP status of the response, 0 for L4 traffic or when no
 	// response arrived.
 	Status int
@@ -173,5 +178,5 @@ type Outcome struct {
 }
 
 // Failed reports whether the outcome counts as a failure of the server: a
-// connection error or, for HTTP, no response.
-func (o Outcome) Failed() bool { return o.Err != nil && (o.Connect || o.Status == 0) }
+// connection failure, or an HTTP round trip that got no response.
+func (o Outcome) Failed() bool { return o.Err != nil && (o.Connect || o.HTTP && o.Status == 0) }

@@ -56,6 +56,20 @@ type feature interface {
 	apply(s *stack) error
 }
 
+// ranked is implemented by features that must apply before or after the
+// others: a lower rank applies first (the default is 0). Features that
+// change what the client's address is (PROXY protocol reception) apply
+// before those that read it (ACLs); features apply in registration order
+// otherwise.
+type ranked interface{ rank() int }
+
+func rankOf(f feature) int {
+	if r, ok := f.(ranked); ok {
+		return r.rank()
+	}
+	return 0
+}
+
 // stack is what run assembles: one listener, one pool, and the chain in
 // front of it. Features change it in apply.
 type stack struct {
@@ -121,6 +135,7 @@ func defaultConfig() *config {
 	for _, nf := range newFeatures {
 		cfg.features = append(cfg.features, nf())
 	}
+	sort.SliceStable(cfg.features, func(i, j int) bool { return rankOf(cfg.features[i]) < rankOf(cfg.features[j]) })
 	return cfg
 }
 

@@ -51,16 +51,8 @@ func run(ctx context.Context, listen, backends, algorithm string, ready func(add
 		}
 		fmt.Printf("started demo backends on %s\n", backends)
 	}
-	servers, err := demo.Servers(backends)
+	pool, err := demo.Pool("web", backends, algorithm)
 	if err != nil {
-		return err
-	}
-	algo, err := balancer.ByName(algorithm)
-	if err != nil {
-		return err
-	}
-	pool := &lb.Pool{Name: "web", Balancer: algo}
-	if err := pool.Update(servers); err != nil {
 		return err
 	}
 	proxy := &lb.ReverseProxy{Pool: pool}

@@ -47,16 +47,8 @@ func run(ctx context.Context, listen, backends, algorithm string, ready func(add
 		}
 		fmt.Printf("started demo servers on %s\n", backends)
 	}
-	servers, err := demo.Servers(backends)
+	pool, err := demo.Pool("tcp", backends, algorithm)
 	if err != nil {
-		return err
-	}
-	algo, err := balancer.ByName(algorithm)
-	if err != nil {
-		return err
-	}
-	pool := &lb.Pool{Name: "tcp", Balancer: algo}
-	if err := pool.Update(servers); err != nil {
 		return err
 	}
 	ln, err := net.Listen("tcp", listen)

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/lbkit/lbkit/balancer"
 	"github.com/lbkit/lbkit/lb"
 )
 
@@ -37,6 +38,24 @@ func Servers(list string) ([]lb.Server, error) {
 		return nil, errors.New("no backend address")
 	}
 	return out, nil
+}
+
+// Pool builds a Pool named name over the comma-separated addresses, balanced
+// by the algorithm of that name (balancer.ByName).
+func Pool(name, addrs, algorithm string) (*lb.Pool, error) {
+	servers, err := Servers(addrs)
+	if err != nil {
+		return nil, err
+	}
+	algo, err := balancer.ByName(algorithm)
+	if err != nil {
+		return nil, err
+	}
+	p := &lb.Pool{Name: name, Balancer: algo}
+	if err := p.Update(servers); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // HTTPBackends starts n HTTP servers on 127.0.0.1 that answer every request

@@ -1,0 +1,129 @@
+package lb_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"time"
+
+	"github.com/lbkit/lbkit/lb"
+)
+
+// A Pool balances over its servers; backups take over only when no regular
+// server is pickable, and Status reports why.
+func ExamplePool() {
+	pool := &lb.Pool{Name: "db"}
+	if err := pool.Update([]lb.Server{
+		{Name: "primary", Addr: "10.0.0.1:5432"},
+		{Name: "replica", Addr: "10.0.0.2:5432", Backup: true},
+	}); err != nil {
+		panic(err)
+	}
+	pick := func() string {
+		lease, err := pool.Acquire(context.Background(), lb.PickInfo{})
+		if err != nil {
+			return err.Error()
+		}
+		defer lease.Done(lb.Outcome{})
+		return lease.Server.Name
+	}
+	fmt.Println(pick())
+	pool.SetState("primary", lb.StateDown, "connection refused")
+	fmt.Println(pick())
+	for _, st := range pool.Status() {
+		fmt.Printf("%s %s %q\n", st.Name, st.State, st.Reason)
+	}
+	pool.SetState("replica", lb.StateMaintenance, "")
+	fmt.Println(pick())
+	// Output:
+	// primary
+	// replica
+	// primary down "connection refused"
+	// replica up ""
+	// lb: no server available
+}
+
+// ReverseProxy is the L7 path: an http.Handler in front of a Pool.
+func ExampleReverseProxy() {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "served %s for %s\n", r.URL.Path, r.Header.Get("X-Forwarded-For"))
+	}))
+	defer backend.Close()
+
+	pool := &lb.Pool{Name: "web"}
+	if err := pool.Update([]lb.Server{{Addr: backend.Listener.Addr().String()}}); err != nil {
+		panic(err)
+	}
+	proxy := &lb.ReverseProxy{Pool: pool}
+	front := httptest.NewServer(proxy)
+	defer front.Close()
+
+	resp, err := http.Get(front.URL + "/hello")
+	if err != nil {
+		panic(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	fmt.Print(string(body))
+	// Output: served /hello for 127.0.0.1
+}
+
+// ConnServer is the L4 frontend: here it serves a Pool of one echo server
+// until the context ends, then drains.
+func ExampleConnServer() {
+	echo, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer echo.Close()
+	go func() {
+		for {
+			c, err := echo.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); io.Copy(c, c) }()
+		}
+	}()
+
+	pool := &lb.Pool{}
+	pool.Update([]lb.Server{{Addr: echo.Addr().String()}})
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- lb.Serve(ctx, &lb.ConnServer{Backend: pool}, ln, 5*time.Second) }()
+
+	c, _ := net.Dial("tcp", ln.Addr().String())
+	c.Write([]byte("ping"))
+	c.(*net.TCPConn).CloseWrite()
+	reply, _ := io.ReadAll(c)
+	c.Close()
+	fmt.Println(string(reply))
+	cancel()
+	fmt.Println(<-served)
+	// Output:
+	// ping
+	// <nil>
+}
+
+// A Mux routes connections by the server name the client asked for.
+func ExampleMux() {
+	var mux lb.Mux
+	name := func(n string) lb.Backend {
+		return lb.BackendFunc(func(ctx context.Context, c *lb.Conn) { fmt.Println(n); c.Close() })
+	}
+	mux.Handle("db.example.com", name("database"))
+	mux.Handle("*.example.com", name("web"))
+	mux.Default = name("default")
+	for _, sni := range []string{"db.example.com", "www.example.com", "other.org"} {
+		a, b := net.Pipe()
+		b.Close()
+		c := lb.NewConn(a, "tls")
+		c.Info.SNI = sni
+		mux.ServeConn(context.Background(), c)
+	}
+	// Output:
+	// database
+	// web
+	// default
+}

@@ -1,0 +1,4 @@
+package lb
+
+// ClientIPForTest exposes clientIP to the external tests.
+var ClientIPForTest = clientIP
