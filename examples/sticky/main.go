@@ -32,7 +32,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/lbkit/lbkit/balancer"
 	"github.com/lbkit/lbkit/internal/demo"
 	"github.com/lbkit/lbkit/lb"
 	"github.com/lbkit/lbkit/sticky"
@@ -95,14 +94,11 @@ func run(ctx context.Context, cfg config, ready func(addr, admin string)) error 
 		}
 		fmt.Printf("started demo backends on %s\n", backends)
 	}
-	servers, err := demo.Servers(backends)
+	pool, err := demo.Pool("web", backends, "roundrobin")
 	if err != nil {
 		return err
 	}
-	pool := &lb.Pool{Name: "web", Balancer: &balancer.RoundRobin{}, Affinity: ck}
-	if err := pool.Update(servers); err != nil {
-		return err
-	}
+	pool.Affinity = ck // before the first request
 	proxy := &lb.ReverseProxy{Pool: pool}
 	srv := &http.Server{Handler: proxy, ReadHeaderTimeout: 10 * time.Second}
 	ln, err := net.Listen("tcp", cfg.listen)
