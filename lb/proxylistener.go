@@ -1,0 +1,296 @@
+package lb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/lbkit/lbkit/internal/proxyv2"
+)
+
+// Defaults of ProxyListener's zero-valued fields.
+const (
+	DefaultProxyHeaderTimeout = 5 * time.Second
+	DefaultProxyMaxHeader     = 4096
+)
+
+// ErrProxyHeader is wrapped by the errors of a PROXY header that a trusted
+// peer sent malformed, truncated, oversized or not at all.
+var ErrProxyHeader = errors.New("lb: bad PROXY header")
+
+// ProxyPolicy says what a ProxyListener does with a connection from a peer
+// outside its trusted networks.
+type ProxyPolicy int
+
+const (
+	// ProxyReject closes connections from untrusted peers at once. It is
+	// the zero value: a listener that expects PROXY headers is usually
+	// reachable only through its upstream.
+	ProxyReject ProxyPolicy = iota
+	// ProxyUseSocket serves connections from untrusted peers as they are,
+	// with the socket's addresses; a PROXY header they send is not parsed
+	// and stays in the data.
+	ProxyUseSocket
+)
+
+// ProxyListener accepts connections behind another load balancer that
+// sends PROXY protocol headers (v1 or v2, detected), as HAProxy's
+// accept-proxy does. Connections from the Trusted networks must start with
+// a header; the returned connections report the carried addresses as
+// RemoteAddr and LocalAddr, so the client address replaces the socket's
+// everywhere downstream: ConnInfo.Remote (NewConn), http.Request.RemoteAddr
+// and so X-Forwarded-For, ACLs, stickiness, logs and the PROXY headers
+// lbkit sends on. A header with the LOCAL command (the upstream's health
+// checks) or an address family other than IPv4 or IPv6 leaves the socket's
+// addresses.
+//
+// Headers are read in one goroutine per new connection, within
+// HeaderTimeout and MaxHeader bytes, so a slow or silent peer never delays
+// Accept for others. A trusted peer whose header is malformed, truncated,
+// oversized or late is closed and logged at Debug level; Accept goes on with
+// the next connection. Connections from other peers follow Untrusted.
+//
+// Set the fields before the first Accept and do not change them afterwards.
+// Accept, Close and Addr are safe for concurrent use; Close closes Listener,
+// and the connections whose header is being read, and waits for those
+// goroutines to end.
+type ProxyListener struct {
+	// Listener is the listener to accept from. Required.
+	Listener net.Listener
+
+	// Trusted lists the networks allowed to send PROXY headers; the peer's
+	// socket address is matched (IPv4-mapped IPv6 addresses unmapped). An
+	// empty list trusts no one.
+	Trusted []netip.Prefix
+
+	// Untrusted is the policy for peers outside Trusted. The zero value is
+	// ProxyReject.
+	Untrusted ProxyPolicy
+
+	// HeaderTimeout bounds the time a trusted peer has to send its header.
+	// Zero means DefaultProxyHeaderTimeout.
+	HeaderTimeout time.Duration
+
+	// MaxHeader bounds the size of a header, TLVs included; larger headers
+	// are rejected. Zero means DefaultProxyMaxHeader; values below 108 (a
+	// complete v1 header) are raised to 108.
+	MaxHeader int
+
+	// Logger receives rejected connections at Debug level; nil means
+	// slog.Default().
+	Logger *slog.Logger
+
+	start   sync.Once
+	closeMu sync.Once
+	results chan acceptResult
+	stopped chan struct{} // closed when the accept loop ends
+	closed  chan struct{} // closed by Close
+	err     error         // the accept loop's last error, set before stopped
+	wg      sync.WaitGroup
+
+	mu      sync.Mutex
+	pending map[net.Conn]struct{} // headers being read
+}
+
+type acceptResult struct {
+	c   net.Conn
+	err error
+}
+
+func (l *ProxyListener) init() {
+	l.results = make(chan acceptResult)
+	l.stopped = make(chan struct{})
+	l.closed = make(chan struct{})
+	l.pending = make(map[net.Conn]struct{})
+	l.wg.Add(1)
+	go l.acceptLoop()
+}
+
+// Accept returns the next connection that is ready: from a trusted peer
+// with its header read, or from another peer under ProxyUseSocket.
+func (l *ProxyListener) Accept() (net.Conn, error) {
+	l.start.Do(l.init)
+	select {
+	case r := <-l.results:
+		return r.c, r.err
+	case <-l.stopped:
+		return nil, l.err
+	}
+}
+
+// Close closes the listener and the connections whose header is being read.
+func (l *ProxyListener) Close() error {
+	l.start.Do(l.init)
+	var err error
+	l.closeMu.Do(func() {
+		close(l.closed)
+		err = l.Listener.Close()
+		l.mu.Lock()
+		for c := range l.pending {
+			c.Close()
+		}
+		l.mu.Unlock()
+	})
+	l.wg.Wait()
+	return err
+}
+
+// Addr returns the listener's address.
+func (l *ProxyListener) Addr() net.Addr { return l.Listener.Addr() }
+
+// acceptLoop accepts from the inner listener until it fails for good,
+// handing temporary errors to Accept.
+func (l *ProxyListener) acceptLoop() {
+	defer l.wg.Done()
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			if te, ok := err.(interface{ Temporary() bool }); ok && te.Temporary() {
+				if !l.deliver(acceptResult{err: err}) {
+					return
+				}
+				continue
+			}
+			l.err = err
+			close(l.stopped)
+			return
+		}
+		peer := AddrPortOf(c.RemoteAddr()).Addr()
+		switch {
+		case l.trusted(peer):
+			l.mu.Lock()
+			select {
+			case <-l.closed:
+				l.mu.Unlock()
+				c.Close()
+				continue
+			default:
+			}
+			l.pending[c] = struct{}{}
+			l.wg.Add(1)
+			l.mu.Unlock()
+			go l.handshake(c)
+		case l.Untrusted == ProxyUseSocket:
+			if !l.deliver(acceptResult{c: c}) {
+				c.Close()
+			}
+		default:
+			l.logger().LogAttrs(context.Background(), slog.LevelDebug, "PROXY header from untrusted peer refused",
+				slog.String("peer", c.RemoteAddr().String()))
+			c.Close()
+		}
+	}
+}
+
+// deliver hands r to Accept, or reports false once the listener is closed.
+func (l *ProxyListener) deliver(r acceptResult) bool {
+	select {
+	case l.results <- r:
+		return true
+	case <-l.closed:
+		return false
+	}
+}
+
+func (l *ProxyListener) trusted(a netip.Addr) bool {
+	if !a.IsValid() {
+		return false
+	}
+	a = a.Unmap()
+	for _, p := range l.Trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// handshake reads the header of c and hands the connection to Accept.
+func (l *ProxyListener) handshake(c net.Conn) {
+	defer l.wg.Done()
+	pc, err := l.readHeader(c)
+	l.mu.Lock()
+	delete(l.pending, c)
+	l.mu.Unlock()
+	if err != nil {
+		l.logger().LogAttrs(context.Background(), slog.LevelDebug, "PROXY header rejected",
+			slog.String("peer", c.RemoteAddr().String()), slog.Any("error", err))
+		c.Close()
+		return
+	}
+	if !l.deliver(acceptResult{c: pc}) {
+		c.Close()
+	}
+}
+
+func (l *ProxyListener) readHeader(c net.Conn) (net.Conn, error) {
+	timeout := l.HeaderTimeout
+	if timeout <= 0 {
+		timeout = DefaultProxyHeaderTimeout
+	}
+	max := l.MaxHeader
+	if max <= 0 {
+		max = DefaultProxyMaxHeader
+	}
+	if err := c.SetReadDeadline(time.Now().Add(timeout)); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrProxyHeader, err)
+	}
+	h, rest, err := proxyv2.Read(c, max)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrProxyHeader, err)
+	}
+	if err := c.SetReadDeadline(time.Time{}); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrProxyHeader, err)
+	}
+	pc := &proxiedConn{Conn: c, remote: c.RemoteAddr(), local: c.LocalAddr(), rest: rest}
+	if !h.Local && h.Src.IsValid() && h.Dst.IsValid() {
+		pc.remote = net.TCPAddrFromAddrPort(h.Src)
+		pc.local = net.TCPAddrFromAddrPort(h.Dst)
+	}
+	return pc, nil
+}
+
+func (l *ProxyListener) logger() *slog.Logger {
+	if l.Logger != nil {
+		return l.Logger
+	}
+	return slog.Default()
+}
+
+// proxiedConn is a connection whose PROXY header was read: it reports the
+// carried addresses and returns the bytes read past the header first.
+type proxiedConn struct {
+	net.Conn
+	remote, local net.Addr
+	rest          []byte
+}
+
+func (c *proxiedConn) RemoteAddr() net.Addr { return c.remote }
+func (c *proxiedConn) LocalAddr() net.Addr  { return c.local }
+
+func (c *proxiedConn) Read(p []byte) (int, error) {
+	if len(c.rest) > 0 {
+		n := copy(p, c.rest)
+		c.rest = c.rest[n:]
+		if len(c.rest) == 0 {
+			c.rest = nil
+		}
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// CloseWrite half-closes the connection when the socket supports it.
+func (c *proxiedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return fmt.Errorf("lb: %T has no CloseWrite", c.Conn)
+}
+
+var _ net.Listener = (*ProxyListener)(nil)

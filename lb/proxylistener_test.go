@@ -1,0 +1,376 @@
+package lb_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lbkit/lbkit/internal/testutil"
+	"github.com/lbkit/lbkit/lb"
+)
+
+var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+
+// proxyListen wraps a loopback listener in l and closes it in cleanup.
+func proxyListen(t *testing.T, l *lb.ProxyListener) *lb.ProxyListener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	l.Listener = ln
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// acceptOne accepts one connection within 5 seconds.
+func acceptOne(t *testing.T, ln net.Listener) net.Conn {
+	t.Helper()
+	type res struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		c, err := ln.Accept()
+		ch <- res{c, err}
+	}()
+	select {
+	case r := <-ch:
+		must(t, r.err)
+		t.Cleanup(func() { r.c.Close() })
+		return r.c
+	case <-time.After(5 * time.Second):
+		ln.Close() // ends the Accept above
+		<-ch
+		t.Fatal("Accept did not return")
+		return nil
+	}
+}
+
+func v2Header(t *testing.T, src, dst string) []byte {
+	var buf bytes.Buffer
+	must(t, lb.ProxyV2(lb.ProxyV2Options{})(&buf, &lb.ConnInfo{
+		Remote: netip.MustParseAddrPort(src), Local: netip.MustParseAddrPort(dst)}, nil))
+	return buf.Bytes()
+}
+
+func TestProxyListenerAccepts(t *testing.T) {
+	testutil.CheckLeaks(t)
+	tests := []struct {
+		name       string
+		trusted    []netip.Prefix
+		policy     lb.ProxyPolicy
+		send       []byte
+		wantRemote string // "" means the socket's address
+		wantLocal  string
+		wantData   string
+	}{
+		{"v1", loopback, lb.ProxyReject, []byte("PROXY TCP4 192.0.2.7 198.51.100.1 50123 443\r\nhello"),
+			"192.0.2.7:50123", "198.51.100.1:443", "hello"},
+		{"v1 ipv6", loopback, lb.ProxyReject, []byte("PROXY TCP6 2001:db8::7 2001:db8::1 50123 443\r\nhello"),
+			"[2001:db8::7]:50123", "[2001:db8::1]:443", "hello"},
+		{"v2", loopback, lb.ProxyReject, append(v2Header(t, "192.0.2.7:50123", "198.51.100.1:443"), "hello"...),
+			"192.0.2.7:50123", "198.51.100.1:443", "hello"},
+		{"v2 ipv6", loopback, lb.ProxyReject, append(v2Header(t, "[2001:db8::7]:50123", "[2001:db8::1]:443"), "hello"...),
+			"[2001:db8::7]:50123", "[2001:db8::1]:443", "hello"},
+		{"v2 local keeps the socket", loopback, lb.ProxyReject,
+			append([]byte("\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x00"), "hello"...), "", "", "hello"},
+		{"v1 unknown keeps the socket", loopback, lb.ProxyReject, []byte("PROXY UNKNOWN\r\nhello"), "", "", "hello"},
+		{"untrusted under ProxyUseSocket", []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, lb.ProxyUseSocket,
+			[]byte("PROXY TCP4 192.0.2.7 198.51.100.1 50123 443\r\n"), "", "", "PROXY TCP4 192.0.2.7 198.51.100.1 50123 443\r\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := proxyListen(t, &lb.ProxyListener{Trusted: tt.trusted, Untrusted: tt.policy})
+			c := dial(t, l.Addr().String())
+			defer c.Close()
+			_, err := c.Write(tt.send)
+			must(t, err)
+			sc := acceptOne(t, l)
+			wantRemote, wantLocal := tt.wantRemote, tt.wantLocal
+			if wantRemote == "" {
+				wantRemote, wantLocal = c.LocalAddr().String(), c.RemoteAddr().String()
+			}
+			if got := sc.RemoteAddr().String(); got != wantRemote {
+				t.Errorf("RemoteAddr = %s, want %s", got, wantRemote)
+			}
+			if got := sc.LocalAddr().String(); got != wantLocal {
+				t.Errorf("LocalAddr = %s, want %s", got, wantLocal)
+			}
+			if nc := lb.NewConn(sc, "fe"); nc.Info.Remote.String() != wantRemote {
+				t.Errorf("ConnInfo.Remote = %s, want %s", nc.Info.Remote, wantRemote)
+			}
+			sc.SetReadDeadline(time.Now().Add(5 * time.Second))
+			got := make([]byte, len(tt.wantData))
+			_, err = io.ReadFull(sc, got)
+			must(t, err)
+			if string(got) != tt.wantData {
+				t.Errorf("data = %q, want %q", got, tt.wantData)
+			}
+		})
+	}
+}
+
+// badPeers are trusted peers that must be rejected: each writes its bytes
+// and then stays open (silent) or closes.
+var badPeers = []struct {
+	name  string
+	send  []byte
+	close bool
+}{
+	{"no header", []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), false},
+	{"malformed v1", []byte("PROXY TCP4 192.0.2.300 198.51.100.1 1 2\r\n"), false},
+	{"v1 without end", []byte("PROXY TCP4 " + strings.Repeat("1", 200)), false},
+	{"truncated v2", []byte("\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c\xc0\x00"), true},
+	{"oversized v2", append([]byte("\r\n\r\n\x00\r\nQUIT\n\x21\x11\x0f\xa0"), make([]byte, 4000)...), false},
+	{"silent", nil, false},
+	{"closed at once", nil, true},
+}
+
+// TestProxyListenerRejectsBadPeers: each bad trusted peer is closed and
+// Accept goes on to the next, good, connection; a silent peer does not
+// delay it.
+func TestProxyListenerRejectsBadPeers(t *testing.T) {
+	testutil.CheckLeaks(t)
+	for _, bp := range badPeers {
+		t.Run(bp.name, func(t *testing.T) {
+			l := proxyListen(t, &lb.ProxyListener{Trusted: loopback, HeaderTimeout: 300 * time.Millisecond, MaxHeader: 1024})
+			bad := dial(t, l.Addr().String())
+			defer bad.Close()
+			if len(bp.send) > 0 {
+				bad.Write(bp.send)
+			}
+			if bp.close {
+				bad.(*net.TCPConn).CloseWrite()
+			}
+			good := dial(t, l.Addr().String())
+			defer good.Close()
+			_, err := good.Write([]byte("PROXY TCP4 192.0.2.8 198.51.100.1 4000 80\r\n"))
+			must(t, err)
+			start := time.Now()
+			sc := acceptOne(t, l)
+			if got := sc.RemoteAddr().String(); got != "192.0.2.8:4000" {
+				t.Fatalf("accepted %s, want the good peer", got)
+			}
+			if bp.name == "silent" && time.Since(start) > 250*time.Millisecond {
+				t.Errorf("a silent peer delayed Accept by %v", time.Since(start))
+			}
+			// The bad peer is closed by the listener.
+			expectClosed(t, bad)
+		})
+	}
+}
+
+func TestProxyListenerRejectsUntrusted(t *testing.T) {
+	testutil.CheckLeaks(t)
+	l := proxyListen(t, &lb.ProxyListener{Trusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+	c := dial(t, l.Addr().String())
+	defer c.Close()
+	wait := acceptAll(l)
+	c.Write([]byte("PROXY TCP4 192.0.2.7 198.51.100.1 50123 443\r\n"))
+	expectClosed(t, c)
+	l.Close()
+	wait()
+}
+
+// expectClosed reads c until the listener closes it (EOF, or a reset when
+// it closed with unread data).
+func expectClosed(t *testing.T, c net.Conn) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.Copy(io.Discard, c); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("peer %s not closed: %v", c.LocalAddr(), err)
+	}
+}
+
+// acceptAll accepts from l until it is closed, closing what it gets, and
+// returns a function that waits for the end.
+func acceptAll(l net.Listener) (wait func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	return func() { <-done }
+}
+
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd")
+	}
+	return len(ents)
+}
+
+// TestProxyListenerNoLeaks: bad trusted peers, rejected untrusted ones and
+// headers in progress at Close leave no goroutine and no descriptor.
+func TestProxyListenerNoLeaks(t *testing.T) {
+	testutil.CheckLeaks(t)
+	before := openFDs(t)
+	func() {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		must(t, err)
+		l := &lb.ProxyListener{Listener: ln, Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
+			HeaderTimeout: 200 * time.Millisecond, MaxHeader: 512}
+		wait := acceptAll(l)
+		defer wait()
+		defer l.Close()
+		var clients []net.Conn
+		defer func() {
+			for _, c := range clients {
+				c.Close()
+			}
+		}()
+		for _, bp := range badPeers {
+			for range 3 {
+				c := dial(t, ln.Addr().String())
+				clients = append(clients, c)
+				c.Write(bp.send)
+				if bp.close {
+					c.(*net.TCPConn).CloseWrite()
+				}
+			}
+		}
+		// Untrusted: from 127.0.0.2.
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Timeout: 5 * time.Second}
+		for range 3 {
+			c, err := d.Dial("tcp", ln.Addr().String())
+			must(t, err)
+			clients = append(clients, c)
+		}
+		// Every bad peer gets closed by the listener, within the header
+		// timeout.
+		for _, c := range clients {
+			expectClosed(t, c)
+		}
+		// A peer still sending its header when the listener closes.
+		late := dial(t, ln.Addr().String())
+		clients = append(clients, late)
+		late.Write([]byte("PROXY "))
+		time.Sleep(20 * time.Millisecond)
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for openFDs(t) > before && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if after := openFDs(t); after > before {
+		t.Fatalf("%d descriptors open before, %d after", before, after)
+	}
+}
+
+// TestProxyListenerForwardedFor: behind a trusted upstream, the carried
+// client address is the one X-Forwarded-For names and the one the PROXY
+// header sent onward names, at L7 and at L4.
+func TestProxyListenerForwardedFor(t *testing.T) {
+	testutil.CheckLeaks(t)
+	backend := testutil.HTTPBackend(t, "a")
+	pool := &lb.Pool{Name: "web"}
+	must(t, pool.Update([]lb.Server{{Name: "a", Addr: backend.Addr}}))
+	proxy := &lb.ReverseProxy{Pool: pool}
+	l := proxyListen(t, &lb.ProxyListener{Trusted: loopback})
+	srv := &http.Server{Handler: proxy, ReadHeaderTimeout: 5 * time.Second}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- lb.Serve(ctx, srv, l, time.Second, proxy) }()
+	defer func() { cancel(); must(t, <-done) }()
+
+	for _, tc := range []struct{ header, want string }{
+		{"PROXY TCP4 192.0.2.7 198.51.100.1 50123 443\r\n", "192.0.2.7"},
+		{string(v2Header(t, "[2001:db8::7]:50123", "[2001:db8::1]:443")), "2001:db8::7"},
+	} {
+		c := dial(t, l.Addr().String())
+		fmt.Fprintf(c, "%sGET /status/200 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", tc.header)
+		resp, err := io.ReadAll(c)
+		c.Close()
+		must(t, err)
+		if !strings.HasPrefix(string(resp), "HTTP/1.1 200") {
+			t.Fatalf("response %q", resp)
+		}
+		if got := backend.LastHeader().Get("X-Forwarded-For"); got != tc.want {
+			t.Fatalf("X-Forwarded-For = %q, want %q", got, tc.want)
+		}
+	}
+}
+
+func TestProxyListenerL4Onward(t *testing.T) {
+	testutil.CheckLeaks(t)
+	addr, headers := headerServer(t)
+	for _, hf := range []lb.HeaderFunc{lb.ProxyV1(), lb.ProxyV2(lb.ProxyV2Options{})} {
+		pool := &lb.Pool{Name: "p", ProxyHeader: hf}
+		must(t, pool.Update([]lb.Server{{Addr: addr}}))
+		l := proxyListen(t, &lb.ProxyListener{Trusted: loopback})
+		srv := &lb.ConnServer{Name: "fe", Backend: pool}
+		done := make(chan error, 1)
+		go func() { done <- srv.Serve(l) }()
+		c := dial(t, l.Addr().String())
+		c.Write(v2Header(t, "[2001:db8::7]:50123", "[2001:db8::1]:443"))
+		select {
+		case h := <-headers:
+			src, _, ok := h.TCPAddrs()
+			if !ok || src.String() != "[2001:db8::7]:50123" {
+				t.Fatalf("header sent onward %+v", h)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("no header")
+		}
+		c.Close()
+		srv.Close()
+		if err := <-done; !errors.Is(err, lb.ErrServerClosed) {
+			t.Fatalf("Serve: %v", err)
+		}
+	}
+}
+
+// pipeConn is one end of net.Pipe with TCP addresses, for the fuzz target.
+type pipeConn struct{ net.Conn }
+
+func (pipeConn) RemoteAddr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1234} }
+func (pipeConn) LocalAddr() net.Addr  { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 80} }
+
+func FuzzProxyListenerHeader(f *testing.F) {
+	f.Add([]byte("PROXY TCP4 192.0.2.7 198.51.100.1 50123 443\r\nGET /"))
+	f.Add([]byte("PROXY UNKNOWN\r\n"))
+	f.Add(append(v2Header(&testing.T{}, "[2001:db8::7]:50123", "[2001:db8::1]:443"), "data"...))
+	f.Add([]byte("\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x00"))
+	f.Add([]byte("\r\n\r\n\x00\r\nQUIT\n\x21\x11\xff\xff"))
+	f.Add([]byte("GET / HTTP/1.1\r\n"))
+	l := &lb.ProxyListener{Trusted: loopback, HeaderTimeout: time.Second, MaxHeader: 512}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		a, b := net.Pipe()
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b.Write(in)
+			b.Close()
+		}()
+		c, err := lb.ReadProxyHeader(l, pipeConn{a})
+		if err == nil {
+			if lb.AddrPortOf(c.RemoteAddr()) == (netip.AddrPort{}) {
+				t.Fatalf("accepted with remote %v", c.RemoteAddr())
+			}
+			io.Copy(io.Discard, c) // the rest reads back
+		} else if !errors.Is(err, lb.ErrProxyHeader) {
+			t.Fatalf("error %v does not wrap ErrProxyHeader", err)
+		}
+		a.Close()
+		wg.Wait()
+	})
+}
