@@ -86,6 +86,9 @@ type ReverseProxy struct {
 	proxies sync.Map // *Pool → *httputil.ReverseProxy
 	streams streamTracker
 	bufs    bufferPool
+
+	clients          sync.Map // net.Conn → *clientConn (ConnContext)
+	clientTransports atomic.Int64
 }
 
 // ServeHTTP forwards r to a server of its Pool.
@@ -153,7 +156,7 @@ func (p *ReverseProxy) proxyFor(pool *Pool) *httputil.ReverseProxy {
 			pr.Out.URL.Host = "" // set per attempt by poolTransport
 			setForwarded(pr)
 		},
-		Transport:      &poolTransport{pool: pool, base: p.transport(pool), streams: &p.streams},
+		Transport:      &poolTransport{pool: pool, base: p.transport(pool), streams: &p.streams, proxy: p},
 		FlushInterval:  p.FlushInterval,
 		BufferPool:     &p.bufs,
 		ModifyResponse: p.ModifyResponse,
@@ -231,7 +234,12 @@ func portString(port uint16) string {
 }
 
 func (p *ReverseProxy) transport(pool *Pool) http.RoundTripper {
-	dial := pool.dialAddr
+	return p.newTransport(pool, pool.dialAddr)
+}
+
+// newTransport builds a RoundTripper to the servers of pool that dials
+// with dial.
+func (p *ReverseProxy) newTransport(pool *Pool, dial func(ctx context.Context, network, addr string) (net.Conn, error)) http.RoundTripper {
 	if p.NewTransport != nil {
 		return p.NewTransport(pool, dial)
 	}
@@ -286,6 +294,7 @@ type poolTransport struct {
 	pool    *Pool
 	base    http.RoundTripper
 	streams *streamTracker
+	proxy   *ReverseProxy
 }
 
 func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -302,20 +311,35 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		body = &replayableBody{rc: req.Body}
 		req.Body = body
 	}
+	base, oneShot := t.base, (*clientTransport)(nil)
+	if t.pool.ProxyHeader != nil {
+		// Server connections that carry a PROXY header are the client's own.
+		ci := requestConnInfo(req)
+		var ct *clientTransport
+		if cc, ok := req.Context().Value(clientConnKey{}).(*clientConn); ok {
+			ct = cc.transport(t.pool, ci)
+		}
+		if ct == nil {
+			ct = t.proxy.newClientTransport(t.pool, ci, true)
+			oneShot = ct
+		}
+		base = ct.rt
+	}
 	for attempt := 0; ; attempt++ {
 		lease, err := t.pool.Acquire(req.Context(), info)
 		if err != nil {
 			body.release()
+			oneShot.closeIfSet()
 			return nil, err
 		}
 		req.URL.Host = lease.Server.Addr
-		resp, err := t.base.RoundTrip(req)
+		resp, err := base.RoundTrip(req)
 		if err == nil {
 			body.release()
 			if ra, ok := t.pool.Affinity.(ResponseAffinity); ok {
 				ra.PinResponse(resp.Header, info, lease.Server, lease.Sticky)
 			}
-			t.wrapBody(resp, lease)
+			t.wrapBody(resp, lease, oneShot)
 			return resp, nil
 		}
 		var ce *ConnectError
@@ -323,6 +347,7 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		lease.Done(Outcome{Err: err, Connect: connect, HTTP: true})
 		if !connect || attempt >= retries || req.Context().Err() != nil || body.started() {
 			body.release()
+			oneShot.closeIfSet()
 			return nil, err
 		}
 		info.Avoid = append(info.Avoid, lease.Server)
@@ -331,7 +356,9 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // wrapBody makes closing the response body end the lease; an upgraded
 // stream's body is also tracked for Shutdown.
-func (t *poolTransport) wrapBody(resp *http.Response, lease Lease) {
+// A oneShot transport's connection is closed with the body, unless the
+// response is an upgrade, whose stream owns the connection.
+func (t *poolTransport) wrapBody(resp *http.Response, lease Lease, oneShot *clientTransport) {
 	o := Outcome{Status: resp.StatusCode, HTTP: true}
 	if rwc, ok := resp.Body.(io.ReadWriteCloser); ok && resp.StatusCode == http.StatusSwitchingProtocols {
 		s := &leasedStream{ReadWriteCloser: rwc, lease: lease, outcome: o, tracker: t.streams}
@@ -339,7 +366,7 @@ func (t *poolTransport) wrapBody(resp *http.Response, lease Lease) {
 		resp.Body = s
 		return
 	}
-	resp.Body = &leasedBody{ReadCloser: resp.Body, lease: lease, outcome: o}
+	resp.Body = &leasedBody{ReadCloser: resp.Body, lease: lease, outcome: o, oneShot: oneShot}
 }
 
 // leasedBody ends its Lease on the first Close.
@@ -347,12 +374,14 @@ type leasedBody struct {
 	io.ReadCloser
 	lease   Lease
 	outcome Outcome
+	oneShot *clientTransport
 	closed  atomic.Bool
 }
 
 func (b *leasedBody) Close() error {
 	err := b.ReadCloser.Close()
 	if !b.closed.Swap(true) {
+		b.oneShot.closeIfSet()
 		b.lease.Done(b.outcome)
 	}
 	return err
