@@ -1,0 +1,141 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lbkit/lbkit/internal/testutil"
+	"github.com/lbkit/lbkit/lb"
+)
+
+// addrBackend serves, behind a ProxyListener trusting loopback, HTTP
+// requests (answered with the client address the PROXY header carried) or
+// raw connections (greeted with it).
+func addrBackend(t *testing.T, kind string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl := &lb.ProxyListener{Listener: ln, Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
+	done := make(chan struct{})
+	if kind == "http" {
+		srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, "%s|%s", r.RemoteAddr, r.Header.Get("X-Forwarded-For"))
+		})}
+		go func() { defer close(done); srv.Serve(pl) }()
+		t.Cleanup(func() { srv.Close(); <-done })
+	} else {
+		go func() {
+			defer close(done)
+			for {
+				c, err := pl.Accept()
+				if err != nil {
+					return
+				}
+				fmt.Fprintf(c, "%s\n", c.RemoteAddr())
+				c.Close()
+			}
+		}()
+		t.Cleanup(func() { pl.Close(); <-done })
+	}
+	return pl.Addr().String()
+}
+
+func TestLBProxyProxyProtocol(t *testing.T) {
+	const upstream = "PROXY TCP4 192.0.2.9 198.51.100.1 40000 443\r\n"
+	tests := []struct {
+		name, mode, send, accept string
+		header                   string // sent by the test client first
+		want                     string // prefix of the answer
+	}{
+		{"tcp v1 from trusted upstream", "tcp", "v1", "127.0.0.1", upstream, "192.0.2.9:40000\n"},
+		{"tcp v2 direct client", "tcp", "v2", "", "", "127.0.0.1:"},
+		{"http v2-ssl-cn from trusted upstream", "http", "v2-ssl-cn", "127.0.0.0/8,::1", upstream, "192.0.2.9:40000|192.0.2.9"},
+		{"http v1 direct client", "http", "v1", "", "", "127.0.0.1:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			testutil.CheckLeaks(t)
+			cfg := defaultConfig()
+			cfg.mode, cfg.backends = tt.mode, addrBackend(t, tt.mode)
+			for _, f := range cfg.features {
+				if pp, ok := f.(*proxyProto); ok {
+					pp.send, pp.accept = tt.send, tt.accept
+				}
+			}
+			addr := start(t, cfg)
+			c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			io.WriteString(c, tt.header)
+			var got string
+			if tt.mode == "tcp" {
+				got, err = bufio.NewReader(c).ReadString('\n')
+			} else {
+				io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+				var resp *http.Response
+				if resp, err = http.ReadResponse(bufio.NewReader(c), nil); err == nil {
+					var b []byte
+					b, err = io.ReadAll(resp.Body)
+					resp.Body.Close()
+					got = string(b)
+				}
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(got, tt.want) {
+				t.Fatalf("backend learnt %q, want %q...", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestLBProxyProxyProtocolRefusesUntrusted(t *testing.T) {
+	testutil.CheckLeaks(t)
+	cfg := defaultConfig()
+	cfg.mode, cfg.backends = "tcp", addrBackend(t, "tcp")
+	for _, f := range cfg.features {
+		if pp, ok := f.(*proxyProto); ok {
+			pp.send, pp.accept = "v2", "10.0.0.0/8"
+		}
+	}
+	addr := start(t, cfg)
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "PROXY TCP4 192.0.2.9 198.51.100.1 40000 443\r\n")
+	if b, err := io.ReadAll(c); err != nil || len(b) != 0 {
+		t.Fatalf("untrusted client got %q, %v; want the connection closed", b, err)
+	}
+}
+
+func TestLBProxyProxyProtocolBadFlags(t *testing.T) {
+	for _, pp := range []proxyProto{{send: "v3"}, {send: "none", accept: "10.0.0.0/33"}, {send: "none", accept: "nonsense"}, {send: "v1", accept: ","}} {
+		cfg := defaultConfig()
+		cfg.listen, cfg.backends = "127.0.0.1:0", "127.0.0.1:1"
+		for _, f := range cfg.features {
+			if p, ok := f.(*proxyProto); ok {
+				*p = pp
+			}
+		}
+		if err := run(context.Background(), cfg, io.Discard); err == nil {
+			t.Errorf("run with %+v succeeded", pp)
+		}
+	}
+}
