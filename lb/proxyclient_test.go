@@ -231,3 +231,37 @@ func TestReverseProxyPrivateUpgrade(t *testing.T) {
 		t.Fatalf("backend saw %+v", rec)
 	}
 }
+
+// TestReverseProxyProxyHeaderBeforeTLS: with TLS to the servers
+// (bridging), the PROXY header goes first, in clear, then the TLS session.
+func TestReverseProxyProxyHeaderBeforeTLS(t *testing.T) {
+	testutil.CheckLeaks(t)
+	ca := testutil.NewCA(t)
+	l := proxyListen(t, &lb.ProxyListener{Trusted: loopback})
+	backend := &http.Server{
+		ReadHeaderTimeout: 5 * time.Second,
+		TLSConfig:         ca.ServerConfig(t, "backend.test"),
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, "%s %s", r.Proto, r.RemoteAddr)
+		}),
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); backend.ServeTLS(l, "", "") }()
+	t.Cleanup(func() { backend.Close(); <-done })
+
+	pool := &lb.Pool{Name: "web", ProxyHeader: lb.ProxyV2(lb.ProxyV2Options{})}
+	must(t, pool.Update([]lb.Server{{Addr: l.Addr().String()}}))
+	proxy := &lb.ReverseProxy{Pool: pool, Scheme: "https", TLSClientConfig: ca.ClientConfig("backend.test")}
+	url := startL7Hooked(t, proxy, true)
+	c := newRecordingClient(t)
+	for range 2 {
+		_, body, _ := get(t, c.Client, url)
+		proto, remote, _ := strings.Cut(body, " ")
+		c.mu.Lock()
+		local := c.local
+		c.mu.Unlock()
+		if proto != "HTTP/2.0" || remote != local {
+			t.Fatalf("backend saw %q, want HTTP/2.0 from %s", body, local)
+		}
+	}
+}

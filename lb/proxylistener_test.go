@@ -57,7 +57,7 @@ func acceptOne(t *testing.T, ln net.Listener) net.Conn {
 	}
 }
 
-func v2Header(t *testing.T, src, dst string) []byte {
+func v2Header(t testing.TB, src, dst string) []byte {
 	var buf bytes.Buffer
 	must(t, lb.ProxyV2(lb.ProxyV2Options{})(&buf, &lb.ConnInfo{
 		Remote: netip.MustParseAddrPort(src), Local: netip.MustParseAddrPort(dst)}, nil))
@@ -347,7 +347,7 @@ func (pipeConn) LocalAddr() net.Addr  { return &net.TCPAddr{IP: net.IPv4(127, 0,
 func FuzzProxyListenerHeader(f *testing.F) {
 	f.Add([]byte("PROXY TCP4 192.0.2.7 198.51.100.1 50123 443\r\nGET /"))
 	f.Add([]byte("PROXY UNKNOWN\r\n"))
-	f.Add(append(v2Header(&testing.T{}, "[2001:db8::7]:50123", "[2001:db8::1]:443"), "data"...))
+	f.Add(append(v2Header(f, "[2001:db8::7]:50123", "[2001:db8::1]:443"), "data"...))
 	f.Add([]byte("\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x00"))
 	f.Add([]byte("\r\n\r\n\x00\r\nQUIT\n\x21\x11\xff\xff"))
 	f.Add([]byte("GET / HTTP/1.1\r\n"))
