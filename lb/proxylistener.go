@@ -78,7 +78,9 @@ type ProxyListener struct {
 
 	// MaxHeader bounds the size of a header, TLVs included; larger headers
 	// are rejected. Zero means DefaultProxyMaxHeader; values below 108 (a
-	// complete v1 header) are raised to 108.
+	// complete v1 header) are raised to 108. Whatever its value, v2 headers
+	// that announce more than 4096 bytes after their fixed 16 are rejected
+	// (the bound of the go-proxyproto parser lbkit uses).
 	MaxHeader int
 
 	// Logger receives rejected connections at Debug level; nil means
@@ -233,14 +235,14 @@ func (l *ProxyListener) readHeader(c net.Conn) (net.Conn, error) {
 	if timeout <= 0 {
 		timeout = DefaultProxyHeaderTimeout
 	}
-	max := l.MaxHeader
-	if max <= 0 {
-		max = DefaultProxyMaxHeader
+	limit := l.MaxHeader
+	if limit <= 0 {
+		limit = DefaultProxyMaxHeader
 	}
 	if err := c.SetReadDeadline(time.Now().Add(timeout)); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrProxyHeader, err)
 	}
-	h, rest, err := proxyv2.Read(c, max)
+	h, rest, err := proxyv2.Read(c, limit)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrProxyHeader, err)
 	}

@@ -374,3 +374,12 @@ func FuzzProxyListenerHeader(f *testing.F) {
 		wg.Wait()
 	})
 }
+
+// memConn is a net.Conn reading from r, for the reception benchmark.
+type memConn struct {
+	pipeConn
+	r *bytes.Reader
+}
+
+func (c *memConn) Read(p []byte) (int, error)        { return c.r.Read(p) }
+func (c *memConn) SetReadDeadline(t time.Time) error { return nil }

@@ -157,16 +157,17 @@ func (s SSL) TLV() (TLV, error) {
 	return TLV{Type: byte(t.Type), Value: t.Value}, nil
 }
 
-// Read reads one PROXY header (v1 or v2) from r, reading at most max bytes
-// (at least MinRead) in all. Independently of max, v2 headers announcing
-// more than 4096 bytes after the fixed 16 are invalid (go-proxyproto's
-// MaxV2HeaderSize, left at its default). It returns the header and the bytes it read
-// past the header, which belong to the connection's data. The caller bounds
+// Read reads one PROXY header (v1 or v2) from r, reading at most limit
+// bytes (at least MinRead) in all. Independently of limit, v2 headers
+// announcing more than 4096 bytes after the fixed 16 are invalid
+// (go-proxyproto's MaxV2HeaderSize, left at its default). It returns the
+// header and the bytes it read past the header, which belong to the
+// connection's data. The caller bounds
 // the time with a read deadline. Errors wrap ErrNoHeader, ErrTooLarge or
 // ErrInvalid, or are the reader's own (a timeout).
-func Read(r io.Reader, max int) (Header, []byte, error) {
-	max = maxOf(max, MinRead)
-	lr := &io.LimitedReader{R: r, N: int64(max)}
+func Read(r io.Reader, limit int) (Header, []byte, error) {
+	limit = max(limit, MinRead)
+	lr := &io.LimitedReader{R: r, N: int64(limit)}
 	br := bufio.NewReaderSize(lr, 256)
 	first, err := br.Peek(1)
 	if err != nil {
@@ -181,8 +182,8 @@ func Read(r io.Reader, max int) (Header, []byte, error) {
 		if [12]byte(fixed[:12]) != [12]byte(proxyproto.SIGV2) {
 			return Header{}, nil, ErrNoHeader
 		}
-		if n := 16 + int(binary.BigEndian.Uint16(fixed[14:16])); n > max {
-			return Header{}, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, max)
+		if n := 16 + int(binary.BigEndian.Uint16(fixed[14:16])); n > limit {
+			return Header{}, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, limit)
 		}
 	}
 	ph, err := proxyproto.Read(br)
@@ -194,7 +195,7 @@ func Read(r io.Reader, max int) (Header, []byte, error) {
 			return Header{}, nil, err
 		}
 		if lr.N == 0 {
-			return Header{}, nil, fmt.Errorf("%w: limit %d: %w", ErrTooLarge, max, err)
+			return Header{}, nil, fmt.Errorf("%w: limit %d: %w", ErrTooLarge, limit, err)
 		}
 		return Header{}, nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
@@ -234,11 +235,4 @@ func isTimeout(err error) bool {
 
 func unmapped(ap netip.AddrPort) netip.AddrPort {
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-}
-
-func maxOf(a, b int) int {
-	if a > b {
-		return a
-	}
-	return b
 }
