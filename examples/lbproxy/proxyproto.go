@@ -6,9 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/netip"
-	"strings"
 
+	"github.com/lbkit/lbkit/internal/demo"
 	"github.com/lbkit/lbkit/lb"
 )
 
@@ -26,12 +25,12 @@ type proxyProto struct {
 	accept string
 }
 
-func init() {
-	// First in line: reception must wrap the raw listener, under the
-	// layers other features add (TLS, ACLs), so that they see the carried
-	// client address.
-	newFeatures = append([]func() feature{func() feature { return &proxyProto{send: "none"} }}, newFeatures...)
-}
+func init() { newFeatures = append(newFeatures, func() feature { return &proxyProto{send: "none"} }) }
+
+// rank puts the feature before the others: reception must wrap the raw
+// listener, under the layers other features add (accept-time ACLs, TLS),
+// so that they see the carried client address.
+func (f *proxyProto) rank() int { return -1 }
 
 func (f *proxyProto) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.send, "proxy-protocol", "none", "PROXY protocol header sent first to servers: none, v1, v2, v2-ssl, v2-ssl-cn")
@@ -61,36 +60,15 @@ func (f *proxyProto) apply(s *stack) error {
 	if f.accept == "" {
 		return nil
 	}
-	trusted, err := parseNetworks(f.accept)
+	trusted, err := demo.Prefixes(f.accept)
 	if err != nil {
-		return err
+		return fmt.Errorf("lbproxy: -accept-proxy: %w", err)
+	}
+	if len(trusted) == 0 {
+		return fmt.Errorf("lbproxy: -accept-proxy: no network in %q", f.accept)
 	}
 	s.ln = &lb.ProxyListener{Listener: s.ln, Trusted: trusted, Logger: s.logger}
 	return nil
-}
-
-// parseNetworks parses "10.0.0.0/8,192.0.2.1,::1".
-func parseNetworks(list string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, item := range strings.Split(list, ",") {
-		item = strings.TrimSpace(item)
-		if item == "" {
-			continue
-		}
-		if p, err := netip.ParsePrefix(item); err == nil {
-			out = append(out, p.Masked())
-			continue
-		}
-		a, err := netip.ParseAddr(item)
-		if err != nil {
-			return nil, fmt.Errorf("lbproxy: -accept-proxy: %q is neither a CIDR nor an address", item)
-		}
-		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("lbproxy: -accept-proxy: no network in %q", list)
-	}
-	return out, nil
 }
 
 func chainConnContext(a, b func(context.Context, net.Conn) context.Context) func(context.Context, net.Conn) context.Context {

@@ -142,3 +142,38 @@ func TestLBProxyProxyProtocolBadFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestLBProxyProxyProtocolBeforeACL: the accept-time ACL sees the client
+// address a PROXY header carries, not the upstream's.
+func TestLBProxyProxyProtocolBeforeACL(t *testing.T) {
+	testutil.CheckLeaks(t)
+	cfg := defaultConfig()
+	cfg.mode, cfg.backends = "tcp", addrBackend(t, "tcp")
+	for _, f := range cfg.features {
+		switch f := f.(type) {
+		case *proxyProto:
+			f.send, f.accept = "v1", "127.0.0.1"
+		case *aclFeature:
+			// Denying the upstream's own address denies nothing when
+			// the ACL sees the carried client addresses.
+			f.deny = "127.0.0.1,192.0.2.0/24"
+		}
+	}
+	addr := start(t, cfg)
+	for _, tc := range []struct{ client, want string }{
+		{"198.51.100.7", "198.51.100.7:40000\n"},
+		{"192.0.2.9", ""}, // denied
+	} {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintf(c, "PROXY TCP4 %s 203.0.113.1 40000 443\r\n", tc.client)
+		got, _ := io.ReadAll(c)
+		c.Close()
+		if string(got) != tc.want {
+			t.Fatalf("client %s: backend answered %q, want %q", tc.client, got, tc.want)
+		}
+	}
+}
