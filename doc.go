@@ -11,7 +11,8 @@
 //
 //	lb        the hub: Server, Snapshot, Balancer, HealthChecker, Backend,
 //	          Frontend, Affinity, HeaderFunc; Pool (the standard Backend),
-//	          ConnServer (L4 frontend), ReverseProxy (L7), Mux, Switch, Serve
+//	          ConnServer (L4 frontend), ReverseProxy (L7), Mux, Switch, Serve;
+//	          PROXY protocol: ProxyV1, ProxyV2 (writers), ProxyListener
 //	lb/lbtest conformance suite and helpers for custom Balancers
 //	balancer  round robin (smooth weighted), least connections, first,
 //	          random, power of two choices, consistent hashing, ByName

@@ -383,3 +383,78 @@ type memConn struct {
 
 func (c *memConn) Read(p []byte) (int, error)        { return c.r.Read(p) }
 func (c *memConn) SetReadDeadline(t time.Time) error { return nil }
+
+// clientRecorder is an Affinity that records the clients it is asked
+// about, as a source-IP stickiness table would key them.
+type clientRecorder struct {
+	mu      sync.Mutex
+	clients []netip.AddrPort
+}
+
+func (r *clientRecorder) Lookup(s *lb.Snapshot, info lb.PickInfo) (*lb.Server, bool) {
+	r.mu.Lock()
+	r.clients = append(r.clients, info.Client)
+	r.mu.Unlock()
+	return nil, false
+}
+
+func (r *clientRecorder) Pin(lb.PickInfo, *lb.Server) {}
+
+func (r *clientRecorder) last() netip.AddrPort {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.clients) == 0 {
+		return netip.AddrPort{}
+	}
+	return r.clients[len(r.clients)-1]
+}
+
+// TestProxyListenerStickiness: balancing and stickiness see the carried
+// client, at L4 and at L7.
+func TestProxyListenerStickiness(t *testing.T) {
+	testutil.CheckLeaks(t)
+	want := netip.MustParseAddrPort("192.0.2.7:50123")
+	header := "PROXY TCP4 192.0.2.7 198.51.100.1 50123 443\r\n"
+
+	t.Run("L4", func(t *testing.T) {
+		rec := &clientRecorder{}
+		echo := testutil.EchoServer(t)
+		pool := &lb.Pool{Name: "tcp", Affinity: rec}
+		must(t, pool.Update([]lb.Server{{Addr: echo.Addr}}))
+		l := proxyListen(t, &lb.ProxyListener{Trusted: loopback})
+		srv := &lb.ConnServer{Name: "fe", Backend: pool}
+		done := make(chan error, 1)
+		go func() { done <- srv.Serve(l) }()
+		defer func() { srv.Close(); <-done }()
+		c := dial(t, l.Addr().String())
+		defer c.Close()
+		io.WriteString(c, header+"ping")
+		got := make([]byte, 4)
+		_, err := io.ReadFull(c, got)
+		must(t, err)
+		if rec.last() != want {
+			t.Fatalf("affinity saw %v, want %v", rec.last(), want)
+		}
+	})
+	t.Run("L7", func(t *testing.T) {
+		rec := &clientRecorder{}
+		backend := testutil.HTTPBackend(t, "a")
+		pool := &lb.Pool{Name: "web", Affinity: rec}
+		must(t, pool.Update([]lb.Server{{Addr: backend.Addr}}))
+		proxy := &lb.ReverseProxy{Pool: pool}
+		l := proxyListen(t, &lb.ProxyListener{Trusted: loopback})
+		srv := &http.Server{Handler: proxy, ReadHeaderTimeout: 5 * time.Second}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- lb.Serve(ctx, srv, l, time.Second, proxy) }()
+		defer func() { cancel(); <-done }()
+		c := dial(t, l.Addr().String())
+		defer c.Close()
+		io.WriteString(c, header+"GET /status/200 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		_, err := io.ReadAll(c)
+		must(t, err)
+		if rec.last() != want {
+			t.Fatalf("affinity saw %v, want %v", rec.last(), want)
+		}
+	})
+}
