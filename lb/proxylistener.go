@@ -182,7 +182,7 @@ func (l *ProxyListener) acceptLoop() {
 				c.Close()
 			}
 		default:
-			l.logger().LogAttrs(context.Background(), slog.LevelDebug, "PROXY header from untrusted peer refused",
+			l.logger().LogAttrs(context.Background(), slog.LevelDebug, "connection from untrusted peer refused",
 				slog.String("peer", c.RemoteAddr().String()))
 			c.Close()
 		}
