@@ -356,21 +356,26 @@ func (p *Pool) ServeConn(ctx context.Context, c *Conn) {
 	lease.Done(Outcome{Err: err, Sent: up, Received: down})
 }
 
-// unwrapConn peels *Conn layers so that the copy sees the raw connection
+// unwrapConn peels *Conn layers (and a ProxyListener's connection, whose
+// addresses are in c.Info already) so that the copy sees the raw connection
 // (and can splice), returning the peeked bytes they held.
 func unwrapConn(c *Conn) (net.Conn, []byte) {
 	var pending []byte
 	var nc net.Conn = c
 	for {
-		cc, ok := nc.(*Conn)
-		if !ok {
+		var b []byte
+		switch cc := nc.(type) {
+		case *Conn:
+			b, nc = cc.TakeBuffered(), cc.Conn
+		case *proxiedConn:
+			b, nc = cc.takeRest(), cc.Conn
+		default:
 			return nc, pending
 		}
-		if b := cc.TakeBuffered(); len(b) > 0 {
+		if len(b) > 0 {
 			// Outer layers were read before inner ones.
 			pending = append(pending, b...)
 		}
-		nc = cc.Conn
 	}
 }
 

@@ -287,6 +287,14 @@ func (c *proxiedConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
+// takeRest returns the bytes read past the header and not read yet, and
+// forgets them, for callers that copy from the socket directly (to splice).
+func (c *proxiedConn) takeRest() []byte {
+	b := c.rest
+	c.rest = nil
+	return b
+}
+
 // CloseWrite half-closes the connection when the socket supports it.
 func (c *proxiedConn) CloseWrite() error {
 	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {

@@ -458,3 +458,29 @@ func TestProxyListenerStickiness(t *testing.T) {
 		}
 	})
 }
+
+// TestProxyListenerL4KeepsBytes: the bytes that came with the header and
+// those after it reach the server in order, through the splice path.
+func TestProxyListenerL4KeepsBytes(t *testing.T) {
+	testutil.CheckLeaks(t)
+	echo := testutil.EchoServer(t)
+	pool := &lb.Pool{Name: "tcp"}
+	must(t, pool.Update([]lb.Server{{Addr: echo.Addr}}))
+	l := proxyListen(t, &lb.ProxyListener{Trusted: loopback})
+	srv := &lb.ConnServer{Name: "fe", Backend: pool}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(l) }()
+	defer func() { srv.Close(); <-done }()
+	c := dial(t, l.Addr().String())
+	defer c.Close()
+	first := strings.Repeat("a", 100)
+	io.WriteString(c, "PROXY TCP4 192.0.2.7 198.51.100.1 50123 443\r\n"+first)
+	second := strings.Repeat("b", 100000)
+	go io.WriteString(c, second)
+	got := make([]byte, len(first)+len(second))
+	_, err := io.ReadFull(c, got)
+	must(t, err)
+	if string(got) != first+second {
+		t.Fatalf("echo differs: %q...", got[:120])
+	}
+}
