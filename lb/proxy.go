@@ -328,14 +328,12 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
 		lease, err := t.pool.Acquire(req.Context(), info)
 		if err != nil {
-			body.release()
 			oneShot.closeIfSet()
 			return nil, err
 		}
 		req.URL.Host = lease.Server.Addr
 		resp, err := base.RoundTrip(req)
 		if err == nil {
-			body.release()
 			if ra, ok := t.pool.Affinity.(ResponseAffinity); ok {
 				ra.PinResponse(resp.Header, info, lease.Server, lease.Sticky)
 			}
@@ -346,11 +344,14 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		connect := errors.As(err, &ce)
 		lease.Done(Outcome{Err: err, Connect: connect, HTTP: true})
 		if !connect || attempt >= retries || req.Context().Err() != nil || body.started() {
-			body.release()
 			oneShot.closeIfSet()
 			return nil, err
 		}
 		info.Avoid = append(info.Avoid, lease.Server)
+		// The transport may still hold the failed attempt's request; each
+		// attempt gets a request of its own (sharing the replayable body).
+		req = req.Clone(req.Context())
+		info.Request = req
 	}
 }
 
@@ -406,27 +407,23 @@ func (s *leasedStream) Close() error {
 }
 
 // replayableBody lets a request body be offered again to another server
-// after a connection failure, as long as nothing of it was read: the
-// transport closes bodies on error, so closing is deferred to release.
+// after a connection failure, as long as nothing of it was read. The
+// transport closes request bodies on error, so Close is a no-op: the body
+// belongs to the incoming request, which httputil.ReverseProxy closes when
+// the handler ends.
 type replayableBody struct {
 	rc   io.ReadCloser
-	read bool
+	read atomic.Bool // set by the transport's writing goroutine
 }
 
 func (b *replayableBody) Read(p []byte) (int, error) {
-	b.read = true
+	b.read.Store(true)
 	return b.rc.Read(p)
 }
 
 func (b *replayableBody) Close() error { return nil }
 
-func (b *replayableBody) started() bool { return b != nil && b.read }
-
-func (b *replayableBody) release() {
-	if b != nil {
-		b.rc.Close()
-	}
-}
+func (b *replayableBody) started() bool { return b != nil && b.read.Load() }
 
 // streamTracker tracks upgraded streams for Shutdown and Close.
 type streamTracker struct {

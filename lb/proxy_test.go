@@ -118,10 +118,10 @@ func TestReverseProxyRetriesWithBody(t *testing.T) {
 		body := strings.Repeat(fmt.Sprint(i), 100000)
 		resp, err := c.Post(url+"/echo", "text/plain", strings.NewReader(body))
 		must(t, err)
-		got, _ := io.ReadAll(resp.Body)
+		got, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != 200 || string(got) != body {
-			t.Fatalf("POST %d through a refusing server: status %d, %d bytes back", i, resp.StatusCode, len(got))
+		if resp.StatusCode != 200 || string(got) != body || err != nil {
+			t.Fatalf("POST %d through a refusing server: status %d, %d bytes back, %v", i, resp.StatusCode, len(got), err)
 		}
 	}
 	if pool.Status()[0].Failures == 0 {

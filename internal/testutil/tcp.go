@@ -146,11 +146,5 @@ func echo(c net.Conn) {
 // refused (unless another test happens to take the port meanwhile).
 func ClosedAddr(tb testing.TB) string {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatalf("testutil: listen: %v", err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	return closedAddr(tb)
 }
