@@ -107,4 +107,6 @@ type Affinity interface {
 // HeaderFunc writes a preamble, such as a PROXY protocol header, at the start
 // of every new connection to server s, before any TLS to the server. info
 // describes the client connection on whose behalf the connection is opened.
+// Called with a nil info, it writes the header of a connection lbkit opens on
+// its own behalf: PROXY v2 LOCAL (v1: PROXY UNKNOWN). Health checks do that.
 type HeaderFunc func(w io.Writer, info *ConnInfo, s *Server) error
