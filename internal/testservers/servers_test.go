@@ -1,0 +1,45 @@
+package testservers
+
+import (
+	"net"
+	"testing"
+	"time"
+)
+
+func TestServers(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		start func(testing.TB) *Server
+	}{
+		{"redis", Redis},
+		{"mariadb", MariaDB},
+		{"postgresql", PostgreSQL},
+		{"ldap", LDAP},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t0 := time.Now()
+			s := tc.start(t)
+			t.Logf("%s started in %v", tc.name, time.Since(t0))
+			dial(t, s.Addr, true)
+			t0 = time.Now()
+			s.Stop(t)
+			t.Logf("%s stopped in %v", tc.name, time.Since(t0))
+			dial(t, s.Addr, false)
+			t0 = time.Now()
+			s.Start(t)
+			t.Logf("%s restarted in %v", tc.name, time.Since(t0))
+			dial(t, s.Addr, true)
+		})
+	}
+}
+
+func dial(t *testing.T, addr string, want bool) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err == nil {
+		c.Close()
+	}
+	if (err == nil) != want {
+		t.Fatalf("dial %s: %v, want success %v", addr, err, want)
+	}
+}
