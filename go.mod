@@ -1,3 +1,5 @@
 module github.com/lbkit/lbkit
 
-go 1.25
+go 1.25.0
+
+require github.com/pires/go-proxyproto v0.15.0
