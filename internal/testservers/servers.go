@@ -33,7 +33,7 @@ func MariaDB(tb testing.TB) *Server {
 	tb.Helper()
 	bin := testutil.LookBinary(tb, "mariadbd", "mariadb-server")
 	install := testutil.LookBinary(tb, "mariadb-install-db", "mariadb-server")
-	client := testutil.LookBinary(tb, "mariadb", "mariadb-client")
+	client := testutil.LookBinary(tb, "mariadb", "mariadb-server")
 	dir := tb.TempDir()
 	data := filepath.Join(dir, "data")
 	sock := filepath.Join(dir, "mysqld.sock")
@@ -61,7 +61,7 @@ func PostgreSQL(tb testing.TB) *Server {
 	const versions = "/usr/lib/postgresql/*/bin"
 	initdb := testutil.LookBinary(tb, "initdb", "postgresql", versions)
 	bin := testutil.LookBinary(tb, "postgres", "postgresql", versions)
-	isready := testutil.LookBinary(tb, "pg_isready", "postgresql-client", versions)
+	isready := testutil.LookBinary(tb, "pg_isready", "postgresql", versions)
 	dir := sharedDir(tb, "lbkit-pg-")
 	data := filepath.Join(dir, "data")
 	cred := unprivileged()
