@@ -2,7 +2,6 @@ package health
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -548,19 +547,4 @@ func orDefault(d, def time.Duration) time.Duration {
 		return d
 	}
 	return def
-}
-
-// errNoProbe is returned by Check for a nil probe.
-var errNoProbe = errors.New("health: no probe")
-
-// Check runs probe p once against addr with m's timeout, PROXY header and
-// dialer, as the Monitor would: a convenience for command-line checks and
-// tests.
-func (m *Monitor) Check(ctx context.Context, addr string) error {
-	if m.Probe == nil {
-		return errNoProbe
-	}
-	ctx, cancel := context.WithTimeout(ctx, m.timeout())
-	defer cancel()
-	return m.Probe.Check(ctx, Target{Addr: addr, Header: m.ProxyHeader, DialFunc: m.Dial})
 }
