@@ -118,6 +118,28 @@ func TestProbesRealServers(t *testing.T) {
 			t.Fatalf("got %v, want access denied", err)
 		}
 	})
+	t.Run("redis auth", func(t *testing.T) {
+		locked := testservers.Redis(t, "--requirepass", "secret")
+		if err := check(health.Redis{Password: "secret"}, locked.Addr); err != nil {
+			t.Fatalf("with the password: %v", err)
+		}
+		err := check(health.Redis{}, locked.Addr)
+		if !errors.Is(err, health.ErrRefused) || !strings.Contains(err.Error(), "NOAUTH") {
+			t.Fatalf("without the password: %v", err)
+		}
+		err = check(health.Redis{Password: "wrong"}, locked.Addr)
+		if !errors.Is(err, health.ErrRefused) {
+			t.Fatalf("with a wrong password: %v", err)
+		}
+	})
+	t.Run("ldap anonymous bind refused", func(t *testing.T) {
+		closed := testservers.LDAP(t, "disallow bind_anon")
+		err := check(health.LDAP{}, closed.Addr)
+		if !errors.Is(err, health.ErrRefused) || !strings.Contains(err.Error(), "resultCode") {
+			t.Fatalf("got %v, want a refused bind", err)
+		}
+		t.Logf("reason: %v", err)
+	})
 	t.Run("redis auth without a password set", func(t *testing.T) {
 		err := check(health.Redis{Password: "secret"}, redis.Addr)
 		if !errors.Is(err, health.ErrRefused) {

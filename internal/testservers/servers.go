@@ -5,20 +5,23 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/lbkit/lbkit/internal/testutil"
 )
 
-// Redis starts redis-server without persistence.
-func Redis(tb testing.TB) *Server {
+// Redis starts redis-server without persistence. extra are more
+// command-line settings, such as "--requirepass", "secret".
+func Redis(tb testing.TB, extra ...string) *Server {
 	tb.Helper()
 	bin := testutil.LookBinary(tb, "redis-server", "redis-server")
 	dir := tb.TempDir()
 	return newServer(tb, "redis", dir, syscall.SIGTERM, func(s *Server) *exec.Cmd {
-		return exec.Command(bin, "--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1",
-			"--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no")
+		args := []string{"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1",
+			"--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no"}
+		return exec.Command(bin, append(args, extra...)...)
 	})
 }
 
@@ -79,7 +82,8 @@ func PostgreSQL(tb testing.TB) *Server {
 }
 
 // LDAP starts slapd with an empty directory that allows anonymous binds.
-func LDAP(tb testing.TB) *Server {
+// extra are more lines of slapd.conf, such as "disallow bind_anon".
+func LDAP(tb testing.TB, extra ...string) *Server {
 	tb.Helper()
 	bin := testutil.LookBinary(tb, "slapd", "slapd")
 	dir := tb.TempDir()
@@ -87,7 +91,8 @@ func LDAP(tb testing.TB) *Server {
 	writeFile(tb, conf, fmt.Sprintf(`include /etc/ldap/schema/core.schema
 pidfile %s
 argsfile %s
-`, filepath.Join(dir, "slapd.pid"), filepath.Join(dir, "slapd.args")))
+%s
+`, filepath.Join(dir, "slapd.pid"), filepath.Join(dir, "slapd.args"), strings.Join(extra, "\n")))
 	return newServer(tb, "slapd", dir, syscall.SIGTERM, func(s *Server) *exec.Cmd {
 		return exec.Command(bin, "-f", conf, "-h", fmt.Sprintf("ldap://127.0.0.1:%d/", s.Port), "-d", "0")
 	})

@@ -11,7 +11,7 @@ import (
 func TestServers(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		start func(testing.TB) *Server
+		start func(testing.TB, ...string) *Server
 	}{
 		{"redis", Redis},
 		{"ldap", LDAP},
