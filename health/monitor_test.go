@@ -479,3 +479,49 @@ func TestCheckTimeout(t *testing.T) {
 		}
 	})
 }
+
+func TestCheckPortAndKey(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		addrs := map[string]string{}
+		failing := map[string]bool{}
+		probe := health.ProbeFunc(func(_ context.Context, tg health.Target) error {
+			mu.Lock()
+			defer mu.Unlock()
+			addrs[tg.Server.Name] = tg.Addr
+			if failing[tg.Addr] {
+				return errDown
+			}
+			return nil
+		})
+		m := &health.Monitor{Probe: probe, Port: 9000, Jitter: -1}
+		pool := newPool(t, "p",
+			lb.Server{Name: "port", Addr: "10.0.0.1:80"},
+			lb.Server{Name: "meta", Addr: "10.0.0.2:80", Meta: map[string]string{health.MetaCheckPort: "9100"}},
+			lb.Server{Name: "bad", Addr: "[::1]:80", Meta: map[string]string{health.MetaCheckPort: "99999"}},
+		)
+		mu.Lock()
+		failing["10.0.0.1:9000"] = true
+		mu.Unlock()
+		watch(t, m, pool)
+		synctest.Wait()
+		mu.Lock()
+		want := map[string]string{"port": "10.0.0.1:9000", "meta": "10.0.0.2:9100", "bad": "[::1]:9000"}
+		if fmt.Sprint(addrs) != fmt.Sprint(want) {
+			t.Errorf("checked %v, want %v", addrs, want)
+		}
+		mu.Unlock()
+		if st, _ := state(pool, "port"); st != lb.StateDown {
+			t.Fatalf("port: %v", st)
+		}
+		// Another check address is another check: its state starts over.
+		err := pool.Update([]lb.Server{{Name: "port", Addr: "10.0.0.1:80", Meta: map[string]string{health.MetaCheckPort: "9200"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if st, _ := state(pool, "port"); st != lb.StateUp {
+			t.Fatalf("after the check port changed: %v", st)
+		}
+	})
+}
