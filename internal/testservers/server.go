@@ -50,32 +50,45 @@ func freePort(tb testing.TB) int {
 }
 
 func newServer(tb testing.TB, name, dir string, stop syscall.Signal, command func(s *Server) *exec.Cmd, ready ...func(s *Server) error) *Server {
-	port := freePort(tb)
-	s := &Server{Name: name, Port: port, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Dir: dir, stopSig: stop}
-	if len(ready) > 0 {
-		s.ready = func() error { return ready[0](s) }
+	tb.Helper()
+	var err error
+	for range 3 { // another process may take the free port before the server does
+		port := freePort(tb)
+		s := &Server{Name: name, Port: port, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Dir: dir, stopSig: stop}
+		s.command = func() *exec.Cmd { return command(s) }
+		if len(ready) > 0 {
+			s.ready = func() error { return ready[0](s) }
+		}
+		if err = s.start(); err == nil {
+			tb.Cleanup(func() { s.stop(tb) })
+			return s
+		}
 	}
-	s.command = func() *exec.Cmd { return command(s) }
-	tb.Cleanup(func() { s.stop(tb) })
-	s.Start(tb)
-	return s
+	tb.Fatalf("testservers: %v", err)
+	return nil
 }
 
 // Start starts the server (again) on its port and waits until it accepts
 // connections. It fails tb if the server exits or does not listen in time.
 func (s *Server) Start(tb testing.TB) {
 	tb.Helper()
+	if err := s.start(); err != nil {
+		tb.Fatalf("testservers: %v", err)
+	}
+}
+
+func (s *Server) start() error {
 	s.mu.Lock()
 	if s.cmd != nil {
 		s.mu.Unlock()
-		tb.Fatalf("testservers: %s already running", s.Name)
+		return fmt.Errorf("%s already running", s.Name)
 	}
 	cmd := s.command()
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		s.mu.Unlock()
-		tb.Fatalf("testservers: start %s: %v", s.Name, err)
+		return fmt.Errorf("start %s: %w", s.Name, err)
 	}
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
@@ -87,11 +100,11 @@ func (s *Server) Start(tb testing.TB) {
 		c, err := net.DialTimeout("tcp", s.Addr, time.Second)
 		if err == nil {
 			c.Close()
-			if s.ready == nil {
-				return
+			if s.ready != nil {
+				err = s.ready()
 			}
-			if err = s.ready(); err == nil {
-				return
+			if err == nil && !exited(done, 100*time.Millisecond) { // not someone else's port
+				return nil
 			}
 		}
 		select {
@@ -99,12 +112,12 @@ func (s *Server) Start(tb testing.TB) {
 			s.mu.Lock()
 			s.cmd = nil
 			s.mu.Unlock()
-			tb.Fatalf("testservers: %s exited while starting: %v\n%s", s.Name, cmd.ProcessState, out.String())
+			return fmt.Errorf("%s exited while starting: %v\n%s", s.Name, cmd.ProcessState, out.String())
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			s.stop(tb)
-			tb.Fatalf("testservers: %s did not listen on %s within %v:\n%s", s.Name, s.Addr, startTimeout, out.String())
+			s.stop(nil)
+			return fmt.Errorf("%s did not listen on %s within %v:\n%s", s.Name, s.Addr, startTimeout, out.String())
 		}
 	}
 }
@@ -130,7 +143,19 @@ func (s *Server) stop(tb testing.TB) {
 	case <-time.After(15 * time.Second):
 		cmd.Process.Kill()
 		<-done
-		tb.Logf("testservers: %s did not stop on %v; killed", s.Name, s.stopSig)
+		if tb != nil {
+			tb.Logf("testservers: %s did not stop on %v; killed", s.Name, s.stopSig)
+		}
+	}
+}
+
+// exited reports whether done closes within grace.
+func exited(done <-chan struct{}, grace time.Duration) bool {
+	select {
+	case <-done:
+		return true
+	case <-time.After(grace):
+		return false
 	}
 }
 
