@@ -235,3 +235,64 @@ func TestKilledServerLeavesAndReturns(t *testing.T) {
 		t.Fatalf("down reason %q", evs[1].Reason)
 	}
 }
+
+// TestShutdownOnDownThroughMonitor: the check port of an L4 server stops
+// answering while its data port still works; the Monitor takes the server
+// down and the Pool, with ShutdownOnDown, closes the open session.
+func TestShutdownOnDownThroughMonitor(t *testing.T) {
+	testutil.CheckLeaks(t)
+	echo := testutil.EchoServer(t)
+	checkLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { // accepts and closes: enough for a TCP check
+		for {
+			c, err := checkLn.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	_, checkPort, _ := net.SplitHostPort(checkLn.Addr().String())
+	m := &health.Monitor{Probe: health.TCP{}, Interval: 50 * time.Millisecond, TransientInterval: 20 * time.Millisecond, Fall: 2}
+	pool := &lb.Pool{Name: "l4", HealthChecker: m, ShutdownOnDown: true}
+	if err := pool.Update([]lb.Server{{Name: "a", Addr: echo.Addr, Meta: map[string]string{health.MetaCheckPort: checkPort}}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); pool.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &lb.ConnServer{Backend: pool}
+	served := make(chan struct{})
+	go func() { defer close(served); srv.Serve(ln) }()
+	defer func() { srv.Close(); <-served }()
+
+	c, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 5)
+	if _, err := io.WriteString(c, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "hello" {
+		t.Fatalf("echo %q, %v", buf, err)
+	}
+	checkLn.Close() // the check fails from now on; the data port still works
+	if n, err := c.Read(buf); err == nil {
+		t.Fatalf("session still open: read %q", buf[:n])
+	}
+	if st, reason := state(pool, "a"); st != lb.StateDown || !strings.Contains(reason, "connection refused") {
+		t.Fatalf("state %v %q", st, reason)
+	}
+}

@@ -222,6 +222,12 @@ func (m *Monitor) Watch(ctx context.Context, set lb.ServerSet) {
 // initial state), removed ones lose it.
 func (w *watch) sync(members []*lb.Server, now time.Time) {
 	seen := make(map[string]bool, len(members))
+	var fresh []*entry
+	defer func() { // after the unlock: reports may close sessions, which Observe
+		for _, e := range fresh {
+			w.report(e)
+		}
+	}()
 	w.m.mu.Lock()
 	defer w.m.mu.Unlock()
 	if w.m.observed == nil {
@@ -244,7 +250,7 @@ func (w *watch) sync(members []*lb.Server, now time.Time) {
 				reason = ReasonPending
 			}
 			e.reason = reason
-			w.report(e)
+			fresh = append(fresh, e)
 		}
 		if e.srv != s {
 			w.unobserve(e)
