@@ -83,6 +83,7 @@ func TestLBProxyHealth(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.backends = a.Addr + "," + b.Addr
+	cfg.retries = 0 // without health checks, requests to a dead b would fail
 	addr := start(t, cfg)
 	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}}
 	defer c.CloseIdleConnections()
@@ -115,6 +116,9 @@ func TestLBProxyHealth(t *testing.T) {
 	}
 	waitFor("both up", func(s map[string]int) bool { return s["a"] == 5 && s["b"] == 5 })
 	b.Close()
+	if s := spread(); s["a"] == 10 {
+		t.Fatalf("b out at once, before any check: %v", s)
+	}
 	waitFor("b out", func(s map[string]int) bool { return s["a"] == 10 })
 	b.Restart(t)
 	waitFor("b back", func(s map[string]int) bool { return s["a"] == 5 && s["b"] == 5 })
