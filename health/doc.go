@@ -7,7 +7,8 @@
 // last change). Probes are one small interface with built-in
 // implementations:
 //
-//   - TCP: connect; optionally send bytes and expect a reply.
+//   - TCP: connect; optionally a TLS handshake (for bridged servers), and
+//     bytes to send and a reply to expect.
 //   - HTTP (and HTTPS with TLS set): method, path, Host header, expected
 //     status or range, optional body match; for HTTPS the SNI and the
 //     certificate verification follow the TLS configuration given, normally

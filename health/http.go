@@ -19,8 +19,9 @@ import (
 //
 // For HTTPS, pass the TLS configuration the proxy uses towards the servers
 // (lb.ReverseProxy.TLSClientConfig): certificate verification follows it,
-// and the SNI is its ServerName, else Host, else the server's host name
-// (none for an IP address).
+// and the server name (SNI, and the name verified) is its ServerName, else
+// Host, else the checked address's host (an IP address is verified against
+// the certificate's IP addresses, without SNI).
 type HTTP struct {
 	// Method defaults to GET.
 	Method string
@@ -58,7 +59,7 @@ func (p HTTP) Check(ctx context.Context, t Target) error {
 	if p.TLS != nil {
 		cfg := p.TLS.Clone()
 		if cfg.ServerName == "" {
-			cfg.ServerName = sniFor(host)
+			cfg.ServerName = serverName(host)
 		}
 		tc := tls.Client(c, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
@@ -76,15 +77,14 @@ func (p HTTP) Check(ctx context.Context, t Target) error {
 	return p.checkResponse(bufio.NewReaderSize(io.LimitReader(c, maxHTTPHeader+maxReply), 4096), scheme)
 }
 
-// sniFor is the host name of host[:port], or "" for an IP address.
-func sniFor(host string) string {
+// serverName is the host of host[:port], for tls.Config.ServerName: a
+// name is sent as SNI and verified; an IP address is verified against the
+// certificate's IP addresses (crypto/tls sends no SNI for it).
+func serverName(host string) string {
 	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
+		return h
 	}
-	if net.ParseIP(strings.Trim(host, "[]")) != nil {
-		return ""
-	}
-	return host
+	return strings.Trim(host, "[]")
 }
 
 func (p HTTP) request(host string) ([]byte, error) {

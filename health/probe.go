@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -88,10 +89,16 @@ func (t Target) Dial(ctx context.Context) (net.Conn, error) {
 
 // TCP checks that the server accepts a connection. With Send, it writes
 // those bytes after connecting; with Expect, the server's first bytes must
-// be Expect (read until len(Expect) bytes arrived).
+// be Expect (read until len(Expect) bytes arrived). With TLS, the check
+// completes a TLS handshake first (for servers behind a bridging pool: pass
+// the pool's TLS configuration towards the servers), and Send and Expect go
+// over TLS.
 type TCP struct {
 	Send   []byte
 	Expect []byte
+	// TLS, when not nil, is the client configuration of the handshake. It
+	// is cloned; an empty ServerName means the checked address's host.
+	TLS *tls.Config
 }
 
 // Check implements Probe.
@@ -101,6 +108,17 @@ func (p TCP) Check(ctx context.Context, t Target) error {
 		return fmt.Errorf("tcp: %w", err)
 	}
 	defer c.Close()
+	if p.TLS != nil {
+		cfg := p.TLS.Clone()
+		if cfg.ServerName == "" {
+			cfg.ServerName = serverName(t.Addr)
+		}
+		tc := tls.Client(c, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return fmt.Errorf("tcp: TLS handshake: %w", err)
+		}
+		c = tc
+	}
 	if len(p.Send) > 0 {
 		if _, err := c.Write(p.Send); err != nil {
 			return fmt.Errorf("tcp: send: %w", err)

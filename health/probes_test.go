@@ -200,7 +200,7 @@ func TestHTTPSProbeFollowsBackendTLS(t *testing.T) {
 
 	for _, tc := range []struct {
 		name  string
-		probe health.HTTP
+		probe health.Probe
 		want  string // empty: passes
 	}{
 		{"verified with the backend's name", health.HTTP{TLS: ca.ClientConfig("backend.test"), Body: "sni=backend.test"}, ""},
@@ -209,6 +209,9 @@ func TestHTTPSProbeFollowsBackendTLS(t *testing.T) {
 		{"unknown CA", health.HTTP{TLS: other.ClientConfig("backend.test")}, "certificate"},
 		{"no verification when the backend skips it", health.HTTP{TLS: &tls.Config{InsecureSkipVerify: true}}, ""},
 		{"plain HTTP to a TLS server", health.HTTP{}, "Bad Request"},
+		{"tcp over TLS", probeOf(health.TCP{TLS: ca.ClientConfig("backend.test")}), ""},
+		{"tcp over TLS, unknown CA", probeOf(health.TCP{TLS: other.ClientConfig("backend.test")}), "certificate"},
+		{"tcp over TLS, no name for an IP", probeOf(health.TCP{TLS: &tls.Config{RootCAs: ca.Pool()}}), "certificate"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := check(tc.probe, addr)
@@ -218,6 +221,8 @@ func TestHTTPSProbeFollowsBackendTLS(t *testing.T) {
 		})
 	}
 }
+
+func probeOf(p health.Probe) health.Probe { return p }
 
 func TestTCPProbeTimeout(t *testing.T) {
 	testutil.CheckLeaks(t)
