@@ -91,7 +91,8 @@ type Monitor struct {
 
 	// InitialState is the state a new server is reported in until its first
 	// verdict: lb.StateUp (the zero value: pickable until a check fails) or
-	// lb.StateDown (out until a check passes, with ReasonPending).
+	// lb.StateDown (out until a check passes, with ReasonPending). It
+	// replaces the Pool's InitialState for the servers the Monitor watches.
 	InitialState lb.State
 
 	// Port, when not zero, is the port checked on every server, unless the
