@@ -107,7 +107,11 @@ func (p HTTP) request(host string) ([]byte, error) {
 }
 
 func (p HTTP) checkResponse(r *bufio.Reader, scheme string) error {
-	resp, err := readHTTPResponse(r)
+	method := p.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	resp, err := readHTTPResponse(r, method)
 	if err != nil {
 		return fmt.Errorf("%s: %w", scheme, err)
 	}
@@ -136,7 +140,7 @@ func (p HTTP) checkResponse(r *bufio.Reader, scheme string) error {
 
 // readHTTPResponse parses a response head with net/http, after checking
 // that it starts like one, so another protocol is reported as such.
-func readHTTPResponse(r *bufio.Reader) (*http.Response, error) {
+func readHTTPResponse(r *bufio.Reader, method string) (*http.Response, error) {
 	start, err := r.Peek(5)
 	if err != nil {
 		return nil, readErr(err)
@@ -144,7 +148,7 @@ func readHTTPResponse(r *bufio.Reader) (*http.Response, error) {
 	if string(start) != "HTTP/" {
 		return nil, fmt.Errorf("%w: not an HTTP response: %q", ErrUnexpected, printable(start))
 	}
-	resp, err := http.ReadResponse(r, nil)
+	resp, err := http.ReadResponse(r, &http.Request{Method: method}) // a HEAD response has no body
 	if err != nil {
 		return nil, fmt.Errorf("%w: bad HTTP response: %v", ErrUnexpected, err)
 	}
