@@ -107,6 +107,7 @@ type Affinity interface {
 // HeaderFunc writes a preamble, such as a PROXY protocol header, at the start
 // of every new connection to server s, before any TLS to the server. info
 // describes the client connection on whose behalf the connection is opened.
-// Called with a nil info, it writes the header of a connection lbkit opens on
-// its own behalf: PROXY v2 LOCAL (v1: PROXY UNKNOWN). Health checks do that.
+// Called with a nil *ConnInfo, the HeaderFunc writes the header of a
+// connection lbkit opens on its own behalf (health checks, client-side dial):
+// ProxyV2 writes the LOCAL command, ProxyV1 "PROXY UNKNOWN".
 type HeaderFunc func(w io.Writer, info *ConnInfo, s *Server) error
