@@ -352,7 +352,9 @@ func (p *Pool) ServeConn(ctx context.Context, c *Conn) {
 	}
 	c.SetReadDeadline(time.Time{}) // the frontend's handshake deadline
 	client, pending := unwrapConn(c)
-	up, down, err := pipe.Proxy(ctx, client, sc, pipe.Options{Idle: idle, ClientPending: pending})
+	sctx, done := p.sessionContext(ctx, lease.Server)
+	up, down, err := pipe.Proxy(sctx, client, sc, pipe.Options{Idle: idle, ClientPending: pending})
+	done()
 	lease.Done(Outcome{Err: err, Sent: up, Received: down})
 }
 

@@ -96,6 +96,12 @@ type Pool struct {
 	// such connections are closed.
 	Fallback Backend
 
+	// ShutdownOnDown, when set, closes the open sessions of a server when it
+	// goes down (enters StateDown): its L4 connections and upgraded L7
+	// streams (WebSockets). By default they continue until they end on their
+	// own; only new traffic avoids the server.
+	ShutdownOnDown bool
+
 	// Logger receives the pool's events; nil means slog.Default().
 	// Per-connection events are logged at Debug level.
 	Logger *slog.Logger
@@ -287,11 +293,29 @@ func (p *Pool) Members() ([]*Server, <-chan struct{}) {
 // last failed check. Part of ServerSet; host programs use it too, to put a
 // server in or out of maintenance.
 func (p *Pool) SetState(name string, st State, reason string) bool {
+	return p.setState(name, st, reason, false)
+}
+
+// setState is SetState; with health set, a server in StateMaintenance keeps
+// its state (SetHealth).
+func (p *Pool) setState(name string, st State, reason string, health bool) bool {
+	var shutdown []func()
+	defer func() { // after the unlock below: closing sessions ends leases
+		for _, stop := range shutdown {
+			stop()
+		}
+	}()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	rt := p.state[name]
 	if rt == nil || rt.removed {
 		return false
+	}
+	if health && rt.state == StateMaintenance {
+		return true
+	}
+	if st == StateDown && rt.state != StateDown && p.ShutdownOnDown {
+		shutdown = rt.sessions.take()
 	}
 	if rt.state == st && rt.reason == reason {
 		return true

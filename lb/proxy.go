@@ -363,6 +363,7 @@ func (t *poolTransport) wrapBody(resp *http.Response, lease Lease, oneShot *clie
 	o := Outcome{Status: resp.StatusCode, HTTP: true}
 	if rwc, ok := resp.Body.(io.ReadWriteCloser); ok && resp.StatusCode == http.StatusSwitchingProtocols {
 		s := &leasedStream{ReadWriteCloser: rwc, lease: lease, outcome: o, tracker: t.streams}
+		lease.pool.trackStream(lease.Server, s)
 		t.streams.add(s)
 		resp.Body = s
 		return
@@ -394,12 +395,14 @@ type leasedStream struct {
 	lease   Lease
 	outcome Outcome
 	tracker *streamTracker
+	untrack func() // Pool.ShutdownOnDown registration
 	once    sync.Once
 }
 
 func (s *leasedStream) Close() error {
 	err := s.ReadWriteCloser.Close()
 	s.once.Do(func() {
+		s.untrack()
 		s.tracker.remove(s)
 		s.lease.Done(s.outcome)
 	})

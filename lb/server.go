@@ -51,6 +51,7 @@ type serverRuntime struct {
 	total    atomic.Uint64
 	failures atomic.Uint64 // connection failures (dial errors, timeouts)
 	draining atomic.Bool   // written under Pool.mu; read by release without it
+	sessions sessionSet    // open sessions, tracked when Pool.ShutdownOnDown
 
 	// Guarded by Pool.mu.
 	state   State

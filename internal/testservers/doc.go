@@ -1,0 +1,13 @@
+// Package testservers starts real database and directory servers for tests:
+// MariaDB, PostgreSQL, Redis and OpenLDAP from Debian's packages, each on a
+// free loopback port with its data in a temporary directory, stopped and
+// removed when the test ends.
+//
+// A missing binary skips the test, or fails it under CI=true (see
+// testutil.LookBinary); scripts/deps/health.sh installs the packages.
+//
+//	srv := testservers.Redis(t)
+//	... check srv.Addr ...
+//	srv.Stop(t)  // the port now refuses connections
+//	srv.Start(t) // same port, same data
+package testservers
