@@ -1,3 +1,10 @@
 module github.com/lbkit/lbkit
 
-go 1.25
+go 1.25.0
+
+require golang.org/x/crypto v0.55.0
+
+require (
+	golang.org/x/net v0.57.0 // indirect
+	golang.org/x/text v0.41.0 // indirect
+)
