@@ -64,6 +64,7 @@ func serveHTTP(t *testing.T, cfg *tls.Config, h http.Handler) string {
 // name+"\n" then echoes, like testutil.NameServer over TLS.
 type tlsNameServer struct {
 	Addr string
+	greet string
 	ln   net.Listener
 	wg   sync.WaitGroup
 	mu   sync.Mutex
@@ -78,7 +79,7 @@ func startTLSNameServer(t *testing.T, name string, cfg *tls.Config) *tlsNameServ
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &tlsNameServer{Addr: ln.Addr().String(), ln: ln, cs: map[net.Conn]struct{}{}, states: make(chan tls.ConnectionState, 64)}
+	s := &tlsNameServer{Addr: ln.Addr().String(), greet: name, ln: ln, cs: map[net.Conn]struct{}{}, states: make(chan tls.ConnectionState, 64)}
 	s.wg.Add(1)
 	go s.serve(name, cfg)
 	t.Cleanup(s.close)
@@ -121,6 +122,8 @@ func (s *tlsNameServer) handle(tc *tls.Conn, raw net.Conn, name string) {
 	}
 	io.Copy(tc, tc)
 }
+
+func (s *tlsNameServer) name() string { return s.greet }
 
 func (s *tlsNameServer) close() {
 	s.ln.Close()
