@@ -116,4 +116,3 @@ func TestBridgeHTTP(t *testing.T) {
 		})
 	}
 }
-

@@ -63,12 +63,12 @@ func serveHTTP(t *testing.T, cfg *tls.Config, h http.Handler) string {
 // tlsNameServer is a TLS server presenting cfg's certificate that writes
 // name+"\n" then echoes, like testutil.NameServer over TLS.
 type tlsNameServer struct {
-	Addr string
+	Addr  string
 	greet string
-	ln   net.Listener
-	wg   sync.WaitGroup
-	mu   sync.Mutex
-	cs   map[net.Conn]struct{}
+	ln    net.Listener
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	cs    map[net.Conn]struct{}
 	// states receives the state of each handshake.
 	states chan tls.ConnectionState
 }

@@ -276,4 +276,3 @@ func TestProfiles(t *testing.T) {
 		}
 	}
 }
-
