@@ -3,6 +3,7 @@ package tlsmode
 import (
 	"crypto/tls"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -101,8 +102,20 @@ func (a *ACME) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, err
 // HTTPHandler answers HTTP-01 challenges under /.well-known/acme-challenge/
 // and passes every other request to next; nil next redirects them to
 // https. Serve it on port 80. Calling it enables HTTP-01, which is tried
-// after TLS-ALPN-01.
-func (a *ACME) HTTPHandler(next http.Handler) http.Handler { return a.m.HTTPHandler(next) }
+// after TLS-ALPN-01. A port in the Host header of a challenge request
+// (the validation of a server on another port than 80) is ignored.
+func (a *ACME) HTTPHandler(next http.Handler) http.Handler {
+	h := a.m.HTTPHandler(next)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/.well-known/acme-challenge/") {
+			if host, _, err := net.SplitHostPort(r.Host); err == nil {
+				r = r.Clone(r.Context())
+				r.Host = host
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
 
 func (a *ACME) allowed(name string) bool {
 	return slices.Contains(a.hosts, strings.TrimSuffix(strings.ToLower(name), "."))

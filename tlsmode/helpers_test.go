@@ -19,10 +19,21 @@ import (
 // serveL4 serves b on a loopback ConnServer and returns its address.
 func serveL4(t *testing.T, b lb.Backend) string {
 	t.Helper()
+	return serveL4On(t, listen(t), b)
+}
+
+func listen(t *testing.T) net.Listener {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ln
+}
+
+// serveL4On serves b on ln until the test ends.
+func serveL4On(t *testing.T, ln net.Listener, b lb.Backend) string {
+	t.Helper()
 	srv := &lb.ConnServer{Name: "test", Backend: b, HandshakeTimeout: 5 * time.Second}
 	done := make(chan struct{})
 	go func() {
@@ -39,10 +50,13 @@ func serveL4(t *testing.T, b lb.Backend) string {
 // serveHTTP serves h over TLS with cfg on loopback and returns the address.
 func serveHTTP(t *testing.T, cfg *tls.Config, h http.Handler) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	return serveHTTPOn(t, listen(t), cfg, h)
+}
+
+// serveHTTPOn serves h on ln (over TLS with cfg, unless nil) until the
+// test ends.
+func serveHTTPOn(t *testing.T, ln net.Listener, cfg *tls.Config, h http.Handler) string {
+	t.Helper()
 	srv := &http.Server{Handler: h, TLSConfig: cfg, ReadHeaderTimeout: 5 * time.Second}
 	done := make(chan struct{})
 	go func() {
