@@ -1,10 +1,15 @@
 package tlsmode
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
+	"sync"
+	"time"
 
 	"github.com/lbkit/lbkit/lb"
 )
@@ -23,8 +28,8 @@ type Upstream struct {
 	// the host part of the server's address.
 	ServerName string
 
-	// UseClientSNI sends and verifies the name the client asked for (L4
-	// bridging, where the Pool knows the client's SNI).
+	// UseClientSNI sends and verifies the name the client asked for in
+	// its TLS handshake with lbkit.
 	UseClientSNI bool
 
 	// InsecureSkipVerify turns verification of server certificates off.
@@ -73,12 +78,89 @@ func clientSNI(info *lb.ConnInfo, _ *lb.Server) string {
 
 // BridgeHTTP makes rp speak HTTPS to its servers (L7 bridging), HTTP/2
 // when a server offers it through ALPN, HTTP/1.1 otherwise. Call it while
-// configuring rp, before the first request. UseClientSNI does not apply:
-// server connections are shared by requests from many clients, so the
-// name is ServerName or the server's address.
+// configuring rp, before the first request.
+//
+// With UseClientSNI (and no ServerName), the name sent to and verified on
+// the server is the SNI of the client's connection (http.Request.TLS), or
+// the server's address when the client sent none. Server connections are
+// then kept apart per name: up to MaxBridgeNames names get their own
+// connection pool, and requests for further names use the server's
+// address. This replaces rp.NewTransport.
 func (u Upstream) BridgeHTTP(rp *lb.ReverseProxy) {
 	rp.Scheme = "https"
 	rp.TLSClientConfig = u.ClientConfig()
+	if !u.UseClientSNI || u.ServerName != "" {
+		return
+	}
+	base, timeout := rp.TLSClientConfig, rp.ServerTimeout
+	if timeout <= 0 {
+		timeout = lb.DefaultServerTimeout
+	}
+	rp.NewTransport = func(_ *lb.Pool, dial func(ctx context.Context, network, addr string) (net.Conn, error)) http.RoundTripper {
+		return &sniTransport{new: func(name string) *http.Transport {
+			cfg := base.Clone()
+			cfg.ServerName = name
+			return &http.Transport{
+				DialContext:           dial,
+				TLSClientConfig:       cfg,
+				ForceAttemptHTTP2:     true,
+				MaxIdleConnsPerHost:   1024,
+				IdleConnTimeout:       90 * time.Second,
+				ResponseHeaderTimeout: timeout,
+				DisableCompression:    true,
+				WriteBufferSize:       16 << 10,
+				ReadBufferSize:        16 << 10,
+			}
+		}}
+	}
+}
+
+// MaxBridgeNames bounds the server names for which BridgeHTTP with
+// UseClientSNI keeps separate connection pools, so that clients cannot make
+// it hold unbounded state by sending many names.
+const MaxBridgeNames = 256
+
+// sniTransport keeps one http.Transport per client SNI, since connections
+// to a server are shared only by requests for the same name.
+type sniTransport struct {
+	new func(name string) *http.Transport
+
+	byName sync.Map // string → *http.Transport
+	mu     sync.Mutex
+	n      int
+}
+
+func (t *sniTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	name := ""
+	if req.TLS != nil {
+		name = req.TLS.ServerName
+	}
+	return t.transport(name).RoundTrip(req)
+}
+
+func (t *sniTransport) transport(name string) *http.Transport {
+	if v, ok := t.byName.Load(name); ok {
+		return v.(*http.Transport)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if v, ok := t.byName.Load(name); ok {
+		return v.(*http.Transport)
+	}
+	if t.n >= MaxBridgeNames && name != "" {
+		return t.transportLocked("")
+	}
+	return t.transportLocked(name)
+}
+
+func (t *sniTransport) transportLocked(name string) *http.Transport {
+	if v, ok := t.byName.Load(name); ok {
+		return v.(*http.Transport)
+	}
+	tr := t.new(name)
+	t.byName.Store(name, tr)
+	t.n++
+	return tr
 }
 
 // LoadCertPool reads PEM certificates (a CA bundle) from file into a new

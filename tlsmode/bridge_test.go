@@ -68,6 +68,7 @@ func TestBridgeHTTP(t *testing.T) {
 			w.Header().Set("X-Backend-Proto", r.Proto)
 			w.Header().Set("X-Backend-TLS", map[bool]string{true: "yes", false: "no"}[r.TLS != nil])
 			w.Header().Set("X-Seen-Proto", r.Header.Get("X-Forwarded-Proto"))
+			w.Header().Set("X-Seen-SNI", r.TLS.ServerName)
 			io.WriteString(w, name)
 		})
 	}
@@ -76,26 +77,31 @@ func TestBridgeHTTP(t *testing.T) {
 	h1only := ca.ServerConfig(t, "127.0.0.1")
 	h1only.NextProtos = []string{"http/1.1"}
 	h1 := serveHTTP(t, h1only, backendHandler("h1"))
-	front := tlsmode.Config{Certificates: storeOf(t, ca.Leaf(t, "front.test"))}.HTTPConfig()
+	bySNI := serveHTTP(t, ca.ServerConfig(t, "front.test"), backendHandler("by-sni"))
+	front := tlsmode.Config{Certificates: storeOf(t, ca.Leaf(t, "front.test", "127.0.0.1"))}.HTTPConfig()
 
 	tests := []struct {
 		name      string
+		sni       string
 		server    string
 		upstream  tlsmode.Upstream
 		status    int
 		wantProto string
 	}{
-		{"trusted, h2", trusted, tlsmode.Upstream{RootCAs: ca.Pool()}, 200, "HTTP/2.0"},
-		{"http/1.1 server", h1, tlsmode.Upstream{RootCAs: ca.Pool()}, 200, "HTTP/1.1"},
-		{"untrusted refused", untrusted, tlsmode.Upstream{RootCAs: ca.Pool()}, 502, ""},
-		{"verification off", untrusted, tlsmode.Upstream{InsecureSkipVerify: true}, 200, "HTTP/2.0"},
+		{"trusted, h2", "front.test", trusted, tlsmode.Upstream{RootCAs: ca.Pool()}, 200, "HTTP/2.0"},
+		{"http/1.1 server", "front.test", h1, tlsmode.Upstream{RootCAs: ca.Pool()}, 200, "HTTP/1.1"},
+		{"untrusted refused", "front.test", untrusted, tlsmode.Upstream{RootCAs: ca.Pool()}, 502, ""},
+		{"verification off", "front.test", untrusted, tlsmode.Upstream{InsecureSkipVerify: true}, 200, "HTTP/2.0"},
+		{"client SNI", "front.test", bySNI, tlsmode.Upstream{RootCAs: ca.Pool(), UseClientSNI: true}, 200, "HTTP/2.0"},
+		{"client SNI missing: address refused", "127.0.0.1", bySNI, tlsmode.Upstream{RootCAs: ca.Pool(), UseClientSNI: true}, 502, ""},
+		{"address without client SNI", "front.test", bySNI, tlsmode.Upstream{RootCAs: ca.Pool()}, 502, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rp := &lb.ReverseProxy{Pool: pool(t, tt.server)}
 			tt.upstream.BridgeHTTP(rp)
 			addr := serveHTTP(t, front, rp)
-			tr := &http.Transport{TLSClientConfig: ca.ClientConfig("front.test"), ForceAttemptHTTP2: true}
+			tr := &http.Transport{TLSClientConfig: ca.ClientConfig(tt.sni), ForceAttemptHTTP2: true}
 			defer tr.CloseIdleConnections()
 			req, _ := http.NewRequest("GET", "https://"+addr+"/", nil)
 			resp, err := tr.RoundTrip(req)
@@ -112,6 +118,9 @@ func TestBridgeHTTP(t *testing.T) {
 			}
 			if got := resp.Header.Get("X-Backend-Proto"); got != tt.wantProto || resp.Header.Get("X-Backend-TLS") != "yes" || resp.Header.Get("X-Seen-Proto") != "https" {
 				t.Errorf("server saw %s, TLS %s, X-Forwarded-Proto %q", got, resp.Header.Get("X-Backend-TLS"), resp.Header.Get("X-Seen-Proto"))
+			}
+			if tt.upstream.UseClientSNI && resp.Header.Get("X-Seen-SNI") != tt.sni {
+				t.Errorf("server got SNI %q, want the client's %q", resp.Header.Get("X-Seen-SNI"), tt.sni)
 			}
 		})
 	}

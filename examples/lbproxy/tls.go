@@ -62,7 +62,7 @@ func (f *tlsFeature) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.backendCA, "backend-ca", "", "bridge modes: PEM bundle verifying the servers' certificates (default: system roots)")
 	fs.BoolVar(&f.backendInsecure, "backend-insecure", false, "bridge modes: do not verify the servers' certificates")
 	fs.StringVar(&f.backendName, "backend-server-name", "", "bridge modes: server name to send and verify (default: each server's host)")
-	fs.BoolVar(&f.backendSNI, "backend-sni", false, "tls-bridge: send and verify the client's SNI")
+	fs.BoolVar(&f.backendSNI, "backend-sni", false, "bridge modes: send and verify the client's SNI")
 	fs.StringVar(&f.sniRoutes, "sni-route", "", "tls-passthrough: comma-separated SNI routes NAME=ADDR (NAME may be *.domain); others go to -backends")
 }
 
