@@ -209,7 +209,7 @@ func sClient(t *testing.T, openssl, addr, name, caFile string, extra ...string) 
 	defer cancel()
 	args := append([]string{"s_client", "-connect", addr, "-servername", name, "-CAfile", caFile, "-brief"}, extra...)
 	cmd := exec.CommandContext(ctx, openssl, args...)
-	cmd.Stdin = strings.NewReader("Q\n")
+	cmd.Stdin = strings.NewReader("Q\n") // quit at once, unless -ign_eof: until the server closes
 	out, err := cmd.CombinedOutput()
 	if err != nil && ctx.Err() != nil {
 		t.Fatalf("openssl: %v\n%s", err, out)
