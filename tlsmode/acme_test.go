@@ -3,14 +3,8 @@ package tlsmode_test
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/json"
-	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -18,111 +12,6 @@ import (
 	"github.com/lbkit/lbkit/internal/testutil"
 	"github.com/lbkit/lbkit/tlsmode"
 )
-
-// freePort returns a loopback port free at the time of the call.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// startProcess runs a server process until the test ends.
-func startProcess(t *testing.T, env []string, name string, args ...string) {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Env = append(os.Environ(), env...)
-	log := filepath.Join(t.TempDir(), filepath.Base(name)+".log")
-	f, err := os.Create(log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		f.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(log)
-			t.Logf("%s output:\n%s", filepath.Base(name), b)
-		}
-	})
-}
-
-func waitTCP(t *testing.T, addr string) {
-	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return
-		}
-	}
-	t.Fatalf("%s did not start listening", addr)
-}
-
-// pebble starts pebble-challtestsrv as a DNS server answering 127.0.0.1
-// for every name, and Pebble resolving through it and validating
-// challenges on httpPort and tlsPort of 127.0.0.1. It returns the
-// directory URL, an HTTP client trusting Pebble's API, and a pool holding
-// the root that signs the certificates Pebble issues.
-func pebble(t *testing.T, httpPort, tlsPort int) (string, *http.Client, *x509.CertPool) {
-	t.Helper()
-	pebbleBin := testutil.LookBinary(t, "pebble", "github.com/letsencrypt/pebble/v2/cmd/pebble (go install)")
-	challBin := testutil.LookBinary(t, "pebble-challtestsrv", "github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv (go install)")
-
-	dnsAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	challMgmt := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	startProcess(t, nil, challBin, "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
-		"-dns01", dnsAddr, "-management", challMgmt,
-		"-http01", "", "-https01", "", "-tlsalpn01", "", "-doh", "")
-	waitTCP(t, challMgmt)
-
-	// Pebble's own HTTPS uses a certificate of ours.
-	apiCA := testutil.NewCA(t)
-	certFile, keyFile := testutil.WritePEM(t, apiCA.Leaf(t, "127.0.0.1"))
-	api := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	mgmt := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	conf := map[string]any{"pebble": map[string]any{
-		"listenAddress":                  api,
-		"managementListenAddress":        mgmt,
-		"certificate":                    certFile,
-		"privateKey":                     keyFile,
-		"httpPort":                       httpPort,
-		"tlsPort":                        tlsPort,
-		"ocspResponderURL":               "",
-		"externalAccountBindingRequired": false,
-		"retryAfter":                     map[string]int{"authz": 1, "order": 1},
-	}}
-	b, _ := json.Marshal(conf)
-	confFile := filepath.Join(t.TempDir(), "pebble.json")
-	if err := os.WriteFile(confFile, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	startProcess(t, []string{"PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0"},
-		pebbleBin, "-config", confFile, "-dnsserver", dnsAddr)
-	waitTCP(t, api)
-	waitTCP(t, mgmt)
-
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: apiCA.ClientConfig("127.0.0.1")}}
-	t.Cleanup(client.CloseIdleConnections)
-	resp, err := client.Get("https://" + mgmt + "/roots/0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	resp.Body.Close()
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(root) {
-		t.Fatalf("pebble root: %q", root)
-	}
-	return "https://" + api + "/dir", client, roots
-}
 
 // TestACMEPebble obtains a certificate from Pebble on the first handshake
 // for the name, over TLS-ALPN-01 and over HTTP-01, and serves it.
@@ -140,8 +29,9 @@ func TestACMEPebble(t *testing.T) {
 				_, cp, _ := net.SplitHostPort(testutil.ClosedAddr(t))
 				tlsPort, _ = strconv.Atoi(cp)
 			}
-			dir, client, roots := pebble(t, httpPort, tlsPort)
-			acme, err := tlsmode.NewACME(tlsmode.ACMEConfig{DirectoryURL: dir, Hosts: []string{"acme.test"}, HTTPClient: client, CacheDir: t.TempDir()})
+			pb := testutil.StartPebble(t, httpPort, tlsPort)
+			roots := pb.Roots
+			acme, err := tlsmode.NewACME(tlsmode.ACMEConfig{DirectoryURL: pb.DirectoryURL, Hosts: []string{"acme.test"}, HTTPClient: pb.Client, CacheDir: t.TempDir()})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -6,8 +6,10 @@ import (
 	"crypto/x509"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lbkit/lbkit/internal/testutil"
 )
@@ -60,5 +62,48 @@ func TestOffloadExample(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// TestOffloadExampleACME obtains the certificate from Pebble over ACME
+// (TLS-ALPN-01 on -listen, HTTP-01 on -acme-http) and serves it.
+func TestOffloadExampleACME(t *testing.T) {
+	testutil.CheckLeaks(t)
+	httpPort, tlsPort := testutil.FreePort(t), testutil.FreePort(t)
+	pb := testutil.StartPebble(t, httpPort, tlsPort)
+	ctx, cancel := context.WithCancel(context.Background())
+	o := options{
+		listen:        "127.0.0.1:" + strconv.Itoa(tlsPort),
+		acmeHosts:     "acme.test",
+		acmeDirectory: pb.DirectoryURL,
+		acmeCA:        pb.APICAFile,
+		acmeHTTP:      "127.0.0.1:" + strconv.Itoa(httpPort),
+		acmeCache:     t.TempDir(),
+		profile:       "intermediate",
+	}
+	rc := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, o, func(a string, _ *x509.CertPool) { rc <- a }) }()
+	var addr string
+	select {
+	case addr = <-rc:
+	case err := <-done:
+		t.Fatal(err)
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{ServerName: "acme.test", RootCAs: pb.Roots}, ForceAttemptHTTP2: true}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: time.Minute}).Get("https://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.HasPrefix(string(body), "hello from backend-") || resp.TLS.PeerCertificates[0].DNSNames[0] != "acme.test" {
+		t.Errorf("%q with a certificate for %v", body, resp.TLS.PeerCertificates[0].DNSNames)
+	}
+	tr.CloseIdleConnections()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
