@@ -74,7 +74,8 @@ type Pool struct {
 	// (PROXY protocol).
 	ProxyHeader HeaderFunc
 
-	// TLS, when set, encrypts every new L4 server connection (TLS bridging):
+	// TLS, when set, encrypts every new server connection that ServeConn
+	// and DialContext open (TLS bridging):
 	// after the ProxyHeader, as the PROXY protocol requires, the Pool runs a
 	// TLS client handshake within the connect timeout; a failed handshake is
 	// a connection failure, retried like one. The server certificate is

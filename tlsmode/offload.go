@@ -22,7 +22,8 @@ type Config struct {
 	Profile Profile
 
 	// Certificates chooses the certificate by SNI, and answers ACME
-	// TLS-ALPN-01 challenges when it has an ACME manager.
+	// TLS-ALPN-01 challenges when it has an ACME manager (set Store.ACME
+	// before building the *tls.Config: it adds the "acme-tls/1" protocol).
 	Certificates *Store
 
 	// GetCertificate, when set, is used instead of Certificates.
