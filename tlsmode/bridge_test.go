@@ -54,6 +54,17 @@ func TestBridgeL4(t *testing.T) {
 			if got != tt.server.name() || st.PeerCertificates[0].Subject.CommonName != "front.test" {
 				t.Errorf("reached %q, client saw %q", got, st.PeerCertificates[0].Subject.CommonName)
 			}
+			// A second connection resumes the session with the server.
+			if _, _, err := greeting(t, addr, ca.ClientConfig("front.test")); err != nil {
+				t.Fatal(err)
+			}
+			var resumed bool
+			for range 2 {
+				resumed = (<-tt.server.states).DidResume
+			}
+			if !resumed {
+				t.Error("the second server connection did not resume the session")
+			}
 		})
 	}
 }
