@@ -4,7 +4,7 @@
 // TLS protocol at the connection level instead.
 //
 //	go run ./examples/bridge
-//	curl --cacert /tmp/lbkit-demo-ca.pem https://localhost:8443/
+//	curl --cacert /tmp/lbkit-demo-ca-PID.pem https://localhost:8443/   # the CA file it prints
 //
 // Without -cert it presents a certificate for localhost from a CA generated
 // at start (the CA file is printed). Server certificates are verified

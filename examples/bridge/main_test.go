@@ -43,6 +43,7 @@ func start(t *testing.T, o options) (string, *x509.CertPool, func()) {
 
 func TestBridgeExampleHTTP(t *testing.T) {
 	testutil.CheckLeaks(t)
+	t.Setenv("TMPDIR", t.TempDir()) // the generated CA file
 	// Servers signed by a CA the proxy is not told about.
 	ca, err := demo.NewCA()
 	if err != nil {
@@ -86,6 +87,7 @@ func TestBridgeExampleHTTP(t *testing.T) {
 
 func TestBridgeExampleL4(t *testing.T) {
 	testutil.CheckLeaks(t)
+	t.Setenv("TMPDIR", t.TempDir()) // the generated CA file
 	addr, roots, stop := start(t, options{l4: true})
 	defer stop()
 	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, ServerName: "localhost"})

@@ -39,6 +39,7 @@ func greet(t *testing.T, addr string, cfg *tls.Config) (string, error) {
 
 func TestLBProxyTLSModes(t *testing.T) {
 	testutil.CheckLeaks(t)
+	t.Setenv("TMPDIR", t.TempDir()) // the generated CA file
 	ca := testutil.NewCA(t)
 	certFile, keyFile := testutil.WritePEM(t, ca.Leaf(t, "localhost", "127.0.0.1"))
 	clientCfg := func(name string) *tls.Config { return &tls.Config{RootCAs: ca.Pool(), ServerName: name} }
@@ -192,4 +193,38 @@ func get(t *testing.T, addr string, roots *x509.CertPool, h2 bool, status int) (
 		t.Fatalf("status %d, want %d: %q", resp.StatusCode, status, body)
 	}
 	return resp.Proto, string(body)
+}
+
+// TestLBProxyTLSDemo runs each TLS mode with its demo servers and generated
+// certificates, as a user trying it without flags would.
+func TestLBProxyTLSDemo(t *testing.T) {
+	testutil.CheckLeaks(t)
+	t.Setenv("TMPDIR", t.TempDir()) // the generated CA file
+	for _, mode := range []string{"https", "https-bridge", "tls", "tls-bridge", "tls-passthrough"} {
+		t.Run(mode, func(t *testing.T) {
+			cfg := defaultConfig()
+			cfg.mode = mode
+			addr := start(t, cfg)
+			roots := tlsOf(cfg).demoCA.Pool()
+			switch mode {
+			case "https", "https-bridge":
+				_, body := get(t, addr, roots, true, 200)
+				if want := map[string]string{"https": "hello from backend-", "https-bridge": "hello from tls-backend-"}[mode]; !strings.HasPrefix(body, want) {
+					t.Errorf("body %q", body)
+				}
+			case "tls", "tls-bridge":
+				got, err := greet(t, addr, &tls.Config{RootCAs: roots, ServerName: "localhost"})
+				if want := map[string]string{"tls": "hello from backend-", "tls-bridge": "hello from "}[mode]; err != nil || !strings.HasPrefix(got, want) {
+					t.Errorf("%q, %v", got, err)
+				}
+			case "tls-passthrough":
+				for _, name := range []string{"a.localhost", "b.localhost"} {
+					got, err := greet(t, addr, &tls.Config{RootCAs: roots, ServerName: name})
+					if err != nil || got != "hello from "+name {
+						t.Errorf("%s: %q, %v", name, got, err)
+					}
+				}
+			}
+		})
+	}
 }

@@ -3,7 +3,7 @@
 // X-Forwarded-Proto: https, -For, -Host and -Port to the backends.
 //
 //	go run ./examples/offload
-//	curl --cacert /tmp/lbkit-demo-ca.pem https://localhost:8443/
+//	curl --cacert /tmp/lbkit-demo-ca-PID.pem https://localhost:8443/   # the CA file it prints
 //
 // Without -cert it presents a certificate for localhost and 127.0.0.1 from
 // a CA generated at start (the CA file is printed). With -cert and -key

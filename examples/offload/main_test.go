@@ -16,6 +16,7 @@ import (
 
 func TestOffloadExample(t *testing.T) {
 	testutil.CheckLeaks(t)
+	t.Setenv("TMPDIR", t.TempDir()) // the generated CA file
 	ca := testutil.NewCA(t)
 	certFile, keyFile := testutil.WritePEM(t, ca.Leaf(t, "localhost", "127.0.0.1"))
 	tests := []struct {
@@ -69,6 +70,7 @@ func TestOffloadExample(t *testing.T) {
 // (TLS-ALPN-01 on -listen, HTTP-01 on -acme-http) and serves it.
 func TestOffloadExampleACME(t *testing.T) {
 	testutil.CheckLeaks(t)
+	t.Setenv("TMPDIR", t.TempDir()) // the generated CA file
 	httpPort, tlsPort := testutil.FreePort(t), testutil.FreePort(t)
 	pb := testutil.StartPebble(t, httpPort, tlsPort)
 	ctx, cancel := context.WithCancel(context.Background())

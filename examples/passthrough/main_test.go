@@ -13,6 +13,7 @@ import (
 
 func TestPassthroughExample(t *testing.T) {
 	testutil.CheckLeaks(t)
+	t.Setenv("TMPDIR", t.TempDir()) // the generated CA file
 	ctx, cancel := context.WithCancel(context.Background())
 	type ready struct {
 		addr string

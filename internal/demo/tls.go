@@ -97,10 +97,11 @@ func (ca *CA) Pool() *x509.CertPool {
 	return p
 }
 
-// WriteCAFile writes the CA certificate as PEM into dir and returns the
-// file name, for curl --cacert and openssl -CAfile.
+// WriteCAFile writes the CA certificate as PEM into dir, in a file named
+// after the process, and returns the file name, for curl --cacert and
+// openssl -CAfile.
 func (ca *CA) WriteCAFile(dir string) (string, error) {
-	f := filepath.Join(dir, "lbkit-demo-ca.pem")
+	f := filepath.Join(dir, fmt.Sprintf("lbkit-demo-ca-%d.pem", os.Getpid()))
 	return f, os.WriteFile(f, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw}), 0o644)
 }
 
