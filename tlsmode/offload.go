@@ -10,8 +10,8 @@ import (
 	"github.com/lbkit/lbkit/lb"
 )
 
-// DefaultHandshakeTimeout bounds a TLS handshake that Offload runs when the
-// connection has no earlier deadline.
+// DefaultHandshakeTimeout bounds a TLS handshake that Offload runs, when
+// the connection has no earlier deadline.
 const DefaultHandshakeTimeout = 10 * time.Second
 
 // Config describes the TLS a frontend terminates. The zero value is not
@@ -81,31 +81,62 @@ func (c Config) HTTPConfig() *tls.Config {
 // is (see Config.ServerConfig).
 //
 // The handshake is bounded by the connection's read deadline (the
-// ConnServer's HandshakeTimeout) and by DefaultHandshakeTimeout. After it,
+// ConnServer's HandshakeTimeout) and by HandshakeTimeout. After it,
 // Conn.Info has TLS (the connection state, with the client's certificates
-// under mTLS), SNI and, when one was negotiated, ALPN. Failed handshakes
-// close the connection and are logged to slog.Default() at Debug level.
-func Offload(config *tls.Config, next lb.Backend) lb.Backend {
-	return lb.BackendFunc(func(ctx context.Context, c *lb.Conn) {
-		tc := tls.Server(c, config)
-		hctx, cancel := context.WithTimeout(ctx, DefaultHandshakeTimeout)
-		err := tc.HandshakeContext(hctx)
-		cancel()
-		if err != nil {
-			slog.Default().LogAttrs(ctx, slog.LevelDebug, "offload: handshake failed",
-				slog.String("client", c.Info.Remote.String()), slog.Any("error", err))
-			tc.Close()
-			return
-		}
-		tcc := c.WithConn(tc)
-		st := tc.ConnectionState()
-		tcc.Info.TLS = &st
-		tcc.Info.SNI = st.ServerName
-		if st.NegotiatedProtocol != "" {
-			tcc.Info.ALPN = []string{st.NegotiatedProtocol}
-		}
-		next.ServeConn(ctx, tcc)
-	})
+// under mTLS), SNI and, when one was negotiated, ALPN (the protocol chosen,
+// not the list the client offered). Failed handshakes close the
+// connection and are logged at Debug level.
+func Offload(config *tls.Config, next lb.Backend) *OffloadBackend {
+	return &OffloadBackend{Config: config, Next: next}
+}
+
+// OffloadBackend is the Backend that Offload returns. Set its fields
+// before it serves; it is then safe for concurrent use.
+type OffloadBackend struct {
+	// Config is the TLS server configuration.
+	Config *tls.Config
+	// Next serves the decrypted connections.
+	Next lb.Backend
+	// HandshakeTimeout bounds each handshake. Zero means
+	// DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
+	// Logger receives failed handshakes at Debug level; nil means
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// ServeConn terminates TLS on c and passes the decrypted connection to
+// Next.
+func (o *OffloadBackend) ServeConn(ctx context.Context, c *lb.Conn) {
+	tc := tls.Server(c, o.Config)
+	timeout := o.HandshakeTimeout
+	if timeout <= 0 {
+		timeout = DefaultHandshakeTimeout
+	}
+	hctx, cancel := context.WithTimeout(ctx, timeout)
+	err := tc.HandshakeContext(hctx)
+	cancel()
+	if err != nil {
+		logger(o.Logger).LogAttrs(ctx, slog.LevelDebug, "tlsmode: handshake failed",
+			slog.String("client", c.Info.Remote.String()), slog.Any("error", err))
+		tc.Close()
+		return
+	}
+	tcc := c.WithConn(tc)
+	st := tc.ConnectionState()
+	tcc.Info.TLS = &st
+	tcc.Info.SNI = st.ServerName
+	if st.NegotiatedProtocol != "" {
+		tcc.Info.ALPN = []string{st.NegotiatedProtocol}
+	}
+	o.Next.ServeConn(ctx, tcc)
+}
+
+func logger(l *slog.Logger) *slog.Logger {
+	if l != nil {
+		return l
+	}
+	return slog.Default()
 }
 
 // ClientCN returns the common name of the verified client certificate of

@@ -157,18 +157,31 @@ func (helloAddr) String() string  { return "peek" }
 // hands the same connection, bytes untouched, to next: typically an lb.Mux
 // routing by SNI to Pools that copy the client's own TLS session to the
 // servers (and splice). Connections that do not start with a valid
-// ClientHello are closed and logged to slog.Default() at Debug level.
+// ClientHello are closed and logged at Debug level.
 //
 // The peek is bounded by MaxClientHello and by the read deadline the
 // ConnServer sets (HandshakeTimeout).
-func Passthrough(next lb.Backend) lb.Backend {
-	return lb.BackendFunc(func(ctx context.Context, c *lb.Conn) {
-		if _, err := PeekClientHello(c); err != nil {
-			slog.Default().LogAttrs(ctx, slog.LevelDebug, "passthrough: no ClientHello",
-				slog.String("client", c.Info.Remote.String()), slog.Any("error", err))
-			c.Close()
-			return
-		}
-		next.ServeConn(ctx, c)
-	})
+func Passthrough(next lb.Backend) *PassthroughBackend {
+	return &PassthroughBackend{Next: next}
+}
+
+// PassthroughBackend is the Backend that Passthrough returns. Set its
+// fields before it serves; it is then safe for concurrent use.
+type PassthroughBackend struct {
+	// Next serves the connections, ClientHello still unread.
+	Next lb.Backend
+	// Logger receives connections without a ClientHello at Debug level;
+	// nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// ServeConn peeks the ClientHello of c and passes c on to Next.
+func (p *PassthroughBackend) ServeConn(ctx context.Context, c *lb.Conn) {
+	if _, err := PeekClientHello(c); err != nil {
+		logger(p.Logger).LogAttrs(ctx, slog.LevelDebug, "tlsmode: no ClientHello",
+			slog.String("client", c.Info.Remote.String()), slog.Any("error", err))
+		c.Close()
+		return
+	}
+	p.Next.ServeConn(ctx, c)
 }

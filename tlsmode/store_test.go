@@ -1,6 +1,7 @@
 package tlsmode_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -144,6 +145,16 @@ func TestStoreReloadUnderLoad(t *testing.T) {
 	defer func() { cancel(); <-watched }()
 
 	addr := serveL4(t, tlsmode.Offload(tlsmode.Config{Certificates: s}.ServerConfig(), pool(t, testutil.NameServer(t, "n").Addr)))
+	// A connection opened before the reloads keeps working after them.
+	early, err := tls.Dial("tcp", addr, ca.ClientConfig("rot.test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer early.Close()
+	earlyR := bufio.NewReader(early)
+	if line, err := earlyR.ReadString('\n'); err != nil || line != "n\n" {
+		t.Fatalf("greeting %q, %v", line, err)
+	}
 	var ok, failed atomic.Int64
 	var firstErr atomic.Value
 	stop := make(chan struct{})
@@ -182,6 +193,11 @@ func TestStoreReloadUnderLoad(t *testing.T) {
 	}
 	if ok.Load() == 0 {
 		t.Fatal("no handshake ran")
+	}
+	early.SetDeadline(time.Now().Add(5 * time.Second))
+	early.Write([]byte("still here\n"))
+	if echo, err := earlyR.ReadString('\n'); err != nil || echo != "still here\n" {
+		t.Errorf("connection opened before the reloads: %q, %v", echo, err)
 	}
 	_, st, err := greeting(t, addr, ca.ClientConfig("rot.test"))
 	if err != nil || st.PeerCertificates[0].DNSNames[1] != "gen-5.test" {

@@ -142,7 +142,9 @@ func (f *tlsFeature) apply(s *stack) error {
 		if mode == "tls-bridge" {
 			up.Bridge(s.pool)
 		}
-		s.backend = tlsmode.Offload(front.ServerConfig(), s.backend)
+		off := tlsmode.Offload(front.ServerConfig(), s.backend)
+		off.Logger = s.logger
+		s.backend = off
 	}
 	return nil
 }
@@ -220,7 +222,9 @@ func (f *tlsFeature) passthrough(s *stack) error {
 			return err
 		}
 	}
-	s.backend = tlsmode.Passthrough(mux)
+	pt := tlsmode.Passthrough(mux)
+	pt.Logger = s.logger
+	s.backend = pt
 	return nil
 }
 
