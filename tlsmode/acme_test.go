@@ -67,3 +67,42 @@ func TestACMEPebble(t *testing.T) {
 		})
 	}
 }
+
+// TestACMERenewal has Pebble issue certificates valid for 30 seconds and
+// checks that a renewed certificate is served before the first expires.
+func TestACMERenewal(t *testing.T) {
+	testutil.CheckLeaks(t)
+	backend := testutil.NameServer(t, "acme-backend")
+	tlsLn := listen(t)
+	pb := testutil.StartPebbleValidity(t, testutil.FreePort(t), tlsLn.Addr().(*net.TCPAddr).Port, 30*time.Second)
+	acme, err := tlsmode.NewACME(tlsmode.ACMEConfig{DirectoryURL: pb.DirectoryURL, Hosts: []string{"renew.test"}, HTTPClient: pb.Client, RenewBefore: 25 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs := &tlsmode.Store{ACME: acme}
+	addr := serveL4On(t, tlsLn, tlsmode.Offload(tlsmode.Config{Certificates: certs}.ServerConfig(), pool(t, backend.Addr)))
+	cfg := func() *tls.Config { return &tls.Config{ServerName: "renew.test", RootCAs: pb.Roots} }
+
+	_, st, err := greeting(t, addr, cfg())
+	if err != nil {
+		t.Fatalf("first handshake (issuance): %v", err)
+	}
+	first := st.PeerCertificates[0]
+	deadline := time.Now().Add(20 * time.Second) // renewal is due 5 to 7.5 s after issuance
+	for {
+		time.Sleep(250 * time.Millisecond)
+		_, st, err := greeting(t, addr, cfg())
+		if err != nil {
+			t.Fatalf("handshake while renewing: %v", err)
+		}
+		if leaf := st.PeerCertificates[0]; leaf.SerialNumber.Cmp(first.SerialNumber) != 0 {
+			if !leaf.NotAfter.After(first.NotAfter) {
+				t.Errorf("renewed certificate expires %v, not after the first's %v", leaf.NotAfter, first.NotAfter)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("certificate not renewed; still serial %v, expiring %v", first.SerialNumber, first.NotAfter)
+		}
+	}
+}

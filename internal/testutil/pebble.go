@@ -36,6 +36,14 @@ type Pebble struct {
 // fails under CI.
 func StartPebble(tb testing.TB, httpPort, tlsPort int) *Pebble {
 	tb.Helper()
+	return StartPebbleValidity(tb, httpPort, tlsPort, 0)
+}
+
+// StartPebbleValidity is StartPebble issuing certificates valid for
+// validity (whole seconds; zero means Pebble's default of 90 days), for
+// tests of renewal.
+func StartPebbleValidity(tb testing.TB, httpPort, tlsPort int, validity time.Duration) *Pebble {
+	tb.Helper()
 	pebbleBin := LookBinary(tb, "pebble", "github.com/letsencrypt/pebble/v2/cmd/pebble (go install)")
 	challBin := LookBinary(tb, "pebble-challtestsrv", "github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv (go install)")
 
@@ -62,6 +70,11 @@ func StartPebble(tb testing.TB, httpPort, tlsPort int) *Pebble {
 		"externalAccountBindingRequired": false,
 		"retryAfter":                     map[string]int{"authz": 1, "order": 1},
 	}}
+	if validity > 0 {
+		conf["pebble"].(map[string]any)["profiles"] = map[string]any{
+			"default": map[string]any{"description": "test", "validityPeriod": int(validity / time.Second)},
+		}
+	}
 	b, _ := json.Marshal(conf)
 	confFile := filepath.Join(tb.TempDir(), "pebble.json")
 	if err := os.WriteFile(confFile, b, 0o600); err != nil {
