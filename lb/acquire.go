@@ -2,6 +2,7 @@ package lb
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -265,7 +266,7 @@ func (p *Pool) connect(ctx context.Context, pi PickInfo, info *ConnInfo) (net.Co
 		if err != nil {
 			return nil, Lease{}, err
 		}
-		c, err := p.dial(ctx, lease.Server, info)
+		c, err := p.dial(ctx, lease.Server, info, false)
 		if err == nil {
 			return c, lease, nil
 		}
@@ -282,7 +283,8 @@ func (p *Pool) connect(ctx context.Context, pi PickInfo, info *ConnInfo) (net.Co
 
 // dial opens one connection to s and writes the PROXY header, within the
 // connect timeout.
-func (p *Pool) dial(ctx context.Context, s *Server, info *ConnInfo) (net.Conn, error) {
+// Unless plain, it then runs the TLS handshake of Pool.TLS.
+func (p *Pool) dial(ctx context.Context, s *Server, info *ConnInfo, plain bool) (net.Conn, error) {
 	timeout := p.ConnectTimeout
 	if timeout <= 0 {
 		timeout = DefaultConnectTimeout
@@ -309,7 +311,39 @@ func (p *Pool) dial(ctx context.Context, s *Server, info *ConnInfo) (net.Conn, e
 		}
 		c.SetWriteDeadline(time.Time{})
 	}
+	if p.TLS != nil && !plain {
+		tc := tls.Client(c, p.clientTLS(info, s))
+		if err := tc.HandshakeContext(dctx); err != nil {
+			c.Close()
+			return nil, &ConnectError{Server: s.Name, Err: fmt.Errorf("tls: %w", err)}
+		}
+		c = tc
+	}
 	return c, nil
+}
+
+// clientTLS returns the TLS configuration for a connection to s: Pool.TLS
+// with the server name chosen as TLS documents. It copies the config only
+// when the name differs from the configured one.
+func (p *Pool) clientTLS(info *ConnInfo, s *Server) *tls.Config {
+	name := ""
+	if p.TLSServerName != nil {
+		name = p.TLSServerName(info, s)
+	}
+	if name == "" {
+		name = p.TLS.ServerName
+	}
+	if name == "" {
+		if host, _, err := net.SplitHostPort(s.Addr); err == nil {
+			name = host
+		}
+	}
+	if name == p.TLS.ServerName {
+		return p.TLS
+	}
+	c := p.TLS.Clone()
+	c.ServerName = name
+	return c
 }
 
 // ConnectError reports a failure to connect to a server: nothing of the

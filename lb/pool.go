@@ -2,6 +2,7 @@ package lb
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -72,6 +73,26 @@ type Pool struct {
 	// ProxyHeader, when set, is written first on every new server connection
 	// (PROXY protocol).
 	ProxyHeader HeaderFunc
+
+	// TLS, when set, encrypts every new server connection that ServeConn
+	// and DialContext open (TLS bridging):
+	// after the ProxyHeader, as the PROXY protocol requires, the Pool runs a
+	// TLS client handshake within the connect timeout; a failed handshake is
+	// a connection failure, retried like one. The server certificate is
+	// verified unless TLS.InsecureSkipVerify is set. The server name sent
+	// and verified comes from TLSServerName, else TLS.ServerName, else the
+	// host part of the server's Addr. Nil means plain TCP. The config is
+	// not modified; it must not be changed after first use.
+	//
+	// ReverseProxy does not use it: an HTTP transport encrypts itself (see
+	// ReverseProxy.Scheme), and dialing through the Pool stays plain there.
+	TLS *tls.Config
+
+	// TLSServerName, when set with TLS, returns the server name for a new
+	// connection to s on behalf of the client described by info (nil for
+	// DialContext): the client's SNI, say. An empty result falls back to
+	// TLS.ServerName, then to the host of s.Addr.
+	TLSServerName func(info *ConnInfo, s *Server) string
 
 	// ConnectTimeout bounds each attempt to connect to a server, PROXY
 	// header included. Zero means DefaultConnectTimeout.

@@ -261,9 +261,10 @@ func (p *ReverseProxy) newTransport(pool *Pool, dial func(ctx context.Context, n
 }
 
 // dialAddr opens a connection to the server at addr for an HTTP transport,
-// within the connect timeout.
+// within the connect timeout. It never applies Pool.TLS: the transport
+// encrypts itself when Scheme is "https", and would otherwise encrypt twice.
 func (p *Pool) dialAddr(ctx context.Context, network, addr string) (net.Conn, error) {
-	return p.dial(ctx, &Server{Name: addr, Addr: addr}, nil)
+	return p.dial(ctx, &Server{Name: addr, Addr: addr}, nil, true)
 }
 
 // Shutdown waits for the upgraded streams (WebSockets) to end, or for ctx to

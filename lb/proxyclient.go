@@ -107,7 +107,7 @@ type clientTransport struct {
 func (p *ReverseProxy) newClientTransport(pool *Pool, info *ConnInfo, oneShot bool) *clientTransport {
 	ct := &clientTransport{conns: make(map[net.Conn]struct{})}
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := pool.dial(ctx, &Server{Name: addr, Addr: addr}, info)
+		c, err := pool.dial(ctx, &Server{Name: addr, Addr: addr}, info, true)
 		if err != nil {
 			return nil, err
 		}

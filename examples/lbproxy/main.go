@@ -70,6 +70,13 @@ func rankOf(f feature) int {
 	return 0
 }
 
+// demoStarter is implemented by features whose modes need demo backends of
+// their own (TLS servers, say): startDemo starts them for mode, until ctx
+// is done, and reports whether it did.
+type demoStarter interface {
+	startDemo(ctx context.Context, mode string) (backends string, started bool, err error)
+}
+
 // stack is what run assembles: one listener, one pool, and the chain in
 // front of it. Features change it in apply.
 type stack struct {
@@ -164,9 +171,19 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 		bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		defer cancel()
 		var err error
-		if kind == "tcp" {
+		started := false
+		for _, f := range cfg.features {
+			if d, ok := f.(demoStarter); ok {
+				if cfg.backends, started, err = d.startDemo(bctx, cfg.mode); started || err != nil {
+					break
+				}
+			}
+		}
+		switch {
+		case started || err != nil:
+		case kind == "tcp":
 			cfg.backends, err = demo.TCPBackends(bctx, 2)
-		} else {
+		default:
 			cfg.backends, err = demo.HTTPBackends(bctx, 2)
 		}
 		if err != nil {

@@ -1,0 +1,62 @@
+// Package tlsmode adapts lbkit frontends and backends to the three ways a
+// load balancer handles encrypted traffic, and manages the certificates a
+// frontend presents.
+//
+//   - Passthrough: Passthrough peeks the client's ClientHello without
+//     consuming it (PeekClientHello, parsed by crypto/tls itself), records
+//     the SNI and ALPN in lb.ConnInfo and hands the connection on, bytes
+//     untouched, typically to an lb.Mux routing by SNI. The client's TLS
+//     session ends at the server, and the Pool still splices.
+//   - Offloading: Offload terminates TLS on L4 connections and passes plain
+//     bytes on; Config.HTTPConfig builds the *tls.Config of an http.Server
+//     (L7), with HTTP/2 offered through ALPN. lb.ReverseProxy sets
+//     X-Forwarded-Proto: https and rebuilds X-Forwarded-For, -Host and
+//     -Port.
+//   - Bridging: Upstream.Bridge makes an lb.Pool open TLS to its servers
+//     (after any PROXY header), Upstream.BridgeHTTP makes an
+//     lb.ReverseProxy speak HTTPS (and HTTP/2) to them. Server certificates
+//     are verified by default, against RootCAs or the system roots, for
+//     ServerName, the client's SNI (UseClientSNI) or the server's address;
+//     InsecureSkipVerify must be asked for.
+//
+// Profiles (Old, Intermediate by default, Modern) follow Mozilla's
+// server-side TLS guidelines. Config.ClientAuth and ClientCAs ask clients
+// for certificates (mTLS); ClientCN reads the verified name from
+// lb.ConnInfo, for PROXY protocol v2-ssl-cn.
+//
+// A Store holds several certificates chosen by SNI (exact, one-label
+// wildcard, default for missing or unknown names), loaded from memory or PEM
+// files (chain and key in one file or two), reloaded on demand (Reload) or
+// when the files change (Watch), atomically and without dropping
+// connections. ACME obtains and renews certificates from Let's Encrypt or
+// any RFC 8555 service over TLS-ALPN-01 and HTTP-01, with
+// golang.org/x/crypto/acme/autocert.
+//
+// Typical usage, L7 offloading with SNI certificates and reload, and L4
+// passthrough routing by SNI:
+//
+//	certs := &tlsmode.Store{}
+//	certs.AddFiles("example.com.pem", "example.com.key")
+//	certs.AddFiles("api.example.com.pem", "") // chain and key in one file
+//	go certs.Watch(ctx, 5*time.Second)
+//
+//	srv := &http.Server{
+//		Handler:   &lb.ReverseProxy{Pool: web},
+//		TLSConfig: tlsmode.Config{Certificates: certs}.HTTPConfig(),
+//	}
+//	go srv.ServeTLS(ln443, "", "")
+//
+//	mux := &lb.Mux{Default: other}
+//	mux.Handle("db.example.com", dbPool)
+//	l4 := &lb.ConnServer{Backend: tlsmode.Passthrough(mux)}
+//	go l4.Serve(ln8443)
+//
+// Design notes. The ClientHello is parsed by crypto/tls (a server
+// handshake over the peeked bytes that stops in GetConfigForClient, the
+// technique of inetaf/tcpproxy), so lbkit carries no TLS parser of its own.
+// Certificate wildcards cover exactly one label, as in X.509 name
+// matching, whereas lb.Mux wildcards route any depth. File changes are
+// detected by polling modification time and size rather than inotify: it
+// works for every file system and for the symbolic-link swaps of
+// Kubernetes secrets, at the cost of the poll interval.
+package tlsmode
