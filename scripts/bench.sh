@@ -23,10 +23,11 @@ export CANDIDATE_NAME=${CANDIDATE_NAME:-lbkit}
 export CANDIDATE_CMD="$lbp -mode {MODE} -listen {LISTEN} -backends {BACKENDS} -cert {CERT} -key {KEY}"
 # Scenario-specific modes, where lbproxy has them: bridging to the harness's
 # self-signed backends, and SNI passthrough.
-if "$work/lbproxy" -h 2>&1 | grep -q -- '-backend-insecure'; then
+usage=$("$work/lbproxy" -h 2>&1 || true)
+if grep -q -- '-backend-insecure' <<<"$usage"; then
   export CANDIDATE_CMD_i="$lbp -mode https-bridge -backend-insecure -listen {LISTEN} -backends {BACKENDS} -cert {CERT} -key {KEY}"
 fi
-if "$work/lbproxy" -h 2>&1 | grep -q 'tls-passthrough'; then
+if grep -q 'tls-passthrough' <<<"$usage"; then
   export CANDIDATE_CMD_p="$lbp -mode tls-passthrough -listen {LISTEN} -backends {BACKENDS}"
 fi
 export OUT=${OUT:-$PWD/bench-results/$(date -u +%Y%m%dT%H%M%SZ)}
