@@ -19,10 +19,13 @@
 //
 // # Engine
 //
-//   - Pool: the standard Backend. Update, SetState, Drain, Status, Run;
-//     ServeConn for L4, Acquire/Lease for L7 and custom protocols,
-//     DialContext for client-side balancing; connect timeout, retries with
-//     redispatch, per-server MaxConns with a queue, backups and Fallback.
+//   - Pool: the standard Backend. Update, SetState (the host's word, e.g.
+//     maintenance), SetHealth (a checker's, which never overrides
+//     maintenance), Drain, Status, Run; ServeConn for L4, Acquire/Lease for
+//     L7 and custom protocols, DialContext for client-side balancing; connect
+//     timeout, retries with redispatch, per-server MaxConns with a queue,
+//     backups and Fallback; TLS to servers after the PROXY header
+//     (bridging); ShutdownOnDown to close a failed server's sessions.
 //   - ConnServer: the L4 frontend, with net/http's Serve/Shutdown/Close.
 //   - Mux (SNI routes) and Switch/HandlerSwitch (atomic reload of a chain).
 //   - ReverseProxy: the L7 path over a Pool.

@@ -56,6 +56,13 @@ type ReverseProxy struct {
 	// against the system roots).
 	TLSClientConfig *tls.Config
 
+	// ServerHTTP2 makes the proxy speak HTTP/2 to servers over TLS that
+	// offer it (ALPN). False, the default, keeps HTTP/1.1 on parallel
+	// keep-alive connections, as HAProxy does without "alpn h2": Go's
+	// HTTP/2 client multiplexing many requests over few connections costs
+	// more CPU per request than HTTP/1.1 between a proxy and its servers.
+	ServerHTTP2 bool
+
 	// ServerTimeout bounds the wait for the server's response headers. Zero
 	// means DefaultServerTimeout.
 	ServerTimeout time.Duration
@@ -256,7 +263,7 @@ func (p *ReverseProxy) newTransport(pool *Pool, dial func(ctx context.Context, n
 		WriteBufferSize:       16 << 10,
 		ReadBufferSize:        16 << 10,
 		TLSClientConfig:       p.TLSClientConfig,
-		ForceAttemptHTTP2:     p.Scheme == "https",
+		ForceAttemptHTTP2:     p.Scheme == "https" && p.ServerHTTP2,
 	}
 }
 

@@ -251,7 +251,7 @@ func TestReverseProxyProxyHeaderBeforeTLS(t *testing.T) {
 
 	pool := &lb.Pool{Name: "web", ProxyHeader: lb.ProxyV2(lb.ProxyV2Options{})}
 	must(t, pool.Update([]lb.Server{{Addr: l.Addr().String()}}))
-	proxy := &lb.ReverseProxy{Pool: pool, Scheme: "https", TLSClientConfig: ca.ClientConfig("backend.test")}
+	proxy := &lb.ReverseProxy{Pool: pool, Scheme: "https", ServerHTTP2: true, TLSClientConfig: ca.ClientConfig("backend.test")}
 	url := startL7Hooked(t, proxy, true)
 	c := newRecordingClient(t)
 	for range 2 {

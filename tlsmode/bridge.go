@@ -44,6 +44,10 @@ type Upstream struct {
 	// Certificates are presented to servers that ask for a client
 	// certificate.
 	Certificates []tls.Certificate
+
+	// HTTP2 lets BridgeHTTP speak HTTP/2 to servers that offer it (ALPN).
+	// False, the default, keeps HTTP/1.1 (see lb.ReverseProxy.ServerHTTP2).
+	HTTP2 bool
 }
 
 // ClientConfig returns a new *tls.Config for connections to servers. It
@@ -79,8 +83,8 @@ func clientSNI(info *lb.ConnInfo, _ *lb.Server) string {
 	return info.SNI
 }
 
-// BridgeHTTP makes rp speak HTTPS to its servers (L7 bridging), HTTP/2
-// when a server offers it through ALPN, HTTP/1.1 otherwise. Call it while
+// BridgeHTTP makes rp speak HTTPS to its servers (L7 bridging): HTTP/1.1,
+// or HTTP/2 when HTTP2 is set and the server offers it through ALPN. Call it while
 // configuring rp, before the first request.
 //
 // With UseClientSNI (and no ServerName), the name sent to and verified on
@@ -92,6 +96,7 @@ func clientSNI(info *lb.ConnInfo, _ *lb.Server) string {
 func (u Upstream) BridgeHTTP(rp *lb.ReverseProxy) {
 	rp.Scheme = "https"
 	rp.TLSClientConfig = u.ClientConfig()
+	rp.ServerHTTP2 = u.HTTP2
 	if !u.UseClientSNI || u.ServerName != "" {
 		return
 	}
@@ -106,7 +111,7 @@ func (u Upstream) BridgeHTTP(rp *lb.ReverseProxy) {
 			return &http.Transport{
 				DialContext:           dial,
 				TLSClientConfig:       cfg,
-				ForceAttemptHTTP2:     true,
+				ForceAttemptHTTP2:     u.HTTP2,
 				MaxIdleConnsPerHost:   1024,
 				IdleConnTimeout:       90 * time.Second,
 				ResponseHeaderTimeout: timeout,

@@ -69,8 +69,9 @@ func TestBridgeL4(t *testing.T) {
 	}
 }
 
-// TestBridgeHTTP re-encrypts HTTP to the servers, HTTP/2 when they offer
-// it, and refuses untrusted servers with 502 unless verification is off.
+// TestBridgeHTTP re-encrypts HTTP to the servers, HTTP/1.1 by default and
+// HTTP/2 when asked for and offered, and refuses untrusted servers with 502
+// unless verification is off.
 func TestBridgeHTTP(t *testing.T) {
 	testutil.CheckLeaks(t)
 	ca, other := testutil.NewCA(t), testutil.NewCA(t)
@@ -99,11 +100,13 @@ func TestBridgeHTTP(t *testing.T) {
 		status    int
 		wantProto string
 	}{
-		{"trusted, h2", "front.test", trusted, tlsmode.Upstream{RootCAs: ca.Pool()}, 200, "HTTP/2.0"},
-		{"http/1.1 server", "front.test", h1, tlsmode.Upstream{RootCAs: ca.Pool()}, 200, "HTTP/1.1"},
+		{"trusted, h1 by default", "front.test", trusted, tlsmode.Upstream{RootCAs: ca.Pool()}, 200, "HTTP/1.1"},
+		{"trusted, h2 asked for", "front.test", trusted, tlsmode.Upstream{RootCAs: ca.Pool(), HTTP2: true}, 200, "HTTP/2.0"},
+		{"h2 asked for, http/1.1 server", "front.test", h1, tlsmode.Upstream{RootCAs: ca.Pool(), HTTP2: true}, 200, "HTTP/1.1"},
 		{"untrusted refused", "front.test", untrusted, tlsmode.Upstream{RootCAs: ca.Pool()}, 502, ""},
-		{"verification off", "front.test", untrusted, tlsmode.Upstream{InsecureSkipVerify: true}, 200, "HTTP/2.0"},
-		{"client SNI", "front.test", bySNI, tlsmode.Upstream{RootCAs: ca.Pool(), UseClientSNI: true}, 200, "HTTP/2.0"},
+		{"verification off", "front.test", untrusted, tlsmode.Upstream{InsecureSkipVerify: true, HTTP2: true}, 200, "HTTP/2.0"},
+		{"client SNI", "front.test", bySNI, tlsmode.Upstream{RootCAs: ca.Pool(), UseClientSNI: true}, 200, "HTTP/1.1"},
+		{"client SNI, h2", "front.test", bySNI, tlsmode.Upstream{RootCAs: ca.Pool(), UseClientSNI: true, HTTP2: true}, 200, "HTTP/2.0"},
 		{"client SNI missing: address refused", "127.0.0.1", bySNI, tlsmode.Upstream{RootCAs: ca.Pool(), UseClientSNI: true}, 502, ""},
 		{"address without client SNI", "front.test", bySNI, tlsmode.Upstream{RootCAs: ca.Pool()}, 502, ""},
 	}

@@ -14,7 +14,8 @@
 //     -Port.
 //   - Bridging: Upstream.Bridge makes an lb.Pool open TLS to its servers
 //     (after any PROXY header), Upstream.BridgeHTTP makes an
-//     lb.ReverseProxy speak HTTPS (and HTTP/2) to them. Server certificates
+//     lb.ReverseProxy speak HTTPS (HTTP/1.1, or HTTP/2 when asked for) to
+//     them. Server certificates
 //     are verified by default, against RootCAs or the system roots, for
 //     ServerName, the client's SNI (UseClientSNI) or the server's address;
 //     InsecureSkipVerify must be asked for.

@@ -1,6 +1,6 @@
 // Command bridge terminates the client's TLS and opens a new TLS session to
 // the servers (TLS bridging), verifying their certificates: HTTPS in front,
-// HTTPS (HTTP/2 when the servers offer it) behind. With -l4 it bridges any
+// HTTPS (HTTP/1.1, or HTTP/2 with -h2 when the servers offer it) behind. With -l4 it bridges any
 // TLS protocol at the connection level instead.
 //
 //	go run ./examples/bridge
@@ -34,7 +34,7 @@ import (
 type options struct {
 	listen, backends, certFile, keyFile string
 	caFile, serverName                  string
-	insecure, l4                        bool
+	insecure, l4, h2                    bool
 }
 
 func main() {
@@ -47,6 +47,7 @@ func main() {
 	flag.StringVar(&o.serverName, "server-name", "", "name to send to and verify on the servers; empty means each server's address")
 	flag.BoolVar(&o.insecure, "insecure", false, "do not verify the servers' certificates")
 	flag.BoolVar(&o.l4, "l4", false, "bridge TLS connections of any protocol instead of HTTPS")
+	flag.BoolVar(&o.h2, "h2", false, "speak HTTP/2 to servers that offer it (default HTTP/1.1)")
 	flag.Parse()
 
 	ctx, stop := demo.SignalContext()
@@ -65,7 +66,7 @@ func run(ctx context.Context, o options, ready func(addr string, roots *x509.Cer
 	if err != nil {
 		return err
 	}
-	up := tlsmode.Upstream{ServerName: o.serverName, InsecureSkipVerify: o.insecure}
+	up := tlsmode.Upstream{ServerName: o.serverName, InsecureSkipVerify: o.insecure, HTTP2: o.h2}
 	if o.caFile != "" {
 		if up.RootCAs, err = tlsmode.LoadCertPool(o.caFile); err != nil {
 			return err

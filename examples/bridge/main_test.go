@@ -61,9 +61,10 @@ func TestBridgeExampleHTTP(t *testing.T) {
 		status int
 		body   string
 	}{
-		{"demo servers verified", options{}, 200, "over HTTP/2.0 with TLS (you are 127.0.0.1, https)"},
+		{"demo servers verified", options{}, 200, "over HTTP/1.1 with TLS (you are 127.0.0.1, https)"},
+		{"HTTP/2 to the servers", options{h2: true}, 200, "over HTTP/2.0 with TLS (you are 127.0.0.1, https)"},
 		{"untrusted server refused", options{backends: untrusted}, 502, ""},
-		{"verification off", options{backends: untrusted, insecure: true}, 200, "over HTTP/2.0 with TLS"},
+		{"verification off", options{backends: untrusted, insecure: true}, 200, "over HTTP/1.1 with TLS"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -48,6 +48,7 @@ type tlsFeature struct {
 	reload           time.Duration
 	backendCA        string
 	backendInsecure  bool
+	backendH2        bool
 	backendName      string
 	backendSNI       bool
 	sniRoutes        string
@@ -61,6 +62,7 @@ func (f *tlsFeature) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.reload, "cert-reload", 5*time.Second, "TLS modes: how often -cert and -key are checked for changes (0: never)")
 	fs.StringVar(&f.backendCA, "backend-ca", "", "bridge modes: PEM bundle verifying the servers' certificates (default: system roots)")
 	fs.BoolVar(&f.backendInsecure, "backend-insecure", false, "bridge modes: do not verify the servers' certificates")
+	fs.BoolVar(&f.backendH2, "backend-h2", false, "https-bridge: speak HTTP/2 to servers that offer it (default HTTP/1.1)")
 	fs.StringVar(&f.backendName, "backend-server-name", "", "bridge modes: server name to send and verify (default: each server's host)")
 	fs.BoolVar(&f.backendSNI, "backend-sni", false, "bridge modes: send and verify the client's SNI")
 	fs.StringVar(&f.sniRoutes, "sni-route", "", "tls-passthrough: comma-separated SNI routes NAME=ADDR (NAME may be *.domain); others go to -backends")
@@ -188,7 +190,7 @@ func (f *tlsFeature) frontend(s *stack) (tlsmode.Config, error) {
 
 // upstream builds the TLS settings towards the servers.
 func (f *tlsFeature) upstream() (tlsmode.Upstream, error) {
-	up := tlsmode.Upstream{ServerName: f.backendName, UseClientSNI: f.backendSNI, InsecureSkipVerify: f.backendInsecure}
+	up := tlsmode.Upstream{ServerName: f.backendName, UseClientSNI: f.backendSNI, InsecureSkipVerify: f.backendInsecure, HTTP2: f.backendH2}
 	var err error
 	switch {
 	case f.backendCA != "":

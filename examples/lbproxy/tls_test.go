@@ -149,6 +149,7 @@ func TestLBProxyTLSModes(t *testing.T) {
 			{"verified", func(f *tlsFeature) { f.backendCA = scaFile }, 200},
 			{"untrusted refused", func(f *tlsFeature) {}, 502},
 			{"verification off", func(f *tlsFeature) { f.backendInsecure = true }, 200},
+			{"verification off, h2", func(f *tlsFeature) { f.backendInsecure, f.backendH2 = true, true }, 200},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
 				cfg := defaultConfig()
@@ -156,7 +157,8 @@ func TestLBProxyTLSModes(t *testing.T) {
 				tt.set(tlsOf(cfg))
 				addr := start(t, cfg)
 				_, body := get(t, addr, ca.Pool(), true, tt.status)
-				if tt.status == 200 && !strings.Contains(body, "over HTTP/2.0 with TLS (you are 127.0.0.1, https)") {
+				proto := map[bool]string{true: "HTTP/2.0", false: "HTTP/1.1"}[tlsOf(cfg).backendH2]
+				if tt.status == 200 && !strings.Contains(body, "over "+proto+" with TLS (you are 127.0.0.1, https)") {
 					t.Errorf("body %q", body)
 				}
 			})
