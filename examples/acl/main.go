@@ -26,19 +26,13 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"net/netip"
@@ -199,33 +193,15 @@ func (s tlsServer) Serve(ln net.Listener) error        { return s.plain.ServeTLS
 func (s tlsServer) Shutdown(ctx context.Context) error { return s.plain.Shutdown(ctx) }
 func (s tlsServer) Close() error                       { return s.plain.Close() }
 
-// loadCert loads the certificate, or generates a self-signed one for the
-// example's names when no file is given.
+// loadCert loads the certificate, or issues one for the example's names
+// from a throwaway CA when no file is given.
 func loadCert(certFile, keyFile string) (tls.Certificate, error) {
 	if certFile != "" || keyFile != "" {
 		return tls.LoadX509KeyPair(certFile, keyFile)
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := demo.NewCA()
 	if err != nil {
 		return tls.Certificate{}, err
 	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: "app.example"},
-		DNSNames:     []string{"app.example", "*.app.example", "api.example", "localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+	return ca.Issue("app.example", "*.app.example", "api.example", "localhost", "127.0.0.1", "::1")
 }

@@ -23,7 +23,6 @@ import (
 	"log"
 	"net"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/lbkit/lbkit/internal/demo"
@@ -95,29 +94,11 @@ func run(ctx context.Context, o options, ready func(addr string, roots *x509.Cer
 		return err
 	}
 
-	certs := &tlsmode.Store{}
-	var roots *x509.CertPool
-	if o.certFile != "" {
-		if err := certs.AddFiles(o.certFile, o.keyFile); err != nil {
-			return err
-		}
-		wctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		go certs.Watch(wctx, 5*time.Second)
-	} else {
-		cert, err := ca.Issue("localhost", "127.0.0.1", "::1")
-		if err != nil {
-			return err
-		}
-		if err := certs.Add(cert); err != nil {
-			return err
-		}
-		caFile, err := ca.WriteCAFile(os.TempDir())
-		if err != nil {
-			return err
-		}
-		roots = ca.Pool()
-		fmt.Printf("generated a certificate for localhost (CA in %s)\n", caFile)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	certs, roots, err := demo.FrontendStore(wctx, o.certFile, o.keyFile, 5*time.Second, ca)
+	if err != nil {
+		return err
 	}
 	front := tlsmode.Config{Certificates: certs}
 

@@ -24,7 +24,6 @@ import (
 	"log"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -89,33 +88,11 @@ func run(ctx context.Context, o options, ready func(addr string, roots *x509.Cer
 		return err
 	}
 
-	certs := &tlsmode.Store{}
-	var roots *x509.CertPool
-	if o.certFile != "" {
-		if err := certs.AddFiles(o.certFile, o.keyFile); err != nil {
-			return err
-		}
-		wctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		go certs.Watch(wctx, o.reload)
-	} else {
-		ca, err := demo.NewCA()
-		if err != nil {
-			return err
-		}
-		cert, err := ca.Issue("localhost", "127.0.0.1", "::1")
-		if err != nil {
-			return err
-		}
-		if err := certs.Add(cert); err != nil {
-			return err
-		}
-		caFile, err := ca.WriteCAFile(os.TempDir())
-		if err != nil {
-			return err
-		}
-		roots = ca.Pool()
-		fmt.Printf("generated a certificate for localhost (CA in %s)\n", caFile)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	certs, roots, err := demo.FrontendStore(wctx, o.certFile, o.keyFile, o.reload, nil)
+	if err != nil {
+		return err
 	}
 	var also []lb.Shutdowner
 	if o.acmeHosts != "" {

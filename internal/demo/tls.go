@@ -17,6 +17,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/lbkit/lbkit/tlsmode"
 )
 
 // CA is a certificate authority generated at run time, for demo
@@ -155,4 +157,39 @@ func HTTPSBackends(ctx context.Context, ca *CA, n int) (string, error) {
 		addrs = append(addrs, ln.Addr().String())
 	}
 	return strings.Join(addrs, ","), nil
+}
+
+// FrontendStore returns the certificate store of an example's TLS frontend:
+// the PEM files when certFile is set, reloaded on change every reload until
+// ctx is done, or else a certificate for localhost issued by ca (a new CA
+// when nil), whose pool it returns so that clients can verify it, and
+// whose CA file it writes for curl and says where.
+func FrontendStore(ctx context.Context, certFile, keyFile string, reload time.Duration, ca *CA) (*tlsmode.Store, *x509.CertPool, error) {
+	certs := &tlsmode.Store{}
+	if certFile != "" {
+		if err := certs.AddFiles(certFile, keyFile); err != nil {
+			return nil, nil, err
+		}
+		go certs.Watch(ctx, reload)
+		return certs, nil, nil
+	}
+	if ca == nil {
+		var err error
+		if ca, err = NewCA(); err != nil {
+			return nil, nil, err
+		}
+	}
+	cert, err := ca.Issue("localhost", "127.0.0.1", "::1")
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := certs.Add(cert); err != nil {
+		return nil, nil, err
+	}
+	caFile, err := ca.WriteCAFile(os.TempDir())
+	if err != nil {
+		return nil, nil, err
+	}
+	fmt.Printf("generated a certificate for localhost (CA in %s)\n", caFile)
+	return certs, ca.Pool(), nil
 }
