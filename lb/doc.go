@@ -85,7 +85,8 @@
 // the Balancer), so Balancers need no exclusion logic either.
 //
 // lb depends on no other public package of the module; it uses the
-// internal/pipe copy loop, a leaf package. The other packages import lb, so
+// internal/pipe copy loop, a leaf package (on Linux, plain TCP sessions
+// move to its epoll event loops; see that package's documentation). The other packages import lb, so
 // a custom Balancer needs lb alone.
 //
 // The L7 path wraps httputil.ReverseProxy in Rewrite mode. The server side

@@ -7,7 +7,7 @@
 // Modes:
 //
 //	http  HTTP/1.1 reverse proxy (L7), X-Forwarded-* rebuilt
-//	tcp   TCP proxy (L4), bytes copied both ways (spliced on Linux)
+//	tcp   TCP proxy (L4), bytes copied both ways (on an epoll event loop on Linux)
 //
 // With an empty -backends it starts demo backends on loopback and says so.
 // It stays in the foreground, logs nothing per request, and on SIGINT or

@@ -78,9 +78,9 @@ func TestCopyDoesNotAllocatePerChunk(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are not meaningful under the race detector")
 	}
-	for _, m := range []mode{modeSplice, modeBuffered} {
+	for _, m := range []mode{modeLoop, modeSplice, modeBuffered} {
 		t.Run(string(m), func(t *testing.T) {
-			if m == modeSplice && runtime.GOOS != "linux" {
+			if m != modeBuffered && runtime.GOOS != "linux" {
 				t.Skip("splice is Linux only")
 			}
 			small := proxyAllocs(t, m, 1<<20)

@@ -12,10 +12,38 @@
 //
 // # Copy paths
 //
-// Each direction runs in its own goroutine (one of them the caller's).
+// Event-loop path: on Linux, when both connections are *net.TCPConn
+// (exactly; a wrapper type hides it), Proxy moves the two sockets onto an
+// event loop and waits. It duplicates their descriptors, closes the
+// net.Conns (the sockets stay open through the duplicates) and registers
+// the duplicates, edge-triggered and with EPOLLRDHUP, in the epoll
+// instance of one of GOMAXPROCS loops (taken in turn). The loop reads into
+// one 32 KiB buffer of its own and writes straight to the other socket;
+// what the other socket does not take at once waits in a pooled buffer
+// while that direction stops reading (backpressure), until the socket is
+// writable again. A direction reads at most 16 times in a row before the
+// loop serves other sessions and comes back to it.
 //
-// Splice path: on Linux, when both connections are *net.TCPConn (exactly;
-// a wrapper type hides it), a direction copies with
+// This is how HAProxy copies, and why: a read that returns less than the
+// buffer drained the socket, so the loop waits for the next edge instead of
+// trying another read that would fail with EAGAIN. The net package's copy
+// (and io.Copy with splice) tries first, which costs a third system call
+// per message and direction: with HTTP keep-alive traffic over a TCP
+// proxy, 6 system calls per request instead of 4. A FIN or an error that
+// came with the last data is not lost: the edge that reported it carried
+// EPOLLRDHUP, EPOLLHUP or EPOLLERR, and the loop then reads until EOF or
+// the error. Reads, writes and the harvest of events are raw system calls
+// (no scheduler bookkeeping: the descriptors are non-blocking, so they
+// return promptly), and the loop's goroutine waits for the epoll descriptor
+// through the runtime's own poller, as a network read does, so a loop with
+// nothing to do is a parked goroutine, not a thread blocked in epoll_wait.
+// A loop's goroutine ends when its last session ends; the next session
+// starts it again. Set LBKIT_PIPE=goroutines in the environment (or
+// Options.Goroutines for one call) to copy in goroutines instead.
+//
+// Splice path: on other systems the event loop is not available. Between
+// two *net.TCPConn on Linux with Options.Goroutines set, each direction
+// runs in its own goroutine (one of them the caller's) and copies with
 // (*net.TCPConn).ReadFrom of an *io.LimitedReader over the source
 // connection. The net package recognizes that pair and moves the bytes with
 // splice(2), socket to kernel pipe to socket, without copying them through
@@ -25,12 +53,13 @@
 // which would defeat splice: bytes are counted from ReadFrom's result.
 //
 // Buffered path: in every other case (a *tls.Conn on either side, wrapped
-// connections, other systems), a loop reads into a 32 KiB buffer taken from
-// a sync.Pool and writes it out, so buffers are shared between connections
+// connections, other systems), each direction runs in its own goroutine and
+// reads into a 32 KiB buffer taken from a sync.Pool and writes it out, so buffers are shared between connections
 // and nothing is allocated per connection or per read once warm.
 //
 // ClientPending is written to the server before the client→server
-// direction reads anything from the client, and is counted in up.
+// direction reads anything from the client (on the event-loop path, before
+// the sockets move to the loop), and is counted in up.
 //
 // # Half-close and errors
 //
@@ -51,8 +80,9 @@
 //
 // When ctx is done, Proxy closes both connections at once (a FIN, and no
 // TLS close_notify, which could block on a peer that does not read) and
-// returns context.Cause(ctx). Every goroutine Proxy starts has ended when it
-// returns.
+// returns context.Cause(ctx). Every goroutine Proxy starts for the call has
+// ended when it returns; an event loop's goroutine, shared by sessions, ends
+// when the loop's last session has ended.
 //
 // # Idle timeout
 //
@@ -67,7 +97,9 @@
 // out and resumed.
 //
 // On the buffered path every completed read and write records the time, and
-// the timeout fires Idle after the last of them (within timer latency).
+// the timeout fires Idle after the last of them (within timer latency). The
+// event loop records the time of each round of events in which a session
+// moved bytes, with the same result.
 //
 // On the splice path the bytes move inside the kernel and ReadFrom returns
 // only at the end of a chunk, so a stream trickling less than a chunk per
@@ -90,7 +122,7 @@
 //     (two ticks, plus the wait for the answers: Idle/16, at most 50ms).
 //
 // Blocked writes: a write blocked on a peer that does not read records
-// nothing until it completes. On the buffered path the timeout then fires
+// nothing until it completes. On the buffered and event-loop paths the timeout then fires
 // Idle after the last completed read or write in either direction. On the
 // splice path such a direction cannot answer probes (its read deadline is
 // not looked at before the pipe is empty): it counts as inactive once it has

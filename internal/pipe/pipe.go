@@ -19,6 +19,10 @@ type Options struct {
 	// "timeout tunnel"). 0 means no idle timeout. See the package
 	// documentation for the precision of the timeout.
 	Idle time.Duration
+	// Goroutines copies in two goroutines (with splice(2) between two
+	// *net.TCPConn on Linux) even when the event loop could carry the
+	// copy. See "Copy paths" in the package documentation.
+	Goroutines bool
 	// ClientPending are bytes already read from the client (peeked) that
 	// must be written to the server first, before anything else.
 	ClientPending []byte
@@ -63,6 +67,10 @@ func Proxy(ctx context.Context, client, server net.Conn, opt Options) (up, down 
 	_, ctcp := client.(*net.TCPConn)
 	_, stcp := server.(*net.TCPConn)
 	p.splice = canSplice && ctcp && stcp
+	useLoop := !opt.Goroutines && canLoop(client, server)
+	if useLoop {
+		p.splice = false
+	}
 	p.dirs[0] = direction{p: p, name: "client to server", src: client, dst: server, pending: opt.ClientPending}
 	p.dirs[1] = direction{p: p, name: "server to client", src: server, dst: client}
 
@@ -81,15 +89,17 @@ func Proxy(ctx context.Context, client, server net.Conn, opt Options) (up, down 
 	if p.idle > 0 {
 		p.wd.start(p)
 	}
-	p.dirs[0].running.Store(true)
-	p.dirs[1].running.Store(true)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		p.dirs[0].run()
-	}()
-	p.dirs[1].run()
-	<-done
+	if !useLoop || !p.runLoop(opt.ClientPending) {
+		p.dirs[0].running.Store(true)
+		p.dirs[1].running.Store(true)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			p.dirs[0].run()
+		}()
+		p.dirs[1].run()
+		<-done
+	}
 
 	p.mu.Lock()
 	p.finished = true
@@ -119,6 +129,9 @@ type proxy struct {
 
 	dirs [2]direction
 	wd   watchdog
+	// sess is the event loop's session once the copy moved there; abort
+	// then goes through the loop.
+	sess *session
 
 	mu       sync.Mutex
 	err      error
@@ -142,7 +155,12 @@ func (p *proxy) abort(err error, reset bool) {
 	}
 	p.err = err
 	p.aborted.Store(true)
+	s := p.sess
 	p.mu.Unlock()
+	if s != nil {
+		s.abort(reset)
+		return
+	}
 	forceClose(p.client, reset)
 	forceClose(p.server, reset)
 }

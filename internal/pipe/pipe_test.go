@@ -27,7 +27,10 @@ func TestMain(m *testing.M) { testutil.LeakMain(m) }
 type mode string
 
 const (
-	// splice: two *net.TCPConn, copied with splice(2) on Linux.
+	// loop: two *net.TCPConn, copied by the event loop on Linux.
+	modeLoop mode = "tcp-loop"
+	// splice: two *net.TCPConn copied in goroutines (Options.Goroutines),
+	// with splice(2) on Linux.
 	modeSplice mode = "tcp-splice"
 	// buffered: TCP connections hidden behind a wrapper type, copied
 	// through the pooled buffer.
@@ -36,7 +39,7 @@ const (
 	modeTLS mode = "tls"
 )
 
-var modes = []mode{modeSplice, modeBuffered, modeTLS}
+var modes = []mode{modeLoop, modeSplice, modeBuffered, modeTLS}
 
 // plainConn hides the *net.TCPConn type (and so its ReadFrom) but keeps
 // CloseWrite.
@@ -120,6 +123,8 @@ func start(t testing.TB, m mode, opt pipe.Options, wrap ...func(net.Conn) net.Co
 	e := &env{client: cli, server: srv, rawClient: cli, rawServer: srv, res: make(chan result, 1)}
 	var proxyClient, proxyServer net.Conn = pc, ps
 	switch m {
+	case modeSplice:
+		opt.Goroutines = true
 	case modeBuffered:
 		proxyClient, proxyServer = plainConn{pc}, plainConn{ps}
 	case modeTLS:
@@ -332,7 +337,7 @@ func TestHalfClose(t *testing.T) {
 
 func TestNoCloseWriteEndsBoth(t *testing.T) {
 	testutil.CheckLeaks(t)
-	e := start(t, modeSplice, pipe.Options{}, func(c net.Conn) net.Conn { return noHalfClose{c} })
+	e := start(t, modeLoop, pipe.Options{}, func(c net.Conn) net.Conn { return noHalfClose{c} })
 	deadline(e, 5*time.Second)
 	io.WriteString(e.client, "data")
 	closeWrite(t, e.client)
@@ -660,4 +665,95 @@ func (c *caseTB) Fatal(args ...any) {
 
 func (c *caseTB) Logf(format string, args ...any) {
 	c.TB.Logf("%s: %s", c.name, fmt.Sprintf(format, args...))
+}
+
+// TestManySessionsConcurrently runs many sessions at once (more than one
+// event loop's batch of events), each sending a different stream both ways
+// to a peer that reads slowly, so that writes are refused and resumed.
+func TestManySessionsConcurrently(t *testing.T) {
+	for _, m := range []mode{modeLoop, modeSplice} {
+		t.Run(string(m), func(t *testing.T) {
+			const sessions, size = 150, 300 << 10
+			var wg sync.WaitGroup
+			errs := make(chan error, 4*sessions)
+			for i := range sessions {
+				e := start(t, m, pipe.Options{Idle: time.Minute})
+				up := pattern(size, byte(i))
+				down := pattern(size/3, byte(i+1))
+				for _, c := range []net.Conn{e.client, e.server} {
+					c.SetDeadline(time.Now().Add(20 * time.Second))
+				}
+				wg.Add(4)
+				go func() { // client writes, then half-closes
+					defer wg.Done()
+					if _, err := e.client.Write(up); err != nil {
+						errs <- fmt.Errorf("client write: %w", err)
+					}
+					e.client.(*net.TCPConn).CloseWrite()
+				}()
+				go func() { // server reads slowly
+					defer wg.Done()
+					got, err := slowReadAll(e.server, i%3 == 0)
+					if err != nil || !bytes.Equal(got, up) {
+						errs <- fmt.Errorf("session %d: server got %d bytes (%v), want %d", i, len(got), err, len(up))
+					}
+				}()
+				go func() {
+					defer wg.Done()
+					if _, err := e.server.Write(down); err != nil {
+						errs <- fmt.Errorf("server write: %w", err)
+					}
+					e.server.(*net.TCPConn).CloseWrite()
+				}()
+				go func() {
+					defer wg.Done()
+					got, err := slowReadAll(e.client, i%4 == 0)
+					if err != nil || !bytes.Equal(got, down) {
+						errs <- fmt.Errorf("session %d: client got %d bytes (%v), want %d", i, len(got), err, len(down))
+					}
+				}()
+				defer func() {
+					if r := e.wait(t, 10*time.Second); r.err != nil {
+						t.Errorf("session %d: Proxy: %v", i, r.err)
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+// pattern returns n bytes that differ between seeds and positions.
+func pattern(n int, seed byte) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*7) ^ seed
+	}
+	return b
+}
+
+// slowReadAll reads c to EOF, in small reads with pauses when slow is set.
+func slowReadAll(c net.Conn, slow bool) ([]byte, error) {
+	if !slow {
+		return io.ReadAll(c)
+	}
+	var out []byte
+	buf := make([]byte, 4<<10)
+	for i := 0; ; i++ {
+		n, err := c.Read(buf)
+		out = append(out, buf[:n]...)
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+		if i%16 == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
 }
