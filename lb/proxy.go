@@ -245,23 +245,35 @@ func (p *ReverseProxy) transport(pool *Pool) http.RoundTripper {
 }
 
 // newTransport builds a RoundTripper to the servers of pool that dials
-// with dial.
+// with dial: NewTransport's, else the HTTP/1.1 engine (h1Transport) with an
+// http.Transport for what it does not handle, else, when HTTP/2 to the
+// servers is wanted, that http.Transport alone.
 func (p *ReverseProxy) newTransport(pool *Pool, dial func(ctx context.Context, network, addr string) (net.Conn, error)) http.RoundTripper {
 	if p.NewTransport != nil {
 		return p.NewTransport(pool, dial)
 	}
+	ht := p.httpTransport(dial)
+	if ht.ForceAttemptHTTP2 {
+		return ht
+	}
+	return newH1Transport(dial, p.TLSClientConfig, ht.ResponseHeaderTimeout, ht)
+}
+
+// httpTransport builds the tuned http.Transport to servers that dials with
+// dial.
+func (p *ReverseProxy) httpTransport(dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Transport {
 	timeout := p.ServerTimeout
 	if timeout <= 0 {
 		timeout = DefaultServerTimeout
 	}
 	return &http.Transport{
 		DialContext:           dial,
-		MaxIdleConnsPerHost:   1024,
-		IdleConnTimeout:       90 * time.Second,
+		MaxIdleConnsPerHost:   h1MaxIdlePerHost,
+		IdleConnTimeout:       h1IdleTimeout,
 		ResponseHeaderTimeout: timeout,
 		DisableCompression:    true,
-		WriteBufferSize:       16 << 10,
-		ReadBufferSize:        16 << 10,
+		WriteBufferSize:       h1BufferSize,
+		ReadBufferSize:        h1BufferSize,
 		TLSClientConfig:       p.TLSClientConfig,
 		ForceAttemptHTTP2:     p.Scheme == "https" && p.ServerHTTP2,
 	}
