@@ -10,6 +10,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/textproto"
 	"net/url"
 	"slices"
@@ -531,9 +532,19 @@ func (t *h1Transport) exchange(pc *h1Conn, req *http.Request, host string) (resp
 			return nil, false, t.exchangeError(ctx, err, true)
 		}
 		// 1xx responses other than 101 are informational (103 Early
-		// Hints, 102 Processing): the final response follows.
+		// Hints, 102 Processing): the final response follows. They go to
+		// the request's httptrace.ClientTrace.Got1xxResponse, through which
+		// httputil.ReverseProxy forwards them to the client, as with
+		// net/http's Transport.
 		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
 			break
+		}
+		if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {
+			if err := trace.Got1xxResponse(resp.StatusCode, textproto.MIMEHeader(resp.Header)); err != nil {
+				pc.discard(stop)
+				return nil, false, err
+			}
+			pc.limit = h1MaxHeaderBytes // the caller limits what it received
 		}
 	}
 	pc.limit = math.MaxInt64
