@@ -62,6 +62,12 @@ const (
 // closed it or sent anything unsolicited. Connections without a file
 // descriptor (a custom Pool.Dial's) cannot be peeked at and are used as
 // they are, as net/http does.
+//
+// The wait for the response headers is bounded by headerTimeout (a read
+// deadline on the connection), their size by 1 MiB, 1xx responses
+// included. The request's context interrupts the exchange and the body
+// through context.AfterFunc, which sets a past deadline on the connection:
+// no goroutine is started per request or per connection.
 type h1Transport struct {
 	dial          func(ctx context.Context, network, addr string) (net.Conn, error)
 	tlsConfig     *tls.Config // for "https"; nil means crypto/tls's defaults
@@ -511,8 +517,8 @@ func (t *h1Transport) exchange(pc *h1Conn, req *http.Request, host string) (resp
 	if ctx.Done() != nil {
 		stop = context.AfterFunc(ctx, pc.abort)
 	}
-	wantsClose := t.disableKeepAlives || req.Close || httpguts.HeaderValuesContainsToken(req.Header["Connection"], "close")
-	if err := pc.writeRequest(req, host, t.disableKeepAlives && !req.Close); err != nil {
+	asksClose := req.Close || httpguts.HeaderValuesContainsToken(req.Header["Connection"], "close")
+	if err := pc.writeRequest(req, host, t.disableKeepAlives && !asksClose); err != nil {
 		pc.discard(stop)
 		return nil, true, t.exchangeError(ctx, err, false)
 	}
@@ -561,7 +567,7 @@ func (t *h1Transport) exchange(pc *h1Conn, req *http.Request, host string) (resp
 		pc.discard(stop)
 		return nil, false, errors.New("lb: server switched protocols without an upgrade request")
 	}
-	keep := !resp.Close && !wantsClose
+	keep := !resp.Close && !asksClose && !t.disableKeepAlives
 	if resp.Body == http.NoBody {
 		pc.release(stop, keep)
 		return resp, false, nil
