@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net"
 	"net/http"
@@ -78,8 +79,8 @@ type h1Transport struct {
 	// the server to do so (Connection: close), as http.Transport's option.
 	disableKeepAlives bool
 
-	mu    sync.RWMutex
-	hosts map[h1Key]*h1Host
+	mu    sync.Mutex                        // serializes additions to hosts
+	hosts atomic.Pointer[map[h1Key]*h1Host] // copied on write: lookups take no lock
 }
 
 // newH1Transport builds the engine dialing with dial, waiting headerTimeout
@@ -115,10 +116,11 @@ type h1Conn struct {
 	bw    *bufio.Writer
 	limit int64 // bytes that br may still take from conn
 
-	idleAt time.Time // when it was put on the idle stack
-	reused bool      // it has carried a request before
-	abort  func()    // pc.abortIO, bound once for context.AfterFunc
-	one    [1]byte   // scratch for the end-of-body check
+	idleAt   time.Time // when it was put on the idle stack
+	reused   bool      // it has carried a request before
+	deadline bool      // a header deadline may still be set on conn
+	abort    func()    // pc.abortIO, bound once for context.AfterFunc
+	one      [1]byte   // scratch for the end-of-body check
 }
 
 // h1TimeoutError is the error of a server that sent no response headers
@@ -144,13 +146,14 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	h := t.host(h1Key{tls: req.URL.Scheme == "https", addr: req.URL.Host})
 	replayable := h1Replayable(req)
 	ctx := req.Context()
+	now := time.Now()
 	for fresh := false; ; fresh = true {
-		pc, err := h.get(ctx, fresh, !replayable)
+		pc, err := h.get(ctx, now, fresh, !replayable)
 		if err != nil {
 			closeRequestBody(req)
 			return nil, err
 		}
-		resp, early, err := t.exchange(pc, req, host)
+		resp, early, err := t.exchange(pc, req, host, now)
 		if err == nil {
 			closeRequestBody(req)
 			return resp, nil
@@ -289,18 +292,20 @@ func closeRequestBody(req *http.Request) {
 
 // host returns the idle stack of the server key, creating it.
 func (t *h1Transport) host(key h1Key) *h1Host {
-	t.mu.RLock()
-	h := t.hosts[key]
-	t.mu.RUnlock()
-	if h != nil {
-		return h
+	if m := t.hosts.Load(); m != nil {
+		if h := (*m)[key]; h != nil {
+			return h
+		}
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if h = t.hosts[key]; h != nil {
-		return h
+	old := t.hosts.Load()
+	if old != nil {
+		if h := (*old)[key]; h != nil {
+			return h
+		}
 	}
-	h = &h1Host{t: t, key: key}
+	h := &h1Host{t: t, key: key}
 	if key.tls {
 		// As net/http: the configuration is copied, and the server name
 		// defaults to the host of the address.
@@ -318,10 +323,12 @@ func (t *h1Transport) host(key h1Key) *h1Host {
 		}
 		h.tlsConfig.NextProtos = []string{"http/1.1"}
 	}
-	if t.hosts == nil {
-		t.hosts = make(map[h1Key]*h1Host)
+	m := make(map[h1Key]*h1Host, 1)
+	if old != nil {
+		maps.Copy(m, *old)
 	}
-	t.hosts[key] = h
+	m[key] = h
+	t.hosts.Store(&m)
 	return h
 }
 
@@ -329,12 +336,10 @@ func (t *h1Transport) host(key h1Key) *h1Host {
 // fallback transport's included. Connections in use are closed when their
 // response ends.
 func (t *h1Transport) CloseIdleConnections() {
-	t.mu.RLock()
-	hosts := make([]*h1Host, 0, len(t.hosts))
-	for _, h := range t.hosts {
-		hosts = append(hosts, h)
+	var hosts map[h1Key]*h1Host
+	if m := t.hosts.Load(); m != nil {
+		hosts = *m
 	}
-	t.mu.RUnlock()
 	for _, h := range hosts {
 		h.mu.Lock()
 		idle := h.idle
@@ -353,13 +358,18 @@ func (t *h1Transport) CloseIdleConnections() {
 
 // get returns a connection to the server: the most recently used idle one
 // unless fresh, else a new one. With check, an idle connection is first
-// checked to be still open.
-func (h *h1Host) get(ctx context.Context, fresh, check bool) (*h1Conn, error) {
+// checked to be still open. now is the time of the request.
+func (h *h1Host) get(ctx context.Context, now time.Time, fresh, check bool) (*h1Conn, error) {
 	if !fresh {
 		for {
-			pc := h.pop()
+			pc := h.pop(now)
 			if pc == nil {
 				break
+			}
+			if check && pc.deadline {
+				// The peek would fail on an expired deadline.
+				pc.conn.SetReadDeadline(time.Time{})
+				pc.deadline = false
 			}
 			if check && !connAlive(pc.conn) {
 				pc.conn.Close()
@@ -373,7 +383,7 @@ func (h *h1Host) get(ctx context.Context, fresh, check bool) (*h1Conn, error) {
 
 // pop takes the most recently used idle connection, or returns nil. When
 // that one has been idle too long, so have all others: they are closed.
-func (h *h1Host) pop() *h1Conn {
+func (h *h1Host) pop(now time.Time) *h1Conn {
 	h.mu.Lock()
 	n := len(h.idle)
 	if n == 0 {
@@ -381,7 +391,7 @@ func (h *h1Host) pop() *h1Conn {
 		return nil
 	}
 	pc := h.idle[n-1]
-	if time.Since(pc.idleAt) < h1IdleTimeout {
+	if now.Sub(pc.idleAt) < h1IdleTimeout {
 		h.idle[n-1] = nil
 		h.idle = h.idle[:n-1]
 		h.mu.Unlock()
@@ -511,7 +521,7 @@ func (pc *h1Conn) discard(stop func() bool) {
 // that the failure, if any, happened before any byte of the response was
 // read (so the server did not answer). On success, the response body owns
 // pc.
-func (t *h1Transport) exchange(pc *h1Conn, req *http.Request, host string) (resp *http.Response, early bool, err error) {
+func (t *h1Transport) exchange(pc *h1Conn, req *http.Request, host string, now time.Time) (resp *http.Response, early bool, err error) {
 	ctx := req.Context()
 	var stop func() bool
 	if ctx.Done() != nil {
@@ -524,7 +534,8 @@ func (t *h1Transport) exchange(pc *h1Conn, req *http.Request, host string) (resp
 	}
 
 	if t.headerTimeout > 0 {
-		pc.conn.SetReadDeadline(time.Now().Add(t.headerTimeout))
+		pc.conn.SetReadDeadline(now.Add(t.headerTimeout))
+		pc.deadline = true
 	}
 	pc.limit = h1MaxHeaderBytes
 	if _, err := pc.br.Peek(1); err != nil {
@@ -554,14 +565,19 @@ func (t *h1Transport) exchange(pc *h1Conn, req *http.Request, host string) (resp
 		}
 	}
 	pc.limit = math.MaxInt64
-	if t.headerTimeout > 0 {
+	if pc.deadline && !h1Buffered(resp, pc.br) {
+		// The body is read without a deadline. When it is all in the
+		// buffer already (a small response), the connection is not read
+		// again before the next request sets a new deadline, so the
+		// header deadline may stay.
 		pc.conn.SetReadDeadline(time.Time{})
-	}
-	if err := ctx.Err(); err != nil {
-		// Canceled while the deadline was cleared: abortIO's past
-		// deadline may have been undone.
-		pc.discard(stop)
-		return nil, false, err
+		pc.deadline = false
+		if err := ctx.Err(); err != nil {
+			// Canceled while the deadline was cleared: abortIO's past
+			// deadline may have been undone.
+			pc.discard(stop)
+			return nil, false, err
+		}
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		pc.discard(stop)
@@ -574,6 +590,15 @@ func (t *h1Transport) exchange(pc *h1Conn, req *http.Request, host string) (resp
 	}
 	resp.Body = &h1Body{rc: resp.Body, pc: pc, stop: stop, keep: keep, ctx: ctx}
 	return resp, false, nil
+}
+
+// h1Buffered reports whether the body of resp is entirely in br.
+func h1Buffered(resp *http.Response, br *bufio.Reader) bool {
+	if resp.Body == http.NoBody {
+		return true
+	}
+	return resp.ContentLength >= 0 && !resp.Close && len(resp.TransferEncoding) == 0 &&
+		int64(br.Buffered()) >= resp.ContentLength
 }
 
 // exchangeError maps an error of the exchange: the context's error when it
