@@ -534,6 +534,11 @@ func (t *h1Transport) exchange(pc *h1Conn, req *http.Request, host string, now t
 	}
 
 	if t.headerTimeout > 0 {
+		if !pc.reused || req.ContentLength > 0 {
+			// The dial, the handshake or the body may have taken time: the
+			// wait for the headers starts now.
+			now = time.Now()
+		}
 		pc.conn.SetReadDeadline(now.Add(t.headerTimeout))
 		pc.deadline = true
 	}
