@@ -2,8 +2,9 @@
 
 package lb
 
-import "net"
+// h1Peek is empty where sockets cannot be peeked at.
+type h1Peek struct{}
 
-// connAlive cannot peek at sockets here: idle connections are assumed
-// alive, as net/http does.
-func connAlive(net.Conn) bool { return true }
+// alive cannot peek at sockets here: idle connections are assumed alive,
+// as net/http does.
+func (pc *h1Conn) alive() bool { return true }

@@ -60,9 +60,12 @@ const (
 // before any byte of the response. Other requests are not replayed; before
 // writing one on a reused connection the engine peeks at the socket
 // (MSG_PEEK, non-blocking) and drops the connection when the server has
-// closed it or sent anything unsolicited. Connections without a file
-// descriptor (a custom Pool.Dial's) cannot be peeked at and are used as
-// they are, as net/http does.
+// closed it or sent anything unsolicited. That is one system call (about
+// 1.5 µs on a 2-core VM, no allocation), where sending such requests
+// through the fallback would bring back the goroutine hand-offs, and
+// net/http notices a closed idle connection through its reading goroutine.
+// Connections without a file descriptor (a custom Pool.Dial's) cannot be
+// peeked at and are used as they are.
 //
 // The wait for the response headers is bounded by headerTimeout (a read
 // deadline on the connection), their size by 1 MiB, 1xx responses
@@ -120,6 +123,7 @@ type h1Conn struct {
 	reused   bool      // it has carried a request before
 	deadline bool      // a header deadline may still be set on conn
 	abort    func()    // pc.abortIO, bound once for context.AfterFunc
+	peek     h1Peek    // for alive
 	one      [1]byte   // scratch for the end-of-body check
 }
 
@@ -371,7 +375,7 @@ func (h *h1Host) get(ctx context.Context, now time.Time, fresh, check bool) (*h1
 				pc.conn.SetReadDeadline(time.Time{})
 				pc.deadline = false
 			}
-			if check && !connAlive(pc.conn) {
+			if check && !pc.alive() {
 				pc.conn.Close()
 				continue
 			}

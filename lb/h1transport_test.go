@@ -923,3 +923,43 @@ func TestH1NoGoroutines(t *testing.T) {
 		t.Fatalf("%d goroutines during the round trip, %d before", after, before)
 	}
 }
+
+// BenchmarkH1RoundTrip measures round trips of the engine alone, and of
+// net/http's Transport configured as its fallback, to a loopback server:
+// GET (replayed if a reused connection fails) and DELETE (not replayed, so
+// each reused connection is first peeked at).
+func BenchmarkH1RoundTrip(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["Content-Length"] = []string{"2"}
+		io.WriteString(w, "ok")
+	})}
+	go srv.Serve(ln)
+	b.Cleanup(func() { srv.Close() })
+	url := "http://" + ln.Addr().String() + "/"
+	p := &ReverseProxy{}
+	h1 := p.newTransport(nil, plainDial).(*h1Transport)
+	for _, rt := range []struct {
+		name string
+		rt   http.RoundTripper
+	}{{"engine", h1}, {"net-http", h1.fallback}} {
+		for _, method := range []string{"GET", "DELETE"} {
+			b.Run(rt.name+"/"+method, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					req, _ := http.NewRequest(method, url, nil)
+					resp, err := rt.rt.RoundTrip(req)
+					if err != nil {
+						b.Fatal(err)
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			})
+		}
+	}
+	h1.CloseIdleConnections()
+}
