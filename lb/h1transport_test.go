@@ -11,7 +11,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"net/http/httputil"
+	"net/textproto"
 	"net/url"
 	"runtime"
 	"strconv"
@@ -962,4 +964,36 @@ func BenchmarkH1RoundTrip(b *testing.B) {
 		}
 	}
 	h1.CloseIdleConnections()
+}
+
+// TestH1ForwardsEarlyHints checks that 1xx responses reach the client
+// through httputil.ReverseProxy, as with net/http's Transport.
+func TestH1ForwardsEarlyHints(t *testing.T) {
+	testutil.CheckLeaks(t)
+	srv := scripted(t)
+	pool := &Pool{}
+	if err := pool.Update([]Server{{Addr: srv.addr}}); err != nil {
+		t.Fatal(err)
+	}
+	url := startProxy(t, &ReverseProxy{Pool: pool})
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	var got []string
+	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+		got = append(got, strconv.Itoa(code)+" "+h.Get("Link"))
+		return nil
+	}}
+	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", url+"/103", nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != "final" {
+		t.Fatalf("final response %d %q", resp.StatusCode, b)
+	}
+	if len(got) == 0 || got[0] != "103 </s.css>; rel=preload" {
+		t.Fatalf("1xx responses seen by the client: %q", got)
+	}
 }
