@@ -434,7 +434,11 @@ func TestH1StaleConnections(t *testing.T) {
 				if tt.drop && n == 1 {
 					return false
 				}
-				io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				if r.Method == "HEAD" {
+					io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n")
+				} else {
+					io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				}
 				return tt.drop // without drop, close after the first response
 			}))
 			h1 := newTestH1(t, 0)
