@@ -1,6 +1,7 @@
 package lb_test
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -38,16 +39,30 @@ func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (w *discardWriter) WriteHeader(int)             {}
 
 // benchHandler drives h with GET requests from a loopback client address,
-// as http.Server would, in parallel.
-func benchHandler(b *testing.B, h http.Handler) {
+// as http.Server would, in parallel. With cancelable, each request has a
+// context that can be canceled, as http.Server gives them (a child of the
+// connection's); otherwise context.Background, which transports need not
+// watch.
+func benchHandler(b *testing.B, h http.Handler, cancelable bool) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		w := &discardWriter{h: http.Header{}}
+		connCtx, cancelConn := context.WithCancel(context.Background())
+		defer cancelConn()
 		for pb.Next() {
 			r := httptest.NewRequest("GET", "http://lb.test/", nil)
 			r.RemoteAddr = "127.0.0.1:40000"
+			var cancel context.CancelFunc
+			if cancelable {
+				var ctx context.Context
+				ctx, cancel = context.WithCancel(connCtx)
+				r = r.WithContext(ctx)
+			}
 			clear(w.h)
 			h.ServeHTTP(w, r)
+			if cancel != nil {
+				cancel()
+			}
 		}
 	})
 }
@@ -56,38 +71,50 @@ func benchHandler(b *testing.B, h http.Handler) {
 // httputil.ReverseProxy tuned the same way (the baseline of the
 // end-to-end benchmark), over keep-alive connections to one loopback server.
 // The request construction is included in both.
+//
+// The "-ctx" variants give each request a cancelable context, as
+// http.Server does, which the transports then watch.
 func BenchmarkReverseProxy(b *testing.B) {
 	addr := fastBackend(b)
-	b.Run("lbkit", func(b *testing.B) {
-		pool := &lb.Pool{}
-		if err := pool.Update([]lb.Server{{Addr: addr}}); err != nil {
-			b.Fatal(err)
+	for _, cancelable := range []bool{false, true} {
+		suffix := ""
+		if cancelable {
+			suffix = "-ctx"
 		}
-		benchHandler(b, &lb.ReverseProxy{Pool: pool})
-	})
-	b.Run("httputil", func(b *testing.B) {
-		target := &url.URL{Scheme: "http", Host: addr}
-		var bufs sync.Pool
-		bufs.New = func() any { s := make([]byte, 32<<10); return &s }
-		rp := &httputil.ReverseProxy{
-			Rewrite: func(pr *httputil.ProxyRequest) {
-				pr.SetURL(target)
-				pr.Out.Host = pr.In.Host
-				pr.SetXForwarded()
-			},
-			Transport: &http.Transport{
-				MaxIdleConnsPerHost:   1024,
-				IdleConnTimeout:       90 * time.Second,
-				ResponseHeaderTimeout: 30 * time.Second,
-				DisableCompression:    true,
-				WriteBufferSize:       16 << 10,
-				ReadBufferSize:        16 << 10,
-			},
-			BufferPool: bufferPoolFunc{&bufs},
-			ErrorLog:   nil,
-		}
-		benchHandler(b, rp)
-	})
+		b.Run("lbkit"+suffix, func(b *testing.B) {
+			pool := &lb.Pool{}
+			if err := pool.Update([]lb.Server{{Addr: addr}}); err != nil {
+				b.Fatal(err)
+			}
+			benchHandler(b, &lb.ReverseProxy{Pool: pool}, cancelable)
+		})
+		b.Run("httputil"+suffix, func(b *testing.B) { benchHTTPUtil(b, addr, cancelable) })
+	}
+}
+
+// benchHTTPUtil is the baseline of BenchmarkReverseProxy.
+func benchHTTPUtil(b *testing.B, addr string, cancelable bool) {
+	target := &url.URL{Scheme: "http", Host: addr}
+	var bufs sync.Pool
+	bufs.New = func() any { s := make([]byte, 32<<10); return &s }
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.Host = pr.In.Host
+			pr.SetXForwarded()
+		},
+		Transport: &http.Transport{
+			MaxIdleConnsPerHost:   1024,
+			IdleConnTimeout:       90 * time.Second,
+			ResponseHeaderTimeout: 30 * time.Second,
+			DisableCompression:    true,
+			WriteBufferSize:       16 << 10,
+			ReadBufferSize:        16 << 10,
+		},
+		BufferPool: bufferPoolFunc{&bufs},
+		ErrorLog:   nil,
+	}
+	benchHandler(b, rp, cancelable)
 }
 
 type bufferPoolFunc struct{ p *sync.Pool }

@@ -122,8 +122,14 @@ func (p *ReverseProxy) newClientTransport(pool *Pool, info *ConnInfo, oneShot bo
 		return tc, nil
 	}
 	ct.rt = p.newTransport(pool, dial)
-	if t, ok := ct.rt.(*http.Transport); ok && oneShot {
-		t.DisableKeepAlives = true
+	if oneShot {
+		switch t := ct.rt.(type) {
+		case *http.Transport:
+			t.DisableKeepAlives = true
+		case *h1Transport:
+			t.disableKeepAlives = true
+			t.fallback.DisableKeepAlives = true
+		}
 	}
 	return ct
 }
@@ -152,6 +158,9 @@ type clientServerConn struct {
 	net.Conn
 	ct *clientTransport
 }
+
+// NetConn returns the connection it wraps.
+func (c *clientServerConn) NetConn() net.Conn { return c.Conn }
 
 func (c *clientServerConn) Close() error {
 	c.ct.mu.Lock()

@@ -1,0 +1,804 @@
+package lb
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// Limits of the HTTP/1.1 engine.
+const (
+	h1MaxIdlePerHost = 1024             // idle connections kept per server
+	h1IdleTimeout    = 90 * time.Second // an idle connection older than this is closed
+	h1BufferSize     = 16 << 10         // read and write buffer of each connection
+	h1MaxBody        = 64 << 10         // largest request body the engine writes itself
+	h1MaxHeaderBytes = 1 << 20          // response header bytes read, 1xx responses included
+)
+
+// h1Transport is the HTTP/1.1 engine of ReverseProxy: an http.RoundTripper
+// that does the whole round trip on the calling goroutine. It writes the
+// request into the connection's buffer, flushes it once, and parses the
+// response with http.ReadResponse; the body is read by the caller, and the
+// connection goes back to its server's idle stack when the body ends.
+// net/http's Transport instead hands every request to a writing goroutine
+// and gets the response from a reading goroutine through channels, and
+// returns the connection to its pool through one more handshake at the end
+// of the body: goroutine wake-ups and switches that cost more CPU than the
+// parsing itself on a keep-alive connection to a nearby server.
+//
+// The engine handles requests without a body or with a body of known length
+// up to 64 KiB, without Upgrade or Expect headers. Anything else (streamed
+// or larger bodies, WebSockets and other upgrades, Expect: 100-continue) is
+// passed to fallback, an http.Transport configured as the engine is, which
+// keeps net/http's behavior for them.
+//
+// Connections are kept per server address in a LIFO stack (the most recent
+// is reused first, so surplus connections age out), up to 1024 per server,
+// and closed after 90 s idle. A reused connection may have been closed by
+// the server meanwhile: a request that can be replayed (GET, HEAD, OPTIONS,
+// TRACE or carrying an Idempotency-Key, and without a body, as net/http
+// decides) is sent again once on a new connection when the old one fails
+// before any byte of the response. Other requests are not replayed; before
+// writing one on a reused connection the engine peeks at the socket
+// (MSG_PEEK, non-blocking) and drops the connection when the server has
+// closed it or sent anything unsolicited. That is one system call (about
+// 1.5 µs on a 2-core VM, no allocation), where sending such requests
+// through the fallback would bring back the goroutine hand-offs, and
+// net/http notices a closed idle connection through its reading goroutine.
+// Connections without a file descriptor (a custom Pool.Dial's) cannot be
+// peeked at and are used as they are.
+//
+// The wait for the response headers is bounded by headerTimeout (a read
+// deadline on the connection), their size by 1 MiB, 1xx responses
+// included. The request's context interrupts the exchange and the body
+// through context.AfterFunc, which sets a past deadline on the connection:
+// no goroutine is started per request or per connection.
+type h1Transport struct {
+	dial          func(ctx context.Context, network, addr string) (net.Conn, error)
+	tlsConfig     *tls.Config // for "https"; nil means crypto/tls's defaults
+	headerTimeout time.Duration
+	fallback      *http.Transport
+
+	// disableKeepAlives closes each connection after one response and asks
+	// the server to do so (Connection: close), as http.Transport's option.
+	disableKeepAlives bool
+
+	mu    sync.Mutex                        // serializes additions to hosts
+	hosts atomic.Pointer[map[h1Key]*h1Host] // copied on write: lookups take no lock
+}
+
+// newH1Transport builds the engine dialing with dial, waiting headerTimeout
+// for response headers, and passing what it does not handle to fallback.
+func newH1Transport(dial func(ctx context.Context, network, addr string) (net.Conn, error), tlsConfig *tls.Config, headerTimeout time.Duration, fallback *http.Transport) *h1Transport {
+	return &h1Transport{dial: dial, tlsConfig: tlsConfig, headerTimeout: headerTimeout, fallback: fallback}
+}
+
+// h1Key identifies the connections of one server.
+type h1Key struct {
+	tls  bool
+	addr string
+}
+
+// h1Host is the idle stack of one server's connections.
+type h1Host struct {
+	t         *h1Transport
+	key       h1Key
+	tlsConfig *tls.Config // with ServerName and NextProtos set, for key.tls
+
+	mu    sync.Mutex
+	idle  []*h1Conn // the most recently used last
+	sweep *time.Timer
+	armed bool // sweep is scheduled
+}
+
+// h1Conn is one connection to a server with its buffers. It is used by one
+// request at a time; idle ones sit on their host's stack.
+type h1Conn struct {
+	host  *h1Host
+	conn  net.Conn
+	br    *bufio.Reader // reads through the h1Conn, which applies limit
+	bw    *bufio.Writer
+	limit int64 // bytes that br may still take from conn
+
+	idleAt   time.Time // when it was put on the idle stack
+	reused   bool      // it has carried a request before
+	deadline bool      // a header deadline may still be set on conn
+	abort    func()    // pc.abortIO, bound once for context.AfterFunc
+	peek     h1Peek    // for alive
+	one      [1]byte   // scratch for the end-of-body check
+}
+
+// h1TimeoutError is the error of a server that sent no response headers
+// within the header timeout; StatusForError maps it to 504.
+type h1TimeoutError struct{}
+
+func (h1TimeoutError) Error() string   { return "lb: timeout awaiting response headers" }
+func (h1TimeoutError) Timeout() bool   { return true }
+func (h1TimeoutError) Temporary() bool { return true }
+
+// RoundTrip sends req to the server at req.URL.Host and returns its
+// response, or passes req to the fallback transport when the engine does
+// not handle it.
+func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !h1Handles(req) {
+		return t.fallback.RoundTrip(req)
+	}
+	host, err := h1Check(req)
+	if err != nil {
+		closeRequestBody(req)
+		return nil, err
+	}
+	h := t.host(h1Key{tls: req.URL.Scheme == "https", addr: req.URL.Host})
+	replayable := h1Replayable(req)
+	ctx := req.Context()
+	now := time.Now()
+	for fresh := false; ; fresh = true {
+		pc, err := h.get(ctx, now, fresh, !replayable)
+		if err != nil {
+			closeRequestBody(req)
+			return nil, err
+		}
+		resp, early, err := t.exchange(pc, req, host, now)
+		if err == nil {
+			closeRequestBody(req)
+			return resp, nil
+		}
+		if early && pc.reused && !fresh && replayable && ctx.Err() == nil && h1Stale(err) {
+			continue // the server closed the idle connection: once more on a new one
+		}
+		closeRequestBody(req)
+		return nil, err
+	}
+}
+
+// h1Handles reports whether the engine itself handles req: a request of
+// known, small length that asks for no upgrade and no 100-continue.
+func h1Handles(req *http.Request) bool {
+	u := req.URL
+	if u == nil || req.Header == nil || u.Host == "" || u.User != nil || req.Method == "CONNECT" {
+		return false
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return false
+	}
+	if len(req.TransferEncoding) > 0 || len(req.Trailer) > 0 {
+		return false
+	}
+	if req.Body == nil || req.Body == http.NoBody {
+		if req.ContentLength != 0 {
+			return false
+		}
+	} else if req.ContentLength <= 0 || req.ContentLength > h1MaxBody {
+		return false
+	}
+	h := req.Header
+	if len(h["Upgrade"]) > 0 || len(h["Expect"]) > 0 {
+		return false
+	}
+	if c := h["Connection"]; len(c) > 0 && httpguts.HeaderValuesContainsToken(c, "upgrade") {
+		return false
+	}
+	return true
+}
+
+// h1Check validates req as http.Transport does before sending anything,
+// and returns the Host header to send.
+func h1Check(req *http.Request) (string, error) {
+	if req.Method != "" && !httpguts.ValidHeaderFieldName(req.Method) {
+		return "", fmt.Errorf("lb: invalid method %q", req.Method)
+	}
+	for k, vv := range req.Header {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return "", fmt.Errorf("lb: invalid header field name %q", k)
+		}
+		for _, v := range vv {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return "", fmt.Errorf("lb: invalid header field value for %q", k)
+			}
+		}
+	}
+	u := req.URL
+	uri := u.Opaque
+	if uri == "" {
+		uri = u.EscapedPath()
+	}
+	if hasCTL(uri) || hasCTL(u.RawQuery) {
+		return "", errors.New("lb: can't write control character in Request.URL")
+	}
+	host := req.Host
+	if host == "" {
+		host = u.Host
+	}
+	host, err := httpguts.PunycodeHostPort(host)
+	if err != nil {
+		return "", err
+	}
+	if !httpguts.ValidHostHeader(host) {
+		host = "" // as net/http: an invalid Host is not sent
+	}
+	return withoutZone(host), nil
+}
+
+// hasCTL reports whether s holds an ASCII control character.
+func hasCTL(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if b := s[i]; b < ' ' || b == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+// withoutZone removes the zone of a bracketed IPv6 address
+// ("[fe80::1%eth0]:80" becomes "[fe80::1]:80"): RFC 6874 forbids sending it.
+func withoutZone(host string) string {
+	if !strings.HasPrefix(host, "[") {
+		return host
+	}
+	end := strings.LastIndexByte(host, ']')
+	if end < 0 {
+		return host
+	}
+	if pct := strings.LastIndexByte(host[:end], '%'); pct >= 0 {
+		return host[:pct] + host[end:]
+	}
+	return host
+}
+
+// h1Replayable reports whether req may be sent again after a reused
+// connection failed: net/http's rule (an idempotent method or an
+// Idempotency-Key), for requests without a body.
+func h1Replayable(req *http.Request) bool {
+	if req.Body != nil && req.Body != http.NoBody {
+		return false
+	}
+	switch req.Method {
+	case "", "GET", "HEAD", "OPTIONS", "TRACE":
+		return true
+	}
+	_, k1 := req.Header["Idempotency-Key"]
+	_, k2 := req.Header["X-Idempotency-Key"]
+	return k1 || k2
+}
+
+// h1Stale reports whether err is what a connection closed by the server
+// gives: end of stream, reset, or broken pipe.
+func h1Stale(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, syscall.ECONNABORTED)
+}
+
+func closeRequestBody(req *http.Request) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
+}
+
+// host returns the idle stack of the server key, creating it.
+func (t *h1Transport) host(key h1Key) *h1Host {
+	if m := t.hosts.Load(); m != nil {
+		if h := (*m)[key]; h != nil {
+			return h
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := t.hosts.Load()
+	if old != nil {
+		if h := (*old)[key]; h != nil {
+			return h
+		}
+	}
+	h := &h1Host{t: t, key: key}
+	if key.tls {
+		// As net/http: the configuration is copied, and the server name
+		// defaults to the host of the address.
+		if t.tlsConfig != nil {
+			h.tlsConfig = t.tlsConfig.Clone()
+		} else {
+			h.tlsConfig = &tls.Config{}
+		}
+		if h.tlsConfig.ServerName == "" {
+			name := key.addr
+			if hn, _, err := net.SplitHostPort(key.addr); err == nil {
+				name = hn
+			}
+			h.tlsConfig.ServerName = name
+		}
+		h.tlsConfig.NextProtos = []string{"http/1.1"}
+	}
+	m := make(map[h1Key]*h1Host, 1)
+	if old != nil {
+		maps.Copy(m, *old)
+	}
+	m[key] = h
+	t.hosts.Store(&m)
+	return h
+}
+
+// CloseIdleConnections closes the idle connections of every server, the
+// fallback transport's included. Connections in use are closed when their
+// response ends.
+func (t *h1Transport) CloseIdleConnections() {
+	var hosts map[h1Key]*h1Host
+	if m := t.hosts.Load(); m != nil {
+		hosts = *m
+	}
+	for _, h := range hosts {
+		h.mu.Lock()
+		idle := h.idle
+		h.idle = nil
+		if h.armed {
+			h.sweep.Stop()
+			h.armed = false
+		}
+		h.mu.Unlock()
+		for _, pc := range idle {
+			pc.conn.Close()
+		}
+	}
+	t.fallback.CloseIdleConnections()
+}
+
+// get returns a connection to the server: the most recently used idle one
+// unless fresh, else a new one. With check, an idle connection is first
+// checked to be still open. now is the time of the request.
+func (h *h1Host) get(ctx context.Context, now time.Time, fresh, check bool) (*h1Conn, error) {
+	if !fresh {
+		for {
+			pc := h.pop(now)
+			if pc == nil {
+				break
+			}
+			if check && pc.deadline {
+				// The peek would fail on an expired deadline.
+				pc.conn.SetReadDeadline(time.Time{})
+				pc.deadline = false
+			}
+			if check && !pc.alive() {
+				pc.conn.Close()
+				continue
+			}
+			return pc, nil
+		}
+	}
+	return h.dial(ctx)
+}
+
+// pop takes the most recently used idle connection, or returns nil. When
+// that one has been idle too long, so have all others: they are closed.
+func (h *h1Host) pop(now time.Time) *h1Conn {
+	h.mu.Lock()
+	n := len(h.idle)
+	if n == 0 {
+		h.mu.Unlock()
+		return nil
+	}
+	pc := h.idle[n-1]
+	if now.Sub(pc.idleAt) < h1IdleTimeout {
+		h.idle[n-1] = nil
+		h.idle = h.idle[:n-1]
+		h.mu.Unlock()
+		return pc
+	}
+	old := h.idle
+	h.idle = nil
+	h.mu.Unlock()
+	for _, pc := range old {
+		pc.conn.Close()
+	}
+	return nil
+}
+
+// put returns pc to the idle stack, or closes it when the stack is full.
+func (h *h1Host) put(pc *h1Conn) {
+	pc.idleAt = time.Now()
+	pc.reused = true
+	h.mu.Lock()
+	if len(h.idle) >= h1MaxIdlePerHost {
+		h.mu.Unlock()
+		pc.conn.Close()
+		return
+	}
+	h.idle = append(h.idle, pc)
+	if !h.armed {
+		h.armed = true
+		if h.sweep == nil {
+			h.sweep = time.AfterFunc(h1IdleTimeout, h.sweepIdle)
+		} else {
+			h.sweep.Reset(h1IdleTimeout)
+		}
+	}
+	h.mu.Unlock()
+}
+
+// sweepIdle closes the connections idle for longer than the idle timeout
+// (the bottom of the stack) and schedules itself for the next one to
+// expire, so that connections to servers no longer used are closed too.
+func (h *h1Host) sweepIdle() {
+	now := time.Now()
+	h.mu.Lock()
+	i := 0
+	for i < len(h.idle) && now.Sub(h.idle[i].idleAt) >= h1IdleTimeout {
+		i++
+	}
+	old := slices.Clone(h.idle[:i])
+	h.idle = slices.Delete(h.idle, 0, i)
+	if len(h.idle) > 0 {
+		h.sweep.Reset(h1IdleTimeout - now.Sub(h.idle[0].idleAt))
+	} else {
+		h.armed = false
+	}
+	h.mu.Unlock()
+	for _, pc := range old {
+		pc.conn.Close()
+	}
+}
+
+// dial opens a new connection to the server, with the TLS handshake for
+// "https". Dial errors are the Pool's (*ConnectError), unwrapped.
+func (h *h1Host) dial(ctx context.Context) (*h1Conn, error) {
+	c, err := h.t.dial(ctx, "tcp", h.key.addr)
+	if err != nil {
+		return nil, err
+	}
+	if h.key.tls {
+		tc := tls.Client(c, h.tlsConfig)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			c.Close()
+			return nil, err
+		}
+		c = tc
+	}
+	pc := &h1Conn{host: h, conn: c, limit: math.MaxInt64}
+	pc.br = bufio.NewReaderSize(pc, h1BufferSize)
+	pc.bw = bufio.NewWriterSize(c, h1BufferSize)
+	pc.abort = pc.abortIO
+	return pc, nil
+}
+
+// Read is the source of pc.br: it reads from the connection within limit,
+// which bounds the response headers.
+func (pc *h1Conn) Read(p []byte) (int, error) {
+	if pc.limit <= 0 {
+		return 0, fmt.Errorf("lb: response headers exceed %d bytes", h1MaxHeaderBytes)
+	}
+	if int64(len(p)) > pc.limit {
+		p = p[:pc.limit]
+	}
+	n, err := pc.conn.Read(p)
+	pc.limit -= int64(n)
+	return n, err
+}
+
+// aLongTimeAgo is a deadline in the past, which makes blocked reads and
+// writes return at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// abortIO interrupts the connection's reads and writes; it is the
+// context.AfterFunc of a canceled request.
+func (pc *h1Conn) abortIO() { pc.conn.SetDeadline(aLongTimeAgo) }
+
+// release ends a response that was read to its end: the connection goes
+// back to the idle stack if keep allows, the server sent nothing more, and
+// the request's context did not interrupt it.
+func (pc *h1Conn) release(stop func() bool, keep bool) {
+	if stop != nil && !stop() {
+		keep = false // abortIO ran or is running: the deadlines are spoiled
+	}
+	if keep && pc.br.Buffered() == 0 {
+		pc.host.put(pc)
+		return
+	}
+	pc.conn.Close()
+}
+
+// discard closes a connection whose exchange did not end cleanly.
+func (pc *h1Conn) discard(stop func() bool) {
+	if stop != nil {
+		stop()
+	}
+	pc.conn.Close()
+}
+
+// exchange writes req on pc and reads the response headers. early reports
+// that the failure, if any, happened before any byte of the response was
+// read (so the server did not answer). On success, the response body owns
+// pc.
+func (t *h1Transport) exchange(pc *h1Conn, req *http.Request, host string, now time.Time) (resp *http.Response, early bool, err error) {
+	ctx := req.Context()
+	var stop func() bool
+	if ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, pc.abort)
+	}
+	asksClose := req.Close || httpguts.HeaderValuesContainsToken(req.Header["Connection"], "close")
+	if err := pc.writeRequest(req, host, t.disableKeepAlives && !asksClose); err != nil {
+		pc.discard(stop)
+		return nil, true, t.exchangeError(ctx, err, false)
+	}
+
+	if t.headerTimeout > 0 {
+		if !pc.reused || req.ContentLength > 0 {
+			// The dial, the handshake or the body may have taken time: the
+			// wait for the headers starts now.
+			now = time.Now()
+		}
+		pc.conn.SetReadDeadline(now.Add(t.headerTimeout))
+		pc.deadline = true
+	}
+	pc.limit = h1MaxHeaderBytes
+	if _, err := pc.br.Peek(1); err != nil {
+		pc.discard(stop)
+		return nil, true, t.exchangeError(ctx, err, true)
+	}
+	for {
+		resp, err = http.ReadResponse(pc.br, req)
+		if err != nil {
+			pc.discard(stop)
+			return nil, false, t.exchangeError(ctx, err, true)
+		}
+		// 1xx responses other than 101 are informational (103 Early
+		// Hints, 102 Processing): the final response follows. They go to
+		// the request's httptrace.ClientTrace.Got1xxResponse, through which
+		// httputil.ReverseProxy forwards them to the client, as with
+		// net/http's Transport.
+		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			break
+		}
+		if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {
+			if err := trace.Got1xxResponse(resp.StatusCode, textproto.MIMEHeader(resp.Header)); err != nil {
+				pc.discard(stop)
+				return nil, false, err
+			}
+			pc.limit = h1MaxHeaderBytes // the caller limits what it received
+		}
+	}
+	pc.limit = math.MaxInt64
+	if pc.deadline && !h1Buffered(resp, pc.br) {
+		// The body is read without a deadline. When it is all in the
+		// buffer already (a small response), the connection is not read
+		// again before the next request sets a new deadline, so the
+		// header deadline may stay.
+		pc.conn.SetReadDeadline(time.Time{})
+		pc.deadline = false
+		if err := ctx.Err(); err != nil {
+			// Canceled while the deadline was cleared: abortIO's past
+			// deadline may have been undone.
+			pc.discard(stop)
+			return nil, false, err
+		}
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		pc.discard(stop)
+		return nil, false, errors.New("lb: server switched protocols without an upgrade request")
+	}
+	keep := !resp.Close && !asksClose && !t.disableKeepAlives
+	if resp.Body == http.NoBody {
+		pc.release(stop, keep)
+		return resp, false, nil
+	}
+	resp.Body = &h1Body{rc: resp.Body, pc: pc, stop: stop, keep: keep, ctx: ctx}
+	return resp, false, nil
+}
+
+// h1Buffered reports whether the body of resp is entirely in br.
+func h1Buffered(resp *http.Response, br *bufio.Reader) bool {
+	if resp.Body == http.NoBody {
+		return true
+	}
+	return resp.ContentLength >= 0 && !resp.Close && len(resp.TransferEncoding) == 0 &&
+		int64(br.Buffered()) >= resp.ContentLength
+}
+
+// exchangeError maps an error of the exchange: the context's error when it
+// ended, a timeout waiting for the headers, or err.
+func (t *h1Transport) exchangeError(ctx context.Context, err error, reading bool) error {
+	if cerr := ctx.Err(); cerr != nil {
+		return cerr
+	}
+	var ne net.Error
+	if reading && errors.As(err, &ne) && ne.Timeout() {
+		return h1TimeoutError{}
+	}
+	return err
+}
+
+// writeRequest writes req as http.Transport does (same request line and
+// header lines, headers sorted, the Host given), with its body, and flushes
+// once. addClose adds "Connection: close" after the headers.
+func (pc *h1Conn) writeRequest(req *http.Request, host string, addClose bool) error {
+	bw := pc.bw
+	method := req.Method
+	if method == "" {
+		method = "GET"
+	}
+	bw.WriteString(method)
+	bw.WriteByte(' ')
+	writeRequestURI(bw, req.URL)
+	bw.WriteString(" HTTP/1.1\r\nHost: ")
+	bw.WriteString(host)
+	bw.WriteString("\r\n")
+
+	h := req.Header
+	ua := "Go-http-client/1.1"
+	if v, ok := h["User-Agent"]; ok {
+		ua = ""
+		if len(v) > 0 {
+			ua = v[0]
+		}
+	}
+	if ua != "" {
+		writeHeaderLine(bw, "User-Agent", ua)
+	}
+	if req.Close && !httpguts.HeaderValuesContainsToken(h["Connection"], "close") {
+		bw.WriteString("Connection: close\r\n")
+	}
+	if req.ContentLength > 0 || method == "POST" || method == "PUT" || method == "PATCH" {
+		bw.WriteString("Content-Length: ")
+		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), req.ContentLength, 10))
+		bw.WriteString("\r\n")
+	}
+
+	var arr [32]string
+	keys := arr[:0]
+	for k := range h {
+		switch k {
+		case "Host", "User-Agent", "Content-Length", "Transfer-Encoding", "Trailer":
+			continue
+		}
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		for _, v := range h[k] {
+			writeHeaderLine(bw, k, v)
+		}
+	}
+	if addClose {
+		bw.WriteString("Connection: close\r\n")
+	}
+	bw.WriteString("\r\n")
+
+	if req.ContentLength > 0 {
+		if err := pc.writeBody(req.Body, req.ContentLength); err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
+}
+
+func writeHeaderLine(bw *bufio.Writer, k, v string) {
+	bw.WriteString(k)
+	bw.WriteString(": ")
+	bw.WriteString(textproto.TrimString(v))
+	bw.WriteString("\r\n")
+}
+
+// writeRequestURI writes u.RequestURI() without building it.
+func writeRequestURI(bw *bufio.Writer, u *url.URL) {
+	if u.Opaque != "" {
+		bw.WriteString(u.RequestURI())
+		return
+	}
+	p := u.EscapedPath()
+	if p == "" {
+		p = "/"
+	}
+	bw.WriteString(p)
+	if u.ForceQuery || u.RawQuery != "" {
+		bw.WriteByte('?')
+		bw.WriteString(u.RawQuery)
+	}
+}
+
+// writeBody copies exactly n bytes of body into pc.bw, reading straight
+// into its buffer, and checks that body ends there, as http.Transport does.
+func (pc *h1Conn) writeBody(body io.Reader, n int64) error {
+	bw := pc.bw
+	var sent int64
+	eof := false
+	for sent < n && !eof {
+		if bw.Available() == 0 {
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+		}
+		buf := bw.AvailableBuffer()[:min(int64(bw.Available()), n-sent)]
+		m, err := body.Read(buf)
+		bw.Write(buf[:m])
+		sent += int64(m)
+		switch {
+		case err == io.EOF:
+			eof = true
+		case err != nil:
+			return fmt.Errorf("lb: read request body: %w", err)
+		}
+	}
+	// Less or more than Content-Length is an error, as in net/http.
+	for try := 0; sent == n && !eof && try < 3; try++ {
+		m, err := body.Read(pc.one[:])
+		sent += int64(m)
+		switch {
+		case err == io.EOF:
+			eof = true
+		case err != nil:
+			return fmt.Errorf("lb: read request body: %w", err)
+		}
+	}
+	if sent != n || !eof {
+		return fmt.Errorf("lb: request body length differs from ContentLength=%d", n)
+	}
+	return nil
+}
+
+// h1Body is the body of a response read by the engine. Read to its end, it
+// returns the connection to the idle stack; closed before, it closes the
+// connection (the rest is not drained). Close may be called more than
+// once, and concurrently with Read.
+type h1Body struct {
+	rc    io.ReadCloser // http.ReadResponse's body
+	pc    *h1Conn
+	stop  func() bool // stops the context's abortIO
+	keep  bool        // the connection may carry another request
+	ctx   context.Context
+	state atomic.Int32 // h1Reading, then h1Released or h1Closed
+}
+
+const (
+	h1Reading int32 = iota
+	h1Released
+	h1Closed
+)
+
+func (b *h1Body) Read(p []byte) (int, error) {
+	switch b.state.Load() {
+	case h1Released:
+		return 0, io.EOF
+	case h1Closed:
+		return 0, http.ErrBodyReadAfterClose
+	}
+	n, err := b.rc.Read(p)
+	if err == nil {
+		return n, nil
+	}
+	if err == io.EOF {
+		if b.state.CompareAndSwap(h1Reading, h1Released) {
+			b.pc.release(b.stop, b.keep)
+		}
+		return n, io.EOF
+	}
+	if b.state.CompareAndSwap(h1Reading, h1Closed) {
+		b.pc.discard(b.stop)
+	}
+	if cerr := b.ctx.Err(); cerr != nil {
+		err = cerr
+	}
+	return n, err
+}
+
+func (b *h1Body) Close() error {
+	if b.state.CompareAndSwap(h1Reading, h1Closed) {
+		b.pc.discard(b.stop)
+	}
+	return nil
+}
