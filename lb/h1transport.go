@@ -57,7 +57,9 @@ const (
 // the server meanwhile: a request that can be replayed (GET, HEAD, OPTIONS,
 // TRACE or carrying an Idempotency-Key, and without a body, as net/http
 // decides) is sent again once on a new connection when the old one fails
-// before any byte of the response. Other requests are not replayed; before
+// before any byte of the response, or answers with a 408 (the notice some
+// servers send when they close an idle connection, which net/http's
+// Transport also discards). Other requests are not replayed; before
 // writing one on a reused connection the engine peeks at the socket
 // (MSG_PEEK, non-blocking) and drops the connection when the server has
 // closed it or sent anything unsolicited. That is one system call (about
@@ -157,7 +159,7 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			closeRequestBody(req)
 			return nil, err
 		}
-		resp, early, err := t.exchange(pc, req, host, now)
+		resp, early, err := t.exchange(pc, req, host, now, replayable && !fresh)
 		if err == nil {
 			closeRequestBody(req)
 			return resp, nil
@@ -281,9 +283,9 @@ func h1Replayable(req *http.Request) bool {
 }
 
 // h1Stale reports whether err is what a connection closed by the server
-// gives: end of stream, reset, or broken pipe.
+// gives: end of stream, reset, broken pipe, or a 408 notice.
 func h1Stale(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+	return err == errIdle408 || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
 		errors.Is(err, syscall.ECONNABORTED)
 }
@@ -521,11 +523,18 @@ func (pc *h1Conn) discard(stop func() bool) {
 	pc.conn.Close()
 }
 
+// errIdle408 is the error of a reused connection on which the server's
+// first bytes were a 408 response: its notice that it closed the idle
+// connection, not an answer to the request.
+var errIdle408 = errors.New("lb: server closed the idle connection with 408 Request Timeout")
+
 // exchange writes req on pc and reads the response headers. early reports
 // that the failure, if any, happened before any byte of the response was
-// read (so the server did not answer). On success, the response body owns
-// pc.
-func (t *h1Transport) exchange(pc *h1Conn, req *http.Request, host string, now time.Time) (resp *http.Response, early bool, err error) {
+// read (so the server did not answer). With idle408, a 408 response on a
+// reused connection is the server's notice that it closed the connection
+// while idle (net/http's Transport reads it so too), and becomes the early
+// error errIdle408. On success, the response body owns pc.
+func (t *h1Transport) exchange(pc *h1Conn, req *http.Request, host string, now time.Time, idle408 bool) (resp *http.Response, early bool, err error) {
 	ctx := req.Context()
 	var stop func() bool
 	if ctx.Done() != nil {
@@ -574,6 +583,10 @@ func (t *h1Transport) exchange(pc *h1Conn, req *http.Request, host string, now t
 		}
 	}
 	pc.limit = math.MaxInt64
+	if idle408 && pc.reused && resp.StatusCode == http.StatusRequestTimeout {
+		pc.discard(stop)
+		return nil, true, errIdle408
+	}
 	if pc.deadline && !h1Buffered(resp, pc.br) {
 		// The body is read without a deadline. When it is all in the
 		// buffer already (a small response), the connection is not read

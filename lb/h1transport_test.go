@@ -408,6 +408,7 @@ func TestH1StaleConnections(t *testing.T) {
 		body     string
 		header   string // an extra header "Key: value"
 		drop     bool   // the server reads the second request and closes without an answer
+		idle408  bool   // the server sends a 408 on the idle connection, then closes it
 		wantErr  bool
 		wantSeen int // requests of the method the server saw
 	}{
@@ -417,6 +418,9 @@ func TestH1StaleConnections(t *testing.T) {
 		{name: "HEAD on closed idle connection", method: "HEAD", wantSeen: 2},
 		{name: "POST on closed idle connection", method: "POST", body: "once", wantSeen: 2},
 		{name: "DELETE on closed idle connection", method: "DELETE", wantSeen: 2},
+		// The server's idle timeout sends a 408 before closing.
+		{name: "GET after idle 408", method: "GET", idle408: true, wantSeen: 2},
+		{name: "POST after idle 408", method: "POST", body: "once", idle408: true, wantSeen: 2},
 		// The server takes the second request and closes without answering.
 		{name: "GET dropped", method: "GET", drop: true, wantSeen: 3},
 		{name: "POST dropped", method: "POST", body: "once", drop: true, wantErr: true, wantSeen: 2},
@@ -438,6 +442,10 @@ func TestH1StaleConnections(t *testing.T) {
 					io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n")
 				} else {
 					io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				}
+				if tt.idle408 {
+					time.Sleep(20 * time.Millisecond)
+					io.WriteString(w, "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
 				}
 				return tt.drop // without drop, close after the first response
 			}))
