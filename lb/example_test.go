@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"time"
 
 	"github.com/lbkit/lbkit/lb"
@@ -70,6 +71,46 @@ func ExampleReverseProxy() {
 	fmt.Print(string(body))
 	// Output: served /hello for 127.0.0.1
 }
+
+// A NewTransport hook can wrap the proxy's own engine (ServerTransport):
+// here it counts the round trips to the servers of each Pool.
+func ExampleReverseProxy_ServerTransport() {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok\n")
+	}))
+	defer backend.Close()
+
+	pool := &lb.Pool{Name: "web"}
+	if err := pool.Update([]lb.Server{{Addr: backend.Listener.Addr().String()}}); err != nil {
+		panic(err)
+	}
+	proxy := &lb.ReverseProxy{Pool: pool}
+	var trips atomic.Int64
+	proxy.NewTransport = func(p *lb.Pool, dial func(ctx context.Context, network, addr string) (net.Conn, error)) http.RoundTripper {
+		engine := proxy.ServerTransport(dial, nil)
+		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			trips.Add(1)
+			return engine.RoundTrip(r)
+		})
+	}
+	front := httptest.NewServer(proxy)
+	defer front.Close()
+
+	for range 3 {
+		resp, err := http.Get(front.URL)
+		if err != nil {
+			panic(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	fmt.Println("round trips:", trips.Load())
+	// Output: round trips: 3
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // ConnServer is the L4 frontend: here it serves a Pool of one echo server
 // until the context ends, then drains.

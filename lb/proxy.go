@@ -85,7 +85,8 @@ type ReverseProxy struct {
 	// NewTransport, when set, builds the RoundTripper that talks to the
 	// servers of a Pool; dial is the Pool's dialer to use for its
 	// connections. Nil means lbkit's HTTP/1.1 engine with a tuned
-	// http.Transport for what it does not handle (see ReverseProxy).
+	// http.Transport for what it does not handle (see ReverseProxy), which
+	// ServerTransport builds, also for hooks that wrap it.
 	NewTransport func(p *Pool, dial func(ctx context.Context, network, addr string) (net.Conn, error)) http.RoundTripper
 
 	// Fallback serves requests when the Pool has no pickable server. Nil
@@ -261,23 +262,37 @@ func (p *ReverseProxy) transport(pool *Pool) http.RoundTripper {
 }
 
 // newTransport builds a RoundTripper to the servers of pool that dials
-// with dial: NewTransport's, else the HTTP/1.1 engine (h1Transport) with an
-// http.Transport for what it does not handle, else, when HTTP/2 to the
-// servers is wanted, that http.Transport alone.
+// with dial: NewTransport's, else ServerTransport's.
 func (p *ReverseProxy) newTransport(pool *Pool, dial func(ctx context.Context, network, addr string) (net.Conn, error)) http.RoundTripper {
 	if p.NewTransport != nil {
 		return p.NewTransport(pool, dial)
 	}
-	ht := p.httpTransport(dial)
+	return p.ServerTransport(dial, nil)
+}
+
+// ServerTransport returns a new RoundTripper of the kind the proxy uses
+// towards servers when NewTransport is nil: the HTTP/1.1 engine, with a
+// tuned http.Transport for the requests the engine passes on (see the type's
+// documentation), or that http.Transport alone when ServerHTTP2 is set with
+// Scheme "https". It dials with dial (a Pool's, as NewTransport receives
+// it), and encrypts with tlsConfig when the request's scheme is "https"
+// (nil means TLSClientConfig). NewTransport hooks use it to keep the engine
+// while arranging connections their own way, for instance one transport per
+// TLS server name.
+func (p *ReverseProxy) ServerTransport(dial func(ctx context.Context, network, addr string) (net.Conn, error), tlsConfig *tls.Config) http.RoundTripper {
+	if tlsConfig == nil {
+		tlsConfig = p.TLSClientConfig
+	}
+	ht := p.httpTransport(dial, tlsConfig)
 	if ht.ForceAttemptHTTP2 {
 		return ht
 	}
-	return newH1Transport(dial, p.TLSClientConfig, ht.ResponseHeaderTimeout, ht)
+	return newH1Transport(dial, tlsConfig, ht.ResponseHeaderTimeout, ht)
 }
 
 // httpTransport builds the tuned http.Transport to servers that dials with
 // dial.
-func (p *ReverseProxy) httpTransport(dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Transport {
+func (p *ReverseProxy) httpTransport(dial func(ctx context.Context, network, addr string) (net.Conn, error), tlsConfig *tls.Config) *http.Transport {
 	timeout := p.ServerTimeout
 	if timeout <= 0 {
 		timeout = DefaultServerTimeout
@@ -290,7 +305,7 @@ func (p *ReverseProxy) httpTransport(dial func(ctx context.Context, network, add
 		DisableCompression:    true,
 		WriteBufferSize:       h1BufferSize,
 		ReadBufferSize:        h1BufferSize,
-		TLSClientConfig:       p.TLSClientConfig,
+		TLSClientConfig:       tlsConfig,
 		ForceAttemptHTTP2:     p.Scheme == "https" && p.ServerHTTP2,
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"sync"
-	"time"
 
 	"github.com/lbkit/lbkit/lb"
 )
@@ -100,25 +99,14 @@ func (u Upstream) BridgeHTTP(rp *lb.ReverseProxy) {
 	if !u.UseClientSNI || u.ServerName != "" {
 		return
 	}
-	base, timeout := rp.TLSClientConfig, rp.ServerTimeout
-	if timeout <= 0 {
-		timeout = lb.DefaultServerTimeout
-	}
+	base := rp.TLSClientConfig
 	rp.NewTransport = func(_ *lb.Pool, dial func(ctx context.Context, network, addr string) (net.Conn, error)) http.RoundTripper {
-		return &sniTransport{new: func(name string) *http.Transport {
+		return &sniTransport{new: func(name string) http.RoundTripper {
 			cfg := base.Clone()
 			cfg.ServerName = name
-			return &http.Transport{
-				DialContext:           dial,
-				TLSClientConfig:       cfg,
-				ForceAttemptHTTP2:     u.HTTP2,
-				MaxIdleConnsPerHost:   1024,
-				IdleConnTimeout:       90 * time.Second,
-				ResponseHeaderTimeout: timeout,
-				DisableCompression:    true,
-				WriteBufferSize:       16 << 10,
-				ReadBufferSize:        16 << 10,
-			}
+			// The proxy's own kind of transport (its HTTP/1.1 engine),
+			// verifying this name.
+			return rp.ServerTransport(dial, cfg)
 		}}
 	}
 }
@@ -128,12 +116,12 @@ func (u Upstream) BridgeHTTP(rp *lb.ReverseProxy) {
 // it hold unbounded state by sending many names.
 const MaxBridgeNames = 256
 
-// sniTransport keeps one http.Transport per client SNI, since connections
-// to a server are shared only by requests for the same name.
+// sniTransport keeps one transport per client SNI, since connections to a
+// server are shared only by requests for the same name.
 type sniTransport struct {
-	new func(name string) *http.Transport
+	new func(name string) http.RoundTripper
 
-	byName sync.Map // string → *http.Transport
+	byName sync.Map // string → http.RoundTripper
 	mu     sync.Mutex
 	n      int
 }
@@ -146,14 +134,14 @@ func (t *sniTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return t.transport(name).RoundTrip(req)
 }
 
-func (t *sniTransport) transport(name string) *http.Transport {
+func (t *sniTransport) transport(name string) http.RoundTripper {
 	if v, ok := t.byName.Load(name); ok {
-		return v.(*http.Transport)
+		return v.(http.RoundTripper)
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if v, ok := t.byName.Load(name); ok {
-		return v.(*http.Transport)
+		return v.(http.RoundTripper)
 	}
 	if t.n >= MaxBridgeNames && name != "" {
 		return t.transportLocked("")
@@ -161,9 +149,9 @@ func (t *sniTransport) transport(name string) *http.Transport {
 	return t.transportLocked(name)
 }
 
-func (t *sniTransport) transportLocked(name string) *http.Transport {
+func (t *sniTransport) transportLocked(name string) http.RoundTripper {
 	if v, ok := t.byName.Load(name); ok {
-		return v.(*http.Transport)
+		return v.(http.RoundTripper)
 	}
 	tr := t.new(name)
 	t.byName.Store(name, tr)
