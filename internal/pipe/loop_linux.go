@@ -13,7 +13,7 @@ import (
 	"unsafe"
 )
 
-// The event-loop path: see "Event loop" in the package documentation.
+// The event-loop path: see "Copy paths" in the package documentation.
 
 const (
 	epollET = 1 << 31
@@ -49,7 +49,7 @@ func pickLoop() (*loop, error) {
 			loops[i] = &loop{epfd: -1, evfd: -1}
 		}
 	})
-	l := loops[int(loopNext.Add(1))%len(loops)]
+	l := loops[loopNext.Add(1)%uint32(len(loops))]
 	return l, l.init()
 }
 
