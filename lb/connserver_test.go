@@ -219,7 +219,7 @@ func TestConnServerShutdownGrace(t *testing.T) {
 	defer c.Close()
 	roundTrip(t, c, "before")
 	cancel()
-	waitFor(t, func() bool { _, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); return err != nil })
+	testutil.Eventually(t, "the listener to close", func() bool { _, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); return err != nil })
 	roundTrip(t, c, "during grace")
 	c.(*net.TCPConn).CloseWrite()
 	io.Copy(io.Discard, c)
@@ -256,7 +256,7 @@ func TestConnServerShutdownDeadlineForcesClose(t *testing.T) {
 	}
 	must(t, <-served)
 	if n := srv.ActiveConns(); n != 0 {
-		waitFor(t, func() bool { return srv.ActiveConns() == 0 })
+		testutil.Eventually(t, "no active connection", func() bool { return srv.ActiveConns() == 0 })
 	}
 }
 
@@ -343,17 +343,6 @@ func roundTrip(t *testing.T, c net.Conn, msg string) {
 	buf := make([]byte, len(msg))
 	if _, err := io.ReadFull(c, buf); err != nil || !bytes.Equal(buf, []byte(msg)) {
 		t.Fatalf("echo of %q = %q, %v", msg, buf, err)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached in 5s")
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -129,17 +129,6 @@ func h1Get(t *testing.T, rt http.RoundTripper, method, url string, body io.Reade
 	return resp.StatusCode, string(b), err
 }
 
-func h1WaitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not reached in 5s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // captureServer records the raw bytes of each request (headers and
 // Content-Length body) and answers 200 with no body.
 func captureServer(t *testing.T, got chan<- []byte) *rawServer {
@@ -475,7 +464,7 @@ func TestH1StaleConnections(t *testing.T) {
 			}
 			if !tt.drop {
 				// Let the server's close reach the idle connection.
-				h1WaitFor(t, "server connection closed", func() bool {
+				testutil.Eventually(t, "server connection closed", func() bool {
 					srv.mu.Lock()
 					defer srv.mu.Unlock()
 					return len(srv.open) == 0
@@ -682,14 +671,14 @@ func TestH1ClientCancel(t *testing.T) {
 				}
 				done <- err
 			}()
-			h1WaitFor(t, "request active", func() bool { return pool.Status()[0].Active == 1 })
+			testutil.Eventually(t, "request active", func() bool { return pool.Status()[0].Active == 1 })
 			time.Sleep(50 * time.Millisecond)
 			start := time.Now()
 			cancel()
 			if err := <-done; err == nil {
 				t.Fatal("canceled request succeeded")
 			}
-			h1WaitFor(t, "lease ended", func() bool { return pool.Status()[0].Active == 0 })
+			testutil.Eventually(t, "lease ended", func() bool { return pool.Status()[0].Active == 0 })
 			if d := time.Since(start); d > time.Second {
 				t.Fatalf("cancel took %v", d)
 			}
@@ -857,7 +846,7 @@ func TestH1IdleTimeout(t *testing.T) {
 	if idle != 0 || armed {
 		t.Fatalf("after the sweep: %d idle, sweep armed %v", idle, armed)
 	}
-	h1WaitFor(t, "server connections closed", func() bool {
+	testutil.Eventually(t, "server connections closed", func() bool {
 		srv.mu.Lock()
 		defer srv.mu.Unlock()
 		return len(srv.open) == 0

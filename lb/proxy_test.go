@@ -288,7 +288,7 @@ func TestUpgradedStreamsTrackedForShutdown(t *testing.T) {
 		case <-time.After(3 * time.Second):
 			t.Fatal("shutdown did not end after the stream closed")
 		}
-		waitFor(t, func() bool { return pool.Status()[0].Active == 0 })
+		testutil.Eventually(t, "no active lease", func() bool { return pool.Status()[0].Active == 0 })
 	})
 	t.Run("closed at deadline", func(t *testing.T) {
 		proxy := &lb.ReverseProxy{Pool: pool}
@@ -305,7 +305,7 @@ func TestUpgradedStreamsTrackedForShutdown(t *testing.T) {
 		if _, err := br.ReadByte(); err == nil {
 			t.Fatal("upgraded stream still open after the deadline")
 		}
-		waitFor(t, func() bool { return proxy.ActiveStreams() == 0 && pool.Status()[0].Active == 0 })
+		testutil.Eventually(t, "no stream and no lease", func() bool { return proxy.ActiveStreams() == 0 && pool.Status()[0].Active == 0 })
 	})
 }
 

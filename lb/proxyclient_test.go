@@ -114,17 +114,6 @@ func startL7Hooked(t *testing.T, proxy *lb.ReverseProxy, hooks bool) string {
 	return "http://" + ln.Addr().String()
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // TestReverseProxyPrivateServerConns: with a ProxyHeader, each client
 // connection gets server connections of its own, reused by its requests,
 // whose PROXY header names it; they close when it closes.
@@ -160,7 +149,7 @@ func TestReverseProxyPrivateServerConns(t *testing.T) {
 				t.Fatalf("%d server connections for 2 clients", n)
 			}
 			a.tr.CloseIdleConnections()
-			eventually(t, "the server connection of the closed client to close", func() bool { return backend.closed.Load() == 1 })
+			testutil.Eventually(t, "the server connection of the closed client to close", func() bool { return backend.closed.Load() == 1 })
 			b.get(t, url) // b's connection is still there
 			if n := backend.opened.Load(); n != 2 {
 				t.Fatalf("%d server connections after b's request", n)
@@ -186,7 +175,7 @@ func TestReverseProxyProxyHeaderWithoutHooks(t *testing.T) {
 	if len(seen) != 3 {
 		t.Fatalf("server connections %v, want one per request", seen)
 	}
-	eventually(t, "server connections to close", func() bool { return backend.closed.Load() == 3 })
+	testutil.Eventually(t, "server connections to close", func() bool { return backend.closed.Load() == 3 })
 }
 
 // TestReverseProxyPrivateUpgrade: an upgraded stream works over a private

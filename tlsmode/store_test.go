@@ -182,9 +182,9 @@ func TestStoreReloadUnderLoad(t *testing.T) {
 	for gen := 1; gen <= 5; gen++ {
 		// Handshakes before, during and after each rotation.
 		before := ok.Load()
-		waitFor(t, func() bool { return ok.Load() >= before+10 || failed.Load() > 0 })
+		testutil.Eventually(t, "10 more handshakes", func() bool { return ok.Load() >= before+10 || failed.Load() > 0 })
 		write(gen)
-		waitFor(t, func() bool { return s.Lookup(fmt.Sprintf("gen-%d.test", gen)) != nil })
+		testutil.Eventually(t, "the new generation", func() bool { return s.Lookup(fmt.Sprintf("gen-%d.test", gen)) != nil })
 	}
 	close(stop)
 	wg.Wait()
@@ -236,16 +236,6 @@ func handshake(addr string, cfg *tls.Config) error {
 		return err
 	}
 	return c.Close()
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatal("condition not met in 5s")
 }
 
 // TestProfiles checks the versions each profile accepts, with Go clients
