@@ -125,7 +125,8 @@ func TestProxyHeaderAndCheckPort(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	waitState(t, pool, "meta", 3*time.Second, func(s lb.State) bool { return s == lb.StateUp })
 	waitState(t, pool, "plain", 3*time.Second, func(s lb.State) bool { return s == lb.StateDown })
-	time.Sleep(100 * time.Millisecond) // a few more checks
+	n := len(srv.commands())
+	testutil.Eventually(t, "three more rounds of checks", func() bool { return len(srv.commands()) >= n+3 })
 	if st, reason := state(pool, "plain"); st != lb.StateDown || !strings.Contains(reason, "connection refused") {
 		t.Fatalf("plain: %v %q", st, reason)
 	}
@@ -198,7 +199,7 @@ func TestKilledServerLeavesAndReturns(t *testing.T) {
 		}
 		return seen
 	}
-	time.Sleep(interval) // a first verdict on both
+	testutil.Eventually(t, "a first check of both", func() bool { return a.Requests() > 0 && b.Requests() > 0 })
 	if got := served(10); got["a 200"] != 5 || got["b 200"] != 5 {
 		t.Fatalf("before: %v", got)
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/lbkit/lbkit/internal/testutil"
@@ -183,61 +184,85 @@ func TestAcquireDoesNotAllocate(t *testing.T) {
 	}
 }
 
+// TestMaxConnsAndQueue runs in a synctest bubble: no socket is involved
+// (Acquire never dials), so synctest.Wait proves that a queued Acquire is
+// blocked in the queue before a slot frees, and the queue timeout passes on
+// the bubble's clock.
 func TestMaxConnsAndQueue(t *testing.T) {
-	p := lb.Pool{QueueTimeout: 200 * time.Millisecond}
-	must(t, p.Update([]lb.Server{{Name: "a", Addr: "127.0.0.1:1", MaxConns: 1}, {Name: "b", Addr: "127.0.0.1:2", MaxConns: 1}}))
-	ctx := context.Background()
-	l1, err := p.Acquire(ctx, lb.PickInfo{})
-	must(t, err)
-	l2, err := p.Acquire(ctx, lb.PickInfo{})
-	must(t, err)
-	if l1.Server.Name == l2.Server.Name {
-		t.Fatalf("both leases on %s despite MaxConns 1", l1.Server.Name)
-	}
-	// Both full: a third waits, then times out.
-	start := time.Now()
-	if _, err := p.Acquire(ctx, lb.PickInfo{}); !errors.Is(err, lb.ErrQueueTimeout) {
-		t.Fatalf("third Acquire: %v, want ErrQueueTimeout", err)
-	}
-	if d := time.Since(start); d < 150*time.Millisecond {
-		t.Fatalf("queue timeout after %v, want about 200ms", d)
-	}
-	// A queued request gets the slot freed by Done.
-	got := make(chan lb.Lease, 1)
-	go func() {
-		l, err := p.Acquire(ctx, lb.PickInfo{})
-		if err != nil {
-			t.Error(err)
+	synctest.Test(t, func(t *testing.T) {
+		p := lb.Pool{QueueTimeout: 200 * time.Millisecond}
+		must(t, p.Update([]lb.Server{{Name: "a", Addr: "127.0.0.1:1", MaxConns: 1}, {Name: "b", Addr: "127.0.0.1:2", MaxConns: 1}}))
+		ctx := context.Background()
+		l1, err := p.Acquire(ctx, lb.PickInfo{})
+		must(t, err)
+		l2, err := p.Acquire(ctx, lb.PickInfo{})
+		must(t, err)
+		if l1.Server.Name == l2.Server.Name {
+			t.Fatalf("both leases on %s despite MaxConns 1", l1.Server.Name)
 		}
-		got <- l
-	}()
-	time.Sleep(50 * time.Millisecond)
-	l1.Done(lb.Outcome{})
-	select {
-	case l3 := <-got:
-		if l3.Server.Name != l1.Server.Name {
-			t.Fatalf("queued request got %s, want the freed %s", l3.Server.Name, l1.Server.Name)
+		// Both full: a third waits, then times out.
+		start := time.Now()
+		if _, err := p.Acquire(ctx, lb.PickInfo{}); !errors.Is(err, lb.ErrQueueTimeout) {
+			t.Fatalf("third Acquire: %v, want ErrQueueTimeout", err)
 		}
-		l3.Done(lb.Outcome{})
-	case <-time.After(time.Second):
-		t.Fatal("queued request not served after a slot freed")
-	}
-	l2.Done(lb.Outcome{})
-	// ctx cancellation ends the wait.
-	la, _ := p.Acquire(ctx, lb.PickInfo{})
-	lbb, _ := p.Acquire(ctx, lb.PickInfo{})
-	cctx, cancel := context.WithCancel(ctx)
-	go func() { time.Sleep(20 * time.Millisecond); cancel() }()
-	if _, err := p.Acquire(cctx, lb.PickInfo{}); !errors.Is(err, context.Canceled) {
-		t.Fatalf("cancelled wait: %v", err)
-	}
-	la.Done(lb.Outcome{})
-	lbb.Done(lb.Outcome{})
-	for _, st := range p.Status() {
-		if st.Active != 0 {
-			t.Fatalf("%s active = %d after all Done", st.Name, st.Active)
+		if d := time.Since(start); d != 200*time.Millisecond {
+			t.Fatalf("queue timeout after %v, want 200ms", d)
 		}
-	}
+		// A queued request gets the slot freed by Done.
+		got := make(chan lb.Lease, 1)
+		go func() {
+			l, err := p.Acquire(ctx, lb.PickInfo{})
+			if err != nil {
+				t.Error(err)
+			}
+			got <- l
+		}()
+		synctest.Wait() // the Acquire above is blocked in the queue
+		select {
+		case l := <-got:
+			t.Fatalf("Acquire returned %s with every server full", l.Server.Name)
+		default:
+		}
+		l1.Done(lb.Outcome{})
+		synctest.Wait()
+		select {
+		case l3 := <-got:
+			if l3.Server.Name != l1.Server.Name {
+				t.Fatalf("queued request got %s, want the freed %s", l3.Server.Name, l1.Server.Name)
+			}
+			if d := time.Since(start); d != 200*time.Millisecond {
+				t.Fatalf("queued request served after %v of waiting, want at once", d-200*time.Millisecond)
+			}
+			l3.Done(lb.Outcome{})
+		default:
+			t.Fatal("queued request not served after a slot freed")
+		}
+		l2.Done(lb.Outcome{})
+		// ctx cancellation ends the wait.
+		la, _ := p.Acquire(ctx, lb.PickInfo{})
+		lbb, _ := p.Acquire(ctx, lb.PickInfo{})
+		cctx, cancel := context.WithCancel(ctx)
+		cancelled := make(chan error, 1)
+		go func() {
+			_, err := p.Acquire(cctx, lb.PickInfo{})
+			cancelled <- err
+		}()
+		synctest.Wait() // blocked in the queue
+		cancel()
+		if err := <-cancelled; !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled wait: %v", err)
+		}
+		if d := time.Since(start); d != 200*time.Millisecond {
+			t.Fatalf("cancelled wait ended by a timer after %v", d-200*time.Millisecond)
+		}
+		la.Done(lb.Outcome{})
+		lbb.Done(lb.Outcome{})
+		for _, st := range p.Status() {
+			if st.Active != 0 {
+				t.Fatalf("%s active = %d after all Done", st.Name, st.Active)
+			}
+		}
+	})
 }
 
 // pinAll is an Affinity pinning every client to one server name.
@@ -293,60 +318,70 @@ func TestAffinity(t *testing.T) {
 	}
 }
 
+// TestDrainWaitsForLastConnection runs in a synctest bubble (no socket is
+// involved): synctest.Wait proves Drain is blocked, not merely late.
 func TestDrainWaitsForLastConnection(t *testing.T) {
-	var p lb.Pool
-	must(t, p.Update([]lb.Server{{Name: "a", Addr: "127.0.0.1:1"}, {Name: "b", Addr: "127.0.0.1:2"}}))
-	ctx := context.Background()
-	var held []lb.Lease
-	for range 4 {
-		l, err := p.Acquire(ctx, lb.PickInfo{})
-		must(t, err)
-		if l.Server.Name == "a" {
-			held = append(held, l)
-		} else {
-			l.Done(lb.Outcome{})
+	synctest.Test(t, func(t *testing.T) {
+		var p lb.Pool
+		must(t, p.Update([]lb.Server{{Name: "a", Addr: "127.0.0.1:1"}, {Name: "b", Addr: "127.0.0.1:2"}}))
+		ctx := context.Background()
+		var held []lb.Lease
+		for range 4 {
+			l, err := p.Acquire(ctx, lb.PickInfo{})
+			must(t, err)
+			if l.Server.Name == "a" {
+				held = append(held, l)
+			} else {
+				l.Done(lb.Outcome{})
+			}
 		}
-	}
-	if len(held) != 2 {
-		t.Fatalf("held %d leases on a", len(held))
-	}
-	drained := make(chan error, 1)
-	go func() { drained <- p.Drain(ctx, "a") }()
-	time.Sleep(30 * time.Millisecond)
-	if got := names(p.Snapshot()); got != "b" {
-		t.Fatalf("draining server still pickable: %q", got)
-	}
-	held[0].Done(lb.Outcome{})
-	select {
-	case err := <-drained:
-		t.Fatalf("Drain returned (%v) with a connection open", err)
-	case <-time.After(50 * time.Millisecond):
-	}
-	held[1].Done(lb.Outcome{})
-	select {
-	case err := <-drained:
-		must(t, err)
-	case <-time.After(time.Second):
-		t.Fatal("Drain did not return after the last connection ended")
-	}
-	if st := p.Status()[0]; !st.Draining || st.Active != 0 {
-		t.Fatalf("status after drain: %+v", st)
-	}
-	p.Undrain("a")
-	if got := names(p.Snapshot()); got != "a,b" {
-		t.Fatalf("after Undrain: %q", got)
-	}
-	// Drain with a deadline.
-	l, _ := p.Acquire(ctx, lb.PickInfo{})
-	dctx, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
-	defer cancel()
-	if err := p.Drain(dctx, l.Server.Name); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Drain past deadline: %v", err)
-	}
-	l.Done(lb.Outcome{})
-	if err := p.Drain(ctx, "nope"); err == nil {
-		t.Fatal("Drain of unknown server succeeded")
-	}
+		if len(held) != 2 {
+			t.Fatalf("held %d leases on a", len(held))
+		}
+		drained := make(chan error, 1)
+		go func() { drained <- p.Drain(ctx, "a") }()
+		synctest.Wait() // Drain has marked a and waits
+		if got := names(p.Snapshot()); got != "b" {
+			t.Fatalf("draining server still pickable: %q", got)
+		}
+		held[0].Done(lb.Outcome{})
+		synctest.Wait()
+		select {
+		case err := <-drained:
+			t.Fatalf("Drain returned (%v) with a connection open", err)
+		default:
+		}
+		held[1].Done(lb.Outcome{})
+		synctest.Wait()
+		select {
+		case err := <-drained:
+			must(t, err)
+		default:
+			t.Fatal("Drain did not return after the last connection ended")
+		}
+		if st := p.Status()[0]; !st.Draining || st.Active != 0 {
+			t.Fatalf("status after drain: %+v", st)
+		}
+		p.Undrain("a")
+		if got := names(p.Snapshot()); got != "a,b" {
+			t.Fatalf("after Undrain: %q", got)
+		}
+		// Drain with a deadline.
+		l, _ := p.Acquire(ctx, lb.PickInfo{})
+		start := time.Now()
+		dctx, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
+		defer cancel()
+		if err := p.Drain(dctx, l.Server.Name); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Drain past deadline: %v", err)
+		}
+		if d := time.Since(start); d != 30*time.Millisecond {
+			t.Fatalf("Drain returned %v after the start, want at its 30ms deadline", d)
+		}
+		l.Done(lb.Outcome{})
+		if err := p.Drain(ctx, "nope"); err == nil {
+			t.Fatal("Drain of unknown server succeeded")
+		}
+	})
 }
 
 func TestRemovedServerDrainsThenDisappears(t *testing.T) {

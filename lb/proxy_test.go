@@ -236,7 +236,7 @@ func TestHTTPShutdownLetsInflightFinish(t *testing.T) {
 		resp.Body.Close()
 		res <- result{resp.StatusCode, string(b), err}
 	}()
-	time.Sleep(100 * time.Millisecond) // the request is in flight
+	testutil.Eventually(t, "the request in flight", func() bool { return pool.Status()[0].Active == 1 })
 	stop()
 	r := <-res
 	if r.err != nil || r.code != 200 || strings.TrimSpace(r.body) != "slow" {
@@ -275,7 +275,14 @@ func TestUpgradedStreamsTrackedForShutdown(t *testing.T) {
 		}
 		stopped := make(chan struct{})
 		go func() { stop(); close(stopped) }()
-		time.Sleep(100 * time.Millisecond)
+		addr := strings.TrimPrefix(url, "http://")
+		testutil.Eventually(t, "the shutdown to close the listener", func() bool {
+			c, err := net.DialTimeout("tcp", addr, time.Second)
+			if err == nil {
+				c.Close()
+			}
+			return err != nil
+		})
 		echoLine(t, c, br, "two") // still open during shutdown
 		select {
 		case <-stopped:

@@ -43,20 +43,29 @@ func TestShutdownOnDownL4(t *testing.T) {
 			c := dial(t, addr)
 			defer c.Close()
 			echoOnce(t, c, "before")
+			tracked := 0
+			if tc.shutdown {
+				tracked = 1
+			}
+			if n := pool.TrackedSessions("a"); n != tracked {
+				t.Fatalf("%d sessions tracked before the change, want %d", n, tracked)
+			}
 
 			pool.SetState("a", tc.to, "test")
+			// The sessions to close are taken at once; the close itself
+			// is asynchronous, so the echo below alone could beat it.
+			if tc.closed {
+				tracked = 0
+			}
+			if n := pool.TrackedSessions("a"); n != tracked {
+				t.Fatalf("%d sessions tracked after %v, want %d", n, tc.to, tracked)
+			}
 			if tc.closed {
 				c.SetReadDeadline(time.Now().Add(5 * time.Second))
 				if n, err := c.Read(make([]byte, 1)); err == nil || n != 0 {
 					t.Fatalf("session still open after the server went down: %d, %v", n, err)
 				}
-				deadline := time.Now().Add(5 * time.Second)
-				for pool.Status()[0].Active != 0 && time.Now().Before(deadline) {
-					time.Sleep(10 * time.Millisecond)
-				}
-				if a := pool.Status()[0].Active; a != 0 {
-					t.Fatalf("%d active after shutdown", a)
-				}
+				testutil.Eventually(t, "no active session after shutdown", func() bool { return pool.Status()[0].Active == 0 })
 				return
 			}
 			echoOnce(t, c, "after")
@@ -79,13 +88,7 @@ func TestShutdownOnDownUpgradedStream(t *testing.T) {
 	if _, err := br.ReadByte(); err == nil {
 		t.Fatal("upgraded stream still open after the server went down")
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for proxy.ActiveStreams() != 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := proxy.ActiveStreams(); n != 0 {
-		t.Fatalf("%d streams still tracked", n)
-	}
+	testutil.Eventually(t, "no stream tracked after shutdown", func() bool { return proxy.ActiveStreams() == 0 })
 }
 
 func TestSetHealthKeepsMaintenance(t *testing.T) {

@@ -438,7 +438,7 @@ func TestIdleNotWhileTrickling(t *testing.T) {
 				}()
 				var last time.Time
 				for i := range count {
-					time.Sleep(period)
+					time.Sleep(period) // the trickle under test: a byte every period, under idle
 					if r, ok := e.ended(); ok {
 						t.Fatalf("Proxy ended after %d bytes: %v", i, r.err)
 					}
@@ -522,7 +522,7 @@ func TestIdleNotWhileOtherDirectionActive(t *testing.T) {
 				read <- n
 			}()
 			for i := range count {
-				time.Sleep(period)
+				time.Sleep(period) // the trickle under test: a byte every period, under idle
 				if r, ok := e.ended(); ok {
 					t.Fatalf("Proxy ended after %d bytes: %v", i, r.err)
 				}
@@ -556,7 +556,12 @@ func TestContextCancelClosesPromptly(t *testing.T) {
 			}
 			flooded := make(chan int64, 1)
 			go flood(e.server, flooded)
-			time.Sleep(50 * time.Millisecond)
+			// The flood goes through the proxy: the client gets its first
+			// bytes, then stops reading, so the proxy's writes to it fill
+			// the buffers while the cancel comes.
+			if _, err := io.ReadFull(e.client, make([]byte, 64<<10)); err != nil {
+				t.Fatalf("flood through the proxy: %v", err)
+			}
 			cause := errors.New("shutting down")
 			start := time.Now()
 			e.cancel(cause)
@@ -753,7 +758,7 @@ func slowReadAll(c net.Conn, slow bool) ([]byte, error) {
 			return out, err
 		}
 		if i%16 == 0 {
-			time.Sleep(time.Millisecond)
+			time.Sleep(time.Millisecond) // the slow reader under test
 		}
 	}
 }

@@ -4,7 +4,9 @@
 // removed when the test ends.
 //
 // A missing binary skips the test, or fails it under CI=true (see
-// testutil.LookBinary); scripts/deps/health.sh installs the packages.
+// testutil.LookBinary); scripts/deps/health.sh installs the packages. A
+// test of several servers starts each through Optional, which reports a
+// missing one instead of skipping, and skips only the cases that need it.
 //
 //	srv := testservers.Redis(t)
 //	... check srv.Addr ...

@@ -150,7 +150,7 @@ func TestHTTPBackendCloseAndRestart(t *testing.T) {
 		}
 		slowErr <- err
 	}()
-	waitUntil(t, func() bool { return b.Requests() == 3 })
+	Eventually(t, "3 requests", func() bool { return b.Requests() == 3 })
 
 	start := time.Now()
 	b.Close()

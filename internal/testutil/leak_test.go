@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -72,19 +73,34 @@ func TestCheckLeaksReportsLeakedGoroutine(t *testing.T) {
 	}
 }
 
+// TestCheckLeaksWaitsForEndingGoroutines runs in a synctest bubble: the
+// goroutine ends 100ms after the check starts on the bubble's clock, which
+// moves only when every goroutine is blocked, so the check always finds it
+// running first and must wait for it.
 func TestCheckLeaksWaitsForEndingGoroutines(t *testing.T) {
-	fake := &fakeTB{TB: t}
-	checkLeaks(fake, 2*time.Second)
-	done := make(chan struct{})
-	go func() {
-		time.Sleep(100 * time.Millisecond)
-		close(done)
-	}()
-	fake.runCleanups()
-	<-done
-	if len(fake.errors) != 0 {
-		t.Fatalf("unexpected reports: %q", fake.errors)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		fake := &fakeTB{TB: t}
+		checkLeaks(fake, 2*time.Second)
+		start := time.Now()
+		var ended time.Time
+		done := make(chan struct{})
+		go func() {
+			time.Sleep(100 * time.Millisecond) // the late end under test
+			ended = time.Now()
+			close(done)
+		}()
+		fake.runCleanups()
+		if d := time.Since(start); d < 100*time.Millisecond {
+			t.Fatalf("check returned after %v, before the goroutine ended", d)
+		}
+		<-done
+		if ended.Sub(start) != 100*time.Millisecond {
+			t.Fatalf("goroutine ended after %v", ended.Sub(start))
+		}
+		if len(fake.errors) != 0 {
+			t.Fatalf("unexpected reports: %q", fake.errors)
+		}
+	})
 }
 
 func TestCheckLeaksIgnoresSnapshot(t *testing.T) {

@@ -42,7 +42,7 @@ func TestEchoServerHalfClose(t *testing.T) {
 		t.Fatalf("Conns() = %d", s.Conns())
 	}
 	c.Close()
-	waitUntil(t, func() bool { return s.Active() == 0 })
+	Eventually(t, "no active connection", func() bool { return s.Active() == 0 })
 }
 
 func TestNameServer(t *testing.T) {
@@ -83,18 +83,6 @@ func TestClosedAddrRefuses(t *testing.T) {
 	if !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Fatalf("dial %s: %v, want connection refused", addr, err)
 	}
-}
-
-// waitUntil polls cond for up to 5 seconds.
-func waitUntil(t *testing.T, cond func() bool) {
-	t.Helper()
-	for range 500 {
-		if cond() {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatal("condition not reached in 5s")
 }
 
 func TestLookBinary(t *testing.T) {
