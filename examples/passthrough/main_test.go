@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lbkit/lbkit/internal/demo"
 	"github.com/lbkit/lbkit/internal/testutil"
+	"github.com/lbkit/lbkit/lb/demo"
 )
 
 func TestPassthroughExample(t *testing.T) {
