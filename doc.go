@@ -14,6 +14,7 @@
 //	          ConnServer (L4 frontend), ReverseProxy (L7), Mux, Switch, Serve;
 //	          PROXY protocol: ProxyV1, ProxyV2 (writers), ProxyListener
 //	lb/lbtest conformance suite and helpers for custom Balancers
+//	lb/demo   demo backends and a throw-away CA, for programs and tests
 //	balancer  round robin (smooth weighted), least connections, first,
 //	          random, power of two choices, consistent hashing, ByName
 //	health    active and passive health checks

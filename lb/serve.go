@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/http"
 	"time"
 )
 
@@ -22,9 +23,18 @@ type Shutdowner interface {
 //
 // Pass the ReverseProxy serving fe's requests in also, so that WebSocket and
 // other upgraded streams, which http.Server no longer tracks, are drained too.
+//
+// When fe is an [*http.Server] whose TLSConfig is set, Serve serves TLS on ln
+// with it, as fe.ServeTLS(ln, "", "") does: the certificates come from the
+// TLSConfig, and HTTP/2 is offered through ALPN unless the server turns it
+// off. Any other Frontend serves ln as it is.
 func Serve(ctx context.Context, fe Frontend, ln net.Listener, grace time.Duration, also ...Shutdowner) error {
+	serve := fe.Serve
+	if hs, ok := fe.(*http.Server); ok && hs.TLSConfig != nil {
+		serve = func(ln net.Listener) error { return hs.ServeTLS(ln, "", "") }
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- fe.Serve(ln) }()
+	go func() { errc <- serve(ln) }()
 	select {
 	case err := <-errc:
 		if errors.Is(err, ErrServerClosed) {

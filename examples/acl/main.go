@@ -37,11 +37,14 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"os/signal"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/lbkit/lbkit/acl"
-	"github.com/lbkit/lbkit/internal/demo"
 	"github.com/lbkit/lbkit/lb"
+	"github.com/lbkit/lbkit/lb/demo"
 )
 
 // config is the parsed command line.
@@ -62,18 +65,31 @@ func main() {
 	flag.BoolVar(&cfg.verbose, "v", false, "log denials and redirects")
 	flag.Parse()
 
-	ctx, stop := demo.SignalContext()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, cfg, os.Stdout); err != nil {
 		log.Fatal(err)
 	}
 }
 
-// parseOffice parses the -office networks, which must not be empty.
+// parseOffice parses the -office networks (CIDR, or a bare address for
+// itself alone), which must not be empty.
 func parseOffice(list string) ([]netip.Prefix, error) {
-	ps, err := demo.Prefixes(list)
-	if err != nil {
-		return nil, fmt.Errorf("acl example: -office: %w", err)
+	var ps []netip.Prefix
+	for _, s := range strings.Split(list, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, fmt.Errorf("acl example: -office %q: %w", s, err)
+			}
+			a = a.Unmap()
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		ps = append(ps, p)
 	}
 	if len(ps) == 0 {
 		return nil, errors.New("acl example: empty -office")
@@ -96,23 +112,22 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	if cfg.backends == "" {
 		bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		defer cancel()
-		if cfg.backends, err = demo.HTTPBackends(bctx, 2); err != nil {
+		addrs, err := demo.HTTPBackends(bctx, 2)
+		if err != nil {
 			return err
 		}
+		cfg.backends = strings.Join(addrs, ",")
 		fmt.Fprintf(out, "started demo backends on %s\n", cfg.backends)
 	}
-	servers, err := demo.Servers(cfg.backends)
-	if err != nil {
-		return err
-	}
-	if len(servers) != 2 {
-		return fmt.Errorf("acl example: -backends wants two addresses (app, api), got %d", len(servers))
+	appAddr, apiAddr, ok := strings.Cut(cfg.backends, ",")
+	if !ok || strings.Contains(apiAddr, ",") {
+		return fmt.Errorf("acl example: -backends wants two addresses (app, api), got %q", cfg.backends)
 	}
 	app, api := &lb.Pool{Name: "app", Logger: logger}, &lb.Pool{Name: "api", Logger: logger}
-	if err := app.Update(servers[:1]); err != nil {
+	if err := app.Update([]lb.Server{{Name: "app", Addr: strings.TrimSpace(appAddr)}}); err != nil {
 		return err
 	}
-	if err := api.Update(servers[1:]); err != nil {
+	if err := api.Update([]lb.Server{{Name: "api", Addr: strings.TrimSpace(apiAddr)}}); err != nil {
 		return err
 	}
 	router, err := acl.NewRouter(app,
@@ -179,19 +194,12 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	errc := make(chan error, 2)
 	go func() { errc <- lb.Serve(sctx, plain, acl.Listener(plainRules, ln), cfg.grace) }()
 	go func() {
-		errc <- lb.Serve(sctx, tlsServer{plain: secure}, acl.Listener(tlsRules, tlsLn), cfg.grace, proxy)
+		errc <- lb.Serve(sctx, secure, acl.Listener(tlsRules, tlsLn), cfg.grace, proxy) // HTTPS: secure has a TLSConfig
 	}()
 	first := <-errc
 	cancel()
 	return errors.Join(first, <-errc)
 }
-
-// tlsServer is an http.Server that serves TLS with its TLSConfig.
-type tlsServer struct{ plain *http.Server }
-
-func (s tlsServer) Serve(ln net.Listener) error        { return s.plain.ServeTLS(ln, "", "") }
-func (s tlsServer) Shutdown(ctx context.Context) error { return s.plain.Shutdown(ctx) }
-func (s tlsServer) Close() error                       { return s.plain.Close() }
 
 // loadCert loads the certificate, or issues one for the example's names
 // from a throwaway CA when no file is given.

@@ -23,10 +23,14 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
 	"time"
 
-	"github.com/lbkit/lbkit/internal/demo"
 	"github.com/lbkit/lbkit/lb"
+	"github.com/lbkit/lbkit/lb/demo"
 	"github.com/lbkit/lbkit/tlsmode"
 )
 
@@ -49,7 +53,7 @@ func main() {
 	flag.BoolVar(&o.h2, "h2", false, "speak HTTP/2 to servers that offer it (default HTTP/1.1)")
 	flag.Parse()
 
-	ctx, stop := demo.SignalContext()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, o, func(addr string, _ *x509.CertPool) {
 		fmt.Printf("TLS bridging on %s\n", addr)
@@ -74,31 +78,53 @@ func run(ctx context.Context, o options, ready func(addr string, roots *x509.Cer
 	if o.backends == "" {
 		bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		defer cancel()
+		var addrs []string
 		if o.l4 {
-			o.backends, err = demo.TLSBackends(bctx, ca, "tls-backend-1", "tls-backend-2")
+			addrs, err = demo.TLSBackends(bctx, ca, "tls-backend-1", "tls-backend-2")
 		} else {
-			o.backends, err = demo.HTTPSBackends(bctx, ca, 2)
+			addrs, err = demo.HTTPSBackends(bctx, ca, 2)
 		}
 		if err != nil {
 			return err
 		}
+		o.backends = strings.Join(addrs, ",")
 		up.RootCAs = ca.Pool()
 		fmt.Printf("started demo TLS servers on %s\n", o.backends)
 	}
-	servers, err := demo.Servers(o.backends)
-	if err != nil {
-		return err
+	var servers []lb.Server
+	for i, addr := range strings.Split(o.backends, ",") {
+		servers = append(servers, lb.Server{Name: fmt.Sprintf("s%d", i+1), Addr: strings.TrimSpace(addr)})
 	}
 	pool := &lb.Pool{Name: "servers"}
 	if err := pool.Update(servers); err != nil {
 		return err
 	}
 
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	certs, roots, err := demo.FrontendStore(wctx, o.certFile, o.keyFile, 5*time.Second, ca)
-	if err != nil {
-		return err
+	// The frontend's certificates: the PEM files, reloaded when they
+	// change, or one for localhost from the generated CA.
+	certs := &tlsmode.Store{}
+	var roots *x509.CertPool
+	if o.certFile != "" {
+		if err := certs.AddFiles(o.certFile, o.keyFile); err != nil {
+			return err
+		}
+		wctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go certs.Watch(wctx, 5*time.Second)
+	} else {
+		cert, err := ca.Issue("localhost", "127.0.0.1", "::1")
+		if err != nil {
+			return err
+		}
+		if err := certs.Add(cert); err != nil {
+			return err
+		}
+		caFile, err := ca.WriteCAFile(os.TempDir())
+		if err != nil {
+			return err
+		}
+		fmt.Printf("generated a certificate for localhost (CA in %s)\n", caFile)
+		roots = ca.Pool()
 	}
 	front := tlsmode.Config{Certificates: certs}
 
@@ -115,10 +141,6 @@ func run(ctx context.Context, o options, ready func(addr string, roots *x509.Cer
 	proxy := &lb.ReverseProxy{Pool: pool}
 	up.BridgeHTTP(proxy)
 	srv := &http.Server{Handler: proxy, TLSConfig: front.HTTPConfig(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 5 * time.Minute}
-	return lb.Serve(ctx, tlsFrontend{srv}, ln, 30*time.Second, proxy)
+	// srv has a TLSConfig: Serve serves HTTPS, HTTP/2 through ALPN.
+	return lb.Serve(ctx, srv, ln, 30*time.Second, proxy)
 }
-
-// tlsFrontend serves HTTPS with the server's TLSConfig.
-type tlsFrontend struct{ *http.Server }
-
-func (f tlsFrontend) Serve(ln net.Listener) error { return f.ServeTLS(ln, "", "") }

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lbkit/lbkit/internal/demo"
 	"github.com/lbkit/lbkit/internal/testutil"
+	"github.com/lbkit/lbkit/lb/demo"
 )
 
 func start(t *testing.T, o options) (string, *x509.CertPool, func()) {
@@ -55,6 +55,7 @@ func TestBridgeExampleHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	untrustedAddr := untrusted[0]
 	tests := []struct {
 		name   string
 		opt    options
@@ -63,8 +64,8 @@ func TestBridgeExampleHTTP(t *testing.T) {
 	}{
 		{"demo servers verified", options{}, 200, "over HTTP/1.1 with TLS (you are 127.0.0.1, https)"},
 		{"HTTP/2 to the servers", options{h2: true}, 200, "over HTTP/2.0 with TLS (you are 127.0.0.1, https)"},
-		{"untrusted server refused", options{backends: untrusted}, 502, ""},
-		{"verification off", options{backends: untrusted, insecure: true}, 200, "over HTTP/1.1 with TLS"},
+		{"untrusted server refused", options{backends: untrustedAddr}, 502, ""},
+		{"verification off", options{backends: untrustedAddr, insecure: true}, 200, "over HTTP/1.1 with TLS"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -20,11 +20,13 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/lbkit/lbkit/health"
-	"github.com/lbkit/lbkit/internal/demo"
 	"github.com/lbkit/lbkit/lb"
 )
 
@@ -42,7 +44,7 @@ func main() {
 	flag.IntVar(&cfg.cycles, "cycles", 0, "stop/restart cycles before exiting (0: until a signal)")
 	flag.Parse()
 
-	ctx, stop := demo.SignalContext()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, cfg, &syncWriter{w: writerFunc(func(b []byte) (int, error) { return fmt.Print(string(b)) })}); err != nil {
 		log.Fatal(err)

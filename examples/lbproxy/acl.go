@@ -1,50 +1,35 @@
 package main
 
 import (
-	"flag"
 	"fmt"
+	"net/netip"
+	"strings"
 
 	"github.com/lbkit/lbkit/acl"
-	"github.com/lbkit/lbkit/internal/demo"
 )
 
-func init() { newFeatures = append(newFeatures, func() feature { return &aclFeature{} }) }
-
-// aclFeature filters clients by address: -deny lists networks refused,
-// -allow the only networks let in. -deny takes precedence: a client in both
-// lists is refused. Refused connections are closed at accept, before any
-// TLS work, and again checked by the frontend's chain (FilterHTTP for the
-// HTTP modes, Filter for the TCP ones), which sees the client address a
-// PROXY header carries when the frontend accepts them.
-//
-// The accept-time check reads the connection's peer address, so a listener
-// that reads PROXY headers must be wrapped by it, not around it: such a
-// feature ranks below zero (see ranked) and so applies before this one.
-type aclFeature struct {
-	allow, deny string
-}
-
-func (f *aclFeature) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.allow, "allow", "", "comma-separated client networks (CIDR) let in; others are refused (empty: all)")
-	fs.StringVar(&f.deny, "deny", "", "comma-separated client networks (CIDR) refused; checked before -allow")
-}
-
-// rules builds the ACL of the flags, or nil when both are empty.
-func (f *aclFeature) rules() (*acl.Rules, error) {
-	deny, err := demo.Prefixes(f.deny)
+// aclRules builds the ACL of -allow and -deny, or nil when both are empty:
+// -deny lists networks refused, -allow the only networks let in. -deny
+// takes precedence: a client in both lists is refused. run applies the
+// rules at accept, before any TLS work, and again in the frontend's chain
+// (FilterHTTP for the HTTP modes, Filter for the TCP ones). Both see the
+// client address a PROXY header carries when the frontend accepts them,
+// since the PROXY listener is wrapped first.
+func aclRules(allow, deny string) (*acl.Rules, error) {
+	denied, err := parsePrefixes(deny)
 	if err != nil {
 		return nil, fmt.Errorf("lbproxy: -deny: %w", err)
 	}
-	allow, err := demo.Prefixes(f.allow)
+	allowed, err := parsePrefixes(allow)
 	if err != nil {
 		return nil, fmt.Errorf("lbproxy: -allow: %w", err)
 	}
 	var rules []acl.Rule
-	if len(deny) > 0 {
-		rules = append(rules, acl.Rule{Name: "deny", IPs: deny, Action: acl.Deny})
+	if len(denied) > 0 {
+		rules = append(rules, acl.Rule{Name: "deny", IPs: denied, Action: acl.Deny})
 	}
-	if len(allow) > 0 {
-		rules = append(rules, acl.Rule{Name: "allow", IPs: allow, Invert: true, Action: acl.Deny})
+	if len(allowed) > 0 {
+		rules = append(rules, acl.Rule{Name: "allow", IPs: allowed, Invert: true, Action: acl.Deny})
 	}
 	if len(rules) == 0 {
 		return nil, nil
@@ -52,17 +37,26 @@ func (f *aclFeature) rules() (*acl.Rules, error) {
 	return acl.Compile(rules...)
 }
 
-func (f *aclFeature) apply(s *stack) error {
-	rules, err := f.rules()
-	if err != nil || rules == nil {
-		return err
+// parsePrefixes parses a comma-separated list of networks in CIDR notation
+// ("10.0.0.0/8,2001:db8::/32"); a bare address stands for itself alone (a
+// /32 or /128). IPv4-mapped IPv6 addresses are unmapped. An empty list
+// gives nil.
+func parsePrefixes(list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range strings.Split(list, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, fmt.Errorf("network %q: %w", s, err)
+			}
+			a = a.Unmap()
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p)
 	}
-	rules.Logger = s.logger
-	s.ln = acl.Listener(rules, s.ln)
-	if s.kind == "tcp" {
-		s.backend = acl.Filter(rules, s.backend)
-	} else {
-		s.handler = acl.FilterHTTP(rules, s.handler)
-	}
-	return nil
+	return out, nil
 }

@@ -2,8 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
-	"flag"
 	"io"
 	"net"
 	"strings"
@@ -12,20 +10,6 @@ import (
 
 	"github.com/lbkit/lbkit/internal/testutil"
 )
-
-// withFlags returns the default config with the feature flags in args set.
-func withFlags(t *testing.T, args ...string) *config {
-	t.Helper()
-	cfg := defaultConfig()
-	fs := flag.NewFlagSet("lbproxy", flag.ContinueOnError)
-	for _, f := range cfg.features {
-		f.register(fs)
-	}
-	if err := fs.Parse(args); err != nil {
-		t.Fatal(err)
-	}
-	return cfg
-}
 
 // dialFrom connects to addr from the loopback address src.
 func dialFrom(t *testing.T, src, addr string) net.Conn {
@@ -104,9 +88,8 @@ func TestLBProxyDenyBeforeAllowTCP(t *testing.T) {
 
 func TestLBProxyACLBadFlags(t *testing.T) {
 	for _, args := range [][]string{{"-allow", "10.0.0.0/33"}, {"-deny", "nope"}} {
-		cfg := withFlags(t, args...)
-		cfg.backends, cfg.listen = "127.0.0.1:1", "127.0.0.1:0"
-		if err := run(context.Background(), cfg, io.Discard); err == nil || !strings.Contains(err.Error(), args[0]) {
+		cfg := withFlags(t, append([]string{"-backends", "127.0.0.1:1"}, args...)...)
+		if err := refused(t, cfg); err == nil || !strings.Contains(err.Error(), args[0]) {
 			t.Errorf("%v: run = %v, want an error naming the flag", args, err)
 		}
 	}

@@ -3,72 +3,23 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"flag"
 	"fmt"
-	"io"
 	"strings"
-	"time"
 
 	"github.com/lbkit/lbkit/health"
-	"github.com/lbkit/lbkit/lb"
 )
-
-// The health feature: active checks of the servers (-health KIND[:ARG]),
-// every -health-interval.
-//
-//	lbproxy -health http:/healthz -health-interval 2s -backends ...
-//	lbproxy -mode tcp -health pgsql:lb -backends 10.0.0.1:5432,10.0.0.2:5432
-func init() { newFeatures = append(newFeatures, func() feature { return &healthFeature{} }) }
-
-type healthFeature struct {
-	spec     string
-	interval time.Duration
-}
-
-func (h *healthFeature) register(fs *flag.FlagSet) {
-	fs.StringVar(&h.spec, "health", "", "health check: tcp, http:/PATH, https:/PATH, mysql[:USER], pgsql[:USER], redis, ldap (empty: none)")
-	fs.DurationVar(&h.interval, "health-interval", health.DefaultInterval, "time between health checks of an up server")
-}
-
-func (h *healthFeature) apply(s *stack) error {
-	if h.spec == "" {
-		return nil
-	}
-	if h.interval <= 0 {
-		return fmt.Errorf("lbproxy: -health-interval %v must be positive", h.interval)
-	}
-	probe, err := parseHealth(h.spec, func() *tls.Config {
-		if s.proxy != nil && s.proxy.TLSClientConfig != nil {
-			return s.proxy.TLSClientConfig
-		}
-		return &tls.Config{}
-	})
-	if err != nil {
-		return err
-	}
-	pool := s.pool
-	s.pool.HealthChecker = &health.Monitor{
-		Probe:             probe,
-		Interval:          h.interval,
-		TransientInterval: min(health.DefaultTransientInterval, h.interval),
-		// Whatever PROXY header the pool ends up writing, checks send its
-		// LOCAL form; read at check time, after every feature applied.
-		ProxyHeader: func(w io.Writer, info *lb.ConnInfo, srv *lb.Server) error {
-			if pool.ProxyHeader == nil {
-				return nil
-			}
-			return pool.ProxyHeader(w, info, srv)
-		},
-		Dial:   pool.Dial,
-		Logger: s.logger,
-	}
-	return nil
-}
 
 // maxHealthArg bounds a -health argument (a path or a user name).
 const maxHealthArg = 256
 
-// parseHealth parses a -health value. tlsConfig gives the configuration
+// parseHealth parses a -health value: tcp, http[:/PATH], https[:/PATH],
+// mysql[:USER], pgsql[:USER], redis or ldap, as in
+//
+//	lbproxy -health http:/healthz -health-interval 2s -backends ...
+//	lbproxy -mode tcp -health pgsql:lb -backends 10.0.0.1:5432,10.0.0.2:5432
+//
+// A path or user name is at most maxHealthArg bytes, without spaces or
+// control characters. tlsConfig gives the configuration
 // towards the servers at check time, for https.
 func parseHealth(spec string, tlsConfig func() *tls.Config) (health.Probe, error) {
 	kind, arg, hasArg := strings.Cut(spec, ":")

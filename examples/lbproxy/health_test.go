@@ -2,7 +2,6 @@ package main
 
 import (
 	"crypto/tls"
-	"flag"
 	"io"
 	"net/http"
 	"reflect"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/lbkit/lbkit/health"
 	"github.com/lbkit/lbkit/internal/testutil"
-	"github.com/lbkit/lbkit/lb"
 )
 
 func noTLS() *tls.Config { return &tls.Config{} }
@@ -74,14 +72,7 @@ func FuzzParseHealth(f *testing.F) {
 func TestLBProxyHealth(t *testing.T) {
 	testutil.CheckLeaks(t)
 	a, b := testutil.HTTPBackend(t, "a"), testutil.HTTPBackend(t, "b")
-	cfg := defaultConfig()
-	fs := flag.NewFlagSet("lbproxy", flag.ContinueOnError)
-	for _, f := range cfg.features {
-		f.register(fs)
-	}
-	if err := fs.Parse([]string{"-health", "http:/", "-health-interval", "100ms"}); err != nil {
-		t.Fatal(err)
-	}
+	cfg := withFlags(t, "-health", "http:/", "-health-interval", "100ms")
 	cfg.backends = a.Addr + "," + b.Addr
 	cfg.retries = 0 // without health checks, requests to a dead b would fail
 	addr := start(t, cfg)
@@ -126,22 +117,8 @@ func TestLBProxyHealth(t *testing.T) {
 
 func TestLBProxyHealthRejectsBadFlags(t *testing.T) {
 	for _, args := range [][]string{{"-health", "gopher"}, {"-health", "tcp", "-health-interval", "0s"}} {
-		cfg := defaultConfig()
-		fs := flag.NewFlagSet("lbproxy", flag.ContinueOnError)
-		for _, f := range cfg.features {
-			f.register(fs)
-		}
-		if err := fs.Parse(args); err != nil {
-			t.Fatal(err)
-		}
-		s := &stack{cfg: cfg, pool: &lb.Pool{}}
-		var err error
-		for _, f := range cfg.features {
-			if err = f.apply(s); err != nil {
-				break
-			}
-		}
-		if err == nil || !strings.Contains(err.Error(), "-health") {
+		cfg := withFlags(t, append([]string{"-backends", "127.0.0.1:1"}, args...)...)
+		if err := refused(t, cfg); err == nil || !strings.Contains(err.Error(), "-health") {
 			t.Errorf("%v: error %v", args, err)
 		}
 	}

@@ -3,23 +3,42 @@
 //
 //	lbproxy -mode http -listen 127.0.0.1:8080 -backends 127.0.0.1:8001,127.0.0.1:8002
 //	lbproxy -mode tcp  -listen 127.0.0.1:9000 -backends 127.0.0.1:5432,127.0.0.1:5433
+//	lbproxy -mode https -cert site.pem -key site.key -backends 127.0.0.1:8001 -health http:/healthz
 //
 // Modes:
 //
-//	http  HTTP/1.1 reverse proxy (L7), X-Forwarded-* rebuilt
-//	tcp   TCP proxy (L4), bytes copied both ways (on an epoll event loop on Linux)
+//	http             HTTP/1.1 reverse proxy (L7), X-Forwarded-* rebuilt
+//	https            HTTPS front (TLS offloading), HTTP/2 and HTTP/1.1 through
+//	                 ALPN, plain HTTP to the servers
+//	https-bridge     HTTPS front, HTTPS to the servers (HTTP/2 with
+//	                 -backend-h2), verified unless -backend-insecure
+//	tcp              TCP proxy (L4), bytes copied both ways (on an epoll
+//	                 event loop on Linux)
+//	tls              TLS terminated at L4, plain TCP to the servers
+//	tls-bridge       TLS terminated at L4, new TLS sessions to the servers
+//	tls-passthrough  L4, the ClientHello peeked for SNI routes (-sni-route),
+//	                 the client's TLS session copied to the servers as is
 //
-// With an empty -backends it starts demo backends on loopback and says so.
+// The TLS modes present -cert and -key, reloaded when the files change, or
+// a certificate for localhost from a CA generated at start. With an empty
+// -backends lbproxy starts demo backends on loopback and says so.
+// Benchmarks of https-bridge against servers with self-signed certificates
+// pass -backend-insecure (or -backend-ca with their CA).
+//
 // It stays in the foreground, logs nothing per request, and on SIGINT or
 // SIGTERM stops accepting and drains open work for -grace.
 //
-// Each optional capability (health checks, TLS, PROXY protocol, stickiness,
-// ACLs) lives in a file of its own as a feature: its flags, and how it
-// changes the stack that run assembles.
+// run builds the stack in the order a connection meets it: the listener,
+// PROXY protocol reception, TLS, accept-time ACLs, the pool with its health
+// checks and stickiness, the proxy (HTTP) or connection chain (TCP), and
+// serves it. The other files hold the parsing of each capability's flags.
 package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -27,236 +46,409 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
-	"sort"
+	"os/signal"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
+	"github.com/lbkit/lbkit/acl"
 	"github.com/lbkit/lbkit/balancer"
-	"github.com/lbkit/lbkit/internal/demo"
+	"github.com/lbkit/lbkit/health"
 	"github.com/lbkit/lbkit/lb"
+	"github.com/lbkit/lbkit/lb/demo"
+	"github.com/lbkit/lbkit/sticky"
+	"github.com/lbkit/lbkit/tlsmode"
 )
+
+// modes lists the -mode values.
+const modes = "http, https, https-bridge, tcp, tls, tls-bridge, tls-passthrough"
 
 // config is the parsed command line.
 type config struct {
 	mode, listen, backends, algorithm string
 	certFile, keyFile                 string
 	grace, connectTimeout, timeout    time.Duration
-	retries, maxConns                 int
+	retries, maxConns, gcPercent      int
 	verbose                           bool
 
-	features []feature
+	// health checks
+	health         string
+	healthInterval time.Duration
+
+	// PROXY protocol
+	proxyProtocol, acceptProxy string
+
+	// ACLs
+	allow, deny string
+
+	// stickiness
+	sticky, stickyCookie, stickySecret string
+	stickyTableSize, stickyIPv6Prefix  int
+	stickyTTL                          time.Duration
+
+	// TLS
+	tlsProfile, clientCA         string
+	certReload                   time.Duration
+	backendCA, backendServerName string
+	backendInsecure, backendH2   bool
+	backendSNI                   bool
+	sniRoutes                    string
 }
 
-// feature is an optional capability with flags of its own.
-type feature interface {
-	// register defines the feature's flags.
-	register(fs *flag.FlagSet)
-	// apply changes the stack before it serves.
-	apply(s *stack) error
+// newConfig defines lbproxy's flags on fs, each with its default, and
+// returns the config that parsing fs fills in.
+func newConfig(fs *flag.FlagSet) *config {
+	c := &config{}
+	fs.StringVar(&c.mode, "mode", "http", "frontend mode: "+modes)
+	fs.StringVar(&c.listen, "listen", "127.0.0.1:8080", "address to serve on")
+	fs.StringVar(&c.backends, "backends", "", "comma-separated server addresses; empty starts demo backends")
+	fs.StringVar(&c.algorithm, "algorithm", "roundrobin", "balancing algorithm: "+strings.Join(balancer.Names(), ", "))
+	fs.StringVar(&c.certFile, "cert", "", "certificate PEM file, for the TLS modes")
+	fs.StringVar(&c.keyFile, "key", "", "private key PEM file, for the TLS modes")
+	fs.DurationVar(&c.grace, "grace", 10*time.Second, "how long open work may finish after SIGTERM")
+	fs.DurationVar(&c.connectTimeout, "connect-timeout", lb.DefaultConnectTimeout, "timeout to connect to a server")
+	fs.DurationVar(&c.timeout, "timeout", 0, "http: server response timeout (default 5m); tcp: tunnel inactivity timeout (default 15m)")
+	fs.IntVar(&c.retries, "retries", lb.DefaultRetries, "connection attempts retried on another server (0: none)")
+	fs.IntVar(&c.maxConns, "max-conns", 0, "per-server limit of connections or requests in flight (0: none); beyond it work queues")
+	fs.IntVar(&c.gcPercent, "gc-percent", 400, "garbage collection target percentage, as GOGC (0: the runtime's default); GOGC in the environment wins")
+	fs.BoolVar(&c.verbose, "v", false, "log per-connection events")
+
+	fs.StringVar(&c.health, "health", "", "health check: tcp, http:/PATH, https:/PATH, mysql[:USER], pgsql[:USER], redis, ldap (empty: none)")
+	fs.DurationVar(&c.healthInterval, "health-interval", health.DefaultInterval, "time between health checks of an up server")
+
+	fs.StringVar(&c.proxyProtocol, "proxy-protocol", "none", "PROXY protocol header sent first to servers: none, v1, v2, v2-ssl, v2-ssl-cn")
+	fs.StringVar(&c.acceptProxy, "accept-proxy", "", "comma-separated networks (CIDR or address) allowed to send PROXY headers; others are refused")
+
+	fs.StringVar(&c.allow, "allow", "", "comma-separated client networks (CIDR) let in; others are refused (empty: all)")
+	fs.StringVar(&c.deny, "deny", "", "comma-separated client networks (CIDR) refused; checked before -allow")
+
+	fs.StringVar(&c.sticky, "sticky", "none", "sticky sessions: none, cookie (HTTP modes) or table (client IP)")
+	fs.StringVar(&c.stickyCookie, "sticky-cookie", sticky.DefaultCookieName, "name of the sticky cookie")
+	fs.StringVar(&c.stickySecret, "sticky-secret", "", "hex-encoded sticky cookie key, at least 16 bytes (share it between instances); empty generates one")
+	fs.IntVar(&c.stickyTableSize, "sticky-table-size", sticky.DefaultMaxEntries, "sticky table: most clients remembered")
+	fs.DurationVar(&c.stickyTTL, "sticky-ttl", sticky.DefaultTTL, "sticky table: lifetime of an unused pin")
+	fs.IntVar(&c.stickyIPv6Prefix, "sticky-ipv6-prefix", 0, "sticky table: pin IPv6 clients by this prefix length (0: whole address)")
+
+	fs.StringVar(&c.tlsProfile, "tls-profile", "intermediate", "TLS modes: old, intermediate or modern (Mozilla's profiles)")
+	fs.StringVar(&c.clientCA, "client-ca", "", "TLS modes: PEM bundle; when set, clients must present a certificate it verifies (mTLS)")
+	fs.DurationVar(&c.certReload, "cert-reload", 5*time.Second, "TLS modes: how often -cert and -key are checked for changes (0: never)")
+	fs.StringVar(&c.backendCA, "backend-ca", "", "bridge modes: PEM bundle verifying the servers' certificates (default: system roots)")
+	fs.BoolVar(&c.backendInsecure, "backend-insecure", false, "bridge modes: do not verify the servers' certificates")
+	fs.BoolVar(&c.backendH2, "backend-h2", false, "https-bridge: speak HTTP/2 to servers that offer it (default HTTP/1.1)")
+	fs.StringVar(&c.backendServerName, "backend-server-name", "", "bridge modes: server name to send and verify (default: each server's host)")
+	fs.BoolVar(&c.backendSNI, "backend-sni", false, "bridge modes: send and verify the client's SNI")
+	fs.StringVar(&c.sniRoutes, "sni-route", "", "tls-passthrough: comma-separated SNI routes NAME=ADDR (NAME may be *.domain); others go to -backends")
+	return c
 }
-
-// ranked is implemented by features that must apply before or after the
-// others: a lower rank applies first (the default is 0). Features that
-// change what the client's address is (PROXY protocol reception) apply
-// before those that read it (ACLs); features apply in registration order
-// otherwise.
-type ranked interface{ rank() int }
-
-func rankOf(f feature) int {
-	if r, ok := f.(ranked); ok {
-		return r.rank()
-	}
-	return 0
-}
-
-// demoStarter is implemented by features whose modes need demo backends of
-// their own (TLS servers, say): startDemo starts them for mode, until ctx
-// is done, and reports whether it did.
-type demoStarter interface {
-	startDemo(ctx context.Context, mode string) (backends string, started bool, err error)
-}
-
-// stack is what run assembles: one listener, one pool, and the chain in
-// front of it. Features change it in apply.
-type stack struct {
-	cfg    *config
-	logger *slog.Logger
-	kind   string // "http" or "tcp": the kind of frontend the mode serves
-	ln     net.Listener
-	pool   *lb.Pool
-
-	// L4 (kind tcp): the chain the ConnServer serves; starts as pool.
-	backend lb.Backend
-	// L7 (kind http): the proxy, the handler chain in front of it (starts
-	// as proxy), and the server.
-	proxy   *lb.ReverseProxy
-	handler http.Handler
-	server  *http.Server
-	// serve, when set by a feature, replaces how the http server serves
-	// the listener (ServeTLS, say).
-	serve func(ln net.Listener) error
-	// also are extra things to drain on shutdown.
-	also []lb.Shutdowner
-}
-
-// modes maps each -mode to the kind of frontend it serves. Features add
-// theirs in init.
-var modes = map[string]string{"http": "http", "tcp": "tcp"}
-
-// newFeatures lists the features, in the order they apply. Features add
-// themselves in init.
-var newFeatures []func() feature
 
 func main() {
-	fs := flag.CommandLine
-	cfg := defaultConfig()
-	fs.StringVar(&cfg.mode, "mode", "http", "frontend mode: "+strings.Join(modeNames(), ", "))
-	fs.StringVar(&cfg.listen, "listen", "127.0.0.1:8080", "address to serve on")
-	fs.StringVar(&cfg.backends, "backends", "", "comma-separated server addresses; empty starts demo backends")
-	fs.StringVar(&cfg.algorithm, "algorithm", "roundrobin", "balancing algorithm: "+strings.Join(balancer.Names(), ", "))
-	fs.StringVar(&cfg.certFile, "cert", "", "certificate PEM file, for the TLS modes")
-	fs.StringVar(&cfg.keyFile, "key", "", "private key PEM file, for the TLS modes")
-	fs.DurationVar(&cfg.grace, "grace", 10*time.Second, "how long open work may finish after SIGTERM")
-	fs.DurationVar(&cfg.connectTimeout, "connect-timeout", lb.DefaultConnectTimeout, "timeout to connect to a server")
-	fs.DurationVar(&cfg.timeout, "timeout", 0, "http: server response timeout (default 5m); tcp: tunnel inactivity timeout (default 15m)")
-	fs.IntVar(&cfg.retries, "retries", lb.DefaultRetries, "connection attempts retried on another server (0: none)")
-	fs.IntVar(&cfg.maxConns, "max-conns", 0, "per-server limit of connections or requests in flight (0: none); beyond it work queues")
-	fs.BoolVar(&cfg.verbose, "v", false, "log per-connection events")
-	for _, f := range cfg.features {
-		f.register(fs)
-	}
+	cfg := newConfig(flag.CommandLine)
 	flag.Parse()
 
-	ctx, stop := demo.SignalContext()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, cfg, os.Stdout); err != nil {
 		log.Fatal(err)
 	}
 }
 
-// defaultConfig returns a config with the features and defaults in place,
-// as main starts from.
-func defaultConfig() *config {
-	cfg := &config{mode: "http", algorithm: "roundrobin", grace: 10 * time.Second, retries: lb.DefaultRetries}
-	for _, nf := range newFeatures {
-		cfg.features = append(cfg.features, nf())
-	}
-	sort.SliceStable(cfg.features, func(i, j int) bool { return rankOf(cfg.features[i]) < rankOf(cfg.features[j]) })
-	return cfg
-}
-
-func modeNames() []string {
-	var names []string
-	for m := range modes {
-		names = append(names, m)
-	}
-	sort.Strings(names)
-	return names
-}
-
-// run serves until ctx is done, reporting to out.
+// run checks cfg, builds the stack and serves it until ctx is done,
+// reporting to out. A bad command line is reported before anything starts.
 func run(ctx context.Context, cfg *config, out io.Writer) error {
-	kind, ok := modes[cfg.mode]
-	if !ok {
-		return fmt.Errorf("lbproxy: unknown -mode %q (want one of %s)", cfg.mode, strings.Join(modeNames(), ", "))
+	// Check the command line.
+	var l7 bool // an HTTP frontend (else TCP)
+	switch cfg.mode {
+	case "http", "https", "https-bridge":
+		l7 = true
+	case "tcp", "tls", "tls-bridge", "tls-passthrough":
+	default:
+		return fmt.Errorf("lbproxy: unknown -mode %q (want one of %s)", cfg.mode, modes)
+	}
+	tlsFront := cfg.mode == "https" || cfg.mode == "https-bridge" || cfg.mode == "tls" || cfg.mode == "tls-bridge"
+	bridge := cfg.mode == "https-bridge" || cfg.mode == "tls-bridge"
+	algo, err := balancer.ByName(cfg.algorithm)
+	if err != nil {
+		return err
+	}
+	sendProxy, err := proxyHeader(cfg.proxyProtocol)
+	if err != nil {
+		return err
+	}
+	var acceptProxy []netip.Prefix
+	if cfg.acceptProxy != "" {
+		if acceptProxy, err = parsePrefixes(cfg.acceptProxy); err != nil {
+			return fmt.Errorf("lbproxy: -accept-proxy: %w", err)
+		}
+		if len(acceptProxy) == 0 {
+			return fmt.Errorf("lbproxy: -accept-proxy: no network in %q", cfg.acceptProxy)
+		}
+	}
+	rules, err := aclRules(cfg.allow, cfg.deny) // nil: no ACL
+	if err != nil {
+		return err
+	}
+	// https checks verify the servers as the proxy does: set below in
+	// https-bridge mode, read when checks run.
+	checkTLS := &tls.Config{}
+	var probe health.Probe
+	if cfg.health != "" {
+		if cfg.healthInterval <= 0 {
+			return fmt.Errorf("lbproxy: -health-interval %v must be positive", cfg.healthInterval)
+		}
+		if probe, err = parseHealth(cfg.health, func() *tls.Config { return checkTLS }); err != nil {
+			return err
+		}
 	}
 	level := slog.LevelWarn
 	if cfg.verbose {
 		level = slog.LevelDebug
 	}
-	s := &stack{cfg: cfg, kind: kind, logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	affinity, err := newAffinity(cfg, l7, logger) // nil: none
+	if err != nil {
+		return err
+	}
+	var profile tlsmode.Profile
+	if tlsFront {
+		if profile, err = tlsmode.ParseProfile(cfg.tlsProfile); err != nil {
+			return err
+		}
+	}
+	var servers []lb.Server
+	if cfg.backends != "" {
+		if servers, err = parseServers(cfg.backends, cfg.maxConns); err != nil {
+			return err
+		}
+	}
+	setGCPercent(cfg.gcPercent)
 
+	// Goroutines started below end with ctx and are waited for.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	// Demo certificates and backends, when no file or address is given.
+	var ca *demo.CA
+	if (tlsFront && cfg.certFile == "") || (cfg.backends == "" && (bridge || cfg.mode == "tls-passthrough")) {
+		if ca, err = demo.NewCA(); err != nil {
+			return err
+		}
+		file, err := ca.WriteCAFile(os.TempDir())
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "generated a CA for demo certificates: %s\n", file)
+	}
+	var demoRoots *x509.CertPool // trusted for bridging: the demo servers' CA
 	if cfg.backends == "" {
+		// The demo backends outlive ctx so that draining work reaches them.
 		bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		defer cancel()
-		var err error
-		started := false
-		for _, f := range cfg.features {
-			if d, ok := f.(demoStarter); ok {
-				if cfg.backends, started, err = d.startDemo(bctx, cfg.mode); started || err != nil {
-					break
-				}
-			}
-		}
-		switch {
-		case started || err != nil:
-		case kind == "tcp":
-			cfg.backends, err = demo.TCPBackends(bctx, 2)
+		var addrs []string
+		switch cfg.mode {
+		case "https-bridge":
+			addrs, err = demo.HTTPSBackends(bctx, ca, 2)
+		case "tls-bridge", "tls-passthrough":
+			addrs, err = demo.TLSBackends(bctx, ca, "a.localhost", "b.localhost")
+		case "tcp", "tls":
+			addrs, err = demo.TCPBackends(bctx, 2)
 		default:
-			cfg.backends, err = demo.HTTPBackends(bctx, 2)
+			addrs, err = demo.HTTPBackends(bctx, 2)
 		}
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "started demo backends on %s\n", cfg.backends)
-	}
-	servers, err := demo.Servers(cfg.backends)
-	if err != nil {
-		return err
-	}
-	for i := range servers {
-		servers[i].MaxConns = cfg.maxConns
-	}
-	algo, err := balancer.ByName(cfg.algorithm)
-	if err != nil {
-		return err
-	}
-	retries := cfg.retries
-	if retries == 0 {
-		retries = -1 // the Pool's "no retry"
-	}
-	s.pool = &lb.Pool{
-		Name:           "backend",
-		Balancer:       algo,
-		ConnectTimeout: cfg.connectTimeout,
-		Retries:        retries,
-		Logger:         s.logger,
-	}
-	if kind == "tcp" {
-		s.pool.TunnelTimeout = cfg.timeout
-		s.backend = s.pool
-	} else {
-		s.proxy = &lb.ReverseProxy{Pool: s.pool, ServerTimeout: cfg.timeout, Logger: s.logger}
-		s.handler = s.proxy
-		s.server = &http.Server{
-			ReadHeaderTimeout: 10 * time.Second,
-			IdleTimeout:       5 * time.Minute,
-			MaxHeaderBytes:    64 << 10,
-			ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
+		if ca != nil && cfg.mode != "https" && cfg.mode != "tls" {
+			demoRoots = ca.Pool()
 		}
-		s.also = append(s.also, s.proxy)
-	}
-	if err := s.pool.Update(servers); err != nil {
-		return err
-	}
-	if s.ln, err = net.Listen("tcp", cfg.listen); err != nil {
-		return err
-	}
-	for _, f := range cfg.features {
-		if err := f.apply(s); err != nil {
-			s.ln.Close()
+		if cfg.mode == "tls-passthrough" && cfg.sniRoutes == "" {
+			cfg.sniRoutes = "a.localhost=" + addrs[0] + ",b.localhost=" + addrs[1]
+			fmt.Fprintf(out, "routing a.localhost to %s and b.localhost to %s\n", addrs[0], addrs[1])
+		}
+		cfg.backends = strings.Join(addrs, ",")
+		fmt.Fprintf(out, "started demo backends on %s\n", cfg.backends)
+		if servers, err = parseServers(cfg.backends, cfg.maxConns); err != nil {
 			return err
 		}
 	}
 
-	go s.pool.Run(ctx)
-	fmt.Fprintf(out, "lbproxy: %s on %s\n", cfg.mode, s.ln.Addr())
-	if kind == "tcp" {
-		return lb.Serve(ctx, &lb.ConnServer{Name: "frontend", Backend: s.backend, Logger: s.logger}, s.ln, cfg.grace, s.also...)
+	// 1. The listener.
+	raw, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		return err
 	}
-	s.server.Handler = s.handler
-	var fe lb.Frontend = s.server
-	if s.serve != nil {
-		fe = serveFunc{s.server, s.serve}
+	defer raw.Close() // on errors before serving; closing twice is harmless
+	var ln net.Listener = raw
+
+	// 2. PROXY protocol reception: the carried client address replaces the
+	// socket's for every layer above (ACLs, balancing, headers sent on).
+	if acceptProxy != nil {
+		ln = &lb.ProxyListener{Listener: ln, Trusted: acceptProxy, Logger: logger}
 	}
-	return lb.Serve(ctx, fe, s.ln, cfg.grace, s.also...)
+
+	// 3. TLS: the certificates clients see, and the settings towards the
+	// servers when bridging.
+	var front tlsmode.Config
+	if tlsFront {
+		certs := &tlsmode.Store{Logger: logger}
+		if cfg.certFile != "" {
+			if err := certs.AddFiles(cfg.certFile, cfg.keyFile); err != nil {
+				return err
+			}
+			if cfg.certReload > 0 {
+				wg.Go(func() { certs.Watch(ctx, cfg.certReload) })
+			}
+		} else {
+			cert, err := ca.Issue("localhost", "127.0.0.1", "::1")
+			if err != nil {
+				return err
+			}
+			if err := certs.Add(cert); err != nil {
+				return err
+			}
+		}
+		front = tlsmode.Config{Profile: profile, Certificates: certs}
+		if cfg.clientCA != "" {
+			if front.ClientCAs, err = tlsmode.LoadCertPool(cfg.clientCA); err != nil {
+				return err
+			}
+			front.ClientAuth = tls.RequireAndVerifyClientCert
+		}
+	}
+	up := tlsmode.Upstream{
+		ServerName:         cfg.backendServerName,
+		UseClientSNI:       cfg.backendSNI,
+		InsecureSkipVerify: cfg.backendInsecure,
+		HTTP2:              cfg.backendH2,
+		RootCAs:            demoRoots,
+	}
+	if bridge && cfg.backendCA != "" {
+		if up.RootCAs, err = tlsmode.LoadCertPool(cfg.backendCA); err != nil {
+			return err
+		}
+	}
+	if cfg.mode == "https-bridge" {
+		checkTLS = up.ClientConfig()
+	}
+
+	// 4. ACLs at accept, before any TLS work.
+	if rules != nil {
+		rules.Logger = logger
+		ln = acl.Listener(rules, ln)
+	}
+
+	// 5. The pool.
+	retries := cfg.retries
+	if retries == 0 {
+		retries = -1 // the Pool's "no retry"
+	}
+	pool := &lb.Pool{
+		Name:           "backend",
+		Balancer:       algo,
+		ConnectTimeout: cfg.connectTimeout,
+		Retries:        retries,
+		ProxyHeader:    sendProxy,
+		Logger:         logger,
+	}
+	if !l7 {
+		pool.TunnelTimeout = cfg.timeout
+	}
+	if cfg.mode == "tls-bridge" {
+		up.Bridge(pool)
+	}
+
+	// 6. Health checks; they send the LOCAL form of the pool's PROXY header.
+	if probe != nil {
+		pool.HealthChecker = &health.Monitor{
+			Probe:             probe,
+			Interval:          cfg.healthInterval,
+			TransientInterval: min(health.DefaultTransientInterval, cfg.healthInterval),
+			ProxyHeader:       sendProxy,
+			Logger:            logger,
+		}
+	}
+
+	// 7. Stickiness, set before the first connection.
+	if affinity != nil {
+		pool.Affinity = affinity
+	}
+	if err := pool.Update(servers); err != nil {
+		return err
+	}
+	wg.Go(func() { pool.Run(ctx) })
+
+	// 8 and 9, HTTP: the reverse proxy, its ACL, and the server, which
+	// serves HTTPS when it has a TLSConfig.
+	if l7 {
+		proxy := &lb.ReverseProxy{Pool: pool, ServerTimeout: cfg.timeout, Logger: logger}
+		if cfg.mode == "https-bridge" {
+			up.BridgeHTTP(proxy)
+		}
+		var handler http.Handler = proxy
+		if rules != nil {
+			handler = acl.FilterHTTP(rules, handler)
+		}
+		srv := &http.Server{
+			Handler:           handler,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       5 * time.Minute,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+		}
+		if sendProxy != nil {
+			// Server connections that carry a client's header are that
+			// client's own.
+			srv.ConnContext, srv.ConnState = proxy.ConnContext, proxy.ConnState
+		}
+		if tlsFront {
+			srv.TLSConfig = front.HTTPConfig()
+		}
+		fmt.Fprintf(out, "lbproxy: %s on %s\n", cfg.mode, ln.Addr())
+		return lb.Serve(ctx, srv, ln, cfg.grace, proxy)
+	}
+
+	// 8 and 9, TCP: the chain in front of the pool, and the server.
+	var backend lb.Backend = pool
+	switch cfg.mode {
+	case "tls", "tls-bridge":
+		off := tlsmode.Offload(front.ServerConfig(), backend)
+		off.Logger = logger
+		backend = off
+	case "tls-passthrough":
+		mux, err := sniMux(cfg, pool, logger)
+		if err != nil {
+			return err
+		}
+		pt := tlsmode.Passthrough(mux)
+		pt.Logger = logger
+		backend = pt
+	}
+	if rules != nil {
+		backend = acl.Filter(rules, backend)
+	}
+	fmt.Fprintf(out, "lbproxy: %s on %s\n", cfg.mode, ln.Addr())
+	return lb.Serve(ctx, &lb.ConnServer{Name: "frontend", Backend: backend, Logger: logger}, ln, cfg.grace)
 }
 
-// serveFunc is an http.Server whose Serve is replaced.
-type serveFunc struct {
-	*http.Server
-	serve func(ln net.Listener) error
+// parseServers turns a comma-separated address list into Pool servers named
+// after their position (s1, s2, ...), each limited to maxConns.
+func parseServers(list string, maxConns int) ([]lb.Server, error) {
+	var servers []lb.Server
+	for i, addr := range strings.Split(list, ",") {
+		if addr = strings.TrimSpace(addr); addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("lbproxy: backend %q: %w", addr, err)
+		}
+		servers = append(servers, lb.Server{Name: fmt.Sprintf("s%d", i+1), Addr: addr, MaxConns: maxConns})
+	}
+	if len(servers) == 0 {
+		return nil, errors.New("lbproxy: no backend address")
+	}
+	return servers, nil
 }
-
-func (f serveFunc) Serve(ln net.Listener) error { return f.serve(ln) }

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"flag"
 	"io"
 	"net"
 	"net/http"
@@ -13,8 +14,47 @@ import (
 	"github.com/lbkit/lbkit/internal/testutil"
 )
 
+// defaultConfig returns the config of a command line without flags.
+func defaultConfig() *config {
+	return newConfig(flag.NewFlagSet("lbproxy", flag.ContinueOnError))
+}
+
+// withFlags returns the config of a command line with args.
+func withFlags(t *testing.T, args ...string) *config {
+	t.Helper()
+	fs := flag.NewFlagSet("lbproxy", flag.ContinueOnError)
+	cfg := newConfig(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// refused runs lbproxy with cfg, which it must refuse before serving, and
+// returns run's error. A run that serves instead fails the test when the
+// timeout ends it.
+func refused(t *testing.T, cfg *config) error {
+	t.Helper()
+	cfg.listen = "127.0.0.1:0"
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var out strings.Builder
+	err := run(ctx, cfg, &out)
+	if strings.Contains(out.String(), "lbproxy: "+cfg.mode+" on ") {
+		t.Errorf("lbproxy served (and then returned %v), want the configuration refused", err)
+	}
+	return err
+}
+
 // start runs lbproxy with cfg on a free loopback port and returns its address.
 func start(t *testing.T, cfg *config) string {
+	t.Helper()
+	addr, _ := startOut(t, cfg)
+	return addr
+}
+
+// startOut is start, also returning what lbproxy printed before it served.
+func startOut(t *testing.T, cfg *config) (string, []string) {
 	t.Helper()
 	cfg.listen = "127.0.0.1:0"
 	if cfg.grace == 0 {
@@ -24,6 +64,7 @@ func start(t *testing.T, cfg *config) string {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, cfg, pw); pw.Close() }()
+	var lines []string
 	sc := bufio.NewScanner(pr)
 	for sc.Scan() {
 		if _, addr, ok := strings.Cut(sc.Text(), " on "); ok && strings.HasPrefix(sc.Text(), "lbproxy:") {
@@ -34,12 +75,13 @@ func start(t *testing.T, cfg *config) string {
 					t.Error(err)
 				}
 			})
-			return addr
+			return addr, lines
 		}
+		lines = append(lines, sc.Text())
 	}
 	cancel()
 	t.Fatalf("lbproxy did not start: %v", <-done)
-	return ""
+	return "", nil
 }
 
 func TestLBProxyHTTP(t *testing.T) {
@@ -86,13 +128,30 @@ func TestLBProxyTCP(t *testing.T) {
 }
 
 func TestLBProxyRejectsBadConfig(t *testing.T) {
-	for _, cfg := range []*config{
-		{mode: "gopher", backends: "127.0.0.1:1", algorithm: "roundrobin", listen: "127.0.0.1:0"},
-		{mode: "http", backends: "nohostport", algorithm: "roundrobin", listen: "127.0.0.1:0"},
-		{mode: "http", backends: "127.0.0.1:1", algorithm: "bogus", listen: "127.0.0.1:0"},
+	for _, tt := range []struct {
+		args []string
+		want string // in the error
+	}{
+		{[]string{"-mode", "gopher"}, "-mode"},
+		{[]string{"-backends", "nohostport"}, "nohostport"},
+		{[]string{"-backends", " , "}, "no backend"},
+		{[]string{"-algorithm", "bogus"}, "bogus"},
+		{[]string{"-mode", "https", "-tls-profile", "ancient"}, "ancient"},
 	} {
-		if err := run(context.Background(), cfg, io.Discard); err == nil {
-			t.Errorf("run(%+v) succeeded", cfg)
+		cfg := withFlags(t, append([]string{"-backends", "127.0.0.1:1"}, tt.args...)...)
+		if err := refused(t, cfg); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%v: run = %v, want an error about %q", tt.args, err, tt.want)
 		}
+	}
+}
+
+// TestLBProxyFlagDefaults: a command line without flags is the documented
+// default configuration.
+func TestLBProxyFlagDefaults(t *testing.T) {
+	cfg := defaultConfig()
+	if cfg.mode != "http" || cfg.listen != "127.0.0.1:8080" || cfg.algorithm != "roundrobin" ||
+		cfg.grace != 10*time.Second || cfg.gcPercent != 400 || cfg.proxyProtocol != "none" ||
+		cfg.sticky != "none" || cfg.tlsProfile != "intermediate" || cfg.certReload != 5*time.Second {
+		t.Errorf("defaults %+v", cfg)
 	}
 }

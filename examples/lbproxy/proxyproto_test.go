@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -69,11 +68,7 @@ func TestLBProxyProxyProtocol(t *testing.T) {
 			testutil.CheckLeaks(t)
 			cfg := defaultConfig()
 			cfg.mode, cfg.backends = tt.mode, addrBackend(t, tt.mode)
-			for _, f := range cfg.features {
-				if pp, ok := f.(*proxyProto); ok {
-					pp.send, pp.accept = tt.send, tt.accept
-				}
-			}
+			cfg.proxyProtocol, cfg.acceptProxy = tt.send, tt.accept
 			addr := start(t, cfg)
 			c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 			if err != nil {
@@ -109,11 +104,7 @@ func TestLBProxyProxyProtocolRefusesUntrusted(t *testing.T) {
 	testutil.CheckLeaks(t)
 	cfg := defaultConfig()
 	cfg.mode, cfg.backends = "tcp", addrBackend(t, "tcp")
-	for _, f := range cfg.features {
-		if pp, ok := f.(*proxyProto); ok {
-			pp.send, pp.accept = "v2", "10.0.0.0/8"
-		}
-	}
+	cfg.proxyProtocol, cfg.acceptProxy = "v2", "10.0.0.0/8"
 	addr := start(t, cfg)
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
@@ -129,16 +120,17 @@ func TestLBProxyProxyProtocolRefusesUntrusted(t *testing.T) {
 }
 
 func TestLBProxyProxyProtocolBadFlags(t *testing.T) {
-	for _, pp := range []proxyProto{{send: "v3"}, {send: "none", accept: "10.0.0.0/33"}, {send: "none", accept: "nonsense"}, {send: "v1", accept: ","}} {
+	for _, tt := range []struct{ send, accept, want string }{
+		{"v3", "", "-proxy-protocol"},
+		{"none", "10.0.0.0/33", "-accept-proxy"},
+		{"none", "nonsense", "-accept-proxy"},
+		{"v1", ",", "-accept-proxy"},
+	} {
 		cfg := defaultConfig()
-		cfg.listen, cfg.backends = "127.0.0.1:0", "127.0.0.1:1"
-		for _, f := range cfg.features {
-			if p, ok := f.(*proxyProto); ok {
-				*p = pp
-			}
-		}
-		if err := run(context.Background(), cfg, io.Discard); err == nil {
-			t.Errorf("run with %+v succeeded", pp)
+		cfg.backends = "127.0.0.1:1"
+		cfg.proxyProtocol, cfg.acceptProxy = tt.send, tt.accept
+		if err := refused(t, cfg); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("-proxy-protocol %q -accept-proxy %q: run = %v, want an error about %s", tt.send, tt.accept, err, tt.want)
 		}
 	}
 }
@@ -149,16 +141,10 @@ func TestLBProxyProxyProtocolBeforeACL(t *testing.T) {
 	testutil.CheckLeaks(t)
 	cfg := defaultConfig()
 	cfg.mode, cfg.backends = "tcp", addrBackend(t, "tcp")
-	for _, f := range cfg.features {
-		switch f := f.(type) {
-		case *proxyProto:
-			f.send, f.accept = "v1", "127.0.0.1"
-		case *aclFeature:
-			// Denying the upstream's own address denies nothing when
-			// the ACL sees the carried client addresses.
-			f.deny = "127.0.0.1,192.0.2.0/24"
-		}
-	}
+	cfg.proxyProtocol, cfg.acceptProxy = "v1", "127.0.0.1"
+	// Denying the upstream's own address denies nothing when the ACL
+	// sees the carried client addresses.
+	cfg.deny = "127.0.0.1,192.0.2.0/24"
 	addr := start(t, cfg)
 	for _, tc := range []struct{ client, want string }{
 		{"198.51.100.7", "198.51.100.7:40000\n"},

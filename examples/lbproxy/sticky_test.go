@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"io"
 	"net"
 	"net/http"
@@ -14,25 +13,12 @@ import (
 	"github.com/lbkit/lbkit/internal/testutil"
 )
 
-// stickyOf returns cfg's sticky feature.
-func stickyOf(t *testing.T, cfg *config) *stickyFeature {
-	t.Helper()
-	for _, f := range cfg.features {
-		if sf, ok := f.(*stickyFeature); ok {
-			return sf
-		}
-	}
-	t.Fatal("no sticky feature")
-	return nil
-}
-
 func TestLBProxyStickyCookie(t *testing.T) {
 	testutil.CheckLeaks(t)
 	a, b := testutil.HTTPBackend(t, "a"), testutil.HTTPBackend(t, "b")
 	cfg := defaultConfig()
 	cfg.backends = a.Addr + "," + b.Addr
-	sf := stickyOf(t, cfg)
-	sf.kind, sf.cookie, sf.secret = "cookie", "LB", strings.Repeat("0f", 16)
+	cfg.sticky, cfg.stickyCookie, cfg.stickySecret = "cookie", "LB", strings.Repeat("0f", 16)
 	addr := start(t, cfg)
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
@@ -72,7 +58,7 @@ func TestLBProxyStickyTable(t *testing.T) {
 	a, b := testutil.NameServer(t, "a"), testutil.NameServer(t, "b")
 	cfg := defaultConfig()
 	cfg.mode, cfg.backends = "tcp", a.Addr+","+b.Addr
-	stickyOf(t, cfg).kind = "table"
+	cfg.sticky = "table"
 	addr := start(t, cfg)
 	name := func(src string) string {
 		t.Helper()
@@ -118,11 +104,10 @@ func TestLBProxyStickyRejectsBadConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := defaultConfig()
-			cfg.mode, cfg.backends, cfg.listen = tt.mode, "127.0.0.1:1", "127.0.0.1:0"
-			sf := stickyOf(t, cfg)
-			sf.kind, sf.secret, sf.v6Prefix = tt.kind, tt.secret, tt.v6Prefix
-			if err := run(context.Background(), cfg, io.Discard); err == nil {
-				t.Fatal("run succeeded")
+			cfg.mode, cfg.backends = tt.mode, "127.0.0.1:1"
+			cfg.sticky, cfg.stickySecret, cfg.stickyIPv6Prefix = tt.kind, tt.secret, tt.v6Prefix
+			if err := refused(t, cfg); err == nil || !strings.Contains(err.Error(), "sticky") {
+				t.Fatalf("run = %v, want an error about stickiness", err)
 			}
 		})
 	}

@@ -7,12 +7,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/lbkit/lbkit/internal/demo"
 	"github.com/lbkit/lbkit/internal/testutil"
+	"github.com/lbkit/lbkit/lb/demo"
 )
 
 // greet dials addr over TLS, reads the server's greeting and checks the
@@ -59,7 +60,7 @@ func TestLBProxyTLSModes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, b, _ := strings.Cut(tlsServers, ",")
+	a, b := tlsServers[0], tlsServers[1]
 	httpsServers, err := demo.HTTPSBackends(ctx, sca, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -77,22 +78,22 @@ func TestLBProxyTLSModes(t *testing.T) {
 	t.Run("tls-bridge", func(t *testing.T) {
 		for _, tt := range []struct {
 			name     string
-			set      func(f *tlsFeature)
+			set      func(c *config)
 			wantFail bool
 		}{
-			{"verified", func(f *tlsFeature) { f.backendCA = scaFile }, false},
-			{"untrusted refused", func(f *tlsFeature) {}, true},
-			{"verification off", func(f *tlsFeature) { f.backendInsecure = true }, false},
-			{"client SNI", func(f *tlsFeature) { f.backendCA, f.backendSNI = scaFile, true }, false},
+			{"verified", func(c *config) { c.backendCA = scaFile }, false},
+			{"untrusted refused", func(c *config) {}, true},
+			{"verification off", func(c *config) { c.backendInsecure = true }, false},
+			{"client SNI", func(c *config) { c.backendCA, c.backendSNI = scaFile, true }, false},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
 				cfg := defaultConfig()
 				cfg.mode, cfg.backends, cfg.certFile, cfg.keyFile = "tls-bridge", a, certFile, keyFile
 				cfg.retries = -1
-				tt.set(tlsOf(cfg))
+				tt.set(cfg)
 				addr := start(t, cfg)
 				sni := "localhost"
-				if tlsOf(cfg).backendSNI {
+				if cfg.backendSNI {
 					sni = "a.localhost" // the server's name; the front's certificate does not cover it
 				}
 				c := clientCfg(sni)
@@ -113,7 +114,7 @@ func TestLBProxyTLSModes(t *testing.T) {
 	t.Run("tls-passthrough", func(t *testing.T) {
 		cfg := defaultConfig()
 		cfg.mode, cfg.backends = "tls-passthrough", b
-		tlsOf(cfg).sniRoutes = "a.localhost=" + a
+		cfg.sniRoutes = "a.localhost=" + a
 		addr := start(t, cfg)
 		for sni, want := range map[string]string{"a.localhost": "hello from a.localhost", "b.localhost": "hello from b.localhost", "": "hello from b.localhost"} {
 			c := &tls.Config{RootCAs: sca.Pool(), ServerName: sni}
@@ -143,37 +144,27 @@ func TestLBProxyTLSModes(t *testing.T) {
 	t.Run("https-bridge", func(t *testing.T) {
 		for _, tt := range []struct {
 			name   string
-			set    func(f *tlsFeature)
+			set    func(c *config)
 			status int
 		}{
-			{"verified", func(f *tlsFeature) { f.backendCA = scaFile }, 200},
-			{"untrusted refused", func(f *tlsFeature) {}, 502},
-			{"verification off", func(f *tlsFeature) { f.backendInsecure = true }, 200},
-			{"verification off, h2", func(f *tlsFeature) { f.backendInsecure, f.backendH2 = true, true }, 200},
+			{"verified", func(c *config) { c.backendCA = scaFile }, 200},
+			{"untrusted refused", func(c *config) {}, 502},
+			{"verification off", func(c *config) { c.backendInsecure = true }, 200},
+			{"verification off, h2", func(c *config) { c.backendInsecure, c.backendH2 = true, true }, 200},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
 				cfg := defaultConfig()
-				cfg.mode, cfg.backends, cfg.certFile, cfg.keyFile = "https-bridge", httpsServers, certFile, keyFile
-				tt.set(tlsOf(cfg))
+				cfg.mode, cfg.backends, cfg.certFile, cfg.keyFile = "https-bridge", httpsServers[0], certFile, keyFile
+				tt.set(cfg)
 				addr := start(t, cfg)
 				_, body := get(t, addr, ca.Pool(), true, tt.status)
-				proto := map[bool]string{true: "HTTP/2.0", false: "HTTP/1.1"}[tlsOf(cfg).backendH2]
+				proto := map[bool]string{true: "HTTP/2.0", false: "HTTP/1.1"}[cfg.backendH2]
 				if tt.status == 200 && !strings.Contains(body, "over "+proto+" with TLS (you are 127.0.0.1, https)") {
 					t.Errorf("body %q", body)
 				}
 			})
 		}
 	})
-}
-
-// tlsOf returns the TLS feature of cfg.
-func tlsOf(cfg *config) *tlsFeature {
-	for _, f := range cfg.features {
-		if tf, ok := f.(*tlsFeature); ok {
-			return tf
-		}
-	}
-	panic("no tls feature")
 }
 
 // get requests https://addr/ and checks the status; it returns the
@@ -206,8 +197,8 @@ func TestLBProxyTLSDemo(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			cfg := defaultConfig()
 			cfg.mode = mode
-			addr := start(t, cfg)
-			roots := tlsOf(cfg).demoCA.Pool()
+			addr, lines := startOut(t, cfg)
+			roots := demoRoots(t, lines)
 			switch mode {
 			case "https", "https-bridge":
 				_, body := get(t, addr, roots, true, 200)
@@ -229,4 +220,24 @@ func TestLBProxyTLSDemo(t *testing.T) {
 			}
 		})
 	}
+}
+
+// demoRoots loads the CA file lbproxy said it generated.
+func demoRoots(t *testing.T, lines []string) *x509.CertPool {
+	t.Helper()
+	for _, l := range lines {
+		if file, ok := strings.CutPrefix(l, "generated a CA for demo certificates: "); ok {
+			b, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			roots := x509.NewCertPool()
+			if !roots.AppendCertsFromPEM(b) {
+				t.Fatalf("no certificate in %s", file)
+			}
+			return roots
+		}
+	}
+	t.Fatalf("lbproxy named no generated CA in %q", lines)
+	return nil
 }

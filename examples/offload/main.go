@@ -24,11 +24,14 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
-	"github.com/lbkit/lbkit/internal/demo"
 	"github.com/lbkit/lbkit/lb"
+	"github.com/lbkit/lbkit/lb/demo"
 	"github.com/lbkit/lbkit/tlsmode"
 )
 
@@ -55,7 +58,7 @@ func main() {
 	flag.StringVar(&o.acmeCA, "acme-ca", "", "PEM file of a CA to trust for the ACME directory (test CAs such as Pebble)")
 	flag.Parse()
 
-	ctx, stop := demo.SignalContext()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, o, func(addr string, _ *x509.CertPool) {
 		fmt.Printf("HTTPS offloading on %s\n", addr)
@@ -74,25 +77,51 @@ func run(ctx context.Context, o options, ready func(addr string, roots *x509.Cer
 	if o.backends == "" {
 		bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		defer cancel()
-		if o.backends, err = demo.HTTPBackends(bctx, 2); err != nil {
+		addrs, err := demo.HTTPBackends(bctx, 2)
+		if err != nil {
 			return err
 		}
+		o.backends = strings.Join(addrs, ",")
 		fmt.Printf("started demo backends on %s\n", o.backends)
 	}
-	servers, err := demo.Servers(o.backends)
-	if err != nil {
-		return err
+	var servers []lb.Server
+	for i, addr := range strings.Split(o.backends, ",") {
+		servers = append(servers, lb.Server{Name: fmt.Sprintf("s%d", i+1), Addr: strings.TrimSpace(addr)})
 	}
 	pool := &lb.Pool{Name: "web"}
 	if err := pool.Update(servers); err != nil {
 		return err
 	}
 
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	certs, roots, err := demo.FrontendStore(wctx, o.certFile, o.keyFile, o.reload, nil)
-	if err != nil {
-		return err
+	// The certificates: the PEM files, reloaded when they change, or one
+	// for localhost from a CA generated now, which clients must trust.
+	certs := &tlsmode.Store{}
+	var roots *x509.CertPool
+	if o.certFile != "" {
+		if err := certs.AddFiles(o.certFile, o.keyFile); err != nil {
+			return err
+		}
+		wctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go certs.Watch(wctx, o.reload)
+	} else {
+		ca, err := demo.NewCA()
+		if err != nil {
+			return err
+		}
+		cert, err := ca.Issue("localhost", "127.0.0.1", "::1")
+		if err != nil {
+			return err
+		}
+		if err := certs.Add(cert); err != nil {
+			return err
+		}
+		caFile, err := ca.WriteCAFile(os.TempDir())
+		if err != nil {
+			return err
+		}
+		fmt.Printf("generated a certificate for localhost (CA in %s)\n", caFile)
+		roots = ca.Pool()
 	}
 	var also []lb.Shutdowner
 	if o.acmeHosts != "" {
@@ -117,7 +146,8 @@ func run(ctx context.Context, o options, ready func(addr string, roots *x509.Cer
 		return err
 	}
 	ready(ln.Addr().String(), roots)
-	return lb.Serve(ctx, tlsFrontend{srv}, ln, 30*time.Second, append(also, proxy)...)
+	// srv has a TLSConfig: Serve serves HTTPS, HTTP/2 through ALPN.
+	return lb.Serve(ctx, srv, ln, 30*time.Second, append(also, proxy)...)
 }
 
 // setupACME gives certs an ACME manager and starts the HTTP-01 server when
@@ -152,8 +182,3 @@ func setupACME(o options, certs *tlsmode.Store) (*http.Server, error) {
 	fmt.Printf("answering ACME HTTP-01 challenges on %s\n", ln.Addr())
 	return hs, nil
 }
-
-// tlsFrontend serves HTTPS with the server's TLSConfig.
-type tlsFrontend struct{ *http.Server }
-
-func (f tlsFrontend) Serve(ln net.Listener) error { return f.ServeTLS(ln, "", "") }

@@ -16,16 +16,19 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
 	"net"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
-	"github.com/lbkit/lbkit/internal/demo"
 	"github.com/lbkit/lbkit/lb"
+	"github.com/lbkit/lbkit/lb/demo"
 	"github.com/lbkit/lbkit/tlsmode"
 )
 
@@ -35,7 +38,7 @@ func main() {
 	routes := flag.String("route", "", "comma-separated SNI routes NAME=ADDR (NAME may be *.domain)")
 	flag.Parse()
 
-	ctx, stop := demo.SignalContext()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, *listen, *backends, *routes, func(addr string, _ *demo.CA) {
 		fmt.Printf("TLS passthrough on %s\n", addr)
@@ -59,7 +62,7 @@ func run(ctx context.Context, listen, backends, routes string, ready func(addr s
 		if err != nil {
 			return err
 		}
-		a, b, _ := strings.Cut(addrs, ",")
+		a, b := addrs[0], addrs[1]
 		backends = a
 		routes = "a.localhost=" + a + ",b.localhost=" + b
 		caFile, err := ca.WriteCAFile(os.TempDir())
@@ -98,11 +101,21 @@ func run(ctx context.Context, listen, backends, routes string, ready func(addr s
 	return lb.Serve(ctx, &lb.ConnServer{Name: "passthrough", Backend: tlsmode.Passthrough(mux)}, ln, 30*time.Second)
 }
 
+// newPool returns a Pool named name over the comma-separated addresses,
+// its servers named after their position (s1, s2, ...).
 func newPool(name, addrs string) (*lb.Pool, error) {
-	servers, err := demo.Servers(addrs)
-	if err != nil {
-		return nil, err
+	var servers []lb.Server
+	for i, addr := range strings.Split(addrs, ",") {
+		if addr = strings.TrimSpace(addr); addr != "" {
+			servers = append(servers, lb.Server{Name: fmt.Sprintf("s%d", i+1), Addr: addr})
+		}
+	}
+	if len(servers) == 0 {
+		return nil, errors.New("no backend address")
 	}
 	p := &lb.Pool{Name: name}
-	return p, p.Update(servers)
+	if err := p.Update(servers); err != nil {
+		return nil, err
+	}
+	return p, nil
 }

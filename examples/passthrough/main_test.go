@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lbkit/lbkit/internal/demo"
 	"github.com/lbkit/lbkit/internal/testutil"
+	"github.com/lbkit/lbkit/lb/demo"
 )
 
 func TestPassthroughExample(t *testing.T) {
@@ -24,7 +24,14 @@ func TestPassthroughExample(t *testing.T) {
 	go func() {
 		done <- run(ctx, "127.0.0.1:0", "", "", func(a string, ca *demo.CA) { rc <- ready{a, ca} })
 	}()
-	r := <-rc
+	var r ready
+	select {
+	case r = <-rc:
+	case err := <-done:
+		t.Fatalf("run ended before serving: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the example did not start serving")
+	}
 	tests := []struct{ sni, want string }{
 		{"a.localhost", "hello from a.localhost\n"},
 		{"b.localhost", "hello from b.localhost\n"},

@@ -27,10 +27,12 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
-	"github.com/lbkit/lbkit/internal/demo"
 	"github.com/lbkit/lbkit/lb"
 )
 
@@ -40,7 +42,7 @@ func main() {
 	trusted := flag.String("trusted", "127.0.0.0/8", "comma-separated networks allowed to send PROXY headers to -listen-proxied")
 	flag.Parse()
 
-	ctx, stop := demo.SignalContext()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, *listen, *proxied, *trusted, func(direct, behind string) {
 		fmt.Printf("direct clients: curl http://%s/\nbehind a load balancer: curl --haproxy-protocol http://%s/\n", direct, behind)

@@ -12,16 +12,21 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/lbkit/lbkit/balancer"
-	"github.com/lbkit/lbkit/internal/demo"
 	"github.com/lbkit/lbkit/lb"
+	"github.com/lbkit/lbkit/lb/demo"
 )
 
 func main() {
@@ -30,7 +35,7 @@ func main() {
 	algorithm := flag.String("algorithm", "roundrobin", "balancing algorithm: "+fmt.Sprint(balancer.Names()))
 	flag.Parse()
 
-	ctx, stop := demo.SignalContext()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, *listen, *backends, *algorithm, func(addr string) {
 		fmt.Printf("load balancer on http://%s/\n", addr)
@@ -45,14 +50,23 @@ func run(ctx context.Context, listen, backends, algorithm string, ready func(add
 		// The demo backends outlive ctx so that draining requests reach them.
 		bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		defer cancel()
-		var err error
-		if backends, err = demo.HTTPBackends(bctx, 3); err != nil {
+		addrs, err := demo.HTTPBackends(bctx, 3)
+		if err != nil {
 			return err
 		}
+		backends = strings.Join(addrs, ",")
 		fmt.Printf("started demo backends on %s\n", backends)
 	}
-	pool, err := demo.Pool("web", backends, algorithm)
+	servers, err := parseServers(backends)
 	if err != nil {
+		return err
+	}
+	algo, err := balancer.ByName(algorithm)
+	if err != nil {
+		return err
+	}
+	pool := &lb.Pool{Name: "web", Balancer: algo}
+	if err := pool.Update(servers); err != nil {
 		return err
 	}
 	proxy := &lb.ReverseProxy{Pool: pool}
@@ -63,4 +77,23 @@ func run(ctx context.Context, listen, backends, algorithm string, ready func(add
 	}
 	ready(ln.Addr().String())
 	return lb.Serve(ctx, srv, ln, 10*time.Second, proxy)
+}
+
+// parseServers turns a comma-separated address list into Pool servers named
+// after their position (s1, s2, ...).
+func parseServers(list string) ([]lb.Server, error) {
+	var servers []lb.Server
+	for i, addr := range strings.Split(list, ",") {
+		if addr = strings.TrimSpace(addr); addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("backend %q: %w", addr, err)
+		}
+		servers = append(servers, lb.Server{Name: fmt.Sprintf("s%d", i+1), Addr: addr})
+	}
+	if len(servers) == 0 {
+		return nil, errors.New("no backend address")
+	}
+	return servers, nil
 }

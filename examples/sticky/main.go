@@ -30,10 +30,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
 	"time"
 
-	"github.com/lbkit/lbkit/internal/demo"
 	"github.com/lbkit/lbkit/lb"
+	"github.com/lbkit/lbkit/lb/demo"
 	"github.com/lbkit/lbkit/sticky"
 )
 
@@ -51,7 +55,7 @@ func main() {
 	flag.StringVar(&cfg.secret, "secret", "", "hex-encoded cookie key (at least 16 bytes); empty generates one")
 	flag.Parse()
 
-	ctx, stop := demo.SignalContext()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, cfg, func(addr, admin string) {
 		fmt.Printf("load balancer on http://%s/\n", addr)
@@ -88,17 +92,22 @@ func run(ctx context.Context, cfg config, ready func(addr, admin string)) error 
 		// The demo backends outlive ctx so that draining requests reach them.
 		bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		defer cancel()
-		var err error
-		if backends, err = demo.HTTPBackends(bctx, 3); err != nil {
+		addrs, err := demo.HTTPBackends(bctx, 3)
+		if err != nil {
 			return err
 		}
+		backends = strings.Join(addrs, ",")
 		fmt.Printf("started demo backends on %s\n", backends)
 	}
-	pool, err := demo.Pool("web", backends, "roundrobin")
-	if err != nil {
+	var servers []lb.Server
+	for i, addr := range strings.Split(backends, ",") {
+		servers = append(servers, lb.Server{Name: fmt.Sprintf("s%d", i+1), Addr: strings.TrimSpace(addr)})
+	}
+	// The Affinity is set before the first request.
+	pool := &lb.Pool{Name: "web", Affinity: ck}
+	if err := pool.Update(servers); err != nil {
 		return err
 	}
-	pool.Affinity = ck // before the first request
 	proxy := &lb.ReverseProxy{Pool: pool}
 	srv := &http.Server{Handler: proxy, ReadHeaderTimeout: 10 * time.Second}
 	ln, err := net.Listen("tcp", cfg.listen)

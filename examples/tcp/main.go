@@ -11,15 +11,20 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
 	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/lbkit/lbkit/balancer"
-	"github.com/lbkit/lbkit/internal/demo"
 	"github.com/lbkit/lbkit/lb"
+	"github.com/lbkit/lbkit/lb/demo"
 )
 
 func main() {
@@ -28,7 +33,7 @@ func main() {
 	algorithm := flag.String("algorithm", "leastconn", "balancing algorithm: "+fmt.Sprint(balancer.Names()))
 	flag.Parse()
 
-	ctx, stop := demo.SignalContext()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, *listen, *backends, *algorithm, func(addr string) {
 		fmt.Printf("TCP load balancer on %s\n", addr)
@@ -37,18 +42,28 @@ func main() {
 	}
 }
 
+// run serves until ctx is done; ready is told the address it serves on.
 func run(ctx context.Context, listen, backends, algorithm string, ready func(addr string)) error {
 	if backends == "" {
 		bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		defer cancel()
-		var err error
-		if backends, err = demo.TCPBackends(bctx, 3); err != nil {
+		addrs, err := demo.TCPBackends(bctx, 3)
+		if err != nil {
 			return err
 		}
+		backends = strings.Join(addrs, ",")
 		fmt.Printf("started demo servers on %s\n", backends)
 	}
-	pool, err := demo.Pool("tcp", backends, algorithm)
+	servers, err := parseServers(backends)
 	if err != nil {
+		return err
+	}
+	algo, err := balancer.ByName(algorithm)
+	if err != nil {
+		return err
+	}
+	pool := &lb.Pool{Name: "tcp", Balancer: algo}
+	if err := pool.Update(servers); err != nil {
 		return err
 	}
 	ln, err := net.Listen("tcp", listen)
@@ -57,4 +72,23 @@ func run(ctx context.Context, listen, backends, algorithm string, ready func(add
 	}
 	ready(ln.Addr().String())
 	return lb.Serve(ctx, &lb.ConnServer{Name: "tcp", Backend: pool}, ln, 30*time.Second)
+}
+
+// parseServers turns a comma-separated address list into Pool servers named
+// after their position (s1, s2, ...).
+func parseServers(list string) ([]lb.Server, error) {
+	var servers []lb.Server
+	for i, addr := range strings.Split(list, ",") {
+		if addr = strings.TrimSpace(addr); addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("backend %q: %w", addr, err)
+		}
+		servers = append(servers, lb.Server{Name: fmt.Sprintf("s%d", i+1), Addr: addr})
+	}
+	if len(servers) == 0 {
+		return nil, errors.New("no backend address")
+	}
+	return servers, nil
 }

@@ -17,7 +17,14 @@ func TestTCPExample(t *testing.T) {
 	addrc := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, "127.0.0.1:0", "", "roundrobin", func(a string) { addrc <- a }) }()
-	addr := <-addrc
+	var addr string
+	select {
+	case addr = <-addrc:
+	case err := <-done:
+		t.Fatalf("run ended before serving: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the example did not start serving")
+	}
 	seen := map[string]bool{}
 	for range 6 {
 		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
@@ -42,7 +49,12 @@ func TestTCPExample(t *testing.T) {
 		t.Fatalf("connections reached %v, want all three demo servers", seen)
 	}
 	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(40 * time.Second): // past the 30 s grace
+		t.Fatal("run did not return after ctx was done")
 	}
 }
