@@ -19,13 +19,6 @@ type HealthSetter interface {
 	SetHealth(name string, st State, reason string) bool
 }
 
-// SetHealth records a health check verdict for the named server, like
-// SetState, but leaves a server in StateMaintenance alone: maintenance is
-// the host's decision, and only SetState ends it. Part of HealthSetter.
-func (p *Pool) SetHealth(name string, st State, reason string) bool {
-	return p.setState(name, st, reason, true)
-}
-
 // sessionSet holds the stop functions of a server's open sessions.
 type sessionSet struct {
 	mu sync.Mutex
