@@ -19,7 +19,7 @@
 //   - Redis: optional AUTH, then PING must get +PONG.
 //   - LDAP: an anonymous LDAPv3 bind must succeed.
 //
-// Every probe connects through Target.Dial, which applies the check port
+// Every probe connects through Target.Connect, which applies the check port
 // (Monitor.Port, or the "check-port" entry of the server's Meta), the
 // Monitor's timeout and, when the servers expect PROXY protocol, a LOCAL
 // header (Monitor.ProxyHeader, normally the Pool's ProxyHeader). The

@@ -103,7 +103,7 @@ type Monitor struct {
 	// servers expecting PROXY protocol get a LOCAL header.
 	ProxyHeader lb.HeaderFunc
 	// Dial opens check connections. Nil means a net.Dialer.
-	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	Dial lb.DialFunc
 
 	// Passive configures passive checks; the zero value disables them.
 	Passive Passive
@@ -315,7 +315,7 @@ func (w *watch) dispatch(ctx context.Context, now time.Time) time.Duration {
 }
 
 func (w *watch) target(e *entry) Target {
-	return Target{Pool: w.pool, Server: e.srv, Addr: e.addr, Header: w.m.ProxyHeader, DialFunc: w.m.Dial}
+	return Target{Pool: w.pool, Server: e.srv, Addr: e.addr, ProxyHeader: w.m.ProxyHeader, Dial: w.m.Dial}
 }
 
 // check runs one probe and hands the result to the watch goroutine.

@@ -104,6 +104,11 @@ type Affinity interface {
 	Pin(info PickInfo, s *Server)
 }
 
+// DialFunc opens a connection to addr on the named network, as
+// net.Dialer.DialContext does, within ctx. Pool.Dial is one; a ReverseProxy
+// hands one to NewTransport.
+type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
 // HeaderFunc writes a preamble, such as a PROXY protocol header, at the start
 // of every new connection to server s, before any TLS to the server. info
 // describes the client connection on whose behalf the connection is opened.

@@ -68,7 +68,7 @@ type Pool struct {
 
 	// Dial opens connections to servers. Nil means a net.Dialer. The
 	// context carries the connect timeout.
-	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	Dial DialFunc
 
 	// ProxyHeader, when set, is written first on every new server connection
 	// (PROXY protocol).

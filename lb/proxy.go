@@ -87,7 +87,7 @@ type ReverseProxy struct {
 	// connections. Nil means lbkit's HTTP/1.1 engine with a tuned
 	// http.Transport for what it does not handle (see ReverseProxy), which
 	// ServerTransport builds, also for hooks that wrap it.
-	NewTransport func(p *Pool, dial func(ctx context.Context, network, addr string) (net.Conn, error)) http.RoundTripper
+	NewTransport func(p *Pool, dial DialFunc) http.RoundTripper
 
 	// Fallback serves requests when the Pool has no pickable server. Nil
 	// means a 503 response.
@@ -263,7 +263,7 @@ func (p *ReverseProxy) transport(pool *Pool) http.RoundTripper {
 
 // newTransport builds a RoundTripper to the servers of pool that dials
 // with dial: NewTransport's, else ServerTransport's.
-func (p *ReverseProxy) newTransport(pool *Pool, dial func(ctx context.Context, network, addr string) (net.Conn, error)) http.RoundTripper {
+func (p *ReverseProxy) newTransport(pool *Pool, dial DialFunc) http.RoundTripper {
 	if p.NewTransport != nil {
 		return p.NewTransport(pool, dial)
 	}
@@ -279,7 +279,7 @@ func (p *ReverseProxy) newTransport(pool *Pool, dial func(ctx context.Context, n
 // (nil means TLSClientConfig). NewTransport hooks use it to keep the engine
 // while arranging connections their own way, for instance one transport per
 // TLS server name.
-func (p *ReverseProxy) ServerTransport(dial func(ctx context.Context, network, addr string) (net.Conn, error), tlsConfig *tls.Config) http.RoundTripper {
+func (p *ReverseProxy) ServerTransport(dial DialFunc, tlsConfig *tls.Config) http.RoundTripper {
 	if tlsConfig == nil {
 		tlsConfig = p.TLSClientConfig
 	}
@@ -292,7 +292,7 @@ func (p *ReverseProxy) ServerTransport(dial func(ctx context.Context, network, a
 
 // httpTransport builds the tuned http.Transport to servers that dials with
 // dial.
-func (p *ReverseProxy) httpTransport(dial func(ctx context.Context, network, addr string) (net.Conn, error), tlsConfig *tls.Config) *http.Transport {
+func (p *ReverseProxy) httpTransport(dial DialFunc, tlsConfig *tls.Config) *http.Transport {
 	timeout := p.ServerTimeout
 	if timeout <= 0 {
 		timeout = DefaultServerTimeout
