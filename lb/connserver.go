@@ -18,7 +18,7 @@ var ErrServerClosed = http.ErrServerClosed
 
 // DefaultHandshakeTimeout bounds the time a ConnServer gives a new connection
 // to produce what its Backend chain peeks at (a ClientHello) before it is
-// handed on.
+// handed on, and a TLS handshake that an adapter runs (tlsmode.Offload).
 const DefaultHandshakeTimeout = 10 * time.Second
 
 // ConnServer is the L4 frontend: it accepts connections on listeners and

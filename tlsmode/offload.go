@@ -10,10 +10,6 @@ import (
 	"github.com/lbkit/lbkit/lb"
 )
 
-// DefaultHandshakeTimeout bounds a TLS handshake that Offload runs, when
-// the connection has no earlier deadline.
-const DefaultHandshakeTimeout = 10 * time.Second
-
 // Config describes the TLS a frontend terminates. The zero value is not
 // usable: set Certificates or GetCertificate.
 type Config struct {
@@ -97,8 +93,8 @@ type OffloadBackend struct {
 	Config *tls.Config
 	// Next serves the decrypted connections.
 	Next lb.Backend
-	// HandshakeTimeout bounds each handshake. Zero means
-	// DefaultHandshakeTimeout.
+	// HandshakeTimeout bounds each handshake, when the connection has no
+	// earlier deadline. Zero means lb.DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
 	// Logger receives failed handshakes at Debug level; nil means
 	// slog.Default().
@@ -111,7 +107,7 @@ func (o *OffloadBackend) ServeConn(ctx context.Context, c *lb.Conn) {
 	tc := tls.Server(c, o.Config)
 	timeout := o.HandshakeTimeout
 	if timeout <= 0 {
-		timeout = DefaultHandshakeTimeout
+		timeout = lb.DefaultHandshakeTimeout
 	}
 	hctx, cancel := context.WithTimeout(ctx, timeout)
 	err := tc.HandshakeContext(hctx)
