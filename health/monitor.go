@@ -492,31 +492,52 @@ func (m *Monitor) initial() lb.State {
 	return lb.StateUp
 }
 
+// intervalFor is the wait before the next check of a server in state st.
 func (m *Monitor) intervalFor(st lb.State) time.Duration {
 	switch st {
 	case lb.StateUp:
-		return orDefault(m.Interval, DefaultInterval)
+		return m.interval()
 	case lb.StateDown:
-		if m.DownInterval > 0 {
-			return m.DownInterval
-		}
+		return m.downInterval()
 	}
-	return orDefault(m.TransientInterval, DefaultTransientInterval)
+	return m.transientInterval()
 }
 
+// jitter shortens d by a random share of it, up to jitterShare.
 func (m *Monitor) jitter(d time.Duration) time.Duration {
-	j := m.Jitter
-	if j == 0 {
-		j = DefaultJitter
-	}
-	if j < 0 || d <= 0 {
+	j := m.jitterShare()
+	if j == 0 || d <= 0 {
 		return d
 	}
-	j = min(j, 1)
 	return d - time.Duration(rand.Float64()*j*float64(d))
 }
 
+// The accessors below resolve the defaults of the Monitor's fields, each in
+// one place.
+
+func (m *Monitor) interval() time.Duration { return orDefault(m.Interval, DefaultInterval) }
+
+func (m *Monitor) transientInterval() time.Duration {
+	return orDefault(m.TransientInterval, DefaultTransientInterval)
+}
+
+func (m *Monitor) downInterval() time.Duration {
+	return orDefault(m.DownInterval, m.transientInterval())
+}
+
+// jitterShare is Jitter with its default applied, in [0, 1]; 0 for none.
+func (m *Monitor) jitterShare() float64 {
+	switch {
+	case m.Jitter == 0:
+		return DefaultJitter
+	case m.Jitter < 0:
+		return 0
+	}
+	return min(m.Jitter, 1)
+}
+
 func (m *Monitor) timeout() time.Duration { return orDefault(m.Timeout, DefaultTimeout) }
+
 func (m *Monitor) backoff() time.Duration {
 	return orDefault(m.Passive.Backoff, DefaultPassiveBackoff)
 }

@@ -170,10 +170,7 @@ func (p *Pool) derive(snap *Snapshot, keep func(*Server) bool) *Snapshot {
 // acquireSlow handles a chosen server at its MaxConns: pick among servers
 // with room, else queue. A client pinned to a full server waits for it.
 func (p *Pool) acquireSlow(ctx context.Context, snap *Snapshot, info PickInfo, full *Server, sticky bool) (*Server, error) {
-	timeout := p.QueueTimeout
-	if timeout <= 0 {
-		timeout = DefaultQueueTimeout
-	}
+	timeout := p.queueTimeout()
 	var deadline <-chan time.Time
 	p.queued.Add(1)
 	defer p.queued.Add(-1)

@@ -15,10 +15,7 @@ import (
 // attempts on other servers. info describes the client for the PROXY header;
 // it may be nil.
 func (p *Pool) connect(ctx context.Context, pi PickInfo, info *ConnInfo) (net.Conn, Lease, error) {
-	retries := p.Retries
-	if retries == 0 {
-		retries = DefaultRetries
-	}
+	retries := p.retries()
 	for attempt := 0; ; attempt++ {
 		lease, err := p.Acquire(ctx, pi)
 		if err != nil {
@@ -43,11 +40,7 @@ func (p *Pool) connect(ctx context.Context, pi PickInfo, info *ConnInfo) (net.Co
 // connect timeout.
 // Unless plain, it then runs the TLS handshake of Pool.TLS.
 func (p *Pool) dial(ctx context.Context, s *Server, info *ConnInfo, plain bool) (net.Conn, error) {
-	timeout := p.ConnectTimeout
-	if timeout <= 0 {
-		timeout = DefaultConnectTimeout
-	}
-	dctx, cancel := context.WithTimeout(ctx, timeout)
+	dctx, cancel := context.WithTimeout(ctx, p.connectTimeout())
 	defer cancel()
 	var c net.Conn
 	var err error

@@ -406,6 +406,46 @@ func (s poolSet) Name() string { return s.Pool.Name }
 // AsServerSet returns p as a ServerSet, for running a HealthChecker by hand.
 func (p *Pool) AsServerSet() ServerSet { return poolSet{p} }
 
+// The accessors below resolve the defaults of the Pool's fields, each in one
+// place.
+
+// retries is how many times a failed connection attempt is retried: Retries
+// with its default applied, 0 for none.
+func (p *Pool) retries() int {
+	switch {
+	case p.Retries == 0:
+		return DefaultRetries
+	case p.Retries < 0:
+		return 0
+	}
+	return p.Retries
+}
+
+func (p *Pool) connectTimeout() time.Duration {
+	if p.ConnectTimeout > 0 {
+		return p.ConnectTimeout
+	}
+	return DefaultConnectTimeout
+}
+
+// tunnelTimeout is TunnelTimeout with its default applied, 0 for never.
+func (p *Pool) tunnelTimeout() time.Duration {
+	switch {
+	case p.TunnelTimeout == 0:
+		return DefaultTunnelTimeout
+	case p.TunnelTimeout < 0:
+		return 0
+	}
+	return p.TunnelTimeout
+}
+
+func (p *Pool) queueTimeout() time.Duration {
+	if p.QueueTimeout > 0 {
+		return p.QueueTimeout
+	}
+	return DefaultQueueTimeout
+}
+
 func (p *Pool) logger() *slog.Logger {
 	if p.Logger != nil {
 		return p.Logger

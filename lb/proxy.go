@@ -293,15 +293,11 @@ func (p *ReverseProxy) ServerTransport(dial DialFunc, tlsConfig *tls.Config) htt
 // httpTransport builds the tuned http.Transport to servers that dials with
 // dial.
 func (p *ReverseProxy) httpTransport(dial DialFunc, tlsConfig *tls.Config) *http.Transport {
-	timeout := p.ServerTimeout
-	if timeout <= 0 {
-		timeout = DefaultServerTimeout
-	}
 	return &http.Transport{
 		DialContext:           dial,
 		MaxIdleConnsPerHost:   h1MaxIdlePerHost,
 		IdleConnTimeout:       h1IdleTimeout,
-		ResponseHeaderTimeout: timeout,
+		ResponseHeaderTimeout: p.serverTimeout(),
 		DisableCompression:    true,
 		WriteBufferSize:       h1BufferSize,
 		ReadBufferSize:        h1BufferSize,
@@ -331,6 +327,14 @@ func (p *ReverseProxy) Close() error {
 // ActiveStreams reports the upgraded streams in progress.
 func (p *ReverseProxy) ActiveStreams() int { return p.streams.len() }
 
+// serverTimeout is ServerTimeout with its default applied.
+func (p *ReverseProxy) serverTimeout() time.Duration {
+	if p.ServerTimeout > 0 {
+		return p.ServerTimeout
+	}
+	return DefaultServerTimeout
+}
+
 func (p *ReverseProxy) logger() *slog.Logger {
 	if p.Logger != nil {
 		return p.Logger
@@ -353,10 +357,7 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if ap, err := netip.ParseAddrPort(req.RemoteAddr); err == nil {
 		info.Client = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	}
-	retries := t.pool.Retries
-	if retries == 0 {
-		retries = DefaultRetries
-	}
+	retries := t.pool.retries()
 	var body *replayableBody
 	if req.Body != nil && req.Body != http.NoBody && retries > 0 {
 		body = &replayableBody{rc: req.Body}

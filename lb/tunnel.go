@@ -26,16 +26,10 @@ func (p *Pool) ServeConn(ctx context.Context, c *Conn) {
 		c.Close()
 		return
 	}
-	idle := p.TunnelTimeout
-	if idle == 0 {
-		idle = DefaultTunnelTimeout
-	} else if idle < 0 {
-		idle = 0
-	}
 	c.SetReadDeadline(time.Time{}) // the frontend's handshake deadline
 	client, pending := unwrapConn(c)
 	sctx, done := p.sessionContext(ctx, lease.Server)
-	up, down, err := pipe.Proxy(sctx, client, sc, pipe.Options{Idle: idle, ClientPending: pending})
+	up, down, err := pipe.Proxy(sctx, client, sc, pipe.Options{Idle: p.tunnelTimeout(), ClientPending: pending})
 	done()
 	lease.Done(Outcome{Err: err, Sent: up, Received: down})
 }

@@ -105,11 +105,7 @@ type OffloadBackend struct {
 // Next.
 func (o *OffloadBackend) ServeConn(ctx context.Context, c *lb.Conn) {
 	tc := tls.Server(c, o.Config)
-	timeout := o.HandshakeTimeout
-	if timeout <= 0 {
-		timeout = lb.DefaultHandshakeTimeout
-	}
-	hctx, cancel := context.WithTimeout(ctx, timeout)
+	hctx, cancel := context.WithTimeout(ctx, o.handshakeTimeout())
 	err := tc.HandshakeContext(hctx)
 	cancel()
 	if err != nil {
@@ -126,6 +122,13 @@ func (o *OffloadBackend) ServeConn(ctx context.Context, c *lb.Conn) {
 		tcc.Info.ALPN = []string{st.NegotiatedProtocol}
 	}
 	o.Next.ServeConn(ctx, tcc)
+}
+
+func (o *OffloadBackend) handshakeTimeout() time.Duration {
+	if o.HandshakeTimeout > 0 {
+		return o.HandshakeTimeout
+	}
+	return lb.DefaultHandshakeTimeout
 }
 
 func logger(l *slog.Logger) *slog.Logger {
