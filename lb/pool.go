@@ -54,16 +54,19 @@ type Pool struct {
 	// package has smooth round robin, least connections and others.
 	Balancer Balancer
 
-	// HealthChecker, when set, is started by Run and reports server health
-	// through SetState. If it implements Observer it also sees every Outcome.
+	// HealthChecker, when set, is started by Run, watches the pool as a
+	// ServerSet and reports server health through SetHealth; it connects
+	// to the servers as the pool does (Dial, ProxyHeader) and starts from
+	// InitialState. If it implements Observer it also sees every Outcome.
 	HealthChecker HealthChecker
 
 	// Affinity, when set, pins clients to servers (sticky sessions).
 	Affinity Affinity
 
-	// InitialState is the state of a server when it first joins the pool.
-	// The zero value, StateUp, makes new servers pickable until a health
-	// check says otherwise; StateDown keeps them out until a check passes.
+	// InitialState is the state of a server when it first joins the pool,
+	// for the pool and its HealthChecker alike. The zero value, StateUp,
+	// makes new servers pickable until a health check says otherwise;
+	// StateDown keeps them out until a check passes.
 	InitialState State
 
 	// Dial opens connections to servers. Nil means a net.Dialer. The
@@ -301,6 +304,18 @@ func (p *Pool) Snapshot() *Snapshot {
 	return &Snapshot{}
 }
 
+// *Pool is the ServerSet its HealthChecker watches.
+var _ ServerSet = (*Pool)(nil)
+
+// PoolName returns p.Name. Part of ServerSet.
+func (p *Pool) PoolName() string { return p.Name }
+
+// CheckConfig returns the pool's Dial, ProxyHeader and InitialState, for
+// health checks that connect as the pool does. Part of ServerSet.
+func (p *Pool) CheckConfig() CheckConfig {
+	return CheckConfig{Dial: p.Dial, ProxyHeader: p.ProxyHeader, InitialState: p.InitialState}
+}
+
 // Members returns every configured server in configuration order and a
 // channel closed at the next change of membership. Part of ServerSet.
 func (p *Pool) Members() ([]*Server, <-chan struct{}) {
@@ -390,21 +405,12 @@ func statusOf(name, addr string, weight int, backup bool, rt *serverRuntime) Ser
 // HealthChecker it just waits for ctx. It returns nil.
 func (p *Pool) Run(ctx context.Context) error {
 	if p.HealthChecker != nil {
-		p.HealthChecker.Watch(ctx, poolSet{p})
+		p.HealthChecker.Watch(ctx, p)
 		return nil
 	}
 	<-ctx.Done()
 	return nil
 }
-
-// poolSet adapts Pool to ServerSet without exporting a Name method that
-// would clash with the Name field.
-type poolSet struct{ *Pool }
-
-func (s poolSet) Name() string { return s.Pool.Name }
-
-// AsServerSet returns p as a ServerSet, for running a HealthChecker by hand.
-func (p *Pool) AsServerSet() ServerSet { return poolSet{p} }
 
 // The accessors below resolve the defaults of the Pool's fields, each in one
 // place.

@@ -7,16 +7,17 @@ import (
 	"time"
 )
 
-// SetState records the health of the named server and the reason of its
-// last failed check. Part of ServerSet; host programs use it too, to put a
-// server in or out of maintenance.
+// SetState records the state of the named server and a reason for it. Host
+// programs use it to put a server in or out of maintenance; it overrides
+// what health checks said, until their next verdict. It reports false when
+// no server has that name.
 func (p *Pool) SetState(name string, st State, reason string) bool {
 	return p.setState(name, st, reason, false)
 }
 
 // SetHealth records a health check verdict for the named server, like
 // SetState, but leaves a server in StateMaintenance alone: maintenance is
-// the host's decision, and only SetState ends it. Part of HealthSetter.
+// the host's decision, and only SetState ends it. Part of ServerSet.
 func (p *Pool) SetHealth(name string, st State, reason string) bool {
 	return p.setState(name, st, reason, true)
 }

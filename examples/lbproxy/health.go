@@ -5,12 +5,10 @@ import (
 	"crypto/tls"
 	"flag"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
 	"github.com/lbkit/lbkit/health"
-	"github.com/lbkit/lbkit/lb"
 )
 
 // The health feature: active checks of the servers (-health KIND[:ARG]),
@@ -46,21 +44,14 @@ func (h *healthFeature) apply(s *stack) error {
 	if err != nil {
 		return err
 	}
-	pool := s.pool
+	// Checks dial as the pool does and send the LOCAL form of whatever
+	// PROXY header it writes, read when the pool runs, after every feature
+	// applied.
 	s.pool.HealthChecker = &health.Monitor{
 		Probe:             probe,
 		Interval:          h.interval,
 		TransientInterval: min(health.DefaultTransientInterval, h.interval),
-		// Whatever PROXY header the pool ends up writing, checks send its
-		// LOCAL form; read at check time, after every feature applied.
-		ProxyHeader: func(w io.Writer, info *lb.ConnInfo, srv *lb.Server) error {
-			if pool.ProxyHeader == nil {
-				return nil
-			}
-			return pool.ProxyHeader(w, info, srv)
-		},
-		Dial:   pool.Dial,
-		Logger: s.logger,
+		Logger:            s.logger,
 	}
 	return nil
 }
