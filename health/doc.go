@@ -19,10 +19,10 @@
 //   - Redis: optional AUTH, then PING must get +PONG.
 //   - LDAP: an anonymous LDAPv3 bind must succeed.
 //
-// Every probe connects through Target.Dial, which applies the check port
+// Every probe connects through Target.Connect, which applies the check port
 // (Monitor.Port, or the "check-port" entry of the server's Meta), the
-// Monitor's timeout and, when the servers expect PROXY protocol, a LOCAL
-// header (Monitor.ProxyHeader, normally the Pool's ProxyHeader). The
+// Monitor's timeout, the Pool's Dial and, when the Pool has a ProxyHeader,
+// its LOCAL form (unless Monitor.NoProxyHeader). The
 // protocol parsers are written for these handshakes alone: they read at most
 // a few kilobytes, check every length and never take another protocol for
 // theirs.
@@ -31,8 +31,8 @@
 // consecutive failures, up after 2 consecutive passes, 0.5 s between checks
 // while a server changes state (and while it is down, so that a recovered
 // server is back within about a second), each wait shortened by up to 10%
-// of jitter. The initial state is explicit (InitialState); maintenance and
-// draining remain the host's decisions.
+// of jitter. The initial state is the Pool's explicit InitialState;
+// maintenance and draining remain the host's decisions.
 //
 // Passive checks: as an lb.Observer the Monitor sees how real traffic ends.
 // Passive.Failures consecutive connection failures or 5xx responses eject a

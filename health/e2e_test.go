@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -99,19 +100,26 @@ func waitState(t *testing.T, p *lb.Pool, name string, within time.Duration, ok f
 }
 
 // TestProxyHeaderAndCheckPort checks through a Monitor that the check
-// connection starts with a PROXY v2 LOCAL header, on the check port.
+// connection is opened with the pool's Dial and starts with the LOCAL form
+// of the pool's PROXY header, on the check port.
 func TestProxyHeaderAndCheckPort(t *testing.T) {
 	testutil.CheckLeaks(t)
 	srv := startProxyServer(t)
 	_, port, _ := net.SplitHostPort(srv.addr)
 	closed := testutil.ClosedAddr(t)
 	m := &health.Monitor{
-		Probe:        health.TCP{Send: []byte("PING\r\n"), Expect: []byte("+PONG\r\n")},
-		ProxyHeader:  localHeader(t),
-		Interval:     50 * time.Millisecond,
-		InitialState: lb.StateDown,
+		Probe:    health.TCP{Send: []byte("PING\r\n"), Expect: []byte("+PONG\r\n")},
+		Interval: 50 * time.Millisecond,
 	}
-	pool := &lb.Pool{Name: "p", HealthChecker: m, InitialState: lb.StateGoingUp}
+	var dials atomic.Int64
+	pool := &lb.Pool{
+		Name: "p", HealthChecker: m, ProxyHeader: localHeader(t), InitialState: lb.StateDown,
+		Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			dials.Add(1)
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		},
+	}
 	err := pool.Update([]lb.Server{
 		{Name: "meta", Addr: closed, Meta: map[string]string{health.MetaCheckPort: port}},
 		{Name: "plain", Addr: closed},
@@ -139,6 +147,52 @@ func TestProxyHeaderAndCheckPort(t *testing.T) {
 			t.Fatalf("PROXY command %v, want LOCAL", c)
 		}
 	}
+	if dials.Load() == 0 {
+		t.Fatal("checks did not dial through the pool's Dial")
+	}
+}
+
+// TestNoProxyHeader checks that a Monitor with NoProxyHeader leaves the
+// pool's PROXY header off its checks: a server that does not speak PROXY
+// protocol passes them.
+func TestNoProxyHeader(t *testing.T) {
+	testutil.CheckLeaks(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.SetDeadline(time.Now().Add(2 * time.Second))
+			buf := make([]byte, 6)
+			if _, err := io.ReadFull(c, buf); err == nil && string(buf) == "PING\r\n" {
+				c.Write([]byte("+PONG\r\n"))
+			}
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	m := &health.Monitor{
+		Probe:         health.TCP{Send: []byte("PING\r\n"), Expect: []byte("+PONG\r\n")},
+		Interval:      50 * time.Millisecond,
+		NoProxyHeader: true,
+	}
+	pool := &lb.Pool{Name: "p", HealthChecker: m, ProxyHeader: localHeader(t), InitialState: lb.StateDown}
+	if err := pool.Update([]lb.Server{{Name: "a", Addr: ln.Addr().String()}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); pool.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitState(t, pool, "a", 3*time.Second, func(s lb.State) bool { return s == lb.StateUp })
 }
 
 // TestKilledServerLeavesAndReturns runs a Pool with a Monitor over real

@@ -37,13 +37,13 @@ func ExampleMonitor() {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer srv.Close()
 	mon := &health.Monitor{
-		Probe:        health.TCP{},
-		Interval:     50 * time.Millisecond,
-		InitialState: lb.StateDown, // no traffic before a check passes
+		Probe:    health.TCP{},
+		Interval: 50 * time.Millisecond,
 		OnChange: func(e health.Event) {
 			fmt.Printf("%s/%s: %s -> %s\n", e.Pool, e.Server, e.From, e.To)
 		},
 	}
+	// No traffic before a check passes, which the Monitor reports.
 	pool := &lb.Pool{Name: "web", HealthChecker: mon, InitialState: lb.StateDown}
 	pool.Update([]lb.Server{{Name: "app1", Addr: strings.TrimPrefix(srv.URL, "http://")}})
 

@@ -47,7 +47,7 @@ func (p HTTP) Check(ctx context.Context, t Target) error {
 	if p.TLS != nil {
 		scheme = "https"
 	}
-	c, err := t.Dial(ctx)
+	c, err := t.Connect(ctx)
 	if err != nil {
 		return fmt.Errorf("%s: %w", scheme, err)
 	}

@@ -23,7 +23,7 @@ const maxLDAPMessage = 16 << 10
 
 // Check implements Probe.
 func (LDAP) Check(ctx context.Context, t Target) error {
-	c, err := t.Dial(ctx)
+	c, err := t.Connect(ctx)
 	if err != nil {
 		return fmt.Errorf("ldap: %w", err)
 	}

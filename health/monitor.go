@@ -31,13 +31,20 @@ const (
 const MetaCheckPort = "check-port"
 
 // ReasonPending is the reason reported for a server kept down until its first
-// check passes (InitialState StateDown).
+// check passes (a pool whose InitialState is lb.StateDown).
 const ReasonPending = "not checked yet"
 
 // Monitor is an lb.HealthChecker: it checks every server of the pools it
-// watches with Probe and reports their state through the pool's SetHealth
-// (or SetState). As an lb.Observer it also ejects servers that fail on real
-// traffic (passive checks).
+// watches with Probe and reports their state through the pool's SetHealth.
+// As an lb.Observer it also ejects servers that fail on real traffic
+// (passive checks).
+//
+// Checks connect as the pool does, with its Dial, and write its ProxyHeader
+// in the LOCAL form (lb.ServerSet.CheckConfig); Port and NoProxyHeader
+// change that for checks. A new server starts in the pool's InitialState:
+// a pickable one (lb.StateUp, the default) stays pickable until a check
+// fails; any other is reported down, with ReasonPending, until a check
+// passes.
 //
 // Each server goes through up, going down, down and going up: an up server
 // that fails a check is going down (still pickable) and is down after Fall
@@ -89,21 +96,14 @@ type Monitor struct {
 	// DefaultConcurrency.
 	Concurrency int
 
-	// InitialState is the state a new server is reported in until its first
-	// verdict: lb.StateUp (the zero value: pickable until a check fails) or
-	// lb.StateDown (out until a check passes, with ReasonPending). It
-	// replaces the Pool's InitialState for the servers the Monitor watches.
-	InitialState lb.State
-
 	// Port, when not zero, is the port checked on every server, unless the
 	// server's Meta has a MetaCheckPort entry.
 	Port int
-	// ProxyHeader, when set, is written first on every check connection,
-	// called with a nil *lb.ConnInfo: set it to the pool's ProxyHeader so
-	// servers expecting PROXY protocol get a LOCAL header.
-	ProxyHeader lb.HeaderFunc
-	// Dial opens check connections. Nil means a net.Dialer.
-	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// NoProxyHeader, when set, leaves the pool's ProxyHeader off check
+	// connections, for servers whose check port does not expect PROXY
+	// protocol. By default checks to a pool with a ProxyHeader start with
+	// its LOCAL form.
+	NoProxyHeader bool
 
 	// Passive configures passive checks; the zero value disables them.
 	Passive Passive
@@ -176,6 +176,7 @@ type watch struct {
 	m       *Monitor
 	set     lb.ServerSet
 	pool    string
+	config  lb.CheckConfig    // the set's, read once
 	entries map[string]*entry // by server name
 	results chan result
 	passive chan *entry
@@ -188,7 +189,7 @@ type watch struct {
 // the checks in flight have ended.
 func (m *Monitor) Watch(ctx context.Context, set lb.ServerSet) {
 	w := &watch{
-		m: m, set: set, pool: set.Name(),
+		m: m, set: set, pool: set.PoolName(), config: set.CheckConfig(),
 		entries: make(map[string]*entry),
 		results: make(chan result, m.concurrency()),
 		passive: make(chan *entry, 64),
@@ -244,7 +245,7 @@ func (w *watch) sync(members []*lb.Server, now time.Time) {
 			e = nil
 		}
 		if e == nil {
-			e = &entry{w: w, name: s.Name, addr: addr, state: w.m.initial(), next: now}
+			e = &entry{w: w, name: s.Name, addr: addr, state: w.initial(), next: now}
 			w.entries[s.Name] = e
 			reason := ""
 			if e.state == lb.StateDown {
@@ -315,7 +316,20 @@ func (w *watch) dispatch(ctx context.Context, now time.Time) time.Duration {
 }
 
 func (w *watch) target(e *entry) Target {
-	return Target{Pool: w.pool, Server: e.srv, Addr: e.addr, Header: w.m.ProxyHeader, DialFunc: w.m.Dial}
+	t := Target{Pool: w.pool, Server: e.srv, Addr: e.addr, Dial: w.config.Dial}
+	if !w.m.NoProxyHeader {
+		t.ProxyHeader = w.config.ProxyHeader
+	}
+	return t
+}
+
+// initial is the state a new server is reported in until its first verdict:
+// up when the pool's InitialState is pickable, else down.
+func (w *watch) initial() lb.State {
+	if w.config.InitialState.Pickable() {
+		return lb.StateUp
+	}
+	return lb.StateDown
 }
 
 // check runs one probe and hands the result to the watch goroutine.
@@ -404,11 +418,7 @@ func (w *watch) eject(e *entry, now time.Time) {
 }
 
 func (w *watch) report(e *entry) {
-	if hs, ok := w.set.(lb.HealthSetter); ok {
-		hs.SetHealth(e.name, e.state, e.reason)
-		return
-	}
-	w.set.SetState(e.name, e.state, e.reason)
+	w.set.SetHealth(e.name, e.state, e.reason)
 }
 
 func (w *watch) changed(e *entry, from lb.State, passive bool, now time.Time) {
@@ -485,38 +495,52 @@ func (m *Monitor) checkAddr(s *lb.Server) string {
 	return net.JoinHostPort(host, port)
 }
 
-func (m *Monitor) initial() lb.State {
-	if m.InitialState == lb.StateDown {
-		return lb.StateDown
-	}
-	return lb.StateUp
-}
-
+// intervalFor is the wait before the next check of a server in state st.
 func (m *Monitor) intervalFor(st lb.State) time.Duration {
 	switch st {
 	case lb.StateUp:
-		return orDefault(m.Interval, DefaultInterval)
+		return m.interval()
 	case lb.StateDown:
-		if m.DownInterval > 0 {
-			return m.DownInterval
-		}
+		return m.downInterval()
 	}
-	return orDefault(m.TransientInterval, DefaultTransientInterval)
+	return m.transientInterval()
 }
 
+// jitter shortens d by a random share of it, up to jitterShare.
 func (m *Monitor) jitter(d time.Duration) time.Duration {
-	j := m.Jitter
-	if j == 0 {
-		j = DefaultJitter
-	}
-	if j < 0 || d <= 0 {
+	j := m.jitterShare()
+	if j == 0 || d <= 0 {
 		return d
 	}
-	j = min(j, 1)
 	return d - time.Duration(rand.Float64()*j*float64(d))
 }
 
+// The accessors below resolve the defaults of the Monitor's fields, each in
+// one place.
+
+func (m *Monitor) interval() time.Duration { return orDefault(m.Interval, DefaultInterval) }
+
+func (m *Monitor) transientInterval() time.Duration {
+	return orDefault(m.TransientInterval, DefaultTransientInterval)
+}
+
+func (m *Monitor) downInterval() time.Duration {
+	return orDefault(m.DownInterval, m.transientInterval())
+}
+
+// jitterShare is Jitter with its default applied, in [0, 1]; 0 for none.
+func (m *Monitor) jitterShare() float64 {
+	switch {
+	case m.Jitter == 0:
+		return DefaultJitter
+	case m.Jitter < 0:
+		return 0
+	}
+	return min(m.Jitter, 1)
+}
+
 func (m *Monitor) timeout() time.Duration { return orDefault(m.Timeout, DefaultTimeout) }
+
 func (m *Monitor) backoff() time.Duration {
 	return orDefault(m.Passive.Backoff, DefaultPassiveBackoff)
 }

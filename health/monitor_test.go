@@ -111,7 +111,7 @@ func watch(t *testing.T, m *health.Monitor, pool *lb.Pool) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		m.Watch(ctx, pool.AsServerSet())
+		m.Watch(ctx, pool)
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 }
@@ -191,6 +191,7 @@ func TestInitialState(t *testing.T) {
 		{"up and passing", lb.StateUp, false, lb.StateUp, lb.StateUp},
 		{"down until a check passes", lb.StateDown, false, lb.StateDown, lb.StateUp},
 		{"down and failing", lb.StateDown, true, lb.StateDown, lb.StateDown},
+		{"going up: down until a check passes", lb.StateGoingUp, false, lb.StateDown, lb.StateUp},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -199,9 +200,11 @@ func TestInitialState(t *testing.T) {
 				if tc.fail {
 					probe.set("a", errDown)
 				}
-				m := &health.Monitor{Probe: probe, InitialState: tc.initial, Jitter: -1}
-				pool := newPool(t, "p", lb.Server{Name: "a", Addr: "10.0.0.1:80"})
-				pool.SetState("a", lb.StateGoingUp, "the pool's own initial state")
+				m := &health.Monitor{Probe: probe, Jitter: -1}
+				pool := &lb.Pool{Name: "p", InitialState: tc.initial}
+				if err := pool.Update([]lb.Server{{Name: "a", Addr: "10.0.0.1:80"}}); err != nil {
+					t.Fatal(err)
+				}
 				watch(t, m, pool)
 				time.Sleep(50 * time.Millisecond)
 				synctest.Wait()

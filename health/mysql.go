@@ -30,7 +30,7 @@ const (
 
 // Check implements Probe.
 func (p MySQL) Check(ctx context.Context, t Target) error {
-	c, err := t.Dial(ctx)
+	c, err := t.Connect(ctx)
 	if err != nil {
 		return fmt.Errorf("mysql: %w", err)
 	}

@@ -23,7 +23,7 @@ const maxPGMessage = 8 << 10
 
 // Check implements Probe.
 func (p PostgreSQL) Check(ctx context.Context, t Target) error {
-	c, err := t.Dial(ctx)
+	c, err := t.Connect(ctx)
 	if err != nil {
 		return fmt.Errorf("pgsql: %w", err)
 	}

@@ -52,22 +52,22 @@ type Target struct {
 	// Addr is the address to check, "host:port": the server's address with
 	// the check port applied.
 	Addr string
-	// Header, when set, is written first on every connection Dial opens,
-	// called with a nil *lb.ConnInfo: a PROXY v2 LOCAL header for servers
-	// that expect PROXY protocol.
-	Header lb.HeaderFunc
-	// DialFunc opens the connection; nil means a net.Dialer.
-	DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+	// ProxyHeader, when set, is written first on every connection Connect
+	// opens, called with a nil *lb.ConnInfo: a PROXY v2 LOCAL header for
+	// servers that expect PROXY protocol.
+	ProxyHeader lb.HeaderFunc
+	// Dial opens the connection; nil means a net.Dialer.
+	Dial lb.DialFunc
 }
 
-// Dial opens a TCP connection to t.Addr, with ctx's deadline as the
-// connection's deadline, and writes t.Header. Probes use it so that every
-// check honours the check port, the PROXY header and the timeout.
-func (t Target) Dial(ctx context.Context) (net.Conn, error) {
+// Connect opens a TCP connection to t.Addr, with ctx's deadline as the
+// connection's deadline, and writes t.ProxyHeader. Probes use it so that
+// every check honours the check port, the PROXY header and the timeout.
+func (t Target) Connect(ctx context.Context) (net.Conn, error) {
 	var c net.Conn
 	var err error
-	if t.DialFunc != nil {
-		c, err = t.DialFunc(ctx, "tcp", t.Addr)
+	if t.Dial != nil {
+		c, err = t.Dial(ctx, "tcp", t.Addr)
 	} else {
 		var d net.Dialer
 		c, err = d.DialContext(ctx, "tcp", t.Addr)
@@ -78,8 +78,8 @@ func (t Target) Dial(ctx context.Context) (net.Conn, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		c.SetDeadline(dl)
 	}
-	if t.Header != nil {
-		if err := t.Header(c, nil, t.Server); err != nil {
+	if t.ProxyHeader != nil {
+		if err := t.ProxyHeader(c, nil, t.Server); err != nil {
 			c.Close()
 			return nil, fmt.Errorf("proxy header: %w", err)
 		}
@@ -103,7 +103,7 @@ type TCP struct {
 
 // Check implements Probe.
 func (p TCP) Check(ctx context.Context, t Target) error {
-	c, err := t.Dial(ctx)
+	c, err := t.Connect(ctx)
 	if err != nil {
 		return fmt.Errorf("tcp: %w", err)
 	}

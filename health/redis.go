@@ -21,7 +21,7 @@ const maxRedisLine = 512
 
 // Check implements Probe.
 func (p Redis) Check(ctx context.Context, t Target) error {
-	c, err := t.Dial(ctx)
+	c, err := t.Connect(ctx)
 	if err != nil {
 		return fmt.Errorf("redis: %w", err)
 	}

@@ -2,16 +2,10 @@ package lb
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"log/slog"
-	"net"
 	"slices"
-	"sync"
 	"time"
-
-	"github.com/lbkit/lbkit/internal/pipe"
 )
 
 // Lease is one use of a server, from Acquire to Done. It is a small value;
@@ -176,10 +170,7 @@ func (p *Pool) derive(snap *Snapshot, keep func(*Server) bool) *Snapshot {
 // acquireSlow handles a chosen server at its MaxConns: pick among servers
 // with room, else queue. A client pinned to a full server waits for it.
 func (p *Pool) acquireSlow(ctx context.Context, snap *Snapshot, info PickInfo, full *Server, sticky bool) (*Server, error) {
-	timeout := p.QueueTimeout
-	if timeout <= 0 {
-		timeout = DefaultQueueTimeout
-	}
+	timeout := p.queueTimeout()
 	var deadline <-chan time.Time
 	p.queued.Add(1)
 	defer p.queued.Add(-1)
@@ -251,191 +242,4 @@ func allFull(s *Snapshot) bool {
 		}
 	}
 	return true
-}
-
-// connect acquires a server and opens a connection to it, retrying failed
-// attempts on other servers. info describes the client for the PROXY header;
-// it may be nil.
-func (p *Pool) connect(ctx context.Context, pi PickInfo, info *ConnInfo) (net.Conn, Lease, error) {
-	retries := p.Retries
-	if retries == 0 {
-		retries = DefaultRetries
-	}
-	for attempt := 0; ; attempt++ {
-		lease, err := p.Acquire(ctx, pi)
-		if err != nil {
-			return nil, Lease{}, err
-		}
-		c, err := p.dial(ctx, lease.Server, info, false)
-		if err == nil {
-			return c, lease, nil
-		}
-		lease.Done(Outcome{Err: err, Connect: true})
-		p.logger().LogAttrs(ctx, slog.LevelDebug, "connect failed",
-			slog.String("pool", p.Name), slog.String("server", lease.Server.Name),
-			slog.Int("attempt", attempt+1), slog.Any("error", err))
-		if attempt >= retries || ctx.Err() != nil {
-			return nil, Lease{}, err
-		}
-		pi.Avoid = append(pi.Avoid, lease.Server)
-	}
-}
-
-// dial opens one connection to s and writes the PROXY header, within the
-// connect timeout.
-// Unless plain, it then runs the TLS handshake of Pool.TLS.
-func (p *Pool) dial(ctx context.Context, s *Server, info *ConnInfo, plain bool) (net.Conn, error) {
-	timeout := p.ConnectTimeout
-	if timeout <= 0 {
-		timeout = DefaultConnectTimeout
-	}
-	dctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var c net.Conn
-	var err error
-	if p.Dial != nil {
-		c, err = p.Dial(dctx, "tcp", s.Addr)
-	} else {
-		var d net.Dialer
-		c, err = d.DialContext(dctx, "tcp", s.Addr)
-	}
-	if err != nil {
-		return nil, &ConnectError{Server: s.Name, Err: err}
-	}
-	if p.ProxyHeader != nil {
-		deadline, _ := dctx.Deadline()
-		c.SetWriteDeadline(deadline)
-		if err := p.ProxyHeader(c, info, s); err != nil {
-			c.Close()
-			return nil, &ConnectError{Server: s.Name, Err: fmt.Errorf("proxy header: %w", err)}
-		}
-		c.SetWriteDeadline(time.Time{})
-	}
-	if p.TLS != nil && !plain {
-		tc := tls.Client(c, p.clientTLS(info, s))
-		if err := tc.HandshakeContext(dctx); err != nil {
-			c.Close()
-			return nil, &ConnectError{Server: s.Name, Err: fmt.Errorf("tls: %w", err)}
-		}
-		c = tc
-	}
-	return c, nil
-}
-
-// clientTLS returns the TLS configuration for a connection to s: Pool.TLS
-// with the server name chosen as TLS documents. It copies the config only
-// when the name differs from the configured one.
-func (p *Pool) clientTLS(info *ConnInfo, s *Server) *tls.Config {
-	name := ""
-	if p.TLSServerName != nil {
-		name = p.TLSServerName(info, s)
-	}
-	if name == "" {
-		name = p.TLS.ServerName
-	}
-	if name == "" {
-		if host, _, err := net.SplitHostPort(s.Addr); err == nil {
-			name = host
-		}
-	}
-	if name == p.TLS.ServerName {
-		return p.TLS
-	}
-	c := p.TLS.Clone()
-	c.ServerName = name
-	return c
-}
-
-// ConnectError reports a failure to connect to a server: nothing of the
-// client's was sent, so the attempt can be retried elsewhere.
-type ConnectError struct {
-	Server string
-	Err    error
-}
-
-func (e *ConnectError) Error() string { return "lb: connect to " + e.Server + ": " + e.Err.Error() }
-func (e *ConnectError) Unwrap() error { return e.Err }
-
-// Timeout reports whether the attempt timed out.
-func (e *ConnectError) Timeout() bool {
-	var ne net.Error
-	return errors.Is(e.Err, context.DeadlineExceeded) || (errors.As(e.Err, &ne) && ne.Timeout())
-}
-
-// ServeConn proxies the client connection c to a server of the pool, with
-// retries on connection failure, and copies bytes both ways until both
-// directions end or TunnelTimeout passes without traffic. When no server is
-// pickable the connection goes to Fallback, or is closed.
-func (p *Pool) ServeConn(ctx context.Context, c *Conn) {
-	sc, lease, err := p.connect(ctx, c.Info.PickInfo(), &c.Info)
-	if err != nil {
-		if errors.Is(err, ErrNoServer) && p.Fallback != nil {
-			p.Fallback.ServeConn(ctx, c)
-			return
-		}
-		p.logger().LogAttrs(ctx, slog.LevelDebug, "no server for connection",
-			slog.String("pool", p.Name), slog.String("client", c.Info.Remote.String()), slog.Any("error", err))
-		c.Close()
-		return
-	}
-	idle := p.TunnelTimeout
-	if idle == 0 {
-		idle = DefaultTunnelTimeout
-	} else if idle < 0 {
-		idle = 0
-	}
-	c.SetReadDeadline(time.Time{}) // the frontend's handshake deadline
-	client, pending := unwrapConn(c)
-	sctx, done := p.sessionContext(ctx, lease.Server)
-	up, down, err := pipe.Proxy(sctx, client, sc, pipe.Options{Idle: idle, ClientPending: pending})
-	done()
-	lease.Done(Outcome{Err: err, Sent: up, Received: down})
-}
-
-// unwrapConn peels *Conn layers (and a ProxyListener's connection, whose
-// addresses are in c.Info already) so that the copy sees the raw connection
-// (and can splice), returning the peeked bytes they held.
-func unwrapConn(c *Conn) (net.Conn, []byte) {
-	var pending []byte
-	var nc net.Conn = c
-	for {
-		var b []byte
-		switch cc := nc.(type) {
-		case *Conn:
-			b, nc = cc.TakeBuffered(), cc.Conn
-		case *proxiedConn:
-			b, nc = cc.takeRest(), cc.Conn
-		default:
-			return nc, pending
-		}
-		if len(b) > 0 {
-			// Outer layers were read before inner ones.
-			pending = append(pending, b...)
-		}
-	}
-}
-
-// DialContext opens a connection to a server of the pool, ignoring network
-// and addr: it balances client-side, for http.Transport.DialContext or a
-// database driver. Failed attempts are retried on other servers. The server
-// stays active until the returned connection is closed.
-func (p *Pool) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	c, lease, err := p.connect(ctx, PickInfo{}, nil)
-	if err != nil {
-		return nil, err
-	}
-	return &leasedConn{Conn: c, lease: lease}, nil
-}
-
-// leasedConn ends its Lease when closed.
-type leasedConn struct {
-	net.Conn
-	lease Lease
-	once  sync.Once
-}
-
-func (c *leasedConn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(func() { c.lease.Done(Outcome{}) })
-	return err
 }

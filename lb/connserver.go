@@ -18,7 +18,7 @@ var ErrServerClosed = http.ErrServerClosed
 
 // DefaultHandshakeTimeout bounds the time a ConnServer gives a new connection
 // to produce what its Backend chain peeks at (a ClientHello) before it is
-// handed on.
+// handed on, and a TLS handshake that an adapter runs (tlsmode.Offload).
 const DefaultHandshakeTimeout = 10 * time.Second
 
 // ConnServer is the L4 frontend: it accepts connections on listeners and
@@ -165,10 +165,7 @@ func (s *ConnServer) serveConn(ctx context.Context, c *Conn) {
 		cancel()
 		s.connWG.Done()
 	}()
-	if t := s.HandshakeTimeout; t >= 0 {
-		if t == 0 {
-			t = DefaultHandshakeTimeout
-		}
+	if t := s.handshakeTimeout(); t > 0 {
 		c.SetReadDeadline(time.Now().Add(t))
 	}
 	s.Backend.ServeConn(ctx, c)
@@ -227,6 +224,17 @@ func (s *ConnServer) ActiveConns() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.conns)
+}
+
+// handshakeTimeout is HandshakeTimeout with its default applied, 0 for none.
+func (s *ConnServer) handshakeTimeout() time.Duration {
+	switch {
+	case s.HandshakeTimeout == 0:
+		return DefaultHandshakeTimeout
+	case s.HandshakeTimeout < 0:
+		return 0
+	}
+	return s.HandshakeTimeout
 }
 
 func (s *ConnServer) logger() *slog.Logger {

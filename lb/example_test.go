@@ -86,7 +86,7 @@ func ExampleReverseProxy_ServerTransport() {
 	}
 	proxy := &lb.ReverseProxy{Pool: pool}
 	var trips atomic.Int64
-	proxy.NewTransport = func(p *lb.Pool, dial func(ctx context.Context, network, addr string) (net.Conn, error)) http.RoundTripper {
+	proxy.NewTransport = func(p *lb.Pool, dial lb.DialFunc) http.RoundTripper {
 		engine := proxy.ServerTransport(dial, nil)
 		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
 			trips.Add(1)

@@ -49,20 +49,39 @@ type Observer interface {
 // ServerSet is the view of a Pool that a HealthChecker works on. *Pool
 // implements it.
 type ServerSet interface {
-	// Name identifies the set (the Pool's name) for logs and state keys.
-	Name() string
+	// PoolName identifies the set (the Pool's Name) for logs and state keys.
+	PoolName() string
 	// Members returns every configured server, pickable or not, in
 	// configuration order, and a channel that is closed at the next change of
 	// membership.
 	Members() ([]*Server, <-chan struct{})
-	// SetState records the health of the named server with the reason of the
-	// last failed check (empty when healthy). It reports false when no server
-	// has that name.
-	SetState(name string, st State, reason string) bool
+	// SetHealth records a health check verdict for the named server, with
+	// the reason of the last failed check (empty when healthy). A server in
+	// StateMaintenance keeps that state: maintenance is the host's decision
+	// (Pool.SetState), which a verdict never overrides. SetHealth reports
+	// false when no server has that name.
+	SetHealth(name string, st State, reason string) bool
+	// CheckConfig says how the set connects to its servers and in which
+	// state new servers join it, so that health checks need not be told
+	// again.
+	CheckConfig() CheckConfig
+}
+
+// CheckConfig is what a HealthChecker takes from the set it watches: a
+// Pool's Dial, ProxyHeader and InitialState.
+type CheckConfig struct {
+	// Dial opens connections to the servers; nil means a net.Dialer.
+	Dial DialFunc
+	// ProxyHeader, when set, is the PROXY protocol header the servers
+	// expect. Checks call it with a nil *ConnInfo, which writes the LOCAL
+	// form (see HeaderFunc).
+	ProxyHeader HeaderFunc
+	// InitialState is the state of a server when it joins the set.
+	InitialState State
 }
 
 // HealthChecker watches the servers of a set and reports their health through
-// SetState. Watch runs until ctx is done; Pool.Run calls it.
+// SetHealth. Watch runs until ctx is done; Pool.Run calls it.
 type HealthChecker interface {
 	Watch(ctx context.Context, set ServerSet)
 }
@@ -103,6 +122,11 @@ type Affinity interface {
 	Lookup(s *Snapshot, info PickInfo) (*Server, bool)
 	Pin(info PickInfo, s *Server)
 }
+
+// DialFunc opens a connection to addr on the named network, as
+// net.Dialer.DialContext does, within ctx. Pool.Dial is one; a ReverseProxy
+// hands one to NewTransport, and a Pool to its HealthChecker (CheckConfig).
+type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 
 // HeaderFunc writes a preamble, such as a PROXY protocol header, at the start
 // of every new connection to server s, before any TLS to the server. info

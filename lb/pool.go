@@ -54,21 +54,24 @@ type Pool struct {
 	// package has smooth round robin, least connections and others.
 	Balancer Balancer
 
-	// HealthChecker, when set, is started by Run and reports server health
-	// through SetState. If it implements Observer it also sees every Outcome.
+	// HealthChecker, when set, is started by Run, watches the pool as a
+	// ServerSet and reports server health through SetHealth; it connects
+	// to the servers as the pool does (Dial, ProxyHeader) and starts from
+	// InitialState. If it implements Observer it also sees every Outcome.
 	HealthChecker HealthChecker
 
 	// Affinity, when set, pins clients to servers (sticky sessions).
 	Affinity Affinity
 
-	// InitialState is the state of a server when it first joins the pool.
-	// The zero value, StateUp, makes new servers pickable until a health
-	// check says otherwise; StateDown keeps them out until a check passes.
+	// InitialState is the state of a server when it first joins the pool,
+	// for the pool and its HealthChecker alike. The zero value, StateUp,
+	// makes new servers pickable until a health check says otherwise;
+	// StateDown keeps them out until a check passes.
 	InitialState State
 
 	// Dial opens connections to servers. Nil means a net.Dialer. The
 	// context carries the connect timeout.
-	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	Dial DialFunc
 
 	// ProxyHeader, when set, is written first on every new server connection
 	// (PROXY protocol).
@@ -301,6 +304,18 @@ func (p *Pool) Snapshot() *Snapshot {
 	return &Snapshot{}
 }
 
+// *Pool is the ServerSet its HealthChecker watches.
+var _ ServerSet = (*Pool)(nil)
+
+// PoolName returns p.Name. Part of ServerSet.
+func (p *Pool) PoolName() string { return p.Name }
+
+// CheckConfig returns the pool's Dial, ProxyHeader and InitialState, for
+// health checks that connect as the pool does. Part of ServerSet.
+func (p *Pool) CheckConfig() CheckConfig {
+	return CheckConfig{Dial: p.Dial, ProxyHeader: p.ProxyHeader, InitialState: p.InitialState}
+}
+
 // Members returns every configured server in configuration order and a
 // channel closed at the next change of membership. Part of ServerSet.
 func (p *Pool) Members() ([]*Server, <-chan struct{}) {
@@ -308,104 +323,6 @@ func (p *Pool) Members() ([]*Server, <-chan struct{}) {
 	defer p.mu.Unlock()
 	p.initLocked()
 	return slices.Clone(p.servers), p.changed
-}
-
-// SetState records the health of the named server and the reason of its
-// last failed check. Part of ServerSet; host programs use it too, to put a
-// server in or out of maintenance.
-func (p *Pool) SetState(name string, st State, reason string) bool {
-	return p.setState(name, st, reason, false)
-}
-
-// setState is SetState; with health set, a server in StateMaintenance keeps
-// its state (SetHealth).
-func (p *Pool) setState(name string, st State, reason string, health bool) bool {
-	var shutdown []func()
-	defer func() { // after the unlock below: closing sessions ends leases
-		for _, stop := range shutdown {
-			stop()
-		}
-	}()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	rt := p.state[name]
-	if rt == nil || rt.removed {
-		return false
-	}
-	if health && rt.state == StateMaintenance {
-		return true
-	}
-	if st == StateDown && rt.state != StateDown && p.ShutdownOnDown {
-		shutdown = rt.sessions.take()
-	}
-	if rt.state == st && rt.reason == reason {
-		return true
-	}
-	was := rt.state
-	if was != st {
-		rt.since = time.Now()
-	}
-	rt.state, rt.reason = st, reason
-	if was.Pickable() != st.Pickable() {
-		p.publishLocked(false)
-	}
-	if was != st {
-		p.logger().LogAttrs(context.Background(), slog.LevelInfo, "server state",
-			slog.String("pool", p.Name), slog.String("server", name),
-			slog.String("from", was.String()), slog.String("to", st.String()),
-			slog.String("reason", reason))
-	}
-	return true
-}
-
-// Drain stops sending new traffic to the named server and waits until its
-// last connection or request has ended, or ctx is done. The server stays
-// draining (in Status, and out of snapshots) until Undrain or an Update that
-// re-adds it after its removal.
-func (p *Pool) Drain(ctx context.Context, name string) error {
-	p.mu.Lock()
-	rt := p.state[name]
-	if rt == nil {
-		p.mu.Unlock()
-		return fmt.Errorf("lb: drain %q: no such server", name)
-	}
-	if !rt.draining.Swap(true) {
-		p.publishLocked(false)
-	}
-	p.mu.Unlock()
-	return p.waitIdle(ctx, rt)
-}
-
-// Undrain makes a drained server pickable again (if its health allows).
-func (p *Pool) Undrain(name string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	rt := p.state[name]
-	if rt == nil || rt.removed {
-		return false
-	}
-	if rt.draining.Swap(false) {
-		p.publishLocked(false)
-	}
-	return true
-}
-
-func (p *Pool) waitIdle(ctx context.Context, rt *serverRuntime) error {
-	p.queued.Add(1)
-	defer p.queued.Add(-1)
-	for {
-		p.mu.Lock()
-		ch := p.freedLocked()
-		p.mu.Unlock()
-		if rt.active.Load() == 0 {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return fmt.Errorf("lb: drain: %w", context.Cause(ctx))
-		}
-	}
 }
 
 func (p *Pool) freedLocked() chan struct{} {
@@ -488,21 +405,52 @@ func statusOf(name, addr string, weight int, backup bool, rt *serverRuntime) Ser
 // HealthChecker it just waits for ctx. It returns nil.
 func (p *Pool) Run(ctx context.Context) error {
 	if p.HealthChecker != nil {
-		p.HealthChecker.Watch(ctx, poolSet{p})
+		p.HealthChecker.Watch(ctx, p)
 		return nil
 	}
 	<-ctx.Done()
 	return nil
 }
 
-// poolSet adapts Pool to ServerSet without exporting a Name method that
-// would clash with the Name field.
-type poolSet struct{ *Pool }
+// The accessors below resolve the defaults of the Pool's fields, each in one
+// place.
 
-func (s poolSet) Name() string { return s.Pool.Name }
+// retries is how many times a failed connection attempt is retried: Retries
+// with its default applied, 0 for none.
+func (p *Pool) retries() int {
+	switch {
+	case p.Retries == 0:
+		return DefaultRetries
+	case p.Retries < 0:
+		return 0
+	}
+	return p.Retries
+}
 
-// AsServerSet returns p as a ServerSet, for running a HealthChecker by hand.
-func (p *Pool) AsServerSet() ServerSet { return poolSet{p} }
+func (p *Pool) connectTimeout() time.Duration {
+	if p.ConnectTimeout > 0 {
+		return p.ConnectTimeout
+	}
+	return DefaultConnectTimeout
+}
+
+// tunnelTimeout is TunnelTimeout with its default applied, 0 for never.
+func (p *Pool) tunnelTimeout() time.Duration {
+	switch {
+	case p.TunnelTimeout == 0:
+		return DefaultTunnelTimeout
+	case p.TunnelTimeout < 0:
+		return 0
+	}
+	return p.TunnelTimeout
+}
+
+func (p *Pool) queueTimeout() time.Duration {
+	if p.QueueTimeout > 0 {
+		return p.QueueTimeout
+	}
+	return DefaultQueueTimeout
+}
 
 func (p *Pool) logger() *slog.Logger {
 	if p.Logger != nil {

@@ -403,12 +403,12 @@ func TestRemovedServerDrainsThenDisappears(t *testing.T) {
 func TestMembersWatch(t *testing.T) {
 	var p lb.Pool
 	must(t, p.Update(servers("127.0.0.1:1")))
-	set := p.AsServerSet()
+	var set lb.ServerSet = &p
 	m, changed := set.Members()
 	if len(m) != 1 {
 		t.Fatalf("members = %d", len(m))
 	}
-	set.SetState("127.0.0.1:1", lb.StateDown, "x") // health is not membership
+	set.SetHealth("127.0.0.1:1", lb.StateDown, "x") // health is not membership
 	select {
 	case <-changed:
 		t.Fatal("membership channel closed on a health change")
@@ -420,8 +420,8 @@ func TestMembersWatch(t *testing.T) {
 	default:
 		t.Fatal("membership channel not closed by Update")
 	}
-	if set.SetState("nope", lb.StateUp, "") {
-		t.Fatal("SetState of unknown server reported true")
+	if set.SetHealth("nope", lb.StateUp, "") {
+		t.Fatal("SetHealth of unknown server reported true")
 	}
 }
 

@@ -87,7 +87,7 @@ type ReverseProxy struct {
 	// connections. Nil means lbkit's HTTP/1.1 engine with a tuned
 	// http.Transport for what it does not handle (see ReverseProxy), which
 	// ServerTransport builds, also for hooks that wrap it.
-	NewTransport func(p *Pool, dial func(ctx context.Context, network, addr string) (net.Conn, error)) http.RoundTripper
+	NewTransport func(p *Pool, dial DialFunc) http.RoundTripper
 
 	// Fallback serves requests when the Pool has no pickable server. Nil
 	// means a 503 response.
@@ -263,7 +263,7 @@ func (p *ReverseProxy) transport(pool *Pool) http.RoundTripper {
 
 // newTransport builds a RoundTripper to the servers of pool that dials
 // with dial: NewTransport's, else ServerTransport's.
-func (p *ReverseProxy) newTransport(pool *Pool, dial func(ctx context.Context, network, addr string) (net.Conn, error)) http.RoundTripper {
+func (p *ReverseProxy) newTransport(pool *Pool, dial DialFunc) http.RoundTripper {
 	if p.NewTransport != nil {
 		return p.NewTransport(pool, dial)
 	}
@@ -279,7 +279,7 @@ func (p *ReverseProxy) newTransport(pool *Pool, dial func(ctx context.Context, n
 // (nil means TLSClientConfig). NewTransport hooks use it to keep the engine
 // while arranging connections their own way, for instance one transport per
 // TLS server name.
-func (p *ReverseProxy) ServerTransport(dial func(ctx context.Context, network, addr string) (net.Conn, error), tlsConfig *tls.Config) http.RoundTripper {
+func (p *ReverseProxy) ServerTransport(dial DialFunc, tlsConfig *tls.Config) http.RoundTripper {
 	if tlsConfig == nil {
 		tlsConfig = p.TLSClientConfig
 	}
@@ -292,16 +292,12 @@ func (p *ReverseProxy) ServerTransport(dial func(ctx context.Context, network, a
 
 // httpTransport builds the tuned http.Transport to servers that dials with
 // dial.
-func (p *ReverseProxy) httpTransport(dial func(ctx context.Context, network, addr string) (net.Conn, error), tlsConfig *tls.Config) *http.Transport {
-	timeout := p.ServerTimeout
-	if timeout <= 0 {
-		timeout = DefaultServerTimeout
-	}
+func (p *ReverseProxy) httpTransport(dial DialFunc, tlsConfig *tls.Config) *http.Transport {
 	return &http.Transport{
 		DialContext:           dial,
 		MaxIdleConnsPerHost:   h1MaxIdlePerHost,
 		IdleConnTimeout:       h1IdleTimeout,
-		ResponseHeaderTimeout: timeout,
+		ResponseHeaderTimeout: p.serverTimeout(),
 		DisableCompression:    true,
 		WriteBufferSize:       h1BufferSize,
 		ReadBufferSize:        h1BufferSize,
@@ -331,6 +327,14 @@ func (p *ReverseProxy) Close() error {
 // ActiveStreams reports the upgraded streams in progress.
 func (p *ReverseProxy) ActiveStreams() int { return p.streams.len() }
 
+// serverTimeout is ServerTimeout with its default applied.
+func (p *ReverseProxy) serverTimeout() time.Duration {
+	if p.ServerTimeout > 0 {
+		return p.ServerTimeout
+	}
+	return DefaultServerTimeout
+}
+
 func (p *ReverseProxy) logger() *slog.Logger {
 	if p.Logger != nil {
 		return p.Logger
@@ -353,10 +357,7 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if ap, err := netip.ParseAddrPort(req.RemoteAddr); err == nil {
 		info.Client = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	}
-	retries := t.pool.Retries
-	if retries == 0 {
-		retries = DefaultRetries
-	}
+	retries := t.pool.retries()
 	var body *replayableBody
 	if req.Body != nil && req.Body != http.NoBody && retries > 0 {
 		body = &replayableBody{rc: req.Body}

@@ -10,22 +10,6 @@ import (
 // closes when their server goes down.
 var ErrServerDown = errors.New("lb: server down")
 
-// HealthSetter is implemented by ServerSets that tell a health check verdict
-// apart from an operator's decision: SetHealth is SetState, except that a
-// server in StateMaintenance keeps that state (SetHealth reports true and
-// changes nothing). The ServerSet of a Pool implements it; HealthCheckers
-// should prefer it to SetState when available.
-type HealthSetter interface {
-	SetHealth(name string, st State, reason string) bool
-}
-
-// SetHealth records a health check verdict for the named server, like
-// SetState, but leaves a server in StateMaintenance alone: maintenance is
-// the host's decision, and only SetState ends it. Part of HealthSetter.
-func (p *Pool) SetHealth(name string, st State, reason string) bool {
-	return p.setState(name, st, reason, true)
-}
-
 // sessionSet holds the stop functions of a server's open sessions.
 type sessionSet struct {
 	mu sync.Mutex

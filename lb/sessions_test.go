@@ -94,10 +94,7 @@ func TestShutdownOnDownUpgradedStream(t *testing.T) {
 func TestSetHealthKeepsMaintenance(t *testing.T) {
 	pool := &lb.Pool{Name: "p"}
 	must(t, pool.Update([]lb.Server{{Name: "a", Addr: "127.0.0.1:1"}}))
-	hs, ok := pool.AsServerSet().(lb.HealthSetter)
-	if !ok {
-		t.Fatal("the Pool's ServerSet is not a HealthSetter")
-	}
+	var hs lb.ServerSet = pool
 	steps := []struct {
 		health bool // SetHealth, else SetState
 		st     lb.State

@@ -1,11 +1,9 @@
 package tlsmode
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"sync"
@@ -100,7 +98,7 @@ func (u Upstream) BridgeHTTP(rp *lb.ReverseProxy) {
 		return
 	}
 	base := rp.TLSClientConfig
-	rp.NewTransport = func(_ *lb.Pool, dial func(ctx context.Context, network, addr string) (net.Conn, error)) http.RoundTripper {
+	rp.NewTransport = func(_ *lb.Pool, dial lb.DialFunc) http.RoundTripper {
 		return &sniTransport{new: func(name string) http.RoundTripper {
 			cfg := base.Clone()
 			cfg.ServerName = name

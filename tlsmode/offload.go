@@ -10,10 +10,6 @@ import (
 	"github.com/lbkit/lbkit/lb"
 )
 
-// DefaultHandshakeTimeout bounds a TLS handshake that Offload runs, when
-// the connection has no earlier deadline.
-const DefaultHandshakeTimeout = 10 * time.Second
-
 // Config describes the TLS a frontend terminates. The zero value is not
 // usable: set Certificates or GetCertificate.
 type Config struct {
@@ -97,8 +93,8 @@ type OffloadBackend struct {
 	Config *tls.Config
 	// Next serves the decrypted connections.
 	Next lb.Backend
-	// HandshakeTimeout bounds each handshake. Zero means
-	// DefaultHandshakeTimeout.
+	// HandshakeTimeout bounds each handshake, when the connection has no
+	// earlier deadline. Zero means lb.DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
 	// Logger receives failed handshakes at Debug level; nil means
 	// slog.Default().
@@ -109,11 +105,7 @@ type OffloadBackend struct {
 // Next.
 func (o *OffloadBackend) ServeConn(ctx context.Context, c *lb.Conn) {
 	tc := tls.Server(c, o.Config)
-	timeout := o.HandshakeTimeout
-	if timeout <= 0 {
-		timeout = DefaultHandshakeTimeout
-	}
-	hctx, cancel := context.WithTimeout(ctx, timeout)
+	hctx, cancel := context.WithTimeout(ctx, o.handshakeTimeout())
 	err := tc.HandshakeContext(hctx)
 	cancel()
 	if err != nil {
@@ -130,6 +122,13 @@ func (o *OffloadBackend) ServeConn(ctx context.Context, c *lb.Conn) {
 		tcc.Info.ALPN = []string{st.NegotiatedProtocol}
 	}
 	o.Next.ServeConn(ctx, tcc)
+}
+
+func (o *OffloadBackend) handshakeTimeout() time.Duration {
+	if o.HandshakeTimeout > 0 {
+		return o.HandshakeTimeout
+	}
+	return lb.DefaultHandshakeTimeout
 }
 
 func logger(l *slog.Logger) *slog.Logger {

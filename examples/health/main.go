@@ -69,7 +69,6 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 		Interval:          cfg.interval,
 		TransientInterval: cfg.interval / 4,
 		Timeout:           cfg.interval / 2,
-		InitialState:      lb.StateDown, // no traffic before a check passes
 		OnChange: func(e health.Event) {
 			fmt.Fprintf(out, "%s %s: %s -> %s", e.Time.Format("15:04:05.000"), e.Server, e.From, e.To)
 			if e.Reason != "" {
@@ -78,6 +77,7 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 			fmt.Fprintln(out)
 		},
 	}
+	// No traffic before a check passes.
 	pool := &lb.Pool{Name: "web", HealthChecker: mon, InitialState: lb.StateDown}
 	if err := pool.Update([]lb.Server{{Name: "backend-1", Addr: b1.addr}, {Name: "backend-2", Addr: b2.addr}}); err != nil {
 		return err

@@ -367,7 +367,6 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 			Probe:             probe,
 			Interval:          cfg.healthInterval,
 			TransientInterval: min(health.DefaultTransientInterval, cfg.healthInterval),
-			ProxyHeader:       sendProxy,
 			Logger:            logger,
 		}
 	}
