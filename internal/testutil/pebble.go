@@ -31,9 +31,9 @@ type Pebble struct {
 // on httpPort and TLS-ALPN-01 on tlsPort, which the code under test serves.
 // Validation is real (no PEBBLE_VA_ALWAYS_VALID), without Pebble's random
 // delays and nonce rejections. Both processes stop at tb.Cleanup; their
-// output is logged when the test failed. The binaries are installed by
-// scripts/deps/tls.sh (go install); without them the test is skipped, or
-// fails under CI.
+// output is logged when the test failed. The binaries are the versions
+// pinned in scripts/tools/go.mod (see [LookTool]), never those on PATH;
+// without them the test is skipped, or fails under CI.
 func StartPebble(tb testing.TB, httpPort, tlsPort int) *Pebble {
 	tb.Helper()
 	return StartPebbleValidity(tb, httpPort, tlsPort, 0)
@@ -44,15 +44,15 @@ func StartPebble(tb testing.TB, httpPort, tlsPort int) *Pebble {
 // tests of renewal.
 func StartPebbleValidity(tb testing.TB, httpPort, tlsPort int, validity time.Duration) *Pebble {
 	tb.Helper()
-	pebbleBin := LookBinary(tb, "pebble", "github.com/letsencrypt/pebble/v2/cmd/pebble (go install)")
-	challBin := LookBinary(tb, "pebble-challtestsrv", "github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv (go install)")
+	pebbleBin := LookTool(tb, "pebble")
+	challBin := LookTool(tb, "pebble-challtestsrv")
 
 	dnsAddr := "127.0.0.1:" + strconv.Itoa(freePort(tb))
 	challMgmt := "127.0.0.1:" + strconv.Itoa(freePort(tb))
-	startProcess(tb, nil, challBin, "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
+	chall := startProcess(tb, nil, challBin, "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
 		"-dns01", dnsAddr, "-management", challMgmt,
 		"-http01", "", "-https01", "", "-tlsalpn01", "", "-doh", "")
-	waitTCP(tb, challMgmt)
+	waitTCP(tb, chall, challMgmt)
 
 	// Pebble's own HTTPS uses a certificate of ours.
 	apiCA := NewCA(tb)
@@ -80,10 +80,10 @@ func StartPebbleValidity(tb testing.TB, httpPort, tlsPort int, validity time.Dur
 	if err := os.WriteFile(confFile, b, 0o600); err != nil {
 		tb.Fatal(err)
 	}
-	startProcess(tb, []string{"PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0"},
+	pebble := startProcess(tb, []string{"PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0"},
 		pebbleBin, "-config", confFile, "-dnsserver", dnsAddr)
-	waitTCP(tb, api)
-	waitTCP(tb, mgmt)
+	waitTCP(tb, pebble, api)
+	waitTCP(tb, pebble, mgmt)
 
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: apiCA.ClientConfig("127.0.0.1")}}
 	tb.Cleanup(client.CloseIdleConnections)
@@ -114,8 +114,9 @@ func freePort(tb testing.TB) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// startProcess runs a server process until the test ends.
-func startProcess(tb testing.TB, env []string, name string, args ...string) {
+// startProcess runs a server process until the test ends. The returned
+// channel yields the process's exit status once it has ended.
+func startProcess(tb testing.TB, env []string, name string, args ...string) <-chan error {
 	tb.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Env = append(os.Environ(), env...)
@@ -128,23 +129,36 @@ func startProcess(tb testing.TB, env []string, name string, args ...string) {
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
+	exited := make(chan error, 1) // the exit status, then closed
+	go func() {
+		exited <- cmd.Wait()
+		close(exited)
+	}()
 	tb.Cleanup(func() {
 		cmd.Process.Kill()
-		cmd.Wait()
+		<-exited
 		f.Close()
 		if tb.Failed() {
 			b, _ := os.ReadFile(log)
 			tb.Logf("%s output:\n%s", filepath.Base(name), b)
 		}
 	})
+	return exited
 }
 
-func waitTCP(tb testing.TB, addr string) {
+// waitTCP waits until addr accepts connections, and fails the test when
+// the process that should listen there exits first.
+func waitTCP(tb testing.TB, exited <-chan error, addr string) {
 	tb.Helper()
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
 			return
+		}
+		select {
+		case err := <-exited:
+			tb.Fatalf("testutil: the server of %s exited before listening: %v", addr, err)
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
 	tb.Fatalf("testutil: %s did not start listening", addr)
