@@ -412,11 +412,12 @@ func TestIdleTimeoutFires(t *testing.T) {
 }
 
 // TestIdleNotWhileTrickling sends one byte every 50ms for 1s in one
-// direction, the other direction silent, with an idle timeout of 300ms: the
-// timeout must not fire until 300ms after the last byte.
+// direction, the other direction silent, with an idle timeout of 1s: the
+// timeout must not fire until 1s after the last byte. The timeout is 20
+// periods long so that a loaded machine's scheduling delays cannot reach it.
 func TestIdleNotWhileTrickling(t *testing.T) {
 	const (
-		idle   = 300 * time.Millisecond
+		idle   = time.Second
 		period = 50 * time.Millisecond
 		count  = 20
 	)
@@ -504,7 +505,7 @@ func TestIdleFiresOnWriteStall(t *testing.T) {
 // one direction keeps the whole connection alive.
 func TestIdleNotWhileOtherDirectionActive(t *testing.T) {
 	const (
-		idle   = 300 * time.Millisecond
+		idle   = time.Second
 		period = 50 * time.Millisecond
 		count  = 20
 	)
