@@ -11,8 +11,9 @@
 //
 //	lb        the hub: Server, Snapshot, Balancer, HealthChecker, Backend,
 //	          Frontend, Affinity, HeaderFunc; Pool (the standard Backend),
-//	          ConnServer (L4 frontend), ReverseProxy (L7), Mux, Switch, Serve;
-//	          PROXY protocol: ProxyV1, ProxyV2 (writers), ProxyListener
+//	          ConnServer (L4 frontend), ReverseProxy (L7), Mux, Switch, Serve
+//	lb/proxyproto PROXY protocol v1/v2 header writers and a Listener that
+//	          reads them
 //	lb/lbtest conformance suite and helpers for custom Balancers
 //	balancer  round robin (smooth weighted), least connections, first,
 //	          random, power of two choices, consistent hashing, ByName

@@ -29,8 +29,6 @@
 //   - ConnServer: the L4 frontend, with net/http's Serve/Shutdown/Close.
 //   - Mux (SNI routes) and Switch/HandlerSwitch (atomic reload of a chain).
 //   - ReverseProxy: the L7 path over a Pool.
-//   - ProxyV1, ProxyV2 and ProxyListener: PROXY protocol headers sent to
-//     servers and accepted from trusted upstreams.
 //   - Serve: run a Frontend until a context ends, then drain it.
 //
 // # Usage
@@ -53,24 +51,9 @@
 //
 // # PROXY protocol
 //
-// ProxyV1 and ProxyV2 are HeaderFuncs for Pool.ProxyHeader: the header is
-// written first on every new server connection, before any TLS to the
-// server, naming the client (HAProxy's send-proxy, send-proxy-v2,
-// send-proxy-v2-ssl, send-proxy-v2-ssl-cn). ProxyV2Options adds the SSL
-// TLV (from ConnInfo.TLS), the client certificate's CN, AUTHORITY (SNI),
-// ALPN and application TLVs. Connections lbkit opens on its own behalf get
-// LOCAL. At L7, set the ReverseProxy's ConnContext and ConnState hooks on
-// the http.Server so that each client keeps its own server connections:
-//
-//	pool := &lb.Pool{Name: "web", ProxyHeader: lb.ProxyV2(lb.ProxyV2Options{SSL: true, CN: true})}
-//	proxy := &lb.ReverseProxy{Pool: pool}
-//	srv := &http.Server{Handler: proxy, ConnContext: proxy.ConnContext, ConnState: proxy.ConnState}
-//
-// Behind another load balancer, ProxyListener reads its headers, from
-// trusted networks only, and makes the carried client address the
-// connection's RemoteAddr, which everything downstream uses:
-//
-//	ln = &lb.ProxyListener{Listener: ln, Trusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}
+// Package lb/proxyproto writes PROXY protocol headers to servers (its V1 and
+// V2 are HeaderFuncs for Pool.ProxyHeader) and reads them from trusted
+// upstreams (its Listener).
 //
 // # Design notes
 //

@@ -109,5 +109,6 @@ type Affinity interface {
 // describes the client connection on whose behalf the connection is opened.
 // Called with a nil *ConnInfo, the HeaderFunc writes the header of a
 // connection lbkit opens on its own behalf (health checks, client-side dial):
-// ProxyV2 writes the LOCAL command, ProxyV1 "PROXY UNKNOWN".
+// the writers of package lb/proxyproto then write the LOCAL command (v2) or
+// "PROXY UNKNOWN" (v1).
 type HeaderFunc func(w io.Writer, info *ConnInfo, s *Server) error

@@ -9,6 +9,7 @@ import (
 
 	"github.com/lbkit/lbkit/internal/demo"
 	"github.com/lbkit/lbkit/lb"
+	"github.com/lbkit/lbkit/lb/proxyproto"
 )
 
 // proxyProto is the PROXY protocol feature:
@@ -40,10 +41,10 @@ func (f *proxyProto) register(fs *flag.FlagSet) {
 // proxyHeaders maps each -proxy-protocol value to its HeaderFunc.
 var proxyHeaders = map[string]func() lb.HeaderFunc{
 	"none":      func() lb.HeaderFunc { return nil },
-	"v1":        lb.ProxyV1,
-	"v2":        func() lb.HeaderFunc { return lb.ProxyV2(lb.ProxyV2Options{}) },
-	"v2-ssl":    func() lb.HeaderFunc { return lb.ProxyV2(lb.ProxyV2Options{SSL: true}) },
-	"v2-ssl-cn": func() lb.HeaderFunc { return lb.ProxyV2(lb.ProxyV2Options{SSL: true, CN: true}) },
+	"v1":        proxyproto.V1,
+	"v2":        func() lb.HeaderFunc { return proxyproto.V2(proxyproto.V2Options{}) },
+	"v2-ssl":    func() lb.HeaderFunc { return proxyproto.V2(proxyproto.V2Options{SSL: true}) },
+	"v2-ssl-cn": func() lb.HeaderFunc { return proxyproto.V2(proxyproto.V2Options{SSL: true, CN: true}) },
 }
 
 func (f *proxyProto) apply(s *stack) error {
@@ -67,7 +68,7 @@ func (f *proxyProto) apply(s *stack) error {
 	if len(trusted) == 0 {
 		return fmt.Errorf("lbproxy: -accept-proxy: no network in %q", f.accept)
 	}
-	s.ln = &lb.ProxyListener{Listener: s.ln, Trusted: trusted, Logger: s.logger}
+	s.ln = &proxyproto.Listener{Listener: s.ln, Trusted: trusted, Logger: s.logger}
 	return nil
 }
 

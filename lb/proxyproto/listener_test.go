@@ -1,4 +1,4 @@
-package lb_test
+package proxyproto_test
 
 import (
 	"bytes"
@@ -18,12 +18,13 @@ import (
 
 	"github.com/lbkit/lbkit/internal/testutil"
 	"github.com/lbkit/lbkit/lb"
+	"github.com/lbkit/lbkit/lb/proxyproto"
 )
 
 var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 
 // proxyListen wraps a loopback listener in l and closes it in cleanup.
-func proxyListen(t *testing.T, l *lb.ProxyListener) *lb.ProxyListener {
+func proxyListen(t *testing.T, l *proxyproto.Listener) *proxyproto.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	must(t, err)
@@ -59,7 +60,7 @@ func acceptOne(t *testing.T, ln net.Listener) net.Conn {
 
 func v2Header(t testing.TB, src, dst string) []byte {
 	var buf bytes.Buffer
-	must(t, lb.ProxyV2(lb.ProxyV2Options{})(&buf, &lb.ConnInfo{
+	must(t, proxyproto.V2(proxyproto.V2Options{})(&buf, &lb.ConnInfo{
 		Remote: netip.MustParseAddrPort(src), Local: netip.MustParseAddrPort(dst)}, nil))
 	return buf.Bytes()
 }
@@ -69,29 +70,29 @@ func TestProxyListenerAccepts(t *testing.T) {
 	tests := []struct {
 		name       string
 		trusted    []netip.Prefix
-		policy     lb.ProxyPolicy
+		policy     proxyproto.Policy
 		send       []byte
 		wantRemote string // "" means the socket's address
 		wantLocal  string
 		wantData   string
 	}{
-		{"v1", loopback, lb.ProxyReject, []byte("PROXY TCP4 192.0.2.7 198.51.100.1 50123 443\r\nhello"),
+		{"v1", loopback, proxyproto.Reject, []byte("PROXY TCP4 192.0.2.7 198.51.100.1 50123 443\r\nhello"),
 			"192.0.2.7:50123", "198.51.100.1:443", "hello"},
-		{"v1 ipv6", loopback, lb.ProxyReject, []byte("PROXY TCP6 2001:db8::7 2001:db8::1 50123 443\r\nhello"),
+		{"v1 ipv6", loopback, proxyproto.Reject, []byte("PROXY TCP6 2001:db8::7 2001:db8::1 50123 443\r\nhello"),
 			"[2001:db8::7]:50123", "[2001:db8::1]:443", "hello"},
-		{"v2", loopback, lb.ProxyReject, append(v2Header(t, "192.0.2.7:50123", "198.51.100.1:443"), "hello"...),
+		{"v2", loopback, proxyproto.Reject, append(v2Header(t, "192.0.2.7:50123", "198.51.100.1:443"), "hello"...),
 			"192.0.2.7:50123", "198.51.100.1:443", "hello"},
-		{"v2 ipv6", loopback, lb.ProxyReject, append(v2Header(t, "[2001:db8::7]:50123", "[2001:db8::1]:443"), "hello"...),
+		{"v2 ipv6", loopback, proxyproto.Reject, append(v2Header(t, "[2001:db8::7]:50123", "[2001:db8::1]:443"), "hello"...),
 			"[2001:db8::7]:50123", "[2001:db8::1]:443", "hello"},
-		{"v2 local keeps the socket", loopback, lb.ProxyReject,
+		{"v2 local keeps the socket", loopback, proxyproto.Reject,
 			append([]byte("\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x00"), "hello"...), "", "", "hello"},
-		{"v1 unknown keeps the socket", loopback, lb.ProxyReject, []byte("PROXY UNKNOWN\r\nhello"), "", "", "hello"},
-		{"untrusted under ProxyUseSocket", []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, lb.ProxyUseSocket,
+		{"v1 unknown keeps the socket", loopback, proxyproto.Reject, []byte("PROXY UNKNOWN\r\nhello"), "", "", "hello"},
+		{"untrusted under ProxyUseSocket", []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, proxyproto.UseSocket,
 			[]byte("PROXY TCP4 192.0.2.7 198.51.100.1 50123 443\r\n"), "", "", "PROXY TCP4 192.0.2.7 198.51.100.1 50123 443\r\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			l := proxyListen(t, &lb.ProxyListener{Trusted: tt.trusted, Untrusted: tt.policy})
+			l := proxyListen(t, &proxyproto.Listener{Trusted: tt.trusted, Untrusted: tt.policy})
 			c := dial(t, l.Addr().String())
 			defer c.Close()
 			_, err := c.Write(tt.send)
@@ -144,7 +145,7 @@ func TestProxyListenerRejectsBadPeers(t *testing.T) {
 	testutil.CheckLeaks(t)
 	for _, bp := range badPeers {
 		t.Run(bp.name, func(t *testing.T) {
-			l := proxyListen(t, &lb.ProxyListener{Trusted: loopback, HeaderTimeout: 300 * time.Millisecond, MaxHeader: 1024})
+			l := proxyListen(t, &proxyproto.Listener{Trusted: loopback, HeaderTimeout: 300 * time.Millisecond, MaxHeader: 1024})
 			bad := dial(t, l.Addr().String())
 			defer bad.Close()
 			if len(bp.send) > 0 {
@@ -173,7 +174,7 @@ func TestProxyListenerRejectsBadPeers(t *testing.T) {
 
 func TestProxyListenerRejectsUntrusted(t *testing.T) {
 	testutil.CheckLeaks(t)
-	l := proxyListen(t, &lb.ProxyListener{Trusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+	l := proxyListen(t, &proxyproto.Listener{Trusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
 	c := dial(t, l.Addr().String())
 	defer c.Close()
 	wait := acceptAll(l)
@@ -227,7 +228,7 @@ func TestProxyListenerNoLeaks(t *testing.T) {
 	func() {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		must(t, err)
-		l := &lb.ProxyListener{Listener: ln, Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
+		l := &proxyproto.Listener{Listener: ln, Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
 			HeaderTimeout: 200 * time.Millisecond, MaxHeader: 512}
 		wait := acceptAll(l)
 		defer wait()
@@ -284,7 +285,7 @@ func TestProxyListenerForwardedFor(t *testing.T) {
 	pool := &lb.Pool{Name: "web"}
 	must(t, pool.Update([]lb.Server{{Name: "a", Addr: backend.Addr}}))
 	proxy := &lb.ReverseProxy{Pool: pool}
-	l := proxyListen(t, &lb.ProxyListener{Trusted: loopback})
+	l := proxyListen(t, &proxyproto.Listener{Trusted: loopback})
 	srv := &http.Server{Handler: proxy, ReadHeaderTimeout: 5 * time.Second}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -312,10 +313,10 @@ func TestProxyListenerForwardedFor(t *testing.T) {
 func TestProxyListenerL4Onward(t *testing.T) {
 	testutil.CheckLeaks(t)
 	addr, headers := headerServer(t)
-	for _, hf := range []lb.HeaderFunc{lb.ProxyV1(), lb.ProxyV2(lb.ProxyV2Options{})} {
+	for _, hf := range []lb.HeaderFunc{proxyproto.V1(), proxyproto.V2(proxyproto.V2Options{})} {
 		pool := &lb.Pool{Name: "p", ProxyHeader: hf}
 		must(t, pool.Update([]lb.Server{{Addr: addr}}))
-		l := proxyListen(t, &lb.ProxyListener{Trusted: loopback})
+		l := proxyListen(t, &proxyproto.Listener{Trusted: loopback})
 		srv := &lb.ConnServer{Name: "fe", Backend: pool}
 		done := make(chan error, 1)
 		go func() { done <- srv.Serve(l) }()
@@ -351,7 +352,7 @@ func FuzzProxyListenerHeader(f *testing.F) {
 	f.Add([]byte("\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x00"))
 	f.Add([]byte("\r\n\r\n\x00\r\nQUIT\n\x21\x11\xff\xff"))
 	f.Add([]byte("GET / HTTP/1.1\r\n"))
-	l := &lb.ProxyListener{Trusted: loopback, HeaderTimeout: time.Second, MaxHeader: 512}
+	l := &proxyproto.Listener{Trusted: loopback, HeaderTimeout: time.Second, MaxHeader: 512}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		a, b := net.Pipe()
 		var wg sync.WaitGroup
@@ -361,13 +362,13 @@ func FuzzProxyListenerHeader(f *testing.F) {
 			b.Write(in)
 			b.Close()
 		}()
-		c, err := lb.ReadProxyHeader(l, pipeConn{a})
+		c, err := proxyproto.ReadHeader(l, pipeConn{a})
 		if err == nil {
 			if lb.AddrPortOf(c.RemoteAddr()) == (netip.AddrPort{}) {
 				t.Fatalf("accepted with remote %v", c.RemoteAddr())
 			}
 			io.Copy(io.Discard, c) // the rest reads back
-		} else if !errors.Is(err, lb.ErrProxyHeader) {
+		} else if !errors.Is(err, proxyproto.ErrBadHeader) {
 			t.Fatalf("error %v does not wrap ErrProxyHeader", err)
 		}
 		a.Close()
@@ -421,7 +422,7 @@ func TestProxyListenerStickiness(t *testing.T) {
 		echo := testutil.EchoServer(t)
 		pool := &lb.Pool{Name: "tcp", Affinity: rec}
 		must(t, pool.Update([]lb.Server{{Addr: echo.Addr}}))
-		l := proxyListen(t, &lb.ProxyListener{Trusted: loopback})
+		l := proxyListen(t, &proxyproto.Listener{Trusted: loopback})
 		srv := &lb.ConnServer{Name: "fe", Backend: pool}
 		done := make(chan error, 1)
 		go func() { done <- srv.Serve(l) }()
@@ -442,7 +443,7 @@ func TestProxyListenerStickiness(t *testing.T) {
 		pool := &lb.Pool{Name: "web", Affinity: rec}
 		must(t, pool.Update([]lb.Server{{Addr: backend.Addr}}))
 		proxy := &lb.ReverseProxy{Pool: pool}
-		l := proxyListen(t, &lb.ProxyListener{Trusted: loopback})
+		l := proxyListen(t, &proxyproto.Listener{Trusted: loopback})
 		srv := &http.Server{Handler: proxy, ReadHeaderTimeout: 5 * time.Second}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
@@ -466,7 +467,7 @@ func TestProxyListenerL4KeepsBytes(t *testing.T) {
 	echo := testutil.EchoServer(t)
 	pool := &lb.Pool{Name: "tcp"}
 	must(t, pool.Update([]lb.Server{{Addr: echo.Addr}}))
-	l := proxyListen(t, &lb.ProxyListener{Trusted: loopback})
+	l := proxyListen(t, &proxyproto.Listener{Trusted: loopback})
 	srv := &lb.ConnServer{Name: "fe", Backend: pool}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()

@@ -1,4 +1,4 @@
-package lb_test
+package proxyproto_test
 
 import (
 	"bytes"
@@ -17,6 +17,7 @@ import (
 
 	"github.com/lbkit/lbkit/internal/testutil"
 	"github.com/lbkit/lbkit/lb"
+	"github.com/lbkit/lbkit/lb/proxyproto"
 )
 
 // freePort returns a port free on addr ("127.0.0.1" or "::1").
@@ -166,7 +167,7 @@ func TestProxyProtocolInterop(t *testing.T) {
 	headers := []struct {
 		name string
 		hf   lb.HeaderFunc
-	}{{"v1", lb.ProxyV1()}, {"v2", lb.ProxyV2(lb.ProxyV2Options{SSL: true, Authority: true})}}
+	}{{"v1", proxyproto.V1()}, {"v2", proxyproto.V2(proxyproto.V2Options{SSL: true, Authority: true})}}
 	clients := []struct {
 		name, from, listen string
 		to                 func(receiver) string
