@@ -11,7 +11,7 @@
 //
 //	lb        the hub: Server, Snapshot, Balancer, HealthChecker, Backend,
 //	          Frontend, Affinity, HeaderFunc; Pool (the standard Backend),
-//	          ConnServer (L4 frontend), ReverseProxy (L7), Mux, Switch, Serve
+//	          TCPFrontend (L4 frontend), ReverseProxy (L7), Mux, Switch, Serve
 //	lb/proxyproto PROXY protocol v1/v2 header writers and a Listener that
 //	          reads them
 //	lb/lbtest conformance suite and helpers for custom Balancers

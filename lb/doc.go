@@ -15,7 +15,7 @@
 //   - Conn and ConnInfo: a client connection with what is known of it
 //     (client address, SNI, ALPN, TLS state), with Peek that never consumes.
 //   - Backend: serves an L4 connection, as http.Handler serves a request.
-//   - Frontend: accepts connections (ConnServer for L4, *http.Server for L7).
+//   - Frontend: accepts connections (TCPFrontend for L4, *http.Server for L7).
 //
 // # Engine
 //
@@ -26,7 +26,7 @@
 //     timeout, retries with redispatch, per-server MaxConns with a queue,
 //     backups and Fallback; TLS to servers after the PROXY header
 //     (bridging); ShutdownOnDown to close a failed server's sessions.
-//   - ConnServer: the L4 frontend, with net/http's Serve/Shutdown/Close.
+//   - TCPFrontend: the L4 frontend, with net/http's Serve/Shutdown/Close.
 //   - Mux (SNI routes) and Switch/HandlerSwitch (atomic reload of a chain).
 //   - ReverseProxy: the L7 path over a Pool.
 //   - Serve: run a Frontend until a context ends, then drain it.
@@ -45,9 +45,9 @@
 //	}
 //	return lb.Serve(ctx, srv, ln, 30*time.Second, proxy)
 //
-// For L4, serve the same Pool with a ConnServer:
+// For L4, serve the same Pool with a TCPFrontend:
 //
-//	return lb.Serve(ctx, &lb.ConnServer{Backend: pool}, ln, 30*time.Second)
+//	return lb.Serve(ctx, &lb.TCPFrontend{Backend: pool}, ln, 30*time.Second)
 //
 // # PROXY protocol
 //

@@ -83,9 +83,9 @@ type BackendFunc func(ctx context.Context, c *Conn)
 // ServeConn calls f(ctx, c).
 func (f BackendFunc) ServeConn(ctx context.Context, c *Conn) { f(ctx, c) }
 
-// Frontend accepts client connections on a listener. *ConnServer and
+// Frontend accepts client connections on a listener. *TCPFrontend and
 // *http.Server both implement it, with net/http's semantics: Serve returns
-// ErrServerClosed after Shutdown or Close; Shutdown stops accepting and waits
+// ErrFrontendClosed after Shutdown or Close; Shutdown stops accepting and waits
 // for open connections to end, until ctx is done; Close ends everything now.
 type Frontend interface {
 	Serve(ln net.Listener) error

@@ -202,7 +202,7 @@ func TestReverseProxyPrivateUpgrade(t *testing.T) {
 	front := proxyListen(t, &proxyproto.Listener{Trusted: loopback})
 	hopPool := &lb.Pool{Name: "hop"}
 	must(t, hopPool.Update([]lb.Server{{Addr: backend.Addr}}))
-	hop := &lb.ConnServer{Name: "hop", Backend: hopPool}
+	hop := &lb.TCPFrontend{Name: "hop", Backend: hopPool}
 	hopDone := make(chan error, 1)
 	go func() { hopDone <- hop.Serve(front) }()
 	t.Cleanup(func() { hop.Close(); <-hopDone })

@@ -27,7 +27,7 @@ func Serve(ctx context.Context, fe Frontend, ln net.Listener, grace time.Duratio
 	go func() { errc <- fe.Serve(ln) }()
 	select {
 	case err := <-errc:
-		if errors.Is(err, ErrServerClosed) {
+		if errors.Is(err, ErrFrontendClosed) {
 			return nil
 		}
 		return err
@@ -51,7 +51,7 @@ func Serve(ctx context.Context, fe Frontend, ln net.Listener, grace time.Duratio
 			s.Close()
 		}
 	}
-	if err := <-errc; err != nil && !errors.Is(err, ErrServerClosed) {
+	if err := <-errc; err != nil && !errors.Is(err, ErrFrontendClosed) {
 		return err
 	}
 	return nil

@@ -86,7 +86,7 @@ type stack struct {
 	ln     net.Listener
 	pool   *lb.Pool
 
-	// L4 (kind tcp): the chain the ConnServer serves; starts as pool.
+	// L4 (kind tcp): the chain the TCPFrontend serves; starts as pool.
 	backend lb.Backend
 	// L7 (kind http): the proxy, the handler chain in front of it (starts
 	// as proxy), and the server.
@@ -243,7 +243,7 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 	go s.pool.Run(ctx)
 	fmt.Fprintf(out, "lbproxy: %s on %s\n", cfg.mode, s.ln.Addr())
 	if kind == "tcp" {
-		return lb.Serve(ctx, &lb.ConnServer{Name: "frontend", Backend: s.backend, Logger: s.logger}, s.ln, cfg.grace, s.also...)
+		return lb.Serve(ctx, &lb.TCPFrontend{Name: "frontend", Backend: s.backend, Logger: s.logger}, s.ln, cfg.grace, s.also...)
 	}
 	s.server.Handler = s.handler
 	var fe lb.Frontend = s.server

@@ -207,7 +207,7 @@ func TestProxyProtocolInterop(t *testing.T) {
 							var fe lb.Frontend
 							var also []lb.Shutdowner
 							if layer == "L4" {
-								fe = &lb.ConnServer{Name: "fe", Backend: pool}
+								fe = &lb.TCPFrontend{Name: "fe", Backend: pool}
 							} else {
 								proxy := &lb.ReverseProxy{Pool: pool}
 								fe = &http.Server{Handler: proxy, ReadHeaderTimeout: 5 * time.Second,

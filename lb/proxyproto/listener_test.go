@@ -317,7 +317,7 @@ func TestProxyListenerL4Onward(t *testing.T) {
 		pool := &lb.Pool{Name: "p", ProxyHeader: hf}
 		must(t, pool.Update([]lb.Server{{Addr: addr}}))
 		l := proxyListen(t, &proxyproto.Listener{Trusted: loopback})
-		srv := &lb.ConnServer{Name: "fe", Backend: pool}
+		srv := &lb.TCPFrontend{Name: "fe", Backend: pool}
 		done := make(chan error, 1)
 		go func() { done <- srv.Serve(l) }()
 		c := dial(t, l.Addr().String())
@@ -333,7 +333,7 @@ func TestProxyListenerL4Onward(t *testing.T) {
 		}
 		c.Close()
 		srv.Close()
-		if err := <-done; !errors.Is(err, lb.ErrServerClosed) {
+		if err := <-done; !errors.Is(err, lb.ErrFrontendClosed) {
 			t.Fatalf("Serve: %v", err)
 		}
 	}
@@ -423,7 +423,7 @@ func TestProxyListenerStickiness(t *testing.T) {
 		pool := &lb.Pool{Name: "tcp", Affinity: rec}
 		must(t, pool.Update([]lb.Server{{Addr: echo.Addr}}))
 		l := proxyListen(t, &proxyproto.Listener{Trusted: loopback})
-		srv := &lb.ConnServer{Name: "fe", Backend: pool}
+		srv := &lb.TCPFrontend{Name: "fe", Backend: pool}
 		done := make(chan error, 1)
 		go func() { done <- srv.Serve(l) }()
 		defer func() { srv.Close(); <-done }()
@@ -468,7 +468,7 @@ func TestProxyListenerL4KeepsBytes(t *testing.T) {
 	pool := &lb.Pool{Name: "tcp"}
 	must(t, pool.Update([]lb.Server{{Addr: echo.Addr}}))
 	l := proxyListen(t, &proxyproto.Listener{Trusted: loopback})
-	srv := &lb.ConnServer{Name: "fe", Backend: pool}
+	srv := &lb.TCPFrontend{Name: "fe", Backend: pool}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()
 	defer func() { srv.Close(); <-done }()
