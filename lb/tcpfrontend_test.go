@@ -201,7 +201,7 @@ func TestUpdateUnderTrafficLosesNothing(t *testing.T) {
 	}
 }
 
-func TestConnServerShutdownGrace(t *testing.T) {
+func TestTCPFrontendShutdownGrace(t *testing.T) {
 	testutil.CheckLeaks(t)
 	echo := testutil.EchoServer(t)
 	pool := &lb.Pool{}
@@ -231,7 +231,7 @@ func TestConnServerShutdownGrace(t *testing.T) {
 	}
 }
 
-func TestConnServerShutdownDeadlineForcesClose(t *testing.T) {
+func TestTCPFrontendShutdownDeadlineForcesClose(t *testing.T) {
 	testutil.CheckLeaks(t)
 	echo := testutil.EchoServer(t)
 	pool := &lb.Pool{}
@@ -260,7 +260,7 @@ func TestConnServerShutdownDeadlineForcesClose(t *testing.T) {
 	}
 }
 
-func TestConnServerHandshakeTimeoutBoundsPeek(t *testing.T) {
+func TestTCPFrontendHandshakeTimeoutBoundsPeek(t *testing.T) {
 	testutil.CheckLeaks(t)
 	peeked := make(chan error, 1)
 	b := lb.BackendFunc(func(ctx context.Context, c *lb.Conn) {
@@ -287,7 +287,7 @@ func TestConnServerHandshakeTimeoutBoundsPeek(t *testing.T) {
 	}
 }
 
-func TestConnServerRecoversPanics(t *testing.T) {
+func TestTCPFrontendRecoversPanics(t *testing.T) {
 	testutil.CheckLeaks(t)
 	var calls atomic.Int32
 	b := lb.BackendFunc(func(ctx context.Context, c *lb.Conn) {

@@ -10,8 +10,8 @@ import (
 	"github.com/lbkit/lbkit/lb/proxyproto"
 )
 
-// BenchmarkProxyHeader measures writing one header per server connection.
-func BenchmarkProxyHeader(b *testing.B) {
+// BenchmarkHeaderWrite measures writing one header per server connection.
+func BenchmarkHeaderWrite(b *testing.B) {
 	info := &lb.ConnInfo{
 		Remote: netip.MustParseAddrPort("[2001:db8::7]:50123"),
 		Local:  netip.MustParseAddrPort("[2001:db8::1]:443"),
@@ -37,8 +37,8 @@ func BenchmarkProxyHeader(b *testing.B) {
 	}
 }
 
-// BenchmarkProxyHeaderRead measures the reception path of one connection.
-func BenchmarkProxyHeaderRead(b *testing.B) {
+// BenchmarkHeaderRead measures the reception path of one connection.
+func BenchmarkHeaderRead(b *testing.B) {
 	var buf bytes.Buffer
 	proxyproto.V2(proxyproto.V2Options{Authority: true})(&buf, &lb.ConnInfo{
 		Remote: netip.MustParseAddrPort("192.0.2.7:50123"),

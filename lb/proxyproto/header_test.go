@@ -75,7 +75,7 @@ func readHeader(t *testing.T, b []byte) *pp.Header {
 	return h
 }
 
-func TestProxyV2TLVsReadByGoProxyproto(t *testing.T) {
+func TestV2TLVsReadByGoProxyproto(t *testing.T) {
 	verified := serverTLSState(t, "alice", true)
 	unverified := serverTLSState(t, "mallory", false)
 	noCert := serverTLSState(t, "", true)
@@ -169,7 +169,7 @@ func TestProxyV2TLVsReadByGoProxyproto(t *testing.T) {
 	}
 }
 
-func TestProxyHeaderFuncs(t *testing.T) {
+func TestHeaderFuncs(t *testing.T) {
 	v4 := &lb.ConnInfo{Remote: netip.MustParseAddrPort("192.0.2.7:50123"), Local: netip.MustParseAddrPort("198.51.100.1:80")}
 	v6 := &lb.ConnInfo{Remote: netip.MustParseAddrPort("[2001:db8::7]:50123"), Local: netip.MustParseAddrPort("[2001:db8::1]:80")}
 	mapped := &lb.ConnInfo{Remote: netip.MustParseAddrPort("[::ffff:192.0.2.7]:50123"), Local: netip.MustParseAddrPort("198.51.100.1:80")}

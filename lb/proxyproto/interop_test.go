@@ -153,13 +153,13 @@ func clientGet(t *testing.T, from, url string) string {
 	return string(body)
 }
 
-// TestProxyProtocolInterop sends PROXY v1 and v2 headers from lbkit to
+// TestInterop sends PROXY v1 and v2 headers from lbkit to
 // HAProxy (accept-proxy) and nginx (listen ... proxy_protocol), at L4 and
 // at L7, for IPv4 and IPv6 clients, and checks that the address each
 // reports is the client's, not lbkit's: an IPv4 client (127.0.0.2) is
 // relayed to the receiver's IPv6 listener, an IPv6 client (::1) to its IPv4
 // listener, so the socket address never matches the client's.
-func TestProxyProtocolInterop(t *testing.T) {
+func TestInterop(t *testing.T) {
 	receivers := []struct {
 		name  string
 		start func(*testing.T) receiver

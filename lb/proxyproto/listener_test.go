@@ -93,7 +93,7 @@ func v2Header(t testing.TB, src, dst string) []byte {
 	return buf.Bytes()
 }
 
-func TestProxyListenerAccepts(t *testing.T) {
+func TestListenerAccepts(t *testing.T) {
 	testutil.CheckLeaks(t)
 	tests := []struct {
 		name       string
@@ -115,7 +115,7 @@ func TestProxyListenerAccepts(t *testing.T) {
 		{"v2 local keeps the socket", loopback, proxyproto.Reject,
 			append([]byte("\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x00"), "hello"...), "", "", "hello"},
 		{"v1 unknown keeps the socket", loopback, proxyproto.Reject, []byte("PROXY UNKNOWN\r\nhello"), "", "", "hello"},
-		{"untrusted under ProxyUseSocket", []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, proxyproto.UseSocket,
+		{"untrusted under UseSocket", []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, proxyproto.UseSocket,
 			[]byte("PROXY TCP4 192.0.2.7 198.51.100.1 50123 443\r\n"), "", "", "PROXY TCP4 192.0.2.7 198.51.100.1 50123 443\r\n"},
 	}
 	for _, tt := range tests {
@@ -166,11 +166,11 @@ var badPeers = []struct {
 	{"closed at once", nil, true},
 }
 
-// TestProxyListenerRejectsBadPeers: each bad trusted peer is closed and
+// TestListenerRejectsBadPeers: each bad trusted peer is closed and
 // Accept goes on to the next, good, connection; a silent peer does not
 // delay it: the good peer is accepted while the silent one's header is
 // still being waited for (the header timeout is far beyond the test's).
-func TestProxyListenerRejectsBadPeers(t *testing.T) {
+func TestListenerRejectsBadPeers(t *testing.T) {
 	testutil.CheckLeaks(t)
 	for _, bp := range badPeers {
 		t.Run(bp.name, func(t *testing.T) {
@@ -208,7 +208,7 @@ func TestProxyListenerRejectsBadPeers(t *testing.T) {
 	}
 }
 
-func TestProxyListenerRejectsUntrusted(t *testing.T) {
+func TestListenerRejectsUntrusted(t *testing.T) {
 	testutil.CheckLeaks(t)
 	l := proxyListen(t, &proxyproto.Listener{Trusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
 	c := dial(t, l.Addr().String())
@@ -256,9 +256,9 @@ func openFDs(t *testing.T) int {
 	return len(ents)
 }
 
-// TestProxyListenerNoLeaks: bad trusted peers and rejected untrusted ones
+// TestListenerNoLeaks: bad trusted peers and rejected untrusted ones
 // leave no goroutine and no descriptor.
-func TestProxyListenerNoLeaks(t *testing.T) {
+func TestListenerNoLeaks(t *testing.T) {
 	testutil.CheckLeaks(t)
 	before := openFDs(t)
 	func() {
@@ -307,10 +307,10 @@ func expectFDs(t *testing.T, before int) {
 	testutil.Eventually(t, fmt.Sprintf("%d descriptors open (as before)", before), func() bool { return openFDs(t) <= before })
 }
 
-// TestProxyListenerCloseEndsHeaderReads: Close closes the connections
+// TestListenerCloseEndsHeaderReads: Close closes the connections
 // whose header is being read, without waiting for their header timeout,
 // and leaves no goroutine and no descriptor.
-func TestProxyListenerCloseEndsHeaderReads(t *testing.T) {
+func TestListenerCloseEndsHeaderReads(t *testing.T) {
 	testutil.CheckLeaks(t)
 	before := openFDs(t)
 	func() {
@@ -342,10 +342,10 @@ func TestProxyListenerCloseEndsHeaderReads(t *testing.T) {
 	expectFDs(t, before)
 }
 
-// TestProxyListenerForwardedFor: behind a trusted upstream, the carried
+// TestListenerForwardedFor: behind a trusted upstream, the carried
 // client address is the one X-Forwarded-For names and the one the PROXY
 // header sent onward names, at L7 and at L4.
-func TestProxyListenerForwardedFor(t *testing.T) {
+func TestListenerForwardedFor(t *testing.T) {
 	testutil.CheckLeaks(t)
 	backend := testutil.HTTPBackend(t, "a")
 	pool := &lb.Pool{Name: "web"}
@@ -376,7 +376,7 @@ func TestProxyListenerForwardedFor(t *testing.T) {
 	}
 }
 
-func TestProxyListenerL4Onward(t *testing.T) {
+func TestListenerL4Onward(t *testing.T) {
 	testutil.CheckLeaks(t)
 	addr, headers := headerServer(t)
 	for _, hf := range []lb.HeaderFunc{proxyproto.V1(), proxyproto.V2(proxyproto.V2Options{})} {
@@ -411,7 +411,7 @@ type pipeConn struct{ net.Conn }
 func (pipeConn) RemoteAddr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1234} }
 func (pipeConn) LocalAddr() net.Addr  { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 80} }
 
-func FuzzProxyListenerHeader(f *testing.F) {
+func FuzzListenerHeader(f *testing.F) {
 	f.Add([]byte("PROXY TCP4 192.0.2.7 198.51.100.1 50123 443\r\nGET /"))
 	f.Add([]byte("PROXY UNKNOWN\r\n"))
 	f.Add(append(v2Header(f, "[2001:db8::7]:50123", "[2001:db8::1]:443"), "data"...))
@@ -435,7 +435,7 @@ func FuzzProxyListenerHeader(f *testing.F) {
 			}
 			io.Copy(io.Discard, c) // the rest reads back
 		} else if !errors.Is(err, proxyproto.ErrBadHeader) {
-			t.Fatalf("error %v does not wrap ErrProxyHeader", err)
+			t.Fatalf("error %v does not wrap ErrBadHeader", err)
 		}
 		a.Close()
 		wg.Wait()
@@ -476,9 +476,9 @@ func (r *clientRecorder) last() netip.AddrPort {
 	return r.clients[len(r.clients)-1]
 }
 
-// TestProxyListenerStickiness: balancing and stickiness see the carried
+// TestListenerStickiness: balancing and stickiness see the carried
 // client, at L4 and at L7.
-func TestProxyListenerStickiness(t *testing.T) {
+func TestListenerStickiness(t *testing.T) {
 	testutil.CheckLeaks(t)
 	want := netip.MustParseAddrPort("192.0.2.7:50123")
 	header := "PROXY TCP4 192.0.2.7 198.51.100.1 50123 443\r\n"
@@ -526,9 +526,9 @@ func TestProxyListenerStickiness(t *testing.T) {
 	})
 }
 
-// TestProxyListenerL4KeepsBytes: the bytes that came with the header and
+// TestListenerL4KeepsBytes: the bytes that came with the header and
 // those after it reach the server in order, through the splice path.
-func TestProxyListenerL4KeepsBytes(t *testing.T) {
+func TestListenerL4KeepsBytes(t *testing.T) {
 	testutil.CheckLeaks(t)
 	echo := testutil.EchoServer(t)
 	pool := &lb.Pool{Name: "tcp"}
