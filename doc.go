@@ -1,7 +1,7 @@
 // Package lbkit is a library for embedding load balancing in Go programs.
 //
 // It implements the model of a managed cloud load balancer: frontends (TCP
-// or HTTP) that accept clients, backends of servers that serve them,
+// or HTTP) that accept clients, pools of upstream servers that serve them,
 // balancing algorithms, health checks, sticky sessions, the three TLS modes
 // (passthrough, offloading, bridging), PROXY protocol, ACLs and routes.
 // Every piece is a small composable value that a host program wires into its
@@ -9,29 +9,42 @@
 //
 // # Packages
 //
-//	lb        the hub: Server, Snapshot, Balancer, HealthChecker, Backend,
-//	          Frontend, Affinity, HeaderFunc; Pool (the standard Backend),
-//	          ConnServer (L4 frontend), ReverseProxy (L7), Mux, Switch, Serve;
-//	          PROXY protocol: ProxyV1, ProxyV2 (writers), ProxyListener
-//	lb/lbtest conformance suite and helpers for custom Balancers
-//	lb/demo   demo backends and a throw-away CA, for programs and tests
-//	balancer  round robin (smooth weighted), least connections, first,
-//	          random, power of two choices, consistent hashing, ByName
-//	health    active and passive health checks
-//	tlsmode   passthrough, offloading and bridging adapters; certificates
-//	sticky    cookie and source-IP affinity
-//	acl       allow/deny/redirect rules and routes
-//	examples  runnable programs; examples/lbproxy is the command-line
-//	          load balancer
+//   - [github.com/lbkit/lbkit/lb]: the hub. Server (an upstream), Pool (the
+//     standard Backend), the Balancer, HealthChecker, Affinity and
+//     HeaderFunc hooks, TCPFrontend (L4), ReverseProxy (L7), Mux, Switch
+//     and Serve.
+//   - [github.com/lbkit/lbkit/lb/proxyproto]: PROXY protocol v1 and v2
+//     header writers for Pool.ProxyHeader, and a Listener that reads them
+//     from trusted upstreams.
+//   - [github.com/lbkit/lbkit/lb/lbtest]: conformance suite and helpers
+//     for custom Balancers.
+//   - [github.com/lbkit/lbkit/lb/demo]: demo backends and a throw-away CA,
+//     for programs and tests.
+//   - [github.com/lbkit/lbkit/balancer]: round robin (smooth weighted),
+//     least connections, first, random, power of two choices, consistent
+//     hashing, ByName.
+//   - [github.com/lbkit/lbkit/health]: active and passive health checks.
+//   - [github.com/lbkit/lbkit/tlsmode]: passthrough, offloading and
+//     bridging adapters; certificates.
+//   - [github.com/lbkit/lbkit/sticky]: cookie and source-IP affinity.
+//   - [github.com/lbkit/lbkit/acl]: allow, deny and redirect rules; routes.
+//
+// The programs under examples/ run on loopback defaults; examples/lbproxy
+// is the command-line load balancer.
 //
 // # Typical usage
 //
 //	pool := &lb.Pool{Name: "web", Balancer: &balancer.LeastConn{}}
-//	pool.Update([]lb.Server{{Addr: "10.0.0.1:80"}, {Addr: "10.0.0.2:80", Weight: 2}})
+//	if err := pool.Update([]lb.Server{{Addr: "10.0.0.1:80"}, {Addr: "10.0.0.2:80", Weight: 2}}); err != nil {
+//		return err
+//	}
 //	proxy := &lb.ReverseProxy{Pool: pool}
 //	srv := &http.Server{Handler: proxy, ReadHeaderTimeout: 10 * time.Second}
-//	ln, _ := net.Listen("tcp", ":8080")
-//	lb.Serve(ctx, srv, ln, 30*time.Second, proxy)
+//	ln, err := net.Listen("tcp", ":8080")
+//	if err != nil {
+//		return err
+//	}
+//	return lb.Serve(ctx, srv, ln, 30*time.Second, proxy)
 //
 // The packages depend on lb and never on each other's internals, so a custom
 // algorithm, health check or adapter is a type implementing one small

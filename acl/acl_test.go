@@ -203,7 +203,7 @@ func TestListenerDeniesBeforeServing(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	must(t, err)
 	var served atomic.Int64
-	srv := &lb.ConnServer{Backend: lb.BackendFunc(func(ctx context.Context, c *lb.Conn) {
+	srv := &lb.TCPFrontend{Backend: lb.BackendFunc(func(ctx context.Context, c *lb.Conn) {
 		served.Add(1)
 		io.WriteString(c, "hello "+c.Info.Remote.Addr().String()+"\n")
 		c.Close()
@@ -272,7 +272,7 @@ func TestL4SNIRoutesAndFilter(t *testing.T) {
 	srvConfig := ca.ServerConfig(t, "a.example", "x.b.example", "db.internal.example", "other.example")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	must(t, err)
-	srv := &lb.ConnServer{Name: "l4", Backend: offload(srvConfig, acl.Filter(rules, mux))}
+	srv := &lb.TCPFrontend{Name: "l4", Backend: offload(srvConfig, acl.Filter(rules, mux))}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	t.Cleanup(func() {

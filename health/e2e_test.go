@@ -325,7 +325,7 @@ func TestShutdownOnDownThroughMonitor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &lb.ConnServer{Backend: pool}
+	srv := &lb.TCPFrontend{Backend: pool}
 	served := make(chan struct{})
 	go func() { defer close(served); srv.Serve(ln) }()
 	defer func() { srv.Close(); <-served }()

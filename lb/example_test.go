@@ -112,9 +112,9 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-// ConnServer is the L4 frontend: here it serves a Pool of one echo server
+// TCPFrontend is the L4 frontend: here it serves a Pool of one echo server
 // until the context ends, then drains.
-func ExampleConnServer() {
+func ExampleTCPFrontend() {
 	echo, _ := net.Listen("tcp", "127.0.0.1:0")
 	defer echo.Close()
 	go func() {
@@ -132,7 +132,7 @@ func ExampleConnServer() {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- lb.Serve(ctx, &lb.ConnServer{Backend: pool}, ln, 5*time.Second) }()
+	go func() { served <- lb.Serve(ctx, &lb.TCPFrontend{Backend: pool}, ln, 5*time.Second) }()
 
 	c, _ := net.Dial("tcp", ln.Addr().String())
 	c.Write([]byte("ping"))

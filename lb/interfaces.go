@@ -102,9 +102,9 @@ type BackendFunc func(ctx context.Context, c *Conn)
 // ServeConn calls f(ctx, c).
 func (f BackendFunc) ServeConn(ctx context.Context, c *Conn) { f(ctx, c) }
 
-// Frontend accepts client connections on a listener. *ConnServer and
+// Frontend accepts client connections on a listener. *TCPFrontend and
 // *http.Server both implement it, with net/http's semantics: Serve returns
-// ErrServerClosed after Shutdown or Close; Shutdown stops accepting and waits
+// ErrFrontendClosed after Shutdown or Close; Shutdown stops accepting and waits
 // for open connections to end, until ctx is done; Close ends everything now.
 type Frontend interface {
 	Serve(ln net.Listener) error
@@ -133,5 +133,6 @@ type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 // describes the client connection on whose behalf the connection is opened.
 // Called with a nil *ConnInfo, the HeaderFunc writes the header of a
 // connection lbkit opens on its own behalf (health checks, client-side dial):
-// ProxyV2 writes the LOCAL command, ProxyV1 "PROXY UNKNOWN".
+// the writers of package lb/proxyproto then write the LOCAL command (v2) or
+// "PROXY UNKNOWN" (v1).
 type HeaderFunc func(w io.Writer, info *ConnInfo, s *Server) error

@@ -143,14 +143,14 @@ func TestPoolTLS(t *testing.T) {
 	}
 }
 
-// servePoolTLS serves b on a loopback ConnServer until the test ends.
+// servePoolTLS serves b on a loopback TCPFrontend until the test ends.
 func servePoolTLS(t *testing.T, b lb.Backend) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &lb.ConnServer{Backend: b}
+	srv := &lb.TCPFrontend{Backend: b}
 	done := make(chan struct{})
 	go func() { defer close(done); srv.Serve(ln) }()
 	t.Cleanup(func() { srv.Close(); <-done })

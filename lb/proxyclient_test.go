@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,12 +15,25 @@ import (
 
 	"github.com/lbkit/lbkit/internal/testutil"
 	"github.com/lbkit/lbkit/lb"
+	"github.com/lbkit/lbkit/lb/proxyproto"
 )
 
 // connIDKey carries the id of a backend connection in its context.
 type connIDKey struct{}
 
-// proxyBackend is an HTTP server behind a ProxyListener that answers each
+var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+
+// proxyListen wraps a loopback listener in l and closes it in cleanup.
+func proxyListen(t *testing.T, l *proxyproto.Listener) *proxyproto.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	l.Listener = ln
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// proxyBackend is an HTTP server behind a proxyproto.Listener that answers each
 // request with the id of the connection it came on and the client address
 // that connection's PROXY header carried.
 type proxyBackend struct {
@@ -30,7 +44,7 @@ type proxyBackend struct {
 func startProxyBackend(t *testing.T) *proxyBackend {
 	t.Helper()
 	b := &proxyBackend{}
-	l := proxyListen(t, &lb.ProxyListener{Trusted: loopback})
+	l := proxyListen(t, &proxyproto.Listener{Trusted: loopback})
 	b.addr = l.Addr().String()
 	srv := &http.Server{
 		ReadHeaderTimeout: 5 * time.Second,
@@ -121,7 +135,7 @@ func TestReverseProxyPrivateServerConns(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		hf   lb.HeaderFunc
-	}{{"v1", lb.ProxyV1()}, {"v2", lb.ProxyV2(lb.ProxyV2Options{SSL: true})}} {
+	}{{"v1", proxyproto.V1()}, {"v2", proxyproto.V2(proxyproto.V2Options{SSL: true})}} {
 		t.Run(tc.name, func(t *testing.T) {
 			testutil.CheckLeaks(t)
 			backend := startProxyBackend(t)
@@ -163,7 +177,7 @@ func TestReverseProxyPrivateServerConns(t *testing.T) {
 func TestReverseProxyProxyHeaderWithoutHooks(t *testing.T) {
 	testutil.CheckLeaks(t)
 	backend := startProxyBackend(t)
-	pool := &lb.Pool{Name: "web", ProxyHeader: lb.ProxyV2(lb.ProxyV2Options{})}
+	pool := &lb.Pool{Name: "web", ProxyHeader: proxyproto.V2(proxyproto.V2Options{})}
 	must(t, pool.Update([]lb.Server{{Name: "a", Addr: backend.addr}}))
 	url := startL7Hooked(t, &lb.ReverseProxy{Pool: pool}, false)
 	c := newRecordingClient(t)
@@ -183,17 +197,17 @@ func TestReverseProxyProxyHeaderWithoutHooks(t *testing.T) {
 func TestReverseProxyPrivateUpgrade(t *testing.T) {
 	testutil.CheckLeaks(t)
 	backend := testutil.HTTPBackend(t, "a")
-	// The test backend does not read PROXY headers: put a ProxyListener
+	// The test backend does not read PROXY headers: put a proxyproto.Listener
 	// in front of it through an L4 hop of lbkit itself.
-	front := proxyListen(t, &lb.ProxyListener{Trusted: loopback})
+	front := proxyListen(t, &proxyproto.Listener{Trusted: loopback})
 	hopPool := &lb.Pool{Name: "hop"}
 	must(t, hopPool.Update([]lb.Server{{Addr: backend.Addr}}))
-	hop := &lb.ConnServer{Name: "hop", Backend: hopPool}
+	hop := &lb.TCPFrontend{Name: "hop", Backend: hopPool}
 	hopDone := make(chan error, 1)
 	go func() { hopDone <- hop.Serve(front) }()
 	t.Cleanup(func() { hop.Close(); <-hopDone })
 
-	pool := &lb.Pool{Name: "web", ProxyHeader: lb.ProxyV1()}
+	pool := &lb.Pool{Name: "web", ProxyHeader: proxyproto.V1()}
 	must(t, pool.Update([]lb.Server{{Addr: front.Addr().String()}}))
 	url := startL7Hooked(t, &lb.ReverseProxy{Pool: pool}, true)
 	c := dial(t, strings.TrimPrefix(url, "http://"))
@@ -226,7 +240,7 @@ func TestReverseProxyPrivateUpgrade(t *testing.T) {
 func TestReverseProxyProxyHeaderBeforeTLS(t *testing.T) {
 	testutil.CheckLeaks(t)
 	ca := testutil.NewCA(t)
-	l := proxyListen(t, &lb.ProxyListener{Trusted: loopback})
+	l := proxyListen(t, &proxyproto.Listener{Trusted: loopback})
 	backend := &http.Server{
 		ReadHeaderTimeout: 5 * time.Second,
 		TLSConfig:         ca.ServerConfig(t, "backend.test"),
@@ -238,7 +252,7 @@ func TestReverseProxyProxyHeaderBeforeTLS(t *testing.T) {
 	go func() { defer close(done); backend.ServeTLS(l, "", "") }()
 	t.Cleanup(func() { backend.Close(); <-done })
 
-	pool := &lb.Pool{Name: "web", ProxyHeader: lb.ProxyV2(lb.ProxyV2Options{})}
+	pool := &lb.Pool{Name: "web", ProxyHeader: proxyproto.V2(proxyproto.V2Options{})}
 	must(t, pool.Update([]lb.Server{{Addr: l.Addr().String()}}))
 	proxy := &lb.ReverseProxy{Pool: pool, Scheme: "https", ServerHTTP2: true, TLSClientConfig: ca.ClientConfig("backend.test")}
 	url := startL7Hooked(t, proxy, true)

@@ -37,7 +37,7 @@ func Serve(ctx context.Context, fe Frontend, ln net.Listener, grace time.Duratio
 	go func() { errc <- serve(ln) }()
 	select {
 	case err := <-errc:
-		if errors.Is(err, ErrServerClosed) {
+		if errors.Is(err, ErrFrontendClosed) {
 			return nil
 		}
 		return err
@@ -61,7 +61,7 @@ func Serve(ctx context.Context, fe Frontend, ln net.Listener, grace time.Duratio
 			s.Close()
 		}
 	}
-	if err := <-errc; err != nil && !errors.Is(err, ErrServerClosed) {
+	if err := <-errc; err != nil && !errors.Is(err, ErrFrontendClosed) {
 		return err
 	}
 	return nil

@@ -7,8 +7,9 @@ import (
 	"time"
 )
 
-// Server is the configuration of one server of a Pool: where it is and how
-// much traffic it takes. Callers build Server values and hand them to
+// Server is the configuration of one upstream server of a [Pool]: where it
+// is and how much traffic it takes, as a "server" line of an HAProxy backend.
+// In lb a Server is always an upstream; what accepts clients is a [Frontend]. Callers build Server values and hand them to
 // Pool.Update; the Pool keeps its own copies, so a Server value may be reused
 // or modified afterwards.
 //

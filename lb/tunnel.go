@@ -34,25 +34,32 @@ func (p *Pool) ServeConn(ctx context.Context, c *Conn) {
 	lease.Done(Outcome{Err: err, Sent: up, Received: down})
 }
 
-// unwrapConn peels *Conn layers (and a ProxyListener's connection, whose
-// addresses are in c.Info already) so that the copy sees the raw connection
-// (and can splice), returning the peeked bytes they held.
+// bufferedConn is a connection layered over another that may hold bytes it
+// read from it and not handed out yet: a *Conn, or a connection accepted by
+// a proxyproto.Listener (whose addresses are in ConnInfo already).
+type bufferedConn interface {
+	net.Conn
+	// Unwrap returns the connection underneath.
+	Unwrap() net.Conn
+	// TakeBuffered returns the bytes read from Unwrap and not read yet,
+	// and forgets them.
+	TakeBuffered() []byte
+}
+
+// unwrapConn peels bufferedConn layers so that the copy sees the raw
+// connection (and can splice), returning the bytes they held.
 func unwrapConn(c *Conn) (net.Conn, []byte) {
 	var pending []byte
 	var nc net.Conn = c
 	for {
-		var b []byte
-		switch cc := nc.(type) {
-		case *Conn:
-			b, nc = cc.TakeBuffered(), cc.Conn
-		case *proxiedConn:
-			b, nc = cc.takeRest(), cc.Conn
-		default:
+		bc, ok := nc.(bufferedConn)
+		if !ok {
 			return nc, pending
 		}
-		if len(b) > 0 {
+		if b := bc.TakeBuffered(); len(b) > 0 {
 			// Outer layers were read before inner ones.
 			pending = append(pending, b...)
 		}
+		nc = bc.Unwrap()
 	}
 }

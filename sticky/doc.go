@@ -53,7 +53,7 @@
 // and for L4:
 //
 //	pool := &lb.Pool{Name: "db", Affinity: &sticky.SourceIP{MaxEntries: 100000, TTL: time.Hour}}
-//	srv := &lb.ConnServer{Backend: pool}
+//	srv := &lb.TCPFrontend{Backend: pool}
 //
 // # Design notes
 //

@@ -33,7 +33,7 @@ func dialFrom(t *testing.T, src, addr string) string {
 	return name[:len(name)-1]
 }
 
-// TestSourceIPL4 runs source-IP stickiness through a real ConnServer with
+// TestSourceIPL4 runs source-IP stickiness through a real TCPFrontend with
 // clients dialling from several loopback addresses.
 func TestSourceIPL4(t *testing.T) {
 	testutil.CheckLeaks(t)
@@ -50,7 +50,7 @@ func TestSourceIPL4(t *testing.T) {
 		servers = append(servers, lb.Server{Name: n, Addr: testutil.NameServer(t, n).Addr})
 	}
 	must(t, pool.Update(servers))
-	srv := &lb.ConnServer{Name: "l4", Backend: pool}
+	srv := &lb.TCPFrontend{Name: "l4", Backend: pool}
 	addr := serveHTTPFrontend(t, srv)
 
 	const clients = 9
@@ -113,7 +113,7 @@ func serveHTTPFrontend(t *testing.T, fe lb.Frontend) string {
 	go func() { done <- fe.Serve(ln) }()
 	t.Cleanup(func() {
 		fe.Close()
-		if err := <-done; err != lb.ErrServerClosed {
+		if err := <-done; err != lb.ErrFrontendClosed {
 			t.Errorf("Serve: %v", err)
 		}
 	})

@@ -49,7 +49,7 @@
 //
 //	mux := &lb.Mux{Default: other}
 //	mux.Handle("db.example.com", dbPool)
-//	l4 := &lb.ConnServer{Backend: tlsmode.Passthrough(mux)}
+//	l4 := &lb.TCPFrontend{Backend: tlsmode.Passthrough(mux)}
 //	go l4.Serve(ln8443)
 //
 // Design notes. The ClientHello is parsed by crypto/tls (a server

@@ -76,7 +76,7 @@ func ExamplePassthrough() {
 
 	mux := &lb.Mux{Default: web}
 	mux.Handle("db.example.com", db)
-	frontend := &lb.ConnServer{Name: "tls", Backend: tlsmode.Passthrough(mux)}
+	frontend := &lb.TCPFrontend{Name: "tls", Backend: tlsmode.Passthrough(mux)}
 	_ = frontend // frontend.Serve(listener)
 	fmt.Println(mux.Match("db.example.com") == db, mux.Match("other.example.com") == web)
 	// Output: true true

@@ -16,7 +16,7 @@ import (
 	"github.com/lbkit/lbkit/lb"
 )
 
-// serveL4 serves b on a loopback ConnServer and returns its address.
+// serveL4 serves b on a loopback TCPFrontend and returns its address.
 func serveL4(t *testing.T, b lb.Backend) string {
 	t.Helper()
 	return serveL4On(t, listen(t), b)
@@ -34,7 +34,7 @@ func listen(t *testing.T) net.Listener {
 // serveL4On serves b on ln until the test ends.
 func serveL4On(t *testing.T, ln net.Listener, b lb.Backend) string {
 	t.Helper()
-	srv := &lb.ConnServer{Name: "test", Backend: b, HandshakeTimeout: 5 * time.Second}
+	srv := &lb.TCPFrontend{Name: "test", Backend: b, HandshakeTimeout: 5 * time.Second}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -77,7 +77,7 @@ func (c Config) HTTPConfig() *tls.Config {
 // is (see Config.ServerConfig).
 //
 // The handshake is bounded by the connection's read deadline (the
-// ConnServer's HandshakeTimeout) and by HandshakeTimeout. After it,
+// TCPFrontend's HandshakeTimeout) and by HandshakeTimeout. After it,
 // Conn.Info has TLS (the connection state, with the client's certificates
 // under mTLS), SNI and, when one was negotiated, ALPN (the protocol chosen,
 // not the list the client offered). Failed handshakes close the

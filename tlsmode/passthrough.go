@@ -26,7 +26,7 @@ const recordHeaderLen = 5
 // c.Info.ALPN.
 //
 // Reads block like Read: the caller bounds them with a read deadline (a
-// ConnServer sets its HandshakeTimeout). It returns an error wrapping
+// TCPFrontend sets its HandshakeTimeout). It returns an error wrapping
 // ErrNotTLS when c does not start with a TLS handshake record, and
 // ErrClientHello when the hello is malformed or larger than MaxClientHello.
 func PeekClientHello(c *lb.Conn) (*tls.ClientHelloInfo, error) {
@@ -160,7 +160,7 @@ func (helloAddr) String() string  { return "peek" }
 // ClientHello are closed and logged at Debug level.
 //
 // The peek is bounded by MaxClientHello and by the read deadline the
-// ConnServer sets (HandshakeTimeout).
+// TCPFrontend sets (HandshakeTimeout).
 func Passthrough(next lb.Backend) *PassthroughBackend {
 	return &PassthroughBackend{Next: next}
 }

@@ -135,7 +135,7 @@ func run(ctx context.Context, o options, ready func(addr string, roots *x509.Cer
 	ready(ln.Addr().String(), roots)
 	if o.l4 {
 		up.Bridge(pool)
-		cs := &lb.ConnServer{Name: "bridge", Backend: tlsmode.Offload(front.ServerConfig(), pool)}
+		cs := &lb.TCPFrontend{Name: "bridge", Backend: tlsmode.Offload(front.ServerConfig(), pool)}
 		return lb.Serve(ctx, cs, ln, 30*time.Second)
 	}
 	proxy := &lb.ReverseProxy{Pool: pool}

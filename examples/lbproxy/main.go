@@ -59,6 +59,7 @@ import (
 	"github.com/lbkit/lbkit/health"
 	"github.com/lbkit/lbkit/lb"
 	"github.com/lbkit/lbkit/lb/demo"
+	"github.com/lbkit/lbkit/lb/proxyproto"
 	"github.com/lbkit/lbkit/sticky"
 	"github.com/lbkit/lbkit/tlsmode"
 )
@@ -287,7 +288,7 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 	// 2. PROXY protocol reception: the carried client address replaces the
 	// socket's for every layer above (ACLs, balancing, headers sent on).
 	if acceptProxy != nil {
-		ln = &lb.ProxyListener{Listener: ln, Trusted: acceptProxy, Logger: logger}
+		ln = &proxyproto.Listener{Listener: ln, Trusted: acceptProxy, Logger: logger}
 	}
 
 	// 3. TLS: the certificates clients see, and the settings towards the
@@ -430,7 +431,7 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 		backend = acl.Filter(rules, backend)
 	}
 	fmt.Fprintf(out, "lbproxy: %s on %s\n", cfg.mode, ln.Addr())
-	return lb.Serve(ctx, &lb.ConnServer{Name: "frontend", Backend: backend, Logger: logger}, ln, cfg.grace)
+	return lb.Serve(ctx, &lb.TCPFrontend{Name: "frontend", Backend: backend, Logger: logger}, ln, cfg.grace)
 }
 
 // parseServers turns a comma-separated address list into Pool servers named

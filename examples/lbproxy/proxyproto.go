@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/lbkit/lbkit/lb"
+	"github.com/lbkit/lbkit/lb/proxyproto"
 )
 
 // proxyHeader returns the PROXY protocol writer of a -proxy-protocol value:
@@ -17,13 +18,13 @@ func proxyHeader(send string) (lb.HeaderFunc, error) {
 	case "none":
 		return nil, nil
 	case "v1":
-		return lb.ProxyV1(), nil
+		return proxyproto.V1(), nil
 	case "v2":
-		return lb.ProxyV2(lb.ProxyV2Options{}), nil
+		return proxyproto.V2(proxyproto.V2Options{}), nil
 	case "v2-ssl":
-		return lb.ProxyV2(lb.ProxyV2Options{SSL: true}), nil
+		return proxyproto.V2(proxyproto.V2Options{SSL: true}), nil
 	case "v2-ssl-cn":
-		return lb.ProxyV2(lb.ProxyV2Options{SSL: true, CN: true}), nil
+		return proxyproto.V2(proxyproto.V2Options{SSL: true, CN: true}), nil
 	}
 	return nil, fmt.Errorf("lbproxy: unknown -proxy-protocol %q (want none, v1, v2, v2-ssl or v2-ssl-cn)", send)
 }

@@ -14,10 +14,10 @@ import (
 	"time"
 
 	"github.com/lbkit/lbkit/internal/testutil"
-	"github.com/lbkit/lbkit/lb"
+	"github.com/lbkit/lbkit/lb/proxyproto"
 )
 
-// addrBackend serves, behind a ProxyListener trusting loopback, HTTP
+// addrBackend serves, behind a proxyproto.Listener trusting loopback, HTTP
 // requests (answered with the client address the PROXY header carried) or
 // raw connections (greeted with it).
 func addrBackend(t *testing.T, kind string) string {
@@ -26,7 +26,7 @@ func addrBackend(t *testing.T, kind string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pl := &lb.ProxyListener{Listener: ln, Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
+	pl := &proxyproto.Listener{Listener: ln, Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
 	done := make(chan struct{})
 	if kind == "http" {
 		srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

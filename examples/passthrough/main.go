@@ -98,7 +98,7 @@ func run(ctx context.Context, listen, backends, routes string, ready func(addr s
 	}
 	ready(ln.Addr().String(), ca)
 	// The Pools splice the client's bytes after the peeked ClientHello.
-	return lb.Serve(ctx, &lb.ConnServer{Name: "passthrough", Backend: tlsmode.Passthrough(mux)}, ln, 30*time.Second)
+	return lb.Serve(ctx, &lb.TCPFrontend{Name: "passthrough", Backend: tlsmode.Passthrough(mux)}, ln, 30*time.Second)
 }
 
 // newPool returns a Pool named name over the comma-separated addresses,

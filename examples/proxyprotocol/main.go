@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/lbkit/lbkit/lb"
+	"github.com/lbkit/lbkit/lb/proxyproto"
 )
 
 func main() {
@@ -76,7 +77,7 @@ func run(ctx context.Context, listen, proxied, trusted string, ready func(direct
 		}),
 	}
 
-	pool := &lb.Pool{Name: "backend", ProxyHeader: lb.ProxyV2(lb.ProxyV2Options{SSL: true})}
+	pool := &lb.Pool{Name: "backend", ProxyHeader: proxyproto.V2(proxyproto.V2Options{SSL: true})}
 	if err := pool.Update([]lb.Server{{Name: "backend", Addr: bln.Addr().String()}}); err != nil {
 		bln.Close()
 		return err
@@ -105,11 +106,11 @@ func run(ctx context.Context, listen, proxied, trusted string, ready func(direct
 	defer cancel()
 	errc := make(chan error, 3)
 	go func() {
-		errc <- lb.Serve(ctx, backend, &lb.ProxyListener{Listener: bln, Trusted: loopback}, time.Second)
+		errc <- lb.Serve(ctx, backend, &proxyproto.Listener{Listener: bln, Trusted: loopback}, time.Second)
 	}()
 	go func() { errc <- lb.Serve(ctx, newFrontend(), direct, 5*time.Second, proxy) }()
 	go func() {
-		errc <- lb.Serve(ctx, newFrontend(), &lb.ProxyListener{Listener: behind, Trusted: nets}, 5*time.Second, proxy)
+		errc <- lb.Serve(ctx, newFrontend(), &proxyproto.Listener{Listener: behind, Trusted: nets}, 5*time.Second, proxy)
 	}()
 	var first error
 	for range 3 {

@@ -71,7 +71,7 @@ func run(ctx context.Context, listen, backends, algorithm string, ready func(add
 		return err
 	}
 	ready(ln.Addr().String())
-	return lb.Serve(ctx, &lb.ConnServer{Name: "tcp", Backend: pool}, ln, 30*time.Second)
+	return lb.Serve(ctx, &lb.TCPFrontend{Name: "tcp", Backend: pool}, ln, 30*time.Second)
 }
 
 // parseServers turns a comma-separated address list into Pool servers named

@@ -38,7 +38,10 @@
 // through the runtime's own poller, as a network read does, so a loop with
 // nothing to do is a parked goroutine, not a thread blocked in epoll_wait.
 // A loop's goroutine ends when its last session ends; the next session
-// starts it again. Set LBKIT_PIPE=goroutines in the environment (or
+// starts it again. Should epoll itself fail (a bug: EBADF, EFAULT,
+// EINVAL), the loop ends its sessions with that error, resetting their
+// connections, and takes no new one: later sessions copy in goroutines.
+// The loop never panics. Set LBKIT_PIPE=goroutines in the environment (or
 // Options.Goroutines for one call) to copy in goroutines instead.
 //
 // Splice path: on other systems the event loop is not available. Between

@@ -49,8 +49,7 @@ func pickLoop() (*loop, error) {
 			loops[i] = &loop{epfd: -1, evfd: -1}
 		}
 	})
-	l := loops[loopNext.Add(1)%uint32(len(loops))]
-	return l, l.init()
+	return loops[loopNext.Add(1)%uint32(len(loops))], nil
 }
 
 // loop is one event loop: an epoll instance, edge-triggered, and the
@@ -63,11 +62,17 @@ type loop struct {
 	file      *os.File // epfd, kept open for the life of the process
 	raw       syscall.RawConn
 	cycleFunc func(uintptr) bool
+	// wait harvests events; nil means epollWait. Tests set it to make the
+	// harvest fail.
+	wait func(epfd int, events []syscall.EpollEvent) (int, error)
 
 	mu       sync.Mutex
 	sessions map[int32]*session // by descriptor, two per session
 	aborts   []*session
 	running  bool
+	// broken is the error that stopped the loop for good. The loop then
+	// takes no new session: their copies run in goroutines.
+	broken error
 
 	// Owned by the loop goroutine.
 	buf    []byte
@@ -128,6 +133,9 @@ func (l *loop) init() error {
 func (l *loop) add(s *session) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.broken != nil {
+		return l.broken
+	}
 	for i, fd := range s.fd {
 		l.sessions[int32(fd)] = s
 		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLOUT | syscall.EPOLLRDHUP | epollET, Fd: int32(fd)}
@@ -159,6 +167,13 @@ func (l *loop) abort(s *session, reset bool) {
 	syscall.Write(l.evfd, one[:])
 }
 
+// failed returns the error that stopped the loop for good, or nil.
+func (l *loop) failed() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.broken
+}
+
 // run is the loop's goroutine. It waits for the epoll descriptor through
 // the runtime's own poller, like any network read, so that a loop waiting
 // for events is a parked goroutine, not a thread blocked in a system call
@@ -166,9 +181,36 @@ func (l *loop) abort(s *session, reset bool) {
 // goroutine is one RawConn.Read call: see cycle.
 func (l *loop) run() {
 	if err := l.raw.Read(l.cycleFunc); err != nil {
-		// The epoll descriptor is never closed or given a deadline.
-		panic(fmt.Sprintf("pipe: waiting for events: %v", err))
+		// The epoll descriptor is never closed or given a deadline, so
+		// this does not happen; if it does, the sessions end with the
+		// error rather than the process.
+		l.fail(fmt.Errorf("pipe: event loop: waiting for events: %w", err))
 	}
+}
+
+// fail stops the loop for good after an error of epoll itself: it ends
+// every session with err (the Proxy calls return it) and resets their
+// connections, and makes the loop refuse new sessions, which then copy in
+// goroutines. It runs on the loop goroutine, which owns the sessions.
+func (l *loop) fail(err error) {
+	l.mu.Lock()
+	l.broken = err
+	l.running = false
+	ended := make([]*session, 0, len(l.sessions)/2+len(l.aborts))
+	for _, s := range l.sessions {
+		ended = append(ended, s)
+	}
+	ended = append(ended, l.aborts...)
+	l.aborts = nil
+	l.mu.Unlock()
+	for _, s := range ended {
+		s.end(err, true) // once per session: end does nothing the second time
+	}
+	for _, s := range l.again {
+		s.end(err, true)
+	}
+	clear(l.again)
+	l.again = l.again[:0]
 }
 
 // cycle harvests the ready events without blocking and serves them. It
@@ -183,12 +225,20 @@ func (l *loop) run() {
 // one.
 func (l *loop) cycle(uintptr) bool {
 	for {
-		n, err := epollWait(l.epfd, l.events)
+		var n int
+		var err error
+		if l.wait != nil {
+			n, err = l.wait(l.epfd, l.events)
+		} else {
+			n, err = epollWait(l.epfd, l.events)
+		}
 		if err != nil {
 			if err == syscall.EINTR {
 				continue
 			}
-			panic(fmt.Sprintf("pipe: epoll_wait: %v", err)) // a bug: EBADF, EFAULT, EINVAL
+			// A bug (EBADF, EFAULT, EINVAL): the loop cannot go on.
+			l.fail(fmt.Errorf("pipe: event loop: %w", os.NewSyscallError("epoll_pwait", err)))
+			return true
 		}
 		l.serve(n)
 		if n == len(l.events) {
@@ -523,9 +573,16 @@ func dupConn(c net.Conn) (int, error) {
 // descriptors it duplicated) and waits for the session to end. ok is false
 // when the loop could not take the session before anything was moved; the
 // caller then copies in goroutines.
-func (p *proxy) runLoop(pending []byte) (ok bool) {
-	l, err := pickLoop()
-	if err != nil {
+//
+// l is the loop to use; nil means one of the shared loops.
+func (p *proxy) runLoop(l *loop, pending []byte) (ok bool) {
+	if l == nil {
+		var err error
+		if l, err = pickLoop(); err != nil {
+			return false
+		}
+	}
+	if l.init() != nil || l.failed() != nil {
 		return false
 	}
 	cfd, err := dupConn(p.client)

@@ -4,11 +4,14 @@ package pipe
 
 import "net"
 
-// session is the event loop's, which exists on Linux only.
-type session struct{}
+// session and loop are the event loop's, which exists on Linux only.
+type (
+	session struct{}
+	loop    struct{}
+)
 
 func canLoop(c, s net.Conn) bool { return false }
 
-func (p *proxy) runLoop(pending []byte) bool { return false }
+func (p *proxy) runLoop(l *loop, pending []byte) bool { return false }
 
 func (s *session) abort(reset bool) {}

@@ -26,6 +26,9 @@ type Options struct {
 	// ClientPending are bytes already read from the client (peeked) that
 	// must be written to the server first, before anything else.
 	ClientPending []byte
+
+	// loop, in tests, is the event loop to use instead of the shared ones.
+	loop *loop
 }
 
 // ErrIdle is the error Proxy returns when the idle timeout ended the copy.
@@ -89,7 +92,7 @@ func Proxy(ctx context.Context, client, server net.Conn, opt Options) (up, down 
 	if p.idle > 0 {
 		p.wd.start(p)
 	}
-	if !useLoop || !p.runLoop(opt.ClientPending) {
+	if !useLoop || !p.runLoop(opt.loop, opt.ClientPending) {
 		p.dirs[0].running.Store(true)
 		p.dirs[1].running.Store(true)
 		done := make(chan struct{})

@@ -1,4 +1,4 @@
-package lb_test
+package proxyproto_test
 
 import (
 	"bytes"
@@ -18,12 +18,13 @@ import (
 
 	"github.com/lbkit/lbkit/internal/testutil"
 	"github.com/lbkit/lbkit/lb"
+	"github.com/lbkit/lbkit/lb/proxyproto"
 )
 
 var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 
 // proxyListen wraps a loopback listener in l and closes it in cleanup.
-func proxyListen(t *testing.T, l *lb.ProxyListener) *lb.ProxyListener {
+func proxyListen(t *testing.T, l *proxyproto.Listener) *proxyproto.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	must(t, err)
@@ -57,41 +58,69 @@ func acceptOne(t *testing.T, ln net.Listener) net.Conn {
 	}
 }
 
+// acceptAsync starts one Accept on ln at once and returns a function that
+// waits 5 seconds for its connection.
+func acceptAsync(ln net.Listener) func(t *testing.T) net.Conn {
+	type res struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		c, err := ln.Accept()
+		ch <- res{c, err}
+	}()
+	return func(t *testing.T) net.Conn {
+		t.Helper()
+		select {
+		case r := <-ch:
+			must(t, r.err)
+			t.Cleanup(func() { r.c.Close() })
+			return r.c
+		case <-time.After(5 * time.Second):
+			ln.Close() // ends the Accept above
+			<-ch
+			t.Fatal("Accept did not return")
+			return nil
+		}
+	}
+}
+
 func v2Header(t testing.TB, src, dst string) []byte {
 	var buf bytes.Buffer
-	must(t, lb.ProxyV2(lb.ProxyV2Options{})(&buf, &lb.ConnInfo{
+	must(t, proxyproto.V2(proxyproto.V2Options{})(&buf, &lb.ConnInfo{
 		Remote: netip.MustParseAddrPort(src), Local: netip.MustParseAddrPort(dst)}, nil))
 	return buf.Bytes()
 }
 
-func TestProxyListenerAccepts(t *testing.T) {
+func TestListenerAccepts(t *testing.T) {
 	testutil.CheckLeaks(t)
 	tests := []struct {
 		name       string
 		trusted    []netip.Prefix
-		policy     lb.ProxyPolicy
+		policy     proxyproto.Policy
 		send       []byte
 		wantRemote string // "" means the socket's address
 		wantLocal  string
 		wantData   string
 	}{
-		{"v1", loopback, lb.ProxyReject, []byte("PROXY TCP4 192.0.2.7 198.51.100.1 50123 443\r\nhello"),
+		{"v1", loopback, proxyproto.Reject, []byte("PROXY TCP4 192.0.2.7 198.51.100.1 50123 443\r\nhello"),
 			"192.0.2.7:50123", "198.51.100.1:443", "hello"},
-		{"v1 ipv6", loopback, lb.ProxyReject, []byte("PROXY TCP6 2001:db8::7 2001:db8::1 50123 443\r\nhello"),
+		{"v1 ipv6", loopback, proxyproto.Reject, []byte("PROXY TCP6 2001:db8::7 2001:db8::1 50123 443\r\nhello"),
 			"[2001:db8::7]:50123", "[2001:db8::1]:443", "hello"},
-		{"v2", loopback, lb.ProxyReject, append(v2Header(t, "192.0.2.7:50123", "198.51.100.1:443"), "hello"...),
+		{"v2", loopback, proxyproto.Reject, append(v2Header(t, "192.0.2.7:50123", "198.51.100.1:443"), "hello"...),
 			"192.0.2.7:50123", "198.51.100.1:443", "hello"},
-		{"v2 ipv6", loopback, lb.ProxyReject, append(v2Header(t, "[2001:db8::7]:50123", "[2001:db8::1]:443"), "hello"...),
+		{"v2 ipv6", loopback, proxyproto.Reject, append(v2Header(t, "[2001:db8::7]:50123", "[2001:db8::1]:443"), "hello"...),
 			"[2001:db8::7]:50123", "[2001:db8::1]:443", "hello"},
-		{"v2 local keeps the socket", loopback, lb.ProxyReject,
+		{"v2 local keeps the socket", loopback, proxyproto.Reject,
 			append([]byte("\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x00"), "hello"...), "", "", "hello"},
-		{"v1 unknown keeps the socket", loopback, lb.ProxyReject, []byte("PROXY UNKNOWN\r\nhello"), "", "", "hello"},
-		{"untrusted under ProxyUseSocket", []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, lb.ProxyUseSocket,
+		{"v1 unknown keeps the socket", loopback, proxyproto.Reject, []byte("PROXY UNKNOWN\r\nhello"), "", "", "hello"},
+		{"untrusted under UseSocket", []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, proxyproto.UseSocket,
 			[]byte("PROXY TCP4 192.0.2.7 198.51.100.1 50123 443\r\n"), "", "", "PROXY TCP4 192.0.2.7 198.51.100.1 50123 443\r\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			l := proxyListen(t, &lb.ProxyListener{Trusted: tt.trusted, Untrusted: tt.policy})
+			l := proxyListen(t, &proxyproto.Listener{Trusted: tt.trusted, Untrusted: tt.policy})
 			c := dial(t, l.Addr().String())
 			defer c.Close()
 			_, err := c.Write(tt.send)
@@ -137,14 +166,16 @@ var badPeers = []struct {
 	{"closed at once", nil, true},
 }
 
-// TestProxyListenerRejectsBadPeers: each bad trusted peer is closed and
+// TestListenerRejectsBadPeers: each bad trusted peer is closed and
 // Accept goes on to the next, good, connection; a silent peer does not
-// delay it.
-func TestProxyListenerRejectsBadPeers(t *testing.T) {
+// delay it: the good peer is accepted while the silent one's header is
+// still being waited for (the header timeout is far beyond the test's).
+func TestListenerRejectsBadPeers(t *testing.T) {
 	testutil.CheckLeaks(t)
 	for _, bp := range badPeers {
 		t.Run(bp.name, func(t *testing.T) {
-			l := proxyListen(t, &lb.ProxyListener{Trusted: loopback, HeaderTimeout: 300 * time.Millisecond, MaxHeader: 1024})
+			l := proxyListen(t, &proxyproto.Listener{Trusted: loopback, HeaderTimeout: time.Minute, MaxHeader: 1024})
+			accepted := acceptAsync(l)
 			bad := dial(t, l.Addr().String())
 			defer bad.Close()
 			if len(bp.send) > 0 {
@@ -153,17 +184,23 @@ func TestProxyListenerRejectsBadPeers(t *testing.T) {
 			if bp.close {
 				bad.(*net.TCPConn).CloseWrite()
 			}
+			silent := bp.name == "silent"
+			if silent {
+				testutil.Eventually(t, "the silent peer's header read", func() bool { return proxyproto.Pending(l) == 1 })
+			}
 			good := dial(t, l.Addr().String())
 			defer good.Close()
 			_, err := good.Write([]byte("PROXY TCP4 192.0.2.8 198.51.100.1 4000 80\r\n"))
 			must(t, err)
-			start := time.Now()
-			sc := acceptOne(t, l)
+			sc := accepted(t)
 			if got := sc.RemoteAddr().String(); got != "192.0.2.8:4000" {
 				t.Fatalf("accepted %s, want the good peer", got)
 			}
-			if bp.name == "silent" && time.Since(start) > 250*time.Millisecond {
-				t.Errorf("a silent peer delayed Accept by %v", time.Since(start))
+			if silent {
+				if n := proxyproto.Pending(l); n != 1 {
+					t.Fatalf("%d headers being read after the good peer's, want the silent peer's", n)
+				}
+				l.Close() // ends the silent peer's wait
 			}
 			// The bad peer is closed by the listener.
 			expectClosed(t, bad)
@@ -171,9 +208,9 @@ func TestProxyListenerRejectsBadPeers(t *testing.T) {
 	}
 }
 
-func TestProxyListenerRejectsUntrusted(t *testing.T) {
+func TestListenerRejectsUntrusted(t *testing.T) {
 	testutil.CheckLeaks(t)
-	l := proxyListen(t, &lb.ProxyListener{Trusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+	l := proxyListen(t, &proxyproto.Listener{Trusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
 	c := dial(t, l.Addr().String())
 	defer c.Close()
 	wait := acceptAll(l)
@@ -219,15 +256,15 @@ func openFDs(t *testing.T) int {
 	return len(ents)
 }
 
-// TestProxyListenerNoLeaks: bad trusted peers, rejected untrusted ones and
-// headers in progress at Close leave no goroutine and no descriptor.
-func TestProxyListenerNoLeaks(t *testing.T) {
+// TestListenerNoLeaks: bad trusted peers and rejected untrusted ones
+// leave no goroutine and no descriptor.
+func TestListenerNoLeaks(t *testing.T) {
 	testutil.CheckLeaks(t)
 	before := openFDs(t)
 	func() {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		must(t, err)
-		l := &lb.ProxyListener{Listener: ln, Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
+		l := &proxyproto.Listener{Listener: ln, Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
 			HeaderTimeout: 200 * time.Millisecond, MaxHeader: 512}
 		wait := acceptAll(l)
 		defer wait()
@@ -260,31 +297,61 @@ func TestProxyListenerNoLeaks(t *testing.T) {
 		for _, c := range clients {
 			expectClosed(t, c)
 		}
-		// A peer still sending its header when the listener closes.
-		late := dial(t, ln.Addr().String())
-		clients = append(clients, late)
-		late.Write([]byte("PROXY "))
-		time.Sleep(20 * time.Millisecond)
 	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for openFDs(t) > before && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if after := openFDs(t); after > before {
-		t.Fatalf("%d descriptors open before, %d after", before, after)
-	}
+	expectFDs(t, before)
 }
 
-// TestProxyListenerForwardedFor: behind a trusted upstream, the carried
+// expectFDs waits until no more than before descriptors are open.
+func expectFDs(t *testing.T, before int) {
+	t.Helper()
+	testutil.Eventually(t, fmt.Sprintf("%d descriptors open (as before)", before), func() bool { return openFDs(t) <= before })
+}
+
+// TestListenerCloseEndsHeaderReads: Close closes the connections
+// whose header is being read, without waiting for their header timeout,
+// and leaves no goroutine and no descriptor.
+func TestListenerCloseEndsHeaderReads(t *testing.T) {
+	testutil.CheckLeaks(t)
+	before := openFDs(t)
+	func() {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		must(t, err)
+		l := &proxyproto.Listener{Listener: ln, Trusted: loopback, HeaderTimeout: time.Hour}
+		wait := acceptAll(l)
+		defer wait()
+		defer l.Close()
+		// A peer still sending its header when the listener closes: a v2
+		// signature cut short, which the parser waits to complete (a v1
+		// line cut short is rejected at once).
+		late := dial(t, ln.Addr().String())
+		defer late.Close()
+		late.Write([]byte("\r\n\r\n\x00\r\nQU"))
+		testutil.Eventually(t, "the header read", func() bool { return proxyproto.Pending(l) == 1 })
+		closed := make(chan error, 1)
+		go func() { closed <- l.Close() }()
+		select {
+		case err := <-closed:
+			must(t, err)
+		case <-time.After(5 * time.Second):
+			late.Close() // ends the header read, and so Close
+			<-closed
+			t.Fatal("Close waits for a header in progress")
+		}
+		expectClosed(t, late)
+	}()
+	expectFDs(t, before)
+}
+
+// TestListenerForwardedFor: behind a trusted upstream, the carried
 // client address is the one X-Forwarded-For names and the one the PROXY
 // header sent onward names, at L7 and at L4.
-func TestProxyListenerForwardedFor(t *testing.T) {
+func TestListenerForwardedFor(t *testing.T) {
 	testutil.CheckLeaks(t)
 	backend := testutil.HTTPBackend(t, "a")
 	pool := &lb.Pool{Name: "web"}
 	must(t, pool.Update([]lb.Server{{Name: "a", Addr: backend.Addr}}))
 	proxy := &lb.ReverseProxy{Pool: pool}
-	l := proxyListen(t, &lb.ProxyListener{Trusted: loopback})
+	l := proxyListen(t, &proxyproto.Listener{Trusted: loopback})
 	srv := &http.Server{Handler: proxy, ReadHeaderTimeout: 5 * time.Second}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -309,14 +376,14 @@ func TestProxyListenerForwardedFor(t *testing.T) {
 	}
 }
 
-func TestProxyListenerL4Onward(t *testing.T) {
+func TestListenerL4Onward(t *testing.T) {
 	testutil.CheckLeaks(t)
 	addr, headers := headerServer(t)
-	for _, hf := range []lb.HeaderFunc{lb.ProxyV1(), lb.ProxyV2(lb.ProxyV2Options{})} {
+	for _, hf := range []lb.HeaderFunc{proxyproto.V1(), proxyproto.V2(proxyproto.V2Options{})} {
 		pool := &lb.Pool{Name: "p", ProxyHeader: hf}
 		must(t, pool.Update([]lb.Server{{Addr: addr}}))
-		l := proxyListen(t, &lb.ProxyListener{Trusted: loopback})
-		srv := &lb.ConnServer{Name: "fe", Backend: pool}
+		l := proxyListen(t, &proxyproto.Listener{Trusted: loopback})
+		srv := &lb.TCPFrontend{Name: "fe", Backend: pool}
 		done := make(chan error, 1)
 		go func() { done <- srv.Serve(l) }()
 		c := dial(t, l.Addr().String())
@@ -332,7 +399,7 @@ func TestProxyListenerL4Onward(t *testing.T) {
 		}
 		c.Close()
 		srv.Close()
-		if err := <-done; !errors.Is(err, lb.ErrServerClosed) {
+		if err := <-done; !errors.Is(err, lb.ErrFrontendClosed) {
 			t.Fatalf("Serve: %v", err)
 		}
 	}
@@ -344,14 +411,14 @@ type pipeConn struct{ net.Conn }
 func (pipeConn) RemoteAddr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1234} }
 func (pipeConn) LocalAddr() net.Addr  { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 80} }
 
-func FuzzProxyListenerHeader(f *testing.F) {
+func FuzzListenerHeader(f *testing.F) {
 	f.Add([]byte("PROXY TCP4 192.0.2.7 198.51.100.1 50123 443\r\nGET /"))
 	f.Add([]byte("PROXY UNKNOWN\r\n"))
 	f.Add(append(v2Header(f, "[2001:db8::7]:50123", "[2001:db8::1]:443"), "data"...))
 	f.Add([]byte("\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x00"))
 	f.Add([]byte("\r\n\r\n\x00\r\nQUIT\n\x21\x11\xff\xff"))
 	f.Add([]byte("GET / HTTP/1.1\r\n"))
-	l := &lb.ProxyListener{Trusted: loopback, HeaderTimeout: time.Second, MaxHeader: 512}
+	l := &proxyproto.Listener{Trusted: loopback, HeaderTimeout: time.Second, MaxHeader: 512}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		a, b := net.Pipe()
 		var wg sync.WaitGroup
@@ -361,14 +428,14 @@ func FuzzProxyListenerHeader(f *testing.F) {
 			b.Write(in)
 			b.Close()
 		}()
-		c, err := lb.ReadProxyHeader(l, pipeConn{a})
+		c, err := proxyproto.ReadHeader(l, pipeConn{a})
 		if err == nil {
 			if lb.AddrPortOf(c.RemoteAddr()) == (netip.AddrPort{}) {
 				t.Fatalf("accepted with remote %v", c.RemoteAddr())
 			}
 			io.Copy(io.Discard, c) // the rest reads back
-		} else if !errors.Is(err, lb.ErrProxyHeader) {
-			t.Fatalf("error %v does not wrap ErrProxyHeader", err)
+		} else if !errors.Is(err, proxyproto.ErrBadHeader) {
+			t.Fatalf("error %v does not wrap ErrBadHeader", err)
 		}
 		a.Close()
 		wg.Wait()
@@ -409,9 +476,9 @@ func (r *clientRecorder) last() netip.AddrPort {
 	return r.clients[len(r.clients)-1]
 }
 
-// TestProxyListenerStickiness: balancing and stickiness see the carried
+// TestListenerStickiness: balancing and stickiness see the carried
 // client, at L4 and at L7.
-func TestProxyListenerStickiness(t *testing.T) {
+func TestListenerStickiness(t *testing.T) {
 	testutil.CheckLeaks(t)
 	want := netip.MustParseAddrPort("192.0.2.7:50123")
 	header := "PROXY TCP4 192.0.2.7 198.51.100.1 50123 443\r\n"
@@ -421,8 +488,8 @@ func TestProxyListenerStickiness(t *testing.T) {
 		echo := testutil.EchoServer(t)
 		pool := &lb.Pool{Name: "tcp", Affinity: rec}
 		must(t, pool.Update([]lb.Server{{Addr: echo.Addr}}))
-		l := proxyListen(t, &lb.ProxyListener{Trusted: loopback})
-		srv := &lb.ConnServer{Name: "fe", Backend: pool}
+		l := proxyListen(t, &proxyproto.Listener{Trusted: loopback})
+		srv := &lb.TCPFrontend{Name: "fe", Backend: pool}
 		done := make(chan error, 1)
 		go func() { done <- srv.Serve(l) }()
 		defer func() { srv.Close(); <-done }()
@@ -442,7 +509,7 @@ func TestProxyListenerStickiness(t *testing.T) {
 		pool := &lb.Pool{Name: "web", Affinity: rec}
 		must(t, pool.Update([]lb.Server{{Addr: backend.Addr}}))
 		proxy := &lb.ReverseProxy{Pool: pool}
-		l := proxyListen(t, &lb.ProxyListener{Trusted: loopback})
+		l := proxyListen(t, &proxyproto.Listener{Trusted: loopback})
 		srv := &http.Server{Handler: proxy, ReadHeaderTimeout: 5 * time.Second}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
@@ -459,15 +526,15 @@ func TestProxyListenerStickiness(t *testing.T) {
 	})
 }
 
-// TestProxyListenerL4KeepsBytes: the bytes that came with the header and
+// TestListenerL4KeepsBytes: the bytes that came with the header and
 // those after it reach the server in order, through the splice path.
-func TestProxyListenerL4KeepsBytes(t *testing.T) {
+func TestListenerL4KeepsBytes(t *testing.T) {
 	testutil.CheckLeaks(t)
 	echo := testutil.EchoServer(t)
 	pool := &lb.Pool{Name: "tcp"}
 	must(t, pool.Update([]lb.Server{{Addr: echo.Addr}}))
-	l := proxyListen(t, &lb.ProxyListener{Trusted: loopback})
-	srv := &lb.ConnServer{Name: "fe", Backend: pool}
+	l := proxyListen(t, &proxyproto.Listener{Trusted: loopback})
+	srv := &lb.TCPFrontend{Name: "fe", Backend: pool}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()
 	defer func() { srv.Close(); <-done }()

@@ -1,4 +1,4 @@
-package lb
+package proxyproto
 
 import (
 	"context"
@@ -11,39 +11,40 @@ import (
 	"time"
 
 	"github.com/lbkit/lbkit/internal/proxyv2"
+	"github.com/lbkit/lbkit/lb"
 )
 
-// Defaults of ProxyListener's zero-valued fields.
+// Defaults of [Listener]'s zero-valued fields.
 const (
-	DefaultProxyHeaderTimeout = 5 * time.Second
-	DefaultProxyMaxHeader     = 4096
+	DefaultHeaderTimeout = 5 * time.Second
+	DefaultMaxHeader     = 4096
 )
 
-// ErrProxyHeader is wrapped by the errors of a PROXY header that a trusted
+// ErrBadHeader is wrapped by the errors of a PROXY header that a trusted
 // peer sent malformed, truncated, oversized or not at all.
-var ErrProxyHeader = errors.New("lb: bad PROXY header")
+var ErrBadHeader = errors.New("proxyproto: bad PROXY header")
 
-// ProxyPolicy says what a ProxyListener does with a connection from a peer
+// Policy says what a [Listener] does with a connection from a peer
 // outside its trusted networks.
-type ProxyPolicy int
+type Policy int
 
 const (
-	// ProxyReject closes connections from untrusted peers at once. It is
+	// Reject closes connections from untrusted peers at once. It is
 	// the zero value: a listener that expects PROXY headers is usually
 	// reachable only through its upstream.
-	ProxyReject ProxyPolicy = iota
-	// ProxyUseSocket serves connections from untrusted peers as they are,
+	Reject Policy = iota
+	// UseSocket serves connections from untrusted peers as they are,
 	// with the socket's addresses; a PROXY header they send is not parsed
 	// and stays in the data.
-	ProxyUseSocket
+	UseSocket
 )
 
-// ProxyListener accepts connections behind another load balancer that
+// Listener accepts connections behind another load balancer that
 // sends PROXY protocol headers (v1 or v2, detected), as HAProxy's
 // accept-proxy does. Connections from the Trusted networks must start with
 // a header; the returned connections report the carried addresses as
 // RemoteAddr and LocalAddr, so the client address replaces the socket's
-// everywhere downstream: ConnInfo.Remote (NewConn), http.Request.RemoteAddr
+// everywhere downstream: [lb.ConnInfo].Remote ([lb.NewConn]), [http.Request].RemoteAddr
 // and so X-Forwarded-For, ACLs, stickiness, logs and the PROXY headers
 // lbkit sends on. A header with the LOCAL command (the upstream's health
 // checks) or an address family other than IPv4 or IPv6 leaves the socket's
@@ -55,11 +56,16 @@ const (
 // oversized or late is closed and logged at Debug level; Accept goes on with
 // the next connection. Connections from other peers follow Untrusted.
 //
+// The connections it returns also have the methods Unwrap() net.Conn (the
+// socket) and TakeBuffered() []byte (the bytes read past the header and not
+// read yet, handed over once), as [lb.Conn] has, so that an [lb.Pool]
+// copying a session can still splice the socket.
+//
 // Set the fields before the first Accept and do not change them afterwards.
 // Accept, Close and Addr are safe for concurrent use; Close closes Listener,
 // and the connections whose header is being read, and waits for those
 // goroutines to end.
-type ProxyListener struct {
+type Listener struct {
 	// Listener is the listener to accept from. Required.
 	Listener net.Listener
 
@@ -69,15 +75,15 @@ type ProxyListener struct {
 	Trusted []netip.Prefix
 
 	// Untrusted is the policy for peers outside Trusted. The zero value is
-	// ProxyReject.
-	Untrusted ProxyPolicy
+	// Reject.
+	Untrusted Policy
 
 	// HeaderTimeout bounds the time a trusted peer has to send its header.
-	// Zero means DefaultProxyHeaderTimeout.
+	// Zero means DefaultHeaderTimeout.
 	HeaderTimeout time.Duration
 
 	// MaxHeader bounds the size of a header, TLVs included; larger headers
-	// are rejected. Zero means DefaultProxyMaxHeader; values below 108 (a
+	// are rejected. Zero means DefaultMaxHeader; values below 108 (a
 	// complete v1 header) are raised to 108. Whatever its value, v2 headers
 	// that announce more than 4096 bytes after their fixed 16 are rejected
 	// (the bound of the go-proxyproto parser lbkit uses).
@@ -104,7 +110,7 @@ type acceptResult struct {
 	err error
 }
 
-func (l *ProxyListener) init() {
+func (l *Listener) init() {
 	l.results = make(chan acceptResult)
 	l.stopped = make(chan struct{})
 	l.closed = make(chan struct{})
@@ -114,8 +120,8 @@ func (l *ProxyListener) init() {
 }
 
 // Accept returns the next connection that is ready: from a trusted peer
-// with its header read, or from another peer under ProxyUseSocket.
-func (l *ProxyListener) Accept() (net.Conn, error) {
+// with its header read, or from another peer under UseSocket.
+func (l *Listener) Accept() (net.Conn, error) {
 	l.start.Do(l.init)
 	select {
 	case r := <-l.results:
@@ -126,7 +132,7 @@ func (l *ProxyListener) Accept() (net.Conn, error) {
 }
 
 // Close closes the listener and the connections whose header is being read.
-func (l *ProxyListener) Close() error {
+func (l *Listener) Close() error {
 	l.start.Do(l.init)
 	var err error
 	l.closeMu.Do(func() {
@@ -143,11 +149,11 @@ func (l *ProxyListener) Close() error {
 }
 
 // Addr returns the listener's address.
-func (l *ProxyListener) Addr() net.Addr { return l.Listener.Addr() }
+func (l *Listener) Addr() net.Addr { return l.Listener.Addr() }
 
 // acceptLoop accepts from the inner listener until it fails for good,
 // handing temporary errors to Accept.
-func (l *ProxyListener) acceptLoop() {
+func (l *Listener) acceptLoop() {
 	defer l.wg.Done()
 	for {
 		c, err := l.Listener.Accept()
@@ -162,7 +168,7 @@ func (l *ProxyListener) acceptLoop() {
 			close(l.stopped)
 			return
 		}
-		peer := AddrPortOf(c.RemoteAddr()).Addr()
+		peer := lb.AddrPortOf(c.RemoteAddr()).Addr()
 		switch {
 		case l.trusted(peer):
 			l.mu.Lock()
@@ -177,7 +183,7 @@ func (l *ProxyListener) acceptLoop() {
 			l.wg.Add(1)
 			l.mu.Unlock()
 			go l.handshake(c)
-		case l.Untrusted == ProxyUseSocket:
+		case l.Untrusted == UseSocket:
 			if !l.deliver(acceptResult{c: c}) {
 				c.Close()
 			}
@@ -190,7 +196,7 @@ func (l *ProxyListener) acceptLoop() {
 }
 
 // deliver hands r to Accept, or reports false once the listener is closed.
-func (l *ProxyListener) deliver(r acceptResult) bool {
+func (l *Listener) deliver(r acceptResult) bool {
 	select {
 	case l.results <- r:
 		return true
@@ -199,7 +205,7 @@ func (l *ProxyListener) deliver(r acceptResult) bool {
 	}
 }
 
-func (l *ProxyListener) trusted(a netip.Addr) bool {
+func (l *Listener) trusted(a netip.Addr) bool {
 	if !a.IsValid() {
 		return false
 	}
@@ -213,7 +219,7 @@ func (l *ProxyListener) trusted(a netip.Addr) bool {
 }
 
 // handshake reads the header of c and hands the connection to Accept.
-func (l *ProxyListener) handshake(c net.Conn) {
+func (l *Listener) handshake(c net.Conn) {
 	defer l.wg.Done()
 	pc, err := l.readHeader(c)
 	l.mu.Lock()
@@ -230,26 +236,26 @@ func (l *ProxyListener) handshake(c net.Conn) {
 	}
 }
 
-func (l *ProxyListener) readHeader(c net.Conn) (net.Conn, error) {
+func (l *Listener) readHeader(c net.Conn) (net.Conn, error) {
 	timeout := l.HeaderTimeout
 	if timeout <= 0 {
-		timeout = DefaultProxyHeaderTimeout
+		timeout = DefaultHeaderTimeout
 	}
 	limit := l.MaxHeader
 	if limit <= 0 {
-		limit = DefaultProxyMaxHeader
+		limit = DefaultMaxHeader
 	}
 	if err := c.SetReadDeadline(time.Now().Add(timeout)); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrProxyHeader, err)
+		return nil, fmt.Errorf("%w: %w", ErrBadHeader, err)
 	}
 	h, rest, err := proxyv2.Read(c, limit)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrProxyHeader, err)
+		return nil, fmt.Errorf("%w: %w", ErrBadHeader, err)
 	}
 	if err := c.SetReadDeadline(time.Time{}); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrProxyHeader, err)
+		return nil, fmt.Errorf("%w: %w", ErrBadHeader, err)
 	}
-	pc := &proxiedConn{Conn: c, remote: c.RemoteAddr(), local: c.LocalAddr(), rest: rest}
+	pc := &conn{Conn: c, remote: c.RemoteAddr(), local: c.LocalAddr(), rest: rest}
 	if !h.Local && h.Src.IsValid() && h.Dst.IsValid() {
 		pc.remote = net.TCPAddrFromAddrPort(h.Src)
 		pc.local = net.TCPAddrFromAddrPort(h.Dst)
@@ -257,25 +263,25 @@ func (l *ProxyListener) readHeader(c net.Conn) (net.Conn, error) {
 	return pc, nil
 }
 
-func (l *ProxyListener) logger() *slog.Logger {
+func (l *Listener) logger() *slog.Logger {
 	if l.Logger != nil {
 		return l.Logger
 	}
 	return slog.Default()
 }
 
-// proxiedConn is a connection whose PROXY header was read: it reports the
+// conn is a connection whose PROXY header was read: it reports the
 // carried addresses and returns the bytes read past the header first.
-type proxiedConn struct {
+type conn struct {
 	net.Conn
 	remote, local net.Addr
 	rest          []byte
 }
 
-func (c *proxiedConn) RemoteAddr() net.Addr { return c.remote }
-func (c *proxiedConn) LocalAddr() net.Addr  { return c.local }
+func (c *conn) RemoteAddr() net.Addr { return c.remote }
+func (c *conn) LocalAddr() net.Addr  { return c.local }
 
-func (c *proxiedConn) Read(p []byte) (int, error) {
+func (c *conn) Read(p []byte) (int, error) {
 	if len(c.rest) > 0 {
 		n := copy(p, c.rest)
 		c.rest = c.rest[n:]
@@ -287,20 +293,24 @@ func (c *proxiedConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
-// takeRest returns the bytes read past the header and not read yet, and
-// forgets them, for callers that copy from the socket directly (to splice).
-func (c *proxiedConn) takeRest() []byte {
+// Unwrap returns the socket. Bytes returned by TakeBuffered must be handled
+// before reading from it.
+func (c *conn) Unwrap() net.Conn { return c.Conn }
+
+// TakeBuffered returns the bytes read past the header and not read yet, and
+// forgets them, for callers that copy from Unwrap directly (to splice).
+func (c *conn) TakeBuffered() []byte {
 	b := c.rest
 	c.rest = nil
 	return b
 }
 
 // CloseWrite half-closes the connection when the socket supports it.
-func (c *proxiedConn) CloseWrite() error {
+func (c *conn) CloseWrite() error {
 	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
 		return cw.CloseWrite()
 	}
-	return fmt.Errorf("lb: %T has no CloseWrite", c.Conn)
+	return fmt.Errorf("proxyproto: %T has no CloseWrite", c.Conn)
 }
 
-var _ net.Listener = (*ProxyListener)(nil)
+var _ net.Listener = (*Listener)(nil)

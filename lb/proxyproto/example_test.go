@@ -1,4 +1,4 @@
-package lb_test
+package proxyproto_test
 
 import (
 	"bytes"
@@ -8,14 +8,15 @@ import (
 	"net/netip"
 
 	"github.com/lbkit/lbkit/lb"
+	"github.com/lbkit/lbkit/lb/proxyproto"
 )
 
-func ExampleProxyV1() {
+func ExampleV1() {
 	info := &lb.ConnInfo{
 		Remote: netip.MustParseAddrPort("192.0.2.7:50123"),
 		Local:  netip.MustParseAddrPort("198.51.100.1:443"),
 	}
-	hf := lb.ProxyV1()
+	hf := proxyproto.V1()
 	var client, check bytes.Buffer
 	hf(&client, info, &lb.Server{Name: "web1", Addr: "10.0.0.1:80"})
 	hf(&check, nil, &lb.Server{Name: "web1", Addr: "10.0.0.1:80"}) // a health check
@@ -25,13 +26,13 @@ func ExampleProxyV1() {
 	// "PROXY UNKNOWN\r\n"
 }
 
-func ExampleProxyV2() {
+func ExampleV2() {
 	info := &lb.ConnInfo{
 		Remote: netip.MustParseAddrPort("192.0.2.7:50123"),
 		Local:  netip.MustParseAddrPort("198.51.100.1:443"),
 		SNI:    "example.com",
 	}
-	hf := lb.ProxyV2(lb.ProxyV2Options{Authority: true})
+	hf := proxyproto.V2(proxyproto.V2Options{Authority: true})
 	var buf bytes.Buffer
 	hf(&buf, info, &lb.Server{Name: "web1", Addr: "10.0.0.1:80"})
 	fmt.Printf("% x\n", buf.Bytes())
@@ -39,13 +40,13 @@ func ExampleProxyV2() {
 	// 0d 0a 0d 0a 00 0d 0a 51 55 49 54 0a 21 11 00 1a c0 00 02 07 c6 33 64 01 c3 cb 01 bb 02 00 0b 65 78 61 6d 70 6c 65 2e 63 6f 6d
 }
 
-func ExampleProxyListener() {
+func ExampleListener() {
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		panic(err)
 	}
 	// Only the upstream load balancer (here, loopback) may send headers.
-	ln := &lb.ProxyListener{Listener: inner, Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
+	ln := &proxyproto.Listener{Listener: inner, Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
 	defer ln.Close()
 
 	// The upstream relays a client's connection.

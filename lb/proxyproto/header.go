@@ -1,4 +1,4 @@
-package lb
+package proxyproto
 
 import (
 	"crypto/tls"
@@ -7,19 +7,20 @@ import (
 	"strings"
 
 	"github.com/lbkit/lbkit/internal/proxyv2"
+	"github.com/lbkit/lbkit/lb"
 )
 
-// ProxyTLV is an application TLV of a PROXY protocol v2 header. Types 0xE0
+// TLV is an application TLV of a PROXY protocol v2 header. Types 0xE0
 // to 0xEF are reserved for applications; lbkit writes the standard ones
-// itself (ALPN, AUTHORITY, SSL) when ProxyV2Options asks for them.
-type ProxyTLV struct {
+// itself (ALPN, AUTHORITY, SSL) when [V2Options] asks for them.
+type TLV struct {
 	Type  byte
 	Value []byte
 }
 
-// ProxyV2Options selects the TLVs a PROXY protocol v2 header carries. The
+// V2Options selects the TLVs a PROXY protocol v2 header carries. The
 // zero value writes the addresses alone, as HAProxy's send-proxy-v2 does.
-type ProxyV2Options struct {
+type V2Options struct {
 	// SSL writes the PP2_TYPE_SSL TLV: whether the client spoke TLS to
 	// lbkit, whether it presented a certificate, whether that certificate
 	// was verified, and the TLS version ("TLSv1.3") and cipher suite (its
@@ -40,18 +41,18 @@ type ProxyV2Options struct {
 	// TLVs, when set, returns application TLVs to append for a client
 	// connection (info is nil for a connection lbkit opens on its own
 	// behalf). It is called concurrently and must not retain the result.
-	TLVs func(info *ConnInfo, s *Server) []ProxyTLV
+	TLVs func(info *lb.ConnInfo, s *lb.Server) []TLV
 }
 
-// ProxyV1 returns a HeaderFunc that writes a PROXY protocol version 1 (text)
+// V1 returns an [lb.HeaderFunc] that writes a PROXY protocol version 1 (text)
 // header: "PROXY TCP4 <client> <dest> <client port> <dest port>\r\n", or TCP6
 // when either address is IPv6 (an IPv4 address is then written IPv4-mapped).
-// With a nil *ConnInfo (a connection lbkit opens on its own behalf: health
+// With a nil *[lb.ConnInfo] (a connection lbkit opens on its own behalf: health
 // check, client-side dial) or a client address that is not an IP address it
 // writes "PROXY UNKNOWN\r\n", and the server uses the socket's addresses.
 // HAProxy: send-proxy.
-func ProxyV1() HeaderFunc {
-	return func(w io.Writer, info *ConnInfo, s *Server) error {
+func V1() lb.HeaderFunc {
+	return func(w io.Writer, info *lb.ConnInfo, s *lb.Server) error {
 		var h proxyv2.Header
 		if info != nil {
 			h.Src, h.Dst = info.Remote, info.Local
@@ -60,16 +61,16 @@ func ProxyV1() HeaderFunc {
 		}
 		b, err := proxyv2.AppendV1(make([]byte, 0, 108), h)
 		if err != nil {
-			return fmt.Errorf("lb: PROXY v1: %w", err)
+			return fmt.Errorf("proxyproto: v1: %w", err)
 		}
 		_, err = w.Write(b)
 		return err
 	}
 }
 
-// ProxyV2 returns a HeaderFunc that writes a PROXY protocol version 2
+// V2 returns an [lb.HeaderFunc] that writes a PROXY protocol version 2
 // (binary) header with the TLVs opts selects. The addresses are written as
-// TCP over IPv4, or over IPv6 when either is IPv6. With a nil *ConnInfo (a
+// TCP over IPv4, or over IPv6 when either is IPv6. With a nil *[lb.ConnInfo] (a
 // connection lbkit opens on its own behalf: health check, client-side dial)
 // it writes the LOCAL command; a client address that is not an IP address
 // is written as LOCAL with the UNSPEC family, as HAProxy does: either way
@@ -77,8 +78,8 @@ func ProxyV1() HeaderFunc {
 // HAProxy: send-proxy-v2, send-proxy-v2-ssl, send-proxy-v2-ssl-cn.
 //
 // The returned HeaderFunc is safe for concurrent use.
-func ProxyV2(opts ProxyV2Options) HeaderFunc {
-	return func(w io.Writer, info *ConnInfo, s *Server) error {
+func V2(opts V2Options) lb.HeaderFunc {
+	return func(w io.Writer, info *lb.ConnInfo, s *lb.Server) error {
 		var h proxyv2.Header
 		if info != nil {
 			h.Src, h.Dst = info.Remote, info.Local
@@ -96,7 +97,7 @@ func ProxyV2(opts ProxyV2Options) HeaderFunc {
 		}
 		b, err := proxyv2.AppendV2(make([]byte, 0, 64), h)
 		if err != nil {
-			return fmt.Errorf("lb: PROXY v2: %w", err)
+			return fmt.Errorf("proxyproto: v2: %w", err)
 		}
 		_, err = w.Write(b)
 		return err
@@ -104,7 +105,7 @@ func ProxyV2(opts ProxyV2Options) HeaderFunc {
 }
 
 // tlvs returns the standard TLVs opts selects for the client info.
-func (opts *ProxyV2Options) tlvs(info *ConnInfo) ([]proxyv2.TLV, error) {
+func (opts *V2Options) tlvs(info *lb.ConnInfo) ([]proxyv2.TLV, error) {
 	var out []proxyv2.TLV
 	st := info.TLS
 	if opts.ALPN && st != nil && st.NegotiatedProtocol != "" {
@@ -122,7 +123,7 @@ func (opts *ProxyV2Options) tlvs(info *ConnInfo) ([]proxyv2.TLV, error) {
 	if opts.SSL || opts.CN {
 		t, err := sslTLV(st, opts.CN)
 		if err != nil {
-			return nil, fmt.Errorf("lb: PROXY v2: %w", err)
+			return nil, fmt.Errorf("proxyproto: v2: %w", err)
 		}
 		out = append(out, t)
 	}

@@ -1,4 +1,4 @@
-package lb_test
+package proxyproto_test
 
 import (
 	"bytes"
@@ -7,10 +7,11 @@ import (
 	"testing"
 
 	"github.com/lbkit/lbkit/lb"
+	"github.com/lbkit/lbkit/lb/proxyproto"
 )
 
-// BenchmarkProxyHeader measures writing one header per server connection.
-func BenchmarkProxyHeader(b *testing.B) {
+// BenchmarkHeaderWrite measures writing one header per server connection.
+func BenchmarkHeaderWrite(b *testing.B) {
 	info := &lb.ConnInfo{
 		Remote: netip.MustParseAddrPort("[2001:db8::7]:50123"),
 		Local:  netip.MustParseAddrPort("[2001:db8::1]:443"),
@@ -21,9 +22,9 @@ func BenchmarkProxyHeader(b *testing.B) {
 		name string
 		hf   lb.HeaderFunc
 	}{
-		{"v1", lb.ProxyV1()},
-		{"v2", lb.ProxyV2(lb.ProxyV2Options{})},
-		{"v2-ssl-authority", lb.ProxyV2(lb.ProxyV2Options{SSL: true, Authority: true})},
+		{"v1", proxyproto.V1()},
+		{"v2", proxyproto.V2(proxyproto.V2Options{})},
+		{"v2-ssl-authority", proxyproto.V2(proxyproto.V2Options{SSL: true, Authority: true})},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
@@ -36,20 +37,20 @@ func BenchmarkProxyHeader(b *testing.B) {
 	}
 }
 
-// BenchmarkProxyHeaderRead measures the reception path of one connection.
-func BenchmarkProxyHeaderRead(b *testing.B) {
+// BenchmarkHeaderRead measures the reception path of one connection.
+func BenchmarkHeaderRead(b *testing.B) {
 	var buf bytes.Buffer
-	lb.ProxyV2(lb.ProxyV2Options{Authority: true})(&buf, &lb.ConnInfo{
+	proxyproto.V2(proxyproto.V2Options{Authority: true})(&buf, &lb.ConnInfo{
 		Remote: netip.MustParseAddrPort("192.0.2.7:50123"),
 		Local:  netip.MustParseAddrPort("198.51.100.1:443"),
 		SNI:    "example.com",
 	}, nil)
 	hdr := append(buf.Bytes(), "GET / HTTP/1.1\r\n"...)
-	l := &lb.ProxyListener{Trusted: loopback}
+	l := &proxyproto.Listener{Trusted: loopback}
 	b.ReportAllocs()
 	for b.Loop() {
 		c := &memConn{r: bytes.NewReader(hdr)}
-		if _, err := lb.ReadProxyHeader(l, c); err != nil {
+		if _, err := proxyproto.ReadHeader(l, c); err != nil {
 			b.Fatal(err)
 		}
 	}

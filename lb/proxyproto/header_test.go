@@ -1,4 +1,4 @@
-package lb_test
+package proxyproto_test
 
 import (
 	"bufio"
@@ -10,11 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pires/go-proxyproto"
+	pp "github.com/pires/go-proxyproto"
 	"github.com/pires/go-proxyproto/tlvparse"
 
 	"github.com/lbkit/lbkit/internal/testutil"
 	"github.com/lbkit/lbkit/lb"
+	"github.com/lbkit/lbkit/lb/proxyproto"
 )
 
 // serverTLSState runs a real TLS handshake over loopback and returns the
@@ -61,10 +62,10 @@ func serverTLSState(t *testing.T, cn string, verify bool) tls.ConnectionState {
 }
 
 // readHeader decodes a header with go-proxyproto's reader.
-func readHeader(t *testing.T, b []byte) *proxyproto.Header {
+func readHeader(t *testing.T, b []byte) *pp.Header {
 	t.Helper()
 	br := bufio.NewReader(bytes.NewReader(b))
-	h, err := proxyproto.Read(br)
+	h, err := pp.Read(br)
 	if err != nil {
 		t.Fatalf("go-proxyproto cannot read %x: %v", b, err)
 	}
@@ -74,27 +75,27 @@ func readHeader(t *testing.T, b []byte) *proxyproto.Header {
 	return h
 }
 
-func TestProxyV2TLVsReadByGoProxyproto(t *testing.T) {
+func TestV2TLVsReadByGoProxyproto(t *testing.T) {
 	verified := serverTLSState(t, "alice", true)
 	unverified := serverTLSState(t, "mallory", false)
 	noCert := serverTLSState(t, "", true)
 	tests := []struct {
 		name     string
 		state    *tls.ConnectionState
-		opts     lb.ProxyV2Options
+		opts     proxyproto.V2Options
 		ssl      bool
 		client   uint8 // SSL TLV client bits
 		verified bool
 		cn       string
 	}{
-		{"ssl-cn verified", &verified, lb.ProxyV2Options{CN: true, Authority: true, ALPN: true}, true,
+		{"ssl-cn verified", &verified, proxyproto.V2Options{CN: true, Authority: true, ALPN: true}, true,
 			tlvparse.PP2_BITFIELD_CLIENT_SSL | tlvparse.PP2_BITFIELD_CLIENT_CERT_CONN | tlvparse.PP2_BITFIELD_CLIENT_CERT_SESS, true, "alice"},
-		{"ssl unverified, no CN asked", &unverified, lb.ProxyV2Options{SSL: true, Authority: true, ALPN: true}, true,
+		{"ssl unverified, no CN asked", &unverified, proxyproto.V2Options{SSL: true, Authority: true, ALPN: true}, true,
 			tlvparse.PP2_BITFIELD_CLIENT_SSL | tlvparse.PP2_BITFIELD_CLIENT_CERT_CONN | tlvparse.PP2_BITFIELD_CLIENT_CERT_SESS, false, ""},
-		{"ssl-cn without client certificate", &noCert, lb.ProxyV2Options{CN: true, Authority: true, ALPN: true}, true,
+		{"ssl-cn without client certificate", &noCert, proxyproto.V2Options{CN: true, Authority: true, ALPN: true}, true,
 			tlvparse.PP2_BITFIELD_CLIENT_SSL, false, ""},
-		{"ssl without TLS", nil, lb.ProxyV2Options{SSL: true, Authority: true, ALPN: true}, true, 0, false, ""},
-		{"no SSL TLV", &verified, lb.ProxyV2Options{Authority: true, ALPN: true}, false, 0, false, ""},
+		{"ssl without TLS", nil, proxyproto.V2Options{SSL: true, Authority: true, ALPN: true}, true, 0, false, ""},
+		{"no SSL TLV", &verified, proxyproto.V2Options{Authority: true, ALPN: true}, false, 0, false, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -107,20 +108,20 @@ func TestProxyV2TLVsReadByGoProxyproto(t *testing.T) {
 				info.SNI = "peeked.example" // passthrough: SNI from the ClientHello
 			}
 			opts := tt.opts
-			opts.TLVs = func(ci *lb.ConnInfo, s *lb.Server) []lb.ProxyTLV {
-				return []lb.ProxyTLV{{Type: 0xE3, Value: []byte(s.Name)}}
+			opts.TLVs = func(ci *lb.ConnInfo, s *lb.Server) []proxyproto.TLV {
+				return []proxyproto.TLV{{Type: 0xE3, Value: []byte(s.Name)}}
 			}
 			var buf bytes.Buffer
-			must(t, lb.ProxyV2(opts)(&buf, info, &lb.Server{Name: "web1", Addr: "127.0.0.1:1"}))
+			must(t, proxyproto.V2(opts)(&buf, info, &lb.Server{Name: "web1", Addr: "127.0.0.1:1"}))
 			h := readHeader(t, buf.Bytes())
 			src, dst, ok := h.TCPAddrs()
-			if !ok || h.Command != proxyproto.PROXY || h.TransportProtocol != proxyproto.TCPv6 ||
+			if !ok || h.Command != pp.PROXY || h.TransportProtocol != pp.TCPv6 ||
 				src.AddrPort() != info.Remote || dst.AddrPort() != info.Local {
 				t.Fatalf("header %+v", h)
 			}
 			tlvs, err := h.TLVs()
 			must(t, err)
-			byType := map[proxyproto.PP2Type][]byte{}
+			byType := map[pp.PP2Type][]byte{}
 			for _, tlv := range tlvs {
 				byType[tlv.Type] = tlv.Value
 			}
@@ -128,14 +129,14 @@ func TestProxyV2TLVsReadByGoProxyproto(t *testing.T) {
 			if tt.state == nil {
 				wantSNI = "peeked.example"
 			}
-			if got := string(byType[proxyproto.PP2_TYPE_AUTHORITY]); got != wantSNI {
+			if got := string(byType[pp.PP2_TYPE_AUTHORITY]); got != wantSNI {
 				t.Errorf("AUTHORITY = %q, want %q", got, wantSNI)
 			}
 			wantALPN := ""
 			if tt.state != nil {
 				wantALPN = "h2"
 			}
-			if got := string(byType[proxyproto.PP2_TYPE_ALPN]); got != wantALPN {
+			if got := string(byType[pp.PP2_TYPE_ALPN]); got != wantALPN {
 				t.Errorf("ALPN = %q, want %q", got, wantALPN)
 			}
 			if got := string(byType[0xE3]); got != "web1" {
@@ -168,7 +169,7 @@ func TestProxyV2TLVsReadByGoProxyproto(t *testing.T) {
 	}
 }
 
-func TestProxyHeaderFuncs(t *testing.T) {
+func TestHeaderFuncs(t *testing.T) {
 	v4 := &lb.ConnInfo{Remote: netip.MustParseAddrPort("192.0.2.7:50123"), Local: netip.MustParseAddrPort("198.51.100.1:80")}
 	v6 := &lb.ConnInfo{Remote: netip.MustParseAddrPort("[2001:db8::7]:50123"), Local: netip.MustParseAddrPort("[2001:db8::1]:80")}
 	mapped := &lb.ConnInfo{Remote: netip.MustParseAddrPort("[::ffff:192.0.2.7]:50123"), Local: netip.MustParseAddrPort("198.51.100.1:80")}
@@ -179,17 +180,17 @@ func TestProxyHeaderFuncs(t *testing.T) {
 		info    *lb.ConnInfo
 		wantRaw string // v1 only
 		local   bool
-		proto   proxyproto.AddressFamilyAndProtocol
+		proto   pp.AddressFamilyAndProtocol
 	}{
-		{"v1 ipv4", lb.ProxyV1(), v4, "PROXY TCP4 192.0.2.7 198.51.100.1 50123 80\r\n", false, proxyproto.TCPv4},
-		{"v1 ipv6", lb.ProxyV1(), v6, "PROXY TCP6 2001:db8::7 2001:db8::1 50123 80\r\n", false, proxyproto.TCPv6},
-		{"v1 mapped", lb.ProxyV1(), mapped, "PROXY TCP4 192.0.2.7 198.51.100.1 50123 80\r\n", false, proxyproto.TCPv4},
-		{"v1 not IP", lb.ProxyV1(), unix, "PROXY UNKNOWN\r\n", true, proxyproto.UNSPEC},
-		{"v1 own connection", lb.ProxyV1(), nil, "PROXY UNKNOWN\r\n", true, proxyproto.UNSPEC},
-		{"v2 ipv4", lb.ProxyV2(lb.ProxyV2Options{}), v4, "", false, proxyproto.TCPv4},
-		{"v2 ipv6", lb.ProxyV2(lb.ProxyV2Options{}), v6, "", false, proxyproto.TCPv6},
-		{"v2 not IP", lb.ProxyV2(lb.ProxyV2Options{SSL: true}), unix, "", true, proxyproto.UNSPEC},
-		{"v2 own connection", lb.ProxyV2(lb.ProxyV2Options{CN: true}), nil, "", true, proxyproto.UNSPEC},
+		{"v1 ipv4", proxyproto.V1(), v4, "PROXY TCP4 192.0.2.7 198.51.100.1 50123 80\r\n", false, pp.TCPv4},
+		{"v1 ipv6", proxyproto.V1(), v6, "PROXY TCP6 2001:db8::7 2001:db8::1 50123 80\r\n", false, pp.TCPv6},
+		{"v1 mapped", proxyproto.V1(), mapped, "PROXY TCP4 192.0.2.7 198.51.100.1 50123 80\r\n", false, pp.TCPv4},
+		{"v1 not IP", proxyproto.V1(), unix, "PROXY UNKNOWN\r\n", true, pp.UNSPEC},
+		{"v1 own connection", proxyproto.V1(), nil, "PROXY UNKNOWN\r\n", true, pp.UNSPEC},
+		{"v2 ipv4", proxyproto.V2(proxyproto.V2Options{}), v4, "", false, pp.TCPv4},
+		{"v2 ipv6", proxyproto.V2(proxyproto.V2Options{}), v6, "", false, pp.TCPv6},
+		{"v2 not IP", proxyproto.V2(proxyproto.V2Options{SSL: true}), unix, "", true, pp.UNSPEC},
+		{"v2 own connection", proxyproto.V2(proxyproto.V2Options{CN: true}), nil, "", true, pp.UNSPEC},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -203,7 +204,7 @@ func TestProxyHeaderFuncs(t *testing.T) {
 				t.Fatalf("family %#x, want %#x", h.TransportProtocol, tt.proto)
 			}
 			if tt.local {
-				if h.Version == 2 && h.Command != proxyproto.LOCAL {
+				if h.Version == 2 && h.Command != pp.LOCAL {
 					t.Fatalf("command %#x, want LOCAL", h.Command)
 				}
 				return
@@ -220,11 +221,11 @@ func TestProxyHeaderFuncs(t *testing.T) {
 
 // headerServer accepts connections on 127.0.0.1, reads a PROXY header from
 // each with go-proxyproto's reader and sends the headers on the channel.
-func headerServer(t *testing.T) (string, <-chan *proxyproto.Header) {
+func headerServer(t *testing.T) (string, <-chan *pp.Header) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	must(t, err)
-	ch := make(chan *proxyproto.Header, 16)
+	ch := make(chan *pp.Header, 16)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -234,7 +235,7 @@ func headerServer(t *testing.T) (string, <-chan *proxyproto.Header) {
 				return
 			}
 			c.SetReadDeadline(time.Now().Add(5 * time.Second))
-			h, err := proxyproto.Read(bufio.NewReader(c))
+			h, err := pp.Read(bufio.NewReader(c))
 			c.Close()
 			if err == nil {
 				ch <- h
@@ -250,7 +251,7 @@ func headerServer(t *testing.T) (string, <-chan *proxyproto.Header) {
 func TestPoolDialContextSendsLocal(t *testing.T) {
 	testutil.CheckLeaks(t)
 	addr, headers := headerServer(t)
-	for _, hf := range []lb.HeaderFunc{lb.ProxyV1(), lb.ProxyV2(lb.ProxyV2Options{SSL: true})} {
+	for _, hf := range []lb.HeaderFunc{proxyproto.V1(), proxyproto.V2(proxyproto.V2Options{SSL: true})} {
 		pool := &lb.Pool{Name: "p", ProxyHeader: hf}
 		must(t, pool.Update([]lb.Server{{Addr: addr}}))
 		c, err := pool.DialContext(context.Background(), "tcp", "ignored:1")
@@ -258,7 +259,7 @@ func TestPoolDialContextSendsLocal(t *testing.T) {
 		c.Close()
 		select {
 		case h := <-headers:
-			if !h.Command.IsLocal() && h.TransportProtocol != proxyproto.UNSPEC {
+			if !h.Command.IsLocal() && h.TransportProtocol != pp.UNSPEC {
 				t.Fatalf("header %+v is not LOCAL/UNKNOWN", h)
 			}
 		case <-time.After(5 * time.Second):

@@ -1,4 +1,4 @@
-package lb_test
+package proxyproto_test
 
 import (
 	"bytes"
@@ -17,6 +17,7 @@ import (
 
 	"github.com/lbkit/lbkit/internal/testutil"
 	"github.com/lbkit/lbkit/lb"
+	"github.com/lbkit/lbkit/lb/proxyproto"
 )
 
 // freePort returns a port free on addr ("127.0.0.1" or "::1").
@@ -152,13 +153,13 @@ func clientGet(t *testing.T, from, url string) string {
 	return string(body)
 }
 
-// TestProxyProtocolInterop sends PROXY v1 and v2 headers from lbkit to
+// TestInterop sends PROXY v1 and v2 headers from lbkit to
 // HAProxy (accept-proxy) and nginx (listen ... proxy_protocol), at L4 and
 // at L7, for IPv4 and IPv6 clients, and checks that the address each
 // reports is the client's, not lbkit's: an IPv4 client (127.0.0.2) is
 // relayed to the receiver's IPv6 listener, an IPv6 client (::1) to its IPv4
 // listener, so the socket address never matches the client's.
-func TestProxyProtocolInterop(t *testing.T) {
+func TestInterop(t *testing.T) {
 	receivers := []struct {
 		name  string
 		start func(*testing.T) receiver
@@ -166,7 +167,7 @@ func TestProxyProtocolInterop(t *testing.T) {
 	headers := []struct {
 		name string
 		hf   lb.HeaderFunc
-	}{{"v1", lb.ProxyV1()}, {"v2", lb.ProxyV2(lb.ProxyV2Options{SSL: true, Authority: true})}}
+	}{{"v1", proxyproto.V1()}, {"v2", proxyproto.V2(proxyproto.V2Options{SSL: true, Authority: true})}}
 	clients := []struct {
 		name, from, listen string
 		to                 func(receiver) string
@@ -206,7 +207,7 @@ func TestProxyProtocolInterop(t *testing.T) {
 							var fe lb.Frontend
 							var also []lb.Shutdowner
 							if layer == "L4" {
-								fe = &lb.ConnServer{Name: "fe", Backend: pool}
+								fe = &lb.TCPFrontend{Name: "fe", Backend: pool}
 							} else {
 								proxy := &lb.ReverseProxy{Pool: pool}
 								fe = &http.Server{Handler: proxy, ReadHeaderTimeout: 5 * time.Second,

@@ -20,17 +20,17 @@ import (
 	"github.com/lbkit/lbkit/lb"
 )
 
-// startL4 serves b on a loopback ConnServer and returns its address.
-func startL4(t *testing.T, b lb.Backend) (*lb.ConnServer, string) {
+// startL4 serves b on a loopback TCPFrontend and returns its address.
+func startL4(t *testing.T, b lb.Backend) (*lb.TCPFrontend, string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	must(t, err)
-	srv := &lb.ConnServer{Name: "test", Backend: b}
+	srv := &lb.TCPFrontend{Name: "test", Backend: b}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	t.Cleanup(func() {
 		srv.Close()
-		if err := <-done; !errors.Is(err, lb.ErrServerClosed) {
+		if err := <-done; !errors.Is(err, lb.ErrFrontendClosed) {
 			t.Errorf("Serve returned %v", err)
 		}
 	})
@@ -201,7 +201,7 @@ func TestUpdateUnderTrafficLosesNothing(t *testing.T) {
 	}
 }
 
-func TestConnServerShutdownGrace(t *testing.T) {
+func TestTCPFrontendShutdownGrace(t *testing.T) {
 	testutil.CheckLeaks(t)
 	echo := testutil.EchoServer(t)
 	pool := &lb.Pool{}
@@ -209,7 +209,7 @@ func TestConnServerShutdownGrace(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	must(t, err)
 	addr := ln.Addr().String()
-	srv := &lb.ConnServer{Backend: pool}
+	srv := &lb.TCPFrontend{Backend: pool}
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- lb.Serve(ctx, srv, ln, 2*time.Second) }()
@@ -231,14 +231,14 @@ func TestConnServerShutdownGrace(t *testing.T) {
 	}
 }
 
-func TestConnServerShutdownDeadlineForcesClose(t *testing.T) {
+func TestTCPFrontendShutdownDeadlineForcesClose(t *testing.T) {
 	testutil.CheckLeaks(t)
 	echo := testutil.EchoServer(t)
 	pool := &lb.Pool{}
 	must(t, pool.Update(servers(echo.Addr)))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	must(t, err)
-	srv := &lb.ConnServer{Backend: pool}
+	srv := &lb.TCPFrontend{Backend: pool}
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- lb.Serve(ctx, srv, ln, 200*time.Millisecond) }()
@@ -260,7 +260,7 @@ func TestConnServerShutdownDeadlineForcesClose(t *testing.T) {
 	}
 }
 
-func TestConnServerHandshakeTimeoutBoundsPeek(t *testing.T) {
+func TestTCPFrontendHandshakeTimeoutBoundsPeek(t *testing.T) {
 	testutil.CheckLeaks(t)
 	peeked := make(chan error, 1)
 	b := lb.BackendFunc(func(ctx context.Context, c *lb.Conn) {
@@ -270,7 +270,7 @@ func TestConnServerHandshakeTimeoutBoundsPeek(t *testing.T) {
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	must(t, err)
-	srv := &lb.ConnServer{Backend: b, HandshakeTimeout: 100 * time.Millisecond}
+	srv := &lb.TCPFrontend{Backend: b, HandshakeTimeout: 100 * time.Millisecond}
 	go srv.Serve(ln)
 	defer srv.Close()
 	c := dial(t, ln.Addr().String())
@@ -287,7 +287,7 @@ func TestConnServerHandshakeTimeoutBoundsPeek(t *testing.T) {
 	}
 }
 
-func TestConnServerRecoversPanics(t *testing.T) {
+func TestTCPFrontendRecoversPanics(t *testing.T) {
 	testutil.CheckLeaks(t)
 	var calls atomic.Int32
 	b := lb.BackendFunc(func(ctx context.Context, c *lb.Conn) {

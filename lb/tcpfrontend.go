@@ -12,23 +12,25 @@ import (
 	"time"
 )
 
-// ErrServerClosed is returned by Serve after Shutdown or Close. It is
-// http.ErrServerClosed, so one comparison serves every Frontend.
-var ErrServerClosed = http.ErrServerClosed
+// ErrFrontendClosed is returned by a Frontend's Serve after Shutdown or
+// Close. It is the same value as [http.ErrServerClosed], so one comparison
+// serves a [TCPFrontend] and an [*http.Server] alike; the name says
+// "frontend" because in lb a [Server] is always an upstream.
+var ErrFrontendClosed = http.ErrServerClosed
 
-// DefaultHandshakeTimeout bounds the time a ConnServer gives a new connection
+// DefaultHandshakeTimeout bounds the time a TCPFrontend gives a new connection
 // to produce what its Backend chain peeks at (a ClientHello) before it is
 // handed on, and a TLS handshake that an adapter runs (tlsmode.Offload).
 const DefaultHandshakeTimeout = 10 * time.Second
 
-// ConnServer is the L4 frontend: it accepts connections on listeners and
-// hands each one, wrapped in a *Conn, to its Backend in a goroutine of its
-// own. It mirrors http.Server: Serve, Shutdown, Close and ErrServerClosed
+// TCPFrontend is the L4 frontend: it accepts connections on listeners and
+// hands each one, wrapped in a [*Conn], to its [Backend] in a goroutine of its
+// own. It mirrors [http.Server]: Serve, Shutdown, Close and [ErrFrontendClosed]
 // behave the same way, and every connection is tracked until its Backend
 // returns.
 //
 // Configure the exported fields before calling Serve.
-type ConnServer struct {
+type TCPFrontend struct {
 	// Name names the frontend in ConnInfo and logs.
 	Name string
 
@@ -60,7 +62,7 @@ type ConnServer struct {
 	done      chan struct{} // closed by Close or Shutdown
 }
 
-func (s *ConnServer) init() {
+func (s *TCPFrontend) init() {
 	if s.conns == nil {
 		s.conns = make(map[*Conn]context.CancelFunc)
 		s.listeners = make(map[*net.Listener]struct{})
@@ -69,18 +71,18 @@ func (s *ConnServer) init() {
 }
 
 // Serve accepts connections on ln until Shutdown or Close, then returns
-// ErrServerClosed; any other accept error is returned as is, after
+// ErrFrontendClosed; any other accept error is returned as is, after
 // temporary errors have been retried with back-off. Serve closes ln.
-func (s *ConnServer) Serve(ln net.Listener) error {
+func (s *TCPFrontend) Serve(ln net.Listener) error {
 	if s.Backend == nil {
-		return errors.New("lb: ConnServer has no Backend")
+		return errors.New("lb: TCPFrontend has no Backend")
 	}
 	s.mu.Lock()
 	s.init()
 	if s.closed.Load() {
 		s.mu.Unlock()
 		ln.Close()
-		return ErrServerClosed
+		return ErrFrontendClosed
 	}
 	s.listeners[&ln] = struct{}{}
 	s.mu.Unlock()
@@ -100,7 +102,7 @@ func (s *ConnServer) Serve(ln net.Listener) error {
 		nc, err := ln.Accept()
 		if err != nil {
 			if s.closed.Load() {
-				return ErrServerClosed
+				return ErrFrontendClosed
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
@@ -118,7 +120,7 @@ func (s *ConnServer) Serve(ln net.Listener) error {
 		backoff = 0
 		if !s.track(nc, base) {
 			nc.Close()
-			return ErrServerClosed
+			return ErrFrontendClosed
 		}
 	}
 }
@@ -129,7 +131,7 @@ func isTemporary(err error) bool {
 }
 
 // track registers nc and starts its goroutine; false after Close/Shutdown.
-func (s *ConnServer) track(nc net.Conn, base context.Context) bool {
+func (s *TCPFrontend) track(nc net.Conn, base context.Context) bool {
 	ctx := base
 	if s.ConnContext != nil {
 		ctx = s.ConnContext(ctx, nc)
@@ -150,7 +152,7 @@ func (s *ConnServer) track(nc net.Conn, base context.Context) bool {
 }
 
 // serveConn runs the Backend for one connection and untracks it.
-func (s *ConnServer) serveConn(ctx context.Context, c *Conn) {
+func (s *TCPFrontend) serveConn(ctx context.Context, c *Conn) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.logger().LogAttrs(ctx, slog.LevelError, "panic serving connection",
@@ -174,7 +176,7 @@ func (s *ConnServer) serveConn(ctx context.Context, c *Conn) {
 // Shutdown stops accepting, then waits for every open connection to end, or
 // for ctx to be done, in which case it returns ctx's error and leaves the
 // remaining connections open (call Close to end them), as http.Server does.
-func (s *ConnServer) Shutdown(ctx context.Context) error {
+func (s *TCPFrontend) Shutdown(ctx context.Context) error {
 	s.stopAccepting()
 	idle := make(chan struct{})
 	go s.waitConns(idle)
@@ -187,7 +189,7 @@ func (s *ConnServer) Shutdown(ctx context.Context) error {
 }
 
 // waitConns closes idle when the last tracked connection has ended.
-func (s *ConnServer) waitConns(idle chan<- struct{}) {
+func (s *TCPFrontend) waitConns(idle chan<- struct{}) {
 	s.connWG.Wait()
 	close(idle)
 }
@@ -195,7 +197,7 @@ func (s *ConnServer) waitConns(idle chan<- struct{}) {
 // Close stops accepting and closes every open connection now, cancelling
 // their contexts. It returns once they are closed, not when their Backends
 // have returned.
-func (s *ConnServer) Close() error {
+func (s *TCPFrontend) Close() error {
 	s.stopAccepting()
 	s.mu.Lock()
 	for c, cancel := range s.conns {
@@ -206,7 +208,7 @@ func (s *ConnServer) Close() error {
 	return nil
 }
 
-func (s *ConnServer) stopAccepting() {
+func (s *TCPFrontend) stopAccepting() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.init()
@@ -220,14 +222,14 @@ func (s *ConnServer) stopAccepting() {
 }
 
 // ActiveConns reports the connections being served.
-func (s *ConnServer) ActiveConns() int {
+func (s *TCPFrontend) ActiveConns() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.conns)
 }
 
 // handshakeTimeout is HandshakeTimeout with its default applied, 0 for none.
-func (s *ConnServer) handshakeTimeout() time.Duration {
+func (s *TCPFrontend) handshakeTimeout() time.Duration {
 	switch {
 	case s.HandshakeTimeout == 0:
 		return DefaultHandshakeTimeout
@@ -237,7 +239,7 @@ func (s *ConnServer) handshakeTimeout() time.Duration {
 	return s.HandshakeTimeout
 }
 
-func (s *ConnServer) logger() *slog.Logger {
+func (s *TCPFrontend) logger() *slog.Logger {
 	if s.Logger != nil {
 		return s.Logger
 	}
