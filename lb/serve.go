@@ -24,17 +24,25 @@ type Shutdowner interface {
 // Pass the ReverseProxy serving fe's requests in also, so that WebSocket and
 // other upgraded streams, which http.Server no longer tracks, are drained too.
 //
-// When fe is an [*http.Server] whose TLSConfig is set, Serve serves TLS on ln
-// with it, as fe.ServeTLS(ln, "", "") does: the certificates come from the
-// TLSConfig, and HTTP/2 is offered through ALPN unless the server turns it
-// off. Any other Frontend serves ln as it is.
+// Serve calls fe.Serve(ln): ln is served as it is, as net/http does. For
+// HTTPS from an [*http.Server], use [ServeTLS].
 func Serve(ctx context.Context, fe Frontend, ln net.Listener, grace time.Duration, also ...Shutdowner) error {
-	serve := fe.Serve
-	if hs, ok := fe.(*http.Server); ok && hs.TLSConfig != nil {
-		serve = func(ln net.Listener) error { return hs.ServeTLS(ln, "", "") }
-	}
+	return serve(ctx, fe, fe.Serve, ln, grace, also)
+}
+
+// ServeTLS is [Serve] for an HTTPS frontend: it runs srv.ServeTLS(ln, "", "")
+// instead of srv.Serve(ln), so the certificates come from srv.TLSConfig
+// (which must provide them: Certificates or GetCertificate) and HTTP/2 is
+// offered through ALPN unless srv turns it off, exactly as net/http does.
+// Shutdown and its grace are Serve's.
+func ServeTLS(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Duration, also ...Shutdowner) error {
+	return serve(ctx, srv, func(ln net.Listener) error { return srv.ServeTLS(ln, "", "") }, ln, grace, also)
+}
+
+// serve runs run(ln) for fe until ctx is done, then shuts fe and also down.
+func serve(ctx context.Context, fe Frontend, run func(net.Listener) error, ln net.Listener, grace time.Duration, also []Shutdowner) error {
 	errc := make(chan error, 1)
-	go func() { errc <- serve(ln) }()
+	go func() { errc <- run(ln) }()
 	select {
 	case err := <-errc:
 		if errors.Is(err, ErrFrontendClosed) {

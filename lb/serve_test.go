@@ -14,9 +14,9 @@ import (
 	"github.com/lbkit/lbkit/lb"
 )
 
-// TestServeTLS: an *http.Server with a TLSConfig is served over TLS, with
-// HTTP/2 negotiated through ALPN as net/http's ServeTLS does, and Serve
-// returns nil once ctx is done.
+// TestServeTLS: ServeTLS serves an *http.Server over TLS with its
+// TLSConfig, with HTTP/2 negotiated through ALPN as net/http's ServeTLS
+// does, and returns nil once ctx is done.
 func TestServeTLS(t *testing.T) {
 	testutil.CheckLeaks(t)
 	ca := testutil.NewCA(t)
@@ -31,7 +31,7 @@ func TestServeTLS(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- lb.Serve(ctx, srv, ln, time.Second) }()
+	go func() { done <- lb.ServeTLS(ctx, srv, ln, time.Second) }()
 
 	tr := &http.Transport{TLSClientConfig: ca.ClientConfig("localhost"), ForceAttemptHTTP2: true}
 	c := &http.Client{Transport: tr, Timeout: 5 * time.Second}
@@ -59,7 +59,7 @@ func TestServeTLS(t *testing.T) {
 	}
 }
 
-// TestServePlainHTTP: without a TLSConfig the listener is served as it is.
+// TestServePlainHTTP: Serve serves the listener as it is.
 func TestServePlainHTTP(t *testing.T) {
 	testutil.CheckLeaks(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -194,7 +194,7 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	errc := make(chan error, 2)
 	go func() { errc <- lb.Serve(sctx, plain, acl.Listener(plainRules, ln), cfg.grace) }()
 	go func() {
-		errc <- lb.Serve(sctx, secure, acl.Listener(tlsRules, tlsLn), cfg.grace, proxy) // HTTPS: secure has a TLSConfig
+		errc <- lb.ServeTLS(sctx, secure, acl.Listener(tlsRules, tlsLn), cfg.grace, proxy)
 	}()
 	first := <-errc
 	cancel()

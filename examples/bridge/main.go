@@ -141,6 +141,6 @@ func run(ctx context.Context, o options, ready func(addr string, roots *x509.Cer
 	proxy := &lb.ReverseProxy{Pool: pool}
 	up.BridgeHTTP(proxy)
 	srv := &http.Server{Handler: proxy, TLSConfig: front.HTTPConfig(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 5 * time.Minute}
-	// srv has a TLSConfig: Serve serves HTTPS, HTTP/2 through ALPN.
-	return lb.Serve(ctx, srv, ln, 30*time.Second, proxy)
+	// HTTPS with srv.TLSConfig, HTTP/2 through ALPN.
+	return lb.ServeTLS(ctx, srv, ln, 30*time.Second, proxy)
 }

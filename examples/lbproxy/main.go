@@ -381,8 +381,8 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 	}
 	wg.Go(func() { pool.Run(ctx) })
 
-	// 8 and 9, HTTP: the reverse proxy, its ACL, and the server, which
-	// serves HTTPS when it has a TLSConfig.
+	// 8 and 9, HTTP: the reverse proxy, its ACL, and the server (HTTPS in
+	// the TLS modes).
 	if l7 {
 		proxy := &lb.ReverseProxy{Pool: pool, ServerTimeout: cfg.timeout, Logger: logger}
 		if cfg.mode == "https-bridge" {
@@ -404,10 +404,11 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 			// client's own.
 			srv.ConnContext, srv.ConnState = proxy.ConnContext, proxy.ConnState
 		}
+		fmt.Fprintf(out, "lbproxy: %s on %s\n", cfg.mode, ln.Addr())
 		if tlsFront {
 			srv.TLSConfig = front.HTTPConfig()
+			return lb.ServeTLS(ctx, srv, ln, cfg.grace, proxy)
 		}
-		fmt.Fprintf(out, "lbproxy: %s on %s\n", cfg.mode, ln.Addr())
 		return lb.Serve(ctx, srv, ln, cfg.grace, proxy)
 	}
 

@@ -146,8 +146,8 @@ func run(ctx context.Context, o options, ready func(addr string, roots *x509.Cer
 		return err
 	}
 	ready(ln.Addr().String(), roots)
-	// srv has a TLSConfig: Serve serves HTTPS, HTTP/2 through ALPN.
-	return lb.Serve(ctx, srv, ln, 30*time.Second, append(also, proxy)...)
+	// HTTPS with srv.TLSConfig, HTTP/2 through ALPN.
+	return lb.ServeTLS(ctx, srv, ln, 30*time.Second, append(also, proxy)...)
 }
 
 // setupACME gives certs an ACME manager and starts the HTTP-01 server when
