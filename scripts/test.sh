@@ -102,6 +102,9 @@ if [ -n "$unformatted" ]; then
   exit 1
 fi
 go vet ./...
+# Every example builds when its directory is copied alone into a module of
+# its own: examples use only the public packages.
+scripts/check-examples.sh >/dev/null
 CGO_ENABLED=1 go test -race -count=1 -timeout 12m "$@" ./...
 
 # The race detector makes sync.Pool drop items at random, so the tests
