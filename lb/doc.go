@@ -4,9 +4,10 @@
 // A [Server] is one upstream server's configuration; a [Pool] holds servers,
 // picks one per connection or request with a [Balancer] and is the standard
 // [Backend]. A [Frontend] accepts clients: a [TCPFrontend] at L4, an
-// [*http.Server] serving a [ReverseProxy] at L7. [Serve] (or [ServeTLS]) runs a Frontend
-// until its context ends, then drains it. [Mux] routes connections by SNI;
-// [Switch] and [HandlerSwitch] replace a whole chain atomically.
+// [*http.Server] serving a [ReverseProxy] at L7. [Serve] (or [ServeTLS])
+// runs a Frontend until its context ends, then drains it. [Mux] routes
+// connections by SNI; [Switch] and [HandlerSwitch] replace a whole chain
+// atomically.
 //
 // Other packages plug into the hooks: [Balancer] (with the optional
 // [Preparer] and [Observer]) for algorithms, [HealthChecker] for health
