@@ -91,13 +91,8 @@
 //
 // The L7 path wraps httputil.ReverseProxy in Rewrite mode. The server side
 // is reached through one http.RoundTripper per Pool that owns the pick,
-// the retries and the lease, over lbkit's HTTP/1.1 engine: each round trip
-// runs on the request's goroutine (write, flush once, read the headers with
-// http.ReadResponse) with connections on a per-server LIFO idle stack, and
-// none of net/http Transport's per-connection reading and writing
-// goroutines, whose hand-offs dominated the proxy's CPU per request.
-// Requests it does not take (bodies over 64 KiB or of unknown length,
-// upgrades, Expect: 100-continue, HTTP/2 to servers) fall back to a tuned
-// http.Transport. NewTransport swaps in another engine without changing the
-// API.
+// the retries and the lease, over lbkit's HTTP/1.1 engine (internal/h1),
+// which does each round trip on the request's goroutine; what it does not
+// take goes to a tuned http.Transport. NewTransport swaps in another engine
+// without changing the API.
 package lb

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/lbkit/lbkit/internal/h1"
 )
 
 // DefaultServerTimeout bounds the wait for a server's response headers.
@@ -35,23 +37,15 @@ const DefaultServerTimeout = 5 * time.Minute
 // Each Pool gets one transport to its servers, shared by all requests to it
 // and created on first use, dialing through the Pool (its Dial and
 // ConnectTimeout). It is lbkit's own HTTP/1.1 engine, which does each round
-// trip on the request's goroutine: it writes the request and reads the
-// response headers itself (parsed by net/http), and the connection returns
-// to its server's idle stack when the body has been read. net/http's
-// Transport passes every request to a writing goroutine and the response
-// back from a reading one, and those goroutine hand-offs cost more CPU than
-// the rest of the round trip on keep-alive connections to nearby servers.
-// Connections are kept alive, up to 1024 idle per server for 90 s, with
-// 16 KiB buffers; an idle connection the server closed meanwhile is
-// replaced, and requests net/http would replay (GET, HEAD, OPTIONS, TRACE,
-// or with an Idempotency-Key, without a body) are sent again on a new
-// connection when a reused one fails before the response.
-//
-// The engine takes requests with no body or a body of known length up to
-// 64 KiB, which are most. Requests with larger or streamed bodies, upgrades
-// (WebSockets), and Expect: 100-continue go to a tuned http.Transport (no
-// compression, the same limits), as does everything when ServerHTTP2 is
-// set. NewTransport replaces both.
+// trip on the request's goroutine, without net/http Transport's goroutine
+// hand-offs per request. It keeps up to 1024 idle connections per server
+// for 90 s, and sends requests net/http would replay (GET, HEAD, OPTIONS,
+// TRACE, or with an Idempotency-Key, without a body) again on a new
+// connection when a reused one fails before the response. Requests with
+// bodies over 64 KiB or of unknown length, upgrades (WebSockets) and
+// Expect: 100-continue go to a tuned http.Transport (no compression, the
+// same limits), as does everything when ServerHTTP2 is set. NewTransport
+// replaces both.
 //
 // Configure the exported fields before the first request.
 type ReverseProxy struct {
@@ -280,14 +274,27 @@ func (p *ReverseProxy) newTransport(pool *Pool, dial func(ctx context.Context, n
 // while arranging connections their own way, for instance one transport per
 // TLS server name.
 func (p *ReverseProxy) ServerTransport(dial func(ctx context.Context, network, addr string) (net.Conn, error), tlsConfig *tls.Config) http.RoundTripper {
+	return p.serverTransport(dial, tlsConfig, false)
+}
+
+// serverTransport is ServerTransport, with keep-alives disabled when
+// oneShot.
+func (p *ReverseProxy) serverTransport(dial func(ctx context.Context, network, addr string) (net.Conn, error), tlsConfig *tls.Config, oneShot bool) http.RoundTripper {
 	if tlsConfig == nil {
 		tlsConfig = p.TLSClientConfig
 	}
 	ht := p.httpTransport(dial, tlsConfig)
+	ht.DisableKeepAlives = oneShot
 	if ht.ForceAttemptHTTP2 {
 		return ht
 	}
-	return newH1Transport(dial, tlsConfig, ht.ResponseHeaderTimeout, ht)
+	return &h1.Transport{
+		DialContext:           dial,
+		TLSClientConfig:       tlsConfig,
+		ResponseHeaderTimeout: ht.ResponseHeaderTimeout,
+		Fallback:              ht,
+		DisableKeepAlives:     oneShot,
+	}
 }
 
 // httpTransport builds the tuned http.Transport to servers that dials with
@@ -299,12 +306,12 @@ func (p *ReverseProxy) httpTransport(dial func(ctx context.Context, network, add
 	}
 	return &http.Transport{
 		DialContext:           dial,
-		MaxIdleConnsPerHost:   h1MaxIdlePerHost,
-		IdleConnTimeout:       h1IdleTimeout,
+		MaxIdleConnsPerHost:   h1.MaxIdlePerHost,
+		IdleConnTimeout:       h1.IdleTimeout,
 		ResponseHeaderTimeout: timeout,
 		DisableCompression:    true,
-		WriteBufferSize:       h1BufferSize,
-		ReadBufferSize:        h1BufferSize,
+		WriteBufferSize:       h1.BufferSize,
+		ReadBufferSize:        h1.BufferSize,
 		TLSClientConfig:       tlsConfig,
 		ForceAttemptHTTP2:     p.Scheme == "https" && p.ServerHTTP2,
 	}
