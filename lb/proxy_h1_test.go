@@ -60,6 +60,9 @@ func scripted(t *testing.T) *testutil.RawServer {
 		case "/slow":
 			time.Sleep(2 * time.Second)
 			io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow")
+		case "/slower":
+			w.(net.Conn).Read(make([]byte, 1)) // no answer until the client closes
+			return false
 		case "/stall-body":
 			io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
 			w.(net.Conn).Read(make([]byte, 1)) // until the client closes
@@ -191,12 +194,19 @@ func TestH1ClientCancel(t *testing.T) {
 	}
 	proxy := &ReverseProxy{Pool: pool}
 	url := startProxy(t, proxy)
+	t.Cleanup(srv.Close) // before the proxy's: ends reads that were not interrupted
 	tr := &http.Transport{}
 	t.Cleanup(tr.CloseIdleConnections)
-	for _, path := range []string{"/slow", "/stall-body"} {
-		t.Run(path, func(t *testing.T) {
+	for _, tt := range []struct {
+		path      string
+		blockedIn string // where the engine's read blocks
+	}{
+		{"/slower", "h1.(*Transport).exchange"},
+		{"/stall-body", "h1.(*body).Read"},
+	} {
+		t.Run(tt.path, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
-			req, _ := http.NewRequestWithContext(ctx, "GET", url+path, nil)
+			req, _ := http.NewRequestWithContext(ctx, "GET", url+tt.path, nil)
 			done := make(chan error, 1)
 			go func() {
 				resp, err := tr.RoundTrip(req)
@@ -206,16 +216,18 @@ func TestH1ClientCancel(t *testing.T) {
 				}
 				done <- err
 			}()
-			testutil.Eventually(t, "request active", func() bool { return pool.Status()[0].Active == 1 })
-			time.Sleep(50 * time.Millisecond)
+			testutil.WaitBlocked(t, tt.blockedIn)
 			start := time.Now()
 			cancel()
 			if err := <-done; err == nil {
 				t.Fatal("canceled request succeeded")
 			}
+			// The server never ends these responses by itself (within the
+			// 5 s of Eventually): the lease ends because the engine's
+			// blocked read was interrupted.
 			testutil.Eventually(t, "lease ended", func() bool { return pool.Status()[0].Active == 0 })
 			if d := time.Since(start); d > time.Second {
-				t.Fatalf("cancel took %v", d)
+				t.Fatalf("the lease ended %v after the cancel", d)
 			}
 		})
 	}

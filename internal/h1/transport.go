@@ -581,6 +581,12 @@ func (t *Transport) exchange(pc *serverConn, req *http.Request, host string, now
 		}
 		pc.conn.SetReadDeadline(now.Add(t.ResponseHeaderTimeout))
 		pc.deadline = true
+		if err := ctx.Err(); err != nil {
+			// Canceled before the deadline was set: abortIO's past
+			// deadline may have been undone.
+			pc.discard(stop)
+			return nil, false, err
+		}
 	}
 	pc.limit = MaxHeaderBytes
 	if _, err := pc.br.Peek(1); err != nil {

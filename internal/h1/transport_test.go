@@ -193,13 +193,17 @@ func TestRejectsInvalidRequests(t *testing.T) {
 			}
 		})
 	}
-	select {
-	case b := <-got:
-		t.Fatalf("server received %q", b)
-	case <-time.After(50 * time.Millisecond):
+	// A valid request then: the server accepts connections in the order
+	// they were opened, so its answer proves that none was opened before,
+	// and its bytes are the first the server received.
+	if code, _, err := get(t, tr, "GET", "http://"+srv.Addr+"/valid", nil); err != nil || code != 200 {
+		t.Fatalf("valid request: %d %v", code, err)
 	}
-	if n := srv.Accepted(); n != 0 {
-		t.Fatalf("%d connections opened for invalid requests", n)
+	if b := <-got; !bytes.HasPrefix(b, []byte("GET /valid ")) {
+		t.Fatalf("server received %q first", b)
+	}
+	if n := srv.Accepted(); n != 1 {
+		t.Fatalf("%d connections opened for invalid requests", n-1)
 	}
 }
 
@@ -337,6 +341,10 @@ func TestStaleConnections(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			testutil.CheckLeaks(t)
 			var seen atomic.Int64
+			// With idle408, the server sends its 408 once the client's
+			// connection is back on the idle stack: sent earlier, it would
+			// arrive with the response and never reach the idle path.
+			idle := make(chan struct{})
 			srv := testutil.StartRaw(t, testutil.RawHTTP(func(w io.Writer, r *http.Request, n int) bool {
 				if r.Method == tt.method {
 					seen.Add(1)
@@ -350,7 +358,7 @@ func TestStaleConnections(t *testing.T) {
 					io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 				}
 				if tt.idle408 {
-					time.Sleep(20 * time.Millisecond)
+					<-idle
 					io.WriteString(w, "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
 				}
 				return tt.drop // without drop, close after the first response
@@ -378,6 +386,10 @@ func TestStaleConnections(t *testing.T) {
 			}
 			if code, err := send(); err != nil || code != 200 {
 				t.Fatalf("first request: %d %v", code, err)
+			}
+			if tt.idle408 {
+				testutil.Eventually(t, "connection idle", func() bool { return tr.idleConns(srv.Addr) == 1 })
+				close(idle)
 			}
 			if !tt.drop {
 				// Let the server's close reach the idle connection.
@@ -511,18 +523,19 @@ func TestBodyClose(t *testing.T) {
 		_, err := resp.Body.Read(make([]byte, 10))
 		readErr <- err
 	}()
-	time.Sleep(20 * time.Millisecond)
-	start := time.Now()
+	testutil.WaitBlocked(t, "h1.(*body).Read")
 	for range 3 {
 		if err := resp.Body.Close(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := <-readErr; err == nil {
-		t.Fatal("blocked Read returned no error after Close")
-	}
-	if d := time.Since(start); d > time.Second {
-		t.Fatalf("Close took %v", d)
+	select {
+	case err := <-readErr:
+		if err == nil {
+			t.Fatal("blocked Read returned no error after Close")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not interrupt the blocked Read")
 	}
 	if _, err := resp.Body.Read(buf); !errors.Is(err, http.ErrBodyReadAfterClose) {
 		t.Fatalf("Read after Close: %v", err)
