@@ -365,7 +365,7 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		retries = DefaultRetries
 	}
 	var body *replayableBody
-	if req.Body != nil && req.Body != http.NoBody && retries > 0 {
+	if req.Body != nil && req.Body != http.NoBody {
 		body = &replayableBody{rc: req.Body}
 		req.Body = body
 	}
@@ -467,19 +467,36 @@ func (s *leasedStream) Close() error {
 	return err
 }
 
-// replayableBody lets a request body be offered again to another server
-// after a connection failure, as long as nothing of it was read. The
-// transport closes request bodies on error, so Close is a no-op: the body
-// belongs to the incoming request, which httputil.ReverseProxy closes when
-// the handler ends.
+// replayableBody is the body of every proxied request. It lets the body be
+// offered again to another server after a connection failure, as long as
+// nothing of it was read. The transport closes request bodies on error, so
+// Close is a no-op: the body belongs to the incoming request, which
+// httputil.ReverseProxy closes when the handler ends.
+//
+// Once the client's body has returned io.EOF, later reads return io.EOF
+// without reaching it. http.Transport reads a body once more after
+// Content-Length bytes, to check that it ends there, on its writing
+// goroutine; meanwhile the server may have answered, and net/http's server
+// closes the client's body when the handler starts its response. That
+// extra read would then fail with http.ErrBodyReadAfterClose, and the
+// Transport would close the server connection under the response body
+// being copied to the client.
 type replayableBody struct {
 	rc   io.ReadCloser
 	read atomic.Bool // set by the transport's writing goroutine
+	eof  atomic.Bool // rc returned io.EOF
 }
 
 func (b *replayableBody) Read(p []byte) (int, error) {
+	if b.eof.Load() {
+		return 0, io.EOF
+	}
 	b.read.Store(true)
-	return b.rc.Read(p)
+	n, err := b.rc.Read(p)
+	if err == io.EOF {
+		b.eof.Store(true)
+	}
+	return n, err
 }
 
 func (b *replayableBody) Close() error { return nil }
