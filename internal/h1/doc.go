@@ -9,9 +9,9 @@
 // connections to nearby servers (measurements in BENCHMARKS.md).
 //
 // The engine handles requests without a body or with a body of known length
-// up to MaxBody, without Upgrade or Expect headers. Anything else (streamed
+// up to [MaxBody], without Upgrade or Expect headers. Anything else (streamed
 // or larger bodies, WebSockets and other upgrades, Expect: 100-continue)
-// goes to Transport.Fallback, which keeps net/http's behavior for them.
+// goes to [Transport.Fallback], which keeps net/http's behavior for them.
 //
 // A reused connection may have been closed by the server meanwhile. A
 // request net/http would replay (GET, HEAD, OPTIONS, TRACE or with an
