@@ -41,6 +41,10 @@
 // [Snapshot] that never holds an unhealthy, draining or removed server, so
 // it needs no health or exclusion logic of its own; writers serialize on one
 // mutex and publish a new Snapshot. lb imports no other public package of
-// the module, so a custom Balancer needs lb alone. Measurements are in
-// BENCHMARKS.md.
+// the module, so a custom Balancer needs lb alone.
+//
+// At L7, one http.RoundTripper per Pool owns the pick, the retries and the
+// lease, over lbkit's HTTP/1.1 engine, which does each round trip on the
+// request's goroutine; what it does not take goes to a tuned
+// http.Transport. Measurements are in BENCHMARKS.md.
 package lb

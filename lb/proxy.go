@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/lbkit/lbkit/internal/h1"
 )
 
 // DefaultServerTimeout bounds the wait for a server's response headers.
@@ -35,23 +37,15 @@ const DefaultServerTimeout = 5 * time.Minute
 // Each Pool gets one transport to its servers, shared by all requests to it
 // and created on first use, dialing through the Pool (its Dial and
 // ConnectTimeout). It is lbkit's own HTTP/1.1 engine, which does each round
-// trip on the request's goroutine: it writes the request and reads the
-// response headers itself (parsed by net/http), and the connection returns
-// to its server's idle stack when the body has been read. net/http's
-// Transport passes every request to a writing goroutine and the response
-// back from a reading one, and those goroutine hand-offs cost more CPU than
-// the rest of the round trip on keep-alive connections to nearby servers.
-// Connections are kept alive, up to 1024 idle per server for 90 s, with
-// 16 KiB buffers; an idle connection the server closed meanwhile is
-// replaced, and requests net/http would replay (GET, HEAD, OPTIONS, TRACE,
-// or with an Idempotency-Key, without a body) are sent again on a new
-// connection when a reused one fails before the response.
-//
-// The engine takes requests with no body or a body of known length up to
-// 64 KiB, which are most. Requests with larger or streamed bodies, upgrades
-// (WebSockets), and Expect: 100-continue go to a tuned http.Transport (no
-// compression, the same limits), as does everything when ServerHTTP2 is
-// set. NewTransport replaces both.
+// trip on the request's goroutine, without net/http Transport's goroutine
+// hand-offs per request. It keeps up to 1024 idle connections per server
+// for 90 s, and sends requests net/http would replay (GET, HEAD, OPTIONS,
+// TRACE, or with an Idempotency-Key, without a body) again on a new
+// connection when a reused one fails before the response. Requests with
+// bodies over 64 KiB or of unknown length, upgrades (WebSockets) and
+// Expect: 100-continue go to a tuned http.Transport (no compression, the
+// same limits), as does everything when ServerHTTP2 is set. NewTransport
+// replaces both.
 //
 // Configure the exported fields before the first request.
 type ReverseProxy struct {
@@ -280,14 +274,27 @@ func (p *ReverseProxy) newTransport(pool *Pool, dial DialFunc) http.RoundTripper
 // while arranging connections their own way, for instance one transport per
 // TLS server name.
 func (p *ReverseProxy) ServerTransport(dial DialFunc, tlsConfig *tls.Config) http.RoundTripper {
+	return p.serverTransport(dial, tlsConfig, false)
+}
+
+// serverTransport is ServerTransport, with keep-alives disabled when
+// oneShot.
+func (p *ReverseProxy) serverTransport(dial DialFunc, tlsConfig *tls.Config, oneShot bool) http.RoundTripper {
 	if tlsConfig == nil {
 		tlsConfig = p.TLSClientConfig
 	}
 	ht := p.httpTransport(dial, tlsConfig)
+	ht.DisableKeepAlives = oneShot
 	if ht.ForceAttemptHTTP2 {
 		return ht
 	}
-	return newH1Transport(dial, tlsConfig, ht.ResponseHeaderTimeout, ht)
+	return &h1.Transport{
+		DialContext:           dial,
+		TLSClientConfig:       tlsConfig,
+		ResponseHeaderTimeout: ht.ResponseHeaderTimeout,
+		Fallback:              ht,
+		DisableKeepAlives:     oneShot,
+	}
 }
 
 // httpTransport builds the tuned http.Transport to servers that dials with
@@ -295,12 +302,12 @@ func (p *ReverseProxy) ServerTransport(dial DialFunc, tlsConfig *tls.Config) htt
 func (p *ReverseProxy) httpTransport(dial DialFunc, tlsConfig *tls.Config) *http.Transport {
 	return &http.Transport{
 		DialContext:           dial,
-		MaxIdleConnsPerHost:   h1MaxIdlePerHost,
-		IdleConnTimeout:       h1IdleTimeout,
+		MaxIdleConnsPerHost:   h1.MaxIdlePerHost,
+		IdleConnTimeout:       h1.IdleTimeout,
 		ResponseHeaderTimeout: p.serverTimeout(),
 		DisableCompression:    true,
-		WriteBufferSize:       h1BufferSize,
-		ReadBufferSize:        h1BufferSize,
+		WriteBufferSize:       h1.BufferSize,
+		ReadBufferSize:        h1.BufferSize,
 		TLSClientConfig:       tlsConfig,
 		ForceAttemptHTTP2:     p.Scheme == "https" && p.ServerHTTP2,
 	}
@@ -359,7 +366,7 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	retries := t.pool.retries()
 	var body *replayableBody
-	if req.Body != nil && req.Body != http.NoBody && retries > 0 {
+	if req.Body != nil && req.Body != http.NoBody {
 		body = &replayableBody{rc: req.Body}
 		req.Body = body
 	}
@@ -461,19 +468,36 @@ func (s *leasedStream) Close() error {
 	return err
 }
 
-// replayableBody lets a request body be offered again to another server
-// after a connection failure, as long as nothing of it was read. The
-// transport closes request bodies on error, so Close is a no-op: the body
-// belongs to the incoming request, which httputil.ReverseProxy closes when
-// the handler ends.
+// replayableBody is the body of every proxied request. It lets the body be
+// offered again to another server after a connection failure, as long as
+// nothing of it was read. The transport closes request bodies on error, so
+// Close is a no-op: the body belongs to the incoming request, which
+// httputil.ReverseProxy closes when the handler ends.
+//
+// Once the client's body has returned io.EOF, later reads return io.EOF
+// without reaching it. http.Transport reads a body once more after
+// Content-Length bytes, to check that it ends there, on its writing
+// goroutine; meanwhile the server may have answered, and net/http's server
+// closes the client's body when the handler starts its response. That
+// extra read would then fail with http.ErrBodyReadAfterClose, and the
+// Transport would close the server connection under the response body
+// being copied to the client.
 type replayableBody struct {
 	rc   io.ReadCloser
 	read atomic.Bool // set by the transport's writing goroutine
+	eof  atomic.Bool // rc returned io.EOF
 }
 
 func (b *replayableBody) Read(p []byte) (int, error) {
+	if b.eof.Load() {
+		return 0, io.EOF
+	}
 	b.read.Store(true)
-	return b.rc.Read(p)
+	n, err := b.rc.Read(p)
+	if err == io.EOF {
+		b.eof.Store(true)
+	}
+	return n, err
 }
 
 func (b *replayableBody) Close() error { return nil }

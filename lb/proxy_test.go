@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -126,6 +127,117 @@ func TestReverseProxyRetriesWithBody(t *testing.T) {
 	}
 	if pool.Status()[0].Failures == 0 {
 		t.Fatal("the refusing server was never tried")
+	}
+}
+
+// TestReverseProxyLargeBodiesUnderLoad sends 100 kB POSTs (beyond the
+// HTTP/1.1 engine, so through the fallback http.Transport) from several
+// clients at once, through a pool whose first server refuses connections,
+// while busy goroutines keep every CPU loaded: each response must come back
+// whole. The server answers as soon as it has the whole body, and sends the
+// second half of its answer later; the writes to it return late, as those
+// of a writing goroutine that the load descheduled: the proxy is then
+// copying the response while its transport still finishes the request.
+func TestReverseProxyLargeBodiesUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads every CPU for seconds")
+	}
+	testutil.CheckLeaks(t)
+	backend := &http.Server{Handler: http.HandlerFunc(echoInTwoParts)}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	go backend.Serve(ln)
+	t.Cleanup(func() { backend.Close() })
+	pool := &lb.Pool{Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return lateWriter{c}, nil
+	}}
+	must(t, pool.Update([]lb.Server{{Name: "dead", Addr: testutil.ClosedAddr(t)}, {Name: "a", Addr: ln.Addr().String()}}))
+	url, _ := startL7(t, &lb.ReverseProxy{Pool: pool}, time.Second)
+
+	stop := make(chan struct{})
+	var busy sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		busy.Add(1)
+		go spin(stop, &busy)
+	}
+	defer busy.Wait()
+	defer close(stop)
+
+	const clients, requests = 8, 10
+	deadline := time.Now().Add(30 * time.Second)
+	body := strings.Repeat("0123456789", 10000)
+	errs := make(chan error, clients)
+	var wg sync.WaitGroup
+	for g := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := client()
+			defer c.CloseIdleConnections()
+			for i := 0; i < requests && time.Now().Before(deadline); i++ {
+				resp, err := c.Post(url+"/echo", "text/plain", strings.NewReader(body))
+				if err != nil {
+					errs <- fmt.Errorf("client %d, POST %d: %w", g, i, err)
+					return
+				}
+				got, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || string(got) != body || err != nil {
+					errs <- fmt.Errorf("client %d, POST %d: status %d, %d bytes back, %v", g, i, resp.StatusCode, len(got), err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if pool.Status()[0].Failures == 0 {
+		t.Fatal("the refusing server was never tried")
+	}
+}
+
+// echoInTwoParts answers the request body: the first half at once, the
+// second 20 ms later.
+func echoInTwoParts(w http.ResponseWriter, r *http.Request) {
+	data, err := io.ReadAll(r.Body)
+	if err != nil {
+		return
+	}
+	w.Header().Set("Content-Length", fmt.Sprint(len(data)))
+	half := len(data) / 2
+	w.Write(data[:half])
+	http.NewResponseController(w).Flush()
+	time.Sleep(20 * time.Millisecond)
+	w.Write(data[half:])
+}
+
+// lateWriter is a connection whose writes return 5 ms after the bytes were
+// sent.
+type lateWriter struct{ net.Conn }
+
+func (c lateWriter) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	time.Sleep(5 * time.Millisecond)
+	return n, err
+}
+
+// spin keeps a CPU busy until stop is closed.
+func spin(stop <-chan struct{}, wg *sync.WaitGroup) {
+	defer wg.Done()
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/lbkit/lbkit/internal/h1"
 )
 
 // maxClientTransports bounds the client connections that hold server
@@ -121,17 +123,35 @@ func (p *ReverseProxy) newClientTransport(pool *Pool, info *ConnInfo, oneShot bo
 		ct.conns[tc] = struct{}{}
 		return tc, nil
 	}
-	ct.rt = p.newTransport(pool, dial)
-	if oneShot {
-		switch t := ct.rt.(type) {
-		case *http.Transport:
-			t.DisableKeepAlives = true
-		case *h1Transport:
-			t.disableKeepAlives = true
-			t.fallback.DisableKeepAlives = true
-		}
+	switch {
+	case p.NewTransport == nil:
+		ct.rt = p.serverTransport(dial, nil, oneShot)
+	case oneShot:
+		ct.rt = withoutKeepAlives(p.NewTransport(pool, dial))
+	default:
+		ct.rt = p.NewTransport(pool, dial)
 	}
 	return ct
+}
+
+// withoutKeepAlives disables keep-alives in rt, a new and unused transport
+// from a NewTransport hook, when it is of a kind that has the switch; the
+// engine is replaced by a copy, since its configuration is fixed once built.
+func withoutKeepAlives(rt http.RoundTripper) http.RoundTripper {
+	switch t := rt.(type) {
+	case *http.Transport:
+		t.DisableKeepAlives = true
+	case *h1.Transport:
+		c := t.Clone()
+		c.DisableKeepAlives = true
+		if ft, ok := c.Fallback.(*http.Transport); ok {
+			ft = ft.Clone()
+			ft.DisableKeepAlives = true
+			c.Fallback = ft
+		}
+		return c
+	}
+	return rt
 }
 
 // close closes every server connection of the transport, busy or idle.

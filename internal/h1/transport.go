@@ -1,4 +1,4 @@
-package lb
+package h1
 
 import (
 	"bufio"
@@ -25,99 +25,124 @@ import (
 	"golang.org/x/net/http/httpguts"
 )
 
-// Limits of the HTTP/1.1 engine.
+// Limits of the engine. lb configures its fallback http.Transport with the
+// same idle and buffer limits.
 const (
-	h1MaxIdlePerHost = 1024             // idle connections kept per server
-	h1IdleTimeout    = 90 * time.Second // an idle connection older than this is closed
-	h1BufferSize     = 16 << 10         // read and write buffer of each connection
-	h1MaxBody        = 64 << 10         // largest request body the engine writes itself
-	h1MaxHeaderBytes = 1 << 20          // response header bytes read, 1xx responses included
+	MaxIdlePerHost = 1024             // idle connections kept per server
+	IdleTimeout    = 90 * time.Second // an idle connection older than this is closed
+	BufferSize     = 16 << 10         // read and write buffer of each connection
+	MaxBody        = 64 << 10         // largest request body the engine writes itself
+	MaxHeaderBytes = 1 << 20          // response header bytes read, 1xx responses included
 )
 
-// h1Transport is the HTTP/1.1 engine of ReverseProxy: an http.RoundTripper
-// that does the whole round trip on the calling goroutine. It writes the
-// request into the connection's buffer, flushes it once, and parses the
-// response with http.ReadResponse; the body is read by the caller, and the
-// connection goes back to its server's idle stack when the body ends.
-// net/http's Transport instead hands every request to a writing goroutine
-// and gets the response from a reading goroutine through channels, and
-// returns the connection to its pool through one more handshake at the end
-// of the body: goroutine wake-ups and switches that cost more CPU than the
-// parsing itself on a keep-alive connection to a nearby server.
+// Transport is an HTTP/1.1 http.RoundTripper that does each round trip on
+// the calling goroutine. Requests it does not handle (see the package
+// documentation) go to Fallback.
 //
-// The engine handles requests without a body or with a body of known length
-// up to 64 KiB, without Upgrade or Expect headers. Anything else (streamed
-// or larger bodies, WebSockets and other upgrades, Expect: 100-continue) is
-// passed to fallback, an http.Transport configured as the engine is, which
-// keeps net/http's behavior for them.
-//
-// Connections are kept per server address in a LIFO stack (the most recent
-// is reused first, so surplus connections age out), up to 1024 per server,
-// and closed after 90 s idle. A reused connection may have been closed by
-// the server meanwhile: a request that can be replayed (GET, HEAD, OPTIONS,
-// TRACE or carrying an Idempotency-Key, and without a body, as net/http
-// decides) is sent again once on a new connection when the old one fails
-// before any byte of the response, or answers with a 408 (the notice some
-// servers send when they close an idle connection, which net/http's
-// Transport also discards). Other requests are not replayed; before
-// writing one on a reused connection the engine peeks at the socket
-// (MSG_PEEK, non-blocking) and drops the connection when the server has
-// closed it or sent anything unsolicited. That is one system call (about
-// 1.5 µs on a 2-core VM, no allocation), where sending such requests
-// through the fallback would bring back the goroutine hand-offs, and
-// net/http notices a closed idle connection through its reading goroutine.
-// Connections without a file descriptor (a custom Pool.Dial's) cannot be
-// peeked at and are used as they are.
-//
-// The wait for the response headers is bounded by headerTimeout (a read
-// deadline on the connection), their size by 1 MiB, 1xx responses
-// included. The request's context interrupts the exchange and the body
-// through context.AfterFunc, which sets a past deadline on the connection:
-// no goroutine is started per request or per connection.
-type h1Transport struct {
-	dial          func(ctx context.Context, network, addr string) (net.Conn, error)
-	tlsConfig     *tls.Config // for "https"; nil means crypto/tls's defaults
-	headerTimeout time.Duration
-	fallback      *http.Transport
+// The zero value is ready to use: it dials with a net.Dialer, verifies
+// servers with crypto/tls's defaults, waits without limit for response
+// headers, keeps connections alive (up to MaxIdlePerHost per server, for
+// IdleTimeout), and passes on what it does not handle to an http.Transport
+// configured from the same fields. Set the fields before the first request
+// and do not change them afterwards; a Transport is then safe for
+// concurrent use by multiple goroutines.
+type Transport struct {
+	// DialContext opens connections to servers ("tcp" and the request's
+	// host:port). Its errors are returned as they are, unwrapped. Nil
+	// means net.Dialer's DialContext.
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 
-	// disableKeepAlives closes each connection after one response and asks
+	// TLSClientConfig is the TLS configuration for "https" requests. It is
+	// copied; the copy's ServerName defaults to the host of the address
+	// and its NextProtos is http/1.1. Nil means crypto/tls's defaults.
+	TLSClientConfig *tls.Config
+
+	// ResponseHeaderTimeout bounds the wait for a response's headers after
+	// the request was written. Zero means no limit.
+	ResponseHeaderTimeout time.Duration
+
+	// Fallback takes the requests the engine passes on. Nil means an
+	// http.Transport with the fields above, created on first use.
+	Fallback http.RoundTripper
+
+	// DisableKeepAlives closes each connection after one response and asks
 	// the server to do so (Connection: close), as http.Transport's option.
-	disableKeepAlives bool
+	DisableKeepAlives bool
 
-	mu    sync.Mutex                        // serializes additions to hosts
-	hosts atomic.Pointer[map[h1Key]*h1Host] // copied on write: lookups take no lock
+	fallbackOnce sync.Once
+	fallback     http.RoundTripper // Fallback, or the default one
+
+	mu    sync.Mutex                            // serializes additions to hosts
+	hosts atomic.Pointer[map[hostKey]*idlePool] // copied on write: lookups take no lock
 }
 
-// newH1Transport builds the engine dialing with dial, waiting headerTimeout
-// for response headers, and passing what it does not handle to fallback.
-func newH1Transport(dial func(ctx context.Context, network, addr string) (net.Conn, error), tlsConfig *tls.Config, headerTimeout time.Duration, fallback *http.Transport) *h1Transport {
-	return &h1Transport{dial: dial, tlsConfig: tlsConfig, headerTimeout: headerTimeout, fallback: fallback}
+// Clone returns a new Transport with t's configuration and no connections.
+// The Fallback is shared, not copied.
+func (t *Transport) Clone() *Transport {
+	return &Transport{
+		DialContext:           t.DialContext,
+		TLSClientConfig:       t.TLSClientConfig,
+		ResponseHeaderTimeout: t.ResponseHeaderTimeout,
+		Fallback:              t.Fallback,
+		DisableKeepAlives:     t.DisableKeepAlives,
+	}
 }
 
-// h1Key identifies the connections of one server.
-type h1Key struct {
+// fallbackTransport returns Fallback, or the default fallback built on
+// first use.
+func (t *Transport) fallbackTransport() http.RoundTripper {
+	if t.Fallback != nil {
+		return t.Fallback
+	}
+	t.fallbackOnce.Do(func() {
+		t.fallback = &http.Transport{
+			DialContext:           t.DialContext,
+			TLSClientConfig:       t.TLSClientConfig,
+			ResponseHeaderTimeout: t.ResponseHeaderTimeout,
+			DisableKeepAlives:     t.DisableKeepAlives,
+			MaxIdleConnsPerHost:   MaxIdlePerHost,
+			IdleConnTimeout:       IdleTimeout,
+			WriteBufferSize:       BufferSize,
+			ReadBufferSize:        BufferSize,
+			DisableCompression:    true,
+		}
+	})
+	return t.fallback
+}
+
+// dial opens a connection with DialContext or a net.Dialer.
+func (t *Transport) dial(ctx context.Context, addr string) (net.Conn, error) {
+	if t.DialContext != nil {
+		return t.DialContext(ctx, "tcp", addr)
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp", addr)
+}
+
+// hostKey identifies the connections of one server.
+type hostKey struct {
 	tls  bool
 	addr string
 }
 
-// h1Host is the idle stack of one server's connections.
-type h1Host struct {
-	t         *h1Transport
-	key       h1Key
+// idlePool is the idle stack of one server's connections.
+type idlePool struct {
+	t         *Transport
+	key       hostKey
 	tlsConfig *tls.Config // with ServerName and NextProtos set, for key.tls
 
 	mu    sync.Mutex
-	idle  []*h1Conn // the most recently used last
+	idle  []*serverConn // the most recently used last
 	sweep *time.Timer
 	armed bool // sweep is scheduled
 }
 
-// h1Conn is one connection to a server with its buffers. It is used by one
+// serverConn is one connection to a server with its buffers. It is used by one
 // request at a time; idle ones sit on their host's stack.
-type h1Conn struct {
-	host  *h1Host
+type serverConn struct {
+	host  *idlePool
 	conn  net.Conn
-	br    *bufio.Reader // reads through the h1Conn, which applies limit
+	br    *bufio.Reader // reads through the serverConn, which applies limit
 	bw    *bufio.Writer
 	limit int64 // bytes that br may still take from conn
 
@@ -125,32 +150,32 @@ type h1Conn struct {
 	reused   bool      // it has carried a request before
 	deadline bool      // a header deadline may still be set on conn
 	abort    func()    // pc.abortIO, bound once for context.AfterFunc
-	peek     h1Peek    // for alive
+	peek     peekState // for alive
 	one      [1]byte   // scratch for the end-of-body check
 }
 
-// h1TimeoutError is the error of a server that sent no response headers
-// within the header timeout; StatusForError maps it to 504.
-type h1TimeoutError struct{}
+// timeoutError is the error of a server that sent no response headers
+// within ResponseHeaderTimeout: a net.Error whose Timeout is true.
+type timeoutError struct{}
 
-func (h1TimeoutError) Error() string   { return "lb: timeout awaiting response headers" }
-func (h1TimeoutError) Timeout() bool   { return true }
-func (h1TimeoutError) Temporary() bool { return true }
+func (timeoutError) Error() string   { return "h1: timeout awaiting response headers" }
+func (timeoutError) Timeout() bool   { return true }
+func (timeoutError) Temporary() bool { return true }
 
 // RoundTrip sends req to the server at req.URL.Host and returns its
 // response, or passes req to the fallback transport when the engine does
 // not handle it.
-func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if !h1Handles(req) {
-		return t.fallback.RoundTrip(req)
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !handles(req) {
+		return t.fallbackTransport().RoundTrip(req)
 	}
-	host, err := h1Check(req)
+	host, err := validate(req)
 	if err != nil {
 		closeRequestBody(req)
 		return nil, err
 	}
-	h := t.host(h1Key{tls: req.URL.Scheme == "https", addr: req.URL.Host})
-	replayable := h1Replayable(req)
+	h := t.host(hostKey{tls: req.URL.Scheme == "https", addr: req.URL.Host})
+	replayable := canReplay(req)
 	ctx := req.Context()
 	now := time.Now()
 	for fresh := false; ; fresh = true {
@@ -164,7 +189,7 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			closeRequestBody(req)
 			return resp, nil
 		}
-		if early && pc.reused && !fresh && replayable && ctx.Err() == nil && h1Stale(err) {
+		if early && pc.reused && !fresh && replayable && ctx.Err() == nil && stale(err) {
 			continue // the server closed the idle connection: once more on a new one
 		}
 		closeRequestBody(req)
@@ -172,9 +197,9 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
-// h1Handles reports whether the engine itself handles req: a request of
+// handles reports whether the engine itself handles req: a request of
 // known, small length that asks for no upgrade and no 100-continue.
-func h1Handles(req *http.Request) bool {
+func handles(req *http.Request) bool {
 	u := req.URL
 	if u == nil || req.Header == nil || u.Host == "" || u.User != nil || req.Method == "CONNECT" {
 		return false
@@ -189,7 +214,7 @@ func h1Handles(req *http.Request) bool {
 		if req.ContentLength != 0 {
 			return false
 		}
-	} else if req.ContentLength <= 0 || req.ContentLength > h1MaxBody {
+	} else if req.ContentLength <= 0 || req.ContentLength > MaxBody {
 		return false
 	}
 	h := req.Header
@@ -202,19 +227,19 @@ func h1Handles(req *http.Request) bool {
 	return true
 }
 
-// h1Check validates req as http.Transport does before sending anything,
+// validate validates req as http.Transport does before sending anything,
 // and returns the Host header to send.
-func h1Check(req *http.Request) (string, error) {
+func validate(req *http.Request) (string, error) {
 	if req.Method != "" && !httpguts.ValidHeaderFieldName(req.Method) {
-		return "", fmt.Errorf("lb: invalid method %q", req.Method)
+		return "", fmt.Errorf("h1: invalid method %q", req.Method)
 	}
 	for k, vv := range req.Header {
 		if !httpguts.ValidHeaderFieldName(k) {
-			return "", fmt.Errorf("lb: invalid header field name %q", k)
+			return "", fmt.Errorf("h1: invalid header field name %q", k)
 		}
 		for _, v := range vv {
 			if !httpguts.ValidHeaderFieldValue(v) {
-				return "", fmt.Errorf("lb: invalid header field value for %q", k)
+				return "", fmt.Errorf("h1: invalid header field value for %q", k)
 			}
 		}
 	}
@@ -224,7 +249,7 @@ func h1Check(req *http.Request) (string, error) {
 		uri = u.EscapedPath()
 	}
 	if hasCTL(uri) || hasCTL(u.RawQuery) {
-		return "", errors.New("lb: can't write control character in Request.URL")
+		return "", errors.New("h1: can't write control character in Request.URL")
 	}
 	host := req.Host
 	if host == "" {
@@ -266,10 +291,10 @@ func withoutZone(host string) string {
 	return host
 }
 
-// h1Replayable reports whether req may be sent again after a reused
+// canReplay reports whether req may be sent again after a reused
 // connection failed: net/http's rule (an idempotent method or an
 // Idempotency-Key), for requests without a body.
-func h1Replayable(req *http.Request) bool {
+func canReplay(req *http.Request) bool {
 	if req.Body != nil && req.Body != http.NoBody {
 		return false
 	}
@@ -282,9 +307,9 @@ func h1Replayable(req *http.Request) bool {
 	return k1 || k2
 }
 
-// h1Stale reports whether err is what a connection closed by the server
+// stale reports whether err is what a connection closed by the server
 // gives: end of stream, reset, broken pipe, or a 408 notice.
-func h1Stale(err error) bool {
+func stale(err error) bool {
 	return err == errIdle408 || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
 		errors.Is(err, syscall.ECONNABORTED)
@@ -297,7 +322,7 @@ func closeRequestBody(req *http.Request) {
 }
 
 // host returns the idle stack of the server key, creating it.
-func (t *h1Transport) host(key h1Key) *h1Host {
+func (t *Transport) host(key hostKey) *idlePool {
 	if m := t.hosts.Load(); m != nil {
 		if h := (*m)[key]; h != nil {
 			return h
@@ -311,12 +336,12 @@ func (t *h1Transport) host(key h1Key) *h1Host {
 			return h
 		}
 	}
-	h := &h1Host{t: t, key: key}
+	h := &idlePool{t: t, key: key}
 	if key.tls {
 		// As net/http: the configuration is copied, and the server name
 		// defaults to the host of the address.
-		if t.tlsConfig != nil {
-			h.tlsConfig = t.tlsConfig.Clone()
+		if t.TLSClientConfig != nil {
+			h.tlsConfig = t.TLSClientConfig.Clone()
 		} else {
 			h.tlsConfig = &tls.Config{}
 		}
@@ -329,7 +354,7 @@ func (t *h1Transport) host(key h1Key) *h1Host {
 		}
 		h.tlsConfig.NextProtos = []string{"http/1.1"}
 	}
-	m := make(map[h1Key]*h1Host, 1)
+	m := make(map[hostKey]*idlePool, 1)
 	if old != nil {
 		maps.Copy(m, *old)
 	}
@@ -341,8 +366,8 @@ func (t *h1Transport) host(key h1Key) *h1Host {
 // CloseIdleConnections closes the idle connections of every server, the
 // fallback transport's included. Connections in use are closed when their
 // response ends.
-func (t *h1Transport) CloseIdleConnections() {
-	var hosts map[h1Key]*h1Host
+func (t *Transport) CloseIdleConnections() {
+	var hosts map[hostKey]*idlePool
 	if m := t.hosts.Load(); m != nil {
 		hosts = *m
 	}
@@ -359,13 +384,15 @@ func (t *h1Transport) CloseIdleConnections() {
 			pc.conn.Close()
 		}
 	}
-	t.fallback.CloseIdleConnections()
+	if ci, ok := t.fallbackTransport().(interface{ CloseIdleConnections() }); ok {
+		ci.CloseIdleConnections()
+	}
 }
 
 // get returns a connection to the server: the most recently used idle one
 // unless fresh, else a new one. With check, an idle connection is first
 // checked to be still open. now is the time of the request.
-func (h *h1Host) get(ctx context.Context, now time.Time, fresh, check bool) (*h1Conn, error) {
+func (h *idlePool) get(ctx context.Context, now time.Time, fresh, check bool) (*serverConn, error) {
 	if !fresh {
 		for {
 			pc := h.pop(now)
@@ -389,7 +416,7 @@ func (h *h1Host) get(ctx context.Context, now time.Time, fresh, check bool) (*h1
 
 // pop takes the most recently used idle connection, or returns nil. When
 // that one has been idle too long, so have all others: they are closed.
-func (h *h1Host) pop(now time.Time) *h1Conn {
+func (h *idlePool) pop(now time.Time) *serverConn {
 	h.mu.Lock()
 	n := len(h.idle)
 	if n == 0 {
@@ -397,7 +424,7 @@ func (h *h1Host) pop(now time.Time) *h1Conn {
 		return nil
 	}
 	pc := h.idle[n-1]
-	if now.Sub(pc.idleAt) < h1IdleTimeout {
+	if now.Sub(pc.idleAt) < IdleTimeout {
 		h.idle[n-1] = nil
 		h.idle = h.idle[:n-1]
 		h.mu.Unlock()
@@ -413,11 +440,11 @@ func (h *h1Host) pop(now time.Time) *h1Conn {
 }
 
 // put returns pc to the idle stack, or closes it when the stack is full.
-func (h *h1Host) put(pc *h1Conn) {
+func (h *idlePool) put(pc *serverConn) {
 	pc.idleAt = time.Now()
 	pc.reused = true
 	h.mu.Lock()
-	if len(h.idle) >= h1MaxIdlePerHost {
+	if len(h.idle) >= MaxIdlePerHost {
 		h.mu.Unlock()
 		pc.conn.Close()
 		return
@@ -426,9 +453,9 @@ func (h *h1Host) put(pc *h1Conn) {
 	if !h.armed {
 		h.armed = true
 		if h.sweep == nil {
-			h.sweep = time.AfterFunc(h1IdleTimeout, h.sweepIdle)
+			h.sweep = time.AfterFunc(IdleTimeout, h.sweepIdle)
 		} else {
-			h.sweep.Reset(h1IdleTimeout)
+			h.sweep.Reset(IdleTimeout)
 		}
 	}
 	h.mu.Unlock()
@@ -437,17 +464,17 @@ func (h *h1Host) put(pc *h1Conn) {
 // sweepIdle closes the connections idle for longer than the idle timeout
 // (the bottom of the stack) and schedules itself for the next one to
 // expire, so that connections to servers no longer used are closed too.
-func (h *h1Host) sweepIdle() {
+func (h *idlePool) sweepIdle() {
 	now := time.Now()
 	h.mu.Lock()
 	i := 0
-	for i < len(h.idle) && now.Sub(h.idle[i].idleAt) >= h1IdleTimeout {
+	for i < len(h.idle) && now.Sub(h.idle[i].idleAt) >= IdleTimeout {
 		i++
 	}
 	old := slices.Clone(h.idle[:i])
 	h.idle = slices.Delete(h.idle, 0, i)
 	if len(h.idle) > 0 {
-		h.sweep.Reset(h1IdleTimeout - now.Sub(h.idle[0].idleAt))
+		h.sweep.Reset(IdleTimeout - now.Sub(h.idle[0].idleAt))
 	} else {
 		h.armed = false
 	}
@@ -458,9 +485,9 @@ func (h *h1Host) sweepIdle() {
 }
 
 // dial opens a new connection to the server, with the TLS handshake for
-// "https". Dial errors are the Pool's (*ConnectError), unwrapped.
-func (h *h1Host) dial(ctx context.Context) (*h1Conn, error) {
-	c, err := h.t.dial(ctx, "tcp", h.key.addr)
+// "https". Dial errors are DialContext's, unwrapped.
+func (h *idlePool) dial(ctx context.Context) (*serverConn, error) {
+	c, err := h.t.dial(ctx, h.key.addr)
 	if err != nil {
 		return nil, err
 	}
@@ -472,18 +499,18 @@ func (h *h1Host) dial(ctx context.Context) (*h1Conn, error) {
 		}
 		c = tc
 	}
-	pc := &h1Conn{host: h, conn: c, limit: math.MaxInt64}
-	pc.br = bufio.NewReaderSize(pc, h1BufferSize)
-	pc.bw = bufio.NewWriterSize(c, h1BufferSize)
+	pc := &serverConn{host: h, conn: c, limit: math.MaxInt64}
+	pc.br = bufio.NewReaderSize(pc, BufferSize)
+	pc.bw = bufio.NewWriterSize(c, BufferSize)
 	pc.abort = pc.abortIO
 	return pc, nil
 }
 
 // Read is the source of pc.br: it reads from the connection within limit,
 // which bounds the response headers.
-func (pc *h1Conn) Read(p []byte) (int, error) {
+func (pc *serverConn) Read(p []byte) (int, error) {
 	if pc.limit <= 0 {
-		return 0, fmt.Errorf("lb: response headers exceed %d bytes", h1MaxHeaderBytes)
+		return 0, fmt.Errorf("h1: response headers exceed %d bytes", MaxHeaderBytes)
 	}
 	if int64(len(p)) > pc.limit {
 		p = p[:pc.limit]
@@ -499,12 +526,12 @@ var aLongTimeAgo = time.Unix(1, 0)
 
 // abortIO interrupts the connection's reads and writes; it is the
 // context.AfterFunc of a canceled request.
-func (pc *h1Conn) abortIO() { pc.conn.SetDeadline(aLongTimeAgo) }
+func (pc *serverConn) abortIO() { pc.conn.SetDeadline(aLongTimeAgo) }
 
 // release ends a response that was read to its end: the connection goes
 // back to the idle stack if keep allows, the server sent nothing more, and
 // the request's context did not interrupt it.
-func (pc *h1Conn) release(stop func() bool, keep bool) {
+func (pc *serverConn) release(stop func() bool, keep bool) {
 	if stop != nil && !stop() {
 		keep = false // abortIO ran or is running: the deadlines are spoiled
 	}
@@ -516,7 +543,7 @@ func (pc *h1Conn) release(stop func() bool, keep bool) {
 }
 
 // discard closes a connection whose exchange did not end cleanly.
-func (pc *h1Conn) discard(stop func() bool) {
+func (pc *serverConn) discard(stop func() bool) {
 	if stop != nil {
 		stop()
 	}
@@ -526,7 +553,7 @@ func (pc *h1Conn) discard(stop func() bool) {
 // errIdle408 is the error of a reused connection on which the server's
 // first bytes were a 408 response: its notice that it closed the idle
 // connection, not an answer to the request.
-var errIdle408 = errors.New("lb: server closed the idle connection with 408 Request Timeout")
+var errIdle408 = errors.New("h1: server closed the idle connection with 408 Request Timeout")
 
 // exchange writes req on pc and reads the response headers. early reports
 // that the failure, if any, happened before any byte of the response was
@@ -534,28 +561,34 @@ var errIdle408 = errors.New("lb: server closed the idle connection with 408 Requ
 // reused connection is the server's notice that it closed the connection
 // while idle (net/http's Transport reads it so too), and becomes the early
 // error errIdle408. On success, the response body owns pc.
-func (t *h1Transport) exchange(pc *h1Conn, req *http.Request, host string, now time.Time, idle408 bool) (resp *http.Response, early bool, err error) {
+func (t *Transport) exchange(pc *serverConn, req *http.Request, host string, now time.Time, idle408 bool) (resp *http.Response, early bool, err error) {
 	ctx := req.Context()
 	var stop func() bool
 	if ctx.Done() != nil {
 		stop = context.AfterFunc(ctx, pc.abort)
 	}
 	asksClose := req.Close || httpguts.HeaderValuesContainsToken(req.Header["Connection"], "close")
-	if err := pc.writeRequest(req, host, t.disableKeepAlives && !asksClose); err != nil {
+	if err := pc.writeRequest(req, host, t.DisableKeepAlives && !asksClose); err != nil {
 		pc.discard(stop)
 		return nil, true, t.exchangeError(ctx, err, false)
 	}
 
-	if t.headerTimeout > 0 {
+	if t.ResponseHeaderTimeout > 0 {
 		if !pc.reused || req.ContentLength > 0 {
 			// The dial, the handshake or the body may have taken time: the
 			// wait for the headers starts now.
 			now = time.Now()
 		}
-		pc.conn.SetReadDeadline(now.Add(t.headerTimeout))
+		pc.conn.SetReadDeadline(now.Add(t.ResponseHeaderTimeout))
 		pc.deadline = true
+		if err := ctx.Err(); err != nil {
+			// Canceled before the deadline was set: abortIO's past
+			// deadline may have been undone.
+			pc.discard(stop)
+			return nil, false, err
+		}
 	}
-	pc.limit = h1MaxHeaderBytes
+	pc.limit = MaxHeaderBytes
 	if _, err := pc.br.Peek(1); err != nil {
 		pc.discard(stop)
 		return nil, true, t.exchangeError(ctx, err, true)
@@ -579,7 +612,7 @@ func (t *h1Transport) exchange(pc *h1Conn, req *http.Request, host string, now t
 				pc.discard(stop)
 				return nil, false, err
 			}
-			pc.limit = h1MaxHeaderBytes // the caller limits what it received
+			pc.limit = MaxHeaderBytes // the caller limits what it received
 		}
 	}
 	pc.limit = math.MaxInt64
@@ -587,7 +620,7 @@ func (t *h1Transport) exchange(pc *h1Conn, req *http.Request, host string, now t
 		pc.discard(stop)
 		return nil, true, errIdle408
 	}
-	if pc.deadline && !h1Buffered(resp, pc.br) {
+	if pc.deadline && !buffered(resp, pc.br) {
 		// The body is read without a deadline. When it is all in the
 		// buffer already (a small response), the connection is not read
 		// again before the next request sets a new deadline, so the
@@ -603,19 +636,19 @@ func (t *h1Transport) exchange(pc *h1Conn, req *http.Request, host string, now t
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		pc.discard(stop)
-		return nil, false, errors.New("lb: server switched protocols without an upgrade request")
+		return nil, false, errors.New("h1: server switched protocols without an upgrade request")
 	}
-	keep := !resp.Close && !asksClose && !t.disableKeepAlives
+	keep := !resp.Close && !asksClose && !t.DisableKeepAlives
 	if resp.Body == http.NoBody {
 		pc.release(stop, keep)
 		return resp, false, nil
 	}
-	resp.Body = &h1Body{rc: resp.Body, pc: pc, stop: stop, keep: keep, ctx: ctx}
+	resp.Body = &body{rc: resp.Body, pc: pc, stop: stop, keep: keep, ctx: ctx}
 	return resp, false, nil
 }
 
-// h1Buffered reports whether the body of resp is entirely in br.
-func h1Buffered(resp *http.Response, br *bufio.Reader) bool {
+// buffered reports whether the body of resp is entirely in br.
+func buffered(resp *http.Response, br *bufio.Reader) bool {
 	if resp.Body == http.NoBody {
 		return true
 	}
@@ -625,13 +658,13 @@ func h1Buffered(resp *http.Response, br *bufio.Reader) bool {
 
 // exchangeError maps an error of the exchange: the context's error when it
 // ended, a timeout waiting for the headers, or err.
-func (t *h1Transport) exchangeError(ctx context.Context, err error, reading bool) error {
+func (t *Transport) exchangeError(ctx context.Context, err error, reading bool) error {
 	if cerr := ctx.Err(); cerr != nil {
 		return cerr
 	}
 	var ne net.Error
 	if reading && errors.As(err, &ne) && ne.Timeout() {
-		return h1TimeoutError{}
+		return timeoutError{}
 	}
 	return err
 }
@@ -639,7 +672,7 @@ func (t *h1Transport) exchangeError(ctx context.Context, err error, reading bool
 // writeRequest writes req as http.Transport does (same request line and
 // header lines, headers sorted, the Host given), with its body, and flushes
 // once. addClose adds "Connection: close" after the headers.
-func (pc *h1Conn) writeRequest(req *http.Request, host string, addClose bool) error {
+func (pc *serverConn) writeRequest(req *http.Request, host string, addClose bool) error {
 	bw := pc.bw
 	method := req.Method
 	if method == "" {
@@ -726,7 +759,7 @@ func writeRequestURI(bw *bufio.Writer, u *url.URL) {
 
 // writeBody copies exactly n bytes of body into pc.bw, reading straight
 // into its buffer, and checks that body ends there, as http.Transport does.
-func (pc *h1Conn) writeBody(body io.Reader, n int64) error {
+func (pc *serverConn) writeBody(body io.Reader, n int64) error {
 	bw := pc.bw
 	var sent int64
 	eof := false
@@ -744,7 +777,7 @@ func (pc *h1Conn) writeBody(body io.Reader, n int64) error {
 		case err == io.EOF:
 			eof = true
 		case err != nil:
-			return fmt.Errorf("lb: read request body: %w", err)
+			return fmt.Errorf("h1: read request body: %w", err)
 		}
 	}
 	// Less or more than Content-Length is an error, as in net/http.
@@ -755,39 +788,39 @@ func (pc *h1Conn) writeBody(body io.Reader, n int64) error {
 		case err == io.EOF:
 			eof = true
 		case err != nil:
-			return fmt.Errorf("lb: read request body: %w", err)
+			return fmt.Errorf("h1: read request body: %w", err)
 		}
 	}
 	if sent != n || !eof {
-		return fmt.Errorf("lb: request body length differs from ContentLength=%d", n)
+		return fmt.Errorf("h1: request body length differs from ContentLength=%d", n)
 	}
 	return nil
 }
 
-// h1Body is the body of a response read by the engine. Read to its end, it
+// body is the body of a response read by the engine. Read to its end, it
 // returns the connection to the idle stack; closed before, it closes the
 // connection (the rest is not drained). Close may be called more than
 // once, and concurrently with Read.
-type h1Body struct {
+type body struct {
 	rc    io.ReadCloser // http.ReadResponse's body
-	pc    *h1Conn
+	pc    *serverConn
 	stop  func() bool // stops the context's abortIO
 	keep  bool        // the connection may carry another request
 	ctx   context.Context
-	state atomic.Int32 // h1Reading, then h1Released or h1Closed
+	state atomic.Int32 // bodyReading, then bodyReleased or bodyClosed
 }
 
 const (
-	h1Reading int32 = iota
-	h1Released
-	h1Closed
+	bodyReading int32 = iota
+	bodyReleased
+	bodyClosed
 )
 
-func (b *h1Body) Read(p []byte) (int, error) {
+func (b *body) Read(p []byte) (int, error) {
 	switch b.state.Load() {
-	case h1Released:
+	case bodyReleased:
 		return 0, io.EOF
-	case h1Closed:
+	case bodyClosed:
 		return 0, http.ErrBodyReadAfterClose
 	}
 	n, err := b.rc.Read(p)
@@ -795,12 +828,12 @@ func (b *h1Body) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	if err == io.EOF {
-		if b.state.CompareAndSwap(h1Reading, h1Released) {
+		if b.state.CompareAndSwap(bodyReading, bodyReleased) {
 			b.pc.release(b.stop, b.keep)
 		}
 		return n, io.EOF
 	}
-	if b.state.CompareAndSwap(h1Reading, h1Closed) {
+	if b.state.CompareAndSwap(bodyReading, bodyClosed) {
 		b.pc.discard(b.stop)
 	}
 	if cerr := b.ctx.Err(); cerr != nil {
@@ -809,8 +842,8 @@ func (b *h1Body) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (b *h1Body) Close() error {
-	if b.state.CompareAndSwap(h1Reading, h1Closed) {
+func (b *body) Close() error {
+	if b.state.CompareAndSwap(bodyReading, bodyClosed) {
 		b.pc.discard(b.stop)
 	}
 	return nil

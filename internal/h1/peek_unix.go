@@ -1,15 +1,15 @@
 //go:build unix
 
-package lb
+package h1
 
 import (
 	"net"
 	"syscall"
 )
 
-// h1Peek is what the liveness peek of a connection needs, made once per
+// peekState is what the liveness peek of a connection needs, made once per
 // connection so that each peek allocates nothing.
-type h1Peek struct {
+type peekState struct {
 	raw   syscall.RawConn       // nil when the connection has no socket
 	fn    func(fd uintptr) bool // the peek itself, for raw.Read
 	alive bool                  // fn's result
@@ -21,7 +21,7 @@ type h1Peek struct {
 // connection the server closed (end of stream, reset) or on which it sent
 // something unasked (a 408, a TLS alert) is not reusable. A connection
 // without a socket is assumed alive.
-func (pc *h1Conn) alive() bool {
+func (pc *serverConn) alive() bool {
 	p := &pc.peek
 	if p.fn == nil {
 		sc := syscallConn(pc.conn)

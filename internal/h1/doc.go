@@ -1,0 +1,26 @@
+// Package h1 is lbkit's HTTP/1.1 client engine, the transport of
+// lb.ReverseProxy towards servers. Each round trip runs on the calling
+// goroutine: the request is written into the connection's buffer and
+// flushed once, the response headers are parsed by http.ReadResponse, and
+// the connection returns to its server's idle stack (the most recent is
+// reused first) when the body has been read. net/http's Transport hands
+// every request to a writing and a reading goroutine per connection, and
+// those hand-offs cost more CPU than the parsing itself on keep-alive
+// connections to nearby servers (measurements in BENCHMARKS.md).
+//
+// The engine handles requests without a body or with a body of known length
+// up to [MaxBody], without Upgrade or Expect headers. Anything else (streamed
+// or larger bodies, WebSockets and other upgrades, Expect: 100-continue)
+// goes to [Transport.Fallback], which keeps net/http's behavior for them.
+//
+// A reused connection may have been closed by the server meanwhile. A
+// request net/http would replay (GET, HEAD, OPTIONS, TRACE or with an
+// Idempotency-Key, without a body) is sent again once on a new connection
+// when the reused one fails before any byte of the response, or answers
+// with a 408 (an idle server's notice). Before writing any other request on
+// a reused connection, the engine peeks at the socket (non-blocking
+// MSG_PEEK) and drops the connection when the server closed it or sent
+// something unasked. The request's context interrupts the exchange and the
+// body through context.AfterFunc: no goroutine is started per request or
+// per connection.
+package h1
