@@ -36,26 +36,7 @@ func proxyListen(t *testing.T, l *proxyproto.Listener) *proxyproto.Listener {
 // acceptOne accepts one connection within 5 seconds.
 func acceptOne(t *testing.T, ln net.Listener) net.Conn {
 	t.Helper()
-	type res struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		c, err := ln.Accept()
-		ch <- res{c, err}
-	}()
-	select {
-	case r := <-ch:
-		must(t, r.err)
-		t.Cleanup(func() { r.c.Close() })
-		return r.c
-	case <-time.After(5 * time.Second):
-		ln.Close() // ends the Accept above
-		<-ch
-		t.Fatal("Accept did not return")
-		return nil
-	}
+	return acceptAsync(ln)(t)
 }
 
 // acceptAsync starts one Accept on ln at once and returns a function that
