@@ -73,6 +73,7 @@ type Conn struct {
 
 	buf []byte // peeked, not yet read: buf[off:]
 	off int
+	fe  *frontendStats // of the TCPFrontend that accepted it, nil otherwise
 }
 
 // NewConn wraps c for a chain of Backends, filling Remote, Local and

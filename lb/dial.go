@@ -16,13 +16,16 @@ import (
 // it may be nil.
 func (p *Pool) connect(ctx context.Context, pi PickInfo, info *ConnInfo) (net.Conn, Lease, error) {
 	retries := p.retries()
+	var failed *Server
 	for attempt := 0; ; attempt++ {
 		lease, err := p.Acquire(ctx, pi)
 		if err != nil {
 			return nil, Lease{}, err
 		}
+		p.countRedispatch(failed, lease.Server)
 		c, err := p.dial(ctx, lease.Server, info, false)
 		if err == nil {
+			p.countConnect(lease.Server, time.Since(lease.start))
 			return c, lease, nil
 		}
 		lease.Done(Outcome{Err: err, Connect: true})
@@ -32,6 +35,8 @@ func (p *Pool) connect(ctx context.Context, pi PickInfo, info *ConnInfo) (net.Co
 		if attempt >= retries || ctx.Err() != nil {
 			return nil, Lease{}, err
 		}
+		p.countRetry(lease.Server)
+		failed = lease.Server
 		pi.Avoid = append(pi.Avoid, lease.Server)
 	}
 }

@@ -130,8 +130,9 @@ type Pool struct {
 	// Per-connection events are logged at Debug level.
 	Logger *slog.Logger
 
-	snap   atomic.Pointer[Snapshot]
-	queued atomic.Int64 // goroutines waiting in queueWait or Drain
+	snap    atomic.Pointer[Snapshot]
+	queued  atomic.Int64 // goroutines waiting in queueWait or Drain
+	traffic traffic      // backend statistics
 
 	mu      sync.Mutex
 	servers []*Server                 // configured, in order
@@ -341,6 +342,7 @@ func (p *Pool) wakeLocked() {
 
 // release ends one use of s.
 func (p *Pool) release(s *Server) {
+	p.traffic.cur.Add(-1)
 	n := s.rt.active.Add(-1)
 	if p.queued.Load() > 0 || (n == 0 && s.rt.draining.Load()) {
 		p.mu.Lock()

@@ -55,6 +55,9 @@ const DefaultServerTimeout = 5 * time.Minute
 //
 // Configure the exported fields before the first request.
 type ReverseProxy struct {
+	// Name names the proxy as a frontend in its statistics (Stats).
+	Name string
+
 	// Pool is where requests go, unless Route says otherwise.
 	Pool *Pool
 
@@ -113,10 +116,13 @@ type ReverseProxy struct {
 
 	clients          sync.Map // net.Conn → *clientConn (ConnContext)
 	clientTransports atomic.Int64
+
+	stats frontendStats
 }
 
 // ServeHTTP forwards r to a server of its Pool.
 func (p *ReverseProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p.stats.requests.Add(1)
 	pool := p.Pool
 	if p.Route != nil {
 		if rp := p.Route(r); rp != nil {
@@ -139,6 +145,12 @@ func (p *ReverseProxy) noServer(w http.ResponseWriter, r *http.Request, err erro
 }
 
 func (p *ReverseProxy) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		p.stats.aborts.Add(1)
+	} else {
+		p.stats.errors.Add(1)
+		p.stats.responses.count(StatusForError(err))
+	}
 	if p.ErrorHandler != nil {
 		p.ErrorHandler(w, r, err)
 		return
@@ -183,7 +195,7 @@ func (p *ReverseProxy) proxyFor(pool *Pool) *httputil.ReverseProxy {
 		Transport:      &poolTransport{pool: pool, base: p.transport(pool), streams: &p.streams, proxy: p},
 		FlushInterval:  p.FlushInterval,
 		BufferPool:     &p.bufs,
-		ModifyResponse: p.ModifyResponse,
+		ModifyResponse: p.modifyResponse,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(err, ErrNoServer) {
 				p.noServer(w, r, err)
@@ -195,6 +207,18 @@ func (p *ReverseProxy) proxyFor(pool *Pool) *httputil.ReverseProxy {
 	}
 	v, _ := p.proxies.LoadOrStore(pool, rp)
 	return v.(*httputil.ReverseProxy)
+}
+
+// modifyResponse runs ModifyResponse and counts the response the client
+// gets; when ModifyResponse fails, the error response is counted by fail.
+func (p *ReverseProxy) modifyResponse(resp *http.Response) error {
+	if p.ModifyResponse != nil {
+		if err := p.ModifyResponse(resp); err != nil {
+			return err
+		}
+	}
+	p.stats.responses.count(resp.StatusCode)
+	return nil
 }
 
 // setForwarded rebuilds the X-Forwarded-* headers; httputil has already
@@ -310,7 +334,21 @@ func (p *ReverseProxy) httpTransport(dial DialFunc, tlsConfig *tls.Config) *http
 // within the connect timeout. It never applies Pool.TLS: the transport
 // encrypts itself when Scheme is "https", and would otherwise encrypt twice.
 func (p *Pool) dialAddr(ctx context.Context, network, addr string) (net.Conn, error) {
-	return p.dial(ctx, &Server{Name: addr, Addr: addr}, nil, true)
+	start := time.Now()
+	c, err := p.dial(ctx, &Server{Name: addr, Addr: addr}, nil, true)
+	if err == nil {
+		d := time.Since(start)
+		if snap := p.snap.Load(); snap != nil {
+			for _, s := range snap.Servers {
+				if s.Addr == addr {
+					p.countConnect(s, d)
+					return c, nil
+				}
+			}
+		}
+		p.traffic.connectTime.Observe(d)
+	}
+	return c, err
 }
 
 // Shutdown waits for the upgraded streams (WebSockets) to end, or for ctx to
@@ -359,7 +397,7 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	retries := t.pool.retries()
 	var body *replayableBody
-	if req.Body != nil && req.Body != http.NoBody && retries > 0 {
+	if req.Body != nil && req.Body != http.NoBody {
 		body = &replayableBody{rc: req.Body}
 		req.Body = body
 	}
@@ -377,28 +415,35 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		base = ct.rt
 	}
+	var failed *Server
 	for attempt := 0; ; attempt++ {
 		lease, err := t.pool.Acquire(req.Context(), info)
 		if err != nil {
 			oneShot.closeIfSet()
 			return nil, err
 		}
+		t.pool.countRedispatch(failed, lease.Server)
 		req.URL.Host = lease.Server.Addr
 		resp, err := base.RoundTrip(req)
 		if err == nil {
+			d := time.Since(lease.start)
+			t.pool.traffic.responseTime.Observe(d)
+			lease.Server.rt.traffic.responseTime.Observe(d)
 			if ra, ok := t.pool.Affinity.(ResponseAffinity); ok {
 				ra.PinResponse(resp.Header, info, lease.Server, lease.Sticky)
 			}
-			t.wrapBody(resp, lease, oneShot)
+			t.wrapBody(resp, lease, oneShot, body)
 			return resp, nil
 		}
 		var ce *ConnectError
 		connect := errors.As(err, &ce)
-		lease.Done(Outcome{Err: err, Connect: connect, HTTP: true})
+		lease.Done(Outcome{Err: err, Connect: connect, HTTP: true, Sent: body.sent()})
 		if !connect || attempt >= retries || req.Context().Err() != nil || body.started() {
 			oneShot.closeIfSet()
 			return nil, err
 		}
+		t.pool.countRetry(lease.Server)
+		failed = lease.Server
 		info.Avoid = append(info.Avoid, lease.Server)
 		// The transport may still hold the failed attempt's request; each
 		// attempt gets a request of its own (sharing the replayable body).
@@ -411,7 +456,7 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // stream's body is also tracked for Shutdown.
 // A oneShot transport's connection is closed with the body, unless the
 // response is an upgrade, whose stream owns the connection.
-func (t *poolTransport) wrapBody(resp *http.Response, lease Lease, oneShot *clientTransport) {
+func (t *poolTransport) wrapBody(resp *http.Response, lease Lease, oneShot *clientTransport, body *replayableBody) {
 	o := Outcome{Status: resp.StatusCode, HTTP: true}
 	if rwc, ok := resp.Body.(io.ReadWriteCloser); ok && resp.StatusCode == http.StatusSwitchingProtocols {
 		s := &leasedStream{ReadWriteCloser: rwc, lease: lease, outcome: o, tracker: t.streams}
@@ -420,23 +465,49 @@ func (t *poolTransport) wrapBody(resp *http.Response, lease Lease, oneShot *clie
 		resp.Body = s
 		return
 	}
-	resp.Body = &leasedBody{ReadCloser: resp.Body, lease: lease, outcome: o, oneShot: oneShot}
+	resp.Body = &leasedBody{ReadCloser: resp.Body, lease: lease, outcome: o, oneShot: oneShot,
+		req: body, fe: &t.proxy.stats}
 }
 
-// leasedBody ends its Lease on the first Close.
+// leasedBody ends its Lease on the first Close, counting the bytes of the
+// request and response bodies.
 type leasedBody struct {
 	io.ReadCloser
 	lease   Lease
 	outcome Outcome
 	oneShot *clientTransport
+	req     *replayableBody // nil without a request body
+	fe      *frontendStats
+	n       atomic.Int64 // response bytes read
+	ended   atomic.Bool  // a read returned EOF or the server's error
 	closed  atomic.Bool
+}
+
+func (b *leasedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.n.Add(int64(n))
+	}
+	if err != nil {
+		b.ended.Store(true)
+	}
+	return n, err
 }
 
 func (b *leasedBody) Close() error {
 	err := b.ReadCloser.Close()
 	if !b.closed.Swap(true) {
 		b.oneShot.closeIfSet()
-		b.lease.Done(b.outcome)
+		o := b.outcome
+		o.Sent, o.Received = b.req.sent(), b.n.Load()
+		b.fe.bytesIn.Add(o.Sent)
+		b.fe.bytesOut.Add(o.Received)
+		if !b.ended.Load() {
+			// Closed before the end, not for the server: the copy to
+			// the client failed.
+			b.fe.aborts.Add(1)
+		}
+		b.lease.Done(o)
 	}
 	return err
 }
@@ -468,12 +539,25 @@ func (s *leasedStream) Close() error {
 // the handler ends.
 type replayableBody struct {
 	rc   io.ReadCloser
-	read atomic.Bool // set by the transport's writing goroutine
+	read atomic.Bool  // set by the transport's writing goroutine
+	n    atomic.Int64 // bytes read
 }
 
 func (b *replayableBody) Read(p []byte) (int, error) {
 	b.read.Store(true)
-	return b.rc.Read(p)
+	n, err := b.rc.Read(p)
+	if n > 0 {
+		b.n.Add(int64(n))
+	}
+	return n, err
+}
+
+// sent returns the bytes of the body read so far; 0 for a nil body.
+func (b *replayableBody) sent() int64 {
+	if b == nil {
+		return 0
+	}
+	return b.n.Load()
 }
 
 func (b *replayableBody) Close() error { return nil }

@@ -29,7 +29,15 @@ func (p *Pool) ServeConn(ctx context.Context, c *Conn) {
 	c.SetReadDeadline(time.Time{}) // the frontend's handshake deadline
 	client, pending := unwrapConn(c)
 	sctx, done := p.sessionContext(ctx, lease.Server)
-	up, down, err := pipe.Proxy(sctx, client, sc, pipe.Options{Idle: p.tunnelTimeout(), ClientPending: pending})
+	opt := pipe.Options{Idle: p.tunnelTimeout(), ClientPending: pending}
+	st := &lease.Server.rt.traffic
+	opt.Counters[0] = pipe.Counters{&p.traffic.bytesIn, &st.bytesIn}
+	opt.Counters[1] = pipe.Counters{&p.traffic.bytesOut, &st.bytesOut}
+	if c.fe != nil {
+		opt.Counters[0][2] = &c.fe.bytesIn
+		opt.Counters[1][2] = &c.fe.bytesOut
+	}
+	up, down, err := pipe.Proxy(sctx, client, sc, opt)
 	done()
 	lease.Done(Outcome{Err: err, Sent: up, Received: down})
 }
