@@ -29,6 +29,9 @@ type Options struct {
 	// Counters receive the bytes of each direction (0: client to server,
 	// 1: server to client) as they are written, so that the traffic of a
 	// long copy shows while it runs; Proxy's results count the same bytes.
+	// The event loop and the buffered copy add after every write; the
+	// splice path after every chunk of up to 128 KiB, and at the idle
+	// timeout's probes.
 	Counters [2]Counters
 
 	// loop, in tests, is the event loop to use instead of the shared ones.
