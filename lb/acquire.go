@@ -17,7 +17,7 @@ type Lease struct {
 	Sticky bool
 
 	pool  *Pool
-	start time.Time
+	start int64 // monotonic clock at the pick (monoNow)
 }
 
 // Done ends the use of the server and reports how it went to the pool's
@@ -26,7 +26,7 @@ func (l Lease) Done(o Outcome) {
 	if l.pool == nil {
 		return
 	}
-	d := time.Since(l.start)
+	d := l.since()
 	if o.Duration == 0 {
 		o.Duration = d
 	}
@@ -82,68 +82,57 @@ func (p *Pool) Acquire(ctx context.Context, info PickInfo) (Lease, error) {
 	}
 	s.rt.total.Add(1)
 	setMax(&s.rt.traffic.max, s.rt.active.Load())
-	p.traffic.total.Add(1)
 	setMax(&p.traffic.max, p.traffic.cur.Add(1))
 	if p.Affinity != nil && !sticky {
 		p.Affinity.Pin(info, s)
 	}
-	return Lease{Server: s, Sticky: sticky, pool: p, start: time.Now()}, nil
+	return Lease{Server: s, Sticky: sticky, pool: p, start: monoNow()}, nil
 }
 
-// count adds the end of a session on s, after d, to the statistics of the
-// pool and of s. L4 bytes are counted as they are copied, not here.
+// since returns the time since the pick.
+func (l *Lease) since() time.Duration { return time.Duration(monoNow() - l.start) }
+
+// count adds the end of a session on s, after d, to the statistics of s,
+// which the pool's add up. L4 bytes are counted as they are copied, not
+// here.
 func (p *Pool) count(s *Server, o Outcome, d time.Duration) {
-	bt, st := &p.traffic, &s.rt.traffic
+	st := &s.rt.traffic
 	if o.Connect && o.Err != nil {
-		bt.connErrors.Add(1)
 		st.connErrors.Add(1)
 		return
 	}
 	if o.HTTP {
-		bt.requests.Add(1)
 		st.requests.Add(1)
 		switch {
 		case o.Status != 0:
-			bt.responses.count(o.Status)
 			st.responses.count(o.Status)
 		case o.Err != nil:
-			bt.respErrors.Add(1)
 			st.respErrors.Add(1)
 		}
 		if o.Sent != 0 {
-			bt.bytesIn.Add(o.Sent)
 			st.bytesIn.Add(o.Sent)
 		}
 		if o.Received != 0 {
-			bt.bytesOut.Add(o.Received)
 			st.bytesOut.Add(o.Received)
 		}
 	}
-	bt.totalTime.Observe(d)
 	st.totalTime.Observe(d)
 }
 
-// countRetry counts a failed connection attempt on s that is retried.
-func (p *Pool) countRetry(s *Server) {
-	p.traffic.retries.Add(1)
-	s.rt.traffic.retries.Add(1)
-}
+// countRetry counts a failed connection attempt on s that is retried; it
+// is called before the attempt's lease ends.
+func countRetry(s *Server) { s.rt.traffic.retries.Add(1) }
 
 // countRedispatch counts a retry that moved from the server that failed
 // to another one.
-func (p *Pool) countRedispatch(failed, next *Server) {
-	if failed == nil || failed.rt == next.rt {
-		return
+func countRedispatch(failed, next *Server) {
+	if failed != nil && failed.rt != next.rt {
+		failed.rt.traffic.redispatches.Add(1)
 	}
-	p.traffic.redispatches.Add(1)
-	failed.rt.traffic.redispatches.Add(1)
 }
 
 // countConnect counts the time of a successful connection to s.
-func (p *Pool) countConnect(s *Server, d time.Duration) {
-	p.traffic.connectTime.Observe(d)
-	s.rt.traffic.connectTime.Observe(d)
-}
+func countConnect(s *Server, d time.Duration) { s.rt.traffic.connectTime.Observe(d) }
 
 func (p *Pool) pick(snap *Snapshot, info PickInfo) (*Server, error) {
 	if p.Balancer == nil {

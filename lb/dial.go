@@ -22,20 +22,23 @@ func (p *Pool) connect(ctx context.Context, pi PickInfo, info *ConnInfo) (net.Co
 		if err != nil {
 			return nil, Lease{}, err
 		}
-		p.countRedispatch(failed, lease.Server)
+		countRedispatch(failed, lease.Server)
 		c, err := p.dial(ctx, lease.Server, info, false)
 		if err == nil {
-			p.countConnect(lease.Server, time.Since(lease.start))
+			countConnect(lease.Server, lease.since())
 			return c, lease, nil
+		}
+		retry := attempt < retries && ctx.Err() == nil
+		if retry {
+			countRetry(lease.Server)
 		}
 		lease.Done(Outcome{Err: err, Connect: true})
 		p.logger().LogAttrs(ctx, slog.LevelDebug, "connect failed",
 			slog.String("pool", p.Name), slog.String("server", lease.Server.Name),
 			slog.Int("attempt", attempt+1), slog.Any("error", err))
-		if attempt >= retries || ctx.Err() != nil {
+		if !retry {
 			return nil, Lease{}, err
 		}
-		p.countRetry(lease.Server)
 		failed = lease.Server
 		pi.Avoid = append(pi.Avoid, lease.Server)
 	}

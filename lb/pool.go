@@ -132,7 +132,7 @@ type Pool struct {
 
 	snap    atomic.Pointer[Snapshot]
 	queued  atomic.Int64 // goroutines waiting in queueWait or Drain
-	traffic traffic      // backend statistics
+	traffic traffic      // backend statistics, beside the servers'
 
 	mu      sync.Mutex
 	servers []*Server                 // configured, in order
@@ -141,6 +141,7 @@ type Pool struct {
 	changed chan struct{} // closed on membership change
 	freed   chan struct{} // closed when a slot is released while someone waits
 	rotor   atomic.Uint64 // default balancer
+	retired TrafficStats  // counters of the servers removed and forgotten
 }
 
 // Update replaces the pool's servers. The whole list is validated first; on
@@ -252,6 +253,7 @@ func (p *Pool) publishLocked(membership bool) {
 	// Forget removed servers whose last connection has ended.
 	for name, rt := range p.state {
 		if rt.removed && rt.active.Load() == 0 {
+			p.retireLocked(rt)
 			delete(p.state, name)
 		}
 	}
@@ -348,6 +350,7 @@ func (p *Pool) release(s *Server) {
 		p.mu.Lock()
 		p.wakeLocked()
 		if n == 0 && s.rt.removed && p.state[s.Name] == s.rt {
+			p.retireLocked(s.rt)
 			delete(p.state, s.Name)
 		}
 		p.mu.Unlock()

@@ -334,19 +334,19 @@ func (p *ReverseProxy) httpTransport(dial DialFunc, tlsConfig *tls.Config) *http
 // within the connect timeout. It never applies Pool.TLS: the transport
 // encrypts itself when Scheme is "https", and would otherwise encrypt twice.
 func (p *Pool) dialAddr(ctx context.Context, network, addr string) (net.Conn, error) {
-	start := time.Now()
+	start := monoNow()
 	c, err := p.dial(ctx, &Server{Name: addr, Addr: addr}, nil, true)
 	if err == nil {
-		d := time.Since(start)
+		d := time.Duration(monoNow() - start)
 		if snap := p.snap.Load(); snap != nil {
 			for _, s := range snap.Servers {
 				if s.Addr == addr {
-					p.countConnect(s, d)
+					countConnect(s, d)
 					return c, nil
 				}
 			}
 		}
-		p.traffic.connectTime.Observe(d)
+		p.traffic.connectTime.Observe(d) // the backend's own
 	}
 	return c, err
 }
@@ -422,13 +422,11 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			oneShot.closeIfSet()
 			return nil, err
 		}
-		t.pool.countRedispatch(failed, lease.Server)
+		countRedispatch(failed, lease.Server)
 		req.URL.Host = lease.Server.Addr
 		resp, err := base.RoundTrip(req)
 		if err == nil {
-			d := time.Since(lease.start)
-			t.pool.traffic.responseTime.Observe(d)
-			lease.Server.rt.traffic.responseTime.Observe(d)
+			lease.Server.rt.traffic.responseTime.Observe(lease.since())
 			if ra, ok := t.pool.Affinity.(ResponseAffinity); ok {
 				ra.PinResponse(resp.Header, info, lease.Server, lease.Sticky)
 			}
@@ -437,12 +435,15 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		var ce *ConnectError
 		connect := errors.As(err, &ce)
+		retry := connect && attempt < retries && req.Context().Err() == nil && !body.started()
+		if retry {
+			countRetry(lease.Server)
+		}
 		lease.Done(Outcome{Err: err, Connect: connect, HTTP: true, Sent: body.sent()})
-		if !connect || attempt >= retries || req.Context().Err() != nil || body.started() {
+		if !retry {
 			oneShot.closeIfSet()
 			return nil, err
 		}
-		t.pool.countRetry(lease.Server)
 		failed = lease.Server
 		info.Avoid = append(info.Avoid, lease.Server)
 		// The transport may still hold the failed attempt's request; each

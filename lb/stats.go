@@ -15,6 +15,13 @@ import (
 // at leisure. Field names follow HAProxy's stats (the CSV fields of its
 // management guide, section 9.1), which each field's documentation names.
 
+// clockBase is the origin of monoNow.
+var clockBase = time.Now()
+
+// monoNow reads the monotonic clock alone, in nanoseconds since clockBase:
+// time.Since reads no wall clock, which makes it cheaper than time.Now.
+func monoNow() int64 { return int64(time.Since(clockBase)) }
+
 // histogramBounds are the upper bounds of the buckets of every Histogram:
 // from 100 µs to 5 min, roughly 1-2.5-5 per decade. The last bucket, past
 // the last bound, counts everything slower.
@@ -78,6 +85,22 @@ type HistogramSnapshot struct {
 	Count uint64
 	// Sum is the sum of the observations.
 	Sum time.Duration
+}
+
+// add adds the observations of o, a snapshot with the same bounds or the
+// zero value, to s.
+func (s *HistogramSnapshot) add(o HistogramSnapshot) {
+	if o.Counts == nil {
+		return
+	}
+	if s.Counts == nil {
+		s.Bounds, s.Counts = slices.Clone(o.Bounds), make([]uint64, len(o.Counts))
+	}
+	for i := range s.Counts {
+		s.Counts[i] += o.Counts[i]
+	}
+	s.Count += o.Count
+	s.Sum += o.Sum
 }
 
 // Mean returns Sum / Count, or 0 without observations.
@@ -187,12 +210,14 @@ func (r ResponseStats) Total() uint64 {
 	return r.Class1xx + r.Class2xx + r.Class3xx + r.Class4xx + r.Class5xx + r.Other
 }
 
-// traffic holds the counters that a backend (Pool) and each of its servers
-// keep alike. The current and total sessions of a server are its
-// serverRuntime's active and total.
+// traffic holds the counters of a server; the current and total sessions
+// of a server are its serverRuntime's active and total. A Pool keeps one
+// too, for what only the backend sees (its current and maximum sessions,
+// its queue, connections to unknown servers); the rest of its totals are
+// the sums of its servers', added up by Stats, so that the data path does
+// not count everything twice.
 type traffic struct {
 	cur          atomic.Int64 // backend only
-	total        atomic.Uint64
 	max          atomic.Int64
 	requests     atomic.Uint64
 	bytesIn      atomic.Int64
@@ -222,6 +247,35 @@ func (t *traffic) snapshot(cur int64, total uint64) TrafficStats {
 		QueueTime: t.queueTime.Snapshot(), ConnectTime: t.connectTime.Snapshot(),
 		ResponseTime: t.responseTime.Snapshot(), TotalTime: t.totalTime.Snapshot(),
 	}
+}
+
+// addServer adds the counters of a server to the totals of its backend;
+// the current and maximum sessions and the queue are the backend's own.
+func (t *TrafficStats) addServer(s TrafficStats) {
+	t.Total += s.Total
+	t.Requests += s.Requests
+	t.BytesIn += s.BytesIn
+	t.BytesOut += s.BytesOut
+	r := &t.Responses
+	r.Class1xx += s.Responses.Class1xx
+	r.Class2xx += s.Responses.Class2xx
+	r.Class3xx += s.Responses.Class3xx
+	r.Class4xx += s.Responses.Class4xx
+	r.Class5xx += s.Responses.Class5xx
+	r.Other += s.Responses.Other
+	t.ConnectErrors += s.ConnectErrors
+	t.ResponseErrors += s.ResponseErrors
+	t.Retries += s.Retries
+	t.Redispatches += s.Redispatches
+	t.ConnectTime.add(s.ConnectTime)
+	t.ResponseTime.add(s.ResponseTime)
+	t.TotalTime.add(s.TotalTime)
+}
+
+// retireLocked keeps the counters of a removed server whose runtime state
+// the pool forgets, for the backend's totals; p.mu is held.
+func (p *Pool) retireLocked(rt *serverRuntime) {
+	p.retired.addServer(rt.traffic.snapshot(0, rt.total.Load()))
 }
 
 // TrafficStats are the traffic counters of a backend (a Pool) or of one of
@@ -286,7 +340,10 @@ type TrafficStats struct {
 type PoolStats struct {
 	// Name is the Pool's Name (pxname).
 	Name string
-	// TrafficStats are the backend's totals over all its servers.
+	// TrafficStats are the backend's totals over all its servers, removed
+	// ones included; Cur, Max and the queue are the backend's own, and
+	// QueueTime counts every session that waited (a server's, those that
+	// it then served).
 	TrafficStats
 	// Active is the number of regular servers that are pickable now (act);
 	// Backup the number of pickable backup servers (bck).
@@ -416,7 +473,7 @@ func (p *Pool) RecordCheck(name string, r CheckResult) bool {
 func (p *Pool) Stats() PoolStats {
 	out := PoolStats{
 		Name:         p.Name,
-		TrafficStats: p.traffic.snapshot(p.traffic.cur.Load(), p.traffic.total.Load()),
+		TrafficStats: p.traffic.snapshot(p.traffic.cur.Load(), 0),
 	}
 	if s := p.snap.Load(); s != nil {
 		if s.Backup {
@@ -439,6 +496,10 @@ func (p *Pool) Stats() PoolStats {
 			out.Servers = append(out.Servers, serverStatsOf(&Server{Name: name}, rt, now))
 		}
 	}
+	for i := range out.Servers {
+		out.addServer(out.Servers[i].TrafficStats)
+	}
+	out.addServer(p.retired)
 	return out
 }
 

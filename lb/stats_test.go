@@ -387,3 +387,32 @@ func TestHistogram(t *testing.T) {
 		t.Errorf("Mean = %v", m)
 	}
 }
+
+// TestStatsKeepRemovedServersCounts checks that the backend's totals keep
+// what a removed server did once the pool forgets it.
+func TestStatsKeepRemovedServersCounts(t *testing.T) {
+	var p lb.Pool
+	must(t, p.Update([]lb.Server{{Name: "a", Addr: "127.0.0.1:1"}, {Name: "b", Addr: "127.0.0.1:2"}}))
+	ctx := context.Background()
+	for range 4 {
+		l, err := p.Acquire(ctx, lb.PickInfo{})
+		must(t, err)
+		l.Done(lb.Outcome{HTTP: true, Status: 200})
+	}
+	busy, err := p.Acquire(ctx, lb.PickInfo{})
+	must(t, err)
+	if busy.Server.Name != "a" {
+		t.Fatalf("fifth pick = %s, want a", busy.Server.Name)
+	}
+	must(t, p.Update([]lb.Server{{Name: "b", Addr: "127.0.0.1:2"}}))
+	st := p.Stats()
+	if len(st.Servers) != 2 || !st.Servers[1].Removed || st.Total != 5 || st.Cur != 1 || st.Requests != 4 {
+		t.Fatalf("with a removed and busy: %+v", st)
+	}
+	busy.Done(lb.Outcome{HTTP: true, Status: 500})
+	st = p.Stats()
+	if len(st.Servers) != 1 || st.Total != 5 || st.Cur != 0 || st.Requests != 5 ||
+		st.Responses != (lb.ResponseStats{Class2xx: 4, Class5xx: 1}) || st.TotalTime.Count != 5 {
+		t.Fatalf("after a is forgotten: %+v", st)
+	}
+}

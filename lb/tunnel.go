@@ -30,12 +30,10 @@ func (p *Pool) ServeConn(ctx context.Context, c *Conn) {
 	client, pending := unwrapConn(c)
 	sctx, done := p.sessionContext(ctx, lease.Server)
 	opt := pipe.Options{Idle: p.tunnelTimeout(), ClientPending: pending}
-	st := &lease.Server.rt.traffic
-	opt.Counters[0] = pipe.Counters{&p.traffic.bytesIn, &st.bytesIn}
-	opt.Counters[1] = pipe.Counters{&p.traffic.bytesOut, &st.bytesOut}
+	st := &lease.Server.rt.traffic // the pool's totals are its servers'
+	opt.Counters[0][0], opt.Counters[1][0] = &st.bytesIn, &st.bytesOut
 	if c.fe != nil {
-		opt.Counters[0][2] = &c.fe.bytesIn
-		opt.Counters[1][2] = &c.fe.bytesOut
+		opt.Counters[0][1], opt.Counters[1][1] = &c.fe.bytesIn, &c.fe.bytesOut
 	}
 	up, down, err := pipe.Proxy(sctx, client, sc, opt)
 	done()
