@@ -214,6 +214,9 @@ func (p *ReverseProxy) proxyFor(pool *Pool) *httputil.ReverseProxy {
 func (p *ReverseProxy) modifyResponse(resp *http.Response) error {
 	if p.ModifyResponse != nil {
 		if err := p.ModifyResponse(resp); err != nil {
+			if b, ok := resp.Body.(*leasedBody); ok {
+				b.ended.Store(true) // closed unread by the proxy, not the client
+			}
 			return err
 		}
 	}
@@ -430,7 +433,7 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			if ra, ok := t.pool.Affinity.(ResponseAffinity); ok {
 				ra.PinResponse(resp.Header, info, lease.Server, lease.Sticky)
 			}
-			t.wrapBody(resp, lease, oneShot, body)
+			t.wrapBody(req.Context(), resp, lease, oneShot, body)
 			return resp, nil
 		}
 		var ce *ConnectError
@@ -457,7 +460,7 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // stream's body is also tracked for Shutdown.
 // A oneShot transport's connection is closed with the body, unless the
 // response is an upgrade, whose stream owns the connection.
-func (t *poolTransport) wrapBody(resp *http.Response, lease Lease, oneShot *clientTransport, body *replayableBody) {
+func (t *poolTransport) wrapBody(ctx context.Context, resp *http.Response, lease Lease, oneShot *clientTransport, body *replayableBody) {
 	o := Outcome{Status: resp.StatusCode, HTTP: true}
 	if rwc, ok := resp.Body.(io.ReadWriteCloser); ok && resp.StatusCode == http.StatusSwitchingProtocols {
 		s := &leasedStream{ReadWriteCloser: rwc, lease: lease, outcome: o, tracker: t.streams}
@@ -467,7 +470,7 @@ func (t *poolTransport) wrapBody(resp *http.Response, lease Lease, oneShot *clie
 		return
 	}
 	resp.Body = &leasedBody{ReadCloser: resp.Body, lease: lease, outcome: o, oneShot: oneShot,
-		req: body, fe: &t.proxy.stats}
+		req: body, fe: &t.proxy.stats, ctx: ctx}
 }
 
 // leasedBody ends its Lease on the first Close, counting the bytes of the
@@ -479,8 +482,9 @@ type leasedBody struct {
 	oneShot *clientTransport
 	req     *replayableBody // nil without a request body
 	fe      *frontendStats
-	n       atomic.Int64 // response bytes read
-	ended   atomic.Bool  // a read returned EOF or the server's error
+	ctx     context.Context // the request's
+	n       atomic.Int64    // response bytes read
+	ended   atomic.Bool     // a read returned EOF or the server's error, or the proxy dropped the body
 	closed  atomic.Bool
 }
 
@@ -489,8 +493,15 @@ func (b *leasedBody) Read(p []byte) (int, error) {
 	if n > 0 {
 		b.n.Add(int64(n))
 	}
-	if err != nil {
+	switch {
+	case err == nil:
+	case err == io.EOF:
 		b.ended.Store(true)
+	case b.ctx.Err() != nil:
+		// The client left, and the read failed for it: Close counts the
+		// client's abort.
+	case !b.ended.Swap(true):
+		b.lease.Server.rt.traffic.srvAborts.Add(1) // the server broke off
 	}
 	return n, err
 }
@@ -507,6 +518,7 @@ func (b *leasedBody) Close() error {
 			// Closed before the end, not for the server: the copy to
 			// the client failed.
 			b.fe.aborts.Add(1)
+			b.lease.Server.rt.traffic.cliAborts.Add(1)
 		}
 		b.lease.Done(o)
 	}

@@ -227,6 +227,8 @@ type traffic struct {
 	respErrors   atomic.Uint64
 	retries      atomic.Uint64
 	redispatches atomic.Uint64
+	cliAborts    atomic.Uint64
+	srvAborts    atomic.Uint64
 	queueCur     atomic.Int64
 	queueMax     atomic.Int64
 	queueTime    Histogram
@@ -243,6 +245,7 @@ func (t *traffic) snapshot(cur int64, total uint64) TrafficStats {
 		Responses:     t.responses.snapshot(),
 		ConnectErrors: t.connErrors.Load(), ResponseErrors: t.respErrors.Load(),
 		Retries: t.retries.Load(), Redispatches: t.redispatches.Load(),
+		ClientAborts: t.cliAborts.Load(), ServerAborts: t.srvAborts.Load(),
 		QueueCur: t.queueCur.Load(), QueueMax: t.queueMax.Load(),
 		QueueTime: t.queueTime.Snapshot(), ConnectTime: t.connectTime.Snapshot(),
 		ResponseTime: t.responseTime.Snapshot(), TotalTime: t.totalTime.Snapshot(),
@@ -267,6 +270,8 @@ func (t *TrafficStats) addServer(s TrafficStats) {
 	t.ResponseErrors += s.ResponseErrors
 	t.Retries += s.Retries
 	t.Redispatches += s.Redispatches
+	t.ClientAborts += s.ClientAborts
+	t.ServerAborts += s.ServerAborts
 	t.ConnectTime.add(s.ConnectTime)
 	t.ResponseTime.add(s.ResponseTime)
 	t.TotalTime.add(s.TotalTime)
@@ -305,8 +310,14 @@ type TrafficStats struct {
 	// ConnectErrors counts failed connection attempts to servers (econ).
 	ConnectErrors uint64
 	// ResponseErrors counts HTTP requests that got no response from a
-	// server they were sent to (eresp).
+	// server they were sent to, the client still waiting (eresp).
 	ResponseErrors uint64
+	// ClientAborts counts HTTP requests the client abandoned before the end
+	// of the response (cli_abrt).
+	ClientAborts uint64
+	// ServerAborts counts HTTP responses the server broke off before
+	// their end (srv_abrt).
+	ServerAborts uint64
 	// Retries counts connection attempts that failed and were tried again
 	// (wretr); for a server, those that failed on it.
 	Retries uint64

@@ -228,13 +228,13 @@ func TestStatsL7(t *testing.T) {
 	wantOut := int64(n*2 + 2 + 2 + len(payload)) // "a\n" bodies and the echo
 	if ps.Requests != served+1 || ps.Total != 2*(served+1) ||
 		ps.Responses != (lb.ResponseStats{Class2xx: n + 1, Class4xx: 1, Class5xx: 1}) ||
-		ps.ResponseErrors != 1 || ps.ConnectErrors != served+1 || ps.Retries != served+1 || ps.Redispatches != served+1 ||
+		ps.ResponseErrors != 0 || ps.ClientAborts != 1 || ps.ConnectErrors != served+1 || ps.Retries != served+1 || ps.Redispatches != served+1 ||
 		ps.BytesIn != int64(len(payload)) || ps.BytesOut != wantOut ||
 		ps.ResponseTime.Count != served || ps.TotalTime.Count != served+1 || ps.ConnectTime.Count < 1 {
 		t.Errorf("pool stats = %+v", ps)
 	}
 	if sv := ps.Servers[1]; sv.Name != "a" || sv.Requests != served+1 || sv.Total != served+1 ||
-		sv.Responses.Total() != served || sv.ResponseErrors != 1 || sv.BytesOut != wantOut || sv.ConnectTime.Count != ps.ConnectTime.Count {
+		sv.Responses.Total() != served || sv.ClientAborts != 1 || sv.BytesOut != wantOut || sv.ConnectTime.Count != ps.ConnectTime.Count {
 		t.Errorf("server a stats = %+v", sv)
 	}
 	if sv := ps.Servers[0]; sv.Name != "dead" || sv.Requests != 0 || sv.ConnectErrors != served+1 || sv.Redispatches != served+1 {
@@ -414,5 +414,64 @@ func TestStatsKeepRemovedServersCounts(t *testing.T) {
 	if len(st.Servers) != 1 || st.Total != 5 || st.Cur != 0 || st.Requests != 5 ||
 		st.Responses != (lb.ResponseStats{Class2xx: 4, Class5xx: 1}) || st.TotalTime.Count != 5 {
 		t.Fatalf("after a is forgotten: %+v", st)
+	}
+}
+
+// TestStatsL7ClientAbortMidBody checks that a client that leaves during a
+// response counts as a client abort, with the bytes that went through.
+func TestStatsL7ClientAbortMidBody(t *testing.T) {
+	testutil.CheckLeaks(t)
+	a := testutil.HTTPBackend(t, "a")
+	pool := &lb.Pool{Name: "web"}
+	must(t, pool.Update([]lb.Server{{Name: "a", Addr: a.Addr}}))
+	proxy := &lb.ReverseProxy{Name: "front", Pool: pool}
+	url := startL7Stats(t, proxy)
+	const size = 64 << 20
+	c, err := net.DialTimeout("tcp", strings.TrimPrefix(url, "http://"), 5*time.Second)
+	must(t, err)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	_, err = fmt.Fprintf(c, "GET /size?n=%d HTTP/1.1\r\nHost: x\r\n\r\n", size)
+	must(t, err)
+	if _, err := ioReadFull(c, make([]byte, 64<<10)); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for !(proxy.Stats().ClientAborts == 1 && pool.Stats().Cur == 0) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no abort: frontend %+v\npool %+v", proxy.Stats(), pool.Stats())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	fs, ps := proxy.Stats(), pool.Stats()
+	if fs.Responses.Class2xx != 1 || fs.Errors != 0 || fs.BytesOut <= 0 || fs.BytesOut >= size ||
+		ps.BytesOut != fs.BytesOut || ps.Requests != 1 || ps.Responses.Class2xx != 1 {
+		t.Fatalf("frontend %+v\npool %+v", fs, ps)
+	}
+}
+
+// TestStatsL7ServerAbortMidBody checks that a server that breaks off a
+// response counts as a server abort.
+func TestStatsL7ServerAbortMidBody(t *testing.T) {
+	testutil.CheckLeaks(t)
+	a := testutil.HTTPBackend(t, "a")
+	pool := &lb.Pool{Name: "web"}
+	must(t, pool.Update([]lb.Server{{Name: "a", Addr: a.Addr}}))
+	proxy := &lb.ReverseProxy{Name: "front", Pool: pool}
+	url := startL7Stats(t, proxy)
+	c, err := net.DialTimeout("tcp", strings.TrimPrefix(url, "http://"), 5*time.Second)
+	must(t, err)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	_, err = fmt.Fprintf(c, "GET /size?n=%d HTTP/1.1\r\nHost: x\r\n\r\n", 64<<20)
+	must(t, err)
+	if _, err := ioReadFull(c, make([]byte, 64<<10)); err != nil {
+		t.Fatal(err)
+	}
+	a.Close() // resets its connections
+	io.Copy(io.Discard, c)
+	testutil.Eventually(t, "the abort", func() bool { return pool.Stats().ServerAborts == 1 && pool.Stats().Cur == 0 })
+	if ps, fs := pool.Stats(), proxy.Stats(); ps.ClientAborts != 0 || fs.ClientAborts != 0 || ps.Servers[0].ServerAborts != 1 {
+		t.Fatalf("pool %+v\nfrontend %+v", ps, fs)
 	}
 }
