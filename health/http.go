@@ -63,7 +63,7 @@ func (p HTTP) Check(ctx context.Context, t Target) error {
 		}
 		tc := tls.Client(c, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
-			return fmt.Errorf("https: TLS handshake: %w", err)
+			return fmt.Errorf("https: %w", &handshakeError{err})
 		}
 		c = tc
 	}

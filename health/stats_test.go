@@ -2,6 +2,7 @@ package health_test
 
 import (
 	"context"
+	"crypto/tls"
 	"testing"
 	"time"
 
@@ -27,6 +28,7 @@ func TestCheckResultsInPoolStats(t *testing.T) {
 	}{
 		{"tcp up", health.TCP{}, echo.Addr, true, "L4OK", 0},
 		{"tcp refused", health.TCP{}, dead, false, "L4CON", 0},
+		{"tls to a plain echo", health.TCP{TLS: &tls.Config{InsecureSkipVerify: true}}, echo.Addr, false, "L6RSP", 0},
 		{"http up", health.HTTP{}, web.Addr, true, "L7OK", 0},
 		{"http status", health.HTTP{Path: "/status?code=503"}, web.Addr, false, "L7STS", 503},
 		{"http on a tcp echo", health.HTTP{}, echo.Addr, false, "L7RSP", 0},
