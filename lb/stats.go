@@ -559,6 +559,8 @@ type FrontendStats struct {
 	BytesIn, BytesOut int64
 	// Responses counts the responses sent to clients by class, those the
 	// proxy generated (502, 503, 504) included (hrsp_1xx .. hrsp_other).
+	// Responses of the Fallback handler and of handlers in front of the
+	// proxy (acl.FilterHTTP's 403s and redirects) are not counted.
 	Responses ResponseStats
 	// ClientAborts counts requests that the client abandoned before the
 	// response was complete (cli_abrt).

@@ -66,6 +66,30 @@ func parallel(t *testing.T, count int, f func() error) {
 	}
 }
 
+// scrape reads stats in a loop, as an exporter would, until stop is
+// called: under -race, it shows that Stats is safe beside traffic.
+func scrape(read ...func()) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(time.Millisecond):
+			}
+			for _, r := range read {
+				r()
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
+}
+
 func TestStatsL4(t *testing.T) {
 	testutil.CheckLeaks(t)
 	echo := testutil.EchoServer(t)
@@ -76,9 +100,11 @@ func TestStatsL4(t *testing.T) {
 	// n sessions each fail on dead, are retried and redispatched to echo;
 	// then dead leaves and m sessions go to echo directly.
 	const n, m, size = 8, 5, 3000
+	stop := scrape(func() { pool.Stats() }, func() { fe.Stats() })
 	parallel(t, n, func() error { return echoSession(addr, size) })
 	pool.SetState("dead", lb.StateMaintenance, "test")
 	parallel(t, m, func() error { return echoSession(addr, size) })
+	stop()
 	testutil.Eventually(t, "sessions to end", func() bool {
 		return fe.Stats().ConnCur == 0 && pool.Stats().Cur == 0
 	})
@@ -182,6 +208,7 @@ func TestStatsL7(t *testing.T) {
 	// n requests in parallel, each failing to connect to dead first, then
 	// one of each kind.
 	const n = 24
+	stop := scrape(func() { pool.Stats() }, func() { proxy.Stats() })
 	parallel(t, n, func() error {
 		resp, err := c.Get(url + "/")
 		if err != nil {
@@ -194,6 +221,7 @@ func TestStatsL7(t *testing.T) {
 		}
 		return nil
 	})
+	stop()
 	if code, _, _ := get(t, c, url+"/status?code=404"); code != 404 {
 		t.Fatalf("404 request: %d", code)
 	}
