@@ -500,8 +500,9 @@ func (b *leasedBody) Read(p []byte) (int, error) {
 	case b.ctx.Err() != nil:
 		// The client left, and the read failed for it: Close counts the
 		// client's abort.
-	case !b.ended.Swap(true):
-		b.lease.Server.rt.traffic.srvAborts.Add(1) // the server broke off
+	case !b.ended.Swap(true): // the server broke off
+		b.lease.Server.rt.traffic.srvAborts.Add(1)
+		b.lease.Server.rt.traffic.respErrors.Add(1) // as HAProxy counts them
 	}
 	return n, err
 }

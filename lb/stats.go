@@ -310,7 +310,8 @@ type TrafficStats struct {
 	// ConnectErrors counts failed connection attempts to servers (econ).
 	ConnectErrors uint64
 	// ResponseErrors counts HTTP requests that got no response from a
-	// server they were sent to, the client still waiting (eresp).
+	// server they were sent to, the client still waiting, and, as HAProxy
+	// does, the responses counted in ServerAborts (eresp).
 	ResponseErrors uint64
 	// ClientAborts counts HTTP requests the client abandoned before the end
 	// of the response (cli_abrt).

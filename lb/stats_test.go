@@ -499,7 +499,7 @@ func TestStatsL7ServerAbortMidBody(t *testing.T) {
 	a.Close() // resets its connections
 	io.Copy(io.Discard, c)
 	testutil.Eventually(t, "the abort", func() bool { return pool.Stats().ServerAborts == 1 && pool.Stats().Cur == 0 })
-	if ps, fs := pool.Stats(), proxy.Stats(); ps.ClientAborts != 0 || fs.ClientAborts != 0 || ps.Servers[0].ServerAborts != 1 {
+	if ps, fs := pool.Stats(), proxy.Stats(); ps.ClientAborts != 0 || fs.ClientAborts != 0 || ps.Servers[0].ServerAborts != 1 || ps.ResponseErrors != 1 {
 		t.Fatalf("pool %+v\nfrontend %+v", ps, fs)
 	}
 }
