@@ -463,7 +463,7 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 func (t *poolTransport) wrapBody(ctx context.Context, resp *http.Response, lease Lease, oneShot *clientTransport, body *replayableBody) {
 	o := Outcome{Status: resp.StatusCode, HTTP: true}
 	if rwc, ok := resp.Body.(io.ReadWriteCloser); ok && resp.StatusCode == http.StatusSwitchingProtocols {
-		s := &leasedStream{ReadWriteCloser: rwc, lease: lease, outcome: o, tracker: t.streams}
+		s := &leasedStream{ReadWriteCloser: rwc, lease: lease, outcome: o, tracker: t.streams, fe: &t.proxy.stats}
 		lease.pool.trackStream(lease.Server, s)
 		t.streams.add(s)
 		resp.Body = s
@@ -526,14 +526,36 @@ func (b *leasedBody) Close() error {
 	return err
 }
 
-// leasedStream is the server side of an upgraded connection.
+// leasedStream is the server side of an upgraded connection. Its bytes
+// count as they move, as those of an L4 session.
 type leasedStream struct {
 	io.ReadWriteCloser
 	lease   Lease
 	outcome Outcome
 	tracker *streamTracker
+	fe      *frontendStats
 	untrack func() // Pool.ShutdownOnDown registration
 	once    sync.Once
+}
+
+// Read reads what the server sent, for the client.
+func (s *leasedStream) Read(p []byte) (int, error) {
+	n, err := s.ReadWriteCloser.Read(p)
+	if n > 0 {
+		s.lease.Server.rt.traffic.bytesOut.Add(int64(n))
+		s.fe.bytesOut.Add(int64(n))
+	}
+	return n, err
+}
+
+// Write writes what the client sent, to the server.
+func (s *leasedStream) Write(p []byte) (int, error) {
+	n, err := s.ReadWriteCloser.Write(p)
+	if n > 0 {
+		s.lease.Server.rt.traffic.bytesIn.Add(int64(n))
+		s.fe.bytesIn.Add(int64(n))
+	}
+	return n, err
 }
 
 func (s *leasedStream) Close() error {

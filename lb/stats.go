@@ -297,13 +297,13 @@ type TrafficStats struct {
 	// Requests is the number of HTTP requests that ended, with a response
 	// or not (req_tot); 0 at L4.
 	Requests uint64
-	// BytesIn is the bytes from clients sent to servers (bin): at L4 every
-	// byte, counted as it is written; at L7 request bodies, counted when
-	// the request ends.
+	// BytesIn is the bytes from clients sent to servers (bin): at L4 and
+	// on upgraded HTTP connections (WebSockets) every byte, counted as it
+	// is written; at L7 request bodies, counted when the request ends.
 	BytesIn int64
-	// BytesOut is the bytes from servers sent to clients (bout): at L4 every
-	// byte, counted as it is written; at L7 response bodies, counted when
-	// the response ends.
+	// BytesOut is the bytes from servers sent to clients (bout): at L4 and
+	// on upgraded HTTP connections every byte, counted as it is read; at
+	// L7 response bodies, counted when the response ends.
 	BytesOut int64
 	// Responses counts server responses by class (hrsp_1xx .. hrsp_other).
 	Responses ResponseStats
@@ -555,8 +555,9 @@ type FrontendStats struct {
 	// as counted through DeniedCounter.
 	Denied uint64
 	// BytesIn is the bytes received from clients and sent on (bin); BytesOut
-	// the bytes sent to clients (bout). At L4 they count every byte as it
-	// is written; at L7, bodies when each request ends.
+	// the bytes sent to clients (bout). At L4 and on upgraded HTTP
+	// connections they count every byte as it moves; at L7, bodies when
+	// each request ends.
 	BytesIn, BytesOut int64
 	// Responses counts the responses sent to clients by class, those the
 	// proxy generated (502, 503, 504) included (hrsp_1xx .. hrsp_other).

@@ -503,3 +503,34 @@ func TestStatsL7ServerAbortMidBody(t *testing.T) {
 		t.Fatalf("pool %+v\nfrontend %+v", ps, fs)
 	}
 }
+
+// TestStatsUpgradedStreamBytesWhileOpen checks that the bytes of an
+// upgraded connection (a WebSocket) count while it is open, as an L4
+// session's do.
+func TestStatsUpgradedStreamBytesWhileOpen(t *testing.T) {
+	testutil.CheckLeaks(t)
+	ws := testutil.HTTPBackend(t, "ws")
+	pool := &lb.Pool{}
+	must(t, pool.Update(servers(ws.Addr)))
+	proxy := &lb.ReverseProxy{Pool: pool}
+	url := startL7Stats(t, proxy)
+	c, br := dialUpgrade(t, url)
+	defer c.Close()
+	var want int64
+	for _, line := range []string{"one", "two", "three"} {
+		echoLine(t, c, br, line)
+		want += int64(len(line) + 1)
+		testutil.Eventually(t, fmt.Sprintf("%d bytes each way", want), func() bool {
+			ps, fs := pool.Stats(), proxy.Stats()
+			return ps.BytesIn == want && ps.BytesOut == want && fs.BytesIn == want && fs.BytesOut == want
+		})
+	}
+	if ps := pool.Stats(); ps.Cur != 1 || ps.Responses.Class1xx != 0 {
+		t.Fatalf("stream not in progress: %+v", ps)
+	}
+	c.Close()
+	testutil.Eventually(t, "the stream to end", func() bool { return pool.Stats().Cur == 0 })
+	if ps := pool.Stats(); ps.Responses.Class1xx != 1 || ps.Requests != 1 || ps.BytesOut != int64(len("one\ntwo\nthree\n")) {
+		t.Fatalf("after the stream: %+v", ps)
+	}
+}
