@@ -132,6 +132,7 @@ type Pool struct {
 
 	snap    atomic.Pointer[Snapshot]
 	queued  atomic.Int64 // goroutines waiting in queueWait or Drain
+	_       cacheLinePad // every pick reads snap; every lease writes traffic
 	traffic traffic      // backend statistics, beside the servers'
 
 	mu      sync.Mutex

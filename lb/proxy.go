@@ -117,6 +117,7 @@ type ReverseProxy struct {
 	clients          sync.Map // net.Conn → *clientConn (ConnContext)
 	clientTransports atomic.Int64
 
+	_     cacheLinePad
 	stats frontendStats
 }
 

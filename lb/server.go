@@ -53,6 +53,7 @@ type serverRuntime struct {
 	failures atomic.Uint64 // connection failures (dial errors, timeouts)
 	draining atomic.Bool   // written under Pool.mu; read by release without it
 	sessions sessionSet    // open sessions, tracked when Pool.ShutdownOnDown
+	_        cacheLinePad  // balancers read active; tunnels write traffic as bytes move
 	traffic  traffic
 
 	// Guarded by Pool.mu.

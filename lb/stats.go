@@ -15,6 +15,10 @@ import (
 // at leisure. Field names follow HAProxy's stats (the CSV fields of its
 // management guide, section 9.1), which each field's documentation names.
 
+// cacheLinePad keeps counters that every request writes off the cache line
+// of fields that every request reads.
+type cacheLinePad [64]byte
+
 // clockBase is the origin of monoNow.
 var clockBase = time.Now()
 
