@@ -141,6 +141,9 @@ func TestFilterHTTP(t *testing.T) {
 	if be.Requests() != 1 {
 		t.Errorf("backend saw %d requests, want 1", be.Requests())
 	}
+	if st := proxy.Stats(); st.Denied != 2 || st.Requests != 3 {
+		t.Errorf("proxy stats: %d denied of %d requests, want 2 of 3", st.Denied, st.Requests)
+	}
 
 	// A Host that is no host name cannot be redirected: 400.
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
@@ -301,6 +304,9 @@ func TestL4SNIRoutesAndFilter(t *testing.T) {
 	}
 	if st := rules.Stats(); st[0].Hits != 1 || st[1].Hits != 0 || st[2].Hits != 4 || st[3].Hits != 0 {
 		t.Errorf("stats = %+v", st)
+	}
+	if st := srv.Stats(); st.Denied != 1 || st.ConnTotal != 5 {
+		t.Errorf("frontend stats: %d denied of %d connections, want 1 of 5", st.Denied, st.ConnTotal)
 	}
 }
 

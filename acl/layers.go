@@ -66,6 +66,9 @@ func (l *listener) Accept() (net.Conn, error) {
 // tlsmode.Passthrough(acl.Filter(rules, mux)) sees the SNI the adapter
 // peeked. With IP rules only, acl.Filter(rules, tlsmode.Passthrough(mux))
 // refuses clients before any peek or handshake, as Listener does.
+//
+// Each denied connection is counted in the Denied statistics of the
+// lb.TCPFrontend that accepted it (lb.Conn.CountDenied).
 func Filter(rules *Rules, next lb.Backend) lb.Backend {
 	return &filter{rules: rules, next: next}
 }
@@ -79,6 +82,7 @@ type filter struct {
 func (f *filter) ServeConn(ctx context.Context, c *lb.Conn) {
 	d := f.rules.CheckConn(&c.Info)
 	if d.Action == Deny {
+		c.CountDenied()
 		c.Close()
 		lg := f.rules.logger()
 		if !lg.Enabled(ctx, slog.LevelDebug) {
@@ -98,13 +102,19 @@ func (f *filter) ServeConn(ctx context.Context, c *lb.Conn) {
 // the target). The client address is parsed from r.RemoteAddr, which
 // carries the PROXY header's address when the frontend accepts them; the
 // SNI is that of the terminated TLS session.
+//
+// When next is an lb.DeniedCounter (an *lb.ReverseProxy is), each denied
+// request is counted in its statistics.
 func FilterHTTP(rules *Rules, next http.Handler) http.Handler {
-	return &httpFilter{rules: rules, next: next}
+	f := &httpFilter{rules: rules, next: next}
+	f.counter, _ = next.(lb.DeniedCounter)
+	return f
 }
 
 type httpFilter struct {
-	rules *Rules
-	next  http.Handler
+	rules   *Rules
+	next    http.Handler
+	counter lb.DeniedCounter // next, when it counts denied requests
 }
 
 // ServeHTTP serves r with the next handler, or answers for the rule that
@@ -116,6 +126,9 @@ func (f *httpFilter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.next.ServeHTTP(w, r)
 		return
 	case Deny:
+		if f.counter != nil {
+			f.counter.CountDenied()
+		}
 		f.log(r, d, "acl: request denied")
 		http.Error(w, "403 forbidden", http.StatusForbidden)
 	case RedirectTo:

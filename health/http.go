@@ -63,7 +63,7 @@ func (p HTTP) Check(ctx context.Context, t Target) error {
 		}
 		tc := tls.Client(c, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
-			return fmt.Errorf("https: TLS handshake: %w", err)
+			return fmt.Errorf("https: %w", &handshakeError{err})
 		}
 		c = tc
 	}
@@ -123,7 +123,8 @@ func (p HTTP) checkResponse(r *bufio.Reader, scheme string) error {
 		hi = lo
 	}
 	if resp.StatusCode < lo || resp.StatusCode > hi {
-		return fmt.Errorf("%s: %w: status %s, want %s", scheme, ErrRefused, resp.Status, statusRange(lo, hi))
+		return fmt.Errorf("%s: %w", scheme, &statusError{code: resp.StatusCode,
+			msg: fmt.Sprintf("%v: status %s, want %s", ErrRefused, resp.Status, statusRange(lo, hi))})
 	}
 	if p.Body == "" {
 		return nil

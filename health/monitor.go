@@ -336,11 +336,22 @@ func (w *watch) initial() lb.State {
 func (w *watch) check(ctx context.Context, e *entry, t Target) {
 	defer w.wg.Done()
 	cctx, cancel := context.WithTimeout(ctx, w.m.timeout())
+	start := time.Now()
 	err := w.m.Probe.Check(cctx, t)
-	if err == nil && cctx.Err() != nil && ctx.Err() == nil {
+	took := time.Since(start)
+	timedOut := cctx.Err() != nil && ctx.Err() == nil
+	if err == nil && timedOut {
 		err = fmt.Errorf("check took longer than %v", w.m.timeout())
 	}
 	cancel()
+	if rec, ok := w.set.(lb.CheckRecorder); ok && ctx.Err() == nil {
+		r := lb.CheckResult{Time: start, Duration: took, Passed: err == nil}
+		r.Status, r.Code = checkStatus(w.m.Probe, err, timedOut)
+		if err != nil {
+			r.Reason = err.Error()
+		}
+		rec.RecordCheck(e.name, r)
+	}
 	select {
 	case w.results <- result{e, err}:
 	case <-ctx.Done():

@@ -115,7 +115,7 @@ func (p TCP) Check(ctx context.Context, t Target) error {
 		}
 		tc := tls.Client(c, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
-			return fmt.Errorf("tcp: TLS handshake: %w", err)
+			return fmt.Errorf("tcp: %w", &handshakeError{err})
 		}
 		c = tc
 	}

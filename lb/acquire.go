@@ -17,7 +17,7 @@ type Lease struct {
 	Sticky bool
 
 	pool  *Pool
-	start time.Time
+	start int64 // monotonic clock at the pick (monoNow)
 }
 
 // Done ends the use of the server and reports how it went to the pool's
@@ -26,15 +26,17 @@ func (l Lease) Done(o Outcome) {
 	if l.pool == nil {
 		return
 	}
+	d := l.since()
+	if o.Duration == 0 {
+		o.Duration = d
+	}
 	if o.Failed() {
 		l.Server.rt.failures.Add(1)
 	}
+	l.pool.count(l.Server, o, d)
 	obsB, okB := l.pool.Balancer.(Observer)
 	obsH, okH := l.pool.HealthChecker.(Observer)
 	if okB || okH {
-		if o.Duration == 0 {
-			o.Duration = time.Since(l.start)
-		}
 		if okB {
 			obsB.Observe(l.Server, o)
 		}
@@ -79,21 +81,60 @@ func (p *Pool) Acquire(ctx context.Context, info PickInfo) (Lease, error) {
 		}
 	}
 	s.rt.total.Add(1)
+	setMax(&s.rt.traffic.max, s.rt.active.Load())
+	setMax(&p.traffic.max, p.traffic.cur.Add(1))
 	if p.Affinity != nil && !sticky {
 		p.Affinity.Pin(info, s)
 	}
-	l := Lease{Server: s, Sticky: sticky, pool: p}
-	if p.observed() {
-		l.start = time.Now()
-	}
-	return l, nil
+	return Lease{Server: s, Sticky: sticky, pool: p, start: monoNow()}, nil
 }
 
-func (p *Pool) observed() bool {
-	_, okB := p.Balancer.(Observer)
-	_, okH := p.HealthChecker.(Observer)
-	return okB || okH
+// since returns the time since the pick.
+func (l *Lease) since() time.Duration { return time.Duration(monoNow() - l.start) }
+
+// count adds the end of a session on s, after d, to the statistics of s,
+// which the pool's add up. L4 bytes are counted as they are copied, not
+// here.
+func (p *Pool) count(s *Server, o Outcome, d time.Duration) {
+	st := &s.rt.traffic
+	if o.Connect && o.Err != nil {
+		st.connErrors.Add(1)
+		return
+	}
+	if o.HTTP {
+		st.requests.Add(1)
+		switch {
+		case o.Status != 0:
+			st.responses.count(o.Status)
+		case errors.Is(o.Err, context.Canceled):
+			st.cliAborts.Add(1) // the client left while the server thought
+		case o.Err != nil:
+			st.respErrors.Add(1)
+		}
+		if o.Sent != 0 {
+			st.bytesIn.Add(o.Sent)
+		}
+		if o.Received != 0 {
+			st.bytesOut.Add(o.Received)
+		}
+	}
+	st.totalTime.Observe(d)
 }
+
+// countRetry counts a failed connection attempt on s that is retried; it
+// is called before the attempt's lease ends.
+func countRetry(s *Server) { s.rt.traffic.retries.Add(1) }
+
+// countRedispatch counts a retry that moved from the server that failed
+// to another one.
+func countRedispatch(failed, next *Server) {
+	if failed != nil && failed.rt != next.rt {
+		failed.rt.traffic.redispatches.Add(1)
+	}
+}
+
+// countConnect counts the time of a successful connection to s.
+func countConnect(s *Server, d time.Duration) { s.rt.traffic.connectTime.Observe(d) }
 
 func (p *Pool) pick(snap *Snapshot, info PickInfo) (*Server, error) {
 	if p.Balancer == nil {
@@ -169,7 +210,7 @@ func (p *Pool) derive(snap *Snapshot, keep func(*Server) bool) *Snapshot {
 
 // acquireSlow handles a chosen server at its MaxConns: pick among servers
 // with room, else queue. A client pinned to a full server waits for it.
-func (p *Pool) acquireSlow(ctx context.Context, snap *Snapshot, info PickInfo, full *Server, sticky bool) (*Server, error) {
+func (p *Pool) acquireSlow(ctx context.Context, snap *Snapshot, info PickInfo, full *Server, sticky bool) (s *Server, err error) {
 	timeout := p.queueTimeout()
 	var deadline <-chan time.Time
 	p.queued.Add(1)
@@ -212,6 +253,11 @@ func (p *Pool) acquireSlow(ctx context.Context, snap *Snapshot, info PickInfo, f
 			t := time.NewTimer(timeout)
 			defer t.Stop()
 			deadline = t.C
+			var pinned *Server
+			if sticky {
+				pinned = full
+			}
+			defer p.enqueue(pinned)(&s)
 		}
 		select {
 		case <-freed:
@@ -219,6 +265,28 @@ func (p *Pool) acquireSlow(ctx context.Context, snap *Snapshot, info PickInfo, f
 			return nil, ErrQueueTimeout
 		case <-ctx.Done():
 			return nil, fmt.Errorf("lb: queue: %w", context.Cause(ctx))
+		}
+	}
+}
+
+// enqueue counts one session entering the queue, waiting for any server or,
+// when pinned is set, for that one. The returned function counts it
+// leaving, with the server it got, if any.
+func (p *Pool) enqueue(pinned *Server) func(got **Server) {
+	start := time.Now()
+	setMax(&p.traffic.queueMax, p.traffic.queueCur.Add(1))
+	if pinned != nil {
+		setMax(&pinned.rt.traffic.queueMax, pinned.rt.traffic.queueCur.Add(1))
+	}
+	return func(got **Server) {
+		d := time.Since(start)
+		p.traffic.queueCur.Add(-1)
+		p.traffic.queueTime.Observe(d)
+		if pinned != nil {
+			pinned.rt.traffic.queueCur.Add(-1)
+		}
+		if s := *got; s != nil {
+			s.rt.traffic.queueTime.Observe(d)
 		}
 	}
 }

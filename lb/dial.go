@@ -16,22 +16,30 @@ import (
 // it may be nil.
 func (p *Pool) connect(ctx context.Context, pi PickInfo, info *ConnInfo) (net.Conn, Lease, error) {
 	retries := p.retries()
+	var failed *Server
 	for attempt := 0; ; attempt++ {
 		lease, err := p.Acquire(ctx, pi)
 		if err != nil {
 			return nil, Lease{}, err
 		}
+		countRedispatch(failed, lease.Server)
 		c, err := p.dial(ctx, lease.Server, info, false)
 		if err == nil {
+			countConnect(lease.Server, lease.since())
 			return c, lease, nil
+		}
+		retry := attempt < retries && ctx.Err() == nil
+		if retry {
+			countRetry(lease.Server)
 		}
 		lease.Done(Outcome{Err: err, Connect: true})
 		p.logger().LogAttrs(ctx, slog.LevelDebug, "connect failed",
 			slog.String("pool", p.Name), slog.String("server", lease.Server.Name),
 			slog.Int("attempt", attempt+1), slog.Any("error", err))
-		if attempt >= retries || ctx.Err() != nil {
+		if !retry {
 			return nil, Lease{}, err
 		}
+		failed = lease.Server
 		pi.Avoid = append(pi.Avoid, lease.Server)
 	}
 }

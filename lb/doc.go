@@ -17,6 +17,12 @@
 // A connection travels as a [*Conn], whose [ConnInfo] says what is known of
 // the client (address, SNI, ALPN, TLS state) and whose Peek never consumes.
 //
+// [Pool.Stats], [TCPFrontend.Stats] and [ReverseProxy.Stats] return the
+// counters and latency histograms ([Histogram]) kept on the data path, as
+// plain structs named after HAProxy's stats fields; health checkers report
+// each check through [CheckRecorder], and access rules count refusals
+// through [DeniedCounter].
+//
 // # Usage
 //
 //	pool := &lb.Pool{Name: "web"}

@@ -168,3 +168,36 @@ func ExampleMux() {
 	// web
 	// default
 }
+
+// Stats copies a pool's counters into plain structs: the backend's totals,
+// then each server in configuration order. Here four HTTP requests are
+// balanced by hand (a ReverseProxy does the same for each request).
+func ExamplePool_Stats() {
+	pool := &lb.Pool{Name: "web"}
+	if err := pool.Update([]lb.Server{
+		{Name: "a", Addr: "10.0.0.1:8080"},
+		{Name: "b", Addr: "10.0.0.2:8080"},
+	}); err != nil {
+		panic(err)
+	}
+	for _, status := range []int{200, 200, 404, 503} {
+		lease, err := pool.Acquire(context.Background(), lb.PickInfo{})
+		if err != nil {
+			panic(err)
+		}
+		lease.Done(lb.Outcome{HTTP: true, Status: status, Received: 512})
+	}
+
+	st := pool.Stats()
+	fmt.Printf("backend %s: %d requests, 2xx %d, 4xx %d, 5xx %d, %d bytes out, %d timed\n",
+		st.Name, st.Requests, st.Responses.Class2xx, st.Responses.Class4xx, st.Responses.Class5xx,
+		st.BytesOut, st.TotalTime.Count)
+	for _, s := range st.Servers {
+		fmt.Printf("server %s (%s): %d sessions, %d in progress, 5xx %d\n",
+			s.Name, s.State, s.Total, s.Cur, s.Responses.Class5xx)
+	}
+	// Output:
+	// backend web: 4 requests, 2xx 2, 4xx 1, 5xx 1, 2048 bytes out, 4 timed
+	// server a (up): 2 sessions, 0 in progress, 5xx 0
+	// server b (up): 2 sessions, 0 in progress, 5xx 1
+}

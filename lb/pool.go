@@ -130,8 +130,10 @@ type Pool struct {
 	// Per-connection events are logged at Debug level.
 	Logger *slog.Logger
 
-	snap   atomic.Pointer[Snapshot]
-	queued atomic.Int64 // goroutines waiting in queueWait or Drain
+	snap    atomic.Pointer[Snapshot]
+	queued  atomic.Int64 // goroutines waiting in queueWait or Drain
+	_       cacheLinePad // every pick reads snap; every lease writes traffic
+	traffic traffic      // backend statistics, beside the servers'
 
 	mu      sync.Mutex
 	servers []*Server                 // configured, in order
@@ -140,6 +142,7 @@ type Pool struct {
 	changed chan struct{} // closed on membership change
 	freed   chan struct{} // closed when a slot is released while someone waits
 	rotor   atomic.Uint64 // default balancer
+	retired TrafficStats  // counters of the servers removed and forgotten
 }
 
 // Update replaces the pool's servers. The whole list is validated first; on
@@ -251,6 +254,7 @@ func (p *Pool) publishLocked(membership bool) {
 	// Forget removed servers whose last connection has ended.
 	for name, rt := range p.state {
 		if rt.removed && rt.active.Load() == 0 {
+			p.retireLocked(rt)
 			delete(p.state, name)
 		}
 	}
@@ -341,11 +345,13 @@ func (p *Pool) wakeLocked() {
 
 // release ends one use of s.
 func (p *Pool) release(s *Server) {
+	p.traffic.cur.Add(-1)
 	n := s.rt.active.Add(-1)
 	if p.queued.Load() > 0 || (n == 0 && s.rt.draining.Load()) {
 		p.mu.Lock()
 		p.wakeLocked()
 		if n == 0 && s.rt.removed && p.state[s.Name] == s.rt {
+			p.retireLocked(s.rt)
 			delete(p.state, s.Name)
 		}
 		p.mu.Unlock()

@@ -49,6 +49,9 @@ const DefaultServerTimeout = 5 * time.Minute
 //
 // Configure the exported fields before the first request.
 type ReverseProxy struct {
+	// Name names the proxy as a frontend in its statistics (Stats).
+	Name string
+
 	// Pool is where requests go, unless Route says otherwise.
 	Pool *Pool
 
@@ -107,10 +110,14 @@ type ReverseProxy struct {
 
 	clients          sync.Map // net.Conn → *clientConn (ConnContext)
 	clientTransports atomic.Int64
+
+	_     cacheLinePad
+	stats frontendStats
 }
 
 // ServeHTTP forwards r to a server of its Pool.
 func (p *ReverseProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p.stats.requests.Add(1)
 	pool := p.Pool
 	if p.Route != nil {
 		if rp := p.Route(r); rp != nil {
@@ -133,6 +140,12 @@ func (p *ReverseProxy) noServer(w http.ResponseWriter, r *http.Request, err erro
 }
 
 func (p *ReverseProxy) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		p.stats.aborts.Add(1)
+	} else {
+		p.stats.errors.Add(1)
+		p.stats.responses.count(StatusForError(err))
+	}
 	if p.ErrorHandler != nil {
 		p.ErrorHandler(w, r, err)
 		return
@@ -177,7 +190,7 @@ func (p *ReverseProxy) proxyFor(pool *Pool) *httputil.ReverseProxy {
 		Transport:      &poolTransport{pool: pool, base: p.transport(pool), streams: &p.streams, proxy: p},
 		FlushInterval:  p.FlushInterval,
 		BufferPool:     &p.bufs,
-		ModifyResponse: p.ModifyResponse,
+		ModifyResponse: p.modifyResponse,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(err, ErrNoServer) {
 				p.noServer(w, r, err)
@@ -189,6 +202,21 @@ func (p *ReverseProxy) proxyFor(pool *Pool) *httputil.ReverseProxy {
 	}
 	v, _ := p.proxies.LoadOrStore(pool, rp)
 	return v.(*httputil.ReverseProxy)
+}
+
+// modifyResponse runs ModifyResponse and counts the response the client
+// gets; when ModifyResponse fails, the error response is counted by fail.
+func (p *ReverseProxy) modifyResponse(resp *http.Response) error {
+	if p.ModifyResponse != nil {
+		if err := p.ModifyResponse(resp); err != nil {
+			if b, ok := resp.Body.(*leasedBody); ok {
+				b.ended.Store(true) // closed unread by the proxy, not the client
+			}
+			return err
+		}
+	}
+	p.stats.responses.count(resp.StatusCode)
+	return nil
 }
 
 // setForwarded rebuilds the X-Forwarded-* headers; httputil has already
@@ -317,7 +345,21 @@ func (p *ReverseProxy) httpTransport(dial DialFunc, tlsConfig *tls.Config) *http
 // within the connect timeout. It never applies Pool.TLS: the transport
 // encrypts itself when Scheme is "https", and would otherwise encrypt twice.
 func (p *Pool) dialAddr(ctx context.Context, network, addr string) (net.Conn, error) {
-	return p.dial(ctx, &Server{Name: addr, Addr: addr}, nil, true)
+	start := monoNow()
+	c, err := p.dial(ctx, &Server{Name: addr, Addr: addr}, nil, true)
+	if err == nil {
+		d := time.Duration(monoNow() - start)
+		if snap := p.snap.Load(); snap != nil {
+			for _, s := range snap.Servers {
+				if s.Addr == addr {
+					countConnect(s, d)
+					return c, nil
+				}
+			}
+		}
+		p.traffic.connectTime.Observe(d) // the backend's own
+	}
+	return c, err
 }
 
 // Shutdown waits for the upgraded streams (WebSockets) to end, or for ctx to
@@ -384,28 +426,36 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		base = ct.rt
 	}
+	var failed *Server
 	for attempt := 0; ; attempt++ {
 		lease, err := t.pool.Acquire(req.Context(), info)
 		if err != nil {
 			oneShot.closeIfSet()
 			return nil, err
 		}
+		countRedispatch(failed, lease.Server)
 		req.URL.Host = lease.Server.Addr
 		resp, err := base.RoundTrip(req)
 		if err == nil {
+			lease.Server.rt.traffic.responseTime.Observe(lease.since())
 			if ra, ok := t.pool.Affinity.(ResponseAffinity); ok {
 				ra.PinResponse(resp.Header, info, lease.Server, lease.Sticky)
 			}
-			t.wrapBody(resp, lease, oneShot)
+			t.wrapBody(req.Context(), resp, lease, oneShot, body)
 			return resp, nil
 		}
 		var ce *ConnectError
 		connect := errors.As(err, &ce)
-		lease.Done(Outcome{Err: err, Connect: connect, HTTP: true})
-		if !connect || attempt >= retries || req.Context().Err() != nil || body.started() {
+		retry := connect && attempt < retries && req.Context().Err() == nil && !body.started()
+		if retry {
+			countRetry(lease.Server)
+		}
+		lease.Done(Outcome{Err: err, Connect: connect, HTTP: true, Sent: body.sent()})
+		if !retry {
 			oneShot.closeIfSet()
 			return nil, err
 		}
+		failed = lease.Server
 		info.Avoid = append(info.Avoid, lease.Server)
 		// The transport may still hold the failed attempt's request; each
 		// attempt gets a request of its own (sharing the replayable body).
@@ -418,44 +468,102 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // stream's body is also tracked for Shutdown.
 // A oneShot transport's connection is closed with the body, unless the
 // response is an upgrade, whose stream owns the connection.
-func (t *poolTransport) wrapBody(resp *http.Response, lease Lease, oneShot *clientTransport) {
+func (t *poolTransport) wrapBody(ctx context.Context, resp *http.Response, lease Lease, oneShot *clientTransport, body *replayableBody) {
 	o := Outcome{Status: resp.StatusCode, HTTP: true}
 	if rwc, ok := resp.Body.(io.ReadWriteCloser); ok && resp.StatusCode == http.StatusSwitchingProtocols {
-		s := &leasedStream{ReadWriteCloser: rwc, lease: lease, outcome: o, tracker: t.streams}
+		s := &leasedStream{ReadWriteCloser: rwc, lease: lease, outcome: o, tracker: t.streams, fe: &t.proxy.stats}
 		lease.pool.trackStream(lease.Server, s)
 		t.streams.add(s)
 		resp.Body = s
 		return
 	}
-	resp.Body = &leasedBody{ReadCloser: resp.Body, lease: lease, outcome: o, oneShot: oneShot}
+	resp.Body = &leasedBody{ReadCloser: resp.Body, lease: lease, outcome: o, oneShot: oneShot,
+		req: body, fe: &t.proxy.stats, ctx: ctx}
 }
 
-// leasedBody ends its Lease on the first Close.
+// leasedBody ends its Lease on the first Close, counting the bytes of the
+// request and response bodies.
 type leasedBody struct {
 	io.ReadCloser
 	lease   Lease
 	outcome Outcome
 	oneShot *clientTransport
+	req     *replayableBody // nil without a request body
+	fe      *frontendStats
+	ctx     context.Context // the request's
+	n       atomic.Int64    // response bytes read
+	ended   atomic.Bool     // a read returned EOF or the server's error, or the proxy dropped the body
 	closed  atomic.Bool
+}
+
+func (b *leasedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.n.Add(int64(n))
+	}
+	switch {
+	case err == nil:
+	case err == io.EOF:
+		b.ended.Store(true)
+	case b.ctx.Err() != nil:
+		// The client left, and the read failed for it: Close counts the
+		// client's abort.
+	case !b.ended.Swap(true): // the server broke off
+		b.lease.Server.rt.traffic.srvAborts.Add(1)
+		b.lease.Server.rt.traffic.respErrors.Add(1) // as HAProxy counts them
+	}
+	return n, err
 }
 
 func (b *leasedBody) Close() error {
 	err := b.ReadCloser.Close()
 	if !b.closed.Swap(true) {
 		b.oneShot.closeIfSet()
-		b.lease.Done(b.outcome)
+		o := b.outcome
+		o.Sent, o.Received = b.req.sent(), b.n.Load()
+		b.fe.bytesIn.Add(o.Sent)
+		b.fe.bytesOut.Add(o.Received)
+		if !b.ended.Load() {
+			// Closed before the end, not for the server: the copy to
+			// the client failed.
+			b.fe.aborts.Add(1)
+			b.lease.Server.rt.traffic.cliAborts.Add(1)
+		}
+		b.lease.Done(o)
 	}
 	return err
 }
 
-// leasedStream is the server side of an upgraded connection.
+// leasedStream is the server side of an upgraded connection. Its bytes
+// count as they move, as those of an L4 session.
 type leasedStream struct {
 	io.ReadWriteCloser
 	lease   Lease
 	outcome Outcome
 	tracker *streamTracker
+	fe      *frontendStats
 	untrack func() // Pool.ShutdownOnDown registration
 	once    sync.Once
+}
+
+// Read reads what the server sent, for the client.
+func (s *leasedStream) Read(p []byte) (int, error) {
+	n, err := s.ReadWriteCloser.Read(p)
+	if n > 0 {
+		s.lease.Server.rt.traffic.bytesOut.Add(int64(n))
+		s.fe.bytesOut.Add(int64(n))
+	}
+	return n, err
+}
+
+// Write writes what the client sent, to the server.
+func (s *leasedStream) Write(p []byte) (int, error) {
+	n, err := s.ReadWriteCloser.Write(p)
+	if n > 0 {
+		s.lease.Server.rt.traffic.bytesIn.Add(int64(n))
+		s.fe.bytesIn.Add(int64(n))
+	}
+	return n, err
 }
 
 func (s *leasedStream) Close() error {
@@ -484,8 +592,9 @@ func (s *leasedStream) Close() error {
 // being copied to the client.
 type replayableBody struct {
 	rc   io.ReadCloser
-	read atomic.Bool // set by the transport's writing goroutine
-	eof  atomic.Bool // rc returned io.EOF
+	read atomic.Bool  // set by the transport's writing goroutine
+	eof  atomic.Bool  // rc returned io.EOF
+	n    atomic.Int64 // bytes read
 }
 
 func (b *replayableBody) Read(p []byte) (int, error) {
@@ -494,10 +603,21 @@ func (b *replayableBody) Read(p []byte) (int, error) {
 	}
 	b.read.Store(true)
 	n, err := b.rc.Read(p)
+	if n > 0 {
+		b.n.Add(int64(n))
+	}
 	if err == io.EOF {
 		b.eof.Store(true)
 	}
 	return n, err
+}
+
+// sent returns the bytes of the body read so far; 0 for a nil body.
+func (b *replayableBody) sent() int64 {
+	if b == nil {
+		return 0
+	}
+	return b.n.Load()
 }
 
 func (b *replayableBody) Close() error { return nil }

@@ -35,9 +35,17 @@ func (p *ReverseProxy) ConnContext(ctx context.Context, c net.Conn) context.Cont
 
 // ConnState is the http.Server.ConnState hook that goes with ConnContext:
 // when a client connection closes it closes the server connections opened
-// for it; when it is hijacked (an upgrade) it closes their idle ones.
+// for it; when it is hijacked (an upgrade) it closes their idle ones. It
+// also counts client connections in the proxy's Stats, with or without
+// ConnContext.
 func (p *ReverseProxy) ConnState(c net.Conn, st http.ConnState) {
-	if st != http.StateClosed && st != http.StateHijacked {
+	switch st {
+	case http.StateNew:
+		p.stats.open(time.Now())
+		return
+	case http.StateClosed, http.StateHijacked:
+		p.stats.cur.Add(-1)
+	default:
 		return
 	}
 	if v, ok := p.clients.LoadAndDelete(c); ok {

@@ -53,12 +53,15 @@ type serverRuntime struct {
 	failures atomic.Uint64 // connection failures (dial errors, timeouts)
 	draining atomic.Bool   // written under Pool.mu; read by release without it
 	sessions sessionSet    // open sessions, tracked when Pool.ShutdownOnDown
+	_        cacheLinePad  // balancers read active; tunnels write traffic as bytes move
+	traffic  traffic
 
 	// Guarded by Pool.mu.
 	state   State
 	reason  string
 	since   time.Time
 	removed bool
+	health  healthRecord
 }
 
 // Active reports the connections or requests in flight to s. It is safe to

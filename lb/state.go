@@ -48,7 +48,14 @@ func (p *Pool) setState(name string, st State, reason string, health bool) bool 
 	}
 	was := rt.state
 	if was != st {
-		rt.since = time.Now()
+		now := time.Now()
+		if was == StateDown {
+			rt.health.downtime += now.Sub(rt.since)
+		}
+		if st == StateDown {
+			rt.health.downs++
+		}
+		rt.since = now
 	}
 	rt.state, rt.reason = st, reason
 	if was.Pickable() != st.Pickable() {

@@ -60,6 +60,7 @@ type TCPFrontend struct {
 	connWG    sync.WaitGroup
 	closed    atomic.Bool
 	done      chan struct{} // closed by Close or Shutdown
+	stats     frontendStats
 }
 
 func (s *TCPFrontend) init() {
@@ -104,6 +105,7 @@ func (s *TCPFrontend) Serve(ln net.Listener) error {
 			if s.closed.Load() {
 				return ErrFrontendClosed
 			}
+			s.stats.errors.Add(1)
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
@@ -138,6 +140,7 @@ func (s *TCPFrontend) track(nc net.Conn, base context.Context) bool {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	c := NewConn(nc, s.Name)
+	c.fe = &s.stats
 	s.mu.Lock()
 	if s.closed.Load() {
 		s.mu.Unlock()
@@ -147,6 +150,7 @@ func (s *TCPFrontend) track(nc net.Conn, base context.Context) bool {
 	s.conns[c] = cancel
 	s.connWG.Add(1)
 	s.mu.Unlock()
+	s.stats.open(c.Info.Accepted)
 	go s.serveConn(ctx, c)
 	return true
 }
@@ -155,6 +159,7 @@ func (s *TCPFrontend) track(nc net.Conn, base context.Context) bool {
 func (s *TCPFrontend) serveConn(ctx context.Context, c *Conn) {
 	defer func() {
 		if r := recover(); r != nil {
+			s.stats.errors.Add(1)
 			s.logger().LogAttrs(ctx, slog.LevelError, "panic serving connection",
 				slog.String("frontend", s.Name), slog.String("client", c.Info.Remote.String()),
 				slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
@@ -165,6 +170,7 @@ func (s *TCPFrontend) serveConn(ctx context.Context, c *Conn) {
 		delete(s.conns, c)
 		s.mu.Unlock()
 		cancel()
+		s.stats.cur.Add(-1)
 		s.connWG.Done()
 	}()
 	if t := s.handshakeTimeout(); t > 0 {

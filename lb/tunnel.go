@@ -29,7 +29,13 @@ func (p *Pool) ServeConn(ctx context.Context, c *Conn) {
 	c.SetReadDeadline(time.Time{}) // the frontend's handshake deadline
 	client, pending := unwrapConn(c)
 	sctx, done := p.sessionContext(ctx, lease.Server)
-	up, down, err := pipe.Proxy(sctx, client, sc, pipe.Options{Idle: p.tunnelTimeout(), ClientPending: pending})
+	opt := pipe.Options{Idle: p.tunnelTimeout(), ClientPending: pending}
+	st := &lease.Server.rt.traffic // the pool's totals are its servers'
+	opt.Counters[0][0], opt.Counters[1][0] = &st.bytesIn, &st.bytesOut
+	if c.fe != nil {
+		opt.Counters[0][1], opt.Counters[1][1] = &c.fe.bytesIn, &c.fe.bytesOut
+	}
+	up, down, err := pipe.Proxy(sctx, client, sc, opt)
 	done()
 	lease.Done(Outcome{Err: err, Sent: up, Received: down})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -57,14 +58,20 @@ func proxyAllocs(t *testing.T, m mode, size int) float64 {
 		sets[i] = r
 	}
 	i := 0
+	// Counting the bytes must not allocate either.
+	var upCount, downCount atomic.Int64
+	opt := pipe.Options{Idle: time.Minute}
+	opt.Counters[0] = pipe.Counters{&upCount}
+	opt.Counters[1] = pipe.Counters{&downCount}
 	return testing.AllocsPerRun(runs, func() {
 		r := sets[i]
 		i++
+		upCount.Store(0)
 		close(r.start)
-		up, _, err := pipe.Proxy(context.Background(), r.pc, r.ps, pipe.Options{Idle: time.Minute})
+		up, _, err := pipe.Proxy(context.Background(), r.pc, r.ps, opt)
 		<-r.done
-		if err != nil || up != int64(size) {
-			t.Errorf("Proxy = %d, %v", up, err)
+		if err != nil || up != int64(size) || upCount.Load() != up {
+			t.Errorf("Proxy = %d, %v; counted %d", up, err, upCount.Load())
 		}
 	})
 }

@@ -398,7 +398,7 @@ func (s *session) move(i int) (moved, more bool) {
 			m, err := write(dst, (*h.pend)[h.off:h.n])
 			if m > 0 {
 				h.off += m
-				d.n += int64(m)
+				d.wrote(int64(m))
 				moved = true
 			}
 			if err == syscall.EAGAIN || (err == nil && h.off < h.n) {
@@ -452,9 +452,7 @@ func (s *session) move(i int) (moved, more bool) {
 		m := 0
 		if s.out[1-i] {
 			m, err = write(dst, buf[:n])
-			if m > 0 {
-				d.n += int64(m)
-			}
+			d.wrote(int64(m))
 			if err != nil && err != syscall.EAGAIN {
 				s.fail(i, "write", err)
 				return moved, false
@@ -602,7 +600,7 @@ func (p *proxy) runLoop(l *loop, pending []byte) (ok bool) {
 		// client; a duplicate of the server socket shares its
 		// non-blocking mode, so write through the net.Conn, which waits.
 		n, err := p.server.Write(pending)
-		p.dirs[0].n += int64(n)
+		p.dirs[0].wrote(int64(n))
 		if err != nil {
 			syscall.Close(cfd)
 			syscall.Close(sfd)

@@ -26,9 +26,30 @@ type Options struct {
 	// ClientPending are bytes already read from the client (peeked) that
 	// must be written to the server first, before anything else.
 	ClientPending []byte
+	// Counters receive the bytes of each direction (0: client to server,
+	// 1: server to client) as they are written, so that the traffic of a
+	// long copy shows while it runs; Proxy's results count the same bytes.
+	// The event loop and the buffered copy add after every write; the
+	// splice path after every chunk of up to 128 KiB, and at the idle
+	// timeout's probes.
+	Counters [2]Counters
 
 	// loop, in tests, is the event loop to use instead of the shared ones.
 	loop *loop
+}
+
+// Counters are counters that the bytes of one direction are added to, after
+// every write; nil entries are skipped. It is an array so that Options carry
+// it without allocating.
+type Counters [3]*atomic.Int64
+
+// add adds n to every counter.
+func (c *Counters) add(n int64) {
+	for _, ctr := range c {
+		if ctr != nil {
+			ctr.Add(n)
+		}
+	}
 }
 
 // ErrIdle is the error Proxy returns when the idle timeout ended the copy.
@@ -74,8 +95,8 @@ func Proxy(ctx context.Context, client, server net.Conn, opt Options) (up, down 
 	if useLoop {
 		p.splice = false
 	}
-	p.dirs[0] = direction{p: p, name: "client to server", src: client, dst: server, pending: opt.ClientPending}
-	p.dirs[1] = direction{p: p, name: "server to client", src: server, dst: client}
+	p.dirs[0] = direction{p: p, name: "client to server", src: client, dst: server, pending: opt.ClientPending, ctr: opt.Counters[0]}
+	p.dirs[1] = direction{p: p, name: "server to client", src: server, dst: client, ctr: opt.Counters[1]}
 
 	if ctx.Err() != nil {
 		p.abort(context.Cause(ctx), false)
@@ -190,7 +211,8 @@ type direction struct {
 	name     string
 	src, dst net.Conn
 	pending  []byte
-	n        int64 // bytes written to dst; read by Proxy once run returned
+	n        int64    // bytes written to dst; read by Proxy once run returned
+	ctr      Counters // also receive the bytes written to dst
 	lr       io.LimitedReader
 
 	// running is cleared when the direction has ended.
@@ -200,6 +222,14 @@ type direction struct {
 	// probedAt is when the oldest probe the direction has not answered was
 	// sent, or -1; owned by the watchdog.
 	probedAt time.Duration
+}
+
+// wrote counts n bytes written to dst.
+func (d *direction) wrote(n int64) {
+	if n > 0 {
+		d.n += n
+		d.ctr.add(n)
+	}
 }
 
 // run copies until EOF or an error, then half-closes dst or aborts.
@@ -231,7 +261,7 @@ func (d *direction) copy() error {
 	p := d.p
 	if len(d.pending) > 0 {
 		n, err := d.dst.Write(d.pending)
-		d.n += int64(n)
+		d.wrote(int64(n))
 		p.touch()
 		if err != nil {
 			return err
@@ -254,7 +284,7 @@ func (d *direction) copySplice() error {
 		d.lr.N = spliceChunk
 		n, err := dst.ReadFrom(&d.lr)
 		if n > 0 {
-			d.n += n
+			d.wrote(n)
 			p.touch()
 		}
 		if err != nil {
@@ -286,7 +316,7 @@ func (d *direction) copyBuffered() error {
 		if nr > 0 {
 			p.touch()
 			nw, werr := d.dst.Write(buf[:nr])
-			d.n += int64(nw)
+			d.wrote(int64(nw))
 			p.touch()
 			if werr != nil {
 				return werr
