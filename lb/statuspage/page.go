@@ -35,9 +35,17 @@ tr.goingup td{background:#f6d6a0}
 tr.maint td{background:#b8c8f8}
 tr.drain td{background:#9ec4ee}
 tr.removed td{background:#ddd;color:#555}
-span.up{color:#0a6a0a;font-weight:600}
-span.down{color:#b00;font-weight:600}
+h2 span.up{color:#0a6a0a;font-weight:600}
+h2 span.down{color:#b00;font-weight:600}
 .empty{color:#777}
+p.legend span{display:inline-block;border:1px solid #bbb;padding:0 5px;margin-right:3px}
+p.legend .up{background:#c8f0c8}
+p.legend .goingdown{background:#f0f0a0}
+p.legend .down{background:#f4b4b4}
+p.legend .goingup{background:#f6d6a0}
+p.legend .maint{background:#b8c8f8}
+p.legend .drain{background:#9ec4ee}
+p.legend .removed{background:#ddd}
 `
 
 const pageSource = `<!DOCTYPE html>
@@ -97,6 +105,8 @@ const pageSource = `<!DOCTYPE html>
 <h2>Backends</h2>
 <p class="empty">No backend.</p>
 {{- end}}
+<p class="legend"><span class="up">UP</span><span class="goingdown">UP, going down</span><span class="down">DOWN</span><span class="goingup">DOWN, going up</span><span class="maint">MAINT</span><span class="drain">DRAIN</span><span class="removed">REMOVED</span>
+Rates are per second over the last refresh; times are means; "Since" is the time since the last change of state.</p>
 </body>
 </html>
 {{define "responses"}}<td>{{.Class1xx}}</td><td>{{.Class2xx}}</td><td>{{.Class3xx}}</td><td>{{.Class4xx}}</td><td>{{.Class5xx}}</td><td>{{.Other}}</td>{{end}}
