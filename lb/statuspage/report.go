@@ -51,12 +51,12 @@ type Frontend struct {
 
 // Responses counts HTTP responses by status class (hrsp_1xx .. hrsp_other).
 type Responses struct {
-	Class1xx uint64 `json:"1xx"`
-	Class2xx uint64 `json:"2xx"`
-	Class3xx uint64 `json:"3xx"`
-	Class4xx uint64 `json:"4xx"`
-	Class5xx uint64 `json:"5xx"`
-	Other    uint64 `json:"other"`
+	Class1xx uint64 `json:"1xx"`   // hrsp_1xx
+	Class2xx uint64 `json:"2xx"`   // hrsp_2xx
+	Class3xx uint64 `json:"3xx"`   // hrsp_3xx
+	Class4xx uint64 `json:"4xx"`   // hrsp_4xx
+	Class5xx uint64 `json:"5xx"`   // hrsp_5xx
+	Other    uint64 `json:"other"` // hrsp_other: statuses outside 100-599
 }
 
 // Traffic are the counters that backends and servers share.
