@@ -20,6 +20,8 @@
 //     for custom Balancers.
 //   - [github.com/lbkit/lbkit/lb/demo]: demo backends and a throw-away CA,
 //     for programs and tests.
+//   - [github.com/lbkit/lbkit/lb/statuspage]: the live status page of
+//     frontends, backends and servers (HTML and JSON), an http.Handler.
 //   - [github.com/lbkit/lbkit/balancer]: round robin (smooth weighted),
 //     least connections, first, random, power of two choices, consistent
 //     hashing, ByName.
