@@ -20,6 +20,8 @@
 //     for custom Balancers.
 //   - [github.com/lbkit/lbkit/lb/demo]: demo backends and a throw-away CA,
 //     for programs and tests.
+//   - [github.com/lbkit/lbkit/lb/metrics]: Prometheus exporter of the
+//     statistics of pools and frontends, named as HAProxy's.
 //   - [github.com/lbkit/lbkit/balancer]: round robin (smooth weighted),
 //     least connections, first, random, power of two choices, consistent
 //     hashing, ByName.

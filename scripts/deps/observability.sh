@@ -1,0 +1,5 @@
+# Observability: the Prometheus exporter (lb/metrics) is checked with
+# promtool and scraped by a real Prometheus server on loopback, both from
+# Debian's prometheus package. Sourced by scripts/test.sh, which defines
+# apt_install.
+apt_install prometheus
