@@ -388,3 +388,83 @@ func TestPromtoolAcceptsExposition(t *testing.T) {
 		t.Fatalf("promtool check metrics: %v\n%s", err, out)
 	}
 }
+
+// TestCollectL4 exports a Pool served by a TCPFrontend: sessions and bytes
+// count, HTTP counters stay 0.
+func TestCollectL4(t *testing.T) {
+	echo := testutil.EchoServer(t)
+	pool := &lb.Pool{Name: "tcp"}
+	if err := pool.Update([]lb.Server{{Name: "echo", Addr: echo.Addr}}); err != nil {
+		t.Fatal(err)
+	}
+	fe := &lb.TCPFrontend{Name: "tcp-in", Backend: pool}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- lb.Serve(ctx, fe, ln, time.Second) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	for range 3 {
+		c, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Write(make([]byte, 100)); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := io.Copy(io.Discard, c); n != 100 || err != nil {
+			t.Fatalf("echo: %d bytes, %v; want 100", n, err)
+		}
+		c.Close()
+	}
+	testutil.Eventually(t, "three sessions ended", func() bool {
+		s := pool.Stats()
+		return s.TotalTime.Count == 3 && s.Cur == 0 && fe.Stats().ConnCur == 0
+	})
+
+	c := &metrics.Collector{}
+	c.AddPool("tcp", pool)
+	c.AddFrontend("tcp-in", fe)
+	want := `
+# HELP lbkit_backend_bytes_in_total Bytes received from clients and sent to servers (bin).
+# TYPE lbkit_backend_bytes_in_total counter
+lbkit_backend_bytes_in_total{proxy="tcp"} 300
+# HELP lbkit_backend_http_requests_total Total number of HTTP requests that ended, with a response or not (req_tot).
+# TYPE lbkit_backend_http_requests_total counter
+lbkit_backend_http_requests_total{proxy="tcp"} 0
+# HELP lbkit_frontend_bytes_out_total Bytes sent to clients (bout).
+# TYPE lbkit_frontend_bytes_out_total counter
+lbkit_frontend_bytes_out_total{proxy="tcp-in"} 300
+# HELP lbkit_frontend_connections_total Total number of client connections accepted (conn_tot).
+# TYPE lbkit_frontend_connections_total counter
+lbkit_frontend_connections_total{proxy="tcp-in"} 3
+# HELP lbkit_frontend_current_sessions Number of current client connections (scur).
+# TYPE lbkit_frontend_current_sessions gauge
+lbkit_frontend_current_sessions{proxy="tcp-in"} 0
+# HELP lbkit_server_bytes_out_total Bytes received from servers and sent to clients (bout).
+# TYPE lbkit_server_bytes_out_total counter
+lbkit_server_bytes_out_total{proxy="tcp",server="echo"} 300
+# HELP lbkit_server_sessions_total Total number of sessions, failed connection attempts included (stot).
+# TYPE lbkit_server_sessions_total counter
+lbkit_server_sessions_total{proxy="tcp",server="echo"} 3
+`
+	if err := promtest.CollectAndCompare(c, strings.NewReader(want),
+		"lbkit_backend_bytes_in_total", "lbkit_backend_http_requests_total",
+		"lbkit_frontend_bytes_out_total", "lbkit_frontend_connections_total",
+		"lbkit_frontend_current_sessions", "lbkit_server_bytes_out_total",
+		"lbkit_server_sessions_total",
+	); err != nil {
+		t.Fatal(err)
+	}
+}
