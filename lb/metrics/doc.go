@@ -14,9 +14,12 @@
 //	reg.MustRegister(c)
 //	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 //
-// [Handler] does the last three lines for a Collector alone. A program that
-// exports its own metrics too registers the Collector in its registry
-// (prometheus.DefaultRegisterer included) beside them.
+// For a Collector alone, mux.Handle("/metrics", metrics.Handler(c)) does
+// the same (see [Handler]). A program that exports metrics of its own
+// registers the Collector in its registry (prometheus.DefaultRegisterer
+// included) beside them. Mount the handler where only those who may read
+// the statistics reach it: server names and counts tell about the
+// infrastructure behind the proxy.
 //
 // # Names
 //
@@ -50,5 +53,7 @@
 // _check_age_seconds (time since the check started), all absent until a
 // first check has run.
 //
-// Each metric's help text names the HAProxy stats field it carries.
+// Each metric's help text names the HAProxy stats field it carries. Pools
+// and frontends export the same metrics at L4 and L7; the HTTP ones
+// (_http_requests_total, _http_responses_total) stay 0 at L4.
 package metrics

@@ -34,9 +34,8 @@ type FrontendSource interface {
 //
 // The methods of a Collector are safe for concurrent use; sources may be
 // added and removed while it is being collected, and a scrape sees each
-// source wholly or not at all. Register a Collector in one registry only
-// (or in several with the same namespace); it must not be copied after
-// first use.
+// source wholly or not at all. A Collector must not be copied after first
+// use.
 type Collector struct {
 	// Namespace is the first part of every metric name, in place of
 	// HAProxy's "haproxy"; empty means DefaultNamespace. It must not

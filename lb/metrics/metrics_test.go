@@ -468,3 +468,61 @@ lbkit_server_sessions_total{proxy="tcp",server="echo"} 3
 		t.Fatal(err)
 	}
 }
+
+// TestServerStatus maps every server state to HAProxy's status.
+func TestServerStatus(t *testing.T) {
+	names := []string{"up", "going-down", "down", "going-up", "maint", "drain"}
+	pool := &lb.Pool{Name: "p"}
+	var servers []lb.Server
+	for i, n := range names {
+		servers = append(servers, lb.Server{Name: n, Addr: fmt.Sprintf("127.0.0.1:%d", 1+i)})
+	}
+	if err := pool.Update(servers); err != nil {
+		t.Fatal(err)
+	}
+	pool.SetHealth("going-down", lb.StateGoingDown, "1/3 failed")
+	pool.SetHealth("down", lb.StateDown, "refused")
+	pool.SetHealth("going-up", lb.StateGoingUp, "1/2 passed")
+	pool.SetState("maint", lb.StateMaintenance, "operator")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := pool.Drain(ctx, "drain"); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"up": "UP", "going-down": "UP", "down": "DOWN", "going-up": "DOWN", "maint": "MAINT", "drain": "DRAIN"}
+
+	c := &metrics.Collector{}
+	c.AddPool("p", pool)
+	var b strings.Builder
+	b.WriteString("# HELP lbkit_server_status State of the server (status): 1 for the current state, 0 for the others.\n# TYPE lbkit_server_status gauge\n")
+	for _, n := range names {
+		for _, st := range []string{"DOWN", "DRAIN", "MAINT", "UP"} {
+			v := 0
+			if want[n] == st {
+				v = 1
+			}
+			fmt.Fprintf(&b, "lbkit_server_status{proxy=\"p\",server=%q,state=%q} %d\n", n, st, v)
+		}
+	}
+	b.WriteString(`# HELP lbkit_backend_status Whether the backend has a pickable server (state UP) or not (DOWN): 1 for the current state, 0 for the other.
+# TYPE lbkit_backend_status gauge
+lbkit_backend_status{proxy="p",state="DOWN"} 0
+lbkit_backend_status{proxy="p",state="UP"} 1
+`)
+	if err := promtest.CollectAndCompare(c, strings.NewReader(b.String()), "lbkit_server_status", "lbkit_backend_status"); err != nil {
+		t.Fatal(err)
+	}
+
+	// With no pickable server left, the backend is DOWN.
+	pool.SetHealth("up", lb.StateDown, "refused")
+	pool.SetHealth("going-down", lb.StateDown, "refused")
+	want2 := `
+# HELP lbkit_backend_status Whether the backend has a pickable server (state UP) or not (DOWN): 1 for the current state, 0 for the other.
+# TYPE lbkit_backend_status gauge
+lbkit_backend_status{proxy="p",state="DOWN"} 1
+lbkit_backend_status{proxy="p",state="UP"} 0
+`
+	if err := promtest.CollectAndCompare(c, strings.NewReader(want2), "lbkit_backend_status"); err != nil {
+		t.Fatal(err)
+	}
+}
