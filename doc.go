@@ -22,6 +22,8 @@
 //     for programs and tests.
 //   - [github.com/lbkit/lbkit/lb/statuspage]: the live status page of
 //     frontends, backends and servers (HTML and JSON), an http.Handler.
+//   - [github.com/lbkit/lbkit/lb/metrics]: Prometheus exporter of the
+//     statistics of pools and frontends, named as HAProxy's.
 //   - [github.com/lbkit/lbkit/balancer]: round robin (smooth weighted),
 //     least connections, first, random, power of two choices, consistent
 //     hashing, ByName.
