@@ -8,16 +8,16 @@
 // with its age; for every backend whether it is up or down.
 //
 // A Handler is an http.Handler. The host registers the sources it wants
-// shown, as with a Prometheus collector; sources may come and go while the
-// page is served:
+// shown by name, as with metrics.Collector; sources may come and go while
+// the page is served, and one added under a name already shown replaces it:
 //
 //	page := &statuspage.Handler{Title: "edge"}
-//	removeWeb := page.AddPool(webPool)  // a *lb.Pool
-//	page.AddFrontend(proxy)             // a *lb.ReverseProxy or *lb.TCPFrontend
+//	page.AddPool("web", webPool)  // a *lb.Pool
+//	page.AddFrontend("www", proxy) // a *lb.ReverseProxy or *lb.TCPFrontend
 //	mux := http.NewServeMux()
 //	mux.Handle("/status", page)
 //	// ...
-//	removeWeb() // webPool is no longer shown
+//	page.RemovePool("web") // webPool is no longer shown
 //
 // The page is meant for operators: mount it on an address that only they
 // reach (a loopback or management listener), or behind authentication; it

@@ -24,8 +24,8 @@ func Example() {
 	proxy := &lb.ReverseProxy{Name: "www", Pool: pool}
 
 	page := &statuspage.Handler{Title: "edge", Refresh: 10 * time.Second}
-	removeWeb := page.AddPool(pool)
-	page.AddFrontend(proxy)
+	page.AddPool(pool.Name, pool)
+	page.AddFrontend(proxy.Name, proxy)
 	mux := http.NewServeMux()
 	mux.Handle("GET /status", page) // served to operators only
 
@@ -45,7 +45,7 @@ func Example() {
 		}
 	}
 
-	removeWeb()
+	page.RemovePool(pool.Name)
 	fmt.Println(len(page.Report().Backends), "backends")
 	// Output:
 	// application/json

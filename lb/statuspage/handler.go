@@ -55,10 +55,11 @@ type Handler struct {
 	frontends []*source[FrontendSource]
 }
 
-// source is a registered PoolSource or FrontendSource, with the samples of
-// the rates the Handler measures for it, guarded by Handler.mu.
+// source is a registered PoolSource or FrontendSource under its name, with
+// the samples of the rates the Handler measures for it, guarded by
+// Handler.mu.
 type source[S any] struct {
-	id      uint64
+	name    string
 	src     S
 	samples map[string]*sample
 }
@@ -71,40 +72,64 @@ type sample struct {
 	rate  float64
 }
 
-// AddPool shows p's backend and servers on the page, after those added
-// before. The returned function removes it; calling it again does nothing.
-func (h *Handler) AddPool(p PoolSource) (remove func()) {
+// AddPool shows p's backend and servers on the page under name (the name
+// of the backend on the page and in the JSON), after the pools added
+// before; a pool added under the same name before is replaced in its place.
+// This is the registration of metrics.Collector: both follow a
+// configuration's pools by name.
+func (h *Handler) AddPool(name string, p PoolSource) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.nextID++
-	s := &source[PoolSource]{id: h.nextID, src: p, samples: map[string]*sample{}}
-	h.pools = append(h.pools, s)
-	return sync.OnceFunc(func() { h.remove(func() { h.pools = without(h.pools, s) }) })
+	h.pools = with(h.pools, &source[PoolSource]{name: name, src: p, samples: map[string]*sample{}})
 }
 
-// AddFrontend shows f on the page, after the frontends added before. The
-// returned function removes it; calling it again does nothing.
-func (h *Handler) AddFrontend(f FrontendSource) (remove func()) {
+// RemovePool takes the pool added under name off the page; it does nothing
+// when there is none.
+func (h *Handler) RemovePool(name string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.nextID++
-	s := &source[FrontendSource]{id: h.nextID, src: f, samples: map[string]*sample{}}
-	h.frontends = append(h.frontends, s)
-	return sync.OnceFunc(func() { h.remove(func() { h.frontends = without(h.frontends, s) }) })
+	h.pools = without(h.pools, name)
 }
 
-func (h *Handler) remove(f func()) {
+// AddFrontend shows f on the page under name, after the frontends added
+// before; a frontend added under the same name before is replaced in its
+// place.
+func (h *Handler) AddFrontend(name string, f FrontendSource) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	f()
+	h.frontends = with(h.frontends, &source[FrontendSource]{name: name, src: f, samples: map[string]*sample{}})
 }
 
-// without returns list without s, in a new slice: renderings in progress
-// keep the old one.
-func without[T any](list []*T, s *T) []*T {
-	out := make([]*T, 0, len(list))
+// RemoveFrontend takes the frontend added under name off the page; it does
+// nothing when there is none.
+func (h *Handler) RemoveFrontend(name string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.frontends = without(h.frontends, name)
+}
+
+// with returns list with s in the place of the source of the same name, or
+// at the end, in a new slice: renderings in progress keep the old one.
+func with[S any](list []*source[S], s *source[S]) []*source[S] {
+	out := make([]*source[S], 0, len(list)+1)
+	replaced := false
 	for _, e := range list {
-		if e != s {
+		if e.name == s.name {
+			e, replaced = s, true
+		}
+		out = append(out, e)
+	}
+	if !replaced {
+		out = append(out, s)
+	}
+	return out
+}
+
+// without returns list without the source named name, in a new slice.
+func without[S any](list []*source[S], name string) []*source[S] {
+	out := make([]*source[S], 0, len(list))
+	for _, e := range list {
+		if e.name != name {
 			out = append(out, e)
 		}
 	}
@@ -167,11 +192,13 @@ func (h *Handler) Report() Report {
 	for i, f := range frontends {
 		seen := map[string]bool{}
 		r.Frontends[i] = frontendOf(fs[i], rate(f.samples, seen, "req", fs[i].Requests, now))
+		r.Frontends[i].Name = f.name
 	}
 	for i, p := range pools {
 		seen := map[string]bool{}
 		st := ps[i]
 		b := backendOf(st, now)
+		b.Name = p.name
 		b.SessionRate = rate(p.samples, seen, "sess", st.Total, now)
 		b.RequestRate = rate(p.samples, seen, "req", st.Requests, now)
 		for j, s := range st.Servers {

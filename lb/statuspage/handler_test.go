@@ -67,8 +67,8 @@ func newWebFixture(t *testing.T, refresh time.Duration) *webFixture {
 	f.proxy = &lb.ReverseProxy{Name: "front", Pool: f.pool}
 	f.front = serve(t, f.proxy)
 	f.page = &statuspage.Handler{Title: "test", Refresh: refresh}
-	f.page.AddFrontend(f.proxy)
-	f.page.AddPool(f.pool)
+	f.page.AddFrontend(f.proxy.Name, f.proxy)
+	f.page.AddPool(f.pool.Name, f.pool)
 	f.url = serve(t, f.page)
 	return f
 }
@@ -202,7 +202,7 @@ func TestHealthChecksShow(t *testing.T) {
 	})
 	pool.SetHealth("pg", lb.StateDown, "HTTP status 503")
 	page := &statuspage.Handler{}
-	page.AddPool(pool)
+	page.AddPool(pool.Name, pool)
 	r := page.Report()
 	s := r.Backends[0].Servers[0]
 	if s.Check == nil || s.Check.Status != "L7STS" || s.Check.Code != 503 || s.Check.Passed || s.Check.Fails != 1 ||
@@ -239,8 +239,8 @@ func (hostileFrontend) Stats() lb.FrontendStats { return lb.FrontendStats{Name: 
 
 func TestHostileNamesAreEscaped(t *testing.T) {
 	page := &statuspage.Handler{Title: evilFront}
-	page.AddPool(hostile{})
-	page.AddFrontend(hostileFrontend{})
+	page.AddPool(evilName, hostile{})
+	page.AddFrontend(evilFront, hostileFrontend{})
 	url := serve(t, page)
 	c := client(t)
 	_, html := get(t, c, url)
@@ -272,7 +272,7 @@ func TestHostileNamesAreEscaped(t *testing.T) {
 
 func TestHeadersAndMethods(t *testing.T) {
 	page := &statuspage.Handler{}
-	page.AddPool(hostile{})
+	page.AddPool(evilName, hostile{})
 	url := serve(t, page)
 	c := client(t)
 
@@ -354,11 +354,16 @@ func TestSourcesComeAndGo(t *testing.T) {
 	page := &statuspage.Handler{}
 	url := serve(t, page)
 	c := client(t)
-	removeA := page.AddPool(named("a"))
-	page.AddPool(named("b"))
-	removeF := page.AddFrontend(hostileFrontend{})
+	page.AddPool("a", named("a"))
+	page.AddPool("b", named("b"))
+	page.AddFrontend("f", hostileFrontend{})
 	if r := page.Report(); len(r.Backends) != 2 || r.Backends[0].Name != "a" || r.Backends[1].Name != "b" || len(r.Frontends) != 1 {
 		t.Fatalf("report: %+v", r)
+	}
+	// A pool added again under its name takes the old one's place.
+	page.AddPool("a", named("a2"))
+	if r := page.Report(); len(r.Backends) != 2 || r.Backends[0].Name != "a" || r.Backends[0].Servers[0].Name != "a2-1" {
+		t.Fatalf("report after replacing a: %+v", r)
 	}
 
 	// Sources come and go while the page is read.
@@ -383,21 +388,22 @@ func TestSourcesComeAndGo(t *testing.T) {
 		})
 	}
 	for i := range 50 {
-		remove := page.AddPool(named(fmt.Sprint("tmp", i)))
-		remove()
-		remove() // does nothing
-		page.AddFrontend(hostileFrontend{})()
+		name := fmt.Sprint("tmp", i)
+		page.AddPool(name, named(name))
+		page.RemovePool(name)
+		page.RemovePool(name) // does nothing
+		page.AddFrontend(name, hostileFrontend{})
+		page.RemoveFrontend(name)
 	}
 	close(stop)
 	wg.Wait()
 
-	removeA()
-	removeF()
-	removeA()
+	page.RemoveFrontend("f")
+	page.RemovePool("a")
 	if r := page.Report(); len(r.Backends) != 1 || r.Backends[0].Name != "b" || len(r.Frontends) != 0 {
 		t.Fatalf("report after removals: %+v", r)
 	}
-	if _, html := get(t, c, url); strings.Contains(html, "a-1") || !strings.Contains(html, "b-1") {
+	if _, html := get(t, c, url); strings.Contains(html, "a2-1") || !strings.Contains(html, "b-1") {
 		t.Errorf("page after removals:\n%s", html)
 	}
 }

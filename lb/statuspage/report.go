@@ -19,7 +19,7 @@ type Report struct {
 
 // Frontend is one frontend of a Report.
 type Frontend struct {
-	// Name is the frontend's name (pxname).
+	// Name is the name the frontend was added with (pxname).
 	Name string `json:"name"`
 	// SessionsCur, SessionsMax and SessionsTotal are the client
 	// connections open, the most open at once, and all accepted (scur,
@@ -102,7 +102,7 @@ type Traffic struct {
 
 // Backend is one pool of a Report.
 type Backend struct {
-	// Name is the pool's name (pxname).
+	// Name is the name the pool was added with (pxname).
 	Name string `json:"name"`
 	// Status is "UP" when the backend has a pickable server, else "DOWN".
 	Status string `json:"status"`
