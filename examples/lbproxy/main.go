@@ -28,6 +28,14 @@
 // It stays in the foreground, logs nothing per request, and on SIGINT or
 // SIGTERM stops accepting and drains open work for -grace.
 //
+// -admin ADDR (keep it on loopback, e.g. 127.0.0.1:9100) serves /healthz
+// (200 while serving; 503 while draining or when a self-check of the
+// accept path or of the event loops fails), /stats (the frontend's and the
+// pool's statistics as JSON), and room for /metrics and a status page at /.
+// With -admin-token-file or LBKIT_ADMIN_TOKEN, all but /healthz require
+// "Authorization: Bearer TOKEN". The admin server stops last, after the
+// drain. See admin.go.
+//
 // run builds the stack in the order a connection meets it: the listener,
 // PROXY protocol reception, TLS, accept-time ACLs, the pool with its health
 // checks and stickiness, the proxy (HTTP) or connection chain (TCP), and
