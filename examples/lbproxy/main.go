@@ -28,6 +28,14 @@
 // It stays in the foreground, logs nothing per request, and on SIGINT or
 // SIGTERM stops accepting and drains open work for -grace.
 //
+// -admin ADDR (keep it on loopback, e.g. 127.0.0.1:9100) serves /healthz
+// (200 while serving; 503 while draining or when a self-check of the
+// accept path or of the event loops fails), /stats (the frontend's and the
+// pool's statistics as JSON), and room for /metrics and a status page at /.
+// With -admin-token-file or LBKIT_ADMIN_TOKEN, all but /healthz require
+// "Authorization: Bearer TOKEN". The admin server stops last, after the
+// drain. See admin.go.
+//
 // run builds the stack in the order a connection meets it: the listener,
 // PROXY protocol reception, TLS, accept-time ACLs, the pool with its health
 // checks and stickiness, the proxy (HTTP) or connection chain (TCP), and
@@ -35,6 +43,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -97,6 +106,14 @@ type config struct {
 	backendInsecure, backendH2   bool
 	backendSNI                   bool
 	sniRoutes                    string
+
+	// admin endpoints
+	admin, adminTokenFile string
+
+	// Set by tests only: the time between self-checks (0: checkInterval),
+	// and a wrapper of the listener as the frontend gets it (nil: none).
+	checkInterval time.Duration
+	wrapListener  func(net.Listener) net.Listener
 }
 
 // newConfig defines lbproxy's flags on fs, each with its default, and
@@ -142,6 +159,9 @@ func newConfig(fs *flag.FlagSet) *config {
 	fs.StringVar(&c.backendServerName, "backend-server-name", "", "bridge modes: server name to send and verify (default: each server's host)")
 	fs.BoolVar(&c.backendSNI, "backend-sni", false, "bridge modes: send and verify the client's SNI")
 	fs.StringVar(&c.sniRoutes, "sni-route", "", "tls-passthrough: comma-separated SNI routes NAME=ADDR (NAME may be *.domain); others go to -backends")
+
+	fs.StringVar(&c.admin, "admin", "", "address of the admin endpoints /healthz, /stats, /metrics and / (empty: none); keep it on loopback, e.g. 127.0.0.1:9100")
+	fs.StringVar(&c.adminTokenFile, "admin-token-file", "", "file holding a token that /stats, /metrics and / require as \"Authorization: Bearer TOKEN\" (default: $"+tokenEnv+"; empty: none)")
 	return c
 }
 
@@ -224,6 +244,14 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 			return err
 		}
 	}
+	var token string
+	if cfg.admin != "" {
+		if token, err = readToken(cfg.adminTokenFile); err != nil {
+			return err
+		}
+	} else if cfg.adminTokenFile != "" {
+		return errors.New("lbproxy: -admin-token-file without -admin")
+	}
 	setGCPercent(cfg.gcPercent)
 
 	// Goroutines started below end with ctx and are waited for.
@@ -284,6 +312,12 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 	}
 	defer raw.Close() // on errors before serving; closing twice is harmless
 	var ln net.Listener = raw
+	// The admin self-check's connections stop here, once accepted.
+	var accepts *acceptProbe
+	if cfg.admin != "" {
+		accepts = &acceptProbe{Listener: raw}
+		ln = accepts
+	}
 
 	// 2. PROXY protocol reception: the carried client address replaces the
 	// socket's for every layer above (ACLs, balancing, headers sent on).
@@ -340,6 +374,9 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 	if rules != nil {
 		rules.Logger = logger
 		ln = acl.Listener(rules, ln)
+	}
+	if cfg.wrapListener != nil {
+		ln = cfg.wrapListener(ln)
 	}
 
 	// 5. The pool.
@@ -404,6 +441,14 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 			// client's own.
 			srv.ConnContext, srv.ConnState = proxy.ConnContext, proxy.ConnState
 		}
+		if cfg.admin != "" {
+			srv.ConnState = proxy.ConnState // connections count in Stats
+			stop, err := serveAdmin(ctx, cfg, token, accepts, proxy.Stats, pool, &wg, out, logger)
+			if err != nil {
+				return err
+			}
+			defer stop()
+		}
 		fmt.Fprintf(out, "lbproxy: %s on %s\n", cfg.mode, ln.Addr())
 		if tlsFront {
 			srv.TLSConfig = front.HTTPConfig()
@@ -431,8 +476,32 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 	if rules != nil {
 		backend = acl.Filter(rules, backend)
 	}
+	fe := &lb.TCPFrontend{Name: "frontend", Backend: backend, Logger: logger}
+	if cfg.admin != "" {
+		stop, err := serveAdmin(ctx, cfg, token, accepts, fe.Stats, pool, &wg, out, logger)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	fmt.Fprintf(out, "lbproxy: %s on %s\n", cfg.mode, ln.Addr())
-	return lb.Serve(ctx, &lb.TCPFrontend{Name: "frontend", Backend: backend, Logger: logger}, ln, cfg.grace)
+	return lb.Serve(ctx, fe, ln, cfg.grace)
+}
+
+// serveAdmin starts the admin endpoints on -admin and their self-checks,
+// which end with ctx; the returned stop, called once lbproxy has drained,
+// stops the admin server within -grace.
+func serveAdmin(ctx context.Context, cfg *config, token string, accepts *acceptProbe, frontend func() lb.FrontendStats,
+	pool *lb.Pool, wg *sync.WaitGroup, out io.Writer, logger *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", cfg.admin)
+	if err != nil {
+		return nil, fmt.Errorf("lbproxy: -admin: %w", err)
+	}
+	check := &selfCheck{ctx: ctx, accept: accepts, interval: cmp.Or(cfg.checkInterval, checkInterval), logger: logger}
+	wg.Go(func() { check.run(ctx) })
+	mux := adminMux(check, statsHandler(frontend, pool), token, nil, nil)
+	fmt.Fprintf(out, "admin endpoints on http://%s/\n", ln.Addr())
+	return startAdmin(wg, ln, mux, cfg.grace, logger), nil
 }
 
 // parseServers turns a comma-separated address list into Pool servers named

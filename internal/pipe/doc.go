@@ -141,4 +141,11 @@
 // Cost: while data flows, the watchdog wakes once per tick and makes no
 // system call; a silent or trickling spliced session costs one probe per
 // tick (two deadline updates and two wakeups).
+//
+// # Liveness
+//
+// Stalled tells whether the event loops still serve their events, for
+// health checks: each loop stores the time of its last round of events
+// (one atomic store per round), and Stalled wakes the running loops and
+// reports one that has left its previous wake unserved for too long.
 package pipe

@@ -52,6 +52,61 @@ func pickLoop() (*loop, error) {
 	return loops[loopNext.Add(1)%uint32(len(loops))], nil
 }
 
+// epoch is the origin of the loops' liveness timestamps, read on the
+// monotonic clock.
+var epoch = time.Now()
+
+// Stalled reports an event loop that has had an event pending for longer
+// than d without serving it, the mark of a loop stuck in a system call or
+// a bug: its sessions no longer move. It returns an error naming the loop,
+// or nil when every loop serves its events (loops without sessions are
+// not running and have nothing to serve).
+//
+// The pending event is Stalled's own: each call wakes every running loop
+// that served the previous wake (one write to its eventfd), so a loop that
+// stops at time t is reported by the first call made later than d after
+// the first wake it missed. Call it every second or few; it costs a lock
+// and a system call per running loop, and the loops one wake-up each. It
+// is safe for concurrent use.
+func Stalled(d time.Duration) error {
+	pickLoop() // makes the loops, without starting them
+	now := time.Since(epoch)
+	for i, l := range loops {
+		if err := l.stalled(now, d); err != nil {
+			return fmt.Errorf("pipe: event loop %d of %d: %w", i+1, len(loops), err)
+		}
+	}
+	return nil
+}
+
+// stalled is Stalled for one loop at now (since epoch): it reports a wake
+// older than d that the loop has not served, or wakes the loop again.
+func (l *loop) stalled(now, d time.Duration) error {
+	l.mu.Lock()
+	running := l.running
+	l.mu.Unlock()
+	if !running {
+		l.poked.Store(0)
+		return nil
+	}
+	if p := l.poked.Load(); p != 0 && l.cycled.Load() < p {
+		if late := now - time.Duration(p); late > d {
+			return fmt.Errorf("events pending for %v", late.Round(time.Millisecond))
+		}
+		return nil
+	}
+	l.poked.Store(int64(now))
+	l.wake()
+	return nil
+}
+
+// wake makes the loop's eventfd readable, which makes the loop cycle.
+func (l *loop) wake() {
+	var one [8]byte
+	binary.NativeEndian.PutUint64(one[:], 1)
+	syscall.Write(l.evfd, one[:])
+}
+
 // loop is one event loop: an epoll instance, edge-triggered, and the
 // goroutine that waits on it, which runs while the loop has sessions.
 type loop struct {
@@ -80,6 +135,11 @@ type loop struct {
 	again  []*session // sessions stopped by the budget, served next round
 	spare  []*session
 	woken  []*session
+
+	// Liveness, in nanoseconds since epoch: cycled is when the loop last
+	// served a harvest, poked when Stalled last woke it (0: no wake
+	// outstanding).
+	cycled, poked atomic.Int64
 }
 
 func (l *loop) init() error {
@@ -162,9 +222,7 @@ func (l *loop) abort(s *session, reset bool) {
 	s.abortReset = reset
 	l.aborts = append(l.aborts, s)
 	l.mu.Unlock()
-	var one [8]byte
-	binary.NativeEndian.PutUint64(one[:], 1)
-	syscall.Write(l.evfd, one[:])
+	l.wake()
 }
 
 // failed returns the error that stopped the loop for good, or nil.
@@ -263,6 +321,7 @@ func (l *loop) cycle(uintptr) bool {
 // over by the previous round.
 func (l *loop) serve(n int) {
 	now := time.Now()
+	l.cycled.Store(int64(now.Sub(epoch)))
 	l.mu.Lock()
 	aborts := len(l.aborts) > 0
 	wake := false

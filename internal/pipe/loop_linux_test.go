@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -173,5 +174,68 @@ func TestLoopFailureEndsSessionsNotProcess(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the goroutine copy did not end")
+	}
+}
+
+// TestLoopStalled: a loop that serves its events is not reported; one
+// blocked in its event harvest is, once it has left a wake unserved for
+// longer than the allowed delay; it is no longer once it serves again.
+func TestLoopStalled(t *testing.T) {
+	var stuck atomic.Bool
+	release := make(chan struct{})
+	l := &loop{epfd: -1, evfd: -1, wait: func(epfd int, events []syscall.EpollEvent) (int, error) {
+		if stuck.Load() {
+			<-release
+		}
+		return epollWait(epfd, events)
+	}}
+	if err := l.init(); err != nil {
+		t.Skipf("no event loop: %v", err)
+	}
+	t.Cleanup(func() { l.file.Close(); syscall.Close(l.evfd) })
+	const d = 50 * time.Millisecond
+	stalled := func() error { return l.stalled(time.Since(epoch), d) }
+
+	if err := stalled(); err != nil {
+		t.Fatalf("a loop without sessions: %v", err)
+	}
+	client, server, res := startOn(t, l)
+	echoThrough(t, client, server, "live")
+	// A serving loop answers every wake: never reported.
+	for range 5 {
+		if err := stalled(); err != nil {
+			t.Fatalf("a serving loop reported stalled: %v", err)
+		}
+		time.Sleep(2 * d)
+	}
+
+	stuck.Store(true)
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); err == nil && time.Now().Before(deadline); time.Sleep(d / 2) {
+		err = stalled()
+	}
+	if err == nil || !strings.Contains(err.Error(), "events pending") {
+		close(release)
+		t.Fatalf("a blocked loop: stalled = %v, want it reported", err)
+	}
+
+	stuck.Store(false)
+	close(release)
+	for deadline := time.Now().Add(5 * time.Second); err != nil && time.Now().Before(deadline); time.Sleep(d / 2) {
+		err = stalled()
+	}
+	if err != nil {
+		t.Fatalf("the loop serves again, still reported: %v", err)
+	}
+	echoThrough(t, client, server, "again")
+	client.Close()
+	server.Close()
+	select {
+	case r := <-res:
+		if r.err != nil {
+			t.Fatalf("Proxy: %v", r.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the session did not end")
 	}
 }

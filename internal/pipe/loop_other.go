@@ -2,7 +2,10 @@
 
 package pipe
 
-import "net"
+import (
+	"net"
+	"time"
+)
 
 // session and loop are the event loop's, which exists on Linux only.
 type (
@@ -15,3 +18,6 @@ func canLoop(c, s net.Conn) bool { return false }
 func (p *proxy) runLoop(l *loop, pending []byte) bool { return false }
 
 func (s *session) abort(reset bool) {}
+
+// Stalled reports a stuck event loop; without event loops there is none.
+func Stalled(d time.Duration) error { return nil }

@@ -1,0 +1,356 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lbkit/lbkit/lb"
+)
+
+// The admin endpoints (-admin ADDR):
+//
+//	/healthz  200 "ok" while lbproxy serves; 503 "draining" once it stops
+//	          accepting, and 503 naming the failing self-check ("accept: ...",
+//	          "event loop: ..."). Never behind the token: load balancers and
+//	          orchestrators in front of lbproxy probe it.
+//	/stats    the statistics of the frontend and the pool as JSON (statsDoc)
+//	/metrics  Prometheus exposition (404 until wired in adminMux's caller)
+//	/         status page (404 until wired in adminMux's caller)
+//
+// The last three require "Authorization: Bearer TOKEN" when a token is set
+// (-admin-token-file, or LBKIT_ADMIN_TOKEN in the environment).
+
+// tokenEnv names the environment variable that may hold the admin token.
+const tokenEnv = "LBKIT_ADMIN_TOKEN"
+
+// Self-check timing: a check every checkInterval, the frontend given
+// acceptTimeout to accept the check's connection, and an event loop
+// loopStall to serve a wake. A stuck accept loop or event loop shows on
+// /healthz within about two intervals.
+const (
+	checkInterval = 2 * time.Second
+	acceptTimeout = time.Second
+	loopStall     = 2 * time.Second
+	// maxProbes bounds the check connections waiting to be accepted.
+	maxProbes = 32
+)
+
+// statsDoc is the document /stats serves: the lb snapshots, encoded with
+// their Go field names (durations in nanoseconds, states as numbers).
+type statsDoc struct {
+	// Frontend is lbproxy's frontend: the TCPFrontend, or the ReverseProxy
+	// in the HTTP modes.
+	Frontend lb.FrontendStats
+	// Backends are the pools behind it; the first is -backends.
+	Backends []lb.PoolStats
+}
+
+// readToken returns the admin token: the content of file without
+// surrounding white space when file is set, else $LBKIT_ADMIN_TOKEN; ""
+// means none.
+func readToken(file string) (string, error) {
+	if file == "" {
+		return strings.TrimSpace(os.Getenv(tokenEnv)), nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("lbproxy: -admin-token-file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("lbproxy: -admin-token-file %s is empty", file)
+	}
+	return tok, nil
+}
+
+// adminMux routes the admin endpoints: /healthz from health, /stats from
+// stats, and metrics and status at /metrics and / (nil: 404). When token
+// is not empty, every endpoint but /healthz requires it as a bearer token.
+func adminMux(health, stats http.Handler, token string, metrics, status http.Handler) *http.ServeMux {
+	guard := func(h http.Handler) http.Handler {
+		if h == nil {
+			h = http.NotFoundHandler()
+		}
+		if token == "" {
+			return h
+		}
+		return requireToken(token, h)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/healthz", health)
+	mux.Handle("/stats", guard(stats))
+	mux.Handle("/metrics", guard(metrics))
+	mux.Handle("/", guard(status))
+	return mux
+}
+
+// requireToken serves h to requests that carry "Authorization: Bearer
+// token", and 401 to others. The comparison takes the same time whatever
+// the token sent.
+func requireToken(token string, h http.Handler) http.Handler {
+	want := sha256.Sum256([]byte(token))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		sum := sha256.Sum256([]byte(got))
+		if subtle.ConstantTimeCompare(sum[:], want[:]) != 1 || !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="lbproxy"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// statsHandler serves the snapshots of frontend and pools as a statsDoc.
+func statsHandler(frontend func() lb.FrontendStats, pools ...*lb.Pool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		doc := statsDoc{Frontend: frontend(), Backends: make([]lb.PoolStats, len(pools))}
+		for i, p := range pools {
+			doc.Backends[i] = p.Stats()
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(doc)
+	})
+}
+
+// selfCheck is lbproxy's health as /healthz reports it: it serves until
+// ctx is done, then drains; meanwhile run checks every interval that the
+// frontend accepts connections (through accept, when set) and that the L4
+// event loops serve their events, and keeps the last failure.
+type selfCheck struct {
+	ctx      context.Context // done when lbproxy stops accepting
+	accept   *acceptProbe    // nil: no accept check
+	interval time.Duration
+	logger   *slog.Logger
+	failure  atomic.Pointer[string] // the failing check and why; nil: none
+}
+
+// ServeHTTP answers /healthz.
+func (c *selfCheck) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	switch f := c.failure.Load(); {
+	case c.ctx.Err() != nil:
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, "draining\n")
+	case f != nil:
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, *f+"\n")
+	default:
+		io.WriteString(w, "ok\n")
+	}
+}
+
+// run checks at once and then every interval, until ctx is done.
+func (c *selfCheck) run(ctx context.Context) {
+	t := time.NewTicker(c.interval)
+	defer t.Stop()
+	for {
+		c.check(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// check runs the checks once and records the outcome.
+func (c *selfCheck) check(ctx context.Context) {
+	var err error
+	if c.accept != nil {
+		if err = c.accept.check(ctx, min(acceptTimeout, c.interval)); err != nil {
+			err = fmt.Errorf("accept: %w", err)
+		}
+	}
+	if err == nil {
+		if err = lb.CheckEventLoops(max(loopStall, c.interval)); err != nil {
+			err = fmt.Errorf("event loop: %w", err)
+		}
+	}
+	if ctx.Err() != nil {
+		return // draining: the checks' failures say nothing
+	}
+	if err == nil {
+		if c.failure.Swap(nil) != nil {
+			c.logger.Warn("lbproxy: self-check passes again")
+		}
+		return
+	}
+	msg := err.Error()
+	if old := c.failure.Swap(&msg); old == nil || *old != msg {
+		c.logger.Warn("lbproxy: self-check failed", "error", msg)
+	}
+}
+
+// acceptProbe is the listener closest to the socket when the accept check
+// runs. The check opens a connection to the listening address and waits
+// for the frontend to accept it through every listener layered above;
+// acceptProbe then closes it instead of returning it, so check connections
+// never reach the frontend and count nowhere (no connection, session or
+// byte in the statistics, no ACL or PROXY header decision).
+//
+// Accept costs one atomic load per connection while no check is under way.
+type acceptProbe struct {
+	net.Listener
+
+	active atomic.Int32 // a check dialing, plus pending connections
+
+	mu      sync.Mutex
+	pending map[netip.AddrPort]chan struct{} // check connections by local address
+	dialing chan struct{}                    // closed when the dialing check has registered
+}
+
+// Accept returns the next connection that is not the check's.
+func (l *acceptProbe) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil || l.active.Load() == 0 {
+			return c, err
+		}
+		if !l.take(c) {
+			return c, nil
+		}
+		c.Close()
+	}
+}
+
+// take reports whether c is a check connection, and marks it accepted.
+func (l *acceptProbe) take(c net.Conn) bool {
+	ta, ok := c.RemoteAddr().(*net.TCPAddr)
+	if !ok {
+		return false
+	}
+	from := ta.AddrPort()
+	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	for {
+		l.mu.Lock()
+		done, ok := l.pending[from]
+		dialing := l.dialing
+		if ok {
+			delete(l.pending, from)
+			l.active.Add(-1)
+			if done != nil {
+				close(done)
+			}
+		}
+		l.mu.Unlock()
+		if ok || dialing == nil {
+			return ok
+		}
+		// A check is connecting and may not have recorded its address
+		// yet: it does as soon as its dial returns.
+		<-dialing
+	}
+}
+
+// check connects to the listening address and waits up to timeout for the
+// connection to be accepted.
+func (l *acceptProbe) check(ctx context.Context, timeout time.Duration) error {
+	l.mu.Lock()
+	if len(l.pending) >= maxProbes {
+		l.mu.Unlock()
+		return fmt.Errorf("%d earlier check connections still not accepted", maxProbes)
+	}
+	dialing := make(chan struct{})
+	l.dialing = dialing
+	l.active.Add(1)
+	l.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	d := net.Dialer{}
+	conn, err := d.DialContext(ctx, "tcp", dialAddr(l.Addr()))
+	var done chan struct{}
+	l.mu.Lock()
+	if err == nil {
+		from := conn.LocalAddr().(*net.TCPAddr).AddrPort()
+		done = make(chan struct{})
+		if l.pending == nil {
+			l.pending = make(map[netip.AddrPort]chan struct{})
+		}
+		l.pending[netip.AddrPortFrom(from.Addr().Unmap(), from.Port())] = done
+	} else {
+		l.active.Add(-1)
+	}
+	l.dialing = nil
+	close(dialing)
+	l.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("connecting to itself: %w", err)
+	}
+	defer conn.Close()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		// The connection stays pending: when the frontend accepts it
+		// later, it is closed there.
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("connection not accepted within %v", timeout)
+		}
+		return ctx.Err()
+	}
+}
+
+// dialAddr is the address to connect to for a listener on a: a itself, or
+// the loopback address of its family when a is unspecified.
+func dialAddr(a net.Addr) string {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return a.String()
+	}
+	ap := ta.AddrPort()
+	if ip := ap.Addr(); ip.IsUnspecified() {
+		lo := netip.IPv6Loopback()
+		if ip.Unmap().Is4() {
+			lo = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+		}
+		ap = netip.AddrPortFrom(lo, ap.Port())
+	}
+	return ap.String()
+}
+
+// startAdmin serves mux on ln in its own http.Server until the returned
+// stop is called; stop shuts it down gracefully within grace, then closes
+// what is left. The server's goroutine is counted in wg.
+func startAdmin(wg *sync.WaitGroup, ln net.Listener, mux http.Handler, grace time.Duration, logger *slog.Logger) (stop func()) {
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+	}
+	wg.Go(func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("lbproxy: admin server", "error", err)
+		}
+	})
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), max(grace, 0))
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			srv.Close()
+		}
+	}
+}
