@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/lbkit/lbkit/lb"
+	"github.com/lbkit/lbkit/lb/statuspage"
 )
 
 // The admin endpoints (-admin ADDR):
@@ -27,9 +28,10 @@ import (
 //	          accepting, and 503 naming the failing self-check ("accept: ...",
 //	          "event loop: ..."). Never behind the token: load balancers and
 //	          orchestrators in front of lbproxy probe it.
-//	/stats    the statistics of the frontend and the pool as JSON (statsDoc)
-//	/metrics  Prometheus exposition (404 until wired in adminMux's caller)
-//	/         status page (404 until wired in adminMux's caller)
+//	/stats    the statistics of the frontend and the pool as JSON (the
+//	          status page's data, lb/statuspage's Report)
+//	/metrics  Prometheus exposition (lb/metrics, names as HAProxy's exporter)
+//	/         the live status page (lb/statuspage)
 //
 // The last three require "Authorization: Bearer TOKEN" when a token is set
 // (-admin-token-file, or LBKIT_ADMIN_TOKEN in the environment).
@@ -48,16 +50,6 @@ const (
 	// maxProbes bounds the check connections waiting to be accepted.
 	maxProbes = 32
 )
-
-// statsDoc is the document /stats serves: the lb snapshots, encoded with
-// their Go field names (durations in nanoseconds, states as numbers).
-type statsDoc struct {
-	// Frontend is lbproxy's frontend: the TCPFrontend, or the ReverseProxy
-	// in the HTTP modes.
-	Frontend lb.FrontendStats
-	// Backends are the pools behind it; the first is -backends.
-	Backends []lb.PoolStats
-}
 
 // readToken returns the admin token: the content of file without
 // surrounding white space when file is set, else $LBKIT_ADMIN_TOKEN; ""
@@ -115,20 +107,24 @@ func requireToken(token string, h http.Handler) http.Handler {
 	})
 }
 
-// statsHandler serves the snapshots of frontend and pools as a statsDoc.
-func statsHandler(frontend func() lb.FrontendStats, pools ...*lb.Pool) http.Handler {
+// statsHandler serves what the status page shows, as JSON: the page's
+// ?format=json, at a path of its own.
+func statsHandler(page *statuspage.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		doc := statsDoc{Frontend: frontend(), Backends: make([]lb.PoolStats, len(pools))}
-		for i, p := range pools {
-			doc.Backends[i] = p.Stats()
-		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		enc.Encode(doc)
+		enc.Encode(page.Report())
 	})
 }
+
+// frontendSource adapts a frontend's Stats method value to the sources of
+// the status page and the metrics collector.
+type frontendSource func() lb.FrontendStats
+
+// Stats returns f().
+func (f frontendSource) Stats() lb.FrontendStats { return f() }
 
 // selfCheck is lbproxy's health as /healthz reports it: it serves until
 // ctx is done, then drains; meanwhile run checks every interval that the

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/lbkit/lbkit/internal/testutil"
+	"github.com/lbkit/lbkit/lb/statuspage"
 )
 
 // adminRun is an lbproxy started by startAdminRun.
@@ -282,14 +283,14 @@ func TestAdminHealthzAcceptStuck(t *testing.T) {
 			if err := json.Unmarshal([]byte(body), &doc); code != http.StatusOK || err != nil {
 				t.Fatalf("/stats = %d %v", code, err)
 			}
-			if n := doc.Frontend.ConnTotal; n != 1 {
+			if n := doc.Frontends[0].SessionsTotal; n != 1 {
 				t.Errorf("the frontend counted %d connections, want the client's alone", n)
 			}
 		})
 	}
 }
 
-// TestAdminStats: /stats decodes into the snapshots, with the counts of the
+// TestAdminStats: /stats decodes into the status page's Report, with the counts of the
 // traffic sent (the self-check's connections excluded).
 func TestAdminStats(t *testing.T) {
 	testutil.CheckLeaks(t)
@@ -310,14 +311,28 @@ func TestAdminStats(t *testing.T) {
 		}
 		c.CloseIdleConnections()
 		doc := waitStats(t, r, func(d statsDoc) bool {
-			return d.Backends[0].Requests == 6 && d.Frontend.ConnCur == 0
+			return d.Backends[0].Requests == 6 && d.Frontends[0].SessionsCur == 0
 		})
-		fe, be := doc.Frontend, doc.Backends[0]
-		if fe.Requests != 6 || fe.Responses.Class2xx != 6 || fe.ConnTotal != 1 {
+		fe, be := doc.Frontends[0], doc.Backends[0]
+		if fe.Requests != 6 || fe.Responses.Class2xx != 6 || fe.SessionsTotal != 1 {
 			t.Errorf("frontend %+v, want 6 requests, 6 2xx on 1 connection", fe)
 		}
 		if be.Name != "backend" || len(be.Servers) != 2 || be.Servers[0].Requests != 3 || be.Servers[1].Requests != 3 {
 			t.Errorf("backend %+v, want 3 requests on each of 2 servers", be)
+		}
+		// The same counts through Prometheus and on the status page.
+		code, exposition := adminGet(t, r.admin+"/metrics", "")
+		for _, want := range []string{
+			`lbkit_server_http_requests_total{proxy="backend",server="s1"} 3`,
+			`lbkit_server_http_requests_total{proxy="backend",server="s2"} 3`,
+			`lbkit_frontend_http_requests_total{proxy="frontend"} 6`,
+		} {
+			if code != http.StatusOK || !strings.Contains(exposition, want) {
+				t.Errorf("/metrics (%d) lacks %s", code, want)
+			}
+		}
+		if code, page := adminGet(t, r.admin+"/", ""); code != http.StatusOK || !strings.Contains(page, a.Addr) {
+			t.Errorf("/ (%d) does not show server %s", code, a.Addr)
 		}
 	})
 	t.Run("tcp", func(t *testing.T) {
@@ -338,11 +353,11 @@ func TestAdminStats(t *testing.T) {
 			conn.Close()
 		}
 		time.Sleep(3 * cfg.checkInterval) // checks run meanwhile
-		doc := waitStats(t, r, func(d statsDoc) bool { return d.Backends[0].Total == 3 && d.Backends[0].Cur == 0 })
-		if fe := doc.Frontend; fe.ConnTotal != 3 || fe.BytesIn != 15 || fe.BytesOut != 15 {
+		doc := waitStats(t, r, func(d statsDoc) bool { return d.Backends[0].SessionsTotal == 3 && d.Backends[0].SessionsCur == 0 })
+		if fe := doc.Frontends[0]; fe.SessionsTotal != 3 || fe.BytesIn != 15 || fe.BytesOut != 15 {
 			t.Errorf("frontend %+v, want 3 connections of 5 bytes each way", fe)
 		}
-		if s := doc.Backends[0].Servers[0]; s.Total != 3 || s.BytesIn != 15 {
+		if s := doc.Backends[0].Servers[0]; s.SessionsTotal != 3 || s.BytesIn != 15 {
 			t.Errorf("server %+v, want 3 sessions and 15 bytes in", s)
 		}
 	})
@@ -401,9 +416,9 @@ func TestAdminToken(t *testing.T) {
 				{"/stats", secret + "x", http.StatusUnauthorized},
 				{"/stats", secret, http.StatusOK},
 				{"/metrics", "", http.StatusUnauthorized},
-				{"/metrics", secret, http.StatusNotFound}, // not wired yet
+				{"/metrics", secret, http.StatusOK},
 				{"/", "", http.StatusUnauthorized},
-				{"/", secret, http.StatusNotFound},
+				{"/", secret, http.StatusOK},
 			} {
 				if code, body := adminGet(t, r.admin+tt.path, tt.token); code != tt.want {
 					t.Errorf("%s with token %q: %d %q, want %d", tt.path, tt.token, code, body, tt.want)
@@ -471,3 +486,6 @@ func TestAdminMux(t *testing.T) {
 		}
 	}
 }
+
+// statsDoc is what /stats serves.
+type statsDoc = statuspage.Report

@@ -68,7 +68,9 @@ import (
 	"github.com/lbkit/lbkit/health"
 	"github.com/lbkit/lbkit/lb"
 	"github.com/lbkit/lbkit/lb/demo"
+	"github.com/lbkit/lbkit/lb/metrics"
 	"github.com/lbkit/lbkit/lb/proxyproto"
+	"github.com/lbkit/lbkit/lb/statuspage"
 	"github.com/lbkit/lbkit/sticky"
 	"github.com/lbkit/lbkit/tlsmode"
 )
@@ -499,7 +501,15 @@ func serveAdmin(ctx context.Context, cfg *config, token string, accepts *acceptP
 	}
 	check := &selfCheck{ctx: ctx, accept: accepts, interval: cmp.Or(cfg.checkInterval, checkInterval), logger: logger}
 	wg.Go(func() { check.run(ctx) })
-	mux := adminMux(check, statsHandler(frontend, pool), token, nil, nil)
+	// The frontend and the pool, seen by the status page (and /stats) and by
+	// Prometheus; both read their counters only when asked.
+	page := &statuspage.Handler{Title: "lbproxy " + cfg.mode}
+	page.AddFrontend("frontend", frontendSource(frontend))
+	page.AddPool(pool.Name, pool)
+	collector := &metrics.Collector{}
+	collector.AddFrontend("frontend", frontendSource(frontend))
+	collector.AddPool(pool.Name, pool)
+	mux := adminMux(check, statsHandler(page), token, metrics.Handler(collector), page)
 	fmt.Fprintf(out, "admin endpoints on http://%s/\n", ln.Addr())
 	return startAdmin(wg, ln, mux, cfg.grace, logger), nil
 }
