@@ -489,3 +489,29 @@ func TestAdminMux(t *testing.T) {
 
 // statsDoc is what /stats serves.
 type statsDoc = statuspage.Report
+
+// TestPrometheusScrapesLbproxy: a real Prometheus server scrapes lbproxy's
+// /metrics, and its query API counts per server the requests sent through
+// lbproxy.
+func TestPrometheusScrapesLbproxy(t *testing.T) {
+	testutil.CheckLeaks(t)
+	a, b := testutil.HTTPBackend(t, "a"), testutil.HTTPBackend(t, "b")
+	cfg := defaultConfig()
+	cfg.backends = a.Addr + "," + b.Addr
+	r := startAdminRun(t, cfg)
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}}
+	defer c.CloseIdleConnections()
+	for range 10 {
+		resp, err := c.Get("http://" + r.addr + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	prom := testutil.StartPrometheus(t, strings.TrimPrefix(r.admin, "http://"))
+	prom.WaitQuery(t, `sum by (server) (lbkit_server_http_requests_total{job="lbkit",proxy="backend"})`,
+		func(m map[string]float64) bool { return len(m) == 2 && m["s1"] == 5 && m["s2"] == 5 })
+	prom.WaitQuery(t, `lbkit_frontend_http_responses_total{job="lbkit",proxy="frontend",code="2xx"}`,
+		func(m map[string]float64) bool { return m[""] == 10 })
+}
