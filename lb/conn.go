@@ -74,6 +74,8 @@ type Conn struct {
 	buf []byte // peeked, not yet read: buf[off:]
 	off int
 	fe  *frontendStats // of the TCPFrontend that accepted it, nil otherwise
+
+	access AccessLogger // the TCPFrontend's AccessLog
 }
 
 // NewConn wraps c for a chain of Backends, filling Remote, Local and
