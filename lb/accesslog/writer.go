@@ -76,8 +76,10 @@ func (w *Writer) Errors() uint64 { return w.errs.Load() }
 // drain hands buffered records to the sink until Close.
 func (w *Writer) drain() {
 	defer close(w.done)
-	for r := range w.ch {
-		if err := w.sink.WriteRecord(&r); err != nil {
+	r := new(lb.AccessRecord) // one for all: a loop variable would escape on each record
+	for rec := range w.ch {
+		*r = rec
+		if err := w.sink.WriteRecord(r); err != nil {
 			w.errs.Add(1)
 		}
 	}
