@@ -20,6 +20,9 @@
 //     for custom Balancers.
 //   - [github.com/lbkit/lbkit/lb/demo]: demo backends and a throw-away CA,
 //     for programs and tests.
+//   - [github.com/lbkit/lbkit/lb/accesslog]: access logs of the frontends'
+//     records, as slog JSON or HAProxy's httplog/tcplog text, through a
+//     non-blocking buffer to a file or syslog.
 //   - [github.com/lbkit/lbkit/balancer]: round robin (smooth weighted),
 //     least connections, first, random, power of two choices, consistent
 //     hashing, ByName.
