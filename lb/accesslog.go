@@ -1,6 +1,7 @@
 package lb
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net"
@@ -116,6 +117,7 @@ type accessState struct {
 
 	tc         atomic.Int64 // connect time of the request's new connection (dialAddr)
 	leased     bool         // a lease was acquired
+	srvStatus  int          // the status of the server's response
 	err        error        // the error that ended the request, if any
 	cliAbort   bool         // the client went away while the response was copied
 	srvAbort   bool         // the server broke off the response body
@@ -324,7 +326,9 @@ func (p *ReverseProxy) endTraced(st *accessState, r *http.Request) {
 	}
 	rec.Status = st.rw.status
 	if rec.Status == 0 {
-		rec.Status = http.StatusOK
+		// Nothing went through the ResponseWriter: an upgrade's 101 is
+		// written on the hijacked connection.
+		rec.Status = cmp.Or(st.srvStatus, http.StatusOK)
 	}
 	rec.BytesOut = st.rw.n
 	rec.Termination = st.httpTermination(r.Context().Err() != nil)

@@ -216,3 +216,55 @@ func TestAccessLogAllocs(t *testing.T) {
 		t.Errorf("the access log adds %.0f allocations per request, want at most 2", on-off)
 	}
 }
+
+func TestAccessRecordUpgrade(t *testing.T) {
+	testutil.CheckLeaks(t)
+	ws := testutil.HTTPBackend(t, "ws")
+	pool := &lb.Pool{Name: "web"}
+	must(t, pool.Update([]lb.Server{{Name: "ws", Addr: ws.Addr}}))
+	logs := newCollector()
+	proxy := &lb.ReverseProxy{Pool: pool, AccessLog: logs, RequestID: true}
+	url, _ := startL7(t, proxy, time.Second)
+	c, br := dialUpgrade(t, url)
+	echoLine(t, c, br, "one")
+	c.Close()
+	r := logs.next(t)
+	if r.Status != http.StatusSwitchingProtocols || r.Server != "ws" || r.RequestID == "" {
+		t.Fatalf("record %+v", r)
+	}
+}
+
+func TestAccessRecordServerAbort(t *testing.T) {
+	testutil.CheckLeaks(t)
+	// A server that promises more body than it sends, then closes.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			buf := make([]byte, 4096)
+			c.Read(buf)
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npartial")
+			c.Close()
+		}
+	}()
+	pool := &lb.Pool{Name: "web"}
+	must(t, pool.Update([]lb.Server{{Name: "short", Addr: ln.Addr().String()}}))
+	logs := newCollector()
+	proxy := &lb.ReverseProxy{Pool: pool, AccessLog: logs}
+	url, _ := startL7(t, proxy, time.Second)
+	c := client()
+	defer c.CloseIdleConnections()
+	if resp, err := c.Get(url); err == nil {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	r := logs.next(t)
+	if r.Termination != "SD" || r.Server != "short" || r.Status != 200 {
+		t.Fatalf("record %+v, want SD", r)
+	}
+}

@@ -512,6 +512,7 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			if st != nil {
 				st.rec.Tc = time.Duration(st.tc.Swap(0))
 				st.rec.Tr = max(since-st.rec.Tc, 0)
+				st.srvStatus = resp.StatusCode
 				st.rec.ServerConns = int64(lease.Server.Active())
 			}
 			if ra, ok := t.pool.Affinity.(ResponseAffinity); ok {
