@@ -40,7 +40,9 @@ func (w *discardWriter) WriteHeader(int)             {}
 // BenchmarkReverseProxy measures lb.ReverseProxy (as lb's benchmark of the
 // same name, without cancelable contexts) with access logging off, and on
 // in HAProxy's format or JSON, to io.Discard or to a file, through a
-// Writer. Records the Writer dropped are reported as drops/op.
+// Writer. Records the Writer dropped are reported as drops/op, the
+// process's CPU time (proxy, in-process server and log writer) as
+// cpu-ns/op.
 func BenchmarkReverseProxy(b *testing.B) {
 	addr := benchBackend(b)
 	sinks := []struct {
@@ -71,6 +73,7 @@ func BenchmarkReverseProxy(b *testing.B) {
 				proxy.AccessLog = w
 			}
 			b.ReportAllocs()
+			cpu0 := cpuTime()
 			b.RunParallel(func(pb *testing.PB) {
 				rw := &discardWriter{h: http.Header{}}
 				for pb.Next() {
@@ -80,6 +83,7 @@ func BenchmarkReverseProxy(b *testing.B) {
 					proxy.ServeHTTP(rw, r)
 				}
 			})
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
 			if w != nil {
 				w.Close()
 				b.ReportMetric(float64(w.Dropped())/float64(b.N), "drops/op")

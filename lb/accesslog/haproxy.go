@@ -1,6 +1,8 @@
 package accesslog
 
 import (
+	"bufio"
+	"errors"
 	"io"
 	"strconv"
 	"time"
@@ -10,27 +12,47 @@ import (
 
 // HAProxy returns a Sink that writes each record to w as one line of
 // HAProxy's log format: "option httplog" for HTTP records, "option tcplog"
-// for L4 sessions (see AppendHAProxy). Each line is one Write, so that a
-// syslog writer sends one message per record.
-func HAProxy(w io.Writer) Sink { return &textSink{w: w} }
+// for L4 sessions (see AppendHAProxy). Lines are buffered and written to w
+// once per batch of records, except to a *SyslogWriter, which gets one
+// Write (one message) per record. Closing the sink (Writer.Close does)
+// closes w when it is an io.Closer.
+func HAProxy(w io.Writer) Sink {
+	s := &textSink{w: w, out: w}
+	if _, ok := w.(*SyslogWriter); !ok {
+		s.bw = bufio.NewWriterSize(w, 64<<10)
+		s.out = s.bw
+	}
+	return s
+}
 
 type textSink struct {
 	w   io.Writer
+	bw  *bufio.Writer // nil for a SyslogWriter
+	out io.Writer     // bw or w
 	buf []byte
 }
 
 func (s *textSink) WriteRecord(r *lb.AccessRecord) error {
 	s.buf = append(AppendHAProxy(s.buf[:0], r), '\n')
-	_, err := s.w.Write(s.buf)
+	_, err := s.out.Write(s.buf)
 	return err
 }
 
-// Close closes w when it is an io.Closer.
-func (s *textSink) Close() error {
-	if c, ok := s.w.(io.Closer); ok {
-		return c.Close()
+// Flush writes the buffered lines.
+func (s *textSink) Flush() error {
+	if s.bw == nil {
+		return nil
 	}
-	return nil
+	return s.bw.Flush()
+}
+
+// Close flushes, then closes w when it is an io.Closer.
+func (s *textSink) Close() error {
+	err := s.Flush()
+	if c, ok := s.w.(io.Closer); ok {
+		err = errors.Join(err, c.Close())
+	}
+	return err
 }
 
 // AppendHAProxy appends r to dst in HAProxy's log format, without a
