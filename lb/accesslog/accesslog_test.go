@@ -283,3 +283,40 @@ func TestSyslogTCPOctetCounting(t *testing.T) {
 		t.Errorf("trailing %q", data)
 	}
 }
+
+// TestHalogReadsSyslog checks the RFC 3164 messages as a syslog daemon
+// stores them (the message without its <PRI>): halog reads them with its
+// default header skip.
+func TestHalogReadsSyslog(t *testing.T) {
+	halog := testutil.LookBinary(t, "halog", "haproxy")
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	must(t, err)
+	defer pc.Close()
+	pc.SetDeadline(time.Now().Add(10 * time.Second))
+	s, err := accesslog.DialSyslog("udp", pc.LocalAddr().String(), accesslog.SyslogOptions{Format: accesslog.RFC3164})
+	must(t, err)
+	w := accesslog.NewWriter(accesslog.HAProxy(s), 0)
+	for i := range 3 {
+		r := record()
+		r.Status = 200 + 100*i
+		w.Log(&r)
+	}
+	must(t, w.Close())
+	var file bytes.Buffer
+	buf := make([]byte, 2048)
+	for range 3 {
+		n, _, err := pc.ReadFrom(buf)
+		must(t, err)
+		msg := string(buf[:n])
+		file.WriteString(msg[strings.IndexByte(msg, '>')+1:] + "\n")
+	}
+	cmd := exec.Command(halog, "-st")
+	cmd.Stdin = &file
+	out, err := cmd.Output()
+	must(t, err)
+	for _, want := range []string{"200 1", "300 1", "400 1"} {
+		if !regexp.MustCompile(`(?m)^` + want + `$`).Match(out) {
+			t.Errorf("halog -st:\n%s\nwant %q", out, want)
+		}
+	}
+}
