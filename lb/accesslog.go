@@ -60,8 +60,9 @@ type AccessRecord struct {
 	// session.
 	HTTP bool
 
-	// TR is the time to receive the request headers: always 0 here, as
-	// net/http hands the handler a request once its headers are read.
+	// TR is the time to receive the request headers: 0 for HTTP, as
+	// net/http hands the handler a request once its headers are read, and
+	// -1 for an L4 session.
 	TR time.Duration
 	// Tw is the time from the request's (session's) start to the choice of
 	// a server, queueing included.
