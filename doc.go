@@ -24,6 +24,9 @@
 //     frontends, backends and servers (HTML and JSON), an http.Handler.
 //   - [github.com/lbkit/lbkit/lb/metrics]: Prometheus exporter of the
 //     statistics of pools and frontends, named as HAProxy's.
+//   - [github.com/lbkit/lbkit/lb/accesslog]: access logs of the frontends'
+//     records, as slog JSON or HAProxy's httplog/tcplog text, through a
+//     non-blocking buffer to a file or syslog.
 //   - [github.com/lbkit/lbkit/balancer]: round robin (smooth weighted),
 //     least connections, first, random, power of two choices, consistent
 //     hashing, ByName.

@@ -74,6 +74,8 @@ type Conn struct {
 	buf []byte // peeked, not yet read: buf[off:]
 	off int
 	fe  *frontendStats // of the TCPFrontend that accepted it, nil otherwise
+
+	access AccessLogger // the TCPFrontend's AccessLog
 }
 
 // NewConn wraps c for a chain of Backends, filling Remote, Local and
@@ -154,12 +156,12 @@ func (c *Conn) CloseWrite() error {
 	return fmt.Errorf("lb: %T has no CloseWrite", c.Conn)
 }
 
-// WithConn returns a new Conn with c's Info, counting in the statistics of
-// c's frontend, that reads and writes through nc, typically a layer over c
+// WithConn returns a new Conn with c's Info, counting in the statistics and
+// the access log of c's frontend, that reads and writes through nc, typically a layer over c
 // itself (tls.Server(c, config)), which then reads c's peeked bytes first.
 // Adapters use it to decorate the connection.
 func (c *Conn) WithConn(nc net.Conn) *Conn {
-	return &Conn{Conn: nc, Info: c.Info, fe: c.fe}
+	return &Conn{Conn: nc, Info: c.Info, fe: c.fe, access: c.access}
 }
 
 var _ io.ReadWriteCloser = (*Conn)(nil)

@@ -14,7 +14,8 @@ import (
 // connect acquires a server and opens a connection to it, retrying failed
 // attempts on other servers. info describes the client for the PROXY header;
 // it may be nil.
-func (p *Pool) connect(ctx context.Context, pi PickInfo, info *ConnInfo) (net.Conn, Lease, error) {
+// When ci is not nil, connect fills it in for the access log.
+func (p *Pool) connect(ctx context.Context, pi PickInfo, info *ConnInfo, ci *connectInfo) (net.Conn, Lease, error) {
 	retries := p.retries()
 	var failed *Server
 	for attempt := 0; ; attempt++ {
@@ -23,9 +24,17 @@ func (p *Pool) connect(ctx context.Context, pi PickInfo, info *ConnInfo) (net.Co
 			return nil, Lease{}, err
 		}
 		countRedispatch(failed, lease.Server)
+		if ci != nil {
+			ci.leased, ci.retries = true, attempt
+			ci.redispatch = failed != nil && failed != lease.Server
+		}
 		c, err := p.dial(ctx, lease.Server, info, false)
 		if err == nil {
-			countConnect(lease.Server, lease.since())
+			tc := lease.since()
+			countConnect(lease.Server, tc)
+			if ci != nil {
+				ci.tc = tc
+			}
 			return c, lease, nil
 		}
 		retry := attempt < retries && ctx.Err() == nil
@@ -126,7 +135,7 @@ func (e *ConnectError) Timeout() bool {
 // database driver. Failed attempts are retried on other servers. The server
 // stays active until the returned connection is closed.
 func (p *Pool) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	c, lease, err := p.connect(ctx, PickInfo{}, nil)
+	c, lease, err := p.connect(ctx, PickInfo{}, nil, nil)
 	if err != nil {
 		return nil, err
 	}

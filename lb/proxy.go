@@ -104,6 +104,34 @@ type ReverseProxy struct {
 	// Logger receives proxy errors at Debug level; nil means slog.Default().
 	Logger *slog.Logger
 
+	// AccessLog, when set, receives one AccessRecord per request, after
+	// the response ended. Nil, the default, builds no record.
+	AccessLog AccessLogger
+
+	// RequestID gives every request an ID, sent to the servers in
+	// RequestIDHeader and written in its AccessRecord: 32 random hex
+	// digits, or the client's own when TrustRequestID is set.
+	RequestID bool
+
+	// RequestIDHeader names the request ID header; empty means
+	// DefaultRequestIDHeader.
+	RequestIDHeader string
+
+	// TrustRequestID keeps the ID a client sent in RequestIDHeader (1 to
+	// 128 visible ASCII characters, no quotes or backslashes) instead of
+	// replacing it. Set it only when the clients are trusted, such as
+	// another proxy in front of this one: otherwise a client chooses the
+	// ID that the logs of its request carry. A missing or invalid ID is
+	// replaced by a new one.
+	TrustRequestID bool
+
+	// Trace propagates W3C Trace Context: a valid traceparent header keeps
+	// its trace-id and flags and gets a new parent-id for the proxy's hop,
+	// with tracestate passed through; a missing or invalid one starts a
+	// new trace (not sampled) and tracestate is dropped. The IDs sent are
+	// written in the AccessRecord.
+	Trace bool
+
 	proxies sync.Map // *Pool → *httputil.ReverseProxy
 	streams streamTracker
 	bufs    bufferPool
@@ -118,6 +146,14 @@ type ReverseProxy struct {
 // ServeHTTP forwards r to a server of its Pool.
 func (p *ReverseProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.stats.requests.Add(1)
+	if p.AccessLog != nil || p.RequestID || p.Trace {
+		p.serveTraced(w, r)
+		return
+	}
+	p.serve(w, r)
+}
+
+func (p *ReverseProxy) serve(w http.ResponseWriter, r *http.Request) {
 	pool := p.Pool
 	if p.Route != nil {
 		if rp := p.Route(r); rp != nil {
@@ -125,6 +161,11 @@ func (p *ReverseProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if pool == nil || len(pool.Snapshot().Servers) == 0 {
+		if p.traced() {
+			if st := accessFrom(r.Context()); st != nil && pool != nil {
+				st.rec.Backend = pool.Name
+			}
+		}
 		p.noServer(w, r, ErrNoServer)
 		return
 	}
@@ -132,6 +173,11 @@ func (p *ReverseProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *ReverseProxy) noServer(w http.ResponseWriter, r *http.Request, err error) {
+	if p.traced() {
+		if st := accessFrom(r.Context()); st != nil {
+			st.noServer = true
+		}
+	}
 	if p.Fallback != nil {
 		p.Fallback.ServeHTTP(w, r)
 		return
@@ -140,6 +186,12 @@ func (p *ReverseProxy) noServer(w http.ResponseWriter, r *http.Request, err erro
 }
 
 func (p *ReverseProxy) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if p.traced() {
+		if st := accessFrom(r.Context()); st != nil {
+			st.err = err
+			st.noServer = false
+		}
+	}
 	if r.Context().Err() != nil {
 		p.stats.aborts.Add(1)
 	} else {
@@ -186,6 +238,9 @@ func (p *ReverseProxy) proxyFor(pool *Pool) *httputil.ReverseProxy {
 			pr.Out.URL.Scheme = scheme
 			pr.Out.URL.Host = "" // set per attempt by poolTransport
 			setForwarded(pr)
+			if p.RequestID || p.Trace {
+				p.setTraceHeaders(pr)
+			}
 		},
 		Transport:      &poolTransport{pool: pool, base: p.transport(pool), streams: &p.streams, proxy: p},
 		FlushInterval:  p.FlushInterval,
@@ -209,6 +264,11 @@ func (p *ReverseProxy) proxyFor(pool *Pool) *httputil.ReverseProxy {
 func (p *ReverseProxy) modifyResponse(resp *http.Response) error {
 	if p.ModifyResponse != nil {
 		if err := p.ModifyResponse(resp); err != nil {
+			if p.traced() {
+				if st := accessFrom(resp.Request.Context()); st != nil {
+					st.proxyError = true
+				}
+			}
 			if b, ok := resp.Body.(*leasedBody); ok {
 				b.ended.Store(true) // closed unread by the proxy, not the client
 			}
@@ -349,6 +409,9 @@ func (p *Pool) dialAddr(ctx context.Context, network, addr string) (net.Conn, er
 	c, err := p.dial(ctx, &Server{Name: addr, Addr: addr}, nil, true)
 	if err == nil {
 		d := time.Duration(monoNow() - start)
+		if st := accessFrom(ctx); st != nil {
+			st.tc.Store(int64(d))
+		}
 		if snap := p.snap.Load(); snap != nil {
 			for _, s := range snap.Servers {
 				if s.Addr == addr {
@@ -426,6 +489,10 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		base = ct.rt
 	}
+	var st *accessState
+	if t.proxy.traced() {
+		st = accessFrom(req.Context())
+	}
 	var failed *Server
 	for attempt := 0; ; attempt++ {
 		lease, err := t.pool.Acquire(req.Context(), info)
@@ -434,14 +501,31 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 		countRedispatch(failed, lease.Server)
+		if st != nil {
+			st.leased = true
+			st.rec.Backend = t.pool.Name
+			st.rec.Server = lease.Server.Name
+			st.rec.StickyPinned = lease.Sticky
+			st.rec.Retries = attempt
+			st.rec.Redispatch = failed != nil && failed != lease.Server
+			st.rec.Tw = time.Duration(max(lease.start-st.start, 0))
+			st.rec.Tc = 0
+		}
 		req.URL.Host = lease.Server.Addr
 		resp, err := base.RoundTrip(req)
 		if err == nil {
-			lease.Server.rt.traffic.responseTime.Observe(lease.since())
+			since := lease.since()
+			lease.Server.rt.traffic.responseTime.Observe(since)
+			if st != nil {
+				st.rec.Tc = time.Duration(st.tc.Swap(0))
+				st.rec.Tr = max(since-st.rec.Tc, 0)
+				st.srvStatus = resp.StatusCode
+				st.rec.ServerConns = int64(lease.Server.Active())
+			}
 			if ra, ok := t.pool.Affinity.(ResponseAffinity); ok {
 				ra.PinResponse(resp.Header, info, lease.Server, lease.Sticky)
 			}
-			t.wrapBody(req.Context(), resp, lease, oneShot, body)
+			t.wrapBody(req.Context(), resp, lease, oneShot, body, st)
 			return resp, nil
 		}
 		var ce *ConnectError
@@ -451,6 +535,9 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			countRetry(lease.Server)
 		}
 		lease.Done(Outcome{Err: err, Connect: connect, HTTP: true, Sent: body.sent()})
+		if st != nil {
+			st.rec.BytesIn = body.sent()
+		}
 		if !retry {
 			oneShot.closeIfSet()
 			return nil, err
@@ -468,7 +555,7 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // stream's body is also tracked for Shutdown.
 // A oneShot transport's connection is closed with the body, unless the
 // response is an upgrade, whose stream owns the connection.
-func (t *poolTransport) wrapBody(ctx context.Context, resp *http.Response, lease Lease, oneShot *clientTransport, body *replayableBody) {
+func (t *poolTransport) wrapBody(ctx context.Context, resp *http.Response, lease Lease, oneShot *clientTransport, body *replayableBody, st *accessState) {
 	o := Outcome{Status: resp.StatusCode, HTTP: true}
 	if rwc, ok := resp.Body.(io.ReadWriteCloser); ok && resp.StatusCode == http.StatusSwitchingProtocols {
 		s := &leasedStream{ReadWriteCloser: rwc, lease: lease, outcome: o, tracker: t.streams, fe: &t.proxy.stats}
@@ -478,7 +565,7 @@ func (t *poolTransport) wrapBody(ctx context.Context, resp *http.Response, lease
 		return
 	}
 	resp.Body = &leasedBody{ReadCloser: resp.Body, lease: lease, outcome: o, oneShot: oneShot,
-		req: body, fe: &t.proxy.stats, ctx: ctx}
+		req: body, fe: &t.proxy.stats, ctx: ctx, st: st}
 }
 
 // leasedBody ends its Lease on the first Close, counting the bytes of the
@@ -491,6 +578,7 @@ type leasedBody struct {
 	req     *replayableBody // nil without a request body
 	fe      *frontendStats
 	ctx     context.Context // the request's
+	st      *accessState    // nil without access log, request ID or trace
 	n       atomic.Int64    // response bytes read
 	ended   atomic.Bool     // a read returned EOF or the server's error, or the proxy dropped the body
 	closed  atomic.Bool
@@ -509,6 +597,9 @@ func (b *leasedBody) Read(p []byte) (int, error) {
 		// The client left, and the read failed for it: Close counts the
 		// client's abort.
 	case !b.ended.Swap(true): // the server broke off
+		if b.st != nil {
+			b.st.srvAbort = true
+		}
 		b.lease.Server.rt.traffic.srvAborts.Add(1)
 		b.lease.Server.rt.traffic.respErrors.Add(1) // as HAProxy counts them
 	}
@@ -528,6 +619,12 @@ func (b *leasedBody) Close() error {
 			// the client failed.
 			b.fe.aborts.Add(1)
 			b.lease.Server.rt.traffic.cliAborts.Add(1)
+			if b.st != nil {
+				b.st.cliAbort = true
+			}
+		}
+		if b.st != nil {
+			b.st.rec.BytesIn = o.Sent
 		}
 		b.lease.Done(o)
 	}

@@ -54,6 +54,11 @@ type TCPFrontend struct {
 	// Logger receives accept errors and panics; nil means slog.Default().
 	Logger *slog.Logger
 
+	// AccessLog, when set, receives one AccessRecord per session that a
+	// Pool served (Pool.ServeConn), when the session ends. Nil, the
+	// default, builds no record.
+	AccessLog AccessLogger
+
 	mu        sync.Mutex
 	listeners map[*net.Listener]struct{}
 	conns     map[*Conn]context.CancelFunc
@@ -141,6 +146,7 @@ func (s *TCPFrontend) track(nc net.Conn, base context.Context) bool {
 	ctx, cancel := context.WithCancel(ctx)
 	c := NewConn(nc, s.Name)
 	c.fe = &s.stats
+	c.access = s.AccessLog
 	s.mu.Lock()
 	if s.closed.Load() {
 		s.mu.Unlock()

@@ -15,8 +15,15 @@ import (
 // directions end or TunnelTimeout passes without traffic. When no server is
 // pickable the connection goes to Fallback, or is closed.
 func (p *Pool) ServeConn(ctx context.Context, c *Conn) {
-	sc, lease, err := p.connect(ctx, c.Info.PickInfo(), &c.Info)
+	var ci *connectInfo
+	if c.access != nil {
+		ci = new(connectInfo)
+	}
+	sc, lease, err := p.connect(ctx, c.Info.PickInfo(), &c.Info, ci)
 	if err != nil {
+		if ci != nil && !(errors.Is(err, ErrNoServer) && p.Fallback != nil) {
+			defer p.logSession(c, ci, Lease{}, err, false, 0, 0, ctx.Err() != nil)
+		}
 		if errors.Is(err, ErrNoServer) && p.Fallback != nil {
 			p.Fallback.ServeConn(ctx, c)
 			return
@@ -36,8 +43,12 @@ func (p *Pool) ServeConn(ctx context.Context, c *Conn) {
 		opt.Counters[0][1], opt.Counters[1][1] = &c.fe.bytesIn, &c.fe.bytesOut
 	}
 	up, down, err := pipe.Proxy(sctx, client, sc, opt)
+	killed := sctx.Err() != nil // the frontend closed or the server went down
 	done()
 	lease.Done(Outcome{Err: err, Sent: up, Received: down})
+	if ci != nil {
+		p.logSession(c, ci, lease, err, true, up, down, killed)
+	}
 }
 
 // bufferedConn is a connection layered over another that may hold bytes it

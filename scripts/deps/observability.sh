@@ -1,6 +1,7 @@
-# Observability: the Prometheus exporter (lb/metrics) is checked with
-# promtool and scraped by a real Prometheus server on loopback, both from
-# Debian's prometheus package; headless Chromium loads the status page
-# (lb/statuspage) in a real browser, driven by chromedp. Sourced by
-# scripts/test.sh, which defines apt_install.
-apt_install prometheus chromium
+# Programs the observability tests run: halog (HAProxy's log analyser, in
+# the haproxy package) reads the access logs of lb/accesslog; promtool
+# checks the exposition of lb/metrics and a real Prometheus server scrapes
+# it (both in the prometheus package); headless Chromium loads the status
+# page of lb/statuspage, driven by chromedp. Sourced by scripts/test.sh,
+# which defines apt_install.
+apt_install haproxy prometheus chromium
