@@ -56,4 +56,10 @@
 // Each metric's help text names the HAProxy stats field it carries. Pools
 // and frontends export the same metrics at L4 and L7; the HTTP ones
 // (_http_requests_total, _http_responses_total) stay 0 at L4.
+//
+// Access logs added with AddAccessLog (an accesslog.Writer) export
+// <ns>_access_log_dropped_total and <ns>_access_log_errors_total with the
+// label log: records dropped because the log's buffer was full, and records
+// its sink failed to write. HAProxy has no such metric; a log that never
+// blocks the data path must say what it lost.
 package metrics

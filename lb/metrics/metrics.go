@@ -27,6 +27,15 @@ type FrontendSource interface {
 	Stats() lb.FrontendStats
 }
 
+// AccessLogSource is what a Collector reads an access log's health from;
+// *accesslog.Writer is one.
+type AccessLogSource interface {
+	// Dropped counts the records dropped because the log's buffer was full.
+	Dropped() uint64
+	// Errors counts the records its sink failed to write.
+	Errors() uint64
+}
+
 // Collector is a prometheus.Collector of the pools and frontends added to
 // it. It calls their Stats methods when it is collected, that is when
 // Prometheus scrapes, and keeps no state between scrapes. The zero value
@@ -45,9 +54,10 @@ type Collector struct {
 	once sync.Once
 	d    *descs
 
-	mu        sync.Mutex
-	pools     map[string]PoolSource
-	frontends map[string]FrontendSource
+	mu         sync.Mutex
+	pools      map[string]PoolSource
+	frontends  map[string]FrontendSource
+	accessLogs map[string]AccessLogSource
 }
 
 // AddPool exports the backend and server metrics of p with the label
@@ -89,6 +99,28 @@ func (c *Collector) RemoveFrontend(name string) {
 	delete(c.frontends, name)
 }
 
+// AddAccessLog exports the drops and write errors of an access log with
+// the label log=name, in place of the log added before under that name, if
+// any: <ns>_access_log_dropped_total and <ns>_access_log_errors_total. A
+// record dropped is a request or session missing from the log, so alert
+// on their rate.
+func (c *Collector) AddAccessLog(name string, a AccessLogSource) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.accessLogs == nil {
+		c.accessLogs = make(map[string]AccessLogSource)
+	}
+	c.accessLogs[name] = a
+}
+
+// RemoveAccessLog stops exporting the access log added under name; it
+// does nothing when there is none.
+func (c *Collector) RemoveAccessLog(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.accessLogs, name)
+}
+
 // Describe sends the descriptions of every metric the Collector may
 // export, which do not depend on its sources.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
@@ -113,8 +145,16 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	for n, f := range c.frontends {
 		frontends = append(frontends, named[FrontendSource]{n, f})
 	}
+	logs := make([]named[AccessLogSource], 0, len(c.accessLogs))
+	for n, a := range c.accessLogs {
+		logs = append(logs, named[AccessLogSource]{n, a})
+	}
 	c.mu.Unlock()
 
+	for _, a := range logs {
+		counter(ch, d.logDropped, float64(a.src.Dropped()), a.name)
+		counter(ch, d.logErrors, float64(a.src.Errors()), a.name)
+	}
 	now := time.Now()
 	for _, f := range frontends {
 		d.collectFrontend(ch, f.name, f.src.Stats())
@@ -228,6 +268,8 @@ type descs struct {
 	svDowntime, svLastChange, svCheckStatus, svCheckCode,
 	svCheckDuration, svCheckAge *prometheus.Desc
 	sv traffic
+
+	logDropped, logErrors *prometheus.Desc
 }
 
 func newDescs(ns string) *descs {
@@ -273,6 +315,10 @@ func newDescs(ns string) *descs {
 	d.svCheckDuration = add("server_check_duration_seconds", "Duration of the last health check (check_duration).", server)
 	d.svCheckAge = add("server_check_age_seconds", "Time since the last health check started (last_chk).", server)
 	d.sv = newTraffic(ns, "server", server, add)
+
+	log := []string{"log"}
+	d.logDropped = add("access_log_dropped_total", "Total number of access records dropped because the log's buffer was full.", log)
+	d.logErrors = add("access_log_errors_total", "Total number of access records the log's sink failed to write.", log)
 	return d
 }
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/lbkit/lbkit/internal/testutil"
 	"github.com/lbkit/lbkit/lb"
+	"github.com/lbkit/lbkit/lb/accesslog"
 	"github.com/lbkit/lbkit/lb/metrics"
 )
 
@@ -524,5 +525,41 @@ lbkit_backend_status{proxy="p",state="UP"} 0
 `
 	if err := promtest.CollectAndCompare(c, strings.NewReader(want2), "lbkit_backend_status"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// fixedLog is an access log that dropped and failed a fixed number of
+// records.
+type fixedLog struct{ dropped, errors uint64 }
+
+func (l fixedLog) Dropped() uint64 { return l.dropped }
+func (l fixedLog) Errors() uint64  { return l.errors }
+
+// An accesslog.Writer is an AccessLogSource.
+var _ metrics.AccessLogSource = (*accesslog.Writer)(nil)
+
+// TestAccessLogDrops: the drops and write errors of the access logs added
+// are exported per log, and stop being when the log is removed.
+func TestAccessLogDrops(t *testing.T) {
+	c := &metrics.Collector{}
+	c.AddAccessLog("file", fixedLog{dropped: 7, errors: 2})
+	c.AddAccessLog("syslog", fixedLog{})
+	want := `
+# HELP lbkit_access_log_dropped_total Total number of access records dropped because the log's buffer was full.
+# TYPE lbkit_access_log_dropped_total counter
+lbkit_access_log_dropped_total{log="file"} 7
+lbkit_access_log_dropped_total{log="syslog"} 0
+# HELP lbkit_access_log_errors_total Total number of access records the log's sink failed to write.
+# TYPE lbkit_access_log_errors_total counter
+lbkit_access_log_errors_total{log="file"} 2
+lbkit_access_log_errors_total{log="syslog"} 0
+`
+	if err := promtest.CollectAndCompare(c, strings.NewReader(want), "lbkit_access_log_dropped_total", "lbkit_access_log_errors_total"); err != nil {
+		t.Error(err)
+	}
+	c.RemoveAccessLog("file")
+	c.RemoveAccessLog("syslog")
+	if n := promtest.CollectAndCount(c); n != 0 {
+		t.Errorf("after removal: %d series, want 0", n)
 	}
 }
