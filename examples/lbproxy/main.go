@@ -25,13 +25,15 @@
 // Benchmarks of https-bridge against servers with self-signed certificates
 // pass -backend-insecure (or -backend-ca with their CA).
 //
-// It stays in the foreground, logs nothing per request, and on SIGINT or
-// SIGTERM stops accepting and drains open work for -grace.
+// It stays in the foreground and on SIGINT or SIGTERM stops accepting and
+// drains open work for -grace. It logs nothing per request unless
+// -access-log json|haproxy asks for an access log (to stderr,
+// -access-log-file or -access-log-syslog; see accesslog.go).
 //
 // -admin ADDR (keep it on loopback, e.g. 127.0.0.1:9100) serves /healthz
 // (200 while serving; 503 while draining or when a self-check of the
-// accept path or of the event loops fails), /stats (the frontend's and the
-// pool's statistics as JSON), and room for /metrics and a status page at /.
+// accept path or of the event loops fails), the live status page at /,
+// its data as JSON at /stats, and the Prometheus exposition at /metrics.
 // With -admin-token-file or LBKIT_ADMIN_TOKEN, all but /healthz require
 // "Authorization: Bearer TOKEN". The admin server stops last, after the
 // drain. See admin.go.
@@ -67,6 +69,7 @@ import (
 	"github.com/lbkit/lbkit/balancer"
 	"github.com/lbkit/lbkit/health"
 	"github.com/lbkit/lbkit/lb"
+	"github.com/lbkit/lbkit/lb/accesslog"
 	"github.com/lbkit/lbkit/lb/demo"
 	"github.com/lbkit/lbkit/lb/metrics"
 	"github.com/lbkit/lbkit/lb/proxyproto"
@@ -108,6 +111,9 @@ type config struct {
 	backendInsecure, backendH2   bool
 	backendSNI                   bool
 	sniRoutes                    string
+
+	// access log
+	accessLog, accessLogFile, accessLogSyslog, accessLogSyslogFormat string
 
 	// admin endpoints
 	admin, adminTokenFile string
@@ -161,6 +167,11 @@ func newConfig(fs *flag.FlagSet) *config {
 	fs.StringVar(&c.backendServerName, "backend-server-name", "", "bridge modes: server name to send and verify (default: each server's host)")
 	fs.BoolVar(&c.backendSNI, "backend-sni", false, "bridge modes: send and verify the client's SNI")
 	fs.StringVar(&c.sniRoutes, "sni-route", "", "tls-passthrough: comma-separated SNI routes NAME=ADDR (NAME may be *.domain); others go to -backends")
+
+	fs.StringVar(&c.accessLog, "access-log", "off", "access log of every request or session: off, json or haproxy (HAProxy's httplog/tcplog lines, which halog reads)")
+	fs.StringVar(&c.accessLogFile, "access-log-file", "", "file the access log is appended to (default: stderr)")
+	fs.StringVar(&c.accessLogSyslog, "access-log-syslog", "", "syslog server the access log is sent to: udp://HOST:PORT or tcp://HOST:PORT")
+	fs.StringVar(&c.accessLogSyslogFormat, "access-log-syslog-format", accesslog.RFC5424, "syslog framing: "+accesslog.RFC5424+" or "+accesslog.RFC3164)
 
 	fs.StringVar(&c.admin, "admin", "", "address of the admin endpoints /healthz, /stats, /metrics and / (empty: none); keep it on loopback, e.g. 127.0.0.1:9100")
 	fs.StringVar(&c.adminTokenFile, "admin-token-file", "", "file holding a token that /stats, /metrics and / require as \"Authorization: Bearer TOKEN\" (default: $"+tokenEnv+"; empty: none)")
@@ -246,6 +257,9 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 			return err
 		}
 	}
+	if err := checkAccessLog(cfg); err != nil {
+		return err
+	}
 	var token string
 	if cfg.admin != "" {
 		if token, err = readToken(cfg.adminTokenFile); err != nil {
@@ -305,6 +319,15 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 		if servers, err = parseServers(cfg.backends, cfg.maxConns); err != nil {
 			return err
 		}
+	}
+
+	// 0. The access log, closed (flushed) once everything has drained.
+	accessLog, err := openAccessLog(cfg)
+	if err != nil {
+		return err
+	}
+	if accessLog != nil {
+		defer accessLog.Close()
 	}
 
 	// 1. The listener.
@@ -423,7 +446,10 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 	// 8 and 9, HTTP: the reverse proxy, its ACL, and the server (HTTPS in
 	// the TLS modes).
 	if l7 {
-		proxy := &lb.ReverseProxy{Pool: pool, ServerTimeout: cfg.timeout, Logger: logger}
+		proxy := &lb.ReverseProxy{Name: "frontend", Pool: pool, ServerTimeout: cfg.timeout, Logger: logger}
+		if accessLog != nil {
+			proxy.AccessLog = accessLog
+		}
 		if cfg.mode == "https-bridge" {
 			up.BridgeHTTP(proxy)
 		}
@@ -445,7 +471,7 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 		}
 		if cfg.admin != "" {
 			srv.ConnState = proxy.ConnState // connections count in Stats
-			stop, err := serveAdmin(ctx, cfg, token, accepts, proxy.Stats, pool, &wg, out, logger)
+			stop, err := serveAdmin(ctx, cfg, token, accepts, proxy.Stats, pool, accessLog, &wg, out, logger)
 			if err != nil {
 				return err
 			}
@@ -479,8 +505,11 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 		backend = acl.Filter(rules, backend)
 	}
 	fe := &lb.TCPFrontend{Name: "frontend", Backend: backend, Logger: logger}
+	if accessLog != nil {
+		fe.AccessLog = accessLog
+	}
 	if cfg.admin != "" {
-		stop, err := serveAdmin(ctx, cfg, token, accepts, fe.Stats, pool, &wg, out, logger)
+		stop, err := serveAdmin(ctx, cfg, token, accepts, fe.Stats, pool, accessLog, &wg, out, logger)
 		if err != nil {
 			return err
 		}
@@ -494,7 +523,7 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 // which end with ctx; the returned stop, called once lbproxy has drained,
 // stops the admin server within -grace.
 func serveAdmin(ctx context.Context, cfg *config, token string, accepts *acceptProbe, frontend func() lb.FrontendStats,
-	pool *lb.Pool, wg *sync.WaitGroup, out io.Writer, logger *slog.Logger) (stop func(), err error) {
+	pool *lb.Pool, accessLog *accesslog.Writer, wg *sync.WaitGroup, out io.Writer, logger *slog.Logger) (stop func(), err error) {
 	ln, err := net.Listen("tcp", cfg.admin)
 	if err != nil {
 		return nil, fmt.Errorf("lbproxy: -admin: %w", err)
@@ -509,6 +538,9 @@ func serveAdmin(ctx context.Context, cfg *config, token string, accepts *acceptP
 	collector := &metrics.Collector{}
 	collector.AddFrontend("frontend", frontendSource(frontend))
 	collector.AddPool(pool.Name, pool)
+	if accessLog != nil {
+		collector.AddAccessLog("access", accessLog)
+	}
 	mux := adminMux(check, statsHandler(page), token, metrics.Handler(collector), page)
 	fmt.Fprintf(out, "admin endpoints on http://%s/\n", ln.Addr())
 	return startAdmin(wg, ln, mux, cfg.grace, logger), nil

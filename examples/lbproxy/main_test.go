@@ -137,6 +137,11 @@ func TestLBProxyRejectsBadConfig(t *testing.T) {
 		{[]string{"-backends", " , "}, "no backend"},
 		{[]string{"-algorithm", "bogus"}, "bogus"},
 		{[]string{"-mode", "https", "-tls-profile", "ancient"}, "ancient"},
+		{[]string{"-access-log", "common"}, "-access-log"},
+		{[]string{"-access-log-file", "/tmp/x.log"}, "need -access-log"},
+		{[]string{"-access-log", "json", "-access-log-syslog", "127.0.0.1:514"}, "udp://HOST:PORT"},
+		{[]string{"-access-log", "json", "-access-log-syslog", "udp://127.0.0.1:514", "-access-log-syslog-format", "rfc9999"}, "rfc9999"},
+		{[]string{"-access-log", "json", "-access-log-file", "/tmp/x.log", "-access-log-syslog", "udp://127.0.0.1:514"}, "exclude"},
 	} {
 		cfg := withFlags(t, append([]string{"-backends", "127.0.0.1:1"}, tt.args...)...)
 		if err := refused(t, cfg); err == nil || !strings.Contains(err.Error(), tt.want) {
