@@ -47,8 +47,11 @@ func StartPebbleValidity(tb testing.TB, httpPort, tlsPort int, validity time.Dur
 	pebbleBin := LookTool(tb, "pebble")
 	challBin := LookTool(tb, "pebble-challtestsrv")
 
-	dnsAddr := "127.0.0.1:" + strconv.Itoa(freePort(tb))
-	challMgmt := "127.0.0.1:" + strconv.Itoa(freePort(tb))
+	// Four distinct ports: two ports taken one after the other can be the
+	// same once the first is released.
+	ports := freePorts(tb, 4)
+	dnsAddr := "127.0.0.1:" + strconv.Itoa(ports[0])
+	challMgmt := "127.0.0.1:" + strconv.Itoa(ports[1])
 	chall := startProcess(tb, nil, challBin, "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
 		"-dns01", dnsAddr, "-management", challMgmt,
 		"-http01", "", "-https01", "", "-tlsalpn01", "", "-doh", "")
@@ -57,8 +60,8 @@ func StartPebbleValidity(tb testing.TB, httpPort, tlsPort int, validity time.Dur
 	// Pebble's own HTTPS uses a certificate of ours.
 	apiCA := NewCA(tb)
 	certFile, keyFile := WritePEM(tb, apiCA.Leaf(tb, "127.0.0.1"))
-	api := "127.0.0.1:" + strconv.Itoa(freePort(tb))
-	mgmt := "127.0.0.1:" + strconv.Itoa(freePort(tb))
+	api := "127.0.0.1:" + strconv.Itoa(ports[2])
+	mgmt := "127.0.0.1:" + strconv.Itoa(ports[3])
 	conf := map[string]any{"pebble": map[string]any{
 		"listenAddress":                  api,
 		"managementListenAddress":        mgmt,
@@ -106,12 +109,23 @@ func FreePort(tb testing.TB) int { return freePort(tb) }
 
 func freePort(tb testing.TB) int {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
+	return freePorts(tb, 1)[0]
+}
+
+// freePorts returns n distinct loopback TCP ports that were free at the
+// time of the call: it holds each one until it has them all.
+func freePorts(tb testing.TB, n int) []int {
+	tb.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		defer ln.Close()
+		ports[i] = ln.Addr().(*net.TCPAddr).Port
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 // startProcess runs a server process until the test ends. The returned
