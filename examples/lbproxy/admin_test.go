@@ -299,17 +299,7 @@ func TestAdminStats(t *testing.T) {
 		cfg := defaultConfig()
 		cfg.backends = a.Addr + "," + b.Addr
 		r := startAdminRun(t, cfg)
-		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}}
-		defer c.CloseIdleConnections()
-		for range 6 {
-			resp, err := c.Get("http://" + r.addr + "/")
-			if err != nil {
-				t.Fatal(err)
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-		}
-		c.CloseIdleConnections()
+		getN(t, r.addr, 6) // one connection, closed after
 		doc := waitStats(t, r, func(d statsDoc) bool {
 			return d.Backends[0].Requests == 6 && d.Frontends[0].SessionsCur == 0
 		})
@@ -499,16 +489,7 @@ func TestPrometheusScrapesLbproxy(t *testing.T) {
 	cfg := defaultConfig()
 	cfg.backends = a.Addr + "," + b.Addr
 	r := startAdminRun(t, cfg)
-	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}}
-	defer c.CloseIdleConnections()
-	for range 10 {
-		resp, err := c.Get("http://" + r.addr + "/")
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-	}
+	getN(t, r.addr, 10)
 	prom := testutil.StartPrometheus(t, strings.TrimPrefix(r.admin, "http://"))
 	prom.WaitQuery(t, `sum by (server) (lbkit_server_http_requests_total{job="lbkit",proxy="backend"})`,
 		func(m map[string]float64) bool { return len(m) == 2 && m["s1"] == 5 && m["s2"] == 5 })
