@@ -194,11 +194,11 @@ func TestAccessRecordsL4(t *testing.T) {
 // allocsPerProxiedRequest counts the allocations of one request through
 // proxy to a loopback server, on a reused connection.
 func allocsPerProxiedRequest(t *testing.T, proxy *lb.ReverseProxy) float64 {
-	w := &discardWriter{h: http.Header{}}
+	w := &testutil.DiscardWriter{H: http.Header{}}
 	return testing.AllocsPerRun(200, func() {
 		r := httptest.NewRequest("GET", "http://lb.test/", nil)
 		r.RemoteAddr = "127.0.0.1:40000"
-		clear(w.h)
+		clear(w.H)
 		proxy.ServeHTTP(w, r)
 	})
 }

@@ -2,7 +2,6 @@ package lb_test
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -11,32 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lbkit/lbkit/internal/testutil"
 	"github.com/lbkit/lbkit/lb"
 )
-
-// fastBackend answers every request with a fixed 64-byte body.
-func fastBackend(b *testing.B) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	body := make([]byte, 64)
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header()["Content-Length"] = []string{"64"}
-		w.Write(body)
-	})}
-	go srv.Serve(ln)
-	b.Cleanup(func() { srv.Close() })
-	return ln.Addr().String()
-}
-
-// discardWriter is a ResponseWriter that keeps nothing, so that the
-// benchmark measures the proxy rather than a recorder.
-type discardWriter struct{ h http.Header }
-
-func (w *discardWriter) Header() http.Header         { return w.h }
-func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
-func (w *discardWriter) WriteHeader(int)             {}
 
 // benchHandler drives h with GET requests from a loopback client address,
 // as http.Server would, in parallel. With cancelable, each request has a
@@ -46,7 +22,7 @@ func (w *discardWriter) WriteHeader(int)             {}
 func benchHandler(b *testing.B, h http.Handler, cancelable bool) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
-		w := &discardWriter{h: http.Header{}}
+		w := &testutil.DiscardWriter{H: http.Header{}}
 		connCtx, cancelConn := context.WithCancel(context.Background())
 		defer cancelConn()
 		for pb.Next() {
@@ -58,7 +34,7 @@ func benchHandler(b *testing.B, h http.Handler, cancelable bool) {
 				ctx, cancel = context.WithCancel(connCtx)
 				r = r.WithContext(ctx)
 			}
-			clear(w.h)
+			clear(w.H)
 			h.ServeHTTP(w, r)
 			if cancel != nil {
 				cancel()
@@ -75,7 +51,7 @@ func benchHandler(b *testing.B, h http.Handler, cancelable bool) {
 // The "-ctx" variants give each request a cancelable context, as
 // http.Server does, which the transports then watch.
 func BenchmarkReverseProxy(b *testing.B) {
-	addr := fastBackend(b)
+	addr := testutil.FastBackend(b)
 	for _, cancelable := range []bool{false, true} {
 		suffix := ""
 		if cancelable {

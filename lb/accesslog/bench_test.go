@@ -3,39 +3,16 @@ package accesslog_test
 import (
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/lbkit/lbkit/internal/testutil"
 	"github.com/lbkit/lbkit/lb"
 	"github.com/lbkit/lbkit/lb/accesslog"
 )
-
-// benchBackend answers every request with a fixed 64-byte body, as lb's
-// BenchmarkReverseProxy's server does.
-func benchBackend(b *testing.B) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	body := make([]byte, 64)
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header()["Content-Length"] = []string{"64"}
-		w.Write(body)
-	})}
-	go srv.Serve(ln)
-	b.Cleanup(func() { srv.Close() })
-	return ln.Addr().String()
-}
-
-type discardWriter struct{ h http.Header }
-
-func (w *discardWriter) Header() http.Header         { return w.h }
-func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
-func (w *discardWriter) WriteHeader(int)             {}
 
 // BenchmarkReverseProxy measures lb.ReverseProxy (as lb's benchmark of the
 // same name, without cancelable contexts) with access logging off, and on
@@ -44,7 +21,7 @@ func (w *discardWriter) WriteHeader(int)             {}
 // process's CPU time (proxy, in-process server and log writer) as
 // cpu-ns/op.
 func BenchmarkReverseProxy(b *testing.B) {
-	addr := benchBackend(b)
+	addr := testutil.FastBackend(b)
 	sinks := []struct {
 		name string
 		sink func(b *testing.B) accesslog.Sink
@@ -75,11 +52,11 @@ func BenchmarkReverseProxy(b *testing.B) {
 			b.ReportAllocs()
 			cpu0 := cpuTime()
 			b.RunParallel(func(pb *testing.PB) {
-				rw := &discardWriter{h: http.Header{}}
+				rw := &testutil.DiscardWriter{H: http.Header{}}
 				for pb.Next() {
 					r := httptest.NewRequest("GET", "http://lb.test/", nil)
 					r.RemoteAddr = "127.0.0.1:40000"
-					clear(rw.h)
+					clear(rw.H)
 					proxy.ServeHTTP(rw, r)
 				}
 			})
