@@ -95,6 +95,14 @@ type AccessRecord struct {
 	// StickyPinned reports that the server came from the Pool's Affinity
 	// (a sticky cookie or source table), not from the Balancer.
 	StickyPinned bool
+	// StickyMoved reports that the client was pinned to a server that
+	// could not be used (down, draining, removed, or gone while the client
+	// waited for it), so the Balancer chose another one and the client was
+	// re-pinned (Lease.Moved). Affinities report such pins through
+	// PinReporter; package sticky's Cookie and SourceIP do. HAProxy's
+	// cookie flags "DI" (a cookie naming a down server, a new one
+	// inserted) say the same.
+	StickyMoved bool
 
 	// FrontendConns counts the frontend's connections (L4) when the
 	// record was made; ServerConns the server's active leases: HAProxy's
@@ -393,6 +401,7 @@ func (p *Pool) logSession(c *Conn, ci *connectInfo, lease Lease, err error, conn
 	if lease.Server != nil {
 		rec.Server = lease.Server.Name
 		rec.StickyPinned = lease.Sticky
+		rec.StickyMoved = lease.Moved
 		rec.Tw = time.Duration(max(lease.start-acc, 0))
 		rec.Tc = ci.tc
 		rec.ServerConns = lease.Server.Active()

@@ -506,6 +506,7 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			st.rec.Backend = t.pool.Name
 			st.rec.Server = lease.Server.Name
 			st.rec.StickyPinned = lease.Sticky
+			st.rec.StickyMoved = lease.Moved
 			st.rec.Retries = attempt
 			st.rec.Redispatch = failed != nil && failed != lease.Server
 			st.rec.Tw = time.Duration(max(lease.start-st.start, 0))

@@ -65,6 +65,17 @@ func TestAppendHAProxy(t *testing.T) {
 	if got != want {
 		t.Errorf("httplog\n got %s\nwant %s", got, want)
 	}
+	// Cookie flags: a valid pin, then a pin moved off an unusable server.
+	for _, c := range []struct {
+		pinned, moved bool
+		flags         string
+	}{{true, false, "--VN"}, {false, true, "--DI"}} {
+		r := record()
+		r.StickyPinned, r.StickyMoved = c.pinned, c.moved
+		if got := string(accesslog.AppendHAProxy(nil, &r)); !strings.Contains(got, " - - "+c.flags+" 0/3/0/1/+1 0/0 ") {
+			t.Errorf("pinned %v moved %v: %s, want state %s", c.pinned, c.moved, got, c.flags)
+		}
+	}
 	r = lb.AccessRecord{Time: r.Time, Client: netip.MustParseAddrPort("[::1]:5"), Frontend: "tcp", Backend: "be",
 		Server: lb.NoServerName, Tw: -1, Tc: -1, Tt: 1500 * time.Millisecond, Termination: "SC"}
 	got = string(accesslog.AppendHAProxy(nil, &r))
@@ -164,7 +175,8 @@ func TestSlogSink(t *testing.T) {
 	want := map[string]any{"msg": "access", "level": "INFO", "client_ip": "127.0.0.1", "client_port": 41234.0,
 		"frontend": "fe", "backend": "web", "server": "s1", "status": 200.0, "Tw": 1.0, "Tc": 2.0, "Tr": 3.0,
 		"Ta": 7.0, "bytes_out": 1234.0, "bytes_in": 5.0, "retries": 1.0, "redispatch": true,
-		"termination_state": "--", "method": "GET", "host": "example.com", "request_id": "abc",
+		"termination_state": "--", "sticky": false, "sticky_moved": false,
+		"method": "GET", "host": "example.com", "request_id": "abc",
 		"time": "2026-12-02T09:53:16.123456789Z"}
 	for k, v := range want {
 		if m[k] != v {

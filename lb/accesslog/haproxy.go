@@ -63,12 +63,16 @@ func (s *textSink) Close() error {
 // are client address, accept date, frontend, backend/server,
 // TR/Tw/Tc/Tr/Ta in milliseconds, status, bytes sent to the client,
 // captured request and response cookies (none: "-"), the termination state
-// and the two cookie flags ("VN" when Affinity chose the server, "--"
-// otherwise), actconn/feconn/beconn/srv_conn/retries ("+" before retries
-// when redispatched; counts lbkit does not keep are 0), srv_queue/
-// backend_queue (0/0), and the request line. L4 records ("option tcplog")
-// end after the queues and have Tw/Tc/Tt, no status, and a two-letter
-// termination state.
+// and the two cookie flags, actconn/feconn/beconn/srv_conn/retries ("+"
+// before retries when redispatched; counts lbkit does not keep are 0),
+// srv_queue/backend_queue (0/0), and the request line. The cookie flags are
+// "VN" when Affinity chose the server (a valid pin, no new cookie), "DI"
+// when the client's pin named a server that could not be used (down,
+// draining or removed) so the request went to another one and the client
+// was re-pinned (a cookie inserted), and "--" otherwise. L4 records
+// ("option tcplog") end after the queues and have Tw/Tc/Tt, no status, and
+// a two-letter termination state (no cookie flags: the record's
+// StickyMoved says whether a source-address pin was moved).
 func AppendHAProxy(dst []byte, r *lb.AccessRecord) []byte {
 	ip := r.Client.Addr()
 	if ip.Is6() {
@@ -108,9 +112,12 @@ func AppendHAProxy(dst []byte, r *lb.AccessRecord) []byte {
 	}
 	dst = append(dst, term...)
 	if r.HTTP {
-		if r.StickyPinned {
+		switch {
+		case r.StickyPinned:
 			dst = append(dst, "VN"...)
-		} else {
+		case r.StickyMoved:
+			dst = append(dst, "DI"...)
+		default:
 			dst = append(dst, "--"...)
 		}
 	}
