@@ -95,11 +95,35 @@ type AccessRecord struct {
 	// StickyPinned reports that the server came from the Pool's Affinity
 	// (a sticky cookie or source table), not from the Balancer.
 	StickyPinned bool
+	// StickyMoved reports that the client was pinned to a server that
+	// could not be used (down, draining, removed, or gone while the client
+	// waited for it), so the Balancer chose another one and the client was
+	// re-pinned (Lease.Moved). Affinities report such pins through
+	// PinReporter; package sticky's Cookie and SourceIP do. HAProxy's
+	// cookie flags "DI" (a cookie naming a down server, a new one
+	// inserted) say the same.
+	StickyMoved bool
 
-	// FrontendConns counts the frontend's connections (L4) when the
-	// record was made; ServerConns the server's active leases: HAProxy's
-	// feconn and srv_conn.
-	FrontendConns, ServerConns int64
+	// Connection and queue counts, named as HAProxy's. They are read
+	// from live counters (atomic loads) while the request or session still
+	// holds its client connection and its server, so that it counts
+	// itself: at the end of an L4 session, when the server's response
+	// headers arrive at L7 (when the server was chosen, if none arrived).
+	// A record without a server reads the Pool's counts when it is made.
+	//
+	//   - ActiveConns, actconn: lbkit keeps no process-wide count, so it
+	//     is FrontendConns.
+	//   - FrontendConns, feconn: the frontend's open client connections.
+	//     At L7 they are counted only when the ReverseProxy's ConnState
+	//     hook is set on the http.Server, and are 0 otherwise.
+	//   - BackendConns, beconn: the Pool's current sessions (leases).
+	//   - ServerConns, srv_conn: the server's active leases.
+	//   - ServerQueue, srv_queue: the sessions waiting for this server
+	//     (clients pinned to it while it is full).
+	//   - BackendQueue, backend_queue: the sessions waiting in the Pool's
+	//     queue.
+	ActiveConns, FrontendConns, BackendConns, ServerConns int64
+	ServerQueue, BackendQueue                             int64
 
 	// Method, URI, Proto and Host are those of the request (HTTP only).
 	Method, URI, Proto, Host string
@@ -332,6 +356,11 @@ func (p *ReverseProxy) endTraced(st *accessState, r *http.Request) {
 		rec.Status = cmp.Or(st.srvStatus, http.StatusOK)
 	}
 	rec.BytesOut = st.rw.n
+	rec.FrontendConns = p.stats.cur.Load()
+	rec.ActiveConns = rec.FrontendConns
+	if !st.leased && p.Pool != nil {
+		rec.setCounts(p.Pool.liveCounts(nil))
+	}
 	rec.Termination = st.httpTermination(r.Context().Err() != nil)
 	if p.AccessLog != nil {
 		p.AccessLog.Log(rec)
@@ -375,6 +404,29 @@ type connectInfo struct {
 	retries    int
 	redispatch bool
 	leased     bool
+	counts     liveCounts // read while the session held its server
+}
+
+// liveCounts are a Pool's and a server's connection and queue counts, for
+// an access record.
+type liveCounts struct {
+	beconn, srvConn, srvQueue, beQueue int64
+}
+
+// liveCounts reads the counts of p and of s (nil for none): atomic loads,
+// no lock.
+func (p *Pool) liveCounts(s *Server) liveCounts {
+	c := liveCounts{beconn: p.traffic.cur.Load(), beQueue: p.traffic.queueCur.Load()}
+	if s != nil && s.rt != nil {
+		c.srvConn = s.rt.active.Load()
+		c.srvQueue = s.rt.traffic.queueCur.Load()
+	}
+	return c
+}
+
+// setCounts copies c into the record.
+func (r *AccessRecord) setCounts(c liveCounts) {
+	r.BackendConns, r.ServerConns, r.ServerQueue, r.BackendQueue = c.beconn, c.srvConn, c.srvQueue, c.beQueue
 }
 
 // logSession builds and hands the AccessRecord of an L4 session to c's
@@ -389,13 +441,17 @@ func (p *Pool) logSession(c *Conn, ci *connectInfo, lease Lease, err error, conn
 	}
 	if c.fe != nil {
 		rec.FrontendConns = c.fe.cur.Load()
+		rec.ActiveConns = rec.FrontendConns
 	}
 	if lease.Server != nil {
 		rec.Server = lease.Server.Name
 		rec.StickyPinned = lease.Sticky
+		rec.StickyMoved = lease.Moved
 		rec.Tw = time.Duration(max(lease.start-acc, 0))
 		rec.Tc = ci.tc
-		rec.ServerConns = lease.Server.Active()
+		rec.setCounts(ci.counts)
+	} else {
+		rec.setCounts(p.liveCounts(nil))
 	}
 	if connected {
 		rec.Termination = l4Termination(err, ctxDone)

@@ -268,3 +268,99 @@ func TestAccessRecordServerAbort(t *testing.T) {
 		t.Fatalf("record %+v, want SD", r)
 	}
 }
+
+// TestAccessRecordL4Counts: the record of a session counts the sessions
+// open at its end, itself included, and the sessions still queued.
+func TestAccessRecordL4Counts(t *testing.T) {
+	testutil.CheckLeaks(t)
+	ns := testutil.NameServer(t, "n1")
+	serve := func(pool *lb.Pool) (string, *collector) {
+		logs := newCollector()
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		must(t, err)
+		fe := &lb.TCPFrontend{Name: "fe", Backend: pool, AccessLog: logs}
+		done := make(chan error, 1)
+		go func() { done <- fe.Serve(ln) }()
+		t.Cleanup(func() { fe.Close(); <-done })
+		return ln.Addr().String(), logs
+	}
+
+	// One session open while a second one ends.
+	pool := &lb.Pool{Name: "be"}
+	must(t, pool.Update([]lb.Server{{Name: "n1", Addr: ns.Addr}}))
+	addr, logs := serve(pool)
+	open := dial(t, addr)
+	defer open.Close()
+	readName(t, open)
+	c := dial(t, addr)
+	readName(t, c)
+	c.Close()
+	r := logs.next(t)
+	if r.ActiveConns != 2 || r.FrontendConns != 2 || r.BackendConns != 2 || r.ServerConns != 2 ||
+		r.ServerQueue != 0 || r.BackendQueue != 0 {
+		t.Errorf("counts act %d fe %d be %d srv %d queues %d/%d, want 2/2/2/2 0/0",
+			r.ActiveConns, r.FrontendConns, r.BackendConns, r.ServerConns, r.ServerQueue, r.BackendQueue)
+	}
+
+	// A full server: of two queued sessions, the first one to time out
+	// sees the other still queued.
+	full := &lb.Pool{Name: "full", QueueTimeout: time.Second}
+	must(t, full.Update([]lb.Server{{Name: "n1", Addr: ns.Addr, MaxConns: 1}}))
+	addr, logs = serve(full)
+	held := dial(t, addr)
+	defer held.Close()
+	readName(t, held)
+	waitQueue := func(n int64) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); full.Stats().QueueCur != n; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("queue never reached %d", n)
+			}
+		}
+	}
+	first := dial(t, addr)
+	defer first.Close()
+	waitQueue(1)
+	time.Sleep(300 * time.Millisecond)
+	second := dial(t, addr)
+	defer second.Close()
+	waitQueue(2)
+	r = logs.next(t)
+	if r.Termination != "sQ" || r.Server != lb.NoServerName || r.FrontendConns != 3 || r.BackendConns != 1 ||
+		r.ServerConns != 0 || r.BackendQueue != 1 {
+		t.Errorf("queue timeout: %s fe %d be %d srv %d backend_queue %d, want sQ 3/1/0 1",
+			r.Termination, r.FrontendConns, r.BackendConns, r.ServerConns, r.BackendQueue)
+	}
+	if r = logs.next(t); r.Termination != "sQ" || r.BackendQueue != 0 {
+		t.Errorf("second queue timeout: %s backend_queue %d", r.Termination, r.BackendQueue)
+	}
+}
+
+// TestAccessRecordL7Counts: with the ConnState hook, a request's record
+// counts the proxy's client connections; its lease counts in beconn and
+// srv_conn.
+func TestAccessRecordL7Counts(t *testing.T) {
+	testutil.CheckLeaks(t)
+	b := testutil.HTTPBackend(t, "a")
+	pool := &lb.Pool{Name: "web"}
+	must(t, pool.Update([]lb.Server{{Name: "a", Addr: b.Addr}}))
+	logs := newCollector()
+	proxy := &lb.ReverseProxy{Name: "fe", Pool: pool, AccessLog: logs}
+	url := startL7Hooked(t, proxy, true)
+	idle := dial(t, strings.TrimPrefix(url, "http://")) // a second client connection, idle
+	defer idle.Close()
+	for deadline := time.Now().Add(5 * time.Second); proxy.Stats().ConnCur != 1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("idle connection not counted")
+		}
+	}
+	c := client()
+	defer c.CloseIdleConnections()
+	get(t, c, url+"/")
+	r := logs.next(t)
+	if r.ActiveConns != 2 || r.FrontendConns != 2 || r.BackendConns != 1 || r.ServerConns != 1 ||
+		r.ServerQueue != 0 || r.BackendQueue != 0 {
+		t.Errorf("counts act %d fe %d be %d srv %d queues %d/%d, want 2/2/1/1 0/0",
+			r.ActiveConns, r.FrontendConns, r.BackendConns, r.ServerConns, r.ServerQueue, r.BackendQueue)
+	}
+}

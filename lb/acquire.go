@@ -15,6 +15,13 @@ type Lease struct {
 	Server *Server
 	// Sticky reports that Affinity chose the server.
 	Sticky bool
+	// Moved reports that the client was pinned to a server that could not
+	// be used, so the Balancer chose the server and the client is
+	// re-pinned: the Affinity's PinReporter said so (the server is down,
+	// draining or removed), or the pinned server left the pool while the
+	// client waited in its queue. An Affinity without PinReporter cannot
+	// tell such a client from a new one.
+	Moved bool
 
 	pool  *Pool
 	start int64 // monotonic clock at the pick (monoNow)
@@ -64,8 +71,12 @@ func (p *Pool) Acquire(ctx context.Context, info PickInfo) (Lease, error) {
 		snap = p.without(snap, info.Avoid)
 	}
 	var s *Server
-	sticky := false
-	if p.Affinity != nil {
+	sticky, moved := false, false
+	if pr, ok := p.Affinity.(PinReporter); ok {
+		var pin PinState
+		s, pin = pr.LookupPin(snap, info)
+		sticky, moved = pin == PinHonoured && s != nil, pin == PinMoved
+	} else if p.Affinity != nil {
 		s, sticky = p.Affinity.Lookup(snap, info)
 	}
 	if !sticky {
@@ -75,9 +86,13 @@ func (p *Pool) Acquire(ctx context.Context, info PickInfo) (Lease, error) {
 		}
 	}
 	if !s.tryAcquire() {
+		pinned := s
 		var err error
 		if s, err = p.acquireSlow(ctx, snap, info, s, sticky); err != nil {
 			return Lease{}, err
+		}
+		if sticky && s.rt != pinned.rt { // the pinned server left while queued
+			sticky, moved = false, true
 		}
 	}
 	s.rt.total.Add(1)
@@ -86,7 +101,7 @@ func (p *Pool) Acquire(ctx context.Context, info PickInfo) (Lease, error) {
 	if p.Affinity != nil && !sticky {
 		p.Affinity.Pin(info, s)
 	}
-	return Lease{Server: s, Sticky: sticky, pool: p, start: monoNow()}, nil
+	return Lease{Server: s, Sticky: sticky, Moved: moved, pool: p, start: monoNow()}, nil
 }
 
 // since returns the time since the pick.

@@ -506,6 +506,8 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			st.rec.Backend = t.pool.Name
 			st.rec.Server = lease.Server.Name
 			st.rec.StickyPinned = lease.Sticky
+			st.rec.StickyMoved = lease.Moved
+			st.rec.setCounts(t.pool.liveCounts(lease.Server))
 			st.rec.Retries = attempt
 			st.rec.Redispatch = failed != nil && failed != lease.Server
 			st.rec.Tw = time.Duration(max(lease.start-st.start, 0))
@@ -520,7 +522,7 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 				st.rec.Tc = time.Duration(st.tc.Swap(0))
 				st.rec.Tr = max(since-st.rec.Tc, 0)
 				st.srvStatus = resp.StatusCode
-				st.rec.ServerConns = int64(lease.Server.Active())
+				st.rec.setCounts(t.pool.liveCounts(lease.Server))
 			}
 			if ra, ok := t.pool.Affinity.(ResponseAffinity); ok {
 				ra.PinResponse(resp.Header, info, lease.Server, lease.Sticky)

@@ -45,6 +45,9 @@ func (p *Pool) ServeConn(ctx context.Context, c *Conn) {
 	up, down, err := pipe.Proxy(sctx, client, sc, opt)
 	killed := sctx.Err() != nil // the frontend closed or the server went down
 	done()
+	if ci != nil {
+		ci.counts = p.liveCounts(lease.Server)
+	}
 	lease.Done(Outcome{Err: err, Sent: up, Received: down})
 	if ci != nil {
 		p.logSession(c, ci, lease, err, true, up, down, killed)

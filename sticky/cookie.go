@@ -283,12 +283,25 @@ func (r *keyRing) honoured(i int) bool {
 // Lookup returns the pickable server that the request's cookie names. It is
 // part of lb.Affinity; L4 picks (no Request) are never pinned.
 func (c *Cookie) Lookup(s *lb.Snapshot, info lb.PickInfo) (*lb.Server, bool) {
+	srv, pin := c.LookupPin(s, info)
+	return srv, pin == lb.PinHonoured
+}
+
+// LookupPin is Lookup that also reports a valid cookie naming a server that
+// cannot be used (down, draining, removed, or avoided after a failure) as
+// lb.PinMoved, so that access logs show the move. A cookie that names no
+// server this Cookie has seen under a key still honoured (forged, foreign,
+// expired) is lb.PinNone. Part of lb.PinReporter.
+func (c *Cookie) LookupPin(s *lb.Snapshot, info lb.PickInfo) (*lb.Server, lb.PinState) {
 	if info.Request == nil {
-		return nil, false
+		return nil, lb.PinNone
 	}
 	t, exact := c.table(s)
 	var found *lb.Server
+	valid := false // a valid cookie named a server not in s
+	seen := false  // the request has a cookie of this name
 	cookieValues(info.Request.Header, c.name(), func(v string) bool {
+		seen = true
 		e, ok := t.byValue[v]
 		if !ok || !t.ring.honoured(e.key) {
 			return false
@@ -298,9 +311,16 @@ func (c *Cookie) Lookup(s *lb.Snapshot, info lb.PickInfo) (*lb.Server, bool) {
 		} else {
 			found = member(s, e.srv)
 		}
+		valid = valid || found == nil
 		return found != nil
 	})
-	return found, found != nil
+	switch {
+	case found != nil:
+		return found, lb.PinHonoured
+	case valid || seen && c.previous(info.Request.Header, c.name(), t.ring) != "":
+		return nil, lb.PinMoved
+	}
+	return nil, lb.PinNone
 }
 
 // Pin is part of lb.Affinity. A cookie is pinned through the response, in
@@ -393,4 +413,5 @@ func (c *Cookie) logger() *slog.Logger {
 var (
 	_ lb.Affinity         = (*Cookie)(nil)
 	_ lb.ResponseAffinity = (*Cookie)(nil)
+	_ lb.PinReporter      = (*Cookie)(nil)
 )

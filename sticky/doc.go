@@ -18,7 +18,10 @@
 // When the pinned server is down, draining or removed, the request is
 // balanced normally and the client re-pinned; both kinds call OnMove and can
 // set a MovedHeader on the HTTP response so that the application knows the
-// session moved. When the pinned server is at its MaxConns the Pool waits
+// session moved. Both implement lb.PinReporter, so the Pool tells such a
+// move from a new client: Lease.Moved, and the access record's StickyMoved
+// (cookie flags "DI" in an HAProxy httplog line, "VN" for a pin honoured).
+// When the pinned server is at its MaxConns the Pool waits
 // for it, up to its QueueTimeout (the queue rule: with stickiness a request
 // waits when its pinned server is full). A server that fails to connect is
 // avoided for the rest of the request like any other, and the client is

@@ -197,9 +197,18 @@ func mix64(z uint64) uint64 {
 // Lookup returns the pickable server the client is pinned to and refreshes
 // the entry's TTL. Part of lb.Affinity.
 func (t *SourceIP) Lookup(s *lb.Snapshot, info lb.PickInfo) (*lb.Server, bool) {
+	srv, pin := t.LookupPin(s, info)
+	return srv, pin == lb.PinHonoured
+}
+
+// LookupPin is Lookup that also reports a client pinned to a server that is
+// not pickable (down, draining, removed, or avoided after a failure) as
+// lb.PinMoved, so that access logs show the move; an expired entry is no
+// pin. Part of lb.PinReporter.
+func (t *SourceIP) LookupPin(s *lb.Snapshot, info lb.PickInfo) (*lb.Server, lb.PinState) {
 	k, ok := t.key(info.Client.Addr())
 	if !ok {
-		return nil, false
+		return nil, lb.PinNone
 	}
 	t.init()
 	sh := t.shard(k)
@@ -208,13 +217,13 @@ func (t *SourceIP) Lookup(s *lb.Snapshot, info lb.PickInfo) (*lb.Server, bool) {
 	e := sh.m[k]
 	if e == nil {
 		sh.mu.Unlock()
-		return nil, false
+		return nil, lb.PinNone
 	}
 	if !now.Before(e.expires) {
 		sh.remove(e)
 		sh.expired++
 		sh.mu.Unlock()
-		return nil, false
+		return nil, lb.PinNone
 	}
 	name := e.server
 	var srv *lb.Server
@@ -230,7 +239,10 @@ func (t *SourceIP) Lookup(s *lb.Snapshot, info lb.PickInfo) (*lb.Server, bool) {
 		sh.toFront(e)
 	}
 	sh.mu.Unlock()
-	return srv, srv != nil
+	if srv == nil {
+		return nil, lb.PinMoved
+	}
+	return srv, lb.PinHonoured
 }
 
 // Pin records that the client now goes to s. Part of lb.Affinity.
@@ -394,4 +406,5 @@ func (sh *ipShard) toFront(e *ipEntry) {
 var (
 	_ lb.Affinity         = (*SourceIP)(nil)
 	_ lb.ResponseAffinity = (*SourceIP)(nil)
+	_ lb.PinReporter      = (*SourceIP)(nil)
 )

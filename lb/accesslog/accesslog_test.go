@@ -53,7 +53,7 @@ func record() lb.AccessRecord {
 		Frontend: "fe", Backend: "web", Server: "s1", HTTP: true,
 		Tw: time.Millisecond, Tc: 2 * time.Millisecond, Tr: 3 * time.Millisecond, Ta: 7 * time.Millisecond, Tt: -1,
 		Status: 200, BytesIn: 5, BytesOut: 1234, Retries: 1, Redispatch: true, Termination: "--",
-		FrontendConns: 3, ServerConns: 1,
+		ActiveConns: 3, FrontendConns: 3, BackendConns: 4, ServerConns: 1, ServerQueue: 2, BackendQueue: 5,
 		Method: "GET", URI: "/a b\"c", Proto: "HTTP/1.1", Host: "example.com", RequestID: "abc",
 	}
 }
@@ -61,9 +61,20 @@ func record() lb.AccessRecord {
 func TestAppendHAProxy(t *testing.T) {
 	r := record()
 	got := string(accesslog.AppendHAProxy(nil, &r))
-	want := `127.0.0.1:41234 [02/Dec/2026:09:53:16.123] fe web/s1 0/1/2/3/7 200 1234 - - ---- 0/3/0/1/+1 0/0 "GET /a#20b#22c HTTP/1.1"`
+	want := `127.0.0.1:41234 [02/Dec/2026:09:53:16.123] fe web/s1 0/1/2/3/7 200 1234 - - ---- 3/3/4/1/+1 2/5 "GET /a#20b#22c HTTP/1.1"`
 	if got != want {
 		t.Errorf("httplog\n got %s\nwant %s", got, want)
+	}
+	// Cookie flags: a valid pin, then a pin moved off an unusable server.
+	for _, c := range []struct {
+		pinned, moved bool
+		flags         string
+	}{{true, false, "--VN"}, {false, true, "--DI"}} {
+		r := record()
+		r.StickyPinned, r.StickyMoved = c.pinned, c.moved
+		if got := string(accesslog.AppendHAProxy(nil, &r)); !strings.Contains(got, " - - "+c.flags+" 3/3/4/1/+1 2/5 ") {
+			t.Errorf("pinned %v moved %v: %s, want state %s", c.pinned, c.moved, got, c.flags)
+		}
 	}
 	r = lb.AccessRecord{Time: r.Time, Client: netip.MustParseAddrPort("[::1]:5"), Frontend: "tcp", Backend: "be",
 		Server: lb.NoServerName, Tw: -1, Tc: -1, Tt: 1500 * time.Millisecond, Termination: "SC"}
@@ -164,7 +175,9 @@ func TestSlogSink(t *testing.T) {
 	want := map[string]any{"msg": "access", "level": "INFO", "client_ip": "127.0.0.1", "client_port": 41234.0,
 		"frontend": "fe", "backend": "web", "server": "s1", "status": 200.0, "Tw": 1.0, "Tc": 2.0, "Tr": 3.0,
 		"Ta": 7.0, "bytes_out": 1234.0, "bytes_in": 5.0, "retries": 1.0, "redispatch": true,
-		"termination_state": "--", "method": "GET", "host": "example.com", "request_id": "abc",
+		"termination_state": "--", "sticky": false, "sticky_moved": false,
+		"actconn": 3.0, "feconn": 3.0, "beconn": 4.0, "srv_conn": 1.0, "srv_queue": 2.0, "backend_queue": 5.0,
+		"method": "GET", "host": "example.com", "request_id": "abc",
 		"time": "2026-12-02T09:53:16.123456789Z"}
 	for k, v := range want {
 		if m[k] != v {
@@ -318,5 +331,13 @@ func TestHalogReadsSyslog(t *testing.T) {
 		if !regexp.MustCompile(`(?m)^` + want + `$`).Match(out) {
 			t.Errorf("halog -st:\n%s\nwant %q", out, want)
 		}
+	}
+}
+
+func TestAppendHAProxyAllocs(t *testing.T) {
+	r := record()
+	buf := make([]byte, 0, 512)
+	if n := testing.AllocsPerRun(100, func() { buf = accesslog.AppendHAProxy(buf[:0], &r) }); n != 0 {
+		t.Errorf("AppendHAProxy allocates %.0f times per record, want 0", n)
 	}
 }

@@ -63,12 +63,19 @@ func (s *textSink) Close() error {
 // are client address, accept date, frontend, backend/server,
 // TR/Tw/Tc/Tr/Ta in milliseconds, status, bytes sent to the client,
 // captured request and response cookies (none: "-"), the termination state
-// and the two cookie flags ("VN" when Affinity chose the server, "--"
-// otherwise), actconn/feconn/beconn/srv_conn/retries ("+" before retries
-// when redispatched; counts lbkit does not keep are 0), srv_queue/
-// backend_queue (0/0), and the request line. L4 records ("option tcplog")
-// end after the queues and have Tw/Tc/Tt, no status, and a two-letter
-// termination state.
+// and the two cookie flags, actconn/feconn/beconn/srv_conn/retries ("+"
+// before retries when redispatched), srv_queue/backend_queue, and the
+// request line. The cookie flags are "VN" when Affinity chose the server
+// (a valid pin, no new cookie), "DI" when the client's pin named a server
+// that could not be used (down, draining or removed) so the request went
+// to another one and the client was re-pinned (a cookie inserted), and
+// "--" otherwise. The counts are the record's ActiveConns, FrontendConns,
+// BackendConns, ServerConns, ServerQueue and BackendQueue: actconn is
+// feconn, as lbkit keeps no process-wide count, and feconn is 0 at L7
+// unless the ReverseProxy's ConnState hook is set. L4 records ("option
+// tcplog") end after the queues and have Tw/Tc/Tt, no status, and a
+// two-letter termination state (no cookie flags: the record's StickyMoved
+// says whether a source-address pin was moved).
 func AppendHAProxy(dst []byte, r *lb.AccessRecord) []byte {
 	ip := r.Client.Addr()
 	if ip.Is6() {
@@ -108,22 +115,24 @@ func AppendHAProxy(dst []byte, r *lb.AccessRecord) []byte {
 	}
 	dst = append(dst, term...)
 	if r.HTTP {
-		if r.StickyPinned {
+		switch {
+		case r.StickyPinned:
 			dst = append(dst, "VN"...)
-		} else {
+		case r.StickyMoved:
+			dst = append(dst, "DI"...)
+		default:
 			dst = append(dst, "--"...)
 		}
 	}
-	dst = append(dst, " 0/"...)
-	dst = strconv.AppendInt(dst, r.FrontendConns, 10)
-	dst = append(dst, "/0/"...)
-	dst = strconv.AppendInt(dst, r.ServerConns, 10)
+	dst = append(dst, ' ')
+	dst = appendCounts(dst, r.ActiveConns, r.FrontendConns, r.BackendConns, r.ServerConns)
 	dst = append(dst, '/')
 	if r.Redispatch {
 		dst = append(dst, '+')
 	}
 	dst = strconv.AppendInt(dst, int64(r.Retries), 10)
-	dst = append(dst, " 0/0"...)
+	dst = append(dst, ' ')
+	dst = appendCounts(dst, r.ServerQueue, r.BackendQueue)
 	if r.HTTP {
 		dst = append(dst, ` "`...)
 		dst = appendEscaped(dst, r.Method)
@@ -144,6 +153,17 @@ func appendTimers(dst []byte, ds ...time.Duration) []byte {
 			dst = append(dst, '/')
 		}
 		dst = strconv.AppendInt(dst, ms(d), 10)
+	}
+	return dst
+}
+
+// appendCounts appends counts separated by slashes.
+func appendCounts(dst []byte, ns ...int64) []byte {
+	for i, n := range ns {
+		if i > 0 {
+			dst = append(dst, '/')
+		}
+		dst = strconv.AppendInt(dst, n, 10)
 	}
 	return dst
 }

@@ -158,7 +158,7 @@ func (s slogSink) WriteRecord(r *lb.AccessRecord) error {
 // where it has one: durations in milliseconds as integers (-1 for a phase
 // not reached), HTTP fields only for HTTP records, empty strings left out.
 func Attrs(r *lb.AccessRecord) []slog.Attr {
-	a := make([]slog.Attr, 0, 26)
+	a := make([]slog.Attr, 0, 31)
 	a = append(a,
 		slog.String("client_ip", r.Client.Addr().String()),
 		slog.Int("client_port", int(r.Client.Port())),
@@ -179,8 +179,10 @@ func Attrs(r *lb.AccessRecord) []slog.Attr {
 		slog.Int64("bytes_in", r.BytesIn), slog.Int64("bytes_out", r.BytesOut),
 		slog.Int("retries", r.Retries), slog.Bool("redispatch", r.Redispatch),
 		slog.String("termination_state", r.Termination),
-		slog.Bool("sticky", r.StickyPinned),
-		slog.Int64("feconn", r.FrontendConns), slog.Int64("srv_conn", r.ServerConns),
+		slog.Bool("sticky", r.StickyPinned), slog.Bool("sticky_moved", r.StickyMoved),
+		slog.Int64("actconn", r.ActiveConns), slog.Int64("feconn", r.FrontendConns),
+		slog.Int64("beconn", r.BackendConns), slog.Int64("srv_conn", r.ServerConns),
+		slog.Int64("srv_queue", r.ServerQueue), slog.Int64("backend_queue", r.BackendQueue),
 	)
 	if r.HTTP {
 		a = append(a, slog.String("method", r.Method), slog.String("uri", r.URI),
