@@ -303,8 +303,10 @@ func TestAccessRecordL4Counts(t *testing.T) {
 	}
 
 	// A full server: of two queued sessions, the first one to time out
-	// sees the other still queued.
-	full := &lb.Pool{Name: "full", QueueTimeout: time.Second}
+	// sees the other still queued. The second joins 300 ms after the
+	// first, so their deadlines are apart; the queue timeout leaves it
+	// 1.7 s to get there on a loaded machine.
+	full := &lb.Pool{Name: "full", QueueTimeout: 2 * time.Second}
 	must(t, full.Update([]lb.Server{{Name: "n1", Addr: ns.Addr, MaxConns: 1}}))
 	addr, logs = serve(full)
 	held := dial(t, addr)
