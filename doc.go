@@ -3,7 +3,9 @@
 // It implements the model of a managed cloud load balancer: frontends (TCP
 // or HTTP) that accept clients, pools of upstream servers that serve them,
 // balancing algorithms, health checks, sticky sessions, the three TLS modes
-// (passthrough, offloading, bridging), PROXY protocol, ACLs and routes.
+// (passthrough, offloading, bridging), PROXY protocol, ACLs and routes,
+// and what makes it operable: statistics, Prometheus metrics, access logs
+// and a live status page.
 // Every piece is a small composable value that a host program wires into its
 // own servers; nothing owns the process.
 //
