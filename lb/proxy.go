@@ -26,8 +26,15 @@ const DefaultServerTimeout = 5 * time.Minute
 // a server chosen by a Pool. It is built on httputil.ReverseProxy with
 // Rewrite: hop-by-hop headers are removed, and X-Forwarded-For, -Host, -Proto
 // and -Port are rebuilt from the connection, never trusted from the client.
-// The client's Host header is kept. WebSocket and other upgrades become
-// tunnels that Shutdown waits for and Close ends.
+// The client's Host header is kept. Header fields whose name holds an
+// underscore and, with "_" read as "-", names a framing, hop-by-hop or
+// forwarding field (see DropUnderscoreHeaders) are dropped, as servers
+// behind CGI-style gateways would take them for the real ones. WebSocket
+// and other upgrades become tunnels that Shutdown waits for and Close ends;
+// upgrades to cleartext HTTP/2 (Upgrade: h2c) are not forwarded, so the
+// request reaches the server as plain HTTP/1.1: a tunnel of h2c would carry
+// the client's further requests past Route and any per-request rules in
+// front of the proxy.
 //
 // A failed connection to a server is retried on another one (the Pool's
 // Retries; nothing was sent yet). Errors become 503 when no server is
@@ -131,6 +138,20 @@ type ReverseProxy struct {
 	// new trace (not sampled) and tracestate is dropped. The IDs sent are
 	// written in the AccessRecord.
 	Trace bool
+
+	// DropUnderscoreHeaders drops every request header field whose name
+	// holds an underscore, as nginx does by default (underscores_in_headers
+	// off). False, the default, drops only the names that some servers
+	// (CGI, WSGI, PHP and others that map "-" and "_" to the same
+	// variable) would read as a framing, hop-by-hop or forwarding field:
+	// with "_" read as "-" and case ignored, Content-Length,
+	// Transfer-Encoding, Keep-Alive, Proxy-Connection, Proxy-Authenticate,
+	// Proxy-Authorization, X-Forwarded-For, X-Forwarded-Host,
+	// X-Forwarded-Proto, X-Forwarded-Port and X-Real-IP (Transfer_Encoding
+	// or X_Forwarded_For, say). The other such fields (Connection, TE,
+	// Trailer, Upgrade, Host, Forwarded) have no "-" and so no alias. Other
+	// names with underscores, such as gRPC metadata, pass by default.
+	DropUnderscoreHeaders bool
 
 	proxies sync.Map // *Pool → *httputil.ReverseProxy
 	streams streamTracker
@@ -237,6 +258,8 @@ func (p *ReverseProxy) proxyFor(pool *Pool) *httputil.ReverseProxy {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Scheme = scheme
 			pr.Out.URL.Host = "" // set per attempt by poolTransport
+			dropUnderscoreHeaders(pr.Out.Header, p.DropUnderscoreHeaders)
+			dropH2CUpgrade(pr.Out.Header)
 			setForwarded(pr)
 			if p.RequestID || p.Trace {
 				p.setTraceHeaders(pr)
@@ -277,6 +300,91 @@ func (p *ReverseProxy) modifyResponse(resp *http.Response) error {
 	}
 	p.stats.responses.count(resp.StatusCode)
 	return nil
+}
+
+// underscoreAliases are the header names, in lower case, that a name with
+// underscores must not alias when "_" is read as "-": the framing and
+// hop-by-hop fields, and the forwarding fields the proxy rebuilds or that
+// servers trust from it. Only names with a "-" can have such an alias.
+var underscoreAliases = [...]string{
+	"content-length",
+	"transfer-encoding",
+	"keep-alive",
+	"proxy-connection",
+	"proxy-authenticate",
+	"proxy-authorization",
+	"x-forwarded-for",
+	"x-forwarded-host",
+	"x-forwarded-proto",
+	"x-forwarded-port",
+	"x-real-ip",
+}
+
+// dropUnderscoreHeaders deletes from h the fields whose name holds an
+// underscore: all of them when all is set, else those that alias one of
+// underscoreAliases. It does not allocate.
+func dropUnderscoreHeaders(h http.Header, all bool) {
+	for k := range h {
+		if strings.IndexByte(k, '_') < 0 {
+			continue
+		}
+		if all || aliasesProtected(k) {
+			delete(h, k)
+		}
+	}
+}
+
+// aliasesProtected reports whether name, with "_" read as "-" and case
+// ignored, is one of underscoreAliases.
+func aliasesProtected(name string) bool {
+	for _, a := range underscoreAliases {
+		if len(a) == len(name) && foldUnderscore(name, a) {
+			return true
+		}
+	}
+	return false
+}
+
+// foldUnderscore compares name with lower, a lower-case name of the same
+// length, reading "_" in name as "-" and ignoring ASCII case.
+func foldUnderscore(name, lower string) bool {
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c == '_':
+			c = '-'
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// dropH2CUpgrade removes the request for an upgrade when it offers h2c,
+// cleartext HTTP/2, among its protocols. httputil has already removed
+// HTTP2-Settings, which the client's Connection field names, and left
+// Upgrade and "Connection: Upgrade" only.
+func dropH2CUpgrade(h http.Header) {
+	up := h["Upgrade"]
+	if len(up) == 0 {
+		return
+	}
+	for _, v := range up {
+		for v != "" {
+			var proto string
+			proto, v, _ = strings.Cut(v, ",")
+			proto = strings.TrimSpace(proto)
+			if name, _, _ := strings.Cut(proto, "/"); strings.EqualFold(name, "h2c") {
+				delete(h, "Upgrade")
+				delete(h, "Connection")
+				delete(h, "Http2-Settings")
+				return
+			}
+		}
+	}
 }
 
 // setForwarded rebuilds the X-Forwarded-* headers; httputil has already

@@ -88,6 +88,7 @@ type config struct {
 	grace, connectTimeout, timeout    time.Duration
 	retries, maxConns, gcPercent      int
 	verbose                           bool
+	dropUnderscoreHeaders             bool
 
 	// health checks
 	health         string
@@ -141,6 +142,7 @@ func newConfig(fs *flag.FlagSet) *config {
 	fs.IntVar(&c.maxConns, "max-conns", 0, "per-server limit of connections or requests in flight (0: none); beyond it work queues")
 	fs.IntVar(&c.gcPercent, "gc-percent", 400, "garbage collection target percentage, as GOGC (0: the runtime's default); GOGC in the environment wins")
 	fs.BoolVar(&c.verbose, "v", false, "log per-connection events")
+	fs.BoolVar(&c.dropUnderscoreHeaders, "drop-underscore-headers", false, "HTTP modes: drop every request header whose name has \"_\" (default: only aliases of framing and forwarding headers, such as Transfer_Encoding)")
 
 	fs.StringVar(&c.health, "health", "", "health check: tcp, http:/PATH, https:/PATH, mysql[:USER], pgsql[:USER], redis, ldap (empty: none)")
 	fs.DurationVar(&c.healthInterval, "health-interval", health.DefaultInterval, "time between health checks of an up server")
@@ -446,7 +448,8 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 	// 8 and 9, HTTP: the reverse proxy, its ACL, and the server (HTTPS in
 	// the TLS modes).
 	if l7 {
-		proxy := &lb.ReverseProxy{Name: "frontend", Pool: pool, ServerTimeout: cfg.timeout, Logger: logger}
+		proxy := &lb.ReverseProxy{Name: "frontend", Pool: pool, ServerTimeout: cfg.timeout, Logger: logger,
+			DropUnderscoreHeaders: cfg.dropUnderscoreHeaders}
 		if accessLog != nil {
 			proxy.AccessLog = accessLog
 		}

@@ -160,3 +160,42 @@ func TestLBProxyFlagDefaults(t *testing.T) {
 		t.Errorf("defaults %+v", cfg)
 	}
 }
+
+// TestLBProxyDropUnderscoreHeaders checks that -drop-underscore-headers
+// drops every header name with "_", where the default drops only aliases
+// of framing and forwarding fields.
+func TestLBProxyDropUnderscoreHeaders(t *testing.T) {
+	testutil.CheckLeaks(t)
+	for _, strict := range []bool{false, true} {
+		be := testutil.HTTPBackend(t, "a")
+		var cfg *config
+		if strict {
+			cfg = withFlags(t, "-drop-underscore-headers")
+		} else {
+			cfg = defaultConfig()
+		}
+		cfg.backends = be.Addr
+		addr := start(t, cfg)
+		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}}
+		req, err := http.NewRequest("GET", "http://"+addr+"/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header["X_Custom"] = []string{"v"}
+		req.Header["X_Forwarded_For"] = []string{"10.9.9.9"}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		c.CloseIdleConnections()
+		h := be.LastHeader()
+		if h.Get("X_Forwarded_For") != "" {
+			t.Errorf("strict %v: X_Forwarded_For forwarded", strict)
+		}
+		if ok := h.Get("X_Custom") != ""; ok == strict {
+			t.Errorf("strict %v: X_Custom forwarded %v", strict, ok)
+		}
+	}
+}
