@@ -35,11 +35,13 @@ const (
 // (through its WrapSession and UnwrapSession hooks), so run Run for as
 // long as the configs serve.
 //
-// The newest key encrypts new tickets; it and every older key still
-// within Lifetime of its creation decrypt them. A key therefore encrypts
-// for Rotation and then only decrypts until Lifetime has passed, and a
-// ticket resumes for at least Lifetime-Rotation and at most Lifetime
-// (crypto/tls also refuses tickets older than seven days).
+// The newest key encrypts new tickets; it and the older keys decrypt
+// them. Each rotation drops the keys that would pass Lifetime before the
+// next one, so a key encrypts for Rotation, then only decrypts, and is
+// gone by Lifetime after its creation: with rotations on time a ticket
+// resumes for at most Lifetime, and for at least Lifetime-Rotation when
+// Lifetime is a multiple of Rotation, as with the defaults (crypto/tls
+// also refuses tickets older than seven days).
 type TicketKeys struct {
 	// Rotation is how often Run makes a new key; zero means
 	// DefaultTicketRotation.
@@ -78,7 +80,8 @@ func (k *TicketKeys) Register(c *tls.Config) {
 }
 
 // Rotate makes a new key from crypto/rand for new tickets and drops the
-// keys past Lifetime, for every registered config at once.
+// keys that would pass Lifetime before the next rotation, for every
+// registered config at once.
 func (k *TicketKeys) Rotate() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -131,7 +134,7 @@ func (k *TicketKeys) rotateLocked() {
 	nk.created = now
 	kept := []ticketKey{nk}
 	for _, old := range k.keys {
-		if now.Sub(old.created) < k.lifetime() {
+		if now.Sub(old.created)+k.rotation() <= k.lifetime() {
 			kept = append(kept, old)
 		}
 	}

@@ -153,3 +153,17 @@ func TestTicketKeysLifetime(t *testing.T) {
 		t.Errorf("lifetime below rotation: %d keys, want 1", got)
 	}
 }
+
+func TestTicketKeysLifetimeNotMultiple(t *testing.T) {
+	// Rotations at 0, 5 h and 10 h: the first key would be 15 h old at the
+	// next one, past its 12 h, so the 10 h rotation drops it.
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	keys := &tlsmode.TicketKeys{Rotation: 5 * time.Hour, Lifetime: 12 * time.Hour, Now: func() time.Time { return now }}
+	for i, want := range []int{1, 2, 2} {
+		keys.Rotate()
+		if got := keys.Len(); got != want {
+			t.Errorf("rotation %d: %d keys, want %d", i, got, want)
+		}
+		now = now.Add(5 * time.Hour)
+	}
+}
