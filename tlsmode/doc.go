@@ -23,7 +23,9 @@
 // Profiles (Old, Intermediate by default, Modern) follow Mozilla's
 // server-side TLS guidelines. Config.ClientAuth and ClientCAs ask clients
 // for certificates (mTLS); ClientCN reads the verified name from
-// lb.ConnInfo, for PROXY protocol v2-ssl-cn.
+// lb.ConnInfo, for PROXY protocol v2-ssl-cn. Config.TicketKeys shares
+// rotated session ticket keys among frontends (TicketKeys), and HSTS adds
+// Strict-Transport-Security to HTTPS responses, opt-in.
 //
 // A Store holds several certificates chosen by SNI (exact, one-label
 // wildcard, default for missing or unknown names), loaded from memory or PEM

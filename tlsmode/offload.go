@@ -34,13 +34,19 @@ type Config struct {
 	// is in ConnInfo.TLS (see ClientCN) and http.Request.TLS.
 	ClientAuth tls.ClientAuthType
 	ClientCAs  *x509.CertPool
+
+	// TicketKeys, when set, gives the configs built from c session ticket
+	// keys shared with every other config it serves, so sessions resume
+	// across frontends; run its Run method. Nil leaves crypto/tls's own
+	// keys, private to each config.
+	TicketKeys *TicketKeys
 }
 
 // ServerConfig returns a new *tls.Config for a frontend that terminates
 // TLS: the profile, the certificate lookup, ALPN and client
 // authentication of c. Session tickets stay on (resumed handshakes are far
-// cheaper). The result may be adjusted before use and must not be changed
-// afterwards.
+// cheaper), with c.TicketKeys's keys when it is set. The result may be
+// adjusted before use and must not be changed afterwards.
 func (c Config) ServerConfig() *tls.Config {
 	cfg := &tls.Config{
 		GetCertificate: c.GetCertificate,
@@ -54,6 +60,9 @@ func (c Config) ServerConfig() *tls.Config {
 	c.Profile.Apply(cfg)
 	if c.Certificates != nil && c.Certificates.ACME != nil {
 		cfg.NextProtos = append(cfg.NextProtos, acmeALPN)
+	}
+	if c.TicketKeys != nil {
+		c.TicketKeys.Register(cfg)
 	}
 	return cfg
 }

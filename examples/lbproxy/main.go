@@ -20,7 +20,9 @@
 //	                 the client's TLS session copied to the servers as is
 //
 // The TLS modes present -cert and -key, reloaded when the files change, or
-// a certificate for localhost from a CA generated at start. With an empty
+// a certificate for localhost from a CA generated at start. Session ticket
+// keys rotate daily and resume sessions for up to seven days; -hsts
+// MAXAGE adds Strict-Transport-Security to the https modes' responses. With an empty
 // -backends lbproxy starts demo backends on loopback and says so.
 // Benchmarks of https-bridge against servers with self-signed certificates
 // pass -backend-insecure (or -backend-ca with their CA).
@@ -112,6 +114,7 @@ type config struct {
 	backendInsecure, backendH2   bool
 	backendSNI                   bool
 	sniRoutes                    string
+	hsts                         int
 
 	// access log
 	accessLog, accessLogFile, accessLogSyslog, accessLogSyslogFormat string
@@ -168,6 +171,7 @@ func newConfig(fs *flag.FlagSet) *config {
 	fs.BoolVar(&c.backendH2, "backend-h2", false, "https-bridge: speak HTTP/2 to servers that offer it (default HTTP/1.1)")
 	fs.StringVar(&c.backendServerName, "backend-server-name", "", "bridge modes: server name to send and verify (default: each server's host)")
 	fs.BoolVar(&c.backendSNI, "backend-sni", false, "bridge modes: send and verify the client's SNI")
+	fs.IntVar(&c.hsts, "hsts", 0, "https modes: Strict-Transport-Security max-age in seconds, e.g. 31536000 (0: no header); a server's own header is kept")
 	fs.StringVar(&c.sniRoutes, "sni-route", "", "tls-passthrough: comma-separated SNI routes NAME=ADDR (NAME may be *.domain); others go to -backends")
 
 	fs.StringVar(&c.accessLog, "access-log", "off", "access log of every request or session: off, json or haproxy (HAProxy's httplog/tcplog lines, which halog reads)")
@@ -246,6 +250,12 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 	affinity, err := newAffinity(cfg, l7, logger) // nil: none
 	if err != nil {
 		return err
+	}
+	if cfg.hsts < 0 {
+		return fmt.Errorf("lbproxy: -hsts %d must not be negative", cfg.hsts)
+	}
+	if cfg.hsts > 0 && cfg.mode != "https" && cfg.mode != "https-bridge" {
+		return fmt.Errorf("lbproxy: -hsts needs -mode https or https-bridge, not %q", cfg.mode)
 	}
 	var profile tlsmode.Profile
 	if tlsFront {
@@ -373,7 +383,11 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 				return err
 			}
 		}
-		front = tlsmode.Config{Profile: profile, Certificates: certs}
+		// Session ticket keys, rotated daily, shared by every TLS
+		// configuration this process serves.
+		tickets := &tlsmode.TicketKeys{}
+		wg.Go(func() { tickets.Run(ctx) })
+		front = tlsmode.Config{Profile: profile, Certificates: certs, TicketKeys: tickets}
 		if cfg.clientCA != "" {
 			if front.ClientCAs, err = tlsmode.LoadCertPool(cfg.clientCA); err != nil {
 				return err
@@ -457,6 +471,9 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 			up.BridgeHTTP(proxy)
 		}
 		var handler http.Handler = proxy
+		if cfg.hsts > 0 {
+			handler = tlsmode.HSTS{MaxAge: time.Duration(cfg.hsts) * time.Second}.Handler(handler)
+		}
 		if rules != nil {
 			handler = acl.FilterHTTP(rules, handler)
 		}

@@ -1,0 +1,169 @@
+package tlsmode_test
+
+import (
+	"crypto/tls"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lbkit/lbkit/internal/testutil"
+	"github.com/lbkit/lbkit/tlsmode"
+)
+
+// serveHello serves TLS with cfg on loopback: each connection gets one
+// byte after its handshake, then closes. It returns the address.
+func serveHello(t *testing.T, cfg *tls.Config) string {
+	t.Helper()
+	ln := listen(t)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				tc := tls.Server(c, cfg)
+				if tc.Handshake() == nil {
+					tc.Write([]byte{'!'})
+				}
+			})
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+	})
+	return ln.Addr().String()
+}
+
+// resumed dials addr with cfg and tells whether the session resumed.
+func resumed(t *testing.T, addr string, cfg *tls.Config) bool {
+	t.Helper()
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	// Reading takes in the TLS 1.3 tickets sent after the handshake.
+	if _, err := c.Read(make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	return c.ConnectionState().DidResume
+}
+
+func TestTicketKeysShareAndRotate(t *testing.T) {
+	testutil.CheckLeaks(t)
+	ca := testutil.NewCA(t)
+	leaf := ca.Leaf(t, "localhost")
+	var mu sync.Mutex
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	}
+	advance := func(d time.Duration) {
+		mu.Lock()
+		now = now.Add(d)
+		mu.Unlock()
+	}
+	keys := &tlsmode.TicketKeys{Now: clock}
+	cert := func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &leaf, nil }
+
+	for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		t.Run(tls.VersionName(version), func(t *testing.T) {
+			front := tlsmode.Config{GetCertificate: cert, TicketKeys: keys}
+			a := serveHello(t, front.ServerConfig())
+			// B's config is cloned, as http.Server does with its TLSConfig.
+			b := serveHello(t, front.ServerConfig().Clone())
+			// C has keys of its own.
+			c := serveHello(t, tlsmode.Config{GetCertificate: cert, TicketKeys: &tlsmode.TicketKeys{Now: clock}}.ServerConfig())
+			client := func() *tls.Config {
+				cfg := ca.ClientConfig("localhost")
+				cfg.MinVersion, cfg.MaxVersion = version, version
+				cfg.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+				return cfg
+			}
+
+			cfg := client()
+			if resumed(t, a, cfg) {
+				t.Fatal("first handshake resumed")
+			}
+			if !resumed(t, b, cfg) {
+				t.Fatal("session from A did not resume on B")
+			}
+			cfg = client()
+			resumed(t, a, cfg)
+			if resumed(t, c, cfg) {
+				t.Fatal("session from A resumed on C, which has other keys")
+			}
+
+			// After a rotation the previous key still decrypts.
+			cfg = client()
+			resumed(t, a, cfg)
+			advance(tlsmode.DefaultTicketRotation)
+			keys.Rotate()
+			if !resumed(t, b, cfg) {
+				t.Fatal("session from before one rotation did not resume")
+			}
+
+			// A key past its lifetime is dropped.
+			cfg = client()
+			resumed(t, a, cfg)
+			for range 7 {
+				advance(tlsmode.DefaultTicketRotation)
+				keys.Rotate()
+			}
+			if keys.Len() != 7 {
+				t.Errorf("%d keys kept, want 7 (one a day for a week)", keys.Len())
+			}
+			if resumed(t, b, cfg) {
+				t.Fatal("session resumed with a key older than its lifetime")
+			}
+		})
+	}
+}
+
+func TestTicketKeysLifetime(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	keys := &tlsmode.TicketKeys{Rotation: time.Hour, Lifetime: 3 * time.Hour, Now: func() time.Time { return now }}
+	for i, want := range []int{1, 2, 3, 3, 3} {
+		keys.Rotate()
+		if got := keys.Len(); got != want {
+			t.Errorf("rotation %d: %d keys, want %d", i, got, want)
+		}
+		now = now.Add(time.Hour)
+	}
+	// Register makes a new key when the newest is Rotation old.
+	keys.Register(&tls.Config{})
+	if got := keys.Len(); got != 3 {
+		t.Errorf("after a stale Register: %d keys, want 3", got)
+	}
+	// Lifetime below Rotation keeps only the current key.
+	short := &tlsmode.TicketKeys{Rotation: time.Hour, Lifetime: time.Minute, Now: func() time.Time { return now }}
+	short.Rotate()
+	now = now.Add(time.Hour)
+	short.Rotate()
+	if got := short.Len(); got != 1 {
+		t.Errorf("lifetime below rotation: %d keys, want 1", got)
+	}
+}
+
+func TestTicketKeysLifetimeNotMultiple(t *testing.T) {
+	// Rotations at 0, 5 h and 10 h: the first key would be 15 h old at the
+	// next one, past its 12 h, so the 10 h rotation drops it.
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	keys := &tlsmode.TicketKeys{Rotation: 5 * time.Hour, Lifetime: 12 * time.Hour, Now: func() time.Time { return now }}
+	for i, want := range []int{1, 2, 2} {
+		keys.Rotate()
+		if got := keys.Len(); got != want {
+			t.Errorf("rotation %d: %d keys, want %d", i, got, want)
+		}
+		now = now.Add(5 * time.Hour)
+	}
+}
