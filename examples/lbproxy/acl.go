@@ -39,8 +39,9 @@ func aclRules(allow, deny string) (*acl.Rules, error) {
 
 // parsePrefixes parses a comma-separated list of networks in CIDR notation
 // ("10.0.0.0/8,2001:db8::/32"); a bare address stands for itself alone (a
-// /32 or /128). IPv4-mapped IPv6 addresses are unmapped. An empty list
-// gives nil.
+// /32 or /128). IPv4-mapped IPv6 addresses and networks (/96 and longer)
+// are unmapped, as client addresses are before they are matched. An empty
+// list gives nil.
 func parsePrefixes(list string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	for _, s := range strings.Split(list, ",") {
@@ -55,6 +56,10 @@ func parsePrefixes(list string) ([]netip.Prefix, error) {
 			}
 			a = a.Unmap()
 			p = netip.PrefixFrom(a, a.BitLen())
+		} else if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+			// An IPv4-mapped network is the IPv4 network it maps: client
+			// addresses are unmapped before they are matched.
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
 		}
 		out = append(out, p)
 	}

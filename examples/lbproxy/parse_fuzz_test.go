@@ -77,6 +77,9 @@ func FuzzParsePrefixes(f *testing.F) {
 			if !p.IsValid() {
 				t.Fatalf("%q: entry %q gave invalid prefix %v", list, entries[i], p)
 			}
+			if p.Addr().Is4In6() && p.Bits() >= 96 {
+				t.Fatalf("%q: entry %q gave the IPv4-mapped %v, which no unmapped client matches", list, entries[i], p)
+			}
 			if !strings.Contains(entries[i], "/") {
 				if p.Bits() != p.Addr().BitLen() || p.Addr().Is4In6() {
 					t.Fatalf("%q: bare address %q gave %v", list, entries[i], p)
@@ -84,4 +87,22 @@ func FuzzParsePrefixes(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestParsePrefixesUnmaps: IPv4-mapped addresses and networks become the
+// IPv4 ones they map, which unmapped client addresses match.
+func TestParsePrefixesUnmaps(t *testing.T) {
+	got, err := parsePrefixes("::ffff:192.0.2.1, ::ffff:10.0.0.0/104, ::ffff:0:0/80, 2001:db8::/32")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"192.0.2.1/32", "10.0.0.0/8", "::ffff:0.0.0.0/80", "2001:db8::/32"}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i].String() != want[i] {
+			t.Errorf("entry %d = %v, want %s", i, got[i], want[i])
+		}
+	}
 }
