@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,36 +13,16 @@ import (
 	"github.com/lbkit/lbkit/lb"
 )
 
-// collector keeps copies of the records it receives.
+// collector keeps copies of the access records it receives, for the test to
+// take in order.
 type collector struct {
-	mu   sync.Mutex
-	recs []lb.AccessRecord
-	ch   chan struct{}
+	*testutil.Records[lb.AccessRecord]
 }
 
-func newCollector() *collector { return &collector{ch: make(chan struct{}, 1000)} }
+func newCollector() *collector { return &collector{testutil.NewRecords[lb.AccessRecord](1000)} }
 
-func (c *collector) Log(r *lb.AccessRecord) {
-	c.mu.Lock()
-	c.recs = append(c.recs, *r)
-	c.mu.Unlock()
-	c.ch <- struct{}{}
-}
-
-// next waits for the next record.
-func (c *collector) next(t *testing.T) lb.AccessRecord {
-	t.Helper()
-	select {
-	case <-c.ch:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no access record")
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	r := c.recs[0]
-	c.recs = c.recs[1:]
-	return r
-}
+// Log keeps a copy of r.
+func (c *collector) Log(r *lb.AccessRecord) { c.Add(*r) }
 
 func checkTimers(t *testing.T, r lb.AccessRecord) {
 	t.Helper()
@@ -69,7 +48,7 @@ func TestAccessRecordsL7(t *testing.T) {
 	before := time.Now()
 	for i, path := range []string{"/size?n=1000", "/status?code=404"} {
 		code, body, _ := get(t, c, url+path)
-		r := logs.next(t)
+		r := logs.Next(t)
 		if r.Server != "a" || r.Backend != "web" || r.Frontend != "fe" || !r.HTTP || r.Status != code ||
 			r.Method != "GET" || r.URI != path || r.Proto != "HTTP/1.1" || r.Termination != "--" ||
 			r.BytesOut != int64(len(body)) || r.Retries != 0 || r.Client.Addr().String() != "127.0.0.1" {
@@ -117,7 +96,7 @@ func TestAccessRecordTerminationStates(t *testing.T) {
 			c := client()
 			defer c.CloseIdleConnections()
 			code, _, _ := get(t, c, url+tt.path)
-			r := logs.next(t)
+			r := logs.Next(t)
 			if code != tt.status || r.Status != tt.status || r.Termination != tt.term || r.Server != tt.server {
 				t.Fatalf("status %d, record %+v; want %d %s %s", code, r, tt.status, tt.term, tt.server)
 			}
@@ -143,7 +122,7 @@ func TestAccessRecordClientAbort(t *testing.T) {
 		t.Fatal(err)
 	}
 	conn.Close()
-	r := logs.next(t)
+	r := logs.Next(t)
 	if r.Termination != "CD" || r.Status != 200 || r.Server != "a" || r.BytesOut >= 100000000 {
 		t.Fatalf("record %+v, want CD after a partial 200", r)
 	}
@@ -155,13 +134,7 @@ func TestAccessRecordsL4(t *testing.T) {
 	pool := &lb.Pool{Name: "tcp"}
 	must(t, pool.Update([]lb.Server{{Name: "n1", Addr: ns.Addr}, {Name: "closed", Addr: testutil.ClosedAddr(t)}}))
 	logs := newCollector()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
-	fe := &lb.TCPFrontend{Name: "test", Backend: pool, AccessLog: logs}
-	done := make(chan error, 1)
-	go func() { done <- fe.Serve(ln) }()
-	defer func() { fe.Close(); <-done }()
-	addr := ln.Addr().String()
+	addr := serveL4(t, &lb.TCPFrontend{Name: "test", Backend: pool, AccessLog: logs})
 	for range 4 {
 		c := dial(t, addr)
 		if got := readName(t, c); got != "n1" {
@@ -171,7 +144,7 @@ func TestAccessRecordsL4(t *testing.T) {
 		c.(*net.TCPConn).CloseWrite()
 		io.Copy(io.Discard, c)
 		c.Close()
-		r := logs.next(t)
+		r := logs.Next(t)
 		if r.HTTP || r.Server != "n1" || r.Backend != "tcp" || r.Frontend != "test" || r.Termination != "--" ||
 			r.BytesIn != 6 || r.BytesOut != 9 || r.Tw < 0 || r.Tc < 0 || r.Tt < r.Tw+r.Tc {
 			t.Errorf("record %+v", r)
@@ -185,7 +158,7 @@ func TestAccessRecordsL4(t *testing.T) {
 	c := dial(t, addr)
 	io.Copy(io.Discard, c)
 	c.Close()
-	r := logs.next(t)
+	r := logs.Next(t)
 	if r.Termination != "SC" || r.Server != lb.NoServerName || r.Tw != -1 {
 		t.Errorf("no-server record %+v", r)
 	}
@@ -228,7 +201,7 @@ func TestAccessRecordUpgrade(t *testing.T) {
 	c, br := dialUpgrade(t, url)
 	echoLine(t, c, br, "one")
 	c.Close()
-	r := logs.next(t)
+	r := logs.Next(t)
 	if r.Status != http.StatusSwitchingProtocols || r.Server != "ws" || r.RequestID == "" {
 		t.Fatalf("record %+v", r)
 	}
@@ -263,7 +236,7 @@ func TestAccessRecordServerAbort(t *testing.T) {
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 	}
-	r := logs.next(t)
+	r := logs.Next(t)
 	if r.Termination != "SD" || r.Server != "short" || r.Status != 200 {
 		t.Fatalf("record %+v, want SD", r)
 	}
@@ -276,13 +249,7 @@ func TestAccessRecordL4Counts(t *testing.T) {
 	ns := testutil.NameServer(t, "n1")
 	serve := func(pool *lb.Pool) (string, *collector) {
 		logs := newCollector()
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		must(t, err)
-		fe := &lb.TCPFrontend{Name: "fe", Backend: pool, AccessLog: logs}
-		done := make(chan error, 1)
-		go func() { done <- fe.Serve(ln) }()
-		t.Cleanup(func() { fe.Close(); <-done })
-		return ln.Addr().String(), logs
+		return serveL4(t, &lb.TCPFrontend{Name: "fe", Backend: pool, AccessLog: logs}), logs
 	}
 
 	// One session open while a second one ends.
@@ -295,7 +262,7 @@ func TestAccessRecordL4Counts(t *testing.T) {
 	c := dial(t, addr)
 	readName(t, c)
 	c.Close()
-	r := logs.next(t)
+	r := logs.Next(t)
 	if r.ActiveConns != 2 || r.FrontendConns != 2 || r.BackendConns != 2 || r.ServerConns != 2 ||
 		r.ServerQueue != 0 || r.BackendQueue != 0 {
 		t.Errorf("counts act %d fe %d be %d srv %d queues %d/%d, want 2/2/2/2 0/0",
@@ -327,13 +294,13 @@ func TestAccessRecordL4Counts(t *testing.T) {
 	second := dial(t, addr)
 	defer second.Close()
 	waitQueue(2)
-	r = logs.next(t)
+	r = logs.Next(t)
 	if r.Termination != "sQ" || r.Server != lb.NoServerName || r.FrontendConns != 3 || r.BackendConns != 1 ||
 		r.ServerConns != 0 || r.BackendQueue != 1 {
 		t.Errorf("queue timeout: %s fe %d be %d srv %d backend_queue %d, want sQ 3/1/0 1",
 			r.Termination, r.FrontendConns, r.BackendConns, r.ServerConns, r.BackendQueue)
 	}
-	if r = logs.next(t); r.Termination != "sQ" || r.BackendQueue != 0 {
+	if r = logs.Next(t); r.Termination != "sQ" || r.BackendQueue != 0 {
 		t.Errorf("second queue timeout: %s backend_queue %d", r.Termination, r.BackendQueue)
 	}
 }
@@ -359,7 +326,7 @@ func TestAccessRecordL7Counts(t *testing.T) {
 	c := client()
 	defer c.CloseIdleConnections()
 	get(t, c, url+"/")
-	r := logs.next(t)
+	r := logs.Next(t)
 	if r.ActiveConns != 2 || r.FrontendConns != 2 || r.BackendConns != 1 || r.ServerConns != 1 ||
 		r.ServerQueue != 0 || r.BackendQueue != 0 {
 		t.Errorf("counts act %d fe %d be %d srv %d queues %d/%d, want 2/2/1/1 0/0",

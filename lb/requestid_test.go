@@ -82,7 +82,7 @@ func TestRequestIDAndTracePropagation(t *testing.T) {
 
 		// No ID, no trace: both started.
 		get(t, c, url+"/")
-		h, r := b.LastHeader(), logs.next(t)
+		h, r := b.LastHeader(), logs.Next(t)
 		if id := h.Get("X-Request-Id"); !hexID.MatchString(id) || r.RequestID != id {
 			t.Errorf("generated ID %q, logged %q", id, r.RequestID)
 		}
@@ -94,7 +94,7 @@ func TestRequestIDAndTracePropagation(t *testing.T) {
 
 		// A client's ID and a valid trace.
 		get(t, c, url+"/", "X-Request-Id", "client-id-1", "Traceparent", incoming, "Tracestate", "k=v")
-		h, r = b.LastHeader(), logs.next(t)
+		h, r = b.LastHeader(), logs.Next(t)
 		wantID := "client-id-1"
 		if !trust {
 			wantID = ""
@@ -111,7 +111,7 @@ func TestRequestIDAndTracePropagation(t *testing.T) {
 		// An invalid trace is replaced and its tracestate dropped; an
 		// invalid ID is replaced even when trusted.
 		get(t, c, url+"/", "X-Request-Id", "bad id", "Traceparent", strings.ToUpper(incoming), "Tracestate", "k=v")
-		h, _ = b.LastHeader(), logs.next(t)
+		h, _ = b.LastHeader(), logs.Next(t)
 		if id := h.Get("X-Request-Id"); !hexID.MatchString(id) {
 			t.Errorf("invalid client ID became %q", id)
 		}

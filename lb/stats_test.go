@@ -169,25 +169,6 @@ func TestStatsL4BytesWhileOpen(t *testing.T) {
 	}
 }
 
-// startL7Stats serves proxy like startL7, with the proxy's ConnState hook
-// that counts client connections.
-func startL7Stats(t *testing.T, proxy *lb.ReverseProxy) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
-	srv := &http.Server{Handler: proxy, ConnState: proxy.ConnState, ReadHeaderTimeout: 5 * time.Second}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- lb.Serve(ctx, srv, ln, time.Second, proxy) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return "http://" + ln.Addr().String()
-}
-
 func TestStatsL7(t *testing.T) {
 	testutil.CheckLeaks(t)
 	a := testutil.HTTPBackend(t, "a")
@@ -201,7 +182,7 @@ func TestStatsL7(t *testing.T) {
 		}
 		return nil
 	}}
-	url := startL7Stats(t, proxy)
+	url := startL7Hooked(t, proxy, true)
 	c := client()
 	defer c.CloseIdleConnections()
 
@@ -453,7 +434,7 @@ func TestStatsL7ClientAbortMidBody(t *testing.T) {
 	pool := &lb.Pool{Name: "web"}
 	must(t, pool.Update([]lb.Server{{Name: "a", Addr: a.Addr}}))
 	proxy := &lb.ReverseProxy{Name: "front", Pool: pool}
-	url := startL7Stats(t, proxy)
+	url := startL7Hooked(t, proxy, true)
 	const size = 64 << 20
 	c, err := net.DialTimeout("tcp", strings.TrimPrefix(url, "http://"), 5*time.Second)
 	must(t, err)
@@ -486,7 +467,7 @@ func TestStatsL7ServerAbortMidBody(t *testing.T) {
 	pool := &lb.Pool{Name: "web"}
 	must(t, pool.Update([]lb.Server{{Name: "a", Addr: a.Addr}}))
 	proxy := &lb.ReverseProxy{Name: "front", Pool: pool}
-	url := startL7Stats(t, proxy)
+	url := startL7Hooked(t, proxy, true)
 	c, err := net.DialTimeout("tcp", strings.TrimPrefix(url, "http://"), 5*time.Second)
 	must(t, err)
 	defer c.Close()
@@ -513,7 +494,7 @@ func TestStatsUpgradedStreamBytesWhileOpen(t *testing.T) {
 	pool := &lb.Pool{}
 	must(t, pool.Update(servers(ws.Addr)))
 	proxy := &lb.ReverseProxy{Pool: pool}
-	url := startL7Stats(t, proxy)
+	url := startL7Hooked(t, proxy, true)
 	c, br := dialUpgrade(t, url)
 	defer c.Close()
 	var want int64

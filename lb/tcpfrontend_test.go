@@ -23,9 +23,16 @@ import (
 // startL4 serves b on a loopback TCPFrontend and returns its address.
 func startL4(t *testing.T, b lb.Backend) (*lb.TCPFrontend, string) {
 	t.Helper()
+	srv := &lb.TCPFrontend{Name: "test", Backend: b}
+	return srv, serveL4(t, srv)
+}
+
+// serveL4 serves srv on a loopback listener until the test ends, and
+// returns its address.
+func serveL4(t *testing.T, srv *lb.TCPFrontend) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	must(t, err)
-	srv := &lb.TCPFrontend{Name: "test", Backend: b}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	t.Cleanup(func() {
@@ -34,7 +41,7 @@ func startL4(t *testing.T, b lb.Backend) (*lb.TCPFrontend, string) {
 			t.Errorf("Serve returned %v", err)
 		}
 	})
-	return srv, ln.Addr().String()
+	return ln.Addr().String()
 }
 
 func dial(t testing.TB, addr string) net.Conn {

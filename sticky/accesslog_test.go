@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,36 +15,16 @@ import (
 	"github.com/lbkit/lbkit/sticky"
 )
 
-// records keeps copies of the access records it receives.
+// records keeps copies of the access records it receives, for the test to
+// take in order.
 type records struct {
-	mu   sync.Mutex
-	recs []lb.AccessRecord
-	ch   chan struct{}
+	*testutil.Records[lb.AccessRecord]
 }
 
-func newRecords() *records { return &records{ch: make(chan struct{}, 100)} }
+func newRecords() *records { return &records{testutil.NewRecords[lb.AccessRecord](100)} }
 
-func (c *records) Log(r *lb.AccessRecord) {
-	c.mu.Lock()
-	c.recs = append(c.recs, *r)
-	c.mu.Unlock()
-	c.ch <- struct{}{}
-}
-
-// next waits for the next record.
-func (c *records) next(t *testing.T) lb.AccessRecord {
-	t.Helper()
-	select {
-	case <-c.ch:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no access record")
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	r := c.recs[0]
-	c.recs = c.recs[1:]
-	return r
-}
+// Log keeps a copy of r.
+func (c *records) Log(r *lb.AccessRecord) { c.Add(*r) }
 
 // TestCookieAccessLogMoved: a request with a valid cookie logs a pinned
 // server (cookie flags "VN"); once that server is down, the next request
@@ -78,21 +57,21 @@ func TestCookieAccessLogMoved(t *testing.T) {
 	}
 
 	home, h := do(t, c, url)
-	r := logs.next(t)
+	r := logs.Next(t)
 	if r.StickyPinned || r.StickyMoved || !strings.Contains(line(r), " - - ---- ") {
 		t.Errorf("first request: pinned %v moved %v: %s", r.StickyPinned, r.StickyMoved, line(r))
 	}
 	cookie := setCookie(h)
 
 	got, _ := do(t, c, url, cookie)
-	r = logs.next(t)
+	r = logs.Next(t)
 	if got != home || !r.StickyPinned || r.StickyMoved || !strings.Contains(line(r), " - - --VN ") {
 		t.Errorf("pinned request to %s (home %s): pinned %v moved %v: %s", got, home, r.StickyPinned, r.StickyMoved, line(r))
 	}
 
 	pool.SetState(home, lb.StateDown, "test")
 	got, h = do(t, c, url, cookie)
-	r = logs.next(t)
+	r = logs.Next(t)
 	if got == home || r.StickyPinned || !r.StickyMoved || !strings.Contains(line(r), " - - --DI ") {
 		t.Errorf("moved request to %s (home %s down): pinned %v moved %v: %s", got, home, r.StickyPinned, r.StickyMoved, line(r))
 	}
@@ -106,14 +85,14 @@ func TestCookieAccessLogMoved(t *testing.T) {
 
 	moved := got
 	got, _ = do(t, c, url, setCookie(h))
-	r = logs.next(t)
+	r = logs.Next(t)
 	if got != moved || !r.StickyPinned || r.StickyMoved {
 		t.Errorf("re-pinned request to %s (moved to %s): pinned %v moved %v", got, moved, r.StickyPinned, r.StickyMoved)
 	}
 
 	// A forged cookie is no pin: balanced, neither pinned nor moved.
 	do(t, c, url, "SRV=forged.value")
-	if r = logs.next(t); r.StickyPinned || r.StickyMoved {
+	if r = logs.Next(t); r.StickyPinned || r.StickyMoved {
 		t.Errorf("forged cookie: pinned %v moved %v", r.StickyPinned, r.StickyMoved)
 	}
 }
@@ -134,18 +113,18 @@ func TestSourceIPAccessLogMoved(t *testing.T) {
 
 	const src = "127.0.0.7"
 	home := dialFrom(t, src, addr)
-	if r := logs.next(t); r.StickyPinned || r.StickyMoved || r.Server != home {
+	if r := logs.Next(t); r.StickyPinned || r.StickyMoved || r.Server != home {
 		t.Errorf("first session: %+v", r)
 	}
 	if got := dialFrom(t, src, addr); got != home {
 		t.Fatalf("pinned client went to %s, not %s", got, home)
 	}
-	if r := logs.next(t); !r.StickyPinned || r.StickyMoved {
+	if r := logs.Next(t); !r.StickyPinned || r.StickyMoved {
 		t.Errorf("pinned session: pinned %v moved %v", r.StickyPinned, r.StickyMoved)
 	}
 	pool.SetState(home, lb.StateDown, "test")
 	moved := dialFrom(t, src, addr)
-	r := logs.next(t)
+	r := logs.Next(t)
 	if moved == home || r.Server != moved || r.StickyPinned || !r.StickyMoved {
 		t.Errorf("moved session to %s (home %s down): %+v", moved, home, r)
 	}
@@ -155,7 +134,7 @@ func TestSourceIPAccessLogMoved(t *testing.T) {
 	if got := dialFrom(t, src, addr); got != moved {
 		t.Fatalf("re-pinned client went to %s, not %s", got, moved)
 	}
-	if r := logs.next(t); !r.StickyPinned || r.StickyMoved {
+	if r := logs.Next(t); !r.StickyPinned || r.StickyMoved {
 		t.Errorf("re-pinned session: pinned %v moved %v", r.StickyPinned, r.StickyMoved)
 	}
 }
