@@ -131,9 +131,10 @@ type Pool struct {
 	Logger *slog.Logger
 
 	snap    atomic.Pointer[Snapshot]
-	queued  atomic.Int64 // goroutines waiting in queueWait or Drain
-	_       cacheLinePad // every pick reads snap; every lease writes traffic
-	traffic traffic      // backend statistics, beside the servers'
+	byAddr  atomic.Pointer[map[string]*Server] // configured servers by address (the first of each), for dialAddr
+	queued  atomic.Int64                       // goroutines waiting in queueWait or Drain
+	_       cacheLinePad                       // every pick reads snap; every lease writes traffic
+	traffic traffic                            // backend statistics, beside the servers'
 
 	mu      sync.Mutex
 	servers []*Server                 // configured, in order
@@ -251,6 +252,15 @@ func (p *Pool) publishLocked(membership bool) {
 	}
 	p.prepare(snap)
 	p.snap.Store(snap)
+	if membership {
+		byAddr := make(map[string]*Server, len(p.servers))
+		for _, s := range p.servers {
+			if _, ok := byAddr[s.Addr]; !ok {
+				byAddr[s.Addr] = s
+			}
+		}
+		p.byAddr.Store(&byAddr)
+	}
 	// Forget removed servers whose last connection has ended.
 	for name, rt := range p.state {
 		if rt.removed && rt.active.Load() == 0 {

@@ -167,7 +167,7 @@ type ReverseProxy struct {
 // ServeHTTP forwards r to a server of its Pool.
 func (p *ReverseProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.stats.requests.Add(1)
-	if p.AccessLog != nil || p.RequestID || p.Trace {
+	if p.traced() {
 		p.serveTraced(w, r)
 		return
 	}
@@ -520,15 +520,13 @@ func (p *Pool) dialAddr(ctx context.Context, network, addr string) (net.Conn, er
 		if st := accessFrom(ctx); st != nil {
 			st.tc.Store(int64(d))
 		}
-		if snap := p.snap.Load(); snap != nil {
-			for _, s := range snap.Servers {
-				if s.Addr == addr {
-					countConnect(s, d)
-					return c, nil
-				}
+		if byAddr := p.byAddr.Load(); byAddr != nil {
+			if s := (*byAddr)[addr]; s != nil {
+				countConnect(s, d)
+				return c, nil
 			}
 		}
-		p.traffic.connectTime.Observe(d) // the backend's own
+		p.traffic.connectTime.Observe(d) // a server removed meanwhile: the backend's own
 	}
 	return c, err
 }
