@@ -21,16 +21,17 @@ func (p *Pool) ServeConn(ctx context.Context, c *Conn) {
 	}
 	sc, lease, err := p.connect(ctx, c.Info.PickInfo(), &c.Info, ci)
 	if err != nil {
-		if ci != nil && !(errors.Is(err, ErrNoServer) && p.Fallback != nil) {
-			defer p.logSession(c, ci, Lease{}, err, false, 0, 0, ctx.Err() != nil)
-		}
 		if errors.Is(err, ErrNoServer) && p.Fallback != nil {
-			p.Fallback.ServeConn(ctx, c)
+			p.Fallback.ServeConn(ctx, c) // the Fallback's session, not logged here
 			return
 		}
+		ctxDone := ctx.Err() != nil
 		p.logger().LogAttrs(ctx, slog.LevelDebug, "no server for connection",
 			slog.String("pool", p.Name), slog.String("client", c.Info.Remote.String()), slog.Any("error", err))
 		c.Close()
+		if ci != nil {
+			p.logSession(c, ci, Lease{}, err, false, 0, 0, ctxDone)
+		}
 		return
 	}
 	c.SetReadDeadline(time.Time{}) // the frontend's handshake deadline
