@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/lbkit/lbkit/lb"
@@ -203,16 +204,32 @@ func (c *selfCheck) check(ctx context.Context) {
 // never reach the frontend and count nowhere (no connection, session or
 // byte in the statistics, no ACL or PROXY header decision).
 //
-// Accept costs one atomic load per connection while no check is under way.
+// The check binds its socket and records the source address before it
+// connects (where the platform allows, see bindProbe), so a connection the
+// kernel queued is recognised even when the dial itself gave up: under
+// load a dial may time out after the handshake completed, and its
+// connection is accepted later all the same.
+//
+// Accept costs one atomic load per connection while no check is pending.
 type acceptProbe struct {
 	net.Listener
 
-	active atomic.Int32 // a check dialing, plus pending connections
+	active atomic.Int32 // pending check connections
 
 	mu      sync.Mutex
-	pending map[netip.AddrPort]chan struct{} // check connections by local address
-	dialing chan struct{}                    // closed when the dialing check has registered
+	pending map[netip.AddrPort]*probe // check connections by source address
 }
+
+// probe is one check connection, pending until it is accepted.
+type probe struct {
+	accepted chan struct{} // closed when the frontend accepted it
+	failed   time.Time     // when its dial failed; zero while it may succeed
+}
+
+// staleProbe is how long the entry of a check whose dial failed is kept:
+// such a connection may sit in the accept queue, but not for long while
+// accept works.
+const staleProbe = 30 * time.Second
 
 // Accept returns the next connection that is not the check's.
 func (l *acceptProbe) Accept() (net.Conn, error) {
@@ -234,67 +251,93 @@ func (l *acceptProbe) take(c net.Conn) bool {
 	if !ok {
 		return false
 	}
-	from := ta.AddrPort()
-	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-	for {
-		l.mu.Lock()
-		done, ok := l.pending[from]
-		dialing := l.dialing
-		if ok {
-			delete(l.pending, from)
-			l.active.Add(-1)
-			if done != nil {
-				close(done)
-			}
-		}
-		l.mu.Unlock()
-		if ok || dialing == nil {
-			return ok
-		}
-		// A check is connecting and may not have recorded its address
-		// yet: it does as soon as its dial returns.
-		<-dialing
+	from := unmapPort(ta.AddrPort())
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p, ok := l.pending[from]
+	if ok {
+		l.remove(from, p)
 	}
+	return ok
+}
+
+// add records a check connection from the source address from; called
+// with mu held.
+func (l *acceptProbe) add(from netip.AddrPort) *probe {
+	p := &probe{accepted: make(chan struct{})}
+	if l.pending == nil {
+		l.pending = make(map[netip.AddrPort]*probe)
+	}
+	l.pending[unmapPort(from)] = p
+	l.active.Add(1)
+	return p
+}
+
+// remove forgets the check connection from, marking it accepted; called
+// with mu held.
+func (l *acceptProbe) remove(from netip.AddrPort, p *probe) {
+	delete(l.pending, from)
+	l.active.Add(-1)
+	close(p.accepted)
 }
 
 // check connects to the listening address and waits up to timeout for the
 // connection to be accepted.
 func (l *acceptProbe) check(ctx context.Context, timeout time.Duration) error {
 	l.mu.Lock()
-	if len(l.pending) >= maxProbes {
-		l.mu.Unlock()
+	for from, p := range l.pending {
+		if !p.failed.IsZero() && time.Since(p.failed) > staleProbe {
+			l.remove(from, p)
+		}
+	}
+	n := len(l.pending)
+	l.mu.Unlock()
+	if n >= maxProbes {
 		return fmt.Errorf("%d earlier check connections still not accepted", maxProbes)
 	}
-	dialing := make(chan struct{})
-	l.dialing = dialing
-	l.active.Add(1)
-	l.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	d := net.Dialer{}
-	conn, err := d.DialContext(ctx, "tcp", dialAddr(l.Addr()))
-	var done chan struct{}
-	l.mu.Lock()
-	if err == nil {
-		from := conn.LocalAddr().(*net.TCPAddr).AddrPort()
-		done = make(chan struct{})
-		if l.pending == nil {
-			l.pending = make(map[netip.AddrPort]chan struct{})
+	var p *probe
+	var from netip.AddrPort
+	d := net.Dialer{Control: func(network, address string, rc syscall.RawConn) error {
+		var err error
+		from, err = bindProbe(network, address, rc)
+		if err != nil || !from.IsValid() {
+			return err
 		}
-		l.pending[netip.AddrPortFrom(from.Addr().Unmap(), from.Port())] = done
-	} else {
-		l.active.Add(-1)
+		l.mu.Lock()
+		p = l.add(from)
+		l.mu.Unlock()
+		return nil
+	}}
+	conn, err := d.DialContext(ctx, "tcp", dialAddr(l.Addr()))
+	if err == nil && p == nil {
+		// The platform cannot bind before connecting: record the
+		// connection now. Until then, Accept hands it to the frontend.
+		l.mu.Lock()
+		p = l.add(conn.LocalAddr().(*net.TCPAddr).AddrPort())
+		l.mu.Unlock()
 	}
-	l.dialing = nil
-	close(dialing)
-	l.mu.Unlock()
 	if err != nil {
+		if p != nil {
+			l.mu.Lock()
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				// Nothing was queued.
+				if l.pending[unmapPort(from)] == p {
+					l.remove(unmapPort(from), p)
+				}
+			} else {
+				// The kernel may have queued it all the same.
+				p.failed = time.Now()
+			}
+			l.mu.Unlock()
+		}
 		return fmt.Errorf("connecting to itself: %w", err)
 	}
 	defer conn.Close()
 	select {
-	case <-done:
+	case <-p.accepted:
 		return nil
 	case <-ctx.Done():
 		// The connection stays pending: when the frontend accepts it
@@ -304,6 +347,11 @@ func (l *acceptProbe) check(ctx context.Context, timeout time.Duration) error {
 		}
 		return ctx.Err()
 	}
+}
+
+// unmapPort returns ap with an IPv4-mapped address as IPv4.
+func unmapPort(ap netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
 // dialAddr is the address to connect to for a listener on a: a itself, or
