@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -174,6 +175,9 @@ func TestFaultL4ServerDiesMidStream(t *testing.T) {
 				if r := logs.Next(t); r.Termination != "SD" || r.Server != "dying" {
 					t.Fatalf("record %+v, want termination SD", r)
 				}
+				if st := pool.Stats().Servers[0]; !spliced() && (st.ServerAborts != 1 || st.ClientAborts != 0) {
+					t.Fatalf("server aborts %d, client aborts %d; want 1, 0", st.ServerAborts, st.ClientAborts)
+				}
 				return
 			}
 			c := dial(t, addr)
@@ -222,6 +226,37 @@ func readAll(t *testing.T, addr, msg string) ([]byte, error) {
 	}
 	return b, err
 }
+
+// TestFaultL4ClientResets: a client that resets its connection mid-session
+// is the client's abort, not the server's.
+func TestFaultL4ClientResets(t *testing.T) {
+	if spliced() {
+		t.Skip("the splice path cannot tell whose connection failed")
+	}
+	testutil.CheckLeaks(t)
+	srv := testutil.StartRaw(t, func(c net.Conn, br *bufio.Reader) { io.Copy(c, br) })
+	pool := &lb.Pool{Name: "tcp"}
+	must(t, pool.Update([]lb.Server{{Name: "echo", Addr: srv.Addr}}))
+	logs := newCollector()
+	addr := serveL4(t, &lb.TCPFrontend{Name: "fe", Backend: pool, AccessLog: logs})
+	c := dial(t, addr)
+	roundTrip(t, c, "hello")
+	c.(*net.TCPConn).SetLinger(0)
+	c.Close()
+	if r := logs.Next(t); r.Termination != "CD" {
+		t.Fatalf("record %+v, want termination CD", r)
+	}
+	if st := pool.Stats().Servers[0]; st.ClientAborts != 1 || st.ServerAborts != 0 {
+		t.Fatalf("client aborts %d, server aborts %d; want 1, 0", st.ClientAborts, st.ServerAborts)
+	}
+	testutil.Eventually(t, "the server connection to close", func() bool { return srv.Open() == 0 })
+}
+
+// spliced reports whether L4 sessions are copied by goroutines with
+// splice(2) (LBKIT_PIPE=goroutines), whose errors do not say whether the
+// read or the write failed, so that a session's failure is the server's
+// for the counters and the access log.
+func spliced() bool { return os.Getenv("LBKIT_PIPE") == "goroutines" }
 
 // silentServer accepts connections, reads what comes and never answers.
 func silentServer(t *testing.T) *testutil.RawServer {
