@@ -54,8 +54,10 @@
 // is safe to repeat and goes to another server ([Pool.Retries]).
 //
 // At L4 a server's FIN is passed on as a half-close (the client reads to
-// EOF and may still send), a reset as a reset of the client connection,
-// and a session without traffic for [Pool.TunnelTimeout] is closed.
+// EOF and may still send), a reset as a reset of the client connection
+// (counted in ServerAborts, termination "SD"; a client's reset is a client
+// abort, "CD"), and a session without traffic for [Pool.TunnelTimeout] is
+// closed.
 //
 // A [TCPFrontend] retries temporary accept errors, such as running out of
 // file descriptors (EMFILE), with a back-off from 5 ms doubling up to 1 s,
