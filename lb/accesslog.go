@@ -250,8 +250,25 @@ func l4Termination(err error, ctxDone bool) string {
 		return "KD" // killed: the frontend shut the session down
 	case isTimeout(err):
 		return "cD"
+	case clientBroke(err):
+		return "CD"
 	}
 	return "SD"
+}
+
+// clientBroke reports whether the copy of an L4 session ended because the
+// client's connection failed (a reset while reading from it or writing to
+// it), rather than the server's.
+func clientBroke(err error) bool {
+	var pe *pipe.Error
+	return errors.As(err, &pe) && pe.Client()
+}
+
+// serverBroke reports whether the copy of an L4 session ended because the
+// server's connection failed.
+func serverBroke(err error) bool {
+	var pe *pipe.Error
+	return errors.As(err, &pe) && pe.Server()
 }
 
 // l4ConnectTermination returns the termination state of an L4 session

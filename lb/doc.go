@@ -41,6 +41,29 @@
 //
 //	return lb.Serve(ctx, &lb.TCPFrontend{Backend: pool}, ln, 30*time.Second)
 //
+// # Faults
+//
+// A server that breaks off a response (closes or resets the connection
+// mid-body) is never presented as a complete shorter response: the client
+// gets the server's Content-Length, or a chunked response without its last
+// chunk, and then the client connection is closed, so an HTTP client reports an
+// unexpected EOF. The abort counts in the server's ServerAborts and its
+// AccessRecord's termination is "SD". A server that sends no response
+// headers within [ReverseProxy.ServerTimeout] gets the client a 504; one
+// that resets the connection before answering a 502, unless the request
+// is safe to repeat and goes to another server ([Pool.Retries]).
+//
+// At L4 a server's FIN is passed on as a half-close (the client reads to
+// EOF and may still send), a reset as a reset of the client connection
+// (counted in ServerAborts, termination "SD"; a client's reset is a client
+// abort, "CD"), and a session without traffic for [Pool.TunnelTimeout] is
+// closed.
+//
+// A [TCPFrontend] retries temporary accept errors, such as running out of
+// file descriptors (EMFILE), with a back-off from 5 ms doubling up to 1 s,
+// logging each at Warn level, and returns to normal at the first accepted
+// connection; [*http.Server] does the same on the L7 path.
+//
 // # Design notes
 //
 // Picks take no lock and allocate nothing: a Balancer reads an immutable

@@ -107,9 +107,12 @@ type Pool struct {
 	TunnelTimeout time.Duration
 
 	// Retries is how many times a failed connection attempt is retried, each
-	// time on another server when one is pickable (redispatch). Only
-	// connection failures are retried: nothing was sent yet. Zero means
-	// DefaultRetries; negative means no retry.
+	// time on another server when one is pickable (redispatch). Connection
+	// failures are retried (nothing was sent yet), and, at L7, requests
+	// safe to repeat (GET, HEAD, OPTIONS, TRACE or with an Idempotency-Key,
+	// without a body) whose server closed or reset the connection before
+	// the response headers ended. Zero means DefaultRetries; negative means
+	// no retry.
 	Retries int
 
 	// QueueTimeout bounds the wait for a free slot when servers are at their

@@ -37,7 +37,10 @@ const DefaultServerTimeout = 5 * time.Minute
 // front of the proxy.
 //
 // A failed connection to a server is retried on another one (the Pool's
-// Retries; nothing was sent yet). Errors become 503 when no server is
+// Retries; nothing was sent yet), and so is a request safe to repeat (GET,
+// HEAD, OPTIONS, TRACE or with an Idempotency-Key, without a body) whose
+// server closed or reset the connection before the response headers
+// ended; other requests that reached a server are not sent again. Errors become 503 when no server is
 // available or the queue timed out, 504 when the server timed out, and 502
 // otherwise, through ErrorHandler.
 //
@@ -638,7 +641,7 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		var ce *ConnectError
 		connect := errors.As(err, &ce)
-		retry := connect && attempt < retries && req.Context().Err() == nil && !body.started()
+		retry := (connect || h1.Retryable(req, err)) && attempt < retries && req.Context().Err() == nil && !body.started()
 		if retry {
 			countRetry(lease.Server)
 		}

@@ -318,10 +318,12 @@ type TrafficStats struct {
 	// does, the responses counted in ServerAborts (eresp).
 	ResponseErrors uint64
 	// ClientAborts counts HTTP requests the client abandoned before the end
-	// of the response (cli_abrt).
+	// of the response, and L4 sessions that ended because the client's
+	// connection failed, such as a reset (cli_abrt).
 	ClientAborts uint64
 	// ServerAborts counts HTTP responses the server broke off before
-	// their end (srv_abrt).
+	// their end, and L4 sessions that ended because the server's
+	// connection failed (srv_abrt).
 	ServerAborts uint64
 	// Retries counts connection attempts that failed and were tried again
 	// (wretr); for a server, those that failed on it.

@@ -46,6 +46,14 @@ func (p *Pool) ServeConn(ctx context.Context, c *Conn) {
 	up, down, err := pipe.Proxy(sctx, client, sc, opt)
 	killed := sctx.Err() != nil // the frontend closed or the server went down
 	done()
+	if !killed {
+		switch {
+		case clientBroke(err):
+			st.cliAborts.Add(1)
+		case serverBroke(err):
+			st.srvAborts.Add(1)
+		}
+	}
 	if ci != nil {
 		ci.counts = p.liveCounts(lease.Server)
 	}

@@ -141,7 +141,7 @@ func newConfig(fs *flag.FlagSet) *config {
 	fs.DurationVar(&c.grace, "grace", 10*time.Second, "how long open work may finish after SIGTERM")
 	fs.DurationVar(&c.connectTimeout, "connect-timeout", lb.DefaultConnectTimeout, "timeout to connect to a server")
 	fs.DurationVar(&c.timeout, "timeout", 0, "http: server response timeout (default 5m); tcp: tunnel inactivity timeout (default 15m)")
-	fs.IntVar(&c.retries, "retries", lb.DefaultRetries, "connection attempts retried on another server (0: none)")
+	fs.IntVar(&c.retries, "retries", lb.DefaultRetries, "failed connection attempts retried on another server, and HTTP requests safe to repeat (GET, HEAD, OPTIONS, TRACE, no body) whose server reset the connection before answering (0: none)")
 	fs.IntVar(&c.maxConns, "max-conns", 0, "per-server limit of connections or requests in flight (0: none); beyond it work queues")
 	fs.IntVar(&c.gcPercent, "gc-percent", 400, "garbage collection target percentage, as GOGC (0: the runtime's default); GOGC in the environment wins")
 	fs.BoolVar(&c.verbose, "v", false, "log per-connection events")

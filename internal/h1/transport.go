@@ -307,6 +307,17 @@ func canReplay(req *http.Request) bool {
 	return k1 || k2
 }
 
+// Retryable reports whether req, whose round trip failed with err, may be
+// sent again, to another server: a request the engine would replay (an
+// idempotent method or an Idempotency-Key, without a body) that failed
+// because the server closed or reset the connection before the end of the
+// response headers. The client has seen nothing of a response yet, and the
+// request is safe to repeat. Timeouts and malformed responses are not
+// retryable.
+func Retryable(req *http.Request, err error) bool {
+	return err != nil && canReplay(req) && stale(err)
+}
+
 // stale reports whether err is what a connection closed by the server
 // gives: end of stream, reset, broken pipe, or a 408 notice.
 func stale(err error) bool {

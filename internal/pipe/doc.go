@@ -75,7 +75,8 @@
 // EOF, so Proxy ends the whole session (a clean end).
 //
 // A read or write error other than EOF (a reset, a broken pipe, a failed TLS
-// record) aborts both directions at once. The TCP connections (also the ones
+// record) aborts both directions at once; Proxy returns it as an *Error,
+// which tells whether the client's or the server's connection failed. The TCP connections (also the ones
 // under a *tls.Conn, found through its NetConn method) are then closed with
 // SO_LINGER 0, so that both peers see a reset rather than a FIN: a stream
 // cut short does not look complete. A connection closed under Proxy

@@ -566,7 +566,7 @@ func epollWait(epfd int, events []syscall.EpollEvent) (int, error) {
 // fail ends the session after a read or write error in direction i, with
 // a reset.
 func (s *session) fail(i int, op string, err error) {
-	s.end(fmt.Errorf("pipe: %s: %w", s.p.dirs[i].name, os.NewSyscallError(op, err)), true)
+	s.end(&Error{Dir: i, Op: op, Err: os.NewSyscallError(op, err)}, true)
 }
 
 // end closes both descriptors, with a reset when reset is set, records err
@@ -663,7 +663,7 @@ func (p *proxy) runLoop(l *loop, pending []byte) (ok bool) {
 		if err != nil {
 			syscall.Close(cfd)
 			syscall.Close(sfd)
-			p.abort(fmt.Errorf("pipe: %s: %w", p.dirs[0].name, err), true)
+			p.abort(&Error{Dir: 0, Op: "write", Err: err}, true)
 			return true
 		}
 		p.touch()

@@ -3,7 +3,6 @@ package pipe
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"os"
@@ -55,6 +54,41 @@ func (c *Counters) add(n int64) {
 // ErrIdle is the error Proxy returns when the idle timeout ended the copy.
 var ErrIdle = errors.New("pipe: idle timeout")
 
+// Error is the read or write error that aborted a copy, as Proxy returns
+// it: it says which direction failed and how, and so whose connection
+// broke.
+type Error struct {
+	// Dir is the direction that failed: 0 client to server, 1 server to
+	// client.
+	Dir int
+	// Op is "read" for a read from the direction's source, "write" for a
+	// write to its destination, or "" when the copy cannot tell (the
+	// splice path, whose calls do both): then neither Client nor Server
+	// holds.
+	Op string
+	// Err is the error of the read or write.
+	Err error
+}
+
+var dirNames = [2]string{"client to server", "server to client"}
+
+func (e *Error) Error() string { return "pipe: " + dirNames[e.Dir&1] + ": " + e.Err.Error() }
+
+// Unwrap returns Err.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Client reports whether the client's connection failed: a read from the
+// client or a write to it.
+func (e *Error) Client() bool {
+	return e.Op == "read" && e.Dir == 0 || e.Op == "write" && e.Dir == 1
+}
+
+// Server reports whether the server's connection failed: a read from the
+// server or a write to it.
+func (e *Error) Server() bool {
+	return e.Op == "read" && e.Dir == 1 || e.Op == "write" && e.Dir == 0
+}
+
 const (
 	// spliceChunk is the most a single (*net.TCPConn).ReadFrom call moves on
 	// the splice path: progress becomes visible at least this often.
@@ -78,7 +112,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 // ClientPending) and to the client (down), and the first error that was not
 // a clean EOF or close: nil for a clean end in both directions,
 // context.Cause(ctx) when ctx ended it, ErrIdle for the idle timeout, and
-// otherwise the first read or write error, wrapped with its direction.
+// otherwise the first read or write error, as an *Error.
 //
 // Proxy owns both connections from the call on: it sets and clears their
 // deadlines, half-closes and closes them. Pass the raw connections (not
@@ -95,8 +129,8 @@ func Proxy(ctx context.Context, client, server net.Conn, opt Options) (up, down 
 	if useLoop {
 		p.splice = false
 	}
-	p.dirs[0] = direction{p: p, name: "client to server", src: client, dst: server, pending: opt.ClientPending, ctr: opt.Counters[0]}
-	p.dirs[1] = direction{p: p, name: "server to client", src: server, dst: client, ctr: opt.Counters[1]}
+	p.dirs[0] = direction{p: p, dir: 0, src: client, dst: server, pending: opt.ClientPending, ctr: opt.Counters[0]}
+	p.dirs[1] = direction{p: p, dir: 1, src: server, dst: client, ctr: opt.Counters[1]}
 
 	if ctx.Err() != nil {
 		p.abort(context.Cause(ctx), false)
@@ -208,7 +242,7 @@ func forceClose(c net.Conn, reset bool) {
 // direction is one half of the copy.
 type direction struct {
 	p        *proxy
-	name     string
+	dir      int // 0: client to server, 1: server to client
 	src, dst net.Conn
 	pending  []byte
 	n        int64    // bytes written to dst; read by Proxy once run returned
@@ -235,7 +269,7 @@ func (d *direction) wrote(n int64) {
 // run copies until EOF or an error, then half-closes dst or aborts.
 func (d *direction) run() {
 	defer d.running.Store(false)
-	err := d.copy()
+	op, err := d.copy()
 	p := d.p
 	switch {
 	case p.aborted.Load():
@@ -252,23 +286,25 @@ func (d *direction) run() {
 		// A connection was closed under Proxy: a clean end.
 		p.abort(nil, false)
 	default:
-		p.abort(fmt.Errorf("pipe: %s: %w", d.name, err), true)
+		p.abort(&Error{Dir: d.dir, Op: op, Err: err}, true)
 	}
 }
 
-// copy moves bytes from src to dst until EOF (nil) or an error.
-func (d *direction) copy() error {
+// copy moves bytes from src to dst until EOF (nil) or an error, which it
+// returns with the operation that failed ("read", "write", or "" when it
+// cannot tell).
+func (d *direction) copy() (op string, err error) {
 	p := d.p
 	if len(d.pending) > 0 {
 		n, err := d.dst.Write(d.pending)
 		d.wrote(int64(n))
 		p.touch()
 		if err != nil {
-			return err
+			return "write", err
 		}
 	}
 	if p.splice {
-		return d.copySplice()
+		return "", d.copySplice()
 	}
 	return d.copyBuffered()
 }
@@ -306,7 +342,7 @@ func (d *direction) copySplice() error {
 
 // copyBuffered copies through a pooled buffer, recording progress after
 // every read and every write.
-func (d *direction) copyBuffered() error {
+func (d *direction) copyBuffered() (op string, err error) {
 	p := d.p
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
@@ -319,17 +355,17 @@ func (d *direction) copyBuffered() error {
 			d.wrote(int64(nw))
 			p.touch()
 			if werr != nil {
-				return werr
+				return "write", werr
 			}
 			if nw != nr {
-				return io.ErrShortWrite
+				return "write", io.ErrShortWrite
 			}
 		}
 		if rerr == io.EOF {
-			return nil
+			return "", nil
 		}
 		if rerr != nil {
-			return rerr
+			return "read", rerr
 		}
 	}
 }
