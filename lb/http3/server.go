@@ -62,12 +62,14 @@ type Server struct {
 	Handler http.Handler
 
 	// TLSConfig is the TLS configuration of the QUIC handshakes; Serve
-	// fails without it. It is cloned with NextProtos set to "h3" (and
-	// again for configurations from GetConfigForClient); GetCertificate,
+	// fails without it. Serve clones it with NextProtos set to "h3" (and
+	// so for configurations from GetConfigForClient); GetCertificate,
 	// client authentication and WrapSession/UnwrapSession (shared session
-	// ticket keys) work as over TCP, so the *tls.Config of the TLS
-	// frontend on the same port can be passed as it is. QUIC always uses
-	// TLS 1.3.
+	// ticket keys) work as over TCP. QUIC always uses TLS 1.3. The
+	// configuration must not change while Serve starts: net/http's
+	// ServeTLS adds to the NextProtos of its Server's TLSConfig, so give
+	// an HTTPS frontend's configuration through ForServer, or a Clone of
+	// it taken before it serves.
 	TLSConfig *tls.Config
 
 	// Allow0RTT accepts requests in 0-RTT (TLS early data) from clients
@@ -124,16 +126,18 @@ type Server struct {
 }
 
 // ForServer returns a Server that serves HTTP/3 like srv, the HTTPS
-// frontend for the TCP port: it takes srv's Handler, TLSConfig,
-// ConnContext, ConnState, MaxHeaderBytes, IdleTimeout and ReadTimeout, and
-// its Addr for ListenAndServe (the UDP port of the same number). The result
-// shares srv's *tls.Config, so certificate reloads through GetCertificate
-// reach both. Set the other fields (Allow0RTT) on the result before serving.
+// frontend for the TCP port: it takes srv's Handler, ConnContext,
+// ConnState, MaxHeaderBytes, IdleTimeout and ReadTimeout, its Addr for
+// ListenAndServe (the UDP port of the same number), and a Clone of its
+// TLSConfig, which keeps the GetCertificate hook (certificate reloads and
+// ACME reach both) and the session ticket hooks. Call it before srv
+// serves, since serving changes srv.TLSConfig. Set the other fields
+// (Allow0RTT, a Handler without AltSvc) on the result before serving it.
 func ForServer(srv *http.Server) *Server {
 	s := &Server{
 		Addr:           srv.Addr,
 		Handler:        srv.Handler,
-		TLSConfig:      srv.TLSConfig,
+		TLSConfig:      srv.TLSConfig.Clone(),
 		ConnContext:    srv.ConnContext,
 		ConnState:      srv.ConnState,
 		MaxHeaderBytes: srv.MaxHeaderBytes,

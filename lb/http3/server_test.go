@@ -68,6 +68,7 @@ type env struct {
 	proxy   *lb.ReverseProxy
 	rec     *recorder
 	ca      *testutil.CA
+	leaf    tls.Certificate // frontend tests: the certificate presented
 	srv     *http3.Server
 	addr    string // host:port of the UDP socket
 	served  chan error
