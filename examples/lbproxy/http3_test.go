@@ -37,6 +37,20 @@ func TestLBProxyHTTP3(t *testing.T) {
 		}
 	}
 
+	// Access rules hold over HTTP/3 too: the TCP side refuses denied
+	// clients at accept, the QUIC side answers their requests 403.
+	addr, lines := startOut(t, withFlags(t, "-mode", "https", "-http3", "-deny", "127.0.0.0/8"))
+	h3 := &qhttp3.Transport{TLSClientConfig: &tls.Config{RootCAs: demoRoots(t, lines), ServerName: "localhost"}}
+	resp, err := (&http.Client{Transport: h3, Timeout: 10 * time.Second}).Get("https://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	h3.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a denied client over HTTP/3 got %s, want 403", resp.Status)
+	}
+
 	for _, args := range [][]string{
 		{"-mode", "http", "-http3"},
 		{"-mode", "tls", "-http3"},
