@@ -78,6 +78,13 @@ type env struct {
 // CA for localhost), after configure (if any) set up the Server.
 func newEnv(t *testing.T, tlsConf *tls.Config, ca *testutil.CA, configure func(*http3.Server)) *env {
 	t.Helper()
+	return newEnvPool(t, tlsConf, ca, configure, nil)
+}
+
+// newEnvPool is newEnv with the proxy's Pool, when not nil, instead of one
+// of the backend.
+func newEnvPool(t *testing.T, tlsConf *tls.Config, ca *testutil.CA, configure func(*http3.Server), pool *lb.Pool) *env {
+	t.Helper()
 	e := &env{backend: testutil.HTTPBackend(t, "be1"), ca: ca}
 	if e.ca == nil {
 		e.ca = testutil.NewCA(t)
@@ -85,9 +92,11 @@ func newEnv(t *testing.T, tlsConf *tls.Config, ca *testutil.CA, configure func(*
 	if tlsConf == nil {
 		tlsConf = e.ca.ServerConfig(t, "localhost")
 	}
-	pool := &lb.Pool{Name: "web"}
-	if err := pool.Update([]lb.Server{{Name: "be1", Addr: e.backend.Addr}}); err != nil {
-		t.Fatal(err)
+	if pool == nil {
+		pool = &lb.Pool{Name: "web"}
+		if err := pool.Update([]lb.Server{{Name: "be1", Addr: e.backend.Addr}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	e.proxy = &lb.ReverseProxy{Name: "h3", Pool: pool}
 	e.rec = &recorder{next: e.proxy}
