@@ -76,14 +76,14 @@ type env struct {
 
 // newEnv starts the proxy over HTTP/3 with tlsConf (nil: a leaf of a new
 // CA for localhost), after configure (if any) set up the Server.
-func newEnv(t *testing.T, tlsConf *tls.Config, ca *testutil.CA, configure func(*http3.Server)) *env {
+func newEnv(t testing.TB, tlsConf *tls.Config, ca *testutil.CA, configure func(*http3.Server)) *env {
 	t.Helper()
 	return newEnvPool(t, tlsConf, ca, configure, nil)
 }
 
 // newEnvPool is newEnv with the proxy's Pool, when not nil, instead of one
 // of the backend.
-func newEnvPool(t *testing.T, tlsConf *tls.Config, ca *testutil.CA, configure func(*http3.Server), pool *lb.Pool) *env {
+func newEnvPool(t testing.TB, tlsConf *tls.Config, ca *testutil.CA, configure func(*http3.Server), pool *lb.Pool) *env {
 	t.Helper()
 	e := &env{backend: testutil.HTTPBackend(t, "be1"), ca: ca}
 	if e.ca == nil {
@@ -137,7 +137,7 @@ type client struct {
 	la []net.Addr
 }
 
-func newClient(t *testing.T, roots *x509.CertPool, cache tls.ClientSessionCache) *client {
+func newClient(t testing.TB, roots *x509.CertPool, cache tls.ClientSessionCache) *client {
 	t.Helper()
 	c := &client{}
 	c.tr = &qhttp3.Transport{
