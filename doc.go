@@ -29,6 +29,10 @@
 //   - [github.com/lbkit/lbkit/lb/accesslog]: access logs of the frontends'
 //     records, as slog JSON or HAProxy's httplog/tcplog text, through a
 //     non-blocking buffer to a file or syslog.
+//   - [github.com/lbkit/lbkit/lb/http3]: HTTP/3 frontend over QUIC for
+//     the ReverseProxy of an HTTPS frontend (same certificates, hooks and
+//     drain), with Alt-Svc announcements; the only package that imports
+//     quic-go.
 //   - [github.com/lbkit/lbkit/balancer]: round robin (smooth weighted),
 //     least connections, first, random, power of two choices, consistent
 //     hashing, ByName.

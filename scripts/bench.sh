@@ -22,13 +22,18 @@ lbp="$work/lbproxy ${LBPROXY_FLAGS:-}"
 export CANDIDATE_NAME=${CANDIDATE_NAME:-lbkit}
 export CANDIDATE_CMD="$lbp -mode {MODE} -listen {LISTEN} -backends {BACKENDS} -cert {CERT} -key {KEY}"
 # Scenario-specific modes, where lbproxy has them: bridging to the harness's
-# self-signed backends, and SNI passthrough.
+# self-signed backends, SNI passthrough, and HTTP/3 (scenario q, optional:
+# SCENARIOS="q").
 usage=$("$work/lbproxy" -h 2>&1 || true)
 if grep -q -- '-backend-insecure' <<<"$usage"; then
   export CANDIDATE_CMD_i="$lbp -mode https-bridge -backend-insecure -listen {LISTEN} -backends {BACKENDS} -cert {CERT} -key {KEY}"
 fi
 if grep -q 'tls-passthrough' <<<"$usage"; then
   export CANDIDATE_CMD_p="$lbp -mode tls-passthrough -listen {LISTEN} -backends {BACKENDS}"
+fi
+if grep -q -- '-http3' <<<"$usage"; then
+  # HTTP/3 on the UDP port of {LISTEN}, beside HTTPS on its TCP port.
+  export CANDIDATE_CMD_q="$lbp -mode https -http3 -listen {LISTEN} -backends {BACKENDS} -cert {CERT} -key {KEY}"
 fi
 export OUT=${OUT:-$PWD/bench-results/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"

@@ -32,6 +32,11 @@
 // -access-log json|haproxy asks for an access log (to stderr,
 // -access-log-file or -access-log-syslog; see accesslog.go).
 //
+// -http3 (https modes) also serves HTTP/3 over QUIC on the UDP port of
+// -listen, with the same certificates, handler and drain, and adds
+// Alt-Svc: h3=":PORT" to the HTTPS responses so that browsers find it.
+// 0-RTT stays off. See http3.go.
+//
 // -admin ADDR (keep it on loopback, e.g. 127.0.0.1:9100) serves /healthz
 // (200 while serving; 503 while draining or when a self-check of the
 // accept path or of the event loops fails), the live status page at /,
@@ -116,6 +121,9 @@ type config struct {
 	sniRoutes                    string
 	hsts                         int
 
+	// HTTP/3
+	http3 bool
+
 	// access log
 	accessLog, accessLogFile, accessLogSyslog, accessLogSyslogFormat string
 
@@ -172,6 +180,7 @@ func newConfig(fs *flag.FlagSet) *config {
 	fs.StringVar(&c.backendServerName, "backend-server-name", "", "bridge modes: server name to send and verify (default: each server's host)")
 	fs.BoolVar(&c.backendSNI, "backend-sni", false, "bridge modes: send and verify the client's SNI")
 	fs.IntVar(&c.hsts, "hsts", 0, "https modes: Strict-Transport-Security max-age in seconds, e.g. 31536000 (0: no header); a server's own header is kept")
+	fs.BoolVar(&c.http3, "http3", false, "https modes: also serve HTTP/3 (QUIC) on the UDP port of -listen, with the same certificates, and announce it to HTTPS clients (Alt-Svc); 0-RTT stays off")
 	fs.StringVar(&c.sniRoutes, "sni-route", "", "tls-passthrough: comma-separated SNI routes NAME=ADDR (NAME may be *.domain); others go to -backends")
 
 	fs.StringVar(&c.accessLog, "access-log", "off", "access log of every request or session: off, json or haproxy (HAProxy's httplog/tcplog lines, which halog reads)")
@@ -256,6 +265,12 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 	}
 	if cfg.hsts > 0 && cfg.mode != "https" && cfg.mode != "https-bridge" {
 		return fmt.Errorf("lbproxy: -hsts needs -mode https or https-bridge, not %q", cfg.mode)
+	}
+	if cfg.http3 && cfg.mode != "https" && cfg.mode != "https-bridge" {
+		return fmt.Errorf("lbproxy: -http3 needs -mode https or https-bridge, not %q", cfg.mode)
+	}
+	if cfg.http3 && acceptProxy != nil {
+		return errors.New("lbproxy: -http3 cannot be combined with -accept-proxy: QUIC clients send no PROXY header")
 	}
 	var profile tlsmode.Profile
 	if tlsFront {
@@ -500,7 +515,18 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 		fmt.Fprintf(out, "lbproxy: %s on %s\n", cfg.mode, ln.Addr())
 		if tlsFront {
 			srv.TLSConfig = front.HTTPConfig()
-			return lb.ServeTLS(ctx, srv, ln, cfg.grace, proxy)
+			also := []lb.Shutdowner{proxy}
+			// HTTP/3 on the UDP port of the listener (http3.go), drained
+			// with the TCP side.
+			if cfg.http3 {
+				h3, closeSocket, err := startHTTP3(srv, raw.Addr(), logger, out, cancel)
+				if err != nil {
+					return err
+				}
+				defer closeSocket()
+				also = append(also, h3)
+			}
+			return lb.ServeTLS(ctx, srv, ln, cfg.grace, also...)
 		}
 		return lb.Serve(ctx, srv, ln, cfg.grace, proxy)
 	}
