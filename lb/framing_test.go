@@ -1,0 +1,351 @@
+package lb_test
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lbkit/lbkit/internal/testutil"
+	"github.com/lbkit/lbkit/lb"
+)
+
+// lenientServer is a raw HTTP/1.1 server that parses requests with
+// parseLenient, answers each 200 "ok", and records the exact bytes of
+// every connection.
+type lenientServer struct {
+	*testutil.RawServer
+	mu    sync.Mutex
+	conns []*lenientConn
+	got   chan struct{} // a signal per read that returned bytes
+}
+
+// lenientConn is what one connection to a lenientServer carried.
+type lenientConn struct {
+	raw    []byte
+	reqs   []lenientRequest
+	err    error // why the connection ended (io.EOF: the proxy closed it)
+	closed bool
+}
+
+func startLenient(t *testing.T) *lenientServer {
+	s := &lenientServer{got: make(chan struct{}, 1024)}
+	s.RawServer = testutil.StartRaw(t, s.serve)
+	return s
+}
+
+func (s *lenientServer) serve(c net.Conn, _ *bufio.Reader) {
+	rec := &lenientConn{}
+	s.mu.Lock()
+	s.conns = append(s.conns, rec)
+	s.mu.Unlock()
+	var pending []byte
+	buf := make([]byte, 4096)
+	for {
+		for {
+			r, err := parseLenient(pending)
+			if errors.Is(err, errIncomplete) {
+				break
+			}
+			if err != nil {
+				s.end(rec, err)
+				return
+			}
+			s.mu.Lock()
+			rec.reqs = append(rec.reqs, r)
+			s.mu.Unlock()
+			pending = pending[r.Len:]
+			if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"); err != nil {
+				s.end(rec, err)
+				return
+			}
+		}
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, err := c.Read(buf)
+		if n > 0 {
+			s.mu.Lock()
+			rec.raw = append(rec.raw, buf[:n]...)
+			s.mu.Unlock()
+			pending = append(pending, buf[:n]...)
+			select {
+			case s.got <- struct{}{}:
+			default:
+			}
+		}
+		if err != nil {
+			s.end(rec, err)
+			return
+		}
+	}
+}
+
+func (s *lenientServer) end(rec *lenientConn, err error) {
+	s.mu.Lock()
+	rec.err, rec.closed = err, true
+	s.mu.Unlock()
+}
+
+// snapshot returns copies of the connection records.
+func (s *lenientServer) snapshot() []lenientConn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]lenientConn, len(s.conns))
+	for i, c := range s.conns {
+		out[i] = *c
+		out[i].raw = append([]byte(nil), c.raw...)
+		out[i].reqs = append([]lenientRequest(nil), c.reqs...)
+	}
+	return out
+}
+
+// rawBytes returns every byte the server received, over all connections.
+func (s *lenientServer) rawBytes() string {
+	var b strings.Builder
+	for _, c := range s.snapshot() {
+		b.Write(c.raw)
+	}
+	return b.String()
+}
+
+// framingProxy starts a ReverseProxy to srv behind a loopback http.Server,
+// configured by setup, and returns its address.
+func framingProxy(t *testing.T, srv *lenientServer, setup func(*lb.ReverseProxy)) (*lb.ReverseProxy, *lb.Pool, string) {
+	t.Helper()
+	pool := &lb.Pool{Name: "web"}
+	must(t, pool.Update([]lb.Server{{Name: "s1", Addr: srv.Addr}}))
+	proxy := &lb.ReverseProxy{Pool: pool}
+	if setup != nil {
+		setup(proxy)
+	}
+	url, _ := startL7(t, proxy, time.Second)
+	return proxy, pool, strings.TrimPrefix(url, "http://")
+}
+
+// rawExchange sends req on a new connection to addr and reads one
+// response; the body is read in full.
+func rawExchange(t *testing.T, addr, req string) (*http.Response, string) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	must(t, err)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	br := bufio.NewReader(c)
+	var resp *http.Response
+	for resp == nil || resp.StatusCode < 200 { // 100 Continue before the answer
+		resp, err = http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("no response to %q: %v", req, err)
+		}
+	}
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
+// checkUnambiguous checks what the server received over each connection:
+// the lenient and the strict parser find the same requests, end to end,
+// and there are want of them in all.
+func checkUnambiguous(t *testing.T, conns []lenientConn, want int) {
+	t.Helper()
+	total := 0
+	for i, c := range conns {
+		data := c.raw
+		for j, lr := range c.reqs {
+			n, err := parseStrict(data)
+			if err != nil {
+				t.Errorf("conn %d request %d is not canonical (%v):\n%q", i, j, err, data)
+				return
+			}
+			if n != lr.Len {
+				t.Errorf("conn %d request %d: strict length %d, lenient %d:\n%q", i, j, n, lr.Len, data)
+				return
+			}
+			data = data[n:]
+		}
+		if len(data) != 0 {
+			t.Errorf("conn %d: %d bytes after the last request the lenient server found: %q", i, len(data), data)
+		}
+		total += len(c.reqs)
+	}
+	if total != want {
+		t.Errorf("the server found %d requests, want %d", total, want)
+	}
+}
+
+const chunkedHead = "POST /up HTTP/1.1\r\nHost: lb.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+// TestFramingCorpus sends malformed and ambiguous requests raw to a
+// ReverseProxy in front of a lenient server. Rejected requests must get
+// their status and send nothing at all to the server; accepted ones must
+// reach it in one unambiguous framing, on which a lenient and a strict
+// parser agree.
+func TestFramingCorpus(t *testing.T) {
+	many := func(n int) string {
+		var b strings.Builder
+		for i := range n {
+			b.WriteString("X-F")
+			b.WriteString(string(rune('a' + i%26)))
+			b.WriteString(string(rune('a' + i/26)))
+			b.WriteString(": v\r\n")
+		}
+		return b.String()
+	}
+	for _, tc := range []struct {
+		name   string
+		req    string
+		status int    // the client's status
+		body   string // for accepted requests: the body the server decoded
+		check  func(t *testing.T, r lenientRequest)
+	}{
+		// Chunked framing (RFC 9112 section 7.1).
+		{name: "chunk size bad char", req: chunkedHead + "5g\r\nhello\r\n0\r\n\r\n", status: 400},
+		{name: "chunk size 0x prefix", req: chunkedHead + "0x5\r\nhello\r\n0\r\n\r\n", status: 400},
+		{name: "chunk size leading space", req: chunkedHead + " 5\r\nhello\r\n0\r\n\r\n", status: 400},
+		{name: "chunk size negative", req: chunkedHead + "-5\r\nhello\r\n0\r\n\r\n", status: 400},
+		{name: "chunk size overflow", req: chunkedHead + "10000000000000005\r\nhello\r\n0\r\n\r\n", status: 400},
+		{name: "chunk size empty", req: chunkedHead + "\r\nhello\r\n0\r\n\r\n", status: 400},
+		{name: "chunk line bare LF", req: chunkedHead + "5\nhello\r\n0\r\n\r\n", status: 400},
+		{name: "chunk line bare CR", req: chunkedHead + "5\rhello\r\n0\r\n\r\n", status: 400},
+		{name: "last chunk bare LF", req: chunkedHead + "5\r\nhello\r\n0\n\r\n", status: 400},
+		{name: "chunk data longer than size", req: chunkedHead + "3\r\nhello\r\n0\r\n\r\n", status: 400},
+		{name: "chunk data shorter than size", req: chunkedHead + "8\r\nhello\r\n0\r\n\r\n", status: 400},
+		{name: "no CRLF after chunk data", req: chunkedHead + "5\r\nhello0\r\n\r\n", status: 400},
+		{name: "bare LF after chunk data", req: chunkedHead + "5\r\nhello\n0\r\n\r\n", status: 400},
+		{name: "quoted CRLF in extension", req: chunkedHead + "5;a=\"x\r\ny\"\r\nhello\r\n0\r\n\r\n", status: 400},
+		{name: "second chunk invalid", req: chunkedHead + "5\r\nhello\r\nzz\r\nab\r\n0\r\n\r\n", status: 400},
+		// Extensions are discarded unchecked by net/http: the server gets
+		// the body re-framed, without them.
+		{name: "chunk extension", req: chunkedHead + "5;name=val\r\nhello\r\n0\r\n\r\n", status: 200, body: "hello"},
+		{name: "unterminated quoted extension", req: chunkedHead + "2;a=\"\r\nxx\r\n0\r\n\r\n", status: 200, body: "xx"},
+		{name: "extension hides a request", req: chunkedHead + "2;a=\"\r\nxx\r\n0\r\n\r\n\"\r\n0\r\n\r\n", status: 200, body: "xx"},
+		{name: "chunked with trailer", req: chunkedHead + "5\r\nhello\r\n0\r\nX-T: 1\r\n\r\n", status: 200, body: "hello"},
+		{name: "chunked empty", req: chunkedHead + "0\r\n\r\n", status: 200, body: ""},
+		{name: "chunk size upper case, trailing space", req: chunkedHead + "A \r\n0123456789\r\n0\r\n\r\n", status: 200, body: "0123456789"},
+
+		// Field lines (RFC 9112 section 5).
+		{name: "space before colon", req: "GET / HTTP/1.1\r\nHost: lb.test\r\nX-A : b\r\n\r\n", status: 400},
+		{name: "TE space before colon", req: "POST / HTTP/1.1\r\nHost: lb.test\r\nTransfer-Encoding : chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n", status: 400},
+		{name: "invalid name char", req: "GET / HTTP/1.1\r\nHost: lb.test\r\nX(A): b\r\n\r\n", status: 400},
+		{name: "empty name", req: "GET / HTTP/1.1\r\nHost: lb.test\r\n: b\r\n\r\n", status: 400},
+		{name: "no colon", req: "GET / HTTP/1.1\r\nHost: lb.test\r\nX-A b\r\n\r\n", status: 400},
+		{name: "bare CR in value", req: "GET / HTTP/1.1\r\nHost: lb.test\r\nX-A: b\rX-B: c\r\n\r\n", status: 400},
+		{name: "NUL in value", req: "GET / HTTP/1.1\r\nHost: lb.test\r\nX-A: b\x00c\r\n\r\n", status: 400},
+		// net/http replaces obs-fold with a space, as RFC 9112 section 5.2
+		// lets a proxy do before forwarding.
+		{name: "obs-fold", req: "GET / HTTP/1.1\r\nHost: lb.test\r\nX-A: b\r\n c\r\n\r\n", status: 200, body: "",
+			check: func(t *testing.T, r lenientRequest) {
+				if v, _ := r.get("X-A"); v != "b c" {
+					t.Errorf("server got X-A %q", v)
+				}
+			}},
+		{name: "obs-fold of TE", req: "POST / HTTP/1.1\r\nHost: lb.test\r\nContent-Length: 3\r\nTransfer-Encoding: x\r\n chunked\r\n\r\nabc", status: 501},
+		{name: "first line folded", req: "GET / HTTP/1.1\r\n X-A: b\r\nHost: lb.test\r\n\r\n", status: 400},
+		{name: "no Host", req: "GET / HTTP/1.1\r\n\r\n", status: 400},
+		{name: "two Hosts", req: "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", status: 400},
+		{name: "bare LF line endings", req: "GET /lf HTTP/1.1\nHost: lb.test\nX-A: b\n\n", status: 200, body: "",
+			check: func(t *testing.T, r lenientRequest) {
+				if v, _ := r.get("X-A"); r.Target != "/lf" || v != "b" {
+					t.Errorf("server got %+v", r)
+				}
+			}},
+		{name: "bare LF after request line", req: "GET / HTTP/1.1\nHost: lb.test\r\n\r\n", status: 200, body: ""},
+		{name: "bare CR in request line", req: "GET / HTTP/1.1\rHost: lb.test\r\n\r\n", status: 400},
+
+		// Content-Length and Transfer-Encoding (RFC 9112 section 6).
+		{name: "Content-Length twice, same", req: "POST / HTTP/1.1\r\nHost: lb.test\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello", status: 200, body: "hello"},
+		{name: "Content-Length twice, different", req: "POST / HTTP/1.1\r\nHost: lb.test\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", status: 400},
+		{name: "Content-Length list", req: "POST / HTTP/1.1\r\nHost: lb.test\r\nContent-Length: 5, 5\r\n\r\nhello", status: 400},
+		{name: "Content-Length plus sign", req: "POST / HTTP/1.1\r\nHost: lb.test\r\nContent-Length: +5\r\n\r\nhello", status: 400},
+		{name: "Content-Length minus sign", req: "POST / HTTP/1.1\r\nHost: lb.test\r\nContent-Length: -5\r\n\r\nhello", status: 400},
+		{name: "Content-Length inner space", req: "POST / HTTP/1.1\r\nHost: lb.test\r\nContent-Length: 1 5\r\n\r\nhello", status: 400},
+		{name: "Content-Length hex", req: "POST / HTTP/1.1\r\nHost: lb.test\r\nContent-Length: 0x5\r\n\r\nhello", status: 400},
+		{name: "Content-Length overflow", req: "POST / HTTP/1.1\r\nHost: lb.test\r\nContent-Length: 99999999999999999999\r\n\r\nhello", status: 400},
+		{name: "Content-Length over MaxBodyBytes", req: "POST / HTTP/1.1\r\nHost: lb.test\r\nContent-Length: 9223372036854775807\r\n\r\nhello", status: 413},
+		{name: "Content-Length outer space", req: "POST / HTTP/1.1\r\nHost: lb.test\r\nContent-Length:  5 \r\n\r\nhello", status: 200, body: "hello"},
+		{name: "TE and CL", req: "POST / HTTP/1.1\r\nHost: lb.test\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", status: 200, body: "hello"},
+		{name: "CL and TE", req: "POST / HTTP/1.1\r\nHost: lb.test\r\nTransfer-Encoding: chunked\r\nContent-Length: 30\r\n\r\n5\r\nhello\r\n0\r\n\r\n", status: 200, body: "hello"},
+		{name: "TE gzip", req: "POST / HTTP/1.1\r\nHost: lb.test\r\nTransfer-Encoding: gzip\r\nContent-Length: 5\r\n\r\nhello", status: 501},
+		{name: "TE identity", req: "POST / HTTP/1.1\r\nHost: lb.test\r\nTransfer-Encoding: identity\r\nContent-Length: 5\r\n\r\nhello", status: 501},
+		{name: "TE gzip, chunked", req: "POST / HTTP/1.1\r\nHost: lb.test\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", status: 501},
+		{name: "TE chunked, chunked", req: "POST / HTTP/1.1\r\nHost: lb.test\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n", status: 501},
+		{name: "TE chunked twice", req: "POST / HTTP/1.1\r\nHost: lb.test\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", status: 501},
+		{name: "TE chunked in other case", req: "POST / HTTP/1.1\r\nHost: lb.test\r\nTransfer-Encoding: ChUnKeD\r\n\r\n5\r\nhello\r\n0\r\n\r\n", status: 200, body: "hello"},
+		{name: "TE with underscore", req: "POST / HTTP/1.1\r\nHost: lb.test\r\nTransfer_Encoding: chunked\r\nContent-Length: 5\r\n\r\nhello", status: 200, body: "hello",
+			check: func(t *testing.T, r lenientRequest) {
+				if _, ok := r.get("Transfer_Encoding"); ok {
+					t.Error("Transfer_Encoding reached the server")
+				}
+			}},
+		{name: "HTTP/1.0 with TE", req: "POST / HTTP/1.0\r\nHost: lb.test\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\nhello", status: 200, body: "hello"},
+		{name: "HTTP/1.0 with TE only", req: "POST / HTTP/1.0\r\nHost: lb.test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", status: 200, body: ""},
+		{name: "Expect with TE", req: "POST / HTTP/1.1\r\nHost: lb.test\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", status: 200, body: "hello",
+			check: func(t *testing.T, r lenientRequest) {
+				if _, ok := r.get("Expect"); ok {
+					t.Error("Expect reached the server after the proxy answered it")
+				}
+			}},
+
+		// Request lines (RFC 9112 section 3).
+		{name: "invalid method", req: "G(T / HTTP/1.1\r\nHost: lb.test\r\n\r\n", status: 400},
+		{name: "space in target", req: "GET /a b HTTP/1.1\r\nHost: lb.test\r\n\r\n", status: 400},
+		{name: "two spaces", req: "GET  / HTTP/1.1\r\nHost: lb.test\r\n\r\n", status: 400},
+		{name: "control char in target", req: "GET /\x01 HTTP/1.1\r\nHost: lb.test\r\n\r\n", status: 400},
+		{name: "no version", req: "GET /\r\nHost: lb.test\r\n\r\n", status: 400},
+		{name: "bad version", req: "GET / HTTP/1.x\r\nHost: lb.test\r\n\r\n", status: 400},
+		{name: "HTTP/2 version", req: "GET / HTTP/2.0\r\nHost: lb.test\r\n\r\n", status: 505},
+		{name: "target without slash", req: "GET a HTTP/1.1\r\nHost: lb.test\r\n\r\n", status: 400},
+		{name: "absolute-form", req: "GET http://other.test/x?q HTTP/1.1\r\nHost: lb.test\r\n\r\n", status: 200, body: "",
+			check: func(t *testing.T, r lenientRequest) {
+				// RFC 9112 section 3.2.2: the target's authority wins.
+				if h, _ := r.get("Host"); r.Target != "/x?q" || h != "other.test" {
+					t.Errorf("server got target %q, Host %q", r.Target, h)
+				}
+			}},
+
+		// Limits.
+		{name: "101 fields", req: "GET / HTTP/1.1\r\nHost: lb.test\r\n" + many(100) + "\r\n", status: 200, body: ""},
+		{name: "102 fields", req: "GET / HTTP/1.1\r\nHost: lb.test\r\n" + many(101) + "\r\n", status: 431},
+		{name: "chunked body over MaxBodyBytes", req: chunkedHead + "400\r\n" + strings.Repeat("a", 1024) + "\r\n0\r\n\r\n", status: 413},
+		{name: "chunked body at MaxBodyBytes", req: chunkedHead + "200\r\n" + strings.Repeat("a", 512) + "\r\n0\r\n\r\n", status: 200, body: strings.Repeat("a", 512)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := startLenient(t)
+			_, _, addr := framingProxy(t, srv, func(p *lb.ReverseProxy) { p.MaxBodyBytes = 512 })
+			resp, body := rawExchange(t, addr, tc.req)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
+			}
+			if tc.status != http.StatusOK {
+				if got := srv.rawBytes(); got != "" || srv.Accepted() != 0 {
+					t.Fatalf("rejected, yet the server accepted %d connections and got %q", srv.Accepted(), got)
+				}
+				if resp.StatusCode < 500 && !resp.Close {
+					t.Errorf("the client connection stays open after a %d", resp.StatusCode)
+				}
+				return
+			}
+			if body != "ok" {
+				t.Fatalf("body %q, want the server's", body)
+			}
+			conns := srv.snapshot()
+			checkUnambiguous(t, conns, 1)
+			if t.Failed() {
+				return
+			}
+			r := conns[0].reqs[0]
+			if string(r.Body) != tc.body {
+				t.Errorf("the server got body %q, want %q", r.Body, tc.body)
+			}
+			if tc.check != nil {
+				tc.check(t, r)
+			}
+		})
+	}
+}
