@@ -2,6 +2,7 @@ package lb_test
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"io"
 	"net"
@@ -346,6 +347,105 @@ func TestFramingCorpus(t *testing.T) {
 			if tc.check != nil {
 				tc.check(t, r)
 			}
+		})
+	}
+}
+
+// TestFramingStreamedBodyError sends a chunked body whose error shows only
+// after the proxy forwarded its first part: the server connection must be
+// closed, never reused, the client must get 400 or 413 (or a closed
+// connection), never a 502, and the failure must count as the client's.
+func TestFramingStreamedBodyError(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		first, rest string // sent before and after the server got first
+		halfClose   bool   // the client closes its side after rest
+		forwarded   bool   // first reaches the server
+		status      int    // 0: the client may also see its connection closed
+		termination string
+	}{
+		{name: "invalid chunk", first: "5\r\nhello\r\n", rest: "zz\r\nab\r\n0\r\n\r\n", forwarded: true, status: 400, termination: "PD"},
+		{name: "missing CRLF", first: "5\r\nhello\r\n", rest: "2\r\nabX\r\n0\r\n\r\n", forwarded: true, status: 400, termination: "PD"},
+		{name: "over MaxBodyBytes", first: "5\r\nhello\r\n", rest: "200\r\n" + strings.Repeat("a", 512) + "\r\n0\r\n\r\n", forwarded: true, status: 413, termination: "PD"},
+		{name: "client stops mid-body", first: "5\r\nhello\r\n", rest: "5\r\nab", halfClose: true, forwarded: true, termination: "CD"},
+		{name: "client stops before the body", halfClose: true, status: 400, termination: "CR"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := startLenient(t)
+			logs := newCollector()
+			proxy, pool, addr := framingProxy(t, srv, func(p *lb.ReverseProxy) {
+				p.MaxBodyBytes = 512
+				p.AccessLog = logs
+			})
+			c, err := net.Dial("tcp", addr)
+			must(t, err)
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			_, err = io.WriteString(c, chunkedHead+tc.first)
+			must(t, err)
+			if tc.forwarded {
+				testutil.Eventually(t, "the first chunk at the server", func() bool {
+					return strings.HasSuffix(srv.rawBytes(), tc.first)
+				})
+			}
+			_, err = io.WriteString(c, tc.rest)
+			must(t, err)
+			if tc.halfClose {
+				must(t, c.(*net.TCPConn).CloseWrite())
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			switch {
+			case err == nil:
+				resp.Body.Close()
+				want := cmp.Or(tc.status, http.StatusBadRequest)
+				if resp.StatusCode != want {
+					t.Errorf("status %d, want %d", resp.StatusCode, want)
+				}
+			case tc.status != 0:
+				t.Errorf("no response (%v), want %d", err, tc.status)
+			}
+
+			r := logs.Next(t)
+			if r.Termination != tc.termination || r.Status == http.StatusBadGateway {
+				t.Errorf("access record: termination %q, status %d; want %q", r.Termination, r.Status, tc.termination)
+			}
+			conns := srv.snapshot()
+			if !tc.forwarded {
+				if len(conns) != 0 {
+					t.Fatalf("the server got %q", srv.rawBytes())
+				}
+			} else {
+				testutil.Eventually(t, "the server connection closed", func() bool {
+					conns = srv.snapshot()
+					return len(conns) == 1 && conns[0].closed
+				})
+				if len(conns[0].reqs) != 0 {
+					t.Errorf("the server found a whole request in %q", conns[0].raw)
+				}
+				st := pool.Stats().Servers[0]
+				if st.ResponseErrors != 0 || st.ClientAborts != 1 || pool.Status()[0].Failures != 0 {
+					t.Errorf("server counted %d response errors, %d client aborts, %d failures; want 0, 1, 0",
+						st.ResponseErrors, st.ClientAborts, pool.Status()[0].Failures)
+				}
+			}
+			if fs := proxy.Stats(); fs.Responses.Class5xx != 0 {
+				t.Errorf("the frontend counted 5xx responses: %+v", fs.Responses)
+			}
+
+			// The next request goes on a new server connection.
+			resp2, body := rawExchange(t, addr, "GET /next HTTP/1.1\r\nHost: lb.test\r\n\r\n")
+			if resp2.StatusCode != 200 || body != "ok" {
+				t.Fatalf("next request: %d %q", resp2.StatusCode, body)
+			}
+			want := int64(1)
+			if tc.forwarded {
+				want = 2
+			}
+			if n := srv.Accepted(); n != want {
+				t.Errorf("the server accepted %d connections, want %d", n, want)
+			}
+			conns = srv.snapshot()
+			checkUnambiguous(t, conns[len(conns)-1:], 1)
 		})
 	}
 }
