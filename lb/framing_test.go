@@ -449,3 +449,108 @@ func TestFramingStreamedBodyError(t *testing.T) {
 		})
 	}
 }
+
+// TestFramingExpectContinue: a chunked body is read before a server is
+// chosen, so the proxy answers 100 Continue itself and does not forward
+// Expect; a Content-Length over MaxBodyBytes gets 413 without 100 Continue.
+func TestFramingExpectContinue(t *testing.T) {
+	srv := startLenient(t)
+	_, _, addr := framingProxy(t, srv, func(p *lb.ReverseProxy) { p.MaxBodyBytes = 512 })
+
+	c, err := net.Dial("tcp", addr)
+	must(t, err)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	_, err = io.WriteString(c, "POST /e HTTP/1.1\r\nHost: lb.test\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n")
+	must(t, err)
+	resp, err := http.ReadResponse(br, nil)
+	must(t, err)
+	if resp.StatusCode != http.StatusContinue {
+		t.Fatalf("status %d before the body, want 100", resp.StatusCode)
+	}
+	if got := srv.rawBytes(); got != "" {
+		t.Fatalf("the server got %q before the body", got)
+	}
+	_, err = io.WriteString(c, "5\r\nhello\r\n0\r\n\r\n")
+	must(t, err)
+	resp, err = http.ReadResponse(br, nil)
+	must(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || string(body) != "ok" {
+		t.Fatalf("response %d %q", resp.StatusCode, body)
+	}
+	conns := srv.snapshot()
+	checkUnambiguous(t, conns, 1)
+	if t.Failed() {
+		return
+	}
+	r := conns[0].reqs[0]
+	if _, ok := r.get("Expect"); ok {
+		t.Error("Expect reached the server")
+	}
+	// The whole body was read: it goes with a Content-Length.
+	if cl, _ := r.get("Content-Length"); cl != "5" || r.Chunked || string(r.Body) != "hello" {
+		t.Errorf("server got Content-Length %q, chunked %v, body %q", cl, r.Chunked, r.Body)
+	}
+
+	resp, _ = rawExchange(t, addr, "POST /big HTTP/1.1\r\nHost: lb.test\r\nExpect: 100-continue\r\nContent-Length: 513\r\n\r\n")
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("status %d for a body over MaxBodyBytes, want 413 before 100 Continue", resp.StatusCode)
+	}
+	if srv.Accepted() != 1 {
+		t.Errorf("the server accepted %d connections, want 1", srv.Accepted())
+	}
+}
+
+// TestFramingHeaderCount checks MaxHeaderCount's settings: Host counts.
+func TestFramingHeaderCount(t *testing.T) {
+	fields := func(n int) string {
+		var b strings.Builder
+		b.WriteString("GET / HTTP/1.1\r\nHost: lb.test\r\n")
+		for i := 1; i < n; i++ {
+			b.WriteString("X-Same: v\r\n")
+		}
+		b.WriteString("\r\n")
+		return b.String()
+	}
+	for _, tc := range []struct {
+		max, fields, status int
+	}{
+		{max: 5, fields: 5, status: 200},
+		{max: 5, fields: 6, status: 431},
+		{max: 0, fields: 101, status: 200},
+		{max: 0, fields: 102, status: 431},
+		{max: -1, fields: 500, status: 200},
+	} {
+		srv := startLenient(t)
+		_, _, addr := framingProxy(t, srv, func(p *lb.ReverseProxy) { p.MaxHeaderCount = tc.max })
+		resp, _ := rawExchange(t, addr, fields(tc.fields))
+		if resp.StatusCode != tc.status {
+			t.Errorf("MaxHeaderCount %d, %d fields: status %d, want %d", tc.max, tc.fields, resp.StatusCode, tc.status)
+		}
+		if tc.status != 200 && srv.Accepted() != 0 {
+			t.Errorf("MaxHeaderCount %d, %d fields: rejected, yet forwarded", tc.max, tc.fields)
+		}
+	}
+}
+
+// FuzzFramingParsers checks the two parsers of the framing tests against
+// each other: a request the strict parser accepts, the lenient one must
+// read to the same end, or the corpus tests could miss a smuggled request.
+func FuzzFramingParsers(f *testing.F) {
+	f.Add([]byte(chunkedHead + "5\r\nhello\r\n0\r\n\r\n"))
+	f.Add([]byte(chunkedHead + "5;a=\"\r\nhello\r\n0\r\nX-T: 1\r\n\r\nGET / HTTP/1.1\r\n\r\n"))
+	f.Add([]byte("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabcGET / HTTP/1.1\r\nHost: a\r\n\r\n"))
+	f.Add([]byte("GET / HTTP/1.1\nHost: a\n X: b\n\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		n, serr := parseStrict(data)
+		r, lerr := parseLenient(data)
+		if serr != nil {
+			return
+		}
+		if lerr != nil || r.Len != n {
+			t.Fatalf("strict: %d bytes; lenient: %d bytes, %v\n%q", n, r.Len, lerr, data)
+		}
+	})
+}
