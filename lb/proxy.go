@@ -43,11 +43,12 @@ const DefaultServerTimeout = 5 * time.Minute
 // in HTTP/1.0 requests and removes Content-Length when Transfer-Encoding
 // is chunked. The proxy then checks MaxHeaderCount (431) and, from
 // Content-Length, MaxBodyBytes (413). Before choosing a server, it reads
-// the first part of a chunked body, up to 16 KiB, in one read that waits
-// for the first bytes and returns what has arrived (so a client slow to
-// send its body holds no server connection, as with nginx's request
-// buffering): invalid chunked framing found there is answered 400, and
-// none of the request reaches a server. A body read to its end is sent with
+// the first part of a chunked HTTP/1.x body, up to 16 KiB, in one read
+// that waits for the first bytes and returns what has arrived (so a client
+// slow to send its body holds no server connection, as with nginx's
+// request buffering; a client that waits for the response before sending
+// its body waits for the http.Server's timeouts): invalid chunked framing
+// found there is answered 400, and none of the request reaches a server. A body read to its end is sent with
 // a Content-Length; otherwise what was read is sent first and the rest
 // follows, chunked. Every body is re-framed: chunk extensions (which
 // net/http discards without checking their syntax, so an unterminated
@@ -695,6 +696,13 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			t.wrapBody(req.Context(), resp, lease, oneShot, body, st)
 			return resp, nil
 		}
+		if cerr := body.clientError(); cerr != nil {
+			// The client's body failed, and the server connection was
+			// closed for it: the round trip's error may instead be the
+			// request's context, canceled by net/http as the client's
+			// connection failed, or the broken server connection.
+			err = cerr
+		}
 		var ce *ConnectError
 		connect := errors.As(err, &ce)
 		retry := connect && attempt < retries && req.Context().Err() == nil && !body.started()
@@ -858,7 +866,8 @@ type replayableBody struct {
 	rc   io.ReadCloser
 	read atomic.Bool  // set by the transport's writing goroutine
 	eof  atomic.Bool  // rc returned io.EOF
-	bad  atomic.Bool  // rc failed for the client (clientFault)
+	bad  atomic.Bool  // rc failed for the client (clientFault); err is set
+	err  error        // the client's error, written once before bad
 	n    atomic.Int64 // bytes read
 }
 
@@ -879,7 +888,8 @@ func (b *replayableBody) Read(p []byte) (int, error) {
 	case err == io.EOF:
 		b.eof.Store(true)
 	default:
-		if err = bodyError(err); clientFault(err) {
+		if err = bodyError(err); clientFault(err) && !b.bad.Load() {
+			b.err = err
 			b.bad.Store(true)
 		}
 	}
@@ -889,6 +899,14 @@ func (b *replayableBody) Read(p []byte) (int, error) {
 // clientFailed reports whether the client's body failed; false for a nil
 // body.
 func (b *replayableBody) clientFailed() bool { return b != nil && b.bad.Load() }
+
+// clientError returns the error of the client's body, or nil.
+func (b *replayableBody) clientError() error {
+	if !b.clientFailed() {
+		return nil
+	}
+	return b.err
+}
 
 // sent returns the bytes of the body read so far; 0 for a nil body.
 func (b *replayableBody) sent() int64 {

@@ -9,7 +9,6 @@ import (
 	"net/textproto"
 	"strconv"
 	"strings"
-	"sync/atomic"
 )
 
 // DefaultMaxHeaderCount is the number of request header fields a
@@ -53,16 +52,17 @@ func clientFault(err error) bool {
 // reports the client's errors as such.
 func (p *ReverseProxy) admit(w http.ResponseWriter, r *http.Request) bool {
 	if max := p.maxHeaderCount(); max > 0 && headerCount(r) > max {
-		p.reject(w, r, ErrTooManyHeaders)
+		p.fail(w, r, ErrTooManyHeaders)
 		return false
 	}
 	if p.MaxBodyBytes > 0 && r.ContentLength > p.MaxBodyBytes {
-		p.reject(w, r, ErrBodyTooLarge)
+		p.fail(w, r, ErrBodyTooLarge)
 		return false
 	}
-	if r.ContentLength >= 0 || r.Body == nil || r.Body == http.NoBody {
+	if r.ContentLength >= 0 || r.Body == nil || r.Body == http.NoBody || r.ProtoMajor != 1 {
 		// A Content-Length body: net/http reads exactly that many bytes
-		// and the transport sends that Content-Length.
+		// and the transport sends that Content-Length. HTTP/2 frames
+		// its bodies itself, and its streams may be bidirectional.
 		return true
 	}
 	return p.prefetch(w, r)
@@ -107,11 +107,11 @@ func (p *ReverseProxy) prefetch(w http.ResponseWriter, r *http.Request) bool {
 	buf := make([]byte, size)
 	n, err := r.Body.Read(buf)
 	if err != nil && err != io.EOF {
-		p.reject(w, r, bodyError(err))
+		p.fail(w, r, bodyError(err))
 		return false
 	}
 	if p.MaxBodyBytes > 0 && int64(n) > p.MaxBodyBytes {
-		p.reject(w, r, ErrBodyTooLarge)
+		p.fail(w, r, ErrBodyTooLarge)
 		return false
 	}
 	if isContinue(r.Header) {
@@ -165,11 +165,6 @@ func bodyError(err error) error {
 	return fmt.Errorf("%w: %w", ErrBadFraming, err)
 }
 
-// reject answers a request the proxy refuses before choosing a server.
-func (p *ReverseProxy) reject(w http.ResponseWriter, r *http.Request, err error) {
-	p.fail(w, r, err)
-}
-
 // framedBody is the body of a request whose framing lbkit checked: the part
 // read before forwarding (buf), then the rest of the client's body, whose
 // errors it reports as the client's and which it counts against max.
@@ -180,7 +175,7 @@ type framedBody struct {
 	eof  bool          // rest returned io.EOF
 	n    int64         // bytes of the body read from the client
 	max  int64         // MaxBodyBytes; 0: no limit
-	err  atomic.Pointer[error]
+	err  error         // rest's error, returned again
 }
 
 func (b *framedBody) Read(p []byte) (int, error) {
@@ -192,8 +187,8 @@ func (b *framedBody) Read(p []byte) (int, error) {
 	if b.eof || b.rest == nil {
 		return 0, io.EOF
 	}
-	if e := b.err.Load(); e != nil {
-		return 0, *e
+	if b.err != nil {
+		return 0, b.err
 	}
 	if b.max > 0 && int64(len(p)) > b.max-b.n+1 {
 		p = p[:b.max-b.n+1]
@@ -201,22 +196,18 @@ func (b *framedBody) Read(p []byte) (int, error) {
 	n, err := b.rest.Read(p)
 	b.n += int64(n)
 	if b.max > 0 && b.n > b.max {
-		err = fmt.Errorf("%w (over %s bytes)", ErrBodyTooLarge, strconv.FormatInt(b.max, 10))
-		b.err.Store(&err)
-		return 0, err
+		b.err = fmt.Errorf("%w (over %s bytes)", ErrBodyTooLarge, strconv.FormatInt(b.max, 10))
+		return 0, b.err
 	}
 	switch {
 	case err == io.EOF:
 		b.eof = true
 	case err != nil:
 		err = bodyError(err)
-		b.err.Store(&err)
+		b.err = err
 	}
 	return n, err
 }
 
 // Close does nothing: the client's body belongs to net/http's server.
 func (b *framedBody) Close() error { return nil }
-
-// failed reports whether the client's body failed.
-func (b *framedBody) failed() bool { return b != nil && b.err.Load() != nil }
