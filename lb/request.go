@@ -104,8 +104,12 @@ func (p *ReverseProxy) prefetch(w http.ResponseWriter, r *http.Request) bool {
 	if p.MaxBodyBytes > 0 && p.MaxBodyBytes < prefetchSize {
 		size = int(p.MaxBodyBytes) + 1
 	}
-	buf := make([]byte, size)
-	n, err := r.Body.Read(buf)
+	// The read goes into a pooled buffer, and what it returned is copied
+	// out: the body may outlive the request in a transport's writer.
+	pooled := p.bufs.Get()
+	n, err := r.Body.Read(pooled[:size])
+	buf := append([]byte(nil), pooled[:n]...)
+	p.bufs.Put(pooled)
 	if err != nil && err != io.EOF {
 		p.fail(w, r, bodyError(err))
 		return false
