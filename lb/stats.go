@@ -318,7 +318,9 @@ type TrafficStats struct {
 	// does, the responses counted in ServerAborts (eresp).
 	ResponseErrors uint64
 	// ClientAborts counts HTTP requests the client abandoned before the end
-	// of the response (cli_abrt).
+	// of the response, or whose body failed on the way to the server
+	// (invalid chunked framing, over MaxBodyBytes, cut by the client)
+	// (cli_abrt). Neither counts as a failure of the server.
 	ClientAborts uint64
 	// ServerAborts counts HTTP responses the server broke off before
 	// their end (srv_abrt).
@@ -573,7 +575,8 @@ type FrontendStats struct {
 	ClientAborts uint64
 	// Errors counts failures of the frontend itself (ereq): at L4 failed
 	// accepts and Backends that panicked; at L7 requests that got an error
-	// response from the proxy (no server, server error or timeout).
+	// response from the proxy (no server, server error or timeout, and
+	// requests refused for their framing or size: 400, 413, 431).
 	Errors uint64
 }
 
