@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"cmp"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -553,4 +554,76 @@ func FuzzFramingParsers(f *testing.F) {
 			t.Fatalf("strict: %d bytes; lenient: %d bytes, %v\n%q", n, r.Len, lerr, data)
 		}
 	})
+}
+
+// TestFramingBodyErrorAfterResponse: the server answers before the
+// client's body turns out invalid. net/http's server sends no response
+// head before the request body is consumed (it reads the rest itself, see
+// net/http issue 15527), so the client gets either 400 or the server's
+// head followed by a cut connection; never a 502, and the server is not
+// blamed.
+func TestFramingBodyErrorAfterResponse(t *testing.T) {
+	answered := make(chan struct{}, 1)
+	got := make(chan string, 1)
+	eager := testutil.StartRaw(t, func(c net.Conn, br *bufio.Reader) {
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		for { // the request head
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if line == "\r\n" {
+				break
+			}
+		}
+		if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n"); err != nil {
+			return
+		}
+		answered <- struct{}{}
+		rest, err := io.ReadAll(br) // the body, until the proxy closes
+		got <- fmt.Sprintf("%q, %v", rest, err)
+	})
+	logs := newCollector()
+	pool := &lb.Pool{Name: "web"}
+	must(t, pool.Update([]lb.Server{{Name: "s1", Addr: eager.Addr}}))
+	url, _ := startL7(t, &lb.ReverseProxy{Pool: pool, AccessLog: logs}, time.Second)
+
+	c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	must(t, err)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	_, err = io.WriteString(c, chunkedHead+"5\r\nhello\r\n")
+	must(t, err)
+	select {
+	case <-answered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request did not reach the server")
+	}
+	_, err = io.WriteString(c, "zz\r\n")
+	must(t, err)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	must(t, err)
+	rest, err := io.ReadAll(resp.Body)
+	switch {
+	case resp.StatusCode == http.StatusBadRequest:
+	case resp.StatusCode == http.StatusOK && err != nil:
+		t.Logf("200, then the connection was cut after %q", rest)
+	default:
+		t.Errorf("status %d, body %q, %v; want 400, or 200 and a cut", resp.StatusCode, rest, err)
+	}
+	select {
+	case s := <-got:
+		t.Logf("the server read %s after the head", s)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server connection stays open")
+	}
+	r := logs.Next(t)
+	if r.Termination != "PD" && r.Termination != "CD" {
+		t.Errorf("termination %q, want PD (400) or CD (cut)", r.Termination)
+	}
+	st := pool.Stats().Servers[0]
+	if st.ServerAborts != 0 || st.ResponseErrors != 0 || st.ClientAborts != 1 || pool.Status()[0].Failures != 0 {
+		t.Errorf("server counted %d server aborts, %d response errors, %d client aborts, %d failures; want 0, 0, 1, 0",
+			st.ServerAborts, st.ResponseErrors, st.ClientAborts, pool.Status()[0].Failures)
+	}
 }
