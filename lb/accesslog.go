@@ -90,7 +90,12 @@ type AccessRecord struct {
 	// who or what ended it (C client, S server, P proxy, c client
 	// timeout, s server timeout, R resource, I internal, D down, - normal)
 	// and in which phase (R request, Q queue, C connect, H headers, D data,
-	// L last, T tarpit, - normal). "--" is a normal end.
+	// L last, T tarpit, - normal). "--" is a normal end. A request the
+	// proxy refused before choosing a server (invalid framing, over
+	// MaxBodyBytes or MaxHeaderCount) is "PR"; one whose body turned out
+	// invalid or too large while it was forwarded is "PD"; a client that
+	// broke off its body is "CR" before forwarding and "CD" after, as in
+	// HAProxy's configuration.txt, section 8.5.
 	Termination string
 	// StickyPinned reports that the server came from the Pool's Affinity
 	// (a sticky cookie or source table), not from the Balancer.
@@ -212,6 +217,21 @@ func (st *accessState) httpTermination(clientGone bool) string {
 			return "CD"
 		}
 		return "--"
+	case errors.Is(err, ErrClientAborted):
+		// HAProxy's CR: the client aborted before sending a full
+		// request; CD once it was being forwarded.
+		if st.leased {
+			return "CD"
+		}
+		return "CR"
+	case clientFault(err):
+		// HAProxy's PR: the proxy blocked an invalid or oversized
+		// request before forwarding it (400, 413, 431); PD: it blocked
+		// an invalid chunked body while forwarding it.
+		if st.leased {
+			return "PD"
+		}
+		return "PR"
 	case errors.Is(err, ErrNoServer):
 		return "SC"
 	case errors.Is(err, ErrQueueTimeout):

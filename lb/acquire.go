@@ -121,8 +121,10 @@ func (p *Pool) count(s *Server, o Outcome, d time.Duration) {
 		switch {
 		case o.Status != 0:
 			st.responses.count(o.Status)
-		case errors.Is(o.Err, context.Canceled):
-			st.cliAborts.Add(1) // the client left while the server thought
+		case errors.Is(o.Err, context.Canceled), clientFault(o.Err):
+			// The client left while the server thought, or its request
+			// body failed on the way.
+			st.cliAborts.Add(1)
 		case o.Err != nil:
 			st.respErrors.Add(1)
 		}

@@ -72,8 +72,11 @@
 // mutex and publish a new Snapshot. lb imports no other public package of
 // the module, so a custom Balancer needs lb alone.
 //
-// At L7, one http.RoundTripper per Pool owns the pick, the retries and the
-// lease, over lbkit's HTTP/1.1 engine, which does each round trip on the
-// request's goroutine; what it does not take goes to a tuned
-// http.Transport. Measurements are in BENCHMARKS.md.
+// At L7, requests are framed strictly before a server is chosen: invalid
+// framing and requests over the limits (MaxHeaderCount, MaxBodyBytes) are
+// answered by the proxy and reach no server, and every body is re-framed
+// (see [ReverseProxy]). One http.RoundTripper per Pool owns the pick, the
+// retries and the lease, over lbkit's HTTP/1.1 engine, which does each
+// round trip on the request's goroutine; what it does not take goes to a
+// tuned http.Transport. Measurements are in BENCHMARKS.md.
 package lb

@@ -36,6 +36,33 @@ const DefaultServerTimeout = 5 * time.Minute
 // the client's further requests past Route and any per-request rules in
 // front of the proxy.
 //
+// Requests are framed strictly. net/http's server already answers 400 for
+// invalid request lines and header fields, several Content-Length fields
+// that differ, and an invalid Content-Length, and 501 for a
+// Transfer-Encoding other than one "chunked"; it ignores Transfer-Encoding
+// in HTTP/1.0 requests and removes Content-Length when Transfer-Encoding
+// is chunked. The proxy then checks MaxHeaderCount (431) and, from
+// Content-Length, MaxBodyBytes (413). Before choosing a server, it reads
+// the first part of a chunked HTTP/1.x body, up to 16 KiB, in one read
+// that waits for the first bytes and returns what has arrived (so a client
+// slow to send its body holds no server connection, as with nginx's
+// request buffering; a client that waits for the response before sending
+// its body waits for the http.Server's timeouts): invalid chunked framing
+// found there is answered 400, and none of the request reaches a server. A body read to its end is sent with
+// a Content-Length; otherwise what was read is sent first and the rest
+// follows, chunked. Every body is re-framed: chunk extensions (which
+// net/http discards without checking their syntax, so an unterminated
+// quoted string in one is not seen) and the client's chunk sizes never
+// reach a server. Reading the body makes net/http answer Expect:
+// 100-continue, which is then not forwarded. When invalid framing, or a
+// body over MaxBodyBytes, shows only later, the server connection is
+// closed, and the client gets 400 (or 413) if no response has started, or
+// sees its connection closed; the server is not blamed (Outcome.Failed is
+// false, the server counts a client abort), and the access log says "PD"
+// (see AccessRecord.Termination). The connection of every request refused
+// so is closed after the answer. The size of the request header block is
+// limited by the http.Server's MaxHeaderBytes (net/http answers 431).
+//
 // A failed connection to a server is retried on another one (the Pool's
 // Retries; nothing was sent yet), and so is a request safe to repeat (GET,
 // HEAD, OPTIONS, TRACE or with an Idempotency-Key, without a body) whose
@@ -156,6 +183,23 @@ type ReverseProxy struct {
 	// names with underscores, such as gRPC metadata, pass by default.
 	DropUnderscoreHeaders bool
 
+	// MaxHeaderCount bounds the number of header fields of a request, Host
+	// and Transfer-Encoding included; a request with more is answered 431
+	// Request Header Fields Too Large and reaches no server. Zero means
+	// DefaultMaxHeaderCount (101, HAProxy's tune.http.maxhdr); negative
+	// means no limit. The size of the header block is the http.Server's
+	// MaxHeaderBytes (1 MiB by default), over which net/http answers 431
+	// itself.
+	MaxHeaderCount int
+
+	// MaxBodyBytes bounds the size of a request body. A request whose
+	// Content-Length is larger is answered 413 Content Too Large and
+	// reaches no server; a chunked body that grows past it is answered 413
+	// when it does so before forwarding or before the server's response,
+	// and is cut otherwise, the server connection being closed. Zero, the
+	// default, means no limit.
+	MaxBodyBytes int64
+
 	proxies sync.Map // *Pool → *httputil.ReverseProxy
 	streams streamTracker
 	bufs    bufferPool
@@ -178,6 +222,9 @@ func (p *ReverseProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *ReverseProxy) serve(w http.ResponseWriter, r *http.Request) {
+	if !p.admit(w, r) {
+		return
+	}
 	pool := p.Pool
 	if p.Route != nil {
 		if rp := p.Route(r); rp != nil {
@@ -216,11 +263,16 @@ func (p *ReverseProxy) fail(w http.ResponseWriter, r *http.Request, err error) {
 			st.noServer = false
 		}
 	}
-	if r.Context().Err() != nil {
+	if r.Context().Err() != nil || errors.Is(err, ErrClientAborted) {
 		p.stats.aborts.Add(1)
 	} else {
 		p.stats.errors.Add(1)
 		p.stats.responses.count(StatusForError(err))
+	}
+	if clientFault(err) {
+		// The rest of the request cannot be trusted to end where net/http
+		// would look for the next one: the connection ends with the answer.
+		w.Header().Set("Connection", "close")
 	}
 	if p.ErrorHandler != nil {
 		p.ErrorHandler(w, r, err)
@@ -235,12 +287,20 @@ func (p *ReverseProxy) fail(w http.ResponseWriter, r *http.Request, err error) {
 	http.Error(w, http.StatusText(code), code)
 }
 
-// StatusForError maps a proxying error to the status a client gets: 503 when
-// no server is available or the queue timed out, 504 on a server timeout,
-// 502 otherwise.
+// StatusForError maps a proxying error to the status a client gets: 400 for
+// invalid framing (ErrBadFraming) or a body the client broke off
+// (ErrClientAborted), 413 for ErrBodyTooLarge, 431 for ErrTooManyHeaders,
+// 503 when no server is available or the queue timed out, 504 on a server
+// timeout, 502 otherwise.
 func StatusForError(err error) int {
 	var ne net.Error
 	switch {
+	case errors.Is(err, ErrBodyTooLarge):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, ErrTooManyHeaders):
+		return http.StatusRequestHeaderFieldsTooLarge
+	case errors.Is(err, ErrBadFraming), errors.Is(err, ErrClientAborted):
+		return http.StatusBadRequest
 	case errors.Is(err, ErrNoServer), errors.Is(err, ErrQueueTimeout):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
@@ -639,6 +699,13 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			t.wrapBody(req.Context(), resp, lease, oneShot, body, st)
 			return resp, nil
 		}
+		if cerr := body.clientError(); cerr != nil {
+			// The client's body failed, and the server connection was
+			// closed for it: the round trip's error may instead be the
+			// request's context, canceled by net/http as the client's
+			// connection failed, or the broken server connection.
+			err = cerr
+		}
 		var ce *ConnectError
 		connect := errors.As(err, &ce)
 		retry := (connect || h1.Retryable(req, err)) && attempt < retries && req.Context().Err() == nil && !body.started()
@@ -704,9 +771,9 @@ func (b *leasedBody) Read(p []byte) (int, error) {
 	case err == nil:
 	case err == io.EOF:
 		b.ended.Store(true)
-	case b.ctx.Err() != nil:
-		// The client left, and the read failed for it: Close counts the
-		// client's abort.
+	case b.ctx.Err() != nil, b.req.clientFailed():
+		// The client left, or its request body failed and the server
+		// connection was closed for it: Close counts the client's abort.
 	case !b.ended.Swap(true): // the server broke off
 		if b.st != nil {
 			b.st.srvAbort = true
@@ -802,9 +869,14 @@ type replayableBody struct {
 	rc   io.ReadCloser
 	read atomic.Bool  // set by the transport's writing goroutine
 	eof  atomic.Bool  // rc returned io.EOF
+	bad  atomic.Bool  // rc failed for the client (clientFault); err is set
+	err  error        // the client's error, written once before bad
 	n    atomic.Int64 // bytes read
 }
 
+// Read reads the client's body. Its errors, other than io.EOF, are the
+// client's (see bodyError): the transport returns them as the round trip's
+// error, which then blames the client, not the server.
 func (b *replayableBody) Read(p []byte) (int, error) {
 	if b.eof.Load() {
 		return 0, io.EOF
@@ -814,10 +886,29 @@ func (b *replayableBody) Read(p []byte) (int, error) {
 	if n > 0 {
 		b.n.Add(int64(n))
 	}
-	if err == io.EOF {
+	switch {
+	case err == nil:
+	case err == io.EOF:
 		b.eof.Store(true)
+	default:
+		if err = bodyError(err); clientFault(err) && !b.bad.Load() {
+			b.err = err
+			b.bad.Store(true)
+		}
 	}
 	return n, err
+}
+
+// clientFailed reports whether the client's body failed; false for a nil
+// body.
+func (b *replayableBody) clientFailed() bool { return b != nil && b.bad.Load() }
+
+// clientError returns the error of the client's body, or nil.
+func (b *replayableBody) clientError() error {
+	if !b.clientFailed() {
+		return nil
+	}
+	return b.err
 }
 
 // sent returns the bytes of the body read so far; 0 for a nil body.

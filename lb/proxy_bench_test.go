@@ -2,12 +2,15 @@ package lb_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/lbkit/lbkit/internal/testutil"
@@ -97,3 +100,39 @@ type bufferPoolFunc struct{ p *sync.Pool }
 
 func (f bufferPoolFunc) Get() []byte  { return *(f.p.Get().(*[]byte)) }
 func (f bufferPoolFunc) Put(b []byte) { f.p.Put(&b) }
+
+// BenchmarkReverseProxyBody measures requests with a 1 KiB body: of known
+// length, and chunked as net/http's server hands it over (the data and
+// io.EOF from one read), which the proxy reads before choosing a server
+// and sends on with a Content-Length.
+func BenchmarkReverseProxyBody(b *testing.B) {
+	addr := testutil.FastBackend(b)
+	payload := strings.Repeat("a", 1024)
+	for _, chunked := range []bool{false, true} {
+		name := "content-length"
+		if chunked {
+			name = "chunked"
+		}
+		b.Run(name, func(b *testing.B) {
+			pool := &lb.Pool{}
+			if err := pool.Update([]lb.Server{{Addr: addr}}); err != nil {
+				b.Fatal(err)
+			}
+			proxy := &lb.ReverseProxy{Pool: pool}
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				w := &testutil.DiscardWriter{H: http.Header{}}
+				for pb.Next() {
+					r := httptest.NewRequest("POST", "http://lb.test/", strings.NewReader(payload))
+					r.RemoteAddr = "127.0.0.1:40000"
+					if chunked {
+						r.Body = io.NopCloser(iotest.DataErrReader(strings.NewReader(payload)))
+						r.ContentLength, r.TransferEncoding = -1, []string{"chunked"}
+					}
+					clear(w.H)
+					proxy.ServeHTTP(w, r)
+				}
+			})
+		})
+	}
+}

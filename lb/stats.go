@@ -318,8 +318,10 @@ type TrafficStats struct {
 	// does, the responses counted in ServerAborts (eresp).
 	ResponseErrors uint64
 	// ClientAborts counts HTTP requests the client abandoned before the end
-	// of the response, and L4 sessions that ended because the client's
-	// connection failed, such as a reset (cli_abrt).
+	// of the response, or whose body failed on the way to the server
+	// (invalid chunked framing, over MaxBodyBytes, cut by the client),
+	// and L4 sessions that ended because the client's connection failed,
+	// such as a reset (cli_abrt). None counts as a failure of the server.
 	ClientAborts uint64
 	// ServerAborts counts HTTP responses the server broke off before
 	// their end, and L4 sessions that ended because the server's
@@ -575,7 +577,8 @@ type FrontendStats struct {
 	ClientAborts uint64
 	// Errors counts failures of the frontend itself (ereq): at L4 failed
 	// accepts and Backends that panicked; at L7 requests that got an error
-	// response from the proxy (no server, server error or timeout).
+	// response from the proxy (no server, server error or timeout, and
+	// requests refused for their framing or size: 400, 413, 431).
 	Errors uint64
 }
 

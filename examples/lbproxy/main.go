@@ -96,6 +96,8 @@ type config struct {
 	retries, maxConns, gcPercent      int
 	verbose                           bool
 	dropUnderscoreHeaders             bool
+	maxHeaderCount                    int
+	maxBodyBytes                      int64
 
 	// health checks
 	health         string
@@ -153,6 +155,8 @@ func newConfig(fs *flag.FlagSet) *config {
 	fs.IntVar(&c.maxConns, "max-conns", 0, "per-server limit of connections or requests in flight (0: none); beyond it work queues")
 	fs.IntVar(&c.gcPercent, "gc-percent", 400, "garbage collection target percentage, as GOGC (0: the runtime's default); GOGC in the environment wins")
 	fs.BoolVar(&c.verbose, "v", false, "log per-connection events")
+	fs.IntVar(&c.maxHeaderCount, "max-header-count", lb.DefaultMaxHeaderCount, "HTTP modes: most header fields in a request; more are answered 431 (negative: no limit)")
+	fs.Int64Var(&c.maxBodyBytes, "max-body-bytes", 0, "HTTP modes: largest request body in bytes; larger ones are answered 413 (0: no limit)")
 	fs.BoolVar(&c.dropUnderscoreHeaders, "drop-underscore-headers", false, "HTTP modes: drop every request header whose name has \"_\" (default: only aliases of framing and forwarding headers, such as Transfer_Encoding)")
 
 	fs.StringVar(&c.health, "health", "", "health check: tcp, http:/PATH, https:/PATH, mysql[:USER], pgsql[:USER], redis, ldap (empty: none)")
@@ -478,7 +482,8 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 	// the TLS modes).
 	if l7 {
 		proxy := &lb.ReverseProxy{Name: "frontend", Pool: pool, ServerTimeout: cfg.timeout, Logger: logger,
-			DropUnderscoreHeaders: cfg.dropUnderscoreHeaders}
+			DropUnderscoreHeaders: cfg.dropUnderscoreHeaders,
+			MaxHeaderCount:        cfg.maxHeaderCount, MaxBodyBytes: cfg.maxBodyBytes}
 		if accessLog != nil {
 			proxy.AccessLog = accessLog
 		}
