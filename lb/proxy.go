@@ -153,6 +153,14 @@ type ReverseProxy struct {
 	// names with underscores, such as gRPC metadata, pass by default.
 	DropUnderscoreHeaders bool
 
+	// Limits, when set, applies its per-client limits to every request
+	// before it is forwarded: requests over a client's ClientRate, or on a
+	// connection beyond its ClientMaxConns, are answered 429 Too Many
+	// Requests (see Limits, and its Listener and ConnContext, which the
+	// http.Server needs for ClientMaxConns). Nil, the default, limits
+	// nothing.
+	Limits *Limits
+
 	proxies sync.Map // *Pool → *httputil.ReverseProxy
 	streams streamTracker
 	bufs    bufferPool
@@ -175,6 +183,10 @@ func (p *ReverseProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *ReverseProxy) serve(w http.ResponseWriter, r *http.Request) {
+	// Per-client limits (limits.go): refused requests go no further.
+	if p.Limits != nil && !p.limitRequest(w, r) {
+		return
+	}
 	pool := p.Pool
 	if p.Route != nil {
 		if rp := p.Route(r); rp != nil {
