@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"math"
+	"math/bits"
 	"net"
 	"net/http"
 	"net/netip"
@@ -451,6 +452,7 @@ type clientTable struct {
 	rate      rate.Limit
 	burst     int
 	seed      uint64
+	shift     uint // 64 - log2(len(shards))
 	untracked atomic.Uint64
 }
 
@@ -483,6 +485,7 @@ func newClientTable(l *Limits) *clientTable {
 		n *= 2
 	}
 	t := &clientTable{
+		shift:    uint(64 - bits.TrailingZeros(uint(n))),
 		shards:   make([]clientShard, n),
 		perShard: maxClients / n,
 		idle:     l.ClientIdle,
@@ -530,11 +533,12 @@ func (t *clientTable) shard(key netip.Addr) *clientShard {
 	if len(t.shards) == 1 {
 		return &t.shards[0]
 	}
+	// Multiplication carries low bits up: the top bits of the result
+	// depend on every bit of the address.
 	b := key.As16()
-	h := binary.LittleEndian.Uint64(b[:8]) ^ binary.LittleEndian.Uint64(b[8:]) ^ t.seed
-	h *= 0x9e3779b97f4a7c15
-	h ^= h >> 29
-	return &t.shards[h%uint64(len(t.shards))]
+	h := (binary.LittleEndian.Uint64(b[:8]) ^ t.seed) * 0x9e3779b97f4a7c15
+	h = (h ^ binary.LittleEndian.Uint64(b[8:])) * 0xbf58476d1ce4e5b9
+	return &t.shards[h>>t.shift]
 }
 
 // open counts a new connection of the client key at now and returns its
@@ -579,15 +583,23 @@ func (t *clientTable) getLocked(s *clientShard, key netip.Addr, now time.Time) *
 		s.moveToFront(e)
 		return e
 	}
-	for e := s.tail; e != nil && e.conns == 0 && now.Sub(e.last) > t.idle; e = s.tail {
-		s.remove(e)
+	// From the least recently used end: expired entries go, and the
+	// first idle one is the victim if the shard is full. Entries with
+	// open connections stay.
+	var victim *clientEntry
+	for i, e := 0, s.tail; e != nil && i < evictScan; i++ {
+		prev := e.prev
+		if e.conns == 0 {
+			if now.Sub(e.last) > t.idle {
+				s.remove(e)
+			} else if victim == nil {
+				victim = e
+			}
+		}
+		e = prev
 	}
 	if len(s.m) >= t.perShard {
-		victim := s.tail
-		for i := 0; victim != nil && victim.conns > 0 && i < evictScan; i++ {
-			victim = victim.prev
-		}
-		if victim == nil || victim.conns > 0 {
+		if victim == nil {
 			return nil
 		}
 		s.remove(victim)
