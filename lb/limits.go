@@ -185,6 +185,9 @@ func (l *Limits) init() {
 // LimitStats counts what a Limits refused, by limit; each refusal also
 // counts in the frontend's Denied.
 type LimitStats struct {
+	// Conns is the number of connections holding one of the MaxConns
+	// slots (0 without MaxConns); at MaxConns, accepting is paused.
+	Conns int
 	// ClientConns counts connections (L4) or requests (L7) refused for
 	// ClientMaxConns.
 	ClientConns uint64
@@ -202,6 +205,7 @@ type LimitStats struct {
 func (l *Limits) Stats() LimitStats {
 	l.init()
 	s := LimitStats{
+		Conns:       len(l.slots),
 		ClientConns: l.refused[limitClientConns].Load(),
 		ClientRate:  l.refused[limitClientRate].Load(),
 	}
