@@ -32,6 +32,13 @@
 // -access-log json|haproxy asks for an access log (to stderr,
 // -access-log-file or -access-log-syslog; see accesslog.go).
 //
+// -maxconn N bounds the frontend's open connections: beyond it, accepting
+// pauses and new connections wait in the kernel's queue. -client-maxconn N
+// and -client-rate R (-client-rate-burst B) bound each client address's
+// open connections and its requests (HTTP) or connections (L4) per
+// second: over them HTTP answers 429 and L4 closes the connection. All are
+// off by default; see limits.go.
+//
 // -admin ADDR (keep it on loopback, e.g. 127.0.0.1:9100) serves /healthz
 // (200 while serving; 503 while draining or when a self-check of the
 // accept path or of the event loops fails), the live status page at /,
