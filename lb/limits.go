@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"log/slog"
 	"math"
 	"math/bits"
 	"net"
@@ -156,6 +157,7 @@ type Limits struct {
 	table   *clientTable  // nil without a per-client limit
 	now     func() time.Time
 	refused [numLimitReasons]atomic.Uint64
+	warned  atomic.Bool // a request without its connection (no ConnContext) was logged
 }
 
 // limitReason says which limit refused a connection or a request.
@@ -166,6 +168,8 @@ const (
 	limitClientConns             // ClientMaxConns
 	limitClientRate              // ClientRate
 	numLimitReasons
+
+	limitMisconfigured // not a refusal: ClientMaxConns without ConnContext
 )
 
 func (l *Limits) init() {
@@ -383,6 +387,10 @@ func (c *limitedConn) CloseWrite() error {
 // checkRequest applies the per-client limits to an HTTP request: its
 // connection's verdict, then the client's request rate. retry is the wait
 // before a request would pass the rate, 0 when unknown.
+//
+// The first request that cannot find its connection while ClientMaxConns
+// is set (no ConnContext) returns limitMisconfigured when it passes, for
+// the caller to log.
 func (l *Limits) checkRequest(r *http.Request) (reason limitReason, retry time.Duration) {
 	l.init()
 	t := l.table
@@ -390,12 +398,15 @@ func (l *Limits) checkRequest(r *http.Request) (reason limitReason, retry time.D
 		return limitNone, 0
 	}
 	lc, _ := r.Context().Value(limitConnKey{}).(*limitedConn)
+	if lc == nil && l.ClientMaxConns > 0 && !l.warned.Load() && !l.warned.Swap(true) {
+		reason = limitMisconfigured
+	}
 	if lc != nil && lc.over == limitClientConns {
 		l.refused[limitClientConns].Add(1)
 		return limitClientConns, 0
 	}
 	if l.ClientRate <= 0 {
-		return limitNone, 0
+		return reason, 0
 	}
 	now := l.now()
 	var e *clientEntry
@@ -407,7 +418,7 @@ func (l *Limits) checkRequest(r *http.Request) (reason limitReason, retry time.D
 		}
 	}
 	if e == nil || e.limiter.AllowN(now, 1) {
-		return limitNone, 0
+		return reason, 0
 	}
 	l.refused[limitClientRate].Add(1)
 	tokens := e.limiter.TokensAt(now)
@@ -418,7 +429,13 @@ func (l *Limits) checkRequest(r *http.Request) (reason limitReason, retry time.D
 // when a limit refuses r.
 func (p *ReverseProxy) limitRequest(w http.ResponseWriter, r *http.Request) bool {
 	reason, retry := p.Limits.checkRequest(r)
-	if reason == limitNone {
+	switch reason {
+	case limitNone:
+		return true
+	case limitMisconfigured:
+		p.logger().LogAttrs(r.Context(), slog.LevelWarn,
+			"lb: Limits.ClientMaxConns needs the http.Server to take its connections from Limits.Listener, with Limits.ConnContext; connections per client are not limited",
+			slog.String("frontend", p.Name))
 		return true
 	}
 	p.stats.denied.Add(1)

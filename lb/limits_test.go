@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -430,5 +432,41 @@ func TestLimitsAllocs(t *testing.T) {
 	// lookup and a token taken.
 	if on != off {
 		t.Errorf("limits add %.0f allocations per request, want none", on-off)
+	}
+}
+
+// syncBuffer is a strings.Builder safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+func TestLimitsWarnWithoutConnContext(t *testing.T) {
+	testutil.CheckLeaks(t)
+	var logs syncBuffer
+	proxy := &lb.ReverseProxy{Pool: webPool(t), Limits: &lb.Limits{ClientMaxConns: 1},
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	url, _ := startL7(t, proxy, time.Second)
+	c := client()
+	defer c.CloseIdleConnections()
+	for range 3 {
+		if code, _, _ := get(t, c, url); code != 200 {
+			t.Fatalf("status %d", code)
+		}
+	}
+	if n := strings.Count(logs.String(), "ConnContext"); n != 1 {
+		t.Errorf("%d warnings about the missing ConnContext, want 1:\n%s", n, logs.String())
 	}
 }
