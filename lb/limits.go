@@ -84,9 +84,10 @@ const (
 //
 // Listener counts connections and bounds them; ConnContext lets the
 // proxy's requests know their connection, for ClientMaxConns (request
-// rates work without it, keyed by the request's RemoteAddr). [ServeTLS]
-// puts TLS above Listener, as it should: the limits act before a
-// handshake is spent on a refused client.
+// rates work without it, keyed by the request's RemoteAddr; without it a
+// ClientMaxConns is logged once as not enforced). [ServeTLS] puts TLS
+// above Listener, as it should: MaxConns holds connections before any
+// handshake is spent on them.
 //
 // # Design
 //
@@ -114,10 +115,12 @@ const (
 // time the client's bucket takes to fill up again, so expiring never
 // forgives anything). When a shard is full, its least recently used entry
 // without open connections is evicted, as HAProxy's stick tables evict
-// their oldest entries; when every entry of the shard has open
-// connections, the new client is served untracked (HAProxy does not track
-// it either). Set MaxClients above MaxConns and that cannot happen. The
-// table exists only when a per-client limit is set.
+// their oldest entries (entries with open connections are in use and
+// stay). When the 16 least recently used entries of a full shard all have
+// open connections, the new client is served untracked (HAProxy does not
+// track it either) and counted in [LimitStats].Untracked; a MaxClients
+// well above MaxConns makes that rare. The table exists only when a
+// per-client limit is set.
 type Limits struct {
 	// MaxConns is the most connections the frontend keeps open at once,
 	// over all its listeners; beyond it, accepting pauses. Zero or
@@ -606,16 +609,18 @@ func (t *clientTable) getLocked(s *clientShard, key netip.Addr, now time.Time) *
 	}
 	// From the least recently used end: expired entries go, and the
 	// first idle one is the victim if the shard is full. Entries with
-	// open connections stay.
+	// open connections are in use: they move to the front, out of the
+	// way of the next scans.
 	var victim *clientEntry
 	for i, e := 0, s.tail; e != nil && i < evictScan; i++ {
 		prev := e.prev
-		if e.conns == 0 {
-			if now.Sub(e.last) > t.idle {
-				s.remove(e)
-			} else if victim == nil {
-				victim = e
-			}
+		switch {
+		case e.conns > 0:
+			s.moveToFront(e)
+		case now.Sub(e.last) > t.idle:
+			s.remove(e)
+		case victim == nil:
+			victim = e
 		}
 		e = prev
 	}

@@ -182,13 +182,15 @@ func (s *TCPFrontend) serveConn(ctx context.Context, c *Conn) {
 				slog.String("frontend", s.Name), slog.String("client", c.Info.Remote.String()),
 				slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
 		}
+		// Uncounted before the close, which lets Limits accept the next
+		// connection: ConnCur never exceeds Limits.MaxConns.
+		s.stats.cur.Add(-1)
 		c.Close()
 		s.mu.Lock()
 		cancel := s.conns[c]
 		delete(s.conns, c)
 		s.mu.Unlock()
 		cancel()
-		s.stats.cur.Add(-1)
 		s.connWG.Done()
 	}()
 	if t := s.handshakeTimeout(); t > 0 {
