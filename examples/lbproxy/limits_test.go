@@ -307,3 +307,33 @@ func TestLBProxyRejectsBadLimits(t *testing.T) {
 		}
 	}
 }
+
+func TestLBProxyClientRateTCP(t *testing.T) {
+	testutil.CheckLeaks(t)
+	cfg := defaultConfig()
+	cfg.mode, cfg.backends = "tcp", testutil.NameServer(t, "plain").Addr
+	cfg.clientRate = 2 // a burst of 2, then a connection every 500 ms
+	addr := start(t, cfg)
+	s := limitsSetup{mode: "tcp"}
+	served, refused := 0, 0
+	for range 10 {
+		c, _ := dialLimit(t, "127.0.0.1", addr, nil)
+		if _, err := c.line(); err != nil {
+			refused++
+			break
+		}
+		served++
+		c.Close()
+	}
+	if refused == 0 || served < 2 {
+		t.Fatalf("10 connections in a row at 2/s: %d served before a refusal", served)
+	}
+	c, err := dialLimit(t, "127.0.0.2", addr, nil)
+	s.served(t, c, err, "another client")
+	testutil.Eventually(t, "a connection let in after the refill", func() bool {
+		c, _ := dialLimit(t, "127.0.0.1", addr, nil)
+		defer c.Close()
+		_, err := c.line()
+		return err == nil
+	})
+}
