@@ -10,6 +10,7 @@ require (
 	github.com/quic-go/quic-go v0.65.0
 	golang.org/x/crypto v0.57.0
 	golang.org/x/net v0.59.0
+	golang.org/x/time v0.16.0
 )
 
 require (

@@ -153,6 +153,7 @@ type accessState struct {
 	srvAbort   bool         // the server broke off the response body
 	noServer   bool         // no pickable server (Fallback or 503)
 	proxyError bool         // ModifyResponse failed
+	denied     bool         // refused by the proxy's Limits (429)
 
 	traceparent, tracestate string
 }
@@ -202,6 +203,8 @@ func (w *accessWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 func (st *accessState) httpTermination(clientGone bool) string {
 	err := st.err
 	switch {
+	case st.denied:
+		return "PR"
 	case st.proxyError:
 		return "PH"
 	case err == nil && st.noServer:

@@ -17,6 +17,11 @@
 // A connection travels as a [*Conn], whose [ConnInfo] says what is known of
 // the client (address, SNI, ALPN, TLS state) and whose Peek never consumes.
 //
+// [Limits] bound what a frontend takes on its accept path: its open
+// connections (HAProxy's maxconn: accepting pauses), and each client's
+// connections and request or connection rate (refused at L4, 429 at L7),
+// set on a TCPFrontend or a ReverseProxy and its listener.
+//
 // [Pool.Stats], [TCPFrontend.Stats] and [ReverseProxy.Stats] return the
 // counters and latency histograms ([Histogram]) kept on the data path, as
 // plain structs named after HAProxy's stats fields; health checkers report

@@ -201,3 +201,46 @@ func ExamplePool_Stats() {
 	// server a (up): 2 sessions, 0 in progress, 5xx 0
 	// server b (up): 2 sessions, 0 in progress, 5xx 1
 }
+
+// Limits bound a frontend on its accept path. At L7 the same Limits wraps
+// the listener, gives the server its ConnContext and is the proxy's: here a
+// client may make 2 requests at once, then 1 per second.
+func ExampleLimits() {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer backend.Close()
+	pool := &lb.Pool{Name: "web"}
+	if err := pool.Update([]lb.Server{{Addr: backend.Listener.Addr().String()}}); err != nil {
+		panic(err)
+	}
+
+	lim := &lb.Limits{MaxConns: 1000, ClientMaxConns: 10, ClientRate: 1, ClientBurst: 2}
+	proxy := &lb.ReverseProxy{Name: "front", Pool: pool, Limits: lim}
+	srv := &http.Server{Handler: proxy, ConnContext: lim.ConnContext, ReadHeaderTimeout: 10 * time.Second}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	go srv.Serve(lim.Listener(ln)) // the last wrapper: after a proxyproto.Listener
+	defer srv.Close()
+
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	for range 3 {
+		resp, err := client.Get("http://" + ln.Addr().String() + "/")
+		if err != nil {
+			panic(err)
+		}
+		resp.Body.Close()
+		fmt.Println(resp.Status)
+		if ra := resp.Header.Get("Retry-After"); ra != "" {
+			fmt.Println("Retry-After:", ra)
+		}
+	}
+	fmt.Println("denied:", proxy.Stats().Denied)
+	// Output:
+	// 200 OK
+	// 200 OK
+	// 429 Too Many Requests
+	// Retry-After: 1
+	// denied: 1
+}

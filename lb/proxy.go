@@ -200,6 +200,14 @@ type ReverseProxy struct {
 	// default, means no limit.
 	MaxBodyBytes int64
 
+	// Limits, when set, applies its per-client limits to every request
+	// before it is forwarded: requests over a client's ClientRate, or on a
+	// connection beyond its ClientMaxConns, are answered 429 Too Many
+	// Requests (see Limits, and its Listener and ConnContext, which the
+	// http.Server needs for ClientMaxConns). Nil, the default, limits
+	// nothing.
+	Limits *Limits
+
 	proxies sync.Map // *Pool → *httputil.ReverseProxy
 	streams streamTracker
 	bufs    bufferPool
@@ -222,6 +230,11 @@ func (p *ReverseProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *ReverseProxy) serve(w http.ResponseWriter, r *http.Request) {
+	// Per-client limits (limits.go) first, then the request's own
+	// limits and framing (request.go): refused requests go no further.
+	if p.Limits != nil && !p.limitRequest(w, r) {
+		return
+	}
 	if !p.admit(w, r) {
 		return
 	}

@@ -560,7 +560,8 @@ type FrontendStats struct {
 	// ones included; 0 at L4.
 	Requests uint64
 	// Denied counts connections or requests refused by access rules (dreq),
-	// as counted through DeniedCounter.
+	// as counted through DeniedCounter, and those refused by the
+	// frontend's Limits: connections at L4, requests answered 429 at L7.
 	Denied uint64
 	// BytesIn is the bytes received from clients and sent on (bin); BytesOut
 	// the bytes sent to clients (bout). At L4 and on upgraded HTTP

@@ -59,6 +59,15 @@ type TCPFrontend struct {
 	// default, builds no record.
 	AccessLog AccessLogger
 
+	// Limits, when set, applies to the connections of every listener
+	// Serve is given: Serve stops accepting while MaxConns connections
+	// are open, and closes a connection at once when its client is over
+	// ClientMaxConns or ClientRate (connections per second), counting it
+	// in Stats' Denied. Serve wraps the listener it gets, so the limits
+	// see the client address of any wrapper below (such as a
+	// proxyproto.Listener). Nil, the default, limits nothing.
+	Limits *Limits
+
 	mu        sync.Mutex
 	listeners map[*net.Listener]struct{}
 	conns     map[*Conn]context.CancelFunc
@@ -89,6 +98,9 @@ func (s *TCPFrontend) Serve(ln net.Listener) error {
 		s.mu.Unlock()
 		ln.Close()
 		return ErrFrontendClosed
+	}
+	if s.Limits != nil {
+		ln = s.Limits.listener(ln, &s.stats)
 	}
 	s.listeners[&ln] = struct{}{}
 	s.mu.Unlock()
@@ -170,13 +182,15 @@ func (s *TCPFrontend) serveConn(ctx context.Context, c *Conn) {
 				slog.String("frontend", s.Name), slog.String("client", c.Info.Remote.String()),
 				slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
 		}
+		// Uncounted before the close, which lets Limits accept the next
+		// connection: ConnCur never exceeds Limits.MaxConns.
+		s.stats.cur.Add(-1)
 		c.Close()
 		s.mu.Lock()
 		cancel := s.conns[c]
 		delete(s.conns, c)
 		s.mu.Unlock()
 		cancel()
-		s.stats.cur.Add(-1)
 		s.connWG.Done()
 	}()
 	if t := s.handshakeTimeout(); t > 0 {

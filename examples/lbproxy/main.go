@@ -37,6 +37,13 @@
 // Alt-Svc: h3=":PORT" to the HTTPS responses so that browsers find it.
 // 0-RTT stays off. See http3.go.
 //
+// -maxconn N bounds the frontend's open connections: beyond it, accepting
+// pauses and new connections wait in the kernel's queue. -client-maxconn N
+// and -client-rate R (-client-rate-burst B) bound each client address's
+// open connections and its requests (HTTP) or connections (L4) per
+// second: over them HTTP answers 429 and L4 closes the connection. All are
+// off by default; see limits.go.
+//
 // -admin ADDR (keep it on loopback, e.g. 127.0.0.1:9100) serves /healthz
 // (200 while serving; 503 while draining or when a self-check of the
 // accept path or of the event loops fails), the live status page at /,
@@ -46,7 +53,8 @@
 // drain. See admin.go.
 //
 // run builds the stack in the order a connection meets it: the listener,
-// PROXY protocol reception, TLS, accept-time ACLs, the pool with its health
+// PROXY protocol reception, TLS, accept-time ACLs, the accept-path limits
+// (-maxconn, -client-maxconn, -client-rate; see limits.go), the pool with its health
 // checks and stickiness, the proxy (HTTP) or connection chain (TCP), and
 // serves it. The other files hold the parsing of each capability's flags.
 package main
@@ -129,6 +137,13 @@ type config struct {
 	// access log
 	accessLog, accessLogFile, accessLogSyslog, accessLogSyslogFormat string
 
+	// accept-path limits
+	maxConn, clientMaxConn           int
+	clientRate                       float64
+	clientRateBurst, clientTableSize int
+	clientIdle                       time.Duration
+	clientIPv6Prefix                 int
+
 	// admin endpoints
 	admin, adminTokenFile string
 
@@ -167,6 +182,14 @@ func newConfig(fs *flag.FlagSet) *config {
 
 	fs.StringVar(&c.allow, "allow", "", "comma-separated client networks (CIDR) let in; others are refused (empty: all)")
 	fs.StringVar(&c.deny, "deny", "", "comma-separated client networks (CIDR) refused; checked before -allow")
+
+	fs.IntVar(&c.maxConn, "maxconn", 0, "the frontend's open connections (0: no limit); beyond it accepting pauses and new connections wait in the kernel's queue (not -max-conns, per server)")
+	fs.IntVar(&c.clientMaxConn, "client-maxconn", 0, "one client address's open connections (0: no limit); beyond it tcp modes close the connection, http modes answer 429 and close")
+	fs.Float64Var(&c.clientRate, "client-rate", 0, "one client address's requests (http modes) or connections (tcp modes) per second (0: no limit); beyond it 429 with Retry-After, or the connection is closed")
+	fs.IntVar(&c.clientRateBurst, "client-rate-burst", 0, "requests or connections a client may make at once above -client-rate (0: -client-rate rounded up)")
+	fs.IntVar(&c.clientTableSize, "client-table-size", lb.DefaultMaxClients, "-client-maxconn, -client-rate: most client addresses tracked; when full the least recently seen idle one is forgotten")
+	fs.DurationVar(&c.clientIdle, "client-idle", lb.DefaultClientIdle, "-client-maxconn, -client-rate: how long a client without connections is remembered")
+	fs.IntVar(&c.clientIPv6Prefix, "client-ipv6-prefix", 0, "-client-maxconn, -client-rate: count IPv6 clients by this prefix length (0: whole address)")
 
 	fs.StringVar(&c.sticky, "sticky", "none", "sticky sessions: none, cookie (HTTP modes) or table (client IP)")
 	fs.StringVar(&c.stickyCookie, "sticky-cookie", sticky.DefaultCookieName, "name of the sticky cookie")
@@ -289,6 +312,10 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 		}
 	}
 	if err := checkAccessLog(cfg); err != nil {
+		return err
+	}
+	limits, err := newLimits(cfg) // nil: no limit
+	if err != nil {
 		return err
 	}
 	var token string
@@ -439,6 +466,13 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 		ln = cfg.wrapListener(ln)
 	}
 
+	// 4b. Limits at accept, outermost so that they see the client address
+	// PROXY reception gave: HTTP wraps the listener here; a TCPFrontend
+	// wraps the listener it is given itself (below, fe.Limits).
+	if limits != nil && l7 {
+		ln = limits.Listener(ln)
+	}
+
 	// 5. The pool.
 	retries := cfg.retries
 	if retries == 0 {
@@ -509,9 +543,14 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 			// client's own.
 			srv.ConnContext, srv.ConnState = proxy.ConnContext, proxy.ConnState
 		}
+		if limits != nil {
+			// Requests find their connection's verdict (-client-maxconn).
+			proxy.Limits = limits
+			srv.ConnContext = chainConnContext(limits.ConnContext, srv.ConnContext)
+		}
 		if cfg.admin != "" {
 			srv.ConnState = proxy.ConnState // connections count in Stats
-			stop, err := serveAdmin(ctx, cfg, token, accepts, proxy.Stats, pool, accessLog, &wg, out, logger)
+			stop, err := serveAdmin(ctx, cfg, token, accepts, limits, proxy.Stats, pool, accessLog, &wg, out, logger)
 			if err != nil {
 				return err
 			}
@@ -555,12 +594,12 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 	if rules != nil {
 		backend = acl.Filter(rules, backend)
 	}
-	fe := &lb.TCPFrontend{Name: "frontend", Backend: backend, Logger: logger}
+	fe := &lb.TCPFrontend{Name: "frontend", Backend: backend, Logger: logger, Limits: limits}
 	if accessLog != nil {
 		fe.AccessLog = accessLog
 	}
 	if cfg.admin != "" {
-		stop, err := serveAdmin(ctx, cfg, token, accepts, fe.Stats, pool, accessLog, &wg, out, logger)
+		stop, err := serveAdmin(ctx, cfg, token, accepts, limits, fe.Stats, pool, accessLog, &wg, out, logger)
 		if err != nil {
 			return err
 		}
@@ -573,13 +612,14 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 // serveAdmin starts the admin endpoints on -admin and their self-checks,
 // which end with ctx; the returned stop, called once lbproxy has drained,
 // stops the admin server within -grace.
-func serveAdmin(ctx context.Context, cfg *config, token string, accepts *acceptProbe, frontend func() lb.FrontendStats,
+func serveAdmin(ctx context.Context, cfg *config, token string, accepts *acceptProbe, limits *lb.Limits, frontend func() lb.FrontendStats,
 	pool *lb.Pool, accessLog *accesslog.Writer, wg *sync.WaitGroup, out io.Writer, logger *slog.Logger) (stop func(), err error) {
 	ln, err := net.Listen("tcp", cfg.admin)
 	if err != nil {
 		return nil, fmt.Errorf("lbproxy: -admin: %w", err)
 	}
-	check := &selfCheck{ctx: ctx, accept: accepts, interval: cmp.Or(cfg.checkInterval, checkInterval), logger: logger}
+	check := &selfCheck{ctx: ctx, accept: accepts, interval: cmp.Or(cfg.checkInterval, checkInterval), logger: logger,
+		paused: func() bool { return atMaxConns(limits) }}
 	wg.Go(func() { check.run(ctx) })
 	// The frontend and the pool, seen by the status page (and /stats) and by
 	// Prometheus; both read their counters only when asked.
@@ -595,6 +635,15 @@ func serveAdmin(ctx context.Context, cfg *config, token string, accepts *acceptP
 	mux := adminMux(check, statsHandler(page), token, metrics.Handler(collector), page)
 	fmt.Fprintf(out, "admin endpoints on http://%s/\n", ln.Addr())
 	return startAdmin(wg, ln, mux, cfg.grace, logger), nil
+}
+
+// chainConnContext returns an http.Server.ConnContext hook that runs first,
+// then next (nil: none) on the context first returns.
+func chainConnContext(first, next func(context.Context, net.Conn) context.Context) func(context.Context, net.Conn) context.Context {
+	if next == nil {
+		return first
+	}
+	return func(ctx context.Context, c net.Conn) context.Context { return next(first(ctx, c), c) }
 }
 
 // parseServers turns a comma-separated address list into Pool servers named

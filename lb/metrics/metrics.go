@@ -291,7 +291,7 @@ func newDescs(ns string) *descs {
 	d.feRate = add("frontend_current_session_rate", "Client connections accepted over the last second (conn_rate).", proxy)
 	d.feRateMax = add("frontend_connections_rate_max", "Maximum observed number of client connections accepted in a second (conn_rate_max).", proxy)
 	d.feRequests = add("frontend_http_requests_total", "Total number of HTTP requests received, denied ones included (req_tot).", proxy)
-	d.feDenied = add("frontend_requests_denied_total", "Total number of connections or requests refused by access rules (dreq).", proxy)
+	d.feDenied = add("frontend_requests_denied_total", "Total number of connections or requests refused by access rules or limits (dreq).", proxy)
 	d.feErrors = add("frontend_request_errors_total", "Total number of failed accepts, or of requests that got an error response from the proxy (ereq).", proxy)
 	d.feBytesIn = add("frontend_bytes_in_total", "Bytes received from clients (bin).", proxy)
 	d.feBytesOut = add("frontend_bytes_out_total", "Bytes sent to clients (bout).", proxy)

@@ -39,7 +39,8 @@ type Frontend struct {
 	// BytesIn and BytesOut are the bytes from and to clients (bin, bout).
 	BytesIn  int64 `json:"bytes_in"`
 	BytesOut int64 `json:"bytes_out"`
-	// Denied counts connections or requests refused by access rules (dreq).
+	// Denied counts connections or requests refused by access rules or by
+	// the frontend's limits (dreq).
 	Denied uint64 `json:"denied"`
 	// Errors counts failures of the frontend itself (ereq).
 	Errors uint64 `json:"errors"`
