@@ -148,6 +148,7 @@ type accessState struct {
 	srvAbort   bool         // the server broke off the response body
 	noServer   bool         // no pickable server (Fallback or 503)
 	proxyError bool         // ModifyResponse failed
+	cliTimeout bool         // the client was too slow (ClientTimeout, MinBodyRate)
 
 	traceparent, tracestate string
 }
@@ -199,6 +200,8 @@ func (st *accessState) httpTermination(clientGone bool) string {
 	switch {
 	case st.proxyError:
 		return "PH"
+	case st.cliTimeout:
+		return "cD"
 	case err == nil && st.noServer:
 		if st.rw.status == http.StatusServiceUnavailable {
 			return "SC"
@@ -361,6 +364,7 @@ func (p *ReverseProxy) endTraced(st *accessState, r *http.Request) {
 	if !st.leased && p.Pool != nil {
 		rec.setCounts(p.Pool.liveCounts(nil))
 	}
+	st.cliTimeout = guardOf(st.rw.ResponseWriter).timedOut()
 	rec.Termination = st.httpTermination(r.Context().Err() != nil)
 	if p.AccessLog != nil {
 		p.AccessLog.Log(rec)

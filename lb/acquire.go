@@ -121,8 +121,8 @@ func (p *Pool) count(s *Server, o Outcome, d time.Duration) {
 		switch {
 		case o.Status != 0:
 			st.responses.count(o.Status)
-		case errors.Is(o.Err, context.Canceled):
-			st.cliAborts.Add(1) // the client left while the server thought
+		case errors.Is(o.Err, context.Canceled), isClientError(o.Err):
+			st.cliAborts.Add(1) // the client left, or was too slow, while the server thought
 		case o.Err != nil:
 			st.respErrors.Add(1)
 		}

@@ -183,5 +183,9 @@ type Outcome struct {
 }
 
 // Failed reports whether the outcome counts as a failure of the server: a
-// connection failure, or an HTTP round trip that got no response.
-func (o Outcome) Failed() bool { return o.Err != nil && (o.Connect || o.HTTP && o.Status == 0) }
+// connection failure, or an HTTP round trip that got no response for
+// another reason than the client's request body breaking off (too slow, or
+// cut short).
+func (o Outcome) Failed() bool {
+	return o.Err != nil && (o.Connect || o.HTTP && o.Status == 0 && !isClientError(o.Err))
+}
