@@ -111,6 +111,7 @@ func dialRaw(t *testing.T, addr string) net.Conn {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	must(t, err)
+	c.SetDeadline(time.Now().Add(15 * time.Second)) // a failing test fails, not hangs
 	t.Cleanup(func() { c.Close() })
 	return c
 }
