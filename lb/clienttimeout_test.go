@@ -149,7 +149,8 @@ func TestClientTimeoutSlowBody(t *testing.T) {
 		t.Run(strconv.Itoa(size), func(t *testing.T) {
 			testutil.CheckLeaks(t)
 			backend := startUploadBackend(t)
-			pool := &lb.Pool{Name: "web"}
+			obs := &outcomes{}
+			pool := &lb.Pool{Name: "web", Balancer: obs}
 			must(t, pool.Update([]lb.Server{{Name: "a", Addr: backend.addr}}))
 			logs := newCollector()
 			const grace = 300 * time.Millisecond
@@ -200,12 +201,39 @@ func TestClientTimeoutSlowBody(t *testing.T) {
 			if st.ClientAborts != 1 {
 				t.Errorf("frontend client aborts = %d, want 1", st.ClientAborts)
 			}
+			if seen, failed := obs.counts(); seen != 1 || failed != 0 {
+				t.Errorf("observed %d outcomes, %d failed; want the one, not failed", seen, failed)
+			}
 			ps := pool.Stats()
-			if len(ps.Servers) != 1 || ps.Servers[0].ClientAborts != 1 {
-				t.Errorf("server stats %+v; want one client abort", ps.Servers)
+			if len(ps.Servers) != 1 || ps.Servers[0].ClientAborts != 1 || ps.Servers[0].ResponseErrors != 0 {
+				t.Errorf("server stats %+v; want one client abort and no response error", ps.Servers)
 			}
 		})
 	}
+}
+
+// outcomes is a Balancer picking the first server that counts the outcomes
+// it observes, and those that count against the server.
+type outcomes struct {
+	mu           sync.Mutex
+	seen, failed int
+}
+
+func (o *outcomes) Pick(s *lb.Snapshot, _ lb.PickInfo) (*lb.Server, error) { return s.Servers[0], nil }
+
+func (o *outcomes) Observe(_ *lb.Server, out lb.Outcome) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.seen++
+	if out.Failed() {
+		o.failed++
+	}
+}
+
+func (o *outcomes) counts() (int, int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.seen, o.failed
 }
 
 // TestClientTimeoutStalledBody: a client that stops sending its body is cut
@@ -429,5 +457,34 @@ func TestClientTimeoutAllocs(t *testing.T) {
 	}
 	if offW.writes != 0 || onW.reads != 0 || onW.writes == 0 || onW.writes > 2*201 {
 		t.Errorf("deadlines set: unguarded %d, guarded %d writes and %d reads", offW.writes, onW.writes, onW.reads)
+	}
+}
+
+// BenchmarkClientGuard measures a GET through the proxy with a
+// ResponseWriter that takes deadlines, as http.Server's does, with the
+// client timeouts off and on (the defaults).
+func BenchmarkClientGuard(b *testing.B) {
+	addr := testutil.FastBackend(b)
+	pool := &lb.Pool{}
+	if err := pool.Update([]lb.Server{{Addr: addr}}); err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct {
+		name  string
+		proxy *lb.ReverseProxy
+	}{
+		{"off", &lb.ReverseProxy{Pool: pool, ClientTimeout: -1, MinBodyRate: -1}},
+		{"on", &lb.ReverseProxy{Pool: pool}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			w := &deadlineWriter{DiscardWriter: testutil.DiscardWriter{H: http.Header{}}}
+			for b.Loop() {
+				r := httptest.NewRequest("GET", "http://lb.test/", nil)
+				r.RemoteAddr = "127.0.0.1:40000"
+				clear(w.H)
+				bc.proxy.ServeHTTP(w, r)
+			}
+		})
 	}
 }
