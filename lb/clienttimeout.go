@@ -83,7 +83,8 @@ var clientGuards = sync.Pool{New: func() any { return new(clientGuard) }}
 
 // guardClient returns the ResponseWriter and request through which
 // ServeHTTP serves r: when the client's timeouts apply (HTTP/1.x with a
-// ResponseWriter that sets deadlines, as http.Server's does), a clientGuard
+// ResponseWriter that sets deadlines, as http.Server's does, possibly under
+// wrappers that Unwrap), a clientGuard
 // over w and r with its Body bounded. Streams meant to be long (gRPC
 // content types) get the tunnel timeout of their Pool instead of
 // ClientTimeout, and no rate bound. Release the guard with releaseGuard.
@@ -93,8 +94,8 @@ func (p *ReverseProxy) guardClient(w http.ResponseWriter, r *http.Request) (http
 		// read or write waiting: see ReverseProxy for its bounds.
 		return w, r
 	}
-	dl, ok := w.(deadliner)
-	if !ok {
+	dl := deadlinerOf(w)
+	if dl == nil {
 		return w, r
 	}
 	timeout, rate, grace := p.clientTimeout(), p.minBodyRate(), p.minBodyRateGrace()
@@ -115,6 +116,22 @@ func (p *ReverseProxy) guardClient(w http.ResponseWriter, r *http.Request) (http
 		r.Body = g.body
 	}
 	return g, r
+}
+
+// deadlinerOf finds the deadliner under w and the ResponseWriters that
+// wrap it (and Unwrap, as http.ResponseController expects), or nil.
+func deadlinerOf(w http.ResponseWriter) deadliner {
+	for range 16 {
+		switch t := w.(type) {
+		case deadliner:
+			return t
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = t.Unwrap()
+		default:
+			return nil
+		}
+	}
+	return nil
 }
 
 // releaseGuard recycles the clientGuard that guardClient made of w, if any.

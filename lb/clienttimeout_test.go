@@ -237,7 +237,8 @@ func (o *outcomes) counts() (int, int) {
 }
 
 // TestClientTimeoutStalledBody: a client that stops sending its body is cut
-// after ClientTimeout, well before any rate bound would matter.
+// after ClientTimeout, well before any rate bound would matter, also when
+// the proxy's ResponseWriter is wrapped by a middleware that Unwraps.
 func TestClientTimeoutStalledBody(t *testing.T) {
 	testutil.CheckLeaks(t)
 	backend := startUploadBackend(t)
@@ -245,15 +246,35 @@ func TestClientTimeoutStalledBody(t *testing.T) {
 	must(t, pool.Update([]lb.Server{{Name: "a", Addr: backend.addr}}))
 	const timeout = 300 * time.Millisecond
 	proxy := &lb.ReverseProxy{Pool: pool, ClientTimeout: timeout, MinBodyRate: -1}
-	addr := startGuarded(t, proxy)
-	c := dialRaw(t, addr)
-	start := time.Now()
-	io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: lb.test\r\nContent-Length: 10\r\n\r\nabc")
-	code, _, _ := rawResponse(t, bufio.NewReader(c))
-	if cut := time.Since(start); code != http.StatusRequestTimeout || cut < timeout || cut > timeout+2*time.Second {
-		t.Errorf("got %d after %v; want 408 after %v, within 2 s more", code, cut, timeout)
+	for _, wrapped := range []bool{false, true} {
+		t.Run(fmt.Sprintf("wrapped=%v", wrapped), func(t *testing.T) {
+			var h http.Handler = proxy
+			if wrapped {
+				h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					proxy.ServeHTTP(&unwrapper{w}, r)
+				})
+			}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			must(t, err)
+			srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+			go srv.Serve(ln)
+			t.Cleanup(func() { srv.Close() })
+
+			c := dialRaw(t, ln.Addr().String())
+			start := time.Now()
+			io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: lb.test\r\nContent-Length: 10\r\n\r\nabc")
+			code, _, _ := rawResponse(t, bufio.NewReader(c))
+			if cut := time.Since(start); code != http.StatusRequestTimeout || cut < timeout || cut > timeout+2*time.Second {
+				t.Errorf("got %d after %v; want 408 after %v, within 2 s more", code, cut, timeout)
+			}
+		})
 	}
 }
+
+// unwrapper is a middleware's ResponseWriter.
+type unwrapper struct{ http.ResponseWriter }
+
+func (u *unwrapper) Unwrap() http.ResponseWriter { return u.ResponseWriter }
 
 // TestClientTimeoutFastUpload: an upload of several MiB from a client that
 // paces itself above the minimum rate goes through whole.
@@ -295,12 +316,26 @@ func TestClientTimeoutSlowReader(t *testing.T) {
 	pool := &lb.Pool{Name: "web"}
 	must(t, pool.Update([]lb.Server{{Name: "a", Addr: backend.addr}}))
 	logs := newCollector()
-	const timeout = 300 * time.Millisecond
+	const timeout = time.Second // a loaded machine can pause a reader for a few hundred ms
 	proxy := &lb.ReverseProxy{Pool: pool, AccessLog: logs, ClientTimeout: timeout}
-	addr := startGuarded(t, proxy)
+	// A blocked write sees progress when the kernel wakes it, once about
+	// a third of the socket's send buffer has drained: Linux grows that
+	// buffer to megabytes on loopback, more than a slow reader drains in
+	// a test's short timeout. A send buffer of a slow link's size keeps
+	// the wake-ups as frequent as they are there.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	srv := &http.Server{Handler: proxy, ReadHeaderTimeout: 5 * time.Second,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			c.(*net.TCPConn).SetWriteBuffer(64 << 10)
+			return ctx
+		}}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	addr := ln.Addr().String()
 
 	t.Run("stalled", func(t *testing.T) {
-		const size = 32 << 20 // more than the socket buffers hold
+		const size = 8 << 20 // more than the socket buffers hold
 		c := dialRaw(t, addr)
 		c.(*net.TCPConn).SetReadBuffer(4 << 10)
 		start := time.Now()
@@ -321,20 +356,24 @@ func TestClientTimeoutSlowReader(t *testing.T) {
 		}
 	})
 	t.Run("slow", func(t *testing.T) {
-		const size = 2 << 20
+		const size = 8 << 20 // longer to read than the timeout, and more than the socket buffers hold
 		c := dialRaw(t, addr)
-		c.(*net.TCPConn).SetReadBuffer(16 << 10)
 		c.SetReadDeadline(time.Now().Add(20 * time.Second))
 		fmt.Fprintf(c, "GET /big?n=%d HTTP/1.1\r\nHost: lb.test\r\nConnection: close\r\n\r\n", size)
 		buf := make([]byte, 64<<10)
-		var got int64
-		for i := 0; i < 10000; i++ {
+		var got, paced int64
+		for i := 0; i < 100000; i++ {
 			n, err := c.Read(buf)
 			got += int64(n)
 			if err != nil {
 				break
 			}
-			time.Sleep(timeout / 10) // a slow reader, never idle for the timeout
+			if got-paced >= 128<<10 {
+				// A slow reader, about 4 MB/s at most, never idle for the
+				// timeout.
+				paced = got
+				time.Sleep(30 * time.Millisecond)
+			}
 		}
 		if want := int64(size); got < want {
 			t.Errorf("the slow reader got %d bytes, want over %d", got, want)

@@ -131,8 +131,13 @@ type ReverseProxy struct {
 	// read or write that makes no progress for this long fails, and the
 	// client is answered 408 or cut (see Client timeouts above). A slow
 	// reader of a large response keeps its connection as long as it
-	// takes data within ClientTimeout. Zero means DefaultClientTimeout
-	// (1 min); negative means none.
+	// takes data within ClientTimeout. Progress is what the kernel
+	// reports, as for any event-driven proxy (HAProxy included): a write
+	// blocked on a full send buffer resumes once about a third of that
+	// buffer has drained, so a client must drain that much within
+	// ClientTimeout (the buffer stays small on slow links; a host that
+	// grows it to megabytes may want a longer timeout). Zero means
+	// DefaultClientTimeout (1 min); negative means none.
 	ClientTimeout time.Duration
 
 	// MinBodyRate is the lowest average rate, in bytes per second of
