@@ -154,6 +154,7 @@ type accessState struct {
 	noServer   bool         // no pickable server (Fallback or 503)
 	proxyError bool         // ModifyResponse failed
 	denied     bool         // refused by the proxy's Limits (429)
+	cliTimeout bool         // the client was too slow (ClientTimeout, MinBodyRate)
 
 	traceparent, tracestate string
 }
@@ -207,6 +208,8 @@ func (st *accessState) httpTermination(clientGone bool) string {
 		return "PR"
 	case st.proxyError:
 		return "PH"
+	case st.cliTimeout:
+		return "cD"
 	case err == nil && st.noServer:
 		if st.rw.status == http.StatusServiceUnavailable {
 			return "SC"
@@ -401,6 +404,7 @@ func (p *ReverseProxy) endTraced(st *accessState, r *http.Request) {
 	if !st.leased && p.Pool != nil {
 		rec.setCounts(p.Pool.liveCounts(nil))
 	}
+	st.cliTimeout = guardOf(st.rw.ResponseWriter).timedOut()
 	rec.Termination = st.httpTermination(r.Context().Err() != nil)
 	if p.AccessLog != nil {
 		p.AccessLog.Log(rec)

@@ -123,7 +123,7 @@ func (p *Pool) count(s *Server, o Outcome, d time.Duration) {
 			st.responses.count(o.Status)
 		case errors.Is(o.Err, context.Canceled), clientFault(o.Err):
 			// The client left while the server thought, or its request
-			// body failed on the way.
+			// body failed on the way or came too slowly.
 			st.cliAborts.Add(1)
 		case o.Err != nil:
 			st.respErrors.Add(1)

@@ -34,8 +34,13 @@
 //	if err := pool.Update([]lb.Server{{Addr: "10.0.0.1:80"}, {Addr: "10.0.0.2:80"}}); err != nil {
 //		return err
 //	}
-//	proxy := &lb.ReverseProxy{Pool: pool}
-//	srv := &http.Server{Handler: proxy, ReadHeaderTimeout: 10 * time.Second}
+//	proxy := &lb.ReverseProxy{Pool: pool} // ClientTimeout 1 min, MinBodyRate 240 bytes/s after 5 s
+//	srv := &http.Server{
+//		Handler:           proxy,
+//		ReadHeaderTimeout: 10 * time.Second, // no ReadTimeout or WriteTimeout: see ReverseProxy
+//		IdleTimeout:       time.Minute,
+//		MaxHeaderBytes:    64 << 10,
+//	}
 //	ln, err := net.Listen("tcp", ":8080")
 //	if err != nil {
 //		return err
@@ -76,6 +81,13 @@
 // it needs no health or exclusion logic of its own; writers serialize on one
 // mutex and publish a new Snapshot. lb imports no other public package of
 // the module, so a custom Balancer needs lb alone.
+//
+// Slow clients are bounded with deadlines on their connections, not timers
+// or goroutines per read: at L7 by the http.Server's ReadHeaderTimeout for
+// the headers and by [ReverseProxy.ClientTimeout] and
+// [ReverseProxy.MinBodyRate] for the body and the response (a client too
+// slow gets 408 and is disconnected); at L4, and for upgraded streams at
+// L7, by [Pool.TunnelTimeout] (no byte either way).
 //
 // At L7, requests are framed strictly before a server is chosen: invalid
 // framing and requests over the limits (MaxHeaderCount, MaxBodyBytes) are

@@ -68,7 +68,7 @@ func openSlow(tb testing.TB, addr string, n int, head string) []net.Conn {
 
 // dribble writes one byte of b to every connection each interval until stop
 // is closed: clients that are slow, not dead.
-func dribble(conns []net.Conn, b string, interval time.Duration, stop <-chan struct{}) {
+func dribbleAll(conns []net.Conn, b string, interval time.Duration, stop <-chan struct{}) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -128,8 +128,8 @@ func TestFaultL7SlowClients(t *testing.T) {
 
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Go(func() { dribble(heads, "a", 200*time.Millisecond, stop) })
-	wg.Go(func() { dribble(bodies, "b", 200*time.Millisecond, stop) })
+	wg.Go(func() { dribbleAll(heads, "a", 200*time.Millisecond, stop) })
+	wg.Go(func() { dribbleAll(bodies, "b", 200*time.Millisecond, stop) })
 	stopDribble := sync.OnceFunc(func() { close(stop); wg.Wait() })
 	defer stopDribble()
 

@@ -102,8 +102,18 @@ type Pool struct {
 	ConnectTimeout time.Duration
 
 	// TunnelTimeout closes an L4 connection after this long without a byte
-	// in either direction. Zero means DefaultTunnelTimeout; negative means
-	// never.
+	// in either direction, and likewise an upgraded HTTP stream (a
+	// WebSocket) of a ReverseProxy, or the waits on a client sending a
+	// gRPC request. Zero means DefaultTunnelTimeout; negative means never.
+	//
+	// At L4 it is HAProxy's "timeout tunnel", and stands for "timeout
+	// client" and "timeout server" too: a client silent while its server
+	// is silent is closed after TunnelTimeout, but one that is silent while
+	// its server sends (a one-way stream) is not, as the session is not
+	// idle. Before a server is chosen, the TCPFrontend's HandshakeTimeout
+	// bounds what the client must send (a ClientHello to peek at), and
+	// ConnectTimeout the connection to the server. At L7 the client's own
+	// bound is ReverseProxy.ClientTimeout.
 	TunnelTimeout time.Duration
 
 	// Retries is how many times a failed connection attempt is retried, each

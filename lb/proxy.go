@@ -84,6 +84,46 @@ const DefaultServerTimeout = 5 * time.Minute
 // same limits), as does everything when ServerHTTP2 is set. NewTransport
 // replaces both.
 //
+// # Client timeouts
+//
+// A slow or stalled client holds a connection, a goroutine and, once its
+// request is forwarded, a server connection. The proxy bounds HTTP/1.x
+// clients itself, through deadlines on their connection (no timer or
+// goroutine per read): every wait for the request body and every write of
+// the response must make progress within ClientTimeout (HAProxy's "timeout
+// client", nginx's client_body_timeout and send_timeout), and the body
+// must average MinBodyRate bytes per second of waiting once
+// MinBodyRateGrace has been spent waiting for it (Kestrel's
+// MinRequestBodyDataRate). A client that falls behind gets 408 (Request
+// Timeout) with Connection: close when no response started, and its
+// connection is closed; the request to the server is aborted and its
+// connection not reused; the abort counts as the client's (ClientAborts,
+// termination state "cD"), never against the server's health. Requests
+// with a gRPC content type (application/grpc...) and upgraded streams
+// (WebSockets) are meant to last: the first are bounded by their Pool's
+// TunnelTimeout instead of ClientTimeout and have no minimum rate, the
+// second have their connection's deadlines cleared and are closed after
+// TunnelTimeout without a byte either way.
+//
+// The request headers are the http.Server's to bound, and Go's default is
+// no bound at all. Serve a ReverseProxy with at least:
+//
+//	srv := &http.Server{
+//		Handler:           proxy,
+//		ReadHeaderTimeout: 10 * time.Second, // the whole request line and headers: HAProxy's "timeout http-request"
+//		IdleTimeout:       time.Minute,      // between requests on a keep-alive connection: "timeout http-keep-alive"
+//		MaxHeaderBytes:    64 << 10,         // request line and headers (Go's default is 1 MiB)
+//	}
+//
+// Leave ReadTimeout and WriteTimeout unset: they are deadlines for a whole
+// request and a whole response, which would cut a large upload or download
+// however fast it goes, and they would override the proxy's deadlines.
+// HTTP/2 streams have no per-read deadlines the proxy could use (a stream's
+// deadline ends it even when nothing waits), so the ClientTimeout and
+// MinBodyRate do not apply to them: bound HTTP/2 clients with the
+// http.Server's HTTP2 settings (SendPingTimeout, PingTimeout and
+// WriteByteTimeout, the last one to ClientTimeout) and flow control.
+//
 // Configure the exported fields before the first request.
 type ReverseProxy struct {
 	// Name names the proxy as a frontend in its statistics (Stats).
@@ -115,6 +155,33 @@ type ReverseProxy struct {
 	// ServerTimeout bounds the wait for the server's response headers. Zero
 	// means DefaultServerTimeout.
 	ServerTimeout time.Duration
+
+	// ClientTimeout bounds each wait on an HTTP/1.x client while the
+	// proxy reads its request body and while it writes the response: a
+	// read or write that makes no progress for this long fails, and the
+	// client is answered 408 or cut (see Client timeouts above). A slow
+	// reader of a large response keeps its connection as long as it
+	// takes data within ClientTimeout. Progress is what the kernel
+	// reports, as for any event-driven proxy (HAProxy included): a write
+	// blocked on a full send buffer resumes once about a third of that
+	// buffer has drained, so a client must drain that much within
+	// ClientTimeout (the buffer stays small on slow links; a host that
+	// grows it to megabytes may want a longer timeout). Zero means
+	// DefaultClientTimeout (1 min); negative means none.
+	ClientTimeout time.Duration
+
+	// MinBodyRate is the lowest average rate, in bytes per second of
+	// waiting for the client, at which an HTTP/1.x request body may arrive
+	// once MinBodyRateGrace has been spent waiting for it. Time the proxy
+	// spends not reading the body (a server slow to take it) does not
+	// count. Zero means DefaultMinBodyRate (240 bytes/s, Kestrel's);
+	// negative means none. gRPC request bodies have no minimum rate.
+	MinBodyRate int
+
+	// MinBodyRateGrace is the wait for a request body that MinBodyRate
+	// does not count. Zero means DefaultMinBodyRateGrace (5 s); negative
+	// means none.
+	MinBodyRateGrace time.Duration
 
 	// NewTransport, when set, builds the RoundTripper that talks to the
 	// servers of a Pool; dial is the Pool's dialer to use for its
@@ -221,6 +288,8 @@ type ReverseProxy struct {
 
 // ServeHTTP forwards r to a server of its Pool.
 func (p *ReverseProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w, r = p.guardClient(w, r)
+	defer releaseGuard(w)
 	p.stats.requests.Add(1)
 	if p.traced() {
 		p.serveTraced(w, r)
@@ -270,6 +339,10 @@ func (p *ReverseProxy) noServer(w http.ResponseWriter, r *http.Request, err erro
 }
 
 func (p *ReverseProxy) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if g := guardOf(w); g.timedOut() {
+		p.clientTimedOut(w, r, g, err)
+		return
+	}
 	if p.traced() {
 		if st := accessFrom(r.Context()); st != nil {
 			st.err = err
@@ -300,7 +373,8 @@ func (p *ReverseProxy) fail(w http.ResponseWriter, r *http.Request, err error) {
 	http.Error(w, http.StatusText(code), code)
 }
 
-// StatusForError maps a proxying error to the status a client gets: 400 for
+// StatusForError maps a proxying error to the status a client gets: 408
+// when the client was too slow (ErrClientTimeout), 400 for
 // invalid framing (ErrBadFraming) or a body the client broke off
 // (ErrClientAborted), 413 for ErrBodyTooLarge, 431 for ErrTooManyHeaders,
 // 503 when no server is available or the queue timed out, 504 on a server
@@ -308,6 +382,8 @@ func (p *ReverseProxy) fail(w http.ResponseWriter, r *http.Request, err error) {
 func StatusForError(err error) int {
 	var ne net.Error
 	switch {
+	case errors.Is(err, ErrClientTimeout):
+		return http.StatusRequestTimeout
 	case errors.Is(err, ErrBodyTooLarge):
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, ErrTooManyHeaders):
@@ -750,6 +826,7 @@ func (t *poolTransport) wrapBody(ctx context.Context, resp *http.Response, lease
 	o := Outcome{Status: resp.StatusCode, HTTP: true}
 	if rwc, ok := resp.Body.(io.ReadWriteCloser); ok && resp.StatusCode == http.StatusSwitchingProtocols {
 		s := &leasedStream{ReadWriteCloser: rwc, lease: lease, outcome: o, tracker: t.streams, fe: &t.proxy.stats}
+		s.watch(lease.pool.tunnelTimeout())
 		lease.pool.trackStream(lease.Server, s)
 		t.streams.add(s)
 		resp.Body = s
@@ -823,7 +900,9 @@ func (b *leasedBody) Close() error {
 }
 
 // leasedStream is the server side of an upgraded connection. Its bytes
-// count as they move, as those of an L4 session.
+// count as they move, as those of an L4 session. Both directions pass
+// through it, so it also enforces the Pool's TunnelTimeout: a timer closes
+// it once no byte moved either way for that long.
 type leasedStream struct {
 	io.ReadWriteCloser
 	lease   Lease
@@ -832,12 +911,42 @@ type leasedStream struct {
 	fe      *frontendStats
 	untrack func() // Pool.ShutdownOnDown registration
 	once    sync.Once
+
+	idle   int64        // TunnelTimeout (ns); 0: none
+	last   atomic.Int64 // monoNow of the last byte moved
+	timer  *time.Timer  // nil without idle
+	closed atomic.Bool
+}
+
+// watch starts the idle timer of s, unless idle is 0.
+func (s *leasedStream) watch(idle time.Duration) {
+	if idle <= 0 {
+		return
+	}
+	s.idle = int64(idle)
+	s.last.Store(monoNow())
+	s.timer = time.AfterFunc(idle, s.checkIdle)
+}
+
+// checkIdle closes s when it has been idle for its tunnel timeout, and
+// otherwise waits for the rest of it.
+func (s *leasedStream) checkIdle() {
+	if s.closed.Load() {
+		return
+	}
+	quiet := monoNow() - s.last.Load()
+	if quiet >= s.idle {
+		s.Close()
+		return
+	}
+	s.timer.Reset(time.Duration(s.idle - quiet))
 }
 
 // Read reads what the server sent, for the client.
 func (s *leasedStream) Read(p []byte) (int, error) {
 	n, err := s.ReadWriteCloser.Read(p)
 	if n > 0 {
+		s.moved()
 		s.lease.Server.rt.traffic.bytesOut.Add(int64(n))
 		s.fe.bytesOut.Add(int64(n))
 	}
@@ -848,15 +957,26 @@ func (s *leasedStream) Read(p []byte) (int, error) {
 func (s *leasedStream) Write(p []byte) (int, error) {
 	n, err := s.ReadWriteCloser.Write(p)
 	if n > 0 {
+		s.moved()
 		s.lease.Server.rt.traffic.bytesIn.Add(int64(n))
 		s.fe.bytesIn.Add(int64(n))
 	}
 	return n, err
 }
 
+func (s *leasedStream) moved() {
+	if s.idle > 0 {
+		s.last.Store(monoNow())
+	}
+}
+
 func (s *leasedStream) Close() error {
 	err := s.ReadWriteCloser.Close()
 	s.once.Do(func() {
+		s.closed.Store(true)
+		if s.timer != nil {
+			s.timer.Stop()
+		}
 		s.untrack()
 		s.tracker.remove(s)
 		s.lease.Done(s.outcome)

@@ -42,7 +42,8 @@ var (
 // not of a server.
 func clientFault(err error) bool {
 	return err != nil && (errors.Is(err, ErrBadFraming) || errors.Is(err, ErrBodyTooLarge) ||
-		errors.Is(err, ErrClientAborted) || errors.Is(err, ErrTooManyHeaders))
+		errors.Is(err, ErrClientAborted) || errors.Is(err, ErrTooManyHeaders) ||
+		errors.Is(err, ErrClientTimeout))
 }
 
 // admit checks r before a server is chosen, and answers it itself (false)

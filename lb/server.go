@@ -185,7 +185,8 @@ type Outcome struct {
 // Failed reports whether the outcome counts as a failure of the server: a
 // connection failure, or an HTTP round trip that got no response for
 // another reason than the client's request (ErrBadFraming,
-// ErrBodyTooLarge, ErrClientAborted).
+// ErrBodyTooLarge, ErrClientAborted,
+// ErrClientTimeout).
 func (o Outcome) Failed() bool {
 	return o.Err != nil && (o.Connect || o.HTTP && o.Status == 0 && !clientFault(o.Err))
 }

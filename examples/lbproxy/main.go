@@ -101,11 +101,15 @@ type config struct {
 	mode, listen, backends, algorithm string
 	certFile, keyFile                 string
 	grace, connectTimeout, timeout    time.Duration
-	retries, maxConns, gcPercent      int
-	verbose                           bool
-	dropUnderscoreHeaders             bool
-	maxHeaderCount                    int
-	maxBodyBytes                      int64
+
+	// HTTP modes: client timeouts
+	requestTimeout, clientTimeout, minBodyRateGrace time.Duration
+	minBodyRate                                     int
+	retries, maxConns, gcPercent                    int
+	verbose                                         bool
+	dropUnderscoreHeaders                           bool
+	maxHeaderCount                                  int
+	maxBodyBytes                                    int64
 
 	// health checks
 	health         string
@@ -166,6 +170,10 @@ func newConfig(fs *flag.FlagSet) *config {
 	fs.DurationVar(&c.grace, "grace", 10*time.Second, "how long open work may finish after SIGTERM")
 	fs.DurationVar(&c.connectTimeout, "connect-timeout", lb.DefaultConnectTimeout, "timeout to connect to a server")
 	fs.DurationVar(&c.timeout, "timeout", 0, "http: server response timeout (default 5m); tcp: tunnel inactivity timeout (default 15m)")
+	fs.DurationVar(&c.requestTimeout, "request-timeout", 10*time.Second, "http modes: time a client has to send a request's line and headers, as HAProxy's timeout http-request (0: none)")
+	fs.DurationVar(&c.clientTimeout, "client-timeout", lb.DefaultClientTimeout, "http modes: longest wait on a client that makes no progress sending its request body or reading the response, as HAProxy's timeout client (0: none)")
+	fs.IntVar(&c.minBodyRate, "min-body-rate", lb.DefaultMinBodyRate, "http modes: lowest average rate of a request body, in bytes/s of waiting, once -min-body-rate-grace is spent; a slower client gets 408 (0: none)")
+	fs.DurationVar(&c.minBodyRateGrace, "min-body-rate-grace", lb.DefaultMinBodyRateGrace, "http modes: wait for a request body that -min-body-rate does not count (0: none)")
 	fs.IntVar(&c.retries, "retries", lb.DefaultRetries, "failed connection attempts retried on another server, and HTTP requests safe to repeat (GET, HEAD, OPTIONS, TRACE, no body) whose server reset the connection before answering (0: none)")
 	fs.IntVar(&c.maxConns, "max-conns", 0, "per-server limit of connections or requests in flight (0: none); beyond it work queues")
 	fs.IntVar(&c.gcPercent, "gc-percent", 400, "garbage collection target percentage, as GOGC (0: the runtime's default); GOGC in the environment wins")
@@ -517,7 +525,12 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 	if l7 {
 		proxy := &lb.ReverseProxy{Name: "frontend", Pool: pool, ServerTimeout: cfg.timeout, Logger: logger,
 			DropUnderscoreHeaders: cfg.dropUnderscoreHeaders,
-			MaxHeaderCount:        cfg.maxHeaderCount, MaxBodyBytes: cfg.maxBodyBytes}
+			ClientTimeout:         flagDuration(cfg.clientTimeout),
+			MinBodyRate:           flagInt(cfg.minBodyRate),
+			MinBodyRateGrace:      flagDuration(cfg.minBodyRateGrace),
+			MaxHeaderCount:        cfg.maxHeaderCount,
+			MaxBodyBytes:          cfg.maxBodyBytes,
+		}
 		if accessLog != nil {
 			proxy.AccessLog = accessLog
 		}
@@ -532,8 +545,11 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 			handler = acl.FilterHTTP(rules, handler)
 		}
 		srv := &http.Server{
-			Handler:           handler,
-			ReadHeaderTimeout: 10 * time.Second,
+			Handler: handler,
+			// The recommended configuration of lb.ReverseProxy: no
+			// ReadTimeout or WriteTimeout, which would cut long transfers;
+			// the proxy bounds slow bodies and readers itself.
+			ReadHeaderTimeout: max(cfg.requestTimeout, 0),
 			IdleTimeout:       5 * time.Minute,
 			MaxHeaderBytes:    64 << 10,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
@@ -663,4 +679,21 @@ func parseServers(list string, maxConns int) ([]lb.Server, error) {
 		return nil, errors.New("lbproxy: no backend address")
 	}
 	return servers, nil
+}
+
+// flagDuration maps a duration flag to an lb field: the flag's zero means
+// none, as its negative does, where the field's zero means its default.
+func flagDuration(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
+// flagInt is flagDuration for an integer flag.
+func flagInt(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
