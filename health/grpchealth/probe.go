@@ -177,4 +177,3 @@ func hostOf(addr string) string {
 }
 
 var _ health.Probe = Probe{}
-
