@@ -78,7 +78,8 @@ type ReverseProxy struct {
 
 	// TLSClientConfig is the TLS configuration towards servers when Scheme
 	// is "https". Nil means the defaults of crypto/tls (servers verified
-	// against the system roots).
+	// against the system roots). The proxy never modifies it, so it may be
+	// shared, with health checks for instance.
 	TLSClientConfig *tls.Config
 
 	// ServerHTTP2 makes the proxy speak HTTP/2 to servers over TLS that
@@ -516,7 +517,7 @@ func (p *ReverseProxy) httpTransport(dial DialFunc, tlsConfig *tls.Config) *http
 		DisableCompression:    true,
 		WriteBufferSize:       h1.BufferSize,
 		ReadBufferSize:        h1.BufferSize,
-		TLSClientConfig:       tlsConfig,
+		TLSClientConfig:       tlsConfig.Clone(), // http.Transport sets its NextProtos
 		ForceAttemptHTTP2:     p.Scheme == "https" && p.ServerHTTP2,
 	}
 }

@@ -241,13 +241,20 @@ func dialGRPC(t *testing.T, m grpcMode, ca *testutil.CA, addr string) *grpc.Clie
 // client of the proxy and the service.
 func grpcSetup(t *testing.T, m grpcMode) (*grpc.ClientConn, *echoService) {
 	t.Helper()
+	cc, svc, _ := grpcSetupProxy(t, m)
+	return cc, svc
+}
+
+// grpcSetupProxy is grpcSetup, returning the proxy too.
+func grpcSetupProxy(t *testing.T, m grpcMode) (*grpc.ClientConn, *echoService, *lb.ReverseProxy) {
+	t.Helper()
 	ca := testutil.NewCA(t)
 	svc := &echoService{started: make(chan struct{}, 1), ended: make(chan error, 1)}
 	pool := &lb.Pool{Name: "grpc"}
 	must(t, pool.Update([]lb.Server{{Addr: startGRPCBackend(t, m, ca, svc)}}))
 	proxy := &lb.ReverseProxy{Pool: pool}
 	m.configure(ca, proxy)
-	return dialGRPC(t, m, ca, startGRPCProxy(t, m, ca, proxy)), svc
+	return dialGRPC(t, m, ca, startGRPCProxy(t, m, ca, proxy)), svc, proxy
 }
 
 // callCtx is the context of one test call: bounded, so that a stalled
@@ -262,7 +269,7 @@ func TestGRPCUnary(t *testing.T) {
 	for _, m := range grpcModes {
 		t.Run(m.name, func(t *testing.T) {
 			testutil.CheckLeaks(t)
-			cc, _ := grpcSetup(t, m)
+			cc, _, proxy := grpcSetupProxy(t, m)
 			var header, trailer metadata.MD
 			out := new(wrapperspb.StringValue)
 			err := cc.Invoke(callCtx(t), echoUnary, wrapperspb.String("hello"), out, grpc.Header(&header), grpc.Trailer(&trailer))
@@ -280,6 +287,11 @@ func TestGRPCUnary(t *testing.T) {
 			}
 			if got := trailer.Get("x-trailer-bin"); len(got) != 1 || got[0] != "\x00\xff" {
 				t.Errorf("trailer x-trailer-bin = %q, want [\"\\x00\\xff\"]", got)
+			}
+			// The proxy's transport did not write its ALPN protocols into
+			// the configuration, which may be shared (with health checks).
+			if cfg := proxy.TLSClientConfig; cfg != nil && cfg.NextProtos != nil {
+				t.Errorf("TLSClientConfig.NextProtos set to %q by the proxy", cfg.NextProtos)
 			}
 		})
 	}
