@@ -241,12 +241,13 @@ func dialGRPC(t *testing.T, m grpcMode, ca *testutil.CA, addr string) *grpc.Clie
 // client of the proxy and the service.
 func grpcSetup(t *testing.T, m grpcMode) (*grpc.ClientConn, *echoService) {
 	t.Helper()
-	cc, svc, _ := grpcSetupProxy(t, m)
+	cc, svc, _ := grpcSetupProxy(t, m, nil)
 	return cc, svc
 }
 
-// grpcSetupProxy is grpcSetup, returning the proxy too.
-func grpcSetupProxy(t *testing.T, m grpcMode) (*grpc.ClientConn, *echoService, *lb.ReverseProxy) {
+// grpcSetupProxy is grpcSetup, with tune (if not nil) changing the proxy's
+// configuration before it starts; it returns the proxy too.
+func grpcSetupProxy(t *testing.T, m grpcMode, tune func(*lb.ReverseProxy)) (*grpc.ClientConn, *echoService, *lb.ReverseProxy) {
 	t.Helper()
 	ca := testutil.NewCA(t)
 	svc := &echoService{started: make(chan struct{}, 1), ended: make(chan error, 1)}
@@ -254,6 +255,9 @@ func grpcSetupProxy(t *testing.T, m grpcMode) (*grpc.ClientConn, *echoService, *
 	must(t, pool.Update([]lb.Server{{Addr: startGRPCBackend(t, m, ca, svc)}}))
 	proxy := &lb.ReverseProxy{Pool: pool}
 	m.configure(ca, proxy)
+	if tune != nil {
+		tune(proxy)
+	}
 	return dialGRPC(t, m, ca, startGRPCProxy(t, m, ca, proxy)), svc, proxy
 }
 
@@ -269,7 +273,7 @@ func TestGRPCUnary(t *testing.T) {
 	for _, m := range grpcModes {
 		t.Run(m.name, func(t *testing.T) {
 			testutil.CheckLeaks(t)
-			cc, _, proxy := grpcSetupProxy(t, m)
+			cc, _, proxy := grpcSetupProxy(t, m, nil)
 			var header, trailer metadata.MD
 			out := new(wrapperspb.StringValue)
 			err := cc.Invoke(callCtx(t), echoUnary, wrapperspb.String("hello"), out, grpc.Header(&header), grpc.Trailer(&trailer))
@@ -343,33 +347,41 @@ func TestGRPCDeadline(t *testing.T) {
 
 // TestGRPCServerStreaming checks that the proxy forwards each message of a
 // response stream as it comes: the server sends its second message only
-// after the client received the first.
+// after the client received the first. A FlushInterval does not delay
+// them: gRPC responses have no Content-Length, and httputil flushes those
+// at every write.
 func TestGRPCServerStreaming(t *testing.T) {
 	for _, m := range grpcModes {
-		t.Run(m.name, func(t *testing.T) {
-			testutil.CheckLeaks(t)
-			cc, svc := grpcSetup(t, m)
-			svc.next = make(chan struct{})
-			s, err := cc.NewStream(callCtx(t), &grpc.StreamDesc{ServerStreams: true}, echoServer)
-			must(t, err)
-			must(t, s.SendMsg(wrapperspb.String("go")))
-			must(t, s.CloseSend())
-			first := new(wrapperspb.StringValue)
-			if err := s.RecvMsg(first); err != nil || first.Value != "1" {
-				t.Fatalf("first message %q, %v; want 1", first.GetValue(), err)
-			}
-			close(svc.next)
-			second := new(wrapperspb.StringValue)
-			if err := s.RecvMsg(second); err != nil || second.Value != "2" {
-				t.Fatalf("second message %q, %v; want 2", second.GetValue(), err)
-			}
-			if err := s.RecvMsg(new(wrapperspb.StringValue)); err != io.EOF {
-				t.Fatalf("end of stream: %v, want io.EOF", err)
-			}
-			if got := s.Trailer().Get("x-count"); len(got) != 1 || got[0] != "2" {
-				t.Errorf("trailer x-count = %q, want [2]", got)
-			}
-		})
+		for _, flush := range []time.Duration{0, time.Hour} {
+			t.Run(fmt.Sprintf("%s/flush=%v", m.name, flush), func(t *testing.T) {
+				testServerStreaming(t, m, flush)
+			})
+		}
+	}
+}
+
+func testServerStreaming(t *testing.T, m grpcMode, flush time.Duration) {
+	testutil.CheckLeaks(t)
+	cc, svc, _ := grpcSetupProxy(t, m, func(p *lb.ReverseProxy) { p.FlushInterval = flush })
+	svc.next = make(chan struct{})
+	s, err := cc.NewStream(callCtx(t), &grpc.StreamDesc{ServerStreams: true}, echoServer)
+	must(t, err)
+	must(t, s.SendMsg(wrapperspb.String("go")))
+	must(t, s.CloseSend())
+	first := new(wrapperspb.StringValue)
+	if err := s.RecvMsg(first); err != nil || first.Value != "1" {
+		t.Fatalf("first message %q, %v; want 1", first.GetValue(), err)
+	}
+	close(svc.next)
+	second := new(wrapperspb.StringValue)
+	if err := s.RecvMsg(second); err != nil || second.Value != "2" {
+		t.Fatalf("second message %q, %v; want 2", second.GetValue(), err)
+	}
+	if err := s.RecvMsg(new(wrapperspb.StringValue)); err != io.EOF {
+		t.Fatalf("end of stream: %v, want io.EOF", err)
+	}
+	if got := s.Trailer().Get("x-count"); len(got) != 1 || got[0] != "2" {
+		t.Errorf("trailer x-count = %q, want [2]", got)
 	}
 }
 
