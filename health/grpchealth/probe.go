@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -103,12 +104,14 @@ func (p Probe) callError(ctx context.Context, a *attempt, err error) error {
 	if herr := a.get(&a.handshake); herr != nil {
 		return fmt.Errorf("grpc: %w", health.HandshakeError(herr))
 	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		// The call failed by the deadline: grpc-go reports DEADLINE_EXCEEDED,
+		// or UNAVAILABLE when the connection's deadline (the same) struck
+		// before the context's.
+		return fmt.Errorf("grpc: no reply before the timeout%s: %w", p.about(), context.DeadlineExceeded)
+	}
 	st := status.Convert(err)
 	switch st.Code() {
-	case codes.DeadlineExceeded:
-		if ctx.Err() != nil {
-			return fmt.Errorf("grpc: no reply before the timeout%s: %w", p.about(), ctx.Err())
-		}
 	case codes.NotFound:
 		return fmt.Errorf("grpc: %w: unknown service %q", health.ErrRefused, p.Service)
 	case codes.Unimplemented:
