@@ -7,8 +7,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -641,4 +643,32 @@ func decodeGRPCMessage(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
+}
+
+func TestGRPCCodes(t *testing.T) {
+	for status, want := range map[int]lb.GRPCCode{
+		200: lb.GRPCOK, 400: lb.GRPCInternal, 401: lb.GRPCUnauthenticated, 403: lb.GRPCPermissionDenied,
+		404: lb.GRPCUnimplemented, 429: lb.GRPCUnavailable, 502: lb.GRPCUnavailable, 503: lb.GRPCUnavailable,
+		504: lb.GRPCUnavailable, 500: lb.GRPCUnknown, 418: lb.GRPCUnknown,
+	} {
+		if got := lb.GRPCCodeForStatus(status); got != want {
+			t.Errorf("GRPCCodeForStatus(%d) = %d, want %d", status, got, want)
+		}
+	}
+	timeout := &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}
+	for _, tc := range []struct {
+		err  error
+		want lb.GRPCCode
+	}{
+		{lb.ErrNoServer, lb.GRPCUnavailable},
+		{fmt.Errorf("pick: %w", lb.ErrQueueTimeout), lb.GRPCUnavailable},
+		{context.DeadlineExceeded, lb.GRPCDeadlineExceeded},
+		{timeout, lb.GRPCDeadlineExceeded},
+		{&net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, lb.GRPCUnavailable},
+		{io.ErrUnexpectedEOF, lb.GRPCUnavailable},
+	} {
+		if got := lb.GRPCCodeForError(tc.err); got != tc.want {
+			t.Errorf("GRPCCodeForError(%v) = %d, want %d", tc.err, got, tc.want)
+		}
+	}
 }
