@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -370,5 +371,35 @@ func TestHTTP2ConnectionReusedAcrossHosts(t *testing.T) {
 	}
 	if n := conns.Load(); n != 1 {
 		t.Errorf("client connections = %d, want 1", n)
+	}
+}
+
+// TestFilterHTTPDeniesGRPC checks that a denied gRPC request gets the gRPC
+// status PERMISSION_DENIED, which gRPC clients report, instead of a 403
+// page, and that other requests still get the 403.
+func TestFilterHTTPDeniesGRPC(t *testing.T) {
+	testutil.CheckLeaks(t)
+	rules, err := acl.Compile(acl.Rule{Name: "no-admin", PathPrefix: []string{"/admin."}, Action: acl.Deny})
+	must(t, err)
+	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { t.Errorf("denied request %s served", r.URL.Path) })
+	addr := serveHTTP(t, acl.FilterHTTP(rules, next), nil, nil)
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}}
+	t.Cleanup(c.CloseIdleConnections)
+	for _, ct := range []string{"application/grpc", "application/json"} {
+		r, err := http.NewRequest(http.MethodPost, "http://"+addr+"/admin.Users/Delete", strings.NewReader("\x00\x00\x00\x00\x00"))
+		must(t, err)
+		r.Header.Set("Content-Type", ct)
+		resp, err := c.Do(r)
+		must(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got := fmt.Sprintf("%d %s grpc-status=%q body=%q", resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Grpc-Status"), body)
+		want := `200 application/grpc grpc-status="7" body=""`
+		if ct != "application/grpc" {
+			want = `403 text/plain; charset=utf-8 grpc-status="" body="403 forbidden\n"`
+		}
+		if got != want {
+			t.Errorf("%s: got %s, want %s", ct, got, want)
+		}
 	}
 }

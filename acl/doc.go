@@ -11,7 +11,8 @@
 // are AND-ed; Invert negates the whole rule. Compile validates a list of
 // rules once; the compiled Rules are evaluated in index order, the first
 // rule that matches decides, and when none matches traffic is allowed.
-// Actions: Allow, Deny (HTTP 403, or the TCP connection closed) and
+// Actions: Allow, Deny (HTTP 403, PERMISSION_DENIED for gRPC requests, or
+// the TCP connection closed) and
 // RedirectTo (a Location template with {{host}}, {{path}}, {{query}} and
 // {{scheme}}, or a change of scheme; 301, 302 by default, 303, 307, 308).
 // Placeholders are escaped so that no header can be injected and no target

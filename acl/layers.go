@@ -97,7 +97,8 @@ func (f *filter) ServeConn(ctx context.Context, c *lb.Conn) {
 }
 
 // FilterHTTP returns a handler that applies every rule to each request
-// before handing it to next: denied requests get 403 Forbidden, redirected
+// before handing it to next: denied requests get 403 Forbidden (gRPC
+// requests, see lb.IsGRPC, the gRPC status PERMISSION_DENIED), redirected
 // ones their redirect (or 400 Bad Request when the Host cannot be placed in
 // the target). The client address is parsed from r.RemoteAddr, which
 // carries the PROXY header's address when the frontend accepts them; the
@@ -130,6 +131,10 @@ func (f *httpFilter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			f.counter.CountDenied()
 		}
 		f.log(r, d, "acl: request denied")
+		if lb.IsGRPC(r) {
+			lb.WriteGRPCError(w, r, lb.GRPCPermissionDenied, "forbidden")
+			return
+		}
 		http.Error(w, "403 forbidden", http.StatusForbidden)
 	case RedirectTo:
 		c := &f.rules.rules[d.Rule]

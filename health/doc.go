@@ -19,6 +19,11 @@
 //   - Redis: optional AUTH, then PING must get +PONG.
 //   - LDAP: an anonymous LDAPv3 bind must succeed.
 //
+// Package [github.com/lbkit/lbkit/health/grpchealth] adds a gRPC probe (the
+// grpc.health.v1 Check call, over TLS or h2c), kept apart so that grpc-go
+// is linked only by programs that use it. Probes written outside this
+// package mark TLS handshake failures with [HandshakeError].
+//
 // Every probe connects through Target.Connect, which applies the check port
 // (Monitor.Port, or the "check-port" entry of the server's Meta), the
 // Monitor's timeout, the Pool's Dial and, when the Pool has a ProxyHeader,

@@ -17,6 +17,17 @@ type statusError struct {
 func (e *statusError) Error() string { return e.msg }
 func (e *statusError) Unwrap() error { return ErrRefused }
 
+// HandshakeError marks err as the failure of a check's TLS handshake, for
+// probes written outside this package: the check's status (lb.CheckResult)
+// is then L6RSP, or L6TOUT when the check timed out, as for the built-in
+// probes. The result wraps err; a nil err gives nil.
+func HandshakeError(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &handshakeError{err}
+}
+
 // handshakeError is the error of a failed TLS handshake of a check.
 type handshakeError struct{ err error }
 

@@ -51,6 +51,36 @@
 //
 //	return lb.Serve(ctx, &lb.TCPFrontend{Backend: pool}, ln, 30*time.Second)
 //
+// # gRPC
+//
+// gRPC passes through a ReverseProxy served over HTTP/2: clients negotiate
+// h2 with the [*http.Server] by ALPN (ServeTLS), and the proxy speaks h2 to
+// TLS servers with Scheme "https" and ServerHTTP2 set:
+//
+//	proxy := &lb.ReverseProxy{Pool: pool, Scheme: "https", ServerHTTP2: true, TLSClientConfig: toServers}
+//	srv := &http.Server{Handler: proxy, TLSConfig: frontendTLS, ReadHeaderTimeout: 10 * time.Second}
+//
+// Unary and streaming calls in both directions work as they do without the
+// proxy: request bodies stream to the server as the client sends them, and
+// responses are flushed message by message whatever FlushInterval says, as
+// httputil.ReverseProxy flushes every write of a response without a
+// Content-Length (all gRPC responses). Trailers (grpc-status,
+// grpc-message, custom and -bin metadata), the client's deadline
+// (grpc-timeout) and its cancellation (the stream's reset, which cancels
+// the request to the server) reach the other side. ServerTimeout bounds
+// the wait for the response headers, which grpc-go sends with the first
+// response message: raise it above the longest wait of a stream for its
+// first message, or the call ends with DEADLINE_EXCEEDED.
+//
+// The proxy's own failures reach gRPC clients as gRPC statuses (see
+// [IsGRPC], [WriteGRPCError] and [GRPCCodeForError]): UNAVAILABLE when no
+// server is available or the connection to it fails, DEADLINE_EXCEEDED when
+// the server timed out, in an HTTP 200 Trailers-Only response as Envoy
+// answers, and not as an HTML or plain-text 502, 503 or 504; the proxy's
+// statistics count them under the HTTP status they stand for. Package
+// [github.com/lbkit/lbkit/health/grpchealth] checks servers with the gRPC
+// health-checking protocol.
+//
 // # Faults
 //
 // A server that breaks off a response (closes or resets the connection

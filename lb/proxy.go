@@ -69,7 +69,10 @@ const DefaultServerTimeout = 5 * time.Minute
 // server closed or reset the connection before the response headers
 // ended; other requests that reached a server are not sent again. Errors become 503 when no server is
 // available or the queue timed out, 504 when the server timed out, and 502
-// otherwise, through ErrorHandler.
+// otherwise, through ErrorHandler; without an ErrorHandler, a gRPC request
+// (see IsGRPC) gets the gRPC status instead, in a Trailers-Only response
+// (see WriteGRPCError): UNAVAILABLE, or DEADLINE_EXCEEDED on a server
+// timeout.
 //
 // Each Pool gets one transport to its servers, shared by all requests to it
 // and created on first use, dialing through the Pool (its Dial and
@@ -142,7 +145,8 @@ type ReverseProxy struct {
 
 	// TLSClientConfig is the TLS configuration towards servers when Scheme
 	// is "https". Nil means the defaults of crypto/tls (servers verified
-	// against the system roots).
+	// against the system roots). The proxy never modifies it, so it may be
+	// shared, with health checks for instance.
 	TLSClientConfig *tls.Config
 
 	// ServerHTTP2 makes the proxy speak HTTP/2 to servers over TLS that
@@ -195,7 +199,9 @@ type ReverseProxy struct {
 	Fallback http.Handler
 
 	// ErrorHandler answers requests that failed. Nil means a plain-text
-	// response with the status of StatusForError.
+	// response with the status of StatusForError, or for gRPC requests
+	// (IsGRPC) a gRPC status (GRPCCodeForError) in a Trailers-Only
+	// response with HTTP status 200.
 	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
 
 	// ModifyResponse, when set, may change the server's response.
@@ -368,6 +374,10 @@ func (p *ReverseProxy) fail(w http.ResponseWriter, r *http.Request, err error) {
 		p.logger().LogAttrs(r.Context(), slog.LevelDebug, "proxy error",
 			slog.String("client", r.RemoteAddr), slog.String("host", r.Host),
 			slog.String("path", r.URL.Path), slog.Any("error", err))
+	}
+	if IsGRPC(r) {
+		failGRPC(w, r, err)
+		return
 	}
 	code := StatusForError(err)
 	http.Error(w, http.StatusText(code), code)
@@ -656,7 +666,7 @@ func (p *ReverseProxy) httpTransport(dial DialFunc, tlsConfig *tls.Config) *http
 		DisableCompression:    true,
 		WriteBufferSize:       h1.BufferSize,
 		ReadBufferSize:        h1.BufferSize,
-		TLSClientConfig:       tlsConfig,
+		TLSClientConfig:       tlsConfig.Clone(), // http.Transport sets its NextProtos
 		ForceAttemptHTTP2:     p.Scheme == "https" && p.ServerHTTP2,
 	}
 }
