@@ -455,6 +455,12 @@ func (p *ReverseProxy) limitRequest(w http.ResponseWriter, r *http.Request) bool
 	if reason == limitClientConns {
 		h.Set("Connection", "close")
 	}
+	if IsGRPC(r) {
+		// UNAVAILABLE, as the gRPC specification maps 429: clients
+		// retry it with backoff.
+		WriteGRPCError(w, r, GRPCCodeForStatus(http.StatusTooManyRequests), http.StatusText(http.StatusTooManyRequests))
+		return false
+	}
 	http.Error(w, http.StatusText(http.StatusTooManyRequests), http.StatusTooManyRequests)
 	return false
 }

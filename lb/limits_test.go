@@ -471,3 +471,33 @@ func TestLimitsWarnWithoutConnContext(t *testing.T) {
 		t.Errorf("%d warnings about the missing ConnContext, want 1:\n%s", n, logs.String())
 	}
 }
+
+// TestLimitsClientRateGRPC: a gRPC request over the rate gets a gRPC status
+// (UNAVAILABLE, as gRPC maps 429), not a plain-text 429 a gRPC client
+// could not read.
+func TestLimitsClientRateGRPC(t *testing.T) {
+	testutil.CheckLeaks(t)
+	clock := newFakeClock()
+	lim := &lb.Limits{ClientRate: 1}
+	lim.SetClockForTest(clock.Now)
+	url, _ := startL7(t, &lb.ReverseProxy{Pool: webPool(t), Limits: lim}, time.Second)
+	c := client()
+	defer c.CloseIdleConnections()
+	if code, _, _ := get(t, c, url); code != 200 {
+		t.Fatalf("first request: status %d", code)
+	}
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/grpc")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if got := resp.Header.Get("Grpc-Status"); resp.StatusCode != 200 || got != "14" {
+		t.Fatalf("gRPC request over the rate: %d grpc-status %q, want 200 with grpc-status 14", resp.StatusCode, got)
+	}
+}
