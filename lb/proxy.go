@@ -85,6 +85,15 @@ type ReverseProxy struct {
 	// more CPU per request than HTTP/1.1 between a proxy and its servers.
 	ServerHTTP2 bool
 
+	// ServerH2C makes the proxy speak cleartext HTTP/2 with prior
+	// knowledge (h2c) to servers that speak nothing else, such as gRPC
+	// servers without TLS, with Scheme "http"; every request goes through
+	// net/http's Transport (many streams over few connections per
+	// server), dialed through the Pool as always. False, the default,
+	// speaks HTTP/1.1. It is ignored with Scheme "https", where
+	// ServerHTTP2 offers HTTP/2 through ALPN.
+	ServerH2C bool
+
 	// ServerTimeout bounds the wait for the server's response headers. Zero
 	// means DefaultServerTimeout.
 	ServerTimeout time.Duration
@@ -467,7 +476,7 @@ func (p *ReverseProxy) newTransport(pool *Pool, dial DialFunc) http.RoundTripper
 // towards servers when NewTransport is nil: the HTTP/1.1 engine, with a
 // tuned http.Transport for the requests the engine passes on (see the type's
 // documentation), or that http.Transport alone when ServerHTTP2 is set with
-// Scheme "https". It dials with dial (a Pool's, as NewTransport receives
+// Scheme "https" or ServerH2C with Scheme "http". It dials with dial (a Pool's, as NewTransport receives
 // it), and encrypts with tlsConfig when the request's scheme is "https"
 // (nil means TLSClientConfig). NewTransport hooks use it to keep the engine
 // while arranging connections their own way, for instance one transport per
@@ -484,7 +493,7 @@ func (p *ReverseProxy) serverTransport(dial DialFunc, tlsConfig *tls.Config, one
 	}
 	ht := p.httpTransport(dial, tlsConfig)
 	ht.DisableKeepAlives = oneShot
-	if ht.ForceAttemptHTTP2 {
+	if ht.ForceAttemptHTTP2 || ht.Protocols != nil {
 		return ht
 	}
 	return &h1.Transport{
@@ -499,7 +508,7 @@ func (p *ReverseProxy) serverTransport(dial DialFunc, tlsConfig *tls.Config, one
 // httpTransport builds the tuned http.Transport to servers that dials with
 // dial.
 func (p *ReverseProxy) httpTransport(dial DialFunc, tlsConfig *tls.Config) *http.Transport {
-	return &http.Transport{
+	ht := &http.Transport{
 		DialContext:           dial,
 		MaxIdleConnsPerHost:   h1.MaxIdlePerHost,
 		IdleConnTimeout:       h1.IdleTimeout,
@@ -510,6 +519,10 @@ func (p *ReverseProxy) httpTransport(dial DialFunc, tlsConfig *tls.Config) *http
 		TLSClientConfig:       tlsConfig,
 		ForceAttemptHTTP2:     p.Scheme == "https" && p.ServerHTTP2,
 	}
+	if p.ServerH2C && p.Scheme != "https" {
+		ht.Protocols = h2cProtocols() // h2.go
+	}
+	return ht
 }
 
 // dialAddr opens a connection to the server at addr for an HTTP transport,
