@@ -4,8 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -24,6 +27,14 @@ type HTTP2Options struct {
 	// "Upgrade: h2c" handshake stays refused (see ReverseProxy). False,
 	// the default, serves HTTP/2 over TLS (ALPN "h2") only.
 	Cleartext bool
+
+	// HTTP2Only refuses HTTP/1.x, as HAProxy's "proto h2" does: over TLS
+	// only ALPN "h2" is offered, and with Cleartext a connection that does
+	// not open with the HTTP/2 preface is closed unanswered. False, the
+	// default, serves HTTP/1.1 beside HTTP/2, and answers a request line
+	// that is neither HTTP/1.x nor the preface with an HTTP/1.1 400. A
+	// cleartext HTTP2Only server should serve an H2CListener.
+	HTTP2Only bool
 }
 
 // ConfigureHTTP2 makes srv serve HTTP/2 as RFC 9113 requires of a proxy,
@@ -75,7 +86,7 @@ func ConfigureHTTP2(srv *http.Server, opts HTTP2Options) error {
 	if srv.HTTP2.MaxReadFrameSize == 0 {
 		srv.HTTP2.MaxReadFrameSize = DefaultHTTP2MaxFrameSize
 	}
-	if opts.Cleartext {
+	if opts.Cleartext || opts.HTTP2Only {
 		protos := new(http.Protocols)
 		if srv.Protocols != nil {
 			*protos = *srv.Protocols
@@ -83,7 +94,12 @@ func ConfigureHTTP2(srv *http.Server, opts HTTP2Options) error {
 			protos.SetHTTP1(true)
 			protos.SetHTTP2(true)
 		}
-		protos.SetUnencryptedHTTP2(true)
+		if opts.Cleartext {
+			protos.SetUnencryptedHTTP2(true)
+		}
+		if opts.HTTP2Only {
+			protos.SetHTTP1(false)
+		}
 		srv.Protocols = protos
 	}
 	h2s := &http2.Server{}
@@ -100,7 +116,11 @@ func ConfigureHTTP2(srv *http.Server, opts HTTP2Options) error {
 		if bc, ok := h.(interface{ BaseContext() context.Context }); ok {
 			ctx = bc.BaseContext() // net/http's per-connection context
 		}
-		h2s.ServeConn(newH2Conn(c, sawPreface, frame, table), &http2.ServeConnOpts{
+		var checked net.Conn = newH2Conn(c, sawPreface, frame, table)
+		if tc, ok := c.(*tls.Conn); ok {
+			checked = &h2TLSConn{checked.(*h2Conn), tc}
+		}
+		h2s.ServeConn(checked, &http2.ServeConnOpts{
 			Context: ctx, Handler: h, BaseConfig: hs, SawClientPreface: sawPreface,
 		})
 	}
@@ -185,18 +205,23 @@ func newH2Conn(c net.Conn, sawPreface bool, maxFrame int, table uint32) *h2Conn 
 // NetConn returns the connection the frames are read from.
 func (c *h2Conn) NetConn() net.Conn { return c.Conn }
 
-// ConnectionState returns the TLS state of a TLS connection, for the
-// server's Request.TLS.
-func (c *h2Conn) ConnectionState() tls.ConnectionState {
-	if tc, ok := c.Conn.(*tls.Conn); ok {
-		return tc.ConnectionState()
-	}
-	return tls.ConnectionState{}
+// h2TLSConn is an h2Conn over TLS: the server takes its TLS state (for
+// Request.TLS) from ConnectionState, and refuses a connection that has the
+// method but no TLS 1.2 or later.
+type h2TLSConn struct {
+	*h2Conn
+	tc *tls.Conn
 }
+
+// ConnectionState returns the TLS state of the connection.
+func (c *h2TLSConn) ConnectionState() tls.ConnectionState { return c.tc.ConnectionState() }
 
 // unwrapH2 returns the connection under a checked HTTP/2 connection.
 func unwrapH2(c net.Conn) net.Conn {
-	if h, ok := c.(*h2Conn); ok {
+	switch h := c.(type) {
+	case *h2Conn:
+		return h.Conn
+	case *h2TLSConn:
 		return h.Conn
 	}
 	return c
@@ -479,4 +504,48 @@ func h2cProtocols() *http.Protocols {
 	p := new(http.Protocols)
 	p.SetUnencryptedHTTP2(true)
 	return p
+}
+
+// H2CListener wraps the listener of a server configured with Cleartext and
+// HTTP2Only so that a connection refused unanswered (one that did not open
+// with the HTTP/2 preface) ends with a FIN rather than a reset: its Close,
+// when nothing was written, shuts the write side down and discards what
+// the client still sends, for up to 250 ms and 64 KiB, before closing, as
+// net/http does for HTTP/1.1 errors. Connections that wrote anything
+// (every HTTP/2 connection: the server's SETTINGS come first) close at
+// once.
+func H2CListener(ln net.Listener) net.Listener { return &h2cListener{ln} }
+
+type h2cListener struct{ net.Listener }
+
+func (l *h2cListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &lingerConn{Conn: c}, nil
+}
+
+// lingerConn is a connection of H2CListener.
+type lingerConn struct {
+	net.Conn
+	wrote atomic.Bool
+}
+
+func (c *lingerConn) Write(p []byte) (int, error) {
+	c.wrote.Store(true)
+	return c.Conn.Write(p)
+}
+
+// NetConn returns the accepted connection.
+func (c *lingerConn) NetConn() net.Conn { return c.Conn }
+
+func (c *lingerConn) Close() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok && !c.wrote.Load() {
+		if cw.CloseWrite() == nil {
+			c.Conn.SetReadDeadline(time.Now().Add(250 * time.Millisecond))
+			io.CopyN(io.Discard, c.Conn, 64<<10)
+		}
+	}
+	return c.Conn.Close()
 }

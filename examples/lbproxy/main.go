@@ -129,7 +129,7 @@ type config struct {
 	http3 bool
 
 	// cleartext HTTP/2
-	h2c, backendH2C bool
+	h2c, h2Only, backendH2C bool
 
 	// access log
 	accessLog, accessLogFile, accessLogSyslog, accessLogSyslogFormat string
@@ -189,6 +189,7 @@ func newConfig(fs *flag.FlagSet) *config {
 	fs.IntVar(&c.hsts, "hsts", 0, "https modes: Strict-Transport-Security max-age in seconds, e.g. 31536000 (0: no header); a server's own header is kept")
 	fs.BoolVar(&c.http3, "http3", false, "https modes: also serve HTTP/3 (QUIC) on the UDP port of -listen, with the same certificates, and announce it to HTTPS clients (Alt-Svc); 0-RTT stays off")
 	fs.BoolVar(&c.h2c, "h2c", false, "http mode: also serve cleartext HTTP/2 to clients with prior knowledge (h2c); \"Upgrade: h2c\" stays refused")
+	fs.BoolVar(&c.h2Only, "h2-only", false, "http and https modes: serve HTTP/2 only, as HAProxy's \"proto h2\" (http mode: h2c, needs -h2c; https modes: ALPN h2); other clients are refused")
 	fs.BoolVar(&c.backendH2C, "backend-h2c", false, "http and https modes: speak cleartext HTTP/2 with prior knowledge (h2c) to the servers, for servers that speak only that (default HTTP/1.1)")
 	fs.StringVar(&c.sniRoutes, "sni-route", "", "tls-passthrough: comma-separated SNI routes NAME=ADDR (NAME may be *.domain); others go to -backends")
 
@@ -283,6 +284,9 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 	}
 	if cfg.h2c && cfg.mode != "http" {
 		return fmt.Errorf("lbproxy: -h2c needs -mode http, not %q (the https modes offer HTTP/2 through ALPN)", cfg.mode)
+	}
+	if cfg.h2Only && !cfg.h2c && cfg.mode != "https" && cfg.mode != "https-bridge" {
+		return fmt.Errorf("lbproxy: -h2-only needs -h2c in http mode, or -mode https or https-bridge, not %q", cfg.mode)
 	}
 	if cfg.backendH2C && cfg.mode != "http" && cfg.mode != "https" {
 		return fmt.Errorf("lbproxy: -backend-h2c needs -mode http or https, not %q", cfg.mode)
@@ -533,8 +537,11 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 			srv.TLSConfig = front.HTTPConfig()
 		}
 		if tlsFront || cfg.h2c {
-			if err := lb.ConfigureHTTP2(srv, lb.HTTP2Options{Cleartext: cfg.h2c}); err != nil {
+			if err := lb.ConfigureHTTP2(srv, lb.HTTP2Options{Cleartext: cfg.h2c, HTTP2Only: cfg.h2Only}); err != nil {
 				return err
+			}
+			if cfg.h2c && cfg.h2Only {
+				ln = lb.H2CListener(ln) // refusals end with a FIN
 			}
 		}
 		fmt.Fprintf(out, "lbproxy: %s on %s\n", cfg.mode, ln.Addr())
