@@ -69,4 +69,3 @@ func BenchmarkProxyHTTP2(b *testing.B) {
 		})
 	}
 }
-
