@@ -76,9 +76,13 @@ type HTTP2Options struct {
 // connection for HTTP/2, whose NetConn method returns the one ConnContext
 // saw; ReverseProxy.ConnState unwraps it itself.
 //
-// WebSockets over HTTP/2 (RFC 8441 extended CONNECT) are not offered:
-// both net/http and x/net/http2 enable SETTINGS_ENABLE_CONNECT_PROTOCOL
-// only when GODEBUG=http2xconnect=1 is in the environment at start.
+// WebSockets over HTTP/2 (RFC 8441 extended CONNECT) are offered only in a
+// process started with GODEBUG=http2xconnect=1 in its environment: net/http
+// and x/net/http2 read it once, at initialization, before any code of the
+// program runs (a //go:debug directive does not reach them), and otherwise
+// neither advertise SETTINGS_ENABLE_CONNECT_PROTOCOL nor accept :protocol.
+// With it, a ReverseProxy turns each such stream into the server's
+// HTTP/1.1 WebSocket upgrade (see ReverseProxy).
 func ConfigureHTTP2(srv *http.Server, opts HTTP2Options) error {
 	if srv.HTTP2 == nil {
 		srv.HTTP2 = &http.HTTP2Config{}

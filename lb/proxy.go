@@ -34,7 +34,9 @@ const DefaultServerTimeout = 5 * time.Minute
 // upgrades to cleartext HTTP/2 (Upgrade: h2c) are not forwarded, so the
 // request reaches the server as plain HTTP/1.1: a tunnel of h2c would carry
 // the client's further requests past Route and any per-request rules in
-// front of the proxy.
+// front of the proxy. A WebSocket over HTTP/2 (RFC 8441 extended CONNECT,
+// see ConfigureHTTP2) reaches the server as an HTTP/1.1 WebSocket upgrade
+// and is a tunnel like the others.
 //
 // A failed connection to a server is retried on another one (the Pool's
 // Retries; nothing was sent yet), and so is a request safe to repeat (GET,
@@ -200,6 +202,10 @@ func (p *ReverseProxy) serve(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		p.noServer(w, r, ErrNoServer)
+		return
+	}
+	if isExtendedConnect(r) { // WebSocket over HTTP/2 (h2ws.go)
+		p.serveExtendedConnect(w, r, pool)
 		return
 	}
 	p.proxyFor(pool).ServeHTTP(w, r)

@@ -34,7 +34,10 @@
 //
 // -h2c (http mode) also serves HTTP/2 with prior knowledge (h2c) on the
 // plain listener; -backend-h2c speaks h2c to servers that speak only that.
-// HTTP/2 to clients, over TLS or h2c, passes lb.ConfigureHTTP2's checks.
+// HTTP/2 to clients, over TLS or h2c, passes lb.ConfigureHTTP2's checks;
+// started with GODEBUG=http2xconnect=1 in the environment, lbproxy also
+// takes WebSockets over HTTP/2 (RFC 8441) to the servers' HTTP/1.1
+// upgrade.
 //
 // -http3 (https modes) also serves HTTP/3 over QUIC on the UDP port of
 // -listen, with the same certificates, handler and drain, and adds
