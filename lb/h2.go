@@ -159,6 +159,8 @@ const (
 	h2HeaderLen = 9
 	// h2MaxBlock bounds a header block held across CONTINUATION frames.
 	h2MaxBlock = 1 << 20
+	// h2ReadSize is the least room a read from the connection gets.
+	h2ReadSize = 4 << 10
 )
 
 const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -180,10 +182,10 @@ type h2Conn struct {
 	maxFrame int
 	err      error // the connection's read error, after out drains
 
+	buf    []byte // storage of in
 	in     []byte // read, not yet checked
 	out    []byte // checked, not yet returned
 	outPos int
-	rbuf   []byte
 
 	// The header block being assembled.
 	inBlock   bool
@@ -197,7 +199,7 @@ type h2Conn struct {
 }
 
 func newH2Conn(c net.Conn, sawPreface bool, maxFrame int, table uint32) *h2Conn {
-	h := &h2Conn{Conn: c, maxFrame: maxFrame, rbuf: make([]byte, 16<<10)}
+	h := &h2Conn{Conn: c, maxFrame: maxFrame}
 	if !sawPreface {
 		h.preface = len(h2Preface)
 	}
@@ -253,8 +255,12 @@ func (c *h2Conn) Read(p []byte) (int, error) {
 			c.skip -= n
 			return n, err
 		}
-		n, err := c.Conn.Read(c.rbuf)
-		c.in = append(c.in, c.rbuf[:n]...)
+		if cap(c.in)-len(c.in) < h2ReadSize {
+			c.buf = make([]byte, 2*len(c.in)+h2ReadSize)
+			c.in = c.buf[:copy(c.buf, c.in)]
+		}
+		n, err := c.Conn.Read(c.in[len(c.in):cap(c.in)])
+		c.in = c.in[:len(c.in)+n]
 		if err != nil {
 			c.flushHeld()
 			c.out = append(c.out, c.in...)
@@ -371,16 +377,14 @@ func (c *h2Conn) emit(n int) {
 	c.in = c.in[n:]
 }
 
-// compact moves the unchecked bytes to the start of in's array.
+// compact moves the unchecked bytes to the start of buf, and lets a
+// buffer grown for a large frame go once it is empty.
 func (c *h2Conn) compact() {
-	if len(c.in) == 0 {
-		c.in = c.in[:0:cap(c.in)]
-		if cap(c.in) > 64<<10 {
-			c.in = nil
-		}
+	if len(c.in) == 0 && len(c.buf) > 64<<10 {
+		c.buf, c.in = nil, nil
 		return
 	}
-	c.in = append(c.in[:0:0], c.in...)
+	c.in = c.buf[:copy(c.buf, c.in)]
 }
 
 // stop ends the check: the held frames and everything after go through as

@@ -243,13 +243,36 @@ type h2Raw struct {
 
 func dialH2Raw(t *testing.T, addr string, settings ...http2.Setting) *h2Raw {
 	t.Helper()
+	return dialH2RawTo(t, addr, false, settings...)
+}
+
+// trickle writes one byte per write, so that the server reads frames in
+// pieces.
+type trickle struct{ net.Conn }
+
+func (c trickle) Write(p []byte) (int, error) {
+	for i := range p {
+		if _, err := c.Conn.Write(p[i : i+1]); err != nil {
+			return i, err
+		}
+	}
+	return len(p), nil
+}
+
+// dialH2RawTo is dialH2Raw, writing a byte at a time when slow is set.
+func dialH2RawTo(t *testing.T, addr string, slow bool, settings ...http2.Setting) *h2Raw {
+	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	must(t, err)
 	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	_, err = io.WriteString(c, http2.ClientPreface)
 	must(t, err)
-	h := &h2Raw{t: t, c: c, fr: http2.NewFramer(c, c)}
+	var w io.Writer = c
+	if slow {
+		w = trickle{c}
+	}
+	h := &h2Raw{t: t, c: c, fr: http2.NewFramer(w, c)}
 	h.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	h.enc = hpack.NewEncoder(&h.buf)
 	must(t, h.fr.WriteSettings(settings...))
@@ -301,11 +324,16 @@ func TestHTTP2Conformance(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		opts lb.HTTP2Options
-	}{{"h2c", lb.HTTP2Options{Cleartext: true}}, {"h2c-only", lb.HTTP2Options{Cleartext: true, HTTP2Only: true}}} {
+		slow bool
+	}{
+		{"h2c", lb.HTTP2Options{Cleartext: true}, false},
+		{"h2c-only", lb.HTTP2Options{Cleartext: true, HTTP2Only: true}, false},
+		{"byte-by-byte", lb.HTTP2Options{Cleartext: true}, true},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := startH2(t, &lb.ReverseProxy{Pool: pool}, tc.opts, nil)
 
-			h := dialH2Raw(t, addr,
+			h := dialH2RawTo(t, addr, tc.slow,
 				http2.Setting{ID: http2.SettingInitialWindowSize, Val: 100},
 				http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1})
 			h.until("the SETTINGS ACK", func(f http2.Frame) bool {
