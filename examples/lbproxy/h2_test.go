@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/xml"
 	"io"
 	"net"
@@ -130,6 +131,23 @@ func TestLBProxyH2C(t *testing.T) {
 		"-w", " %{http_version}", "http://"+addr+"/").CombinedOutput()
 	if err != nil || string(out) != "HTTP/2.0 2" {
 		t.Errorf("curl --http2-prior-knowledge: %q, %v; want the server's HTTP/2.0 over HTTP/2", out, err)
+	}
+
+	// -h2-only over TLS: ALPN h2 only, HTTP/1.1 clients refused.
+	t.Setenv("TMPDIR", t.TempDir()) // the generated CA file
+	tlsAddr, lines := startOut(t, withFlags(t, "-mode", "https", "-h2-only", "-backends", ln.Addr().String(), "-backend-h2c"))
+	roots := demoRoots(t, lines)
+	h2 := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "localhost"}, ForceAttemptHTTP2: true}
+	defer h2.CloseIdleConnections()
+	resp = getOK(t, &http.Client{Transport: h2, Timeout: 10 * time.Second}, "https://"+tlsAddr+"/")
+	if resp.Proto != "HTTP/2.0" {
+		t.Errorf("-h2-only: response over %s, want HTTP/2.0", resp.Proto)
+	}
+	h1 := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "localhost", NextProtos: []string{"http/1.1"}}}
+	defer h1.CloseIdleConnections()
+	if resp, err := (&http.Client{Transport: h1, Timeout: 10 * time.Second}).Get("https://" + tlsAddr + "/"); err == nil {
+		resp.Body.Close()
+		t.Errorf("-h2-only: an HTTP/1.1 client got %s over %s, want it refused", resp.Status, resp.Proto)
 	}
 
 	for _, args := range [][]string{

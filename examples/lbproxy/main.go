@@ -192,7 +192,7 @@ func newConfig(fs *flag.FlagSet) *config {
 	fs.IntVar(&c.hsts, "hsts", 0, "https modes: Strict-Transport-Security max-age in seconds, e.g. 31536000 (0: no header); a server's own header is kept")
 	fs.BoolVar(&c.http3, "http3", false, "https modes: also serve HTTP/3 (QUIC) on the UDP port of -listen, with the same certificates, and announce it to HTTPS clients (Alt-Svc); 0-RTT stays off")
 	fs.BoolVar(&c.h2c, "h2c", false, "http mode: also serve cleartext HTTP/2 to clients with prior knowledge (h2c); \"Upgrade: h2c\" stays refused")
-	fs.BoolVar(&c.h2Only, "h2-only", false, "http and https modes: serve HTTP/2 only, as HAProxy's \"proto h2\" (http mode: h2c, needs -h2c; https modes: ALPN h2); other clients are refused")
+	fs.BoolVar(&c.h2Only, "h2-only", false, "http, https and https-bridge modes: serve HTTP/2 only, as HAProxy's \"proto h2\" (http mode: h2c, needs -h2c; https modes: ALPN h2); other clients are refused")
 	fs.BoolVar(&c.backendH2C, "backend-h2c", false, "http and https modes: speak cleartext HTTP/2 with prior knowledge (h2c) to the servers, for servers that speak only that (default HTTP/1.1)")
 	fs.StringVar(&c.sniRoutes, "sni-route", "", "tls-passthrough: comma-separated SNI routes NAME=ADDR (NAME may be *.domain); others go to -backends")
 
