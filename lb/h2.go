@@ -68,6 +68,11 @@ type HTTP2Options struct {
 // in step. Frames the server would refuse anyway stop the check and go
 // through unchanged. Its cost is in BENCHMARKS.md.
 //
+// Prior knowledge is recognized by net/http itself (http.Server.Protocols
+// with UnencryptedHTTP2, Go 1.24 and later), which hands such connections
+// over through TLSNextProto["unencrypted_http2"]: golang.org/x/net/http2/h2c
+// is not needed, and its HTTP/1.1 "Upgrade: h2c" path is not wanted.
+//
 // To serve connections it takes over srv.TLSNextProto and serves HTTP/2
 // with golang.org/x/net/http2's server, configured from srv.HTTP2 like
 // net/http's own (http2.ConfigureServer, whose graceful shutdown follows

@@ -93,7 +93,9 @@ type ReverseProxy struct {
 	// net/http's Transport (many streams over few connections per
 	// server), dialed through the Pool as always. False, the default,
 	// speaks HTTP/1.1. It is ignored with Scheme "https", where
-	// ServerHTTP2 offers HTTP/2 through ALPN.
+	// ServerHTTP2 offers HTTP/2 through ALPN. It is a switch rather than a
+	// Scheme "h2c" because Scheme is also the scheme of the URL servers
+	// are sent, which for h2c is "http".
 	ServerH2C bool
 
 	// ServerTimeout bounds the wait for the server's response headers. Zero
