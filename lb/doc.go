@@ -47,6 +47,11 @@
 //	}
 //	return lb.Serve(ctx, srv, ln, 30*time.Second, proxy)
 //
+// Before serving, [ConfigureHTTP2] makes the server's HTTP/2 conform to
+// RFC 9113 where net/http does not (h2spec's cases all pass) and, with
+// HTTP2Options.Cleartext, serves HTTP/2 with prior knowledge (h2c) beside
+// HTTP/1.1; [ReverseProxy.ServerH2C] speaks h2c to servers.
+//
 // For L4, serve the same Pool with a TCPFrontend:
 //
 //	return lb.Serve(ctx, &lb.TCPFrontend{Backend: pool}, ln, 30*time.Second)

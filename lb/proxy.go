@@ -34,7 +34,9 @@ const DefaultServerTimeout = 5 * time.Minute
 // upgrades to cleartext HTTP/2 (Upgrade: h2c) are not forwarded, so the
 // request reaches the server as plain HTTP/1.1: a tunnel of h2c would carry
 // the client's further requests past Route and any per-request rules in
-// front of the proxy.
+// front of the proxy. A WebSocket over HTTP/2 (RFC 8441 extended CONNECT,
+// see ConfigureHTTP2) reaches the server as an HTTP/1.1 WebSocket upgrade
+// and is a tunnel like the others.
 //
 // Requests are framed strictly. net/http's server already answers 400 for
 // invalid request lines and header fields, several Content-Length fields
@@ -155,6 +157,17 @@ type ReverseProxy struct {
 	// HTTP/2 client multiplexing many requests over few connections costs
 	// more CPU per request than HTTP/1.1 between a proxy and its servers.
 	ServerHTTP2 bool
+
+	// ServerH2C makes the proxy speak cleartext HTTP/2 with prior
+	// knowledge (h2c) to servers that speak nothing else, such as gRPC
+	// servers without TLS, with Scheme "http"; every request goes through
+	// net/http's Transport (many streams over few connections per
+	// server), dialed through the Pool as always. False, the default,
+	// speaks HTTP/1.1. It is ignored with Scheme "https", where
+	// ServerHTTP2 offers HTTP/2 through ALPN. It is a switch rather than a
+	// Scheme "h2c" because Scheme is also the scheme of the URL servers
+	// are sent, which for h2c is "http".
+	ServerH2C bool
 
 	// ServerTimeout bounds the wait for the server's response headers. Zero
 	// means DefaultServerTimeout.
@@ -326,6 +339,10 @@ func (p *ReverseProxy) serve(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		p.noServer(w, r, ErrNoServer)
+		return
+	}
+	if isExtendedConnect(r) { // WebSocket over HTTP/2 (h2ws.go)
+		p.serveExtendedConnect(w, r, pool)
 		return
 	}
 	p.proxyFor(pool).ServeHTTP(w, r)
@@ -626,7 +643,7 @@ func (p *ReverseProxy) newTransport(pool *Pool, dial DialFunc) http.RoundTripper
 // towards servers when NewTransport is nil: the HTTP/1.1 engine, with a
 // tuned http.Transport for the requests the engine passes on (see the type's
 // documentation), or that http.Transport alone when ServerHTTP2 is set with
-// Scheme "https". It dials with dial (a Pool's, as NewTransport receives
+// Scheme "https" or ServerH2C with Scheme "http". It dials with dial (a Pool's, as NewTransport receives
 // it), and encrypts with tlsConfig when the request's scheme is "https"
 // (nil means TLSClientConfig). NewTransport hooks use it to keep the engine
 // while arranging connections their own way, for instance one transport per
@@ -643,7 +660,7 @@ func (p *ReverseProxy) serverTransport(dial DialFunc, tlsConfig *tls.Config, one
 	}
 	ht := p.httpTransport(dial, tlsConfig)
 	ht.DisableKeepAlives = oneShot
-	if ht.ForceAttemptHTTP2 {
+	if ht.ForceAttemptHTTP2 || ht.Protocols != nil {
 		return ht
 	}
 	return &h1.Transport{
@@ -658,7 +675,7 @@ func (p *ReverseProxy) serverTransport(dial DialFunc, tlsConfig *tls.Config, one
 // httpTransport builds the tuned http.Transport to servers that dials with
 // dial.
 func (p *ReverseProxy) httpTransport(dial DialFunc, tlsConfig *tls.Config) *http.Transport {
-	return &http.Transport{
+	ht := &http.Transport{
 		DialContext:           dial,
 		MaxIdleConnsPerHost:   h1.MaxIdlePerHost,
 		IdleConnTimeout:       h1.IdleTimeout,
@@ -669,6 +686,10 @@ func (p *ReverseProxy) httpTransport(dial DialFunc, tlsConfig *tls.Config) *http
 		TLSClientConfig:       tlsConfig.Clone(), // http.Transport sets its NextProtos
 		ForceAttemptHTTP2:     p.Scheme == "https" && p.ServerHTTP2,
 	}
+	if p.ServerH2C && p.Scheme != "https" {
+		ht.Protocols = h2cProtocols() // h2.go
+	}
+	return ht
 }
 
 // dialAddr opens a connection to the server at addr for an HTTP transport,

@@ -39,6 +39,7 @@ func (p *ReverseProxy) ConnContext(ctx context.Context, c net.Conn) context.Cont
 // also counts client connections in the proxy's Stats, with or without
 // ConnContext.
 func (p *ReverseProxy) ConnState(c net.Conn, st http.ConnState) {
+	c = unwrapH2(c) // HTTP/2 served by ConfigureHTTP2 (h2.go)
 	switch st {
 	case http.StateNew:
 		p.stats.open(time.Now())

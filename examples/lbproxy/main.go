@@ -32,6 +32,13 @@
 // -access-log json|haproxy asks for an access log (to stderr,
 // -access-log-file or -access-log-syslog; see accesslog.go).
 //
+// -h2c (http mode) also serves HTTP/2 with prior knowledge (h2c) on the
+// plain listener; -backend-h2c speaks h2c to servers that speak only that.
+// HTTP/2 to clients, over TLS or h2c, passes lb.ConfigureHTTP2's checks;
+// started with GODEBUG=http2xconnect=1 in the environment, lbproxy also
+// takes WebSockets over HTTP/2 (RFC 8441) to the servers' HTTP/1.1
+// upgrade.
+//
 // -http3 (https modes) also serves HTTP/3 over QUIC on the UDP port of
 // -listen, with the same certificates, handler and drain, and adds
 // Alt-Svc: h3=":PORT" to the HTTPS responses so that browsers find it.
@@ -138,6 +145,9 @@ type config struct {
 	// HTTP/3
 	http3 bool
 
+	// cleartext HTTP/2
+	h2c, h2Only, backendH2C bool
+
 	// access log
 	accessLog, accessLogFile, accessLogSyslog, accessLogSyslogFormat string
 
@@ -216,6 +226,9 @@ func newConfig(fs *flag.FlagSet) *config {
 	fs.BoolVar(&c.backendSNI, "backend-sni", false, "bridge modes: send and verify the client's SNI")
 	fs.IntVar(&c.hsts, "hsts", 0, "https modes: Strict-Transport-Security max-age in seconds, e.g. 31536000 (0: no header); a server's own header is kept")
 	fs.BoolVar(&c.http3, "http3", false, "https modes: also serve HTTP/3 (QUIC) on the UDP port of -listen, with the same certificates, and announce it to HTTPS clients (Alt-Svc); 0-RTT stays off")
+	fs.BoolVar(&c.h2c, "h2c", false, "http mode: also serve cleartext HTTP/2 to clients with prior knowledge (h2c); \"Upgrade: h2c\" stays refused")
+	fs.BoolVar(&c.h2Only, "h2-only", false, "http, https and https-bridge modes: serve HTTP/2 only, as HAProxy's \"proto h2\" (http mode: h2c, needs -h2c; https modes: ALPN h2); other clients are refused")
+	fs.BoolVar(&c.backendH2C, "backend-h2c", false, "http and https modes: speak cleartext HTTP/2 with prior knowledge (h2c) to the servers, for servers that speak only that (default HTTP/1.1)")
 	fs.StringVar(&c.sniRoutes, "sni-route", "", "tls-passthrough: comma-separated SNI routes NAME=ADDR (NAME may be *.domain); others go to -backends")
 
 	fs.StringVar(&c.accessLog, "access-log", "off", "access log of every request or session: off, json or haproxy (HAProxy's httplog/tcplog lines, which halog reads)")
@@ -306,6 +319,15 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 	}
 	if cfg.http3 && acceptProxy != nil {
 		return errors.New("lbproxy: -http3 cannot be combined with -accept-proxy: QUIC clients send no PROXY header")
+	}
+	if cfg.h2c && cfg.mode != "http" {
+		return fmt.Errorf("lbproxy: -h2c needs -mode http, not %q (the https modes offer HTTP/2 through ALPN)", cfg.mode)
+	}
+	if cfg.h2Only && !cfg.h2c && cfg.mode != "https" && cfg.mode != "https-bridge" {
+		return fmt.Errorf("lbproxy: -h2-only needs -h2c in http mode, or -mode https or https-bridge, not %q", cfg.mode)
+	}
+	if cfg.backendH2C && cfg.mode != "http" && cfg.mode != "https" {
+		return fmt.Errorf("lbproxy: -backend-h2c needs -mode http or https, not %q", cfg.mode)
 	}
 	var profile tlsmode.Profile
 	if tlsFront {
@@ -530,6 +552,7 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 			MinBodyRateGrace:      flagDuration(cfg.minBodyRateGrace),
 			MaxHeaderCount:        cfg.maxHeaderCount,
 			MaxBodyBytes:          cfg.maxBodyBytes,
+			ServerH2C:             cfg.backendH2C,
 		}
 		if accessLog != nil {
 			proxy.AccessLog = accessLog
@@ -572,9 +595,21 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 			}
 			defer stop()
 		}
-		fmt.Fprintf(out, "lbproxy: %s on %s\n", cfg.mode, ln.Addr())
+		// HTTP/2 to clients, checked as RFC 9113 requires (lb.ConfigureHTTP2):
+		// through ALPN in the TLS modes, with prior knowledge under -h2c.
 		if tlsFront {
 			srv.TLSConfig = front.HTTPConfig()
+		}
+		if tlsFront || cfg.h2c {
+			if err := lb.ConfigureHTTP2(srv, lb.HTTP2Options{Cleartext: cfg.h2c, HTTP2Only: cfg.h2Only}); err != nil {
+				return err
+			}
+			if cfg.h2c && cfg.h2Only {
+				ln = lb.H2CListener(ln) // refusals end with a FIN
+			}
+		}
+		fmt.Fprintf(out, "lbproxy: %s on %s\n", cfg.mode, ln.Addr())
+		if tlsFront {
 			also := []lb.Shutdowner{proxy}
 			// HTTP/3 on the UDP port of the listener (http3.go), drained
 			// with the TCP side.
