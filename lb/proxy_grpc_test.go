@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -71,6 +72,31 @@ var grpcModes = []grpcMode{{
 		}, Timeout: 10 * time.Second}
 	},
 	scheme: "https",
+}, {
+	// HTTP/2 with prior knowledge in cleartext on both sides: h2c clients
+	// of a frontend set up by ConfigureHTTP2, h2c servers (ServerH2C).
+	name: "h2c",
+	serverCreds: func(*testutil.CA, *testing.T) credentials.TransportCredentials {
+		return insecure.NewCredentials()
+	},
+	configure: func(_ *testutil.CA, p *lb.ReverseProxy) {
+		p.ServerH2C = true
+	},
+	serve: func(_ *testutil.CA, t *testing.T, srv *http.Server, l net.Listener) error {
+		if err := lb.ConfigureHTTP2(srv, lb.HTTP2Options{Cleartext: true}); err != nil {
+			return err
+		}
+		return srv.Serve(l)
+	},
+	clientCreds: func(*testutil.CA) credentials.TransportCredentials {
+		return insecure.NewCredentials()
+	},
+	httpClient: func(*testutil.CA) *http.Client {
+		protos := new(http.Protocols)
+		protos.SetUnencryptedHTTP2(true)
+		return &http.Client{Transport: &http.Transport{Protocols: protos}, Timeout: 10 * time.Second}
+	},
+	scheme: "http",
 }}
 
 // Methods of the test service, lbtest.Echo. Its messages are
