@@ -46,11 +46,12 @@ type slowAttack struct {
 // slow bodies by the minimum body data rate, slow readers of a large
 // response by the client inactivity timeout.
 var slowAttacks = []slowAttack{
-	// Slowloris: a header line of up to 32 random bytes every 10 s,
-	// never the blank line that ends the header.
+	// Slowloris: a random header line every 10 s, never the blank line
+	// that ends the header.
 	{name: "slowloris", args: []string{"-H", "-i", "10"}, path: "/", short: 30 * time.Second},
-	// R-U-Dead-Yet: a POST announcing 4096 bytes of body, then up to 32
-	// bytes every 10 s, to a handler that reads the whole body first.
+	// R-U-Dead-Yet: a POST announcing 4096 bytes of body, then a few
+	// random bytes of it every 10 s, to a handler that reads the whole
+	// body first.
 	{name: "slowbody", args: []string{"-B", "-i", "10", "-s", "4096"}, path: "/echo", short: 30 * time.Second},
 	// Slow read: a 256 KiB response, more than the socket buffers between
 	// lbproxy and the client hold, read 5 bytes a second through a receive
