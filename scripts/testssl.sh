@@ -8,7 +8,7 @@
 # their reasons (a test PKI, the backend's own headers). The test log lists
 # the findings by severity.
 #
-#	./scripts/testssl.sh                 # about 10 minutes
+#	./scripts/testssl.sh                 # about 5 minutes
 #
 # Needs testssl (Debian package testssl.sh) and openssl;
 # scripts/deps/hardening.sh installs them as root. Not part of

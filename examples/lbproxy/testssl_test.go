@@ -28,7 +28,7 @@ const testsslFullEnv = "LBKIT_TESTSSL_FULL"
 // (CRIME), HTTP compression (BREACH), protocol fallback); the cipher
 // categories cover the cipher-bound ones (RC4, SWEET32, FREAK, LOGJAM,
 // BEAST, LUCKY13). Every connection is bounded by the timeouts. They take
-// about two minutes. The full run (testssl's defaults, about ten) adds
+// about two minutes. The full run (testssl's defaults, about five) adds
 // forward secrecy, server preferences, each cipher per protocol, client
 // simulations and the implementation bugs (Heartbleed, CCS, Ticketbleed,
 // ROBOT) that crypto/tls does not share.
