@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -382,6 +383,47 @@ func TestClientTimeoutSlowReader(t *testing.T) {
 			t.Errorf("record: termination %q, %d bytes out", r.Termination, r.BytesOut)
 		}
 	})
+}
+
+// TestClientTimeoutBufferedResponse: a response small enough to sit whole in
+// the kernel's socket buffers leaves the proxy at once; a client that never
+// reads it must not hold the connection for the http.Server's IdleTimeout:
+// with the proxy's ConnState hook, the kernel aborts it after ClientTimeout
+// (TCP_USER_TIMEOUT, Linux).
+func TestClientTimeoutBufferedResponse(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("TCP_USER_TIMEOUT is Linux's")
+	}
+	testutil.CheckLeaks(t)
+	backend := startUploadBackend(t)
+	pool := &lb.Pool{Name: "web"}
+	must(t, pool.Update([]lb.Server{{Name: "a", Addr: backend.addr}}))
+	logs := newCollector()
+	const timeout = time.Second
+	proxy := &lb.ReverseProxy{Pool: pool, AccessLog: logs, ClientTimeout: timeout}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	srv := &http.Server{Handler: proxy, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Hour,
+		ConnState: proxy.ConnState}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+
+	c, err := net.Dial("tcp", ln.Addr().String())
+	must(t, err)
+	defer c.Close()
+	c.(*net.TCPConn).SetReadBuffer(4 << 10) // a window the response does not fit
+	const size = 256 << 10
+	start := time.Now()
+	fmt.Fprintf(c, "GET /big?n=%d HTTP/1.1\r\nHost: lb.test\r\n\r\n", size)
+	if r := logs.Next(t); r.Termination != "--" {
+		t.Fatalf("termination %q: the response did not leave the proxy whole", r.Termination)
+	}
+	// The client never reads: the proxy's connection closes after about
+	// ClientTimeout, long before IdleTimeout.
+	testutil.Eventually(t, "the unread connection to close", func() bool { return proxy.Stats().ConnCur == 0 })
+	if d := time.Since(start); d < timeout {
+		t.Errorf("closed after %v, before the client timeout %v", d, timeout)
+	}
 }
 
 // TestClientTimeoutUpgrade: an upgraded connection idle for longer than

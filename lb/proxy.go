@@ -183,8 +183,12 @@ type ReverseProxy struct {
 	// blocked on a full send buffer resumes once about a third of that
 	// buffer has drained, so a client must drain that much within
 	// ClientTimeout (the buffer stays small on slow links; a host that
-	// grows it to megabytes may want a longer timeout). Zero means
-	// DefaultClientTimeout (1 min); negative means none.
+	// grows it to megabytes may want a longer timeout). A response that
+	// fits in the socket buffers leaves the proxy at once; with the
+	// proxy's ConnState hook on the http.Server, the kernel then aborts
+	// the connection of a client that leaves it unread for ClientTimeout
+	// (TCP_USER_TIMEOUT, on Linux). Zero means DefaultClientTimeout
+	// (1 min); negative means none.
 	ClientTimeout time.Duration
 
 	// MinBodyRate is the lowest average rate, in bytes per second of

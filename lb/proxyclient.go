@@ -37,14 +37,31 @@ func (p *ReverseProxy) ConnContext(ctx context.Context, c net.Conn) context.Cont
 // when a client connection closes it closes the server connections opened
 // for it; when it is hijacked (an upgrade) it closes their idle ones. It
 // also counts client connections in the proxy's Stats, with or without
-// ConnContext.
+// ConnContext, and on Linux makes ClientTimeout the kernel's limit too
+// (TCP_USER_TIMEOUT) for the data of a response already handed to it: a
+// response that fits in the socket buffers leaves the proxy at once, and a
+// reader that stopped reading would otherwise hold the connection, and
+// that memory, for as long as the http.Server's IdleTimeout and then
+// beyond, since a closed socket still delivers what it holds. With it the
+// kernel aborts the connection when its data stays unacknowledged, or
+// unsent behind a closed window, for ClientTimeout. Hijacked (upgraded)
+// connections are left to the tunnel timeout.
 func (p *ReverseProxy) ConnState(c net.Conn, st http.ConnState) {
 	c = unwrapH2(c) // HTTP/2 served by ConfigureHTTP2 (h2.go)
 	switch st {
 	case http.StateNew:
 		p.stats.open(time.Now())
+		if d := p.clientTimeout(); d > 0 {
+			setUserTimeout(c, d)
+		}
 		return
-	case http.StateClosed, http.StateHijacked:
+	case http.StateHijacked:
+		// An upgraded stream's silences are the tunnel timeout's.
+		if p.clientTimeout() > 0 {
+			setUserTimeout(c, 0)
+		}
+		p.stats.cur.Add(-1)
+	case http.StateClosed:
 		p.stats.cur.Add(-1)
 	default:
 		return

@@ -576,6 +576,10 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 			IdleTimeout:       5 * time.Minute,
 			MaxHeaderBytes:    64 << 10,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+			// Connections count in Stats, and a reader that stopped is
+			// cut after -client-timeout even when the response is
+			// already in the kernel's buffers.
+			ConnState: proxy.ConnState,
 		}
 		if sendProxy != nil {
 			// Server connections that carry a client's header are that
@@ -588,7 +592,6 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 			srv.ConnContext = chainConnContext(limits.ConnContext, srv.ConnContext)
 		}
 		if cfg.admin != "" {
-			srv.ConnState = proxy.ConnState // connections count in Stats
 			stop, err := serveAdmin(ctx, cfg, token, accepts, limits, proxy.Stats, pool, accessLog, &wg, out, logger)
 			if err != nil {
 				return err
