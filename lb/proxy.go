@@ -361,9 +361,11 @@ func (p *ReverseProxy) fail(w http.ResponseWriter, r *http.Request, err error) {
 		p.stats.errors.Add(1)
 		p.stats.responses.count(StatusForError(err))
 	}
-	if clientFault(err) {
+	if clientFault(err) && r.ProtoMajor == 1 {
 		// The rest of the request cannot be trusted to end where net/http
 		// would look for the next one: the connection ends with the answer.
+		// (HTTP/2 and HTTP/3 have no Connection field: a stream ends
+		// alone, and HTTP/3 clients reject a response that has one.)
 		w.Header().Set("Connection", "close")
 	}
 	if p.ErrorHandler != nil {
