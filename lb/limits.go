@@ -102,12 +102,22 @@ const (
 // kernel, at no cost. It is also where a per-frontend connection rate
 // limit (the configuration model's connection_rate_limit) belongs: a
 // ConnRate field would make Accept wait for a token before it accepts the
-// next connection, the same pause as MaxConns. HTTP/3 has no accept queue
-// to pause: a QUIC frontend would run the same admission (a slot, then the
-// client's connection count and rate) from quic-go's hook that sees a new
-// connection before its handshake, and refuse it there
-// (CONNECTION_REFUSED) or send a Retry; its requests then go through
-// ReverseProxy like any other, with the same per-request check.
+// next connection, the same pause as MaxConns.
+//
+// # HTTP/3
+//
+// HTTP/3 has no accept queue to pause: its QUIC connections all arrive on
+// one UDP socket. [Limits.Admit] runs the same admission (a slot, then
+// the client's connection count) from quic-go's hook that sees a new
+// connection before its handshake
+// ([github.com/lbkit/lbkit/lb/http3.Server].Limits), and a connection
+// beyond MaxConns or ClientMaxConns is refused there with QUIC's
+// CONNECTION_REFUSED instead of waiting: the difference from TCP, where
+// MaxConns pauses and only the per-client limits refuse. Refusals count
+// in LimitStats (Full for MaxConns), not in the frontend's Denied. Its
+// requests then go through ReverseProxy like any other, with the same
+// per-request ClientRate check; a 429 over HTTP/3 carries no Connection
+// field, which HTTP/3 forbids.
 //
 // # The client table
 //

@@ -83,7 +83,9 @@ func (e *limitedEnv) dial(t *testing.T, ip string) (*quic.Conn, error) {
 		t.Fatal(err)
 	}
 	tr := &quic.Transport{Conn: pc}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// Short enough for Eventually to retry an attempt whose packets were
+	// lost.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	qc, err := tr.Dial(ctx, e.addr, &tls.Config{RootCAs: e.ca.Pool(), ServerName: "localhost", NextProtos: []string{qhttp3.NextProtoH3}}, &quic.Config{})
 	if err != nil {
@@ -152,6 +154,9 @@ func TestLimitsClientMaxConnsRefusesQUIC(t *testing.T) {
 	held[0].CloseWithError(0, "")
 	testutil.Eventually(t, "a connection of 127.0.0.2 to be admitted again", func() bool {
 		_, err := e.dial(t, "127.0.0.2")
+		if err != nil {
+			t.Logf("dial: %v", err)
+		}
 		return err == nil
 	})
 }
