@@ -397,6 +397,27 @@ func (c *limitedConn) release() {
 	}
 }
 
+// Busy reports whether a connection from remote would take at least half
+// of what the limits allow: MaxConns over all clients, or ClientMaxConns
+// for remote's client. A QUIC frontend asks it before Admit to decide
+// whether to validate a client's address first (a Retry): Admit sees the
+// address of a packet, which anyone may forge, so without validation
+// forged packets could take slots in the name of others until their
+// handshakes time out. Asking only when busy keeps the extra round trip
+// off a frontend with room.
+func (l *Limits) Busy(remote net.Addr) bool {
+	l.init()
+	if l.slots != nil && 2*len(l.slots) >= l.MaxConns {
+		return true
+	}
+	t := l.table
+	if t == nil || l.ClientMaxConns <= 0 {
+		return false
+	}
+	key, ok := t.key(AddrPortOf(remote).Addr())
+	return ok && 2*t.conns(key) >= int64(l.ClientMaxConns)
+}
+
 // ErrLimited is the error of [Limits.Admit] for a connection beyond
 // MaxConns or ClientMaxConns.
 var ErrLimited = errors.New("lb: connection limit reached")
@@ -661,6 +682,18 @@ func (t *clientTable) touch(key netip.Addr, now time.Time) *clientEntry {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return t.getLocked(s, key, now)
+}
+
+// conns returns the open connections of the client key, 0 if it is not
+// in the table.
+func (t *clientTable) conns(key netip.Addr) int64 {
+	s := t.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.m[key]; e != nil {
+		return e.conns
+	}
+	return 0
 }
 
 // close counts the end of a connection of e at now.

@@ -124,7 +124,10 @@ type Server struct {
 	// with QUIC's CONNECTION_REFUSED error (the client's dial fails):
 	// unlike a TCP listener, which pauses and lets new connections wait
 	// in the kernel's queue, a QUIC socket has no accept queue to pause.
-	// An admitted connection counts until it ends. ClientRate applies to
+	// An admitted connection counts until it ends. Once half of MaxConns,
+	// or half of a client's ClientMaxConns, is taken, new connections
+	// first prove their address with a QUIC Retry (one more round trip),
+	// so that forged packets cannot take places in another's name. ClientRate applies to
 	// each request, in the ReverseProxy, as over TCP. Nil, the default,
 	// limits nothing. See lb.Limits.Admit.
 	Limits *lb.Limits
@@ -213,6 +216,11 @@ func (s *Server) Serve(pc net.PacketConn) error {
 func (s *Server) serveLimited(inner *qhttp3.Server, pc net.PacketConn) error {
 	tr := &quic.Transport{
 		Conn: pc,
+		// Admit sees the address of an Initial packet, which can be
+		// forged: once the limits are half taken, a client proves its
+		// address with a Retry round trip (or a token from an earlier
+		// connection) before it counts.
+		VerifySourceAddress: s.Limits.Busy,
 		ConnContext: func(ctx context.Context, info *quic.ClientInfo) (context.Context, error) {
 			ctx, err := s.Limits.Admit(ctx, info.RemoteAddr)
 			if err != nil {
@@ -222,6 +230,9 @@ func (s *Server) serveLimited(inner *qhttp3.Server, pc net.PacketConn) error {
 			return ctx, err
 		},
 	}
+	// ConfigureTLSConfig sets NextProtos to h3 as the quic-go server's
+	// Serve does; the HTTP/3 settings it would bind to session tickets
+	// for 0-RTT never change here.
 	ln, err := tr.ListenEarly(qhttp3.ConfigureTLSConfig(s.TLSConfig), inner.QUICConfig)
 	if err != nil {
 		tr.Close()
