@@ -42,7 +42,8 @@
 // MaxConns, the Server refuses a new connection beyond MaxConns or the
 // client's ClientMaxConns from quic-go's hook for new connections, before
 // any handshake work, with QUIC's CONNECTION_REFUSED; a browser then uses
-// TCP. ClientRate counts requests in the ReverseProxy, as over TCP. The
+// TCP. Once half of either limit is taken, new connections first prove
+// their client's address with a Retry. ClientRate counts requests in the ReverseProxy, as over TCP. The
 // ReverseProxy's ClientTimeout and MinBodyRate bound HTTP/3 requests as
 // they do HTTP/1.x ones: a QUIC stream's deadlines bound each read and
 // write as a connection's do (HTTP/2's end the stream and are not used).
