@@ -239,19 +239,22 @@ func (s *Server) serveLimited(inner *qhttp3.Server, pc net.PacketConn) error {
 		return err
 	}
 	err = inner.ServeListener(ln)
-	closeAll := func() {
+	if errors.Is(err, http.ErrServerClosed) {
+		go s.closeWhenEnded(ln, tr)
+	} else {
 		ln.Close()
 		tr.Close()
 	}
-	if errors.Is(err, http.ErrServerClosed) {
-		go func() {
-			<-s.ended
-			closeAll()
-		}()
-	} else {
-		closeAll()
-	}
 	return err
+}
+
+// closeWhenEnded closes the listener and the transport of serveLimited
+// once Shutdown or Close has returned: until then connections may still
+// drain through them.
+func (s *Server) closeWhenEnded(ln *quic.EarlyListener, tr *quic.Transport) {
+	<-s.ended
+	ln.Close()
+	tr.Close()
 }
 
 // ListenAndServe listens on the UDP address Addr and serves it like Serve.
