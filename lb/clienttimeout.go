@@ -89,9 +89,11 @@ var clientGuards = sync.Pool{New: func() any { return new(clientGuard) }}
 // content types) get the tunnel timeout of their Pool instead of
 // ClientTimeout, and no rate bound. Release the guard with releaseGuard.
 func (p *ReverseProxy) guardClient(w http.ResponseWriter, r *http.Request) (http.ResponseWriter, *http.Request) {
-	if r.ProtoMajor != 1 {
+	if r.ProtoMajor == 2 {
 		// HTTP/2 deadlines end a stream when they pass, even with no
 		// read or write waiting: see ReverseProxy for its bounds.
+		// HTTP/3's (a QUIC stream's) bound each read and write as a
+		// connection's do, so the guard works there as over HTTP/1.x.
 		return w, r
 	}
 	dl := deadlinerOf(w)
@@ -342,7 +344,9 @@ func (p *ReverseProxy) clientTimedOut(w http.ResponseWriter, r *http.Request, g 
 	if g.started {
 		return
 	}
-	w.Header().Set("Connection", "close")
+	if r.ProtoMajor == 1 {
+		w.Header().Set("Connection", "close")
+	}
 	p.stats.responses.count(http.StatusRequestTimeout)
 	if p.ErrorHandler != nil {
 		p.ErrorHandler(w, r, err)

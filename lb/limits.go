@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"math/bits"
@@ -100,12 +102,22 @@ const (
 // kernel, at no cost. It is also where a per-frontend connection rate
 // limit (the configuration model's connection_rate_limit) belongs: a
 // ConnRate field would make Accept wait for a token before it accepts the
-// next connection, the same pause as MaxConns. HTTP/3 has no accept queue
-// to pause: a QUIC frontend would run the same admission (a slot, then the
-// client's connection count and rate) from quic-go's hook that sees a new
-// connection before its handshake, and refuse it there
-// (CONNECTION_REFUSED) or send a Retry; its requests then go through
-// ReverseProxy like any other, with the same per-request check.
+// next connection, the same pause as MaxConns.
+//
+// # HTTP/3
+//
+// HTTP/3 has no accept queue to pause: its QUIC connections all arrive on
+// one UDP socket. [Limits.Admit] runs the same admission (a slot, then
+// the client's connection count) from quic-go's hook that sees a new
+// connection before its handshake
+// ([github.com/lbkit/lbkit/lb/http3.Server].Limits), and a connection
+// beyond MaxConns or ClientMaxConns is refused there with QUIC's
+// CONNECTION_REFUSED instead of waiting: the difference from TCP, where
+// MaxConns pauses and only the per-client limits refuse. Refusals count
+// in LimitStats (Full for MaxConns), not in the frontend's Denied. Its
+// requests then go through ReverseProxy like any other, with the same
+// per-request ClientRate check; a 429 over HTTP/3 carries no Connection
+// field, which HTTP/3 forbids.
 //
 // # The client table
 //
@@ -170,6 +182,7 @@ const (
 	limitNone        limitReason = iota
 	limitClientConns             // ClientMaxConns
 	limitClientRate              // ClientRate
+	limitMaxConns                // MaxConns, refused by Admit
 	numLimitReasons
 
 	limitMisconfigured // not a refusal: ClientMaxConns without ConnContext
@@ -206,6 +219,11 @@ type LimitStats struct {
 	// Untracked counts connections served untracked because the table was
 	// full of clients with open connections.
 	Untracked uint64
+	// Full counts connection attempts that Admit refused because MaxConns
+	// connections were open (QUIC: each Initial packet of an attempt
+	// counts, and so at ClientConns). Listeners never refuse for
+	// MaxConns: they pause instead.
+	Full uint64
 }
 
 // Stats returns what l refused so far and the size of its client table.
@@ -215,6 +233,7 @@ func (l *Limits) Stats() LimitStats {
 		Conns:       len(l.slots),
 		ClientConns: l.refused[limitClientConns].Load(),
 		ClientRate:  l.refused[limitClientRate].Load(),
+		Full:        l.refused[limitMaxConns].Load(),
 	}
 	if t := l.table; t != nil {
 		s.Clients = t.len()
@@ -299,7 +318,7 @@ func (ll *limitListener) Accept() (net.Conn, error) {
 			ll.l.releaseSlot()
 			return nil, err
 		}
-		lc := ll.l.admit(c, ll.fe != nil)
+		lc := ll.l.admit(c, c.RemoteAddr(), ll.fe != nil)
 		if ll.fe != nil && lc.over != limitNone {
 			ll.l.refused[lc.over].Add(1)
 			ll.fe.denied.Add(1)
@@ -322,15 +341,16 @@ func (l *Limits) releaseSlot() {
 	}
 }
 
-// admit counts c for its client and decides whether it is over a
-// per-client limit: ClientMaxConns, and at L4 ClientRate.
-func (l *Limits) admit(c net.Conn, l4 bool) *limitedConn {
+// admit counts c, whose client is at remote, for its client and decides
+// whether it is over a per-client limit: ClientMaxConns, and at L4
+// ClientRate. c is nil for a QUIC connection (Admit).
+func (l *Limits) admit(c net.Conn, remote net.Addr, l4 bool) *limitedConn {
 	lc := &limitedConn{Conn: c, l: l}
 	t := l.table
 	if t == nil {
 		return lc
 	}
-	key, ok := t.key(AddrPortOf(c.RemoteAddr()).Addr())
+	key, ok := t.key(AddrPortOf(remote).Addr())
 	if !ok {
 		return lc
 	}
@@ -349,8 +369,9 @@ func (l *Limits) admit(c net.Conn, l4 bool) *limitedConn {
 	return lc
 }
 
-// limitedConn is a connection accepted through a limitListener: it holds
-// a slot and counts for its client until closed.
+// limitedConn is a connection accepted through a limitListener, or
+// admitted by Admit (then Conn is nil): it holds a slot and counts for its
+// client until closed (released).
 type limitedConn struct {
 	net.Conn
 	l      *Limits
@@ -362,13 +383,80 @@ type limitedConn struct {
 // Close closes the connection and gives back its slot and its count.
 func (c *limitedConn) Close() error {
 	err := c.Conn.Close()
+	c.release()
+	return err
+}
+
+// release gives back the connection's slot and its count, once.
+func (c *limitedConn) release() {
 	if !c.closed.Swap(true) {
 		if c.client != nil {
 			c.l.table.close(c.client, c.l.now())
 		}
 		c.l.releaseSlot()
 	}
-	return err
+}
+
+// Busy reports whether a connection from remote would take at least half
+// of what the limits allow: MaxConns over all clients, or ClientMaxConns
+// for remote's client. A QUIC frontend asks it before Admit to decide
+// whether to validate a client's address first (a Retry): Admit sees the
+// address of a packet, which anyone may forge, so without validation
+// forged packets could take slots in the name of others until their
+// handshakes time out. Asking only when busy keeps the extra round trip
+// off a frontend with room.
+func (l *Limits) Busy(remote net.Addr) bool {
+	l.init()
+	if l.slots != nil && 2*len(l.slots) >= l.MaxConns {
+		return true
+	}
+	t := l.table
+	if t == nil || l.ClientMaxConns <= 0 {
+		return false
+	}
+	key, ok := t.key(AddrPortOf(remote).Addr())
+	return ok && 2*t.conns(key) >= int64(l.ClientMaxConns)
+}
+
+// ErrLimited is the error of [Limits.Admit] for a connection beyond
+// MaxConns or ClientMaxConns.
+var ErrLimited = errors.New("lb: connection limit reached")
+
+// Admit applies MaxConns and ClientMaxConns to a new connection from
+// remote on a frontend that has no accept queue to pause: HTTP/3, whose
+// QUIC connections all arrive on one UDP socket
+// ([github.com/lbkit/lbkit/lb/http3.Server].Limits calls it from quic-go's
+// hook for new connections, before their handshake). It returns an error
+// wrapping ErrLimited, and counts the refusal in [LimitStats], when
+// MaxConns connections are open or the client has ClientMaxConns open:
+// the caller refuses the connection (QUIC's CONNECTION_REFUSED). It does
+// not wait for a slot, as a listener would.
+//
+// Otherwise the connection holds a slot and counts for its client until
+// ctx is done: ctx must be the connection's context, cancelled when it
+// ends (or its handshake fails). The returned context, derived from ctx,
+// is to be the parent of its requests' contexts: it lets ReverseProxy
+// count their rate against the client's entry, as ConnContext does for a
+// listener's connections. ClientRate is not applied here: it applies to
+// each request, in ReverseProxy.
+func (l *Limits) Admit(ctx context.Context, remote net.Addr) (context.Context, error) {
+	l.init()
+	if l.slots != nil {
+		select {
+		case l.slots <- struct{}{}:
+		default:
+			l.refused[limitMaxConns].Add(1)
+			return ctx, fmt.Errorf("%w: %d connections open (MaxConns)", ErrLimited, l.MaxConns)
+		}
+	}
+	lc := l.admit(nil, remote, false)
+	if lc.over != limitNone {
+		l.refused[lc.over].Add(1)
+		lc.release()
+		return ctx, fmt.Errorf("%w: %s has %d connections open (ClientMaxConns)", ErrLimited, remote, l.ClientMaxConns)
+	}
+	context.AfterFunc(ctx, lc.release)
+	return context.WithValue(ctx, limitConnKey{}, lc), nil
 }
 
 // Unwrap returns the connection underneath, so that an L4 copy can reach
@@ -452,7 +540,7 @@ func (p *ReverseProxy) limitRequest(w http.ResponseWriter, r *http.Request) bool
 	if retry > 0 {
 		h.Set("Retry-After", strconv.FormatInt(int64(math.Ceil(retry.Seconds())), 10))
 	}
-	if reason == limitClientConns {
+	if reason == limitClientConns && r.ProtoMajor == 1 {
 		h.Set("Connection", "close")
 	}
 	if IsGRPC(r) {
@@ -594,6 +682,18 @@ func (t *clientTable) touch(key netip.Addr, now time.Time) *clientEntry {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return t.getLocked(s, key, now)
+}
+
+// conns returns the open connections of the client key, 0 if it is not
+// in the table.
+func (t *clientTable) conns(key netip.Addr) int64 {
+	s := t.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.m[key]; e != nil {
+		return e.conns
+	}
+	return 0
 }
 
 // close counts the end of a connection of e at now.

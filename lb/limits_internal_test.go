@@ -147,7 +147,7 @@ func BenchmarkLimitsRequest(b *testing.B) {
 	c1, c2 := net.Pipe()
 	defer c1.Close()
 	defer c2.Close()
-	lc := lim.admit(addrConn{c1, net.TCPAddrFromAddrPort(netip.MustParseAddrPort("192.0.2.2:40000"))}, false)
+	lc := lim.admit(c1, net.TCPAddrFromAddrPort(netip.MustParseAddrPort("192.0.2.2:40000")), false)
 	defer lc.Close()
 	rc := r.WithContext(lim.ConnContext(r.Context(), lc))
 	b.Run("by-conn", func(b *testing.B) { run(b, &ReverseProxy{Limits: lim}, rc) })
@@ -179,7 +179,7 @@ func BenchmarkLimitsConn(b *testing.B) {
 				for pb.Next() {
 					i++
 					tc.lim.slots <- struct{}{}
-					lc := tc.lim.admit(conns[i%len(conns)], true)
+					lc := tc.lim.admit(conns[i%len(conns)], conns[i%len(conns)].RemoteAddr(), true)
 					lc.closed.Store(true) // release without closing the pipe
 					if lc.client != nil {
 						tc.lim.table.close(lc.client, tc.lim.now())

@@ -501,3 +501,61 @@ func TestLimitsClientRateGRPC(t *testing.T) {
 		t.Fatalf("gRPC request over the rate: %d grpc-status %q, want 200 with grpc-status 14", resp.StatusCode, got)
 	}
 }
+
+// TestLimitsAdmit checks the admission of connections without an accept
+// queue (QUIC): refusals at MaxConns and ClientMaxConns, Busy from half of
+// either, and the release when the connection's context ends.
+func TestLimitsAdmit(t *testing.T) {
+	lim := &lb.Limits{MaxConns: 4, ClientMaxConns: 2}
+	a := net.UDPAddrFromAddrPort(netip.MustParseAddrPort("192.0.2.1:4000"))
+	b := net.UDPAddrFromAddrPort(netip.MustParseAddrPort("192.0.2.2:4000"))
+	admit := func(addr net.Addr) (context.CancelFunc, error) {
+		ctx, cancel := context.WithCancel(context.Background())
+		if _, err := lim.Admit(ctx, addr); err != nil {
+			cancel()
+			return nil, err
+		}
+		return cancel, nil
+	}
+	if lim.Busy(a) {
+		t.Error("Busy with no connection")
+	}
+	endA, err := admit(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !lim.Busy(a) || lim.Busy(b) {
+		t.Errorf("after one of a's 2: Busy(a) %v, Busy(b) %v; want true, false", lim.Busy(a), lim.Busy(b))
+	}
+	if _, err := admit(a); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admit(a); !errors.Is(err, lb.ErrLimited) {
+		t.Fatalf("a's third connection: %v, want ErrLimited", err)
+	}
+	if _, err := admit(b); err != nil {
+		t.Fatal(err)
+	}
+	if !lim.Busy(b) {
+		t.Error("not Busy with 3 of MaxConns 4 open")
+	}
+	if _, err := admit(b); err != nil {
+		t.Fatal(err)
+	}
+	c := net.UDPAddrFromAddrPort(netip.MustParseAddrPort("192.0.2.3:4000"))
+	if _, err := admit(c); !errors.Is(err, lb.ErrLimited) {
+		t.Fatalf("a fifth connection: %v, want ErrLimited", err)
+	}
+	if s := lim.Stats(); s.Conns != 4 || s.ClientConns != 1 || s.Full != 1 {
+		t.Errorf("Stats() = %+v, want Conns 4, ClientConns 1, Full 1", s)
+	}
+	// Context cancellation releases asynchronously (context.AfterFunc).
+	endA()
+	testutil.Eventually(t, "a's connection to be released", func() bool { return lim.Stats().Conns == 3 })
+	if _, err := admit(c); err != nil {
+		t.Errorf("after a's connection ended: %v", err)
+	}
+	if _, err := admit(a); !errors.Is(err, lb.ErrLimited) {
+		t.Errorf("a connection beyond MaxConns again: %v, want ErrLimited", err)
+	}
+}

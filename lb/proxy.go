@@ -94,7 +94,8 @@ const DefaultServerTimeout = 5 * time.Minute
 // A slow or stalled client holds a connection, a goroutine and, once its
 // request is forwarded, a server connection. The proxy bounds HTTP/1.x
 // clients itself, through deadlines on their connection (no timer or
-// goroutine per read): every wait for the request body and every write of
+// goroutine per read), and HTTP/3 clients (lb/http3) through the
+// deadlines of their QUIC stream, which work alike: every wait for the request body and every write of
 // the response must make progress within ClientTimeout (HAProxy's "timeout
 // client", nginx's client_body_timeout and send_timeout), and the body
 // must average MinBodyRate bytes per second of waiting once
@@ -173,7 +174,7 @@ type ReverseProxy struct {
 	// means DefaultServerTimeout.
 	ServerTimeout time.Duration
 
-	// ClientTimeout bounds each wait on an HTTP/1.x client while the
+	// ClientTimeout bounds each wait on an HTTP/1.x or HTTP/3 client while the
 	// proxy reads its request body and while it writes the response: a
 	// read or write that makes no progress for this long fails, and the
 	// client is answered 408 or cut (see Client timeouts above). A slow
@@ -192,7 +193,7 @@ type ReverseProxy struct {
 	ClientTimeout time.Duration
 
 	// MinBodyRate is the lowest average rate, in bytes per second of
-	// waiting for the client, at which an HTTP/1.x request body may arrive
+	// waiting for the client, at which an HTTP/1.x or HTTP/3 request body may arrive
 	// once MinBodyRateGrace has been spent waiting for it. Time the proxy
 	// spends not reading the body (a server slow to take it) does not
 	// count. Zero means DefaultMinBodyRate (240 bytes/s, Kestrel's);
@@ -382,9 +383,11 @@ func (p *ReverseProxy) fail(w http.ResponseWriter, r *http.Request, err error) {
 		p.stats.errors.Add(1)
 		p.stats.responses.count(StatusForError(err))
 	}
-	if clientFault(err) {
+	if clientFault(err) && r.ProtoMajor == 1 {
 		// The rest of the request cannot be trusted to end where net/http
 		// would look for the next one: the connection ends with the answer.
+		// (HTTP/2 and HTTP/3 have no Connection field: a stream ends
+		// alone, and HTTP/3 clients reject a response that has one.)
 		w.Header().Set("Connection", "close")
 	}
 	if p.ErrorHandler != nil {

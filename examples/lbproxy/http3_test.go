@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -9,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quic-go/quic-go"
 	qhttp3 "github.com/quic-go/quic-go/http3"
 )
 
@@ -76,4 +79,58 @@ func getOK(t *testing.T, c *http.Client, url string) *http.Response {
 		t.Fatalf("GET %s: %s", url, resp.Status)
 	}
 	return resp
+}
+
+// TestLBProxyHTTP3Limits checks that -client-maxconn holds over HTTP/3: a
+// client's QUIC connection beyond it is refused, another client's is not.
+func TestLBProxyHTTP3Limits(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir())
+	t.Setenv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING", "true")
+	addr, lines := startOut(t, withFlags(t, "-mode", "https", "-http3", "-client-maxconn", "1"))
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsConf := &tls.Config{RootCAs: demoRoots(t, lines), ServerName: "localhost", NextProtos: []string{qhttp3.NextProtoH3}}
+	dial := func(ip string) (*quic.Conn, error) {
+		pc, err := net.ListenPacket("udp", ip+":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := &quic.Transport{Conn: pc}
+		t.Cleanup(func() {
+			tr.Close()
+			pc.Close()
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		qc, err := tr.Dial(ctx, ua, tlsConf, &quic.Config{})
+		if err == nil {
+			t.Cleanup(func() { qc.CloseWithError(0, "") })
+		}
+		return qc, err
+	}
+	first, err := dial("127.0.0.2")
+	if err != nil {
+		t.Fatalf("first connection: %v", err)
+	}
+	req, err := http.NewRequest(http.MethodGet, "https://"+addr+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := (&qhttp3.Transport{}).NewClientConn(first).RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("request within -client-maxconn: %s", resp.Status)
+	}
+	var te *quic.TransportError
+	if _, err := dial("127.0.0.2"); !errors.As(err, &te) || te.ErrorCode != quic.ConnectionRefused {
+		t.Errorf("second connection of 127.0.0.2: %v, want CONNECTION_REFUSED", err)
+	}
+	if _, err := dial("127.0.0.1"); err != nil {
+		t.Errorf("connection of another client: %v", err)
+	}
 }

@@ -49,7 +49,10 @@
 // and -client-rate R (-client-rate-burst B) bound each client address's
 // open connections and its requests (HTTP) or connections (L4) per
 // second: over them HTTP answers 429 and L4 closes the connection. All are
-// off by default; see limits.go.
+// off by default; see limits.go. With -http3 they apply to QUIC
+// connections too, which count with the TCP ones: a QUIC connection beyond
+// -maxconn or -client-maxconn is refused before its handshake
+// (CONNECTION_REFUSED), as a UDP socket has no accept queue to pause.
 //
 // -admin ADDR (keep it on loopback, e.g. 127.0.0.1:9100) serves /healthz
 // (200 while serving; 503 while draining or when a self-check of the
@@ -201,8 +204,8 @@ func newConfig(fs *flag.FlagSet) *config {
 	fs.StringVar(&c.allow, "allow", "", "comma-separated client networks (CIDR) let in; others are refused (empty: all)")
 	fs.StringVar(&c.deny, "deny", "", "comma-separated client networks (CIDR) refused; checked before -allow")
 
-	fs.IntVar(&c.maxConn, "maxconn", 0, "the frontend's open connections (0: no limit); beyond it accepting pauses and new connections wait in the kernel's queue (not -max-conns, per server)")
-	fs.IntVar(&c.clientMaxConn, "client-maxconn", 0, "one client address's open connections (0: no limit); beyond it tcp modes close the connection, http modes answer 429 and close")
+	fs.IntVar(&c.maxConn, "maxconn", 0, "the frontend's open connections (0: no limit); beyond it accepting pauses and new connections wait in the kernel's queue, while -http3 refuses new QUIC connections (not -max-conns, per server)")
+	fs.IntVar(&c.clientMaxConn, "client-maxconn", 0, "one client address's open connections (0: no limit); beyond it tcp modes close the connection, http modes answer 429 and close, -http3 refuses the QUIC connection")
 	fs.Float64Var(&c.clientRate, "client-rate", 0, "one client address's requests (http modes) or connections (tcp modes) per second (0: no limit); beyond it 429 with Retry-After, or the connection is closed")
 	fs.IntVar(&c.clientRateBurst, "client-rate-burst", 0, "requests or connections a client may make at once above -client-rate (0: -client-rate rounded up)")
 	fs.IntVar(&c.clientTableSize, "client-table-size", lb.DefaultMaxClients, "-client-maxconn, -client-rate: most client addresses tracked; when full the least recently seen idle one is forgotten")
@@ -617,7 +620,7 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 			// HTTP/3 on the UDP port of the listener (http3.go), drained
 			// with the TCP side.
 			if cfg.http3 {
-				h3, closeSocket, err := startHTTP3(srv, raw.Addr(), logger, out, cancel)
+				h3, closeSocket, err := startHTTP3(srv, raw.Addr(), limits, logger, out, cancel)
 				if err != nil {
 					return err
 				}

@@ -36,6 +36,18 @@
 // [DefaultMaxHeaderBytes] long. ReadTimeout bounds the reading of request
 // bodies when set.
 //
+// [Server].Limits applies an lb.Limits (the TCP frontend's, so that both
+// count together) to QUIC connections. QUIC has no accept queue that a
+// listener could stop taking from, so where a TCP listener pauses at
+// MaxConns, the Server refuses a new connection beyond MaxConns or the
+// client's ClientMaxConns from quic-go's hook for new connections, before
+// any handshake work, with QUIC's CONNECTION_REFUSED; a browser then uses
+// TCP. Once half of either limit is taken, new connections first prove
+// their client's address with a Retry. ClientRate counts requests in the ReverseProxy, as over TCP. The
+// ReverseProxy's ClientTimeout and MinBodyRate bound HTTP/3 requests as
+// they do HTTP/1.x ones: a QUIC stream's deadlines bound each read and
+// write as a connection's do (HTTP/2's end the stream and are not used).
+//
 // # Usage
 //
 //	proxy := &lb.ReverseProxy{Pool: pool}

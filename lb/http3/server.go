@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lbkit/lbkit/lb"
 	"github.com/quic-go/quic-go"
 	qhttp3 "github.com/quic-go/quic-go/http3"
 )
@@ -115,6 +116,22 @@ type Server struct {
 	ConnContext func(ctx context.Context, c net.Conn) context.Context
 	ConnState   func(c net.Conn, state http.ConnState)
 
+	// Limits, when set, applies the frontend's connection limits to QUIC
+	// connections: give it the Limits of the ReverseProxy that serves the
+	// requests (and of the TCP frontend's listener), so that connections
+	// over both count together. A new connection beyond MaxConns or
+	// ClientMaxConns is refused at the QUIC layer, before its handshake,
+	// with QUIC's CONNECTION_REFUSED error (the client's dial fails):
+	// unlike a TCP listener, which pauses and lets new connections wait
+	// in the kernel's queue, a QUIC socket has no accept queue to pause.
+	// An admitted connection counts until it ends. Once half of MaxConns,
+	// or half of a client's ClientMaxConns, is taken, new connections
+	// first prove their address with a QUIC Retry (one more round trip),
+	// so that forged packets cannot take places in another's name. ClientRate applies to
+	// each request, in the ReverseProxy, as over TCP. Nil, the default,
+	// limits nothing. See lb.Limits.Admit.
+	Limits *lb.Limits
+
 	// Logger receives connection errors at Debug level; nil means
 	// slog.Default().
 	Logger *slog.Logger
@@ -179,10 +196,65 @@ func (s *Server) Serve(pc net.PacketConn) error {
 	if s.TLSConfig == nil {
 		return errNoTLSConfig
 	}
-	if err := s.setup().Serve(pc); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	inner := s.setup()
+	var err error
+	if s.Limits == nil {
+		err = inner.Serve(pc)
+	} else {
+		err = s.serveLimited(inner, pc)
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("http3: serve %s: %w", pc.LocalAddr(), err)
 	}
 	return ErrServerClosed
+}
+
+// serveLimited serves pc through a quic.Transport whose ConnContext hook
+// admits each new connection through s.Limits before its handshake. The
+// transport and its listener stay open for the connections that drain
+// after Shutdown, and close once Shutdown or Close returned.
+func (s *Server) serveLimited(inner *qhttp3.Server, pc net.PacketConn) error {
+	tr := &quic.Transport{
+		Conn: pc,
+		// Admit sees the address of an Initial packet, which can be
+		// forged: once the limits are half taken, a client proves its
+		// address with a Retry round trip (or a token from an earlier
+		// connection) before it counts.
+		VerifySourceAddress: s.Limits.Busy,
+		ConnContext: func(ctx context.Context, info *quic.ClientInfo) (context.Context, error) {
+			ctx, err := s.Limits.Admit(ctx, info.RemoteAddr)
+			if err != nil {
+				s.logger().LogAttrs(ctx, slog.LevelDebug, "http3: connection refused",
+					slog.String("client", info.RemoteAddr.String()), slog.Any("error", err))
+			}
+			return ctx, err
+		},
+	}
+	// ConfigureTLSConfig sets NextProtos to h3 as the quic-go server's
+	// Serve does; the HTTP/3 settings it would bind to session tickets
+	// for 0-RTT never change here.
+	ln, err := tr.ListenEarly(qhttp3.ConfigureTLSConfig(s.TLSConfig), inner.QUICConfig)
+	if err != nil {
+		tr.Close()
+		return err
+	}
+	err = inner.ServeListener(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		go s.closeWhenEnded(ln, tr)
+	} else {
+		ln.Close()
+		tr.Close()
+	}
+	return err
+}
+
+// closeWhenEnded closes the listener and the transport of serveLimited
+// once Shutdown or Close has returned: until then connections may still
+// drain through them.
+func (s *Server) closeWhenEnded(ln *quic.EarlyListener, tr *quic.Transport) {
+	<-s.ended
+	ln.Close()
+	tr.Close()
 }
 
 // ListenAndServe listens on the UDP address Addr and serves it like Serve.
