@@ -165,3 +165,25 @@ func (c *Conn) WithConn(nc net.Conn) *Conn {
 }
 
 var _ io.ReadWriteCloser = (*Conn)(nil)
+
+// connUnder finds the connection of type T under c, looking through the
+// NetConn method of tls.Conn and the Unwrap method of lbkit's own wrappers
+// (at most 8 layers); the zero T if there is none.
+func connUnder[T net.Conn](c net.Conn) T {
+	for range 8 {
+		if v, ok := c.(T); ok {
+			return v
+		}
+		switch v := c.(type) {
+		case interface{ NetConn() net.Conn }:
+			c = v.NetConn()
+		case interface{ Unwrap() net.Conn }:
+			c = v.Unwrap()
+		default:
+			var zero T
+			return zero
+		}
+	}
+	var zero T
+	return zero
+}

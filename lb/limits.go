@@ -276,23 +276,8 @@ func (l *Limits) ConnContext(ctx context.Context, c net.Conn) context.Context {
 
 type limitConnKey struct{}
 
-// findLimitedConn finds the *limitedConn under c, through tls.Conn's
-// NetConn and Unwrap methods; nil if there is none.
-func findLimitedConn(c net.Conn) *limitedConn {
-	for range 8 {
-		switch v := c.(type) {
-		case *limitedConn:
-			return v
-		case interface{ NetConn() net.Conn }:
-			c = v.NetConn()
-		case interface{ Unwrap() net.Conn }:
-			c = v.Unwrap()
-		default:
-			return nil
-		}
-	}
-	return nil
-}
+// findLimitedConn finds the *limitedConn under c; nil if there is none.
+func findLimitedConn(c net.Conn) *limitedConn { return connUnder[*limitedConn](c) }
 
 // limitListener applies a Limits to the connections of a listener.
 type limitListener struct {

@@ -13,7 +13,7 @@ import (
 // unsent behind a closed window, for d. Zero turns it off. Connections
 // that are not TCP are left alone.
 func setUserTimeout(c net.Conn, d time.Duration) {
-	tc := tcpConnUnder(c)
+	tc := connUnder[*net.TCPConn](c)
 	if tc == nil {
 		return
 	}
@@ -25,22 +25,4 @@ func setUserTimeout(c net.Conn, d time.Duration) {
 	rc.Control(func(fd uintptr) {
 		unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, ms)
 	})
-}
-
-// tcpConnUnder finds the *net.TCPConn under c through NetConn (tls.Conn)
-// and Unwrap methods; nil if there is none.
-func tcpConnUnder(c net.Conn) *net.TCPConn {
-	for range 8 {
-		switch v := c.(type) {
-		case *net.TCPConn:
-			return v
-		case interface{ NetConn() net.Conn }:
-			c = v.NetConn()
-		case interface{ Unwrap() net.Conn }:
-			c = v.Unwrap()
-		default:
-			return nil
-		}
-	}
-	return nil
 }
