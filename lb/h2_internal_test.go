@@ -52,3 +52,40 @@ func BenchmarkH2Check(b *testing.B) {
 		}
 	}
 }
+
+// FuzzH2Check reads arbitrary client bytes (after the preface) through the
+// frame check, one small read at a time, as a slow client would send them:
+// it must not panic, must end with the stream's end, and may add to the
+// stream no more than one invalid field per header block it marks.
+func FuzzH2Check(f *testing.F) {
+	var stream, block bytes.Buffer
+	fr := http2.NewFramer(&stream, nil)
+	fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1}, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 65535})
+	enc := hpack.NewEncoder(&block)
+	for _, fl := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "a.test"}, {":path", "/"}, {"te", "gzip"}} {
+		enc.WriteField(hpack.HeaderField{Name: fl[0], Value: fl[1]})
+	}
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block.Bytes(), EndHeaders: true})
+	fr.WriteData(1, true, []byte("body"))
+	f.Add(stream.Bytes(), uint8(7))
+	f.Add([]byte{0, 0, 0, 4, 0, 0, 0, 0, 0}, uint8(1))
+	f.Fuzz(func(t *testing.T, data []byte, step uint8) {
+		in := &readerConn{r: &stepReader{r: bytes.NewReader(data), step: int(step%64) + 1}}
+		c := newH2Conn(in, true, DefaultHTTP2MaxFrameSize, 4096)
+		out, err := io.ReadAll(io.LimitReader(c, int64(2*len(data)+1024)))
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		if len(out) > len(data)+len(data)/9*len(invalidField) {
+			t.Fatalf("%d bytes in, %d out: more than one invalid field per frame added", len(data), len(out))
+		}
+	})
+}
+
+// stepReader returns at most step bytes a read.
+type stepReader struct {
+	r    io.Reader
+	step int
+}
+
+func (s *stepReader) Read(p []byte) (int, error) { return s.r.Read(p[:min(len(p), s.step)]) }
