@@ -156,6 +156,8 @@ type config struct {
 
 	// accept-path limits
 	maxConn, clientMaxConn           int
+	connRate                         float64
+	connRateBurst                    int
 	clientRate                       float64
 	clientRateBurst, clientTableSize int
 	clientIdle                       time.Duration
@@ -205,6 +207,8 @@ func newConfig(fs *flag.FlagSet) *config {
 	fs.StringVar(&c.deny, "deny", "", "comma-separated client networks (CIDR) refused; checked before -allow")
 
 	fs.IntVar(&c.maxConn, "maxconn", 0, "the frontend's open connections (0: no limit); beyond it accepting pauses and new connections wait in the kernel's queue, while -http3 refuses new QUIC connections (not -max-conns, per server)")
+	fs.Float64Var(&c.connRate, "conn-rate", 0, "the frontend's new connections per second, as connection_rate_limit and HAProxy's rate-limit sessions (0: no limit); beyond it accepting pauses and new connections wait in the kernel's queue, never reset, while -http3 refuses new QUIC connections")
+	fs.IntVar(&c.connRateBurst, "conn-rate-burst", 0, "connections the frontend may accept at once above -conn-rate (0: -conn-rate rounded up)")
 	fs.IntVar(&c.clientMaxConn, "client-maxconn", 0, "one client address's open connections (0: no limit); beyond it tcp modes close the connection, http modes answer 429 and close, -http3 refuses the QUIC connection")
 	fs.Float64Var(&c.clientRate, "client-rate", 0, "one client address's requests (http modes) or connections (tcp modes) per second (0: no limit); beyond it 429 with Retry-After, or the connection is closed")
 	fs.IntVar(&c.clientRateBurst, "client-rate-burst", 0, "requests or connections a client may make at once above -client-rate (0: -client-rate rounded up)")
