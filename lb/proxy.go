@@ -213,7 +213,9 @@ type ReverseProxy struct {
 	NewTransport func(p *Pool, dial DialFunc) http.RoundTripper
 
 	// Fallback serves requests when the Pool has no pickable server. Nil
-	// means a 503 response.
+	// means a 503 response. A [FailoverHost] forwards them to another
+	// host, such as a static site (the configuration model's
+	// failover_host).
 	Fallback http.Handler
 
 	// ErrorHandler answers requests that failed. Nil means a plain-text

@@ -32,6 +32,11 @@
 // -access-log json|haproxy asks for an access log (to stderr,
 // -access-log-file or -access-log-syslog; see accesslog.go).
 //
+// -failover-host HOST (http modes; the configuration model's
+// failover_host) forwards the requests that find no server up to HOST, a
+// static site for instance, with HOST as their Host header, instead of
+// answering 503: lb.FailoverHost as the proxy's Fallback.
+//
 // -h2c (http mode) also serves HTTP/2 with prior knowledge (h2c) on the
 // plain listener; -backend-h2c speaks h2c to servers that speak only that.
 // HTTP/2 to clients, over TLS or h2c, passes lb.ConfigureHTTP2's checks;
@@ -44,14 +49,15 @@
 // Alt-Svc: h3=":PORT" to the HTTPS responses so that browsers find it.
 // 0-RTT stays off. See http3.go.
 //
-// -maxconn N bounds the frontend's open connections: beyond it, accepting
-// pauses and new connections wait in the kernel's queue. -client-maxconn N
+// -maxconn N bounds the frontend's open connections, and -conn-rate R
+// (-conn-rate-burst B) its new connections per second: beyond them,
+// accepting pauses and new connections wait in the kernel's queue. -client-maxconn N
 // and -client-rate R (-client-rate-burst B) bound each client address's
 // open connections and its requests (HTTP) or connections (L4) per
 // second: over them HTTP answers 429 and L4 closes the connection. All are
 // off by default; see limits.go. With -http3 they apply to QUIC
 // connections too, which count with the TCP ones: a QUIC connection beyond
-// -maxconn or -client-maxconn is refused before its handshake
+// -maxconn, -conn-rate or -client-maxconn is refused before its handshake
 // (CONNECTION_REFUSED), as a UDP socket has no accept queue to pause.
 //
 // -admin ADDR (keep it on loopback, e.g. 127.0.0.1:9100) serves /healthz
@@ -64,7 +70,7 @@
 //
 // run builds the stack in the order a connection meets it: the listener,
 // PROXY protocol reception, TLS, accept-time ACLs, the accept-path limits
-// (-maxconn, -client-maxconn, -client-rate; see limits.go), the pool with its health
+// (-maxconn, -conn-rate, -client-maxconn, -client-rate; see limits.go), the pool with its health
 // checks and stickiness, the proxy (HTTP) or connection chain (TCP), and
 // serves it. The other files hold the parsing of each capability's flags.
 package main
@@ -151,6 +157,9 @@ type config struct {
 	// cleartext HTTP/2
 	h2c, h2Only, backendH2C bool
 
+	// the backend's failover host (HTTP modes)
+	failoverHost string
+
 	// access log
 	accessLog, accessLogFile, accessLogSyslog, accessLogSyslogFormat string
 
@@ -235,6 +244,7 @@ func newConfig(fs *flag.FlagSet) *config {
 	fs.BoolVar(&c.http3, "http3", false, "https modes: also serve HTTP/3 (QUIC) on the UDP port of -listen, with the same certificates, and announce it to HTTPS clients (Alt-Svc); 0-RTT stays off")
 	fs.BoolVar(&c.h2c, "h2c", false, "http mode: also serve cleartext HTTP/2 to clients with prior knowledge (h2c); \"Upgrade: h2c\" stays refused")
 	fs.BoolVar(&c.h2Only, "h2-only", false, "http, https and https-bridge modes: serve HTTP/2 only, as HAProxy's \"proto h2\" (http mode: h2c, needs -h2c; https modes: ALPN h2); other clients are refused")
+	fs.StringVar(&c.failoverHost, "failover-host", "", "http modes: when no server is up, forward requests to this host (failover_host: name, name:port, http:// or https:// URL without a path) with its name as Host, instead of answering 503 (empty: 503)")
 	fs.BoolVar(&c.backendH2C, "backend-h2c", false, "http and https modes: speak cleartext HTTP/2 with prior knowledge (h2c) to the servers, for servers that speak only that (default HTTP/1.1)")
 	fs.StringVar(&c.sniRoutes, "sni-route", "", "tls-passthrough: comma-separated SNI routes NAME=ADDR (NAME may be *.domain); others go to -backends")
 
@@ -354,6 +364,15 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 	limits, err := newLimits(cfg) // nil: no limit
 	if err != nil {
 		return err
+	}
+	var failover *lb.FailoverHost
+	if cfg.failoverHost != "" {
+		if !l7 {
+			return fmt.Errorf("lbproxy: -failover-host needs an http mode, not %q", cfg.mode)
+		}
+		if failover, err = lb.NewFailoverHost(cfg.failoverHost, nil, logger); err != nil {
+			return err
+		}
 	}
 	var token string
 	if cfg.admin != "" {
@@ -563,6 +582,9 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 		}
 		if accessLog != nil {
 			proxy.AccessLog = accessLog
+		}
+		if failover != nil {
+			proxy.Fallback = failover
 		}
 		if cfg.mode == "https-bridge" {
 			up.BridgeHTTP(proxy)
