@@ -66,7 +66,8 @@ const DefaultServerTimeout = 5 * time.Minute
 // limited by the http.Server's MaxHeaderBytes (net/http answers 431).
 //
 // A failed connection to a server is retried on another one (the Pool's
-// Retries; nothing was sent yet), and so is a request safe to repeat (GET,
+// Retries; nothing was sent yet; RedispatchEvery may keep some retries on
+// the same server), and so is a request safe to repeat (GET,
 // HEAD, OPTIONS, TRACE or with an Idempotency-Key, without a body) whose
 // server closed or reset the connection before the response headers
 // ended; other requests that reached a server are not sent again. Errors become 503 when no server is
@@ -792,13 +793,16 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		st = accessFrom(req.Context())
 	}
 	var failed *Server
+	var lease Lease
 	for attempt := 0; ; attempt++ {
-		lease, err := t.pool.Acquire(req.Context(), info)
-		if err != nil {
-			oneShot.closeIfSet()
-			return nil, err
+		if lease.Server == nil {
+			var err error
+			if lease, err = t.pool.Acquire(req.Context(), info); err != nil {
+				oneShot.closeIfSet()
+				return nil, err
+			}
+			countRedispatch(failed, lease.Server)
 		}
-		countRedispatch(failed, lease.Server)
 		if st != nil {
 			st.leased = true
 			st.rec.Backend = t.pool.Name
@@ -841,16 +845,22 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if retry {
 			countRetry(lease.Server)
 		}
-		lease.Done(Outcome{Err: err, Connect: connect, HTTP: true, Sent: body.sent()})
+		o := Outcome{Err: err, Connect: connect, HTTP: true, Sent: body.sent()}
 		if st != nil {
 			st.rec.BytesIn = body.sent()
 		}
-		if !retry {
-			oneShot.closeIfSet()
-			return nil, err
+		if retry && !t.pool.redispatch(attempt+1) {
+			lease = lease.again(o) // the same server (RedispatchEvery)
+		} else {
+			lease.Done(o)
+			if !retry {
+				oneShot.closeIfSet()
+				return nil, err
+			}
+			failed = lease.Server
+			info.Avoid = append(info.Avoid, lease.Server)
+			lease = Lease{}
 		}
-		failed = lease.Server
-		info.Avoid = append(info.Avoid, lease.Server)
 		// The transport may still hold the failed attempt's request; each
 		// attempt gets a request of its own (sharing the replayable body).
 		req = req.Clone(req.Context())

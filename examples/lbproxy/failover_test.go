@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -49,5 +50,35 @@ func TestLBProxyFailoverHostNeedsHTTP(t *testing.T) {
 		if err := refused(t, withFlags(t, args...)); err == nil || !strings.Contains(err.Error(), "failover") {
 			t.Errorf("%v: %v, want a failover host error", args, err)
 		}
+	}
+}
+
+// TestLBProxyRedispatchEvery checks that -redispatch-every 3 keeps a
+// request's first retries on the server that failed: with -retries 5 over
+// three refusing servers, two of them take three attempts each.
+func TestLBProxyRedispatchEvery(t *testing.T) {
+	testutil.CheckLeaks(t)
+	cfg := withFlags(t, "-retries", "5", "-redispatch-every", "3")
+	cfg.backends = testutil.ClosedAddr(t) + "," + testutil.ClosedAddr(t) + "," + testutil.ClosedAddr(t)
+	r := startAdminRun(t, cfg)
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}}
+	defer c.CloseIdleConnections()
+	resp, err := c.Get("http://" + r.addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("status %d, want 502", resp.StatusCode)
+	}
+	doc := waitStats(t, r, func(d statsDoc) bool { return d.Backends[0].Retries == 5 })
+	var got []uint64
+	for _, s := range doc.Backends[0].Servers {
+		got = append(got, s.ConnectErrors)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []uint64{0, 3, 3}) || doc.Backends[0].Redispatches != 1 {
+		t.Errorf("attempts per server %v, %d redispatches; want [0 3 3], 1", got, doc.Backends[0].Redispatches)
 	}
 }

@@ -122,6 +122,7 @@ type config struct {
 	requestTimeout, clientTimeout, minBodyRateGrace time.Duration
 	minBodyRate                                     int
 	retries, maxConns, gcPercent                    int
+	redispatchEvery                                 int
 	verbose                                         bool
 	dropUnderscoreHeaders                           bool
 	maxHeaderCount                                  int
@@ -199,6 +200,7 @@ func newConfig(fs *flag.FlagSet) *config {
 	fs.IntVar(&c.minBodyRate, "min-body-rate", lb.DefaultMinBodyRate, "http modes: lowest average rate of a request body, in bytes/s of waiting, once -min-body-rate-grace is spent; a slower client gets 408 (0: none)")
 	fs.DurationVar(&c.minBodyRateGrace, "min-body-rate-grace", lb.DefaultMinBodyRateGrace, "http modes: wait for a request body that -min-body-rate does not count (0: none)")
 	fs.IntVar(&c.retries, "retries", lb.DefaultRetries, "failed connection attempts retried on another server, and HTTP requests safe to repeat (GET, HEAD, OPTIONS, TRACE, no body) whose server reset the connection before answering (0: none)")
+	fs.IntVar(&c.redispatchEvery, "redispatch-every", 0, "which -retries go to another server, as redispatch_attempt_count and HAProxy's option redispatch N: 0 or 1 every retry, N every Nth retry (the others retry the server that failed), negative none")
 	fs.IntVar(&c.maxConns, "max-conns", 0, "per-server limit of connections or requests in flight (0: none); beyond it work queues")
 	fs.IntVar(&c.gcPercent, "gc-percent", 400, "garbage collection target percentage, as GOGC (0: the runtime's default); GOGC in the environment wins")
 	fs.BoolVar(&c.verbose, "v", false, "log per-connection events")
@@ -535,12 +537,13 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 		retries = -1 // the Pool's "no retry"
 	}
 	pool := &lb.Pool{
-		Name:           "backend",
-		Balancer:       algo,
-		ConnectTimeout: cfg.connectTimeout,
-		Retries:        retries,
-		ProxyHeader:    sendProxy,
-		Logger:         logger,
+		Name:            "backend",
+		Balancer:        algo,
+		ConnectTimeout:  cfg.connectTimeout,
+		Retries:         retries,
+		RedispatchEvery: cfg.redispatchEvery,
+		ProxyHeader:     sendProxy,
+		Logger:          logger,
 	}
 	if !l7 {
 		pool.TunnelTimeout = cfg.timeout
