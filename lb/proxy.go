@@ -153,6 +153,19 @@ type ReverseProxy struct {
 	// shared, with health checks for instance.
 	TLSClientConfig *tls.Config
 
+	// ServerHost, when set, is the Host header of the requests sent to
+	// servers, in place of the client's (the configuration model's host;
+	// HAProxy's "http-request set-header Host"), for servers that answer
+	// one virtual host only, such as an object store's website endpoint.
+	// X-Forwarded-Host still carries the client's. With Scheme "https"
+	// it is also the TLS server name sent (SNI) and verified, without its
+	// port, unless TLSClientConfig (or the configuration a NewTransport
+	// hook passes to ServerTransport) names one. It must be a valid Host
+	// value, a name or address with an optional port: net/http fails
+	// requests that carry an invalid one. Empty, the default, keeps the
+	// client's Host, and each server's address as the TLS name.
+	ServerHost string
+
 	// ServerHTTP2 makes the proxy speak HTTP/2 to servers over TLS that
 	// offer it (ALPN). False, the default, keeps HTTP/1.1 on parallel
 	// keep-alive connections, as HAProxy does without "alpn h2": Go's
@@ -447,6 +460,9 @@ func (p *ReverseProxy) proxyFor(pool *Pool) *httputil.ReverseProxy {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Scheme = scheme
 			pr.Out.URL.Host = "" // set per attempt by poolTransport
+			if p.ServerHost != "" {
+				pr.Out.Host = p.ServerHost
+			}
 			dropUnderscoreHeaders(pr.Out.Header, p.DropUnderscoreHeaders)
 			dropH2CUpgrade(pr.Out.Header)
 			setForwarded(pr)
@@ -655,7 +671,7 @@ func (p *ReverseProxy) newTransport(pool *Pool, dial DialFunc) http.RoundTripper
 // documentation), or that http.Transport alone when ServerHTTP2 is set with
 // Scheme "https" or ServerH2C with Scheme "http". It dials with dial (a Pool's, as NewTransport receives
 // it), and encrypts with tlsConfig when the request's scheme is "https"
-// (nil means TLSClientConfig). NewTransport hooks use it to keep the engine
+// (nil means TLSClientConfig, with ServerHost as its name). NewTransport hooks use it to keep the engine
 // while arranging connections their own way, for instance one transport per
 // TLS server name.
 func (p *ReverseProxy) ServerTransport(dial DialFunc, tlsConfig *tls.Config) http.RoundTripper {
@@ -667,6 +683,13 @@ func (p *ReverseProxy) ServerTransport(dial DialFunc, tlsConfig *tls.Config) htt
 func (p *ReverseProxy) serverTransport(dial DialFunc, tlsConfig *tls.Config, oneShot bool) http.RoundTripper {
 	if tlsConfig == nil {
 		tlsConfig = p.TLSClientConfig
+		if p.ServerHost != "" && p.Scheme == "https" && (tlsConfig == nil || tlsConfig.ServerName == "") {
+			tlsConfig = tlsConfig.Clone()
+			if tlsConfig == nil {
+				tlsConfig = &tls.Config{}
+			}
+			tlsConfig.ServerName = hostOnly(p.ServerHost)
+		}
 	}
 	ht := p.httpTransport(dial, tlsConfig)
 	ht.DisableKeepAlives = oneShot
@@ -680,6 +703,15 @@ func (p *ReverseProxy) serverTransport(dial DialFunc, tlsConfig *tls.Config, one
 		Fallback:              ht,
 		DisableKeepAlives:     oneShot,
 	}
+}
+
+// hostOnly returns the host of a Host value: without its port, and
+// without the brackets of an IPv6 address.
+func hostOnly(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return h
+	}
+	return strings.Trim(hostport, "[]")
 }
 
 // httpTransport builds the tuned http.Transport to servers that dials with

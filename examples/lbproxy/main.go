@@ -37,6 +37,11 @@
 // static site for instance, with HOST as their Host header, instead of
 // answering 503: lb.FailoverHost as the proxy's Fallback.
 //
+// -backend-host HOST (the configuration model's host) is the Host header
+// of the requests sent to the servers in the http modes, and the TLS name
+// (SNI, and the name verified) in the bridge modes unless
+// -backend-server-name gives one.
+//
 // -h2c (http mode) also serves HTTP/2 with prior knowledge (h2c) on the
 // plain listener; -backend-h2c speaks h2c to servers that speak only that.
 // HTTP/2 to clients, over TLS or h2c, passes lb.ConfigureHTTP2's checks;
@@ -149,6 +154,7 @@ type config struct {
 	backendCA, backendServerName string
 	backendInsecure, backendH2   bool
 	backendSNI                   bool
+	backendHost                  string
 	sniRoutes                    string
 	hsts                         int
 
@@ -241,6 +247,7 @@ func newConfig(fs *flag.FlagSet) *config {
 	fs.BoolVar(&c.backendInsecure, "backend-insecure", false, "bridge modes: do not verify the servers' certificates")
 	fs.BoolVar(&c.backendH2, "backend-h2", false, "https-bridge: speak HTTP/2 to servers that offer it (default HTTP/1.1)")
 	fs.StringVar(&c.backendServerName, "backend-server-name", "", "bridge modes: server name to send and verify (default: each server's host)")
+	fs.StringVar(&c.backendHost, "backend-host", "", "http and bridge modes: the Host header (http modes) and TLS server name (bridge modes, unless -backend-server-name) sent to the servers, as the configuration model's host (empty: the client's Host, and each server's address as the TLS name)")
 	fs.BoolVar(&c.backendSNI, "backend-sni", false, "bridge modes: send and verify the client's SNI")
 	fs.IntVar(&c.hsts, "hsts", 0, "https modes: Strict-Transport-Security max-age in seconds, e.g. 31536000 (0: no header); a server's own header is kept")
 	fs.BoolVar(&c.http3, "http3", false, "https modes: also serve HTTP/3 (QUIC) on the UDP port of -listen, with the same certificates, and announce it to HTTPS clients (Alt-Svc); 0-RTT stays off")
@@ -366,6 +373,17 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 	limits, err := newLimits(cfg) // nil: no limit
 	if err != nil {
 		return err
+	}
+	if cfg.backendHost != "" {
+		if !l7 && !bridge {
+			return fmt.Errorf("lbproxy: -backend-host needs an http or bridge mode, not %q", cfg.mode)
+		}
+		if !validBackendHost(cfg.backendHost) {
+			return fmt.Errorf("lbproxy: -backend-host %q is not a host name or address with an optional port", cfg.backendHost)
+		}
+		if cfg.backendSNI {
+			return errors.New("lbproxy: -backend-host and -backend-sni both name the servers' TLS name: choose one")
+		}
 	}
 	var failover *lb.FailoverHost
 	if cfg.failoverHost != "" {
@@ -500,7 +518,7 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 		}
 	}
 	up := tlsmode.Upstream{
-		ServerName:         cfg.backendServerName,
+		ServerName:         cmp.Or(cfg.backendServerName, hostOnly(cfg.backendHost)),
 		UseClientSNI:       cfg.backendSNI,
 		InsecureSkipVerify: cfg.backendInsecure,
 		HTTP2:              cfg.backendH2,
@@ -589,6 +607,7 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 		if failover != nil {
 			proxy.Fallback = failover
 		}
+		proxy.ServerHost = cfg.backendHost
 		if cfg.mode == "https-bridge" {
 			up.BridgeHTTP(proxy)
 		}
