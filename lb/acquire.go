@@ -33,6 +33,23 @@ func (l Lease) Done(o Outcome) {
 	if l.pool == nil {
 		return
 	}
+	l.report(o)
+	l.pool.release(l.Server)
+}
+
+// again reports a failed attempt as Done does, but keeps the server and
+// its slot for the next attempt of the same connection or request: a
+// retry on the same server (Pool.RedispatchEvery). It returns the lease
+// of that attempt, timed from now.
+func (l Lease) again(o Outcome) Lease {
+	l.report(o)
+	l.start = monoNow()
+	return l
+}
+
+// report counts the end of the lease's use of its server in the
+// statistics and tells the Observers.
+func (l Lease) report(o Outcome) {
 	d := l.since()
 	if o.Duration == 0 {
 		o.Duration = d
@@ -51,7 +68,6 @@ func (l Lease) Done(o Outcome) {
 			obsH.Observe(l.Server, o)
 		}
 	}
-	l.pool.release(l.Server)
 }
 
 // Acquire chooses a server for one connection or request and counts it as

@@ -12,18 +12,21 @@ import (
 )
 
 // connect acquires a server and opens a connection to it, retrying failed
-// attempts on other servers. info describes the client for the PROXY header;
+// attempts on other servers or the same one (Pool.RedispatchEvery). info describes the client for the PROXY header;
 // it may be nil.
 // When ci is not nil, connect fills it in for the access log.
 func (p *Pool) connect(ctx context.Context, pi PickInfo, info *ConnInfo, ci *connectInfo) (net.Conn, Lease, error) {
 	retries := p.retries()
 	var failed *Server
+	var lease Lease
 	for attempt := 0; ; attempt++ {
-		lease, err := p.Acquire(ctx, pi)
-		if err != nil {
-			return nil, Lease{}, err
+		if lease.Server == nil {
+			var err error
+			if lease, err = p.Acquire(ctx, pi); err != nil {
+				return nil, Lease{}, err
+			}
+			countRedispatch(failed, lease.Server)
 		}
-		countRedispatch(failed, lease.Server)
 		if ci != nil {
 			ci.leased, ci.retries = true, attempt
 			ci.redispatch = failed != nil && failed != lease.Server
@@ -41,15 +44,21 @@ func (p *Pool) connect(ctx context.Context, pi PickInfo, info *ConnInfo, ci *con
 		if retry {
 			countRetry(lease.Server)
 		}
-		lease.Done(Outcome{Err: err, Connect: true})
 		p.logger().LogAttrs(ctx, slog.LevelDebug, "connect failed",
 			slog.String("pool", p.Name), slog.String("server", lease.Server.Name),
 			slog.Int("attempt", attempt+1), slog.Any("error", err))
+		o := Outcome{Err: err, Connect: true}
+		if retry && !p.redispatch(attempt+1) {
+			lease = lease.again(o)
+			continue
+		}
+		lease.Done(o)
 		if !retry {
 			return nil, Lease{}, err
 		}
 		failed = lease.Server
 		pi.Avoid = append(pi.Avoid, lease.Server)
+		lease = Lease{}
 	}
 }
 
@@ -132,7 +141,7 @@ func (e *ConnectError) Timeout() bool {
 
 // DialContext opens a connection to a server of the pool, ignoring network
 // and addr: it balances client-side, for http.Transport.DialContext or a
-// database driver. Failed attempts are retried on other servers. The server
+// database driver. Failed attempts are retried (Retries, RedispatchEvery). The server
 // stays active until the returned connection is closed.
 func (p *Pool) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 	c, lease, err := p.connect(ctx, PickInfo{}, nil, nil)

@@ -109,6 +109,23 @@
 // logging each at Warn level, and returns to normal at the first accepted
 // connection; [*http.Server] does the same on the L7 path.
 //
+// # Configuration model names
+//
+// Some settings of the configuration model (named after HAProxy's
+// keywords) map to these fields, all off by default:
+//
+//   - connection_rate_limit: [Limits].ConnRate (and ConnBurst), new
+//     connections per second per frontend; beyond it accepting pauses,
+//     never resets. Default: no limit.
+//   - failover_host: a [FailoverHost] as [ReverseProxy].Fallback, which
+//     forwards the requests that find no server up to that host, with its
+//     name as Host. Default: none (503).
+//   - redispatch_attempt_count: [Pool].RedispatchEvery, which retries go
+//     to another server. Default (0): every retry.
+//   - host: [ReverseProxy].ServerHost, the Host header (and with https
+//     the TLS name) sent to the servers; at L4, Pool.TLS.ServerName.
+//     Default: the client's Host, each server's address as TLS name.
+//
 // # Design notes
 //
 // Picks take no lock and allocate nothing: a Balancer reads an immutable

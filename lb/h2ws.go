@@ -32,6 +32,9 @@ func (p *ReverseProxy) serveExtendedConnect(w http.ResponseWriter, r *http.Reque
 	out.RequestURI = ""
 	out.Body, out.ContentLength = nil, 0
 	out.URL.Scheme, out.URL.Host = p.Scheme, ""
+	if p.ServerHost != "" {
+		out.Host = p.ServerHost
+	}
 	if out.URL.Scheme == "" {
 		out.URL.Scheme = "http"
 	}

@@ -99,10 +99,13 @@ const (
 // filters), and it keeps the state the limits share (the slots of
 // MaxConns, the client table) in one owner. The listener is the right
 // place for a frontend-wide bound: not accepting leaves the waiting to the
-// kernel, at no cost. It is also where a per-frontend connection rate
-// limit (the configuration model's connection_rate_limit) belongs: a
-// ConnRate field would make Accept wait for a token before it accepts the
-// next connection, the same pause as MaxConns.
+// kernel, at no cost. The frontend's connection rate (ConnRate, the
+// configuration model's connection_rate_limit, HAProxy's "rate-limit
+// sessions") is applied there too: Accept waits for a token of the
+// frontend's bucket before it accepts the next connection, the same pause
+// as MaxConns, so that connections beyond the rate wait in the kernel's
+// accept queue and are accepted later, never reset. The wait is shared by
+// the frontend's listeners, and Close ends it.
 //
 // # HTTP/3
 //
@@ -113,8 +116,11 @@ const (
 // ([github.com/lbkit/lbkit/lb/http3.Server].Limits), and a connection
 // beyond MaxConns or ClientMaxConns is refused there with QUIC's
 // CONNECTION_REFUSED instead of waiting: the difference from TCP, where
-// MaxConns pauses and only the per-client limits refuse. Refusals count
-// in LimitStats (Full for MaxConns), not in the frontend's Denied. Its
+// MaxConns pauses and only the per-client limits refuse. So is a
+// connection beyond ConnRate, when the frontend's bucket is empty: Admit
+// cannot pause the UDP socket, and a refused QUIC client may try again.
+// Refusals count in LimitStats (Full for MaxConns, ConnRateRefused for
+// ConnRate), not in the frontend's Denied. Its
 // requests then go through ReverseProxy like any other, with the same
 // per-request ClientRate check; a 429 over HTTP/3 carries no Connection
 // field, which HTTP/3 forbids.
@@ -138,6 +144,20 @@ type Limits struct {
 	// over all its listeners; beyond it, accepting pauses. Zero or
 	// negative means no limit.
 	MaxConns int
+
+	// ConnRate is the frontend's new connections per second, over all
+	// its listeners and clients (connection_rate_limit; HAProxy's
+	// "rate-limit sessions"), sustained, with ConnBurst above it. Beyond
+	// it, accepting pauses until the frontend's bucket has a token:
+	// connections wait in the kernel's accept queue, never reset (Admit,
+	// for QUIC, refuses them instead). Zero or negative, the default,
+	// means no limit.
+	ConnRate float64
+
+	// ConnBurst is the size of the frontend's token bucket for ConnRate:
+	// the connections accepted at once after a quiet time. Zero or
+	// negative means ConnRate rounded up, and at least 1.
+	ConnBurst int
 
 	// ClientMaxConns is the most connections one client may have open.
 	// Zero or negative means no limit.
@@ -167,12 +187,15 @@ type Limits struct {
 	// connection. Zero or negative means DefaultClientIdle.
 	ClientIdle time.Duration
 
-	once    sync.Once
-	slots   chan struct{} // nil without MaxConns
-	table   *clientTable  // nil without a per-client limit
-	now     func() time.Time
-	refused [numLimitReasons]atomic.Uint64
-	warned  atomic.Bool // a request without its connection (no ConnContext) was logged
+	once        sync.Once
+	slots       chan struct{} // nil without MaxConns
+	connRate    *rate.Limiter // nil without ConnRate
+	rateWaits   atomic.Uint64 // Accept calls that waited for ConnRate
+	rateRefused atomic.Uint64 // Admit calls refused for ConnRate
+	table       *clientTable  // nil without a per-client limit
+	now         func() time.Time
+	refused     [numLimitReasons]atomic.Uint64
+	warned      atomic.Bool // a request without its connection (no ConnContext) was logged
 }
 
 // limitReason says which limit refused a connection or a request.
@@ -199,6 +222,13 @@ func (l *Limits) init() {
 		if l.ClientMaxConns > 0 || l.ClientRate > 0 {
 			l.table = newClientTable(l)
 		}
+		if l.ConnRate > 0 {
+			burst := l.ConnBurst
+			if burst <= 0 {
+				burst = max(1, int(math.Ceil(l.ConnRate)))
+			}
+			l.connRate = rate.NewLimiter(rate.Limit(l.ConnRate), burst)
+		}
 	})
 }
 
@@ -224,6 +254,12 @@ type LimitStats struct {
 	// counts, and so at ClientConns). Listeners never refuse for
 	// MaxConns: they pause instead.
 	Full uint64
+	// ConnRateWaits counts the times a listener's Accept waited for a
+	// token of ConnRate before accepting: the pauses of the rate limit.
+	ConnRateWaits uint64
+	// ConnRateRefused counts connection attempts that Admit (QUIC)
+	// refused because the ConnRate bucket was empty.
+	ConnRateRefused uint64
 }
 
 // Stats returns what l refused so far and the size of its client table.
@@ -234,6 +270,9 @@ func (l *Limits) Stats() LimitStats {
 		ClientConns: l.refused[limitClientConns].Load(),
 		ClientRate:  l.refused[limitClientRate].Load(),
 		Full:        l.refused[limitMaxConns].Load(),
+
+		ConnRateWaits:   l.rateWaits.Load(),
+		ConnRateRefused: l.rateRefused.Load(),
 	}
 	if t := l.table; t != nil {
 		s.Clients = t.len()
@@ -243,7 +282,8 @@ func (l *Limits) Stats() LimitStats {
 }
 
 // Listener returns ln with the limits applied to what it accepts, for an
-// http.Server: Accept waits while MaxConns connections are open, and every
+// http.Server: Accept waits while MaxConns connections are open and for a
+// token of ConnRate, and every
 // connection counts for its client until it is closed. Connections beyond
 // a client's limits are returned all the same, marked, for ReverseProxy to
 // answer 429 (with ConnContext on the server). A TCPFrontend does this
@@ -288,7 +328,8 @@ type limitListener struct {
 	once sync.Once
 }
 
-// Accept takes a slot (MaxConns), then accepts and admits a connection.
+// Accept takes a slot (MaxConns), waits for a token (ConnRate), then
+// accepts and admits a connection.
 func (ll *limitListener) Accept() (net.Conn, error) {
 	for {
 		if ll.l.slots != nil {
@@ -297,6 +338,10 @@ func (ll *limitListener) Accept() (net.Conn, error) {
 			case <-ll.done:
 				return nil, net.ErrClosed
 			}
+		}
+		if err := ll.waitRate(); err != nil {
+			ll.l.releaseSlot()
+			return nil, err
 		}
 		c, err := ll.Listener.Accept()
 		if err != nil {
@@ -314,7 +359,34 @@ func (ll *limitListener) Accept() (net.Conn, error) {
 	}
 }
 
-// Close ends the Accept calls waiting for a slot and closes the listener.
+// waitRate waits for a token of ConnRate: it reserves one, and sleeps
+// until it is due unless the listener is closed first (then the token is
+// given back).
+func (ll *limitListener) waitRate() error {
+	lim := ll.l.connRate
+	if lim == nil {
+		return nil
+	}
+	now := ll.l.now()
+	r := lim.ReserveN(now, 1)
+	d := r.DelayFrom(now)
+	if d <= 0 {
+		return nil
+	}
+	ll.l.rateWaits.Add(1)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ll.done:
+		r.CancelAt(ll.l.now())
+		return net.ErrClosed
+	}
+}
+
+// Close ends the Accept calls waiting for a slot or a token and closes the
+// listener.
 func (ll *limitListener) Close() error {
 	ll.once.Do(func() { close(ll.done) })
 	return ll.Listener.Close()
@@ -413,7 +485,8 @@ var ErrLimited = errors.New("lb: connection limit reached")
 // ([github.com/lbkit/lbkit/lb/http3.Server].Limits calls it from quic-go's
 // hook for new connections, before their handshake). It returns an error
 // wrapping ErrLimited, and counts the refusal in [LimitStats], when
-// MaxConns connections are open or the client has ClientMaxConns open:
+// MaxConns connections are open, the client has ClientMaxConns open, or
+// ConnRate has no token left:
 // the caller refuses the connection (QUIC's CONNECTION_REFUSED). It does
 // not wait for a slot, as a listener would.
 //
@@ -433,6 +506,11 @@ func (l *Limits) Admit(ctx context.Context, remote net.Addr) (context.Context, e
 			l.refused[limitMaxConns].Add(1)
 			return ctx, fmt.Errorf("%w: %d connections open (MaxConns)", ErrLimited, l.MaxConns)
 		}
+	}
+	if l.connRate != nil && !l.connRate.AllowN(l.now(), 1) {
+		l.releaseSlot()
+		l.rateRefused.Add(1)
+		return ctx, fmt.Errorf("%w: more than %v connections per second (ConnRate)", ErrLimited, l.ConnRate)
 	}
 	lc := l.admit(nil, remote, false)
 	if lc.over != limitNone {

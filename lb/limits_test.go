@@ -559,3 +559,105 @@ func TestLimitsAdmit(t *testing.T) {
 		t.Errorf("a connection beyond MaxConns again: %v, want ErrLimited", err)
 	}
 }
+
+// TestLimitsConnRateL4 checks that connections beyond the frontend's
+// ConnRate wait in the accept queue and are served later, not closed.
+func TestLimitsConnRateL4(t *testing.T) {
+	testutil.CheckLeaks(t)
+	lim := &lb.Limits{ConnRate: 2, ConnBurst: 1}
+	fe, addr := nameFrontend(t, lim, nil)
+	if got := readName(t, dialFrom(t, "127.0.0.1", addr)); got != "a" {
+		t.Fatalf("greeting %q", got)
+	}
+	// The bucket is empty: the next two wait half a second each, from
+	// any client.
+	waiting := []net.Conn{dialFrom(t, "127.0.0.1", addr), dialFrom(t, "127.0.0.2", addr)}
+	expectQuiet(t, waiting[0], "a connection beyond ConnRate")
+	for i, c := range waiting {
+		if got := readName(t, c); got != "a" {
+			t.Fatalf("waiting connection %d: greeting %q", i, got)
+		}
+	}
+	st, ls := fe.Stats(), lim.Stats()
+	if st.ConnTotal != 3 || st.Denied != 0 {
+		t.Errorf("frontend stats: %+v, want 3 connections and none denied", st)
+	}
+	if ls.ConnRateWaits < 2 || ls.ConnRateRefused != 0 {
+		t.Errorf("limit stats: %+v, want at least 2 waits and no refusal", ls)
+	}
+}
+
+// TestLimitsConnRateL7 checks ConnRate on an http.Server's listener: the
+// request of a connection beyond the rate is answered later.
+func TestLimitsConnRateL7(t *testing.T) {
+	testutil.CheckLeaks(t)
+	lim := &lb.Limits{ConnRate: 2, ConnBurst: 1}
+	addr := startLimitedL7(t, &lb.ReverseProxy{Pool: webPool(t)}, lim, nil)
+	first := httpDial(t, "127.0.0.1", addr)
+	if resp := first.get(t); resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	waiting := httpDial(t, "127.0.0.1", addr)
+	if _, err := io.WriteString(waiting, getReq); err != nil {
+		t.Fatal(err)
+	}
+	expectQuiet(t, waiting, "a connection beyond ConnRate")
+	resp, err := http.ReadResponse(waiting.br, nil)
+	if err != nil {
+		t.Fatalf("the waiting connection: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("the waiting connection got %d", resp.StatusCode)
+	}
+	// Requests on an accepted connection are not rate limited.
+	for range 3 {
+		if resp := first.get(t); resp.StatusCode != 200 {
+			t.Fatalf("keep-alive request: status %d", resp.StatusCode)
+		}
+	}
+	if ls := lim.Stats(); ls.ConnRateWaits < 1 {
+		t.Errorf("limit stats: %+v, want a wait", ls)
+	}
+}
+
+// TestLimitsConnRateCloseEndsTheWait checks that closing a frontend ends
+// an Accept that waits for a token (nameFrontend's cleanup waits for
+// Serve to return).
+func TestLimitsConnRateCloseEndsTheWait(t *testing.T) {
+	testutil.CheckLeaks(t)
+	lim := &lb.Limits{ConnRate: 0.001, ConnBurst: 1}
+	fe, addr := nameFrontend(t, lim, nil)
+	if got := readName(t, dialFrom(t, "127.0.0.1", addr)); got != "a" {
+		t.Fatalf("greeting %q", got)
+	}
+	testutil.Eventually(t, "Accept to wait for a token", func() bool { return lim.Stats().ConnRateWaits == 1 })
+	fe.Close()
+}
+
+// TestLimitsConnRateAdmit checks that Admit, which cannot pause, refuses
+// connections beyond ConnRate and admits them again once the bucket
+// refills.
+func TestLimitsConnRateAdmit(t *testing.T) {
+	clock := newFakeClock()
+	lim := &lb.Limits{ConnRate: 1, ConnBurst: 2, MaxConns: 10}
+	lim.SetClockForTest(clock.Now)
+	a := net.UDPAddrFromAddrPort(netip.MustParseAddrPort("192.0.2.1:4000"))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for i := range 2 {
+		if _, err := lim.Admit(ctx, a); err != nil {
+			t.Fatalf("connection %d within the burst: %v", i, err)
+		}
+	}
+	if _, err := lim.Admit(ctx, a); !errors.Is(err, lb.ErrLimited) {
+		t.Fatalf("a connection beyond the burst: %v, want ErrLimited", err)
+	}
+	if s := lim.Stats(); s.ConnRateRefused != 1 || s.Conns != 2 {
+		t.Errorf("Stats() = %+v, want ConnRateRefused 1 and the refused one's slot given back", s)
+	}
+	clock.Add(time.Second)
+	if _, err := lim.Admit(ctx, a); err != nil {
+		t.Errorf("after the refill: %v", err)
+	}
+}

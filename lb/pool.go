@@ -116,14 +116,28 @@ type Pool struct {
 	// bound is ReverseProxy.ClientTimeout.
 	TunnelTimeout time.Duration
 
-	// Retries is how many times a failed connection attempt is retried, each
-	// time on another server when one is pickable (redispatch). Connection
+	// Retries is how many times a failed connection attempt is retried,
+	// on another server when one is pickable (redispatch) or on the same
+	// one, as RedispatchEvery says. Connection
 	// failures are retried (nothing was sent yet), and, at L7, requests
 	// safe to repeat (GET, HEAD, OPTIONS, TRACE or with an Idempotency-Key,
 	// without a body) whose server closed or reset the connection before
 	// the response headers ended. Zero means DefaultRetries; negative means
 	// no retry.
 	Retries int
+
+	// RedispatchEvery says which retries go to another server: every
+	// retry when it is 0 (the default) or 1; with N above 1, every Nth
+	// retry (the Nth, the 2Nth, ...) while the others retry the server
+	// that just failed, as HAProxy's "option redispatch N"; with a
+	// negative value, none: every retry is on the same server. A
+	// redispatched retry avoids every server that failed before, as long
+	// as another one is pickable. It is the configuration model's
+	// redispatch_attempt_count: unset maps to 0, its 0 ("off": retry the
+	// same server) to -1, and N to N. A retry on the same server keeps its
+	// slot (MaxConns) and its stickiness; each failed attempt counts in
+	// the server's statistics and Observers all the same.
+	RedispatchEvery int
 
 	// QueueTimeout bounds the wait for a free slot when servers are at their
 	// MaxConns. Zero means DefaultQueueTimeout.
@@ -443,6 +457,19 @@ func (p *Pool) Run(ctx context.Context) error {
 
 // The accessors below resolve the defaults of the Pool's fields, each in one
 // place.
+
+// redispatch reports whether retry n (1 for the first) goes to another
+// server (RedispatchEvery).
+func (p *Pool) redispatch(n int) bool {
+	switch e := p.RedispatchEvery; {
+	case e == 0 || e == 1:
+		return true
+	case e < 0:
+		return false
+	default:
+		return n%e == 0
+	}
+}
 
 // retries is how many times a failed connection attempt is retried: Retries
 // with its default applied, 0 for none.

@@ -66,7 +66,8 @@ const DefaultServerTimeout = 5 * time.Minute
 // limited by the http.Server's MaxHeaderBytes (net/http answers 431).
 //
 // A failed connection to a server is retried on another one (the Pool's
-// Retries; nothing was sent yet), and so is a request safe to repeat (GET,
+// Retries; nothing was sent yet; RedispatchEvery may keep some retries on
+// the same server), and so is a request safe to repeat (GET,
 // HEAD, OPTIONS, TRACE or with an Idempotency-Key, without a body) whose
 // server closed or reset the connection before the response headers
 // ended; other requests that reached a server are not sent again. Errors become 503 when no server is
@@ -152,6 +153,19 @@ type ReverseProxy struct {
 	// shared, with health checks for instance.
 	TLSClientConfig *tls.Config
 
+	// ServerHost, when set, is the Host header of the requests sent to
+	// servers, in place of the client's (the configuration model's host;
+	// HAProxy's "http-request set-header Host"), for servers that answer
+	// one virtual host only, such as an object store's website endpoint.
+	// X-Forwarded-Host still carries the client's. With Scheme "https"
+	// it is also the TLS server name sent (SNI) and verified, without its
+	// port, unless TLSClientConfig (or the configuration a NewTransport
+	// hook passes to ServerTransport) names one. It must be a valid Host
+	// value, a name or address with an optional port: net/http fails
+	// requests that carry an invalid one. Empty, the default, keeps the
+	// client's Host, and each server's address as the TLS name.
+	ServerHost string
+
 	// ServerHTTP2 makes the proxy speak HTTP/2 to servers over TLS that
 	// offer it (ALPN). False, the default, keeps HTTP/1.1 on parallel
 	// keep-alive connections, as HAProxy does without "alpn h2": Go's
@@ -213,7 +227,9 @@ type ReverseProxy struct {
 	NewTransport func(p *Pool, dial DialFunc) http.RoundTripper
 
 	// Fallback serves requests when the Pool has no pickable server. Nil
-	// means a 503 response.
+	// means a 503 response. A [FailoverHost] forwards them to another
+	// host, such as a static site (the configuration model's
+	// failover_host).
 	Fallback http.Handler
 
 	// ErrorHandler answers requests that failed. Nil means a plain-text
@@ -444,6 +460,9 @@ func (p *ReverseProxy) proxyFor(pool *Pool) *httputil.ReverseProxy {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Scheme = scheme
 			pr.Out.URL.Host = "" // set per attempt by poolTransport
+			if p.ServerHost != "" {
+				pr.Out.Host = p.ServerHost
+			}
 			dropUnderscoreHeaders(pr.Out.Header, p.DropUnderscoreHeaders)
 			dropH2CUpgrade(pr.Out.Header)
 			setForwarded(pr)
@@ -652,7 +671,7 @@ func (p *ReverseProxy) newTransport(pool *Pool, dial DialFunc) http.RoundTripper
 // documentation), or that http.Transport alone when ServerHTTP2 is set with
 // Scheme "https" or ServerH2C with Scheme "http". It dials with dial (a Pool's, as NewTransport receives
 // it), and encrypts with tlsConfig when the request's scheme is "https"
-// (nil means TLSClientConfig). NewTransport hooks use it to keep the engine
+// (nil means TLSClientConfig, with ServerHost as its name). NewTransport hooks use it to keep the engine
 // while arranging connections their own way, for instance one transport per
 // TLS server name.
 func (p *ReverseProxy) ServerTransport(dial DialFunc, tlsConfig *tls.Config) http.RoundTripper {
@@ -664,6 +683,13 @@ func (p *ReverseProxy) ServerTransport(dial DialFunc, tlsConfig *tls.Config) htt
 func (p *ReverseProxy) serverTransport(dial DialFunc, tlsConfig *tls.Config, oneShot bool) http.RoundTripper {
 	if tlsConfig == nil {
 		tlsConfig = p.TLSClientConfig
+		if p.ServerHost != "" && p.Scheme == "https" && (tlsConfig == nil || tlsConfig.ServerName == "") {
+			tlsConfig = tlsConfig.Clone()
+			if tlsConfig == nil {
+				tlsConfig = &tls.Config{}
+			}
+			tlsConfig.ServerName = hostOnly(p.ServerHost)
+		}
 	}
 	ht := p.httpTransport(dial, tlsConfig)
 	ht.DisableKeepAlives = oneShot
@@ -677,6 +703,15 @@ func (p *ReverseProxy) serverTransport(dial DialFunc, tlsConfig *tls.Config, one
 		Fallback:              ht,
 		DisableKeepAlives:     oneShot,
 	}
+}
+
+// hostOnly returns the host of a Host value: without its port, and
+// without the brackets of an IPv6 address.
+func hostOnly(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return h
+	}
+	return strings.Trim(hostport, "[]")
 }
 
 // httpTransport builds the tuned http.Transport to servers that dials with
@@ -790,13 +825,16 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		st = accessFrom(req.Context())
 	}
 	var failed *Server
+	var lease Lease
 	for attempt := 0; ; attempt++ {
-		lease, err := t.pool.Acquire(req.Context(), info)
-		if err != nil {
-			oneShot.closeIfSet()
-			return nil, err
+		if lease.Server == nil {
+			var err error
+			if lease, err = t.pool.Acquire(req.Context(), info); err != nil {
+				oneShot.closeIfSet()
+				return nil, err
+			}
+			countRedispatch(failed, lease.Server)
 		}
-		countRedispatch(failed, lease.Server)
 		if st != nil {
 			st.leased = true
 			st.rec.Backend = t.pool.Name
@@ -839,16 +877,22 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if retry {
 			countRetry(lease.Server)
 		}
-		lease.Done(Outcome{Err: err, Connect: connect, HTTP: true, Sent: body.sent()})
+		o := Outcome{Err: err, Connect: connect, HTTP: true, Sent: body.sent()}
 		if st != nil {
 			st.rec.BytesIn = body.sent()
 		}
-		if !retry {
-			oneShot.closeIfSet()
-			return nil, err
+		if retry && !t.pool.redispatch(attempt+1) {
+			lease = lease.again(o) // the same server (RedispatchEvery)
+		} else {
+			lease.Done(o)
+			if !retry {
+				oneShot.closeIfSet()
+				return nil, err
+			}
+			failed = lease.Server
+			info.Avoid = append(info.Avoid, lease.Server)
+			lease = Lease{}
 		}
-		failed = lease.Server
-		info.Avoid = append(info.Avoid, lease.Server)
 		// The transport may still hold the failed attempt's request; each
 		// attempt gets a request of its own (sharing the replayable body).
 		req = req.Clone(req.Context())

@@ -12,6 +12,10 @@ import (
 //	-maxconn N            the frontend's open connections (HAProxy's
 //	                      maxconn); beyond, accepting pauses and new
 //	                      connections wait in the kernel's queue
+//	-conn-rate R          the frontend's new connections per second
+//	                      (connection_rate_limit, HAProxy's rate-limit
+//	                      sessions), with -conn-rate-burst; beyond,
+//	                      accepting pauses as for -maxconn
 //	-client-maxconn N     one client's open connections; beyond, L4
 //	                      closes the connection, HTTP answers 429 with
 //	                      Connection: close
@@ -29,6 +33,12 @@ func newLimits(cfg *config) (*lb.Limits, error) {
 	switch {
 	case cfg.maxConn < 0:
 		return nil, fmt.Errorf("lbproxy: -maxconn %d must not be negative", cfg.maxConn)
+	case cfg.connRate < 0:
+		return nil, fmt.Errorf("lbproxy: -conn-rate %v must not be negative", cfg.connRate)
+	case cfg.connRateBurst < 0:
+		return nil, fmt.Errorf("lbproxy: -conn-rate-burst %d must not be negative", cfg.connRateBurst)
+	case cfg.connRateBurst > 0 && cfg.connRate == 0:
+		return nil, fmt.Errorf("lbproxy: -conn-rate-burst needs -conn-rate")
 	case cfg.clientMaxConn < 0:
 		return nil, fmt.Errorf("lbproxy: -client-maxconn %d must not be negative", cfg.clientMaxConn)
 	case cfg.clientRate < 0:
@@ -44,11 +54,13 @@ func newLimits(cfg *config) (*lb.Limits, error) {
 	case cfg.clientIPv6Prefix < 0 || cfg.clientIPv6Prefix > 128:
 		return nil, fmt.Errorf("lbproxy: -client-ipv6-prefix %d must be between 0 and 128", cfg.clientIPv6Prefix)
 	}
-	if cfg.maxConn == 0 && cfg.clientMaxConn == 0 && cfg.clientRate == 0 {
+	if cfg.maxConn == 0 && cfg.connRate == 0 && cfg.clientMaxConn == 0 && cfg.clientRate == 0 {
 		return nil, nil
 	}
 	return &lb.Limits{
 		MaxConns:         cfg.maxConn,
+		ConnRate:         cfg.connRate,
+		ConnBurst:        cfg.connRateBurst,
 		ClientMaxConns:   cfg.clientMaxConn,
 		ClientRate:       cfg.clientRate,
 		ClientBurst:      cfg.clientRateBurst,

@@ -203,6 +203,46 @@ func TestLBProxyMaxConn(t *testing.T) {
 	}
 }
 
+// TestLBProxyConnRate checks that a connection beyond -conn-rate waits
+// and is served later, in both kinds of modes.
+func TestLBProxyConnRate(t *testing.T) {
+	testutil.CheckLeaks(t)
+	for _, mode := range []string{"tcp", "http"} {
+		t.Run(mode, func(t *testing.T) {
+			cfg := defaultConfig()
+			cfg.mode, cfg.connRate, cfg.connRateBurst = mode, 2, 1
+			s := limitsSetup{mode: mode, l7: mode == "http"}
+			if s.l7 {
+				cfg.backends = testutil.HTTPBackend(t, "web").Addr
+			} else {
+				cfg.backends = testutil.NameServer(t, "plain").Addr
+			}
+			addr := start(t, cfg)
+			first, err := dialLimit(t, "127.0.0.1", addr, nil)
+			s.served(t, first, err, "the first connection")
+			second, _ := dialLimit(t, "127.0.0.2", addr, nil)
+			if s.l7 {
+				io.WriteString(second, "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+			}
+			second.SetReadDeadline(time.Now().Add(150 * time.Millisecond))
+			var ne net.Error
+			if n, err := second.Read(make([]byte, 1)); n != 0 || !errors.As(err, &ne) || !ne.Timeout() {
+				t.Fatalf("a connection beyond -conn-rate: read %d, %v; want it waiting", n, err)
+			}
+			second.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if s.l7 {
+				resp, err := http.ReadResponse(second.br, nil)
+				if err != nil || resp.StatusCode != 200 {
+					t.Fatalf("the waiting connection: %v, %v", resp, err)
+				}
+				resp.Body.Close()
+			} else if line, err := second.line(); err != nil || line != "plain" {
+				t.Fatalf("the waiting connection: %q, %v", line, err)
+			}
+		})
+	}
+}
+
 func TestLBProxyClientRate(t *testing.T) {
 	testutil.CheckLeaks(t)
 	cfg := defaultConfig()
@@ -295,6 +335,9 @@ func TestLBProxyRejectsBadLimits(t *testing.T) {
 	for _, args := range [][]string{
 		{"-maxconn", "-1"},
 		{"-client-maxconn", "-1"},
+		{"-conn-rate", "-1"},
+		{"-conn-rate-burst", "5"},
+		{"-conn-rate", "1", "-conn-rate-burst", "-1"},
 		{"-client-rate", "-1"},
 		{"-client-rate-burst", "5"},
 		{"-client-rate", "1", "-client-rate-burst", "-1"},

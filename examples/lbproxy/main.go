@@ -32,6 +32,16 @@
 // -access-log json|haproxy asks for an access log (to stderr,
 // -access-log-file or -access-log-syslog; see accesslog.go).
 //
+// -failover-host HOST (http modes; the configuration model's
+// failover_host) forwards the requests that find no server up to HOST, a
+// static site for instance, with HOST as their Host header, instead of
+// answering 503: lb.FailoverHost as the proxy's Fallback.
+//
+// -backend-host HOST (the configuration model's host) is the Host header
+// of the requests sent to the servers in the http modes, and the TLS name
+// (SNI, and the name verified) in the bridge modes unless
+// -backend-server-name gives one.
+//
 // -h2c (http mode) also serves HTTP/2 with prior knowledge (h2c) on the
 // plain listener; -backend-h2c speaks h2c to servers that speak only that.
 // HTTP/2 to clients, over TLS or h2c, passes lb.ConfigureHTTP2's checks;
@@ -44,14 +54,15 @@
 // Alt-Svc: h3=":PORT" to the HTTPS responses so that browsers find it.
 // 0-RTT stays off. See http3.go.
 //
-// -maxconn N bounds the frontend's open connections: beyond it, accepting
-// pauses and new connections wait in the kernel's queue. -client-maxconn N
+// -maxconn N bounds the frontend's open connections, and -conn-rate R
+// (-conn-rate-burst B) its new connections per second: beyond them,
+// accepting pauses and new connections wait in the kernel's queue. -client-maxconn N
 // and -client-rate R (-client-rate-burst B) bound each client address's
 // open connections and its requests (HTTP) or connections (L4) per
 // second: over them HTTP answers 429 and L4 closes the connection. All are
 // off by default; see limits.go. With -http3 they apply to QUIC
 // connections too, which count with the TCP ones: a QUIC connection beyond
-// -maxconn or -client-maxconn is refused before its handshake
+// -maxconn, -conn-rate or -client-maxconn is refused before its handshake
 // (CONNECTION_REFUSED), as a UDP socket has no accept queue to pause.
 //
 // -admin ADDR (keep it on loopback, e.g. 127.0.0.1:9100) serves /healthz
@@ -64,7 +75,7 @@
 //
 // run builds the stack in the order a connection meets it: the listener,
 // PROXY protocol reception, TLS, accept-time ACLs, the accept-path limits
-// (-maxconn, -client-maxconn, -client-rate; see limits.go), the pool with its health
+// (-maxconn, -conn-rate, -client-maxconn, -client-rate; see limits.go), the pool with its health
 // checks and stickiness, the proxy (HTTP) or connection chain (TCP), and
 // serves it. The other files hold the parsing of each capability's flags.
 package main
@@ -116,6 +127,7 @@ type config struct {
 	requestTimeout, clientTimeout, minBodyRateGrace time.Duration
 	minBodyRate                                     int
 	retries, maxConns, gcPercent                    int
+	redispatchEvery                                 int
 	verbose                                         bool
 	dropUnderscoreHeaders                           bool
 	maxHeaderCount                                  int
@@ -142,6 +154,7 @@ type config struct {
 	backendCA, backendServerName string
 	backendInsecure, backendH2   bool
 	backendSNI                   bool
+	backendHost                  string
 	sniRoutes                    string
 	hsts                         int
 
@@ -151,11 +164,16 @@ type config struct {
 	// cleartext HTTP/2
 	h2c, h2Only, backendH2C bool
 
+	// the backend's failover host (HTTP modes)
+	failoverHost string
+
 	// access log
 	accessLog, accessLogFile, accessLogSyslog, accessLogSyslogFormat string
 
 	// accept-path limits
 	maxConn, clientMaxConn           int
+	connRate                         float64
+	connRateBurst                    int
 	clientRate                       float64
 	clientRateBurst, clientTableSize int
 	clientIdle                       time.Duration
@@ -188,6 +206,7 @@ func newConfig(fs *flag.FlagSet) *config {
 	fs.IntVar(&c.minBodyRate, "min-body-rate", lb.DefaultMinBodyRate, "http modes: lowest average rate of a request body, in bytes/s of waiting, once -min-body-rate-grace is spent; a slower client gets 408 (0: none)")
 	fs.DurationVar(&c.minBodyRateGrace, "min-body-rate-grace", lb.DefaultMinBodyRateGrace, "http modes: wait for a request body that -min-body-rate does not count (0: none)")
 	fs.IntVar(&c.retries, "retries", lb.DefaultRetries, "failed connection attempts retried on another server, and HTTP requests safe to repeat (GET, HEAD, OPTIONS, TRACE, no body) whose server reset the connection before answering (0: none)")
+	fs.IntVar(&c.redispatchEvery, "redispatch-every", 0, "which -retries go to another server, as redispatch_attempt_count and HAProxy's option redispatch N: 0 or 1 every retry, N every Nth retry (the others retry the server that failed), negative none")
 	fs.IntVar(&c.maxConns, "max-conns", 0, "per-server limit of connections or requests in flight (0: none); beyond it work queues")
 	fs.IntVar(&c.gcPercent, "gc-percent", 400, "garbage collection target percentage, as GOGC (0: the runtime's default); GOGC in the environment wins")
 	fs.BoolVar(&c.verbose, "v", false, "log per-connection events")
@@ -205,6 +224,8 @@ func newConfig(fs *flag.FlagSet) *config {
 	fs.StringVar(&c.deny, "deny", "", "comma-separated client networks (CIDR) refused; checked before -allow")
 
 	fs.IntVar(&c.maxConn, "maxconn", 0, "the frontend's open connections (0: no limit); beyond it accepting pauses and new connections wait in the kernel's queue, while -http3 refuses new QUIC connections (not -max-conns, per server)")
+	fs.Float64Var(&c.connRate, "conn-rate", 0, "the frontend's new connections per second, as connection_rate_limit and HAProxy's rate-limit sessions (0: no limit); beyond it accepting pauses and new connections wait in the kernel's queue, never reset, while -http3 refuses new QUIC connections")
+	fs.IntVar(&c.connRateBurst, "conn-rate-burst", 0, "connections the frontend may accept at once above -conn-rate (0: -conn-rate rounded up)")
 	fs.IntVar(&c.clientMaxConn, "client-maxconn", 0, "one client address's open connections (0: no limit); beyond it tcp modes close the connection, http modes answer 429 and close, -http3 refuses the QUIC connection")
 	fs.Float64Var(&c.clientRate, "client-rate", 0, "one client address's requests (http modes) or connections (tcp modes) per second (0: no limit); beyond it 429 with Retry-After, or the connection is closed")
 	fs.IntVar(&c.clientRateBurst, "client-rate-burst", 0, "requests or connections a client may make at once above -client-rate (0: -client-rate rounded up)")
@@ -226,11 +247,13 @@ func newConfig(fs *flag.FlagSet) *config {
 	fs.BoolVar(&c.backendInsecure, "backend-insecure", false, "bridge modes: do not verify the servers' certificates")
 	fs.BoolVar(&c.backendH2, "backend-h2", false, "https-bridge: speak HTTP/2 to servers that offer it (default HTTP/1.1)")
 	fs.StringVar(&c.backendServerName, "backend-server-name", "", "bridge modes: server name to send and verify (default: each server's host)")
+	fs.StringVar(&c.backendHost, "backend-host", "", "http and bridge modes: the Host header (http modes) and TLS server name (bridge modes, unless -backend-server-name) sent to the servers, as the configuration model's host (empty: the client's Host, and each server's address as the TLS name)")
 	fs.BoolVar(&c.backendSNI, "backend-sni", false, "bridge modes: send and verify the client's SNI")
 	fs.IntVar(&c.hsts, "hsts", 0, "https modes: Strict-Transport-Security max-age in seconds, e.g. 31536000 (0: no header); a server's own header is kept")
 	fs.BoolVar(&c.http3, "http3", false, "https modes: also serve HTTP/3 (QUIC) on the UDP port of -listen, with the same certificates, and announce it to HTTPS clients (Alt-Svc); 0-RTT stays off")
 	fs.BoolVar(&c.h2c, "h2c", false, "http mode: also serve cleartext HTTP/2 to clients with prior knowledge (h2c); \"Upgrade: h2c\" stays refused")
 	fs.BoolVar(&c.h2Only, "h2-only", false, "http, https and https-bridge modes: serve HTTP/2 only, as HAProxy's \"proto h2\" (http mode: h2c, needs -h2c; https modes: ALPN h2); other clients are refused")
+	fs.StringVar(&c.failoverHost, "failover-host", "", "http modes: when no server is up, forward requests to this host (failover_host: name, name:port, http:// or https:// URL without a path) with its name as Host, instead of answering 503 (empty: 503)")
 	fs.BoolVar(&c.backendH2C, "backend-h2c", false, "http and https modes: speak cleartext HTTP/2 with prior knowledge (h2c) to the servers, for servers that speak only that (default HTTP/1.1)")
 	fs.StringVar(&c.sniRoutes, "sni-route", "", "tls-passthrough: comma-separated SNI routes NAME=ADDR (NAME may be *.domain); others go to -backends")
 
@@ -350,6 +373,26 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 	limits, err := newLimits(cfg) // nil: no limit
 	if err != nil {
 		return err
+	}
+	if cfg.backendHost != "" {
+		if !l7 && !bridge {
+			return fmt.Errorf("lbproxy: -backend-host needs an http or bridge mode, not %q", cfg.mode)
+		}
+		if !validBackendHost(cfg.backendHost) {
+			return fmt.Errorf("lbproxy: -backend-host %q is not a host name or address with an optional port", cfg.backendHost)
+		}
+		if cfg.backendSNI {
+			return errors.New("lbproxy: -backend-host and -backend-sni both name the servers' TLS name: choose one")
+		}
+	}
+	var failover *lb.FailoverHost
+	if cfg.failoverHost != "" {
+		if !l7 {
+			return fmt.Errorf("lbproxy: -failover-host needs an http mode, not %q", cfg.mode)
+		}
+		if failover, err = lb.NewFailoverHost(cfg.failoverHost, nil, logger); err != nil {
+			return err
+		}
 	}
 	var token string
 	if cfg.admin != "" {
@@ -475,7 +518,7 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 		}
 	}
 	up := tlsmode.Upstream{
-		ServerName:         cfg.backendServerName,
+		ServerName:         cmp.Or(cfg.backendServerName, hostOnly(cfg.backendHost)),
 		UseClientSNI:       cfg.backendSNI,
 		InsecureSkipVerify: cfg.backendInsecure,
 		HTTP2:              cfg.backendH2,
@@ -512,12 +555,13 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 		retries = -1 // the Pool's "no retry"
 	}
 	pool := &lb.Pool{
-		Name:           "backend",
-		Balancer:       algo,
-		ConnectTimeout: cfg.connectTimeout,
-		Retries:        retries,
-		ProxyHeader:    sendProxy,
-		Logger:         logger,
+		Name:            "backend",
+		Balancer:        algo,
+		ConnectTimeout:  cfg.connectTimeout,
+		Retries:         retries,
+		RedispatchEvery: cfg.redispatchEvery,
+		ProxyHeader:     sendProxy,
+		Logger:          logger,
 	}
 	if !l7 {
 		pool.TunnelTimeout = cfg.timeout
@@ -560,6 +604,10 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 		if accessLog != nil {
 			proxy.AccessLog = accessLog
 		}
+		if failover != nil {
+			proxy.Fallback = failover
+		}
+		proxy.ServerHost = cfg.backendHost
 		if cfg.mode == "https-bridge" {
 			up.BridgeHTTP(proxy)
 		}
