@@ -3,7 +3,6 @@ package lb_test
 import (
 	"crypto/tls"
 	"net"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -80,18 +79,7 @@ func TestFailoverHostDown(t *testing.T) {
 func TestFailoverHostHTTPS(t *testing.T) {
 	testutil.CheckLeaks(t)
 	ca := testutil.NewCA(t)
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", ca.ServerConfig(t, "localhost"))
-	must(t, err)
-	seen := make(chan [2]string, 1)
-	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case seen <- [2]string{r.TLS.ServerName, r.Host}:
-		default:
-		}
-		w.Write([]byte("secure site\n"))
-	})}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
+	ln, seen := startNamedTLS(t, ca, "localhost", "secure site\n", 1)
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 
 	pool := &lb.Pool{Name: "web"}

@@ -2,6 +2,7 @@ package lb_test
 
 import (
 	"crypto/tls"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -42,18 +43,7 @@ func TestServerHost(t *testing.T) {
 func TestServerHostTLS(t *testing.T) {
 	testutil.CheckLeaks(t)
 	ca := testutil.NewCA(t)
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", ca.ServerConfig(t, "site.test"))
-	must(t, err)
-	seen := make(chan [2]string, 4)
-	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case seen <- [2]string{r.TLS.ServerName, r.Host}:
-		default:
-		}
-		w.Write([]byte("site\n"))
-	})}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
+	ln, seen := startNamedTLS(t, ca, "site.test", "site\n", 4)
 	pool := &lb.Pool{Name: "web"}
 	must(t, pool.Update([]lb.Server{{Name: "a", Addr: ln.Addr().String()}}))
 	c := client()
@@ -76,4 +66,24 @@ func TestServerHostTLS(t *testing.T) {
 	if got := <-seen; got != [2]string{"site.test", "site.test:8443"} {
 		t.Errorf("SNI and Host %q, want site.test, site.test:8443", got)
 	}
+}
+
+// startNamedTLS serves HTTPS on 127.0.0.1 with a certificate of ca for
+// name, answering body; each request's SNI and Host go to the returned
+// channel (of size n, extra ones dropped).
+func startNamedTLS(t *testing.T, ca *testutil.CA, name, body string, n int) (net.Listener, <-chan [2]string) {
+	t.Helper()
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", ca.ServerConfig(t, name))
+	must(t, err)
+	seen := make(chan [2]string, n)
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case seen <- [2]string{r.TLS.ServerName, r.Host}:
+		default:
+		}
+		w.Write([]byte(body))
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln, seen
 }
