@@ -163,83 +163,60 @@ func TestLBProxyClientMaxConnInEveryMode(t *testing.T) {
 	}
 }
 
-func TestLBProxyMaxConn(t *testing.T) {
+// TestLBProxyAcceptWaits checks that a connection beyond -maxconn or
+// -conn-rate waits, neither served nor closed, and is served once the
+// first connection closes (-maxconn) or a token comes (-conn-rate at 2/s,
+// burst 1), in both kinds of modes.
+func TestLBProxyAcceptWaits(t *testing.T) {
 	testutil.CheckLeaks(t)
-	for _, mode := range []string{"tcp", "http"} {
-		t.Run(mode, func(t *testing.T) {
-			cfg := defaultConfig()
-			cfg.mode, cfg.maxConn = mode, 1
-			s := limitsSetup{mode: mode, l7: mode == "http"}
-			if s.l7 {
-				cfg.backends = testutil.HTTPBackend(t, "web").Addr
-			} else {
-				cfg.backends = testutil.NameServer(t, "plain").Addr
-			}
-			addr := start(t, cfg)
-			first, err := dialLimit(t, "127.0.0.1", addr, nil)
-			s.served(t, first, err, "the first connection")
-			second, _ := dialLimit(t, "127.0.0.2", addr, nil)
-			if s.l7 {
-				io.WriteString(second, "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
-			}
-			// The second waits: nothing arrives, and it is not closed.
-			second.SetReadDeadline(time.Now().Add(150 * time.Millisecond))
-			var ne net.Error
-			if n, err := second.Read(make([]byte, 1)); n != 0 || !errors.As(err, &ne) || !ne.Timeout() {
-				t.Fatalf("a connection beyond -maxconn: read %d, %v; want it waiting", n, err)
-			}
-			second.SetReadDeadline(time.Now().Add(10 * time.Second))
-			first.Close()
-			if s.l7 {
-				resp, err := http.ReadResponse(second.br, nil)
-				if err != nil || resp.StatusCode != 200 {
-					t.Fatalf("the waiting connection: %v, %v", resp, err)
-				}
-				resp.Body.Close()
-			} else if line, err := second.line(); err != nil || line != "plain" {
-				t.Fatalf("the waiting connection: %q, %v", line, err)
-			}
-		})
+	limits := []struct {
+		name  string
+		set   func(*config)
+		close bool // the first connection must close for the second to be served
+	}{
+		{"maxconn", func(c *config) { c.maxConn = 1 }, true},
+		{"conn-rate", func(c *config) { c.connRate, c.connRateBurst = 2, 1 }, false},
 	}
-}
-
-// TestLBProxyConnRate checks that a connection beyond -conn-rate waits
-// and is served later, in both kinds of modes.
-func TestLBProxyConnRate(t *testing.T) {
-	testutil.CheckLeaks(t)
-	for _, mode := range []string{"tcp", "http"} {
-		t.Run(mode, func(t *testing.T) {
-			cfg := defaultConfig()
-			cfg.mode, cfg.connRate, cfg.connRateBurst = mode, 2, 1
-			s := limitsSetup{mode: mode, l7: mode == "http"}
-			if s.l7 {
-				cfg.backends = testutil.HTTPBackend(t, "web").Addr
-			} else {
-				cfg.backends = testutil.NameServer(t, "plain").Addr
-			}
-			addr := start(t, cfg)
-			first, err := dialLimit(t, "127.0.0.1", addr, nil)
-			s.served(t, first, err, "the first connection")
-			second, _ := dialLimit(t, "127.0.0.2", addr, nil)
-			if s.l7 {
-				io.WriteString(second, "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
-			}
-			second.SetReadDeadline(time.Now().Add(150 * time.Millisecond))
-			var ne net.Error
-			if n, err := second.Read(make([]byte, 1)); n != 0 || !errors.As(err, &ne) || !ne.Timeout() {
-				t.Fatalf("a connection beyond -conn-rate: read %d, %v; want it waiting", n, err)
-			}
-			second.SetReadDeadline(time.Now().Add(10 * time.Second))
-			if s.l7 {
-				resp, err := http.ReadResponse(second.br, nil)
-				if err != nil || resp.StatusCode != 200 {
-					t.Fatalf("the waiting connection: %v, %v", resp, err)
+	for _, lim := range limits {
+		for _, mode := range []string{"tcp", "http"} {
+			t.Run(lim.name+"/"+mode, func(t *testing.T) {
+				cfg := defaultConfig()
+				cfg.mode = mode
+				lim.set(cfg)
+				s := limitsSetup{mode: mode, l7: mode == "http"}
+				if s.l7 {
+					cfg.backends = testutil.HTTPBackend(t, "web").Addr
+				} else {
+					cfg.backends = testutil.NameServer(t, "plain").Addr
 				}
-				resp.Body.Close()
-			} else if line, err := second.line(); err != nil || line != "plain" {
-				t.Fatalf("the waiting connection: %q, %v", line, err)
-			}
-		})
+				addr := start(t, cfg)
+				first, err := dialLimit(t, "127.0.0.1", addr, nil)
+				s.served(t, first, err, "the first connection")
+				second, _ := dialLimit(t, "127.0.0.2", addr, nil)
+				if s.l7 {
+					io.WriteString(second, "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+				}
+				// The second waits: nothing arrives, and it is not closed.
+				second.SetReadDeadline(time.Now().Add(150 * time.Millisecond))
+				var ne net.Error
+				if n, err := second.Read(make([]byte, 1)); n != 0 || !errors.As(err, &ne) || !ne.Timeout() {
+					t.Fatalf("a connection beyond -%s: read %d, %v; want it waiting", lim.name, n, err)
+				}
+				second.SetReadDeadline(time.Now().Add(10 * time.Second))
+				if lim.close {
+					first.Close()
+				}
+				if s.l7 {
+					resp, err := http.ReadResponse(second.br, nil)
+					if err != nil || resp.StatusCode != 200 {
+						t.Fatalf("the waiting connection: %v, %v", resp, err)
+					}
+					resp.Body.Close()
+				} else if line, err := second.line(); err != nil || line != "plain" {
+					t.Fatalf("the waiting connection: %q, %v", line, err)
+				}
+			})
+		}
 	}
 }
 
