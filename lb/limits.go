@@ -1,6 +1,7 @@
 package lb
 
 import (
+	"container/list"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -640,20 +641,20 @@ type clientTable struct {
 // clientShard is a part of the table with its lock, its map and its list
 // of entries from the most to the least recently used.
 type clientShard struct {
-	mu         sync.Mutex
-	m          map[netip.Addr]*clientEntry
-	head, tail *clientEntry
-	_          cacheLinePad
+	mu  sync.Mutex
+	m   map[netip.Addr]*clientEntry
+	lru list.List // of *clientEntry, the most recently used first
+	_   cacheLinePad
 }
 
 // clientEntry is one client's state. conns, last and the links are
 // guarded by the shard's lock; limiter has its own.
 type clientEntry struct {
-	key        netip.Addr
-	conns      int64
-	last       time.Time // when the client was last seen
-	limiter    *rate.Limiter
-	prev, next *clientEntry
+	key     netip.Addr
+	conns   int64
+	last    time.Time // when the client was last seen
+	limiter *rate.Limiter
+	elem    *list.Element // in the shard's lru
 }
 
 func newClientTable(l *Limits) *clientTable {
@@ -773,7 +774,7 @@ func (t *clientTable) close(e *clientEntry, now time.Time) {
 func (t *clientTable) getLocked(s *clientShard, key netip.Addr, now time.Time) *clientEntry {
 	if e := s.m[key]; e != nil {
 		e.last = now
-		s.moveToFront(e)
+		s.lru.MoveToFront(e.elem)
 		return e
 	}
 	// From the least recently used end: expired entries go, and the
@@ -781,17 +782,17 @@ func (t *clientTable) getLocked(s *clientShard, key netip.Addr, now time.Time) *
 	// open connections are in use: they move to the front, out of the
 	// way of the next scans.
 	var victim *clientEntry
-	for i, e := 0, s.tail; e != nil && i < evictScan; i++ {
-		prev := e.prev
+	for i, el := 0, s.lru.Back(); el != nil && i < evictScan; i++ {
+		prev, e := el.Prev(), el.Value.(*clientEntry)
 		switch {
 		case e.conns > 0:
-			s.moveToFront(e)
+			s.lru.MoveToFront(el)
 		case now.Sub(e.last) > t.idle:
 			s.remove(e)
 		case victim == nil:
 			victim = e
 		}
-		e = prev
+		el = prev
 	}
 	if len(s.m) >= t.perShard {
 		if victim == nil {
@@ -804,45 +805,12 @@ func (t *clientTable) getLocked(s *clientShard, key netip.Addr, now time.Time) *
 		e.limiter = rate.NewLimiter(t.rate, t.burst)
 	}
 	s.m[key] = e
-	s.pushFront(e)
+	e.elem = s.lru.PushFront(e)
 	return e
 }
 
-func (s *clientShard) pushFront(e *clientEntry) {
-	e.prev, e.next = nil, s.head
-	if s.head != nil {
-		s.head.prev = e
-	}
-	s.head = e
-	if s.tail == nil {
-		s.tail = e
-	}
-}
-
-func (s *clientShard) unlink(e *clientEntry) {
-	if e.prev != nil {
-		e.prev.next = e.next
-	} else {
-		s.head = e.next
-	}
-	if e.next != nil {
-		e.next.prev = e.prev
-	} else {
-		s.tail = e.prev
-	}
-	e.prev, e.next = nil, nil
-}
-
-func (s *clientShard) moveToFront(e *clientEntry) {
-	if s.head == e {
-		return
-	}
-	s.unlink(e)
-	s.pushFront(e)
-}
-
 func (s *clientShard) remove(e *clientEntry) {
-	s.unlink(e)
+	s.lru.Remove(e.elem)
 	delete(s.m, e.key)
 }
 

@@ -1,6 +1,7 @@
 package sticky
 
 import (
+	"container/list"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -110,8 +111,7 @@ type ipKey [16]byte
 type ipShard struct {
 	mu      sync.Mutex
 	m       map[ipKey]*ipEntry
-	head    *ipEntry // most recently used
-	tail    *ipEntry // least recently used
+	lru     list.List // of *ipEntry, the most recently used first
 	max     int
 	expired uint64 // entries dropped on expiry
 	evicted uint64 // entries dropped to make room
@@ -119,11 +119,11 @@ type ipShard struct {
 }
 
 type ipEntry struct {
-	key        ipKey
-	server     string
-	moved      string // the previous server, until the next response or hit
-	expires    time.Time
-	prev, next *ipEntry
+	key     ipKey
+	server  string
+	moved   string // the previous server, until the next response or hit
+	expires time.Time
+	elem    *list.Element // in the shard's lru
 }
 
 func (t *SourceIP) init() {
@@ -343,65 +343,35 @@ func (t *SourceIP) Forget(client netip.Addr) {
 }
 
 // insert adds an entry for k at the front, making room first: expired
-// entries at the tail go, then the least recently used one, whose entry is
-// reused.
+// entries at the tail go, then the least recently used one, whose entry
+// and list element are reused.
 func (sh *ipShard) insert(k ipKey, now time.Time) *ipEntry {
-	for sh.tail != nil && !now.Before(sh.tail.expires) {
-		sh.remove(sh.tail)
+	for el := sh.lru.Back(); el != nil && !now.Before(el.Value.(*ipEntry).expires); el = sh.lru.Back() {
+		sh.remove(el.Value.(*ipEntry))
 		sh.expired++
 	}
 	var e *ipEntry
-	if len(sh.m) >= sh.max && sh.tail != nil {
-		e = sh.tail
-		sh.remove(e)
+	if el := sh.lru.Back(); len(sh.m) >= sh.max && el != nil {
+		e = el.Value.(*ipEntry)
+		delete(sh.m, e.key)
 		sh.evicted++
-		*e = ipEntry{}
+		*e = ipEntry{elem: el}
+		sh.lru.MoveToFront(el)
 	} else {
 		e = new(ipEntry)
+		e.elem = sh.lru.PushFront(e)
 	}
 	e.key = k
 	sh.m[k] = e
-	sh.pushFront(e)
 	return e
 }
 
 func (sh *ipShard) remove(e *ipEntry) {
 	delete(sh.m, e.key)
-	sh.unlink(e)
+	sh.lru.Remove(e.elem)
 }
 
-func (sh *ipShard) unlink(e *ipEntry) {
-	if e.prev != nil {
-		e.prev.next = e.next
-	} else {
-		sh.head = e.next
-	}
-	if e.next != nil {
-		e.next.prev = e.prev
-	} else {
-		sh.tail = e.prev
-	}
-	e.prev, e.next = nil, nil
-}
-
-func (sh *ipShard) pushFront(e *ipEntry) {
-	e.next = sh.head
-	if sh.head != nil {
-		sh.head.prev = e
-	}
-	sh.head = e
-	if sh.tail == nil {
-		sh.tail = e
-	}
-}
-
-func (sh *ipShard) toFront(e *ipEntry) {
-	if sh.head == e {
-		return
-	}
-	sh.unlink(e)
-	sh.pushFront(e)
-}
+func (sh *ipShard) toFront(e *ipEntry) { sh.lru.MoveToFront(e.elem) }
 
 var (
 	_ lb.Affinity         = (*SourceIP)(nil)
