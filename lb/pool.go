@@ -474,13 +474,7 @@ func (p *Pool) redispatch(n int) bool {
 // retries is how many times a failed connection attempt is retried: Retries
 // with its default applied, 0 for none.
 func (p *Pool) retries() int {
-	switch {
-	case p.Retries == 0:
-		return DefaultRetries
-	case p.Retries < 0:
-		return 0
-	}
-	return p.Retries
+	return withDefault(p.Retries, DefaultRetries)
 }
 
 func (p *Pool) connectTimeout() time.Duration {
@@ -492,13 +486,7 @@ func (p *Pool) connectTimeout() time.Duration {
 
 // tunnelTimeout is TunnelTimeout with its default applied, 0 for never.
 func (p *Pool) tunnelTimeout() time.Duration {
-	switch {
-	case p.TunnelTimeout == 0:
-		return DefaultTunnelTimeout
-	case p.TunnelTimeout < 0:
-		return 0
-	}
-	return p.TunnelTimeout
+	return withDefault(p.TunnelTimeout, DefaultTunnelTimeout)
 }
 
 func (p *Pool) queueTimeout() time.Duration {
@@ -513,4 +501,16 @@ func (p *Pool) logger() *slog.Logger {
 		return p.Logger
 	}
 	return slog.Default()
+}
+
+// withDefault applies lb's convention for numeric settings: zero means
+// def, negative means none (0).
+func withDefault[T ~int | ~int64](v, def T) T {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return 0
+	}
+	return v
 }

@@ -72,13 +72,7 @@ func (p *ReverseProxy) admit(w http.ResponseWriter, r *http.Request) bool {
 // maxHeaderCount is MaxHeaderCount with its default applied; 0 means no
 // limit.
 func (p *ReverseProxy) maxHeaderCount() int {
-	switch {
-	case p.MaxHeaderCount < 0:
-		return 0
-	case p.MaxHeaderCount == 0:
-		return DefaultMaxHeaderCount
-	}
-	return p.MaxHeaderCount
+	return withDefault(p.MaxHeaderCount, DefaultMaxHeaderCount)
 }
 
 // headerCount counts the header fields of r as they were received: its

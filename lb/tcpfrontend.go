@@ -256,13 +256,7 @@ func (s *TCPFrontend) ActiveConns() int {
 
 // handshakeTimeout is HandshakeTimeout with its default applied, 0 for none.
 func (s *TCPFrontend) handshakeTimeout() time.Duration {
-	switch {
-	case s.HandshakeTimeout == 0:
-		return DefaultHandshakeTimeout
-	case s.HandshakeTimeout < 0:
-		return 0
-	}
-	return s.HandshakeTimeout
+	return withDefault(s.HandshakeTimeout, DefaultHandshakeTimeout)
 }
 
 func (s *TCPFrontend) logger() *slog.Logger {
