@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -101,7 +100,7 @@ func (p *ReverseProxy) guardClient(w http.ResponseWriter, r *http.Request) (http
 		return w, r
 	}
 	timeout, rate, grace := p.clientTimeout(), p.minBodyRate(), p.minBodyRateGrace()
-	if isGRPC(r) {
+	if IsGRPC(r) {
 		timeout, rate = p.poolOf(r).tunnelTimeout(), 0
 	}
 	if timeout <= 0 && rate <= 0 {
@@ -169,11 +168,6 @@ func slackFor(timeout, grace time.Duration) int64 {
 		b = grace
 	}
 	return int64(min(max(b/8, time.Millisecond), time.Second))
-}
-
-func isGRPC(r *http.Request) bool {
-	ct := r.Header["Content-Type"]
-	return len(ct) > 0 && strings.HasPrefix(ct[0], "application/grpc")
 }
 
 // poolOf is the Pool that serves r.
@@ -357,33 +351,15 @@ func (p *ReverseProxy) clientTimedOut(w http.ResponseWriter, r *http.Request, g 
 
 // clientTimeout is ClientTimeout with its default applied, 0 for none.
 func (p *ReverseProxy) clientTimeout() time.Duration {
-	switch {
-	case p.ClientTimeout == 0:
-		return DefaultClientTimeout
-	case p.ClientTimeout < 0:
-		return 0
-	}
-	return p.ClientTimeout
+	return withDefault(p.ClientTimeout, DefaultClientTimeout)
 }
 
 // minBodyRate is MinBodyRate with its default applied, 0 for none.
 func (p *ReverseProxy) minBodyRate() int64 {
-	switch {
-	case p.MinBodyRate == 0:
-		return DefaultMinBodyRate
-	case p.MinBodyRate < 0:
-		return 0
-	}
-	return int64(p.MinBodyRate)
+	return int64(withDefault(p.MinBodyRate, DefaultMinBodyRate))
 }
 
 // minBodyRateGrace is MinBodyRateGrace with its default applied.
 func (p *ReverseProxy) minBodyRateGrace() time.Duration {
-	switch {
-	case p.MinBodyRateGrace == 0:
-		return DefaultMinBodyRateGrace
-	case p.MinBodyRateGrace < 0:
-		return 0
-	}
-	return p.MinBodyRateGrace
+	return withDefault(p.MinBodyRateGrace, DefaultMinBodyRateGrace)
 }

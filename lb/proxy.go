@@ -347,12 +347,7 @@ func (p *ReverseProxy) serve(w http.ResponseWriter, r *http.Request) {
 	if !p.admit(w, r) {
 		return
 	}
-	pool := p.Pool
-	if p.Route != nil {
-		if rp := p.Route(r); rp != nil {
-			pool = rp
-		}
-	}
+	pool := p.poolOf(r)
 	if pool == nil || len(pool.Snapshot().Servers) == 0 {
 		if p.traced() {
 			if st := accessFrom(r.Context()); st != nil && pool != nil {
