@@ -142,14 +142,17 @@ const (
 // per-client limit is set.
 type Limits struct {
 	// MaxConns is the most connections the frontend keeps open at once,
-	// over all its listeners; beyond it, accepting pauses. Zero or
-	// negative means no limit.
+	// over all its listeners; beyond it, accepting pauses: each listener
+	// holds the one connection it accepted until a slot frees, the others
+	// wait in the kernel's queue, and none is reset. Zero or negative
+	// means no limit.
 	MaxConns int
 
 	// ConnRate is the frontend's new connections per second, over all
 	// its listeners and clients (connection_rate_limit; HAProxy's
 	// "rate-limit sessions"), sustained, with ConnBurst above it. Beyond
-	// it, accepting pauses until the frontend's bucket has a token:
+	// it, accepting pauses until the frontend's bucket has a token (each
+	// listener holds the one connection it accepted meanwhile):
 	// connections wait in the kernel's accept queue, never reset (Admit,
 	// for QUIC, refuses them instead). Zero or negative, the default,
 	// means no limit.
@@ -192,6 +195,7 @@ type Limits struct {
 	slots       chan struct{} // nil without MaxConns
 	connRate    *rate.Limiter // nil without ConnRate
 	rateWaits   atomic.Uint64 // Accept calls that waited for ConnRate
+	held        atomic.Int32  // Accept calls waiting for a slot or a token now
 	rateRefused atomic.Uint64 // Admit calls refused for ConnRate
 	table       *clientTable  // nil without a per-client limit
 	now         func() time.Time
@@ -255,13 +259,21 @@ type LimitStats struct {
 	// counts, and so at ClientConns). Listeners never refuse for
 	// MaxConns: they pause instead.
 	Full uint64
-	// ConnRateWaits counts the times a listener's Accept waited for a
-	// token of ConnRate before accepting: the pauses of the rate limit.
+	// ConnRateWaits counts the times a listener's accepted connection
+	// waited for a token of ConnRate: the pauses of the rate limit.
 	ConnRateWaits uint64
 	// ConnRateRefused counts connection attempts that Admit (QUIC)
 	// refused because the ConnRate bucket was empty.
 	ConnRateRefused uint64
 }
+
+// Holding reports whether a listener of l is holding back connections
+// now, on purpose: an accepted connection waits for one of the MaxConns
+// slots or for a token of ConnRate, and new ones wait in the kernel's
+// queue behind it. A
+// health check that connects to the frontend should not count a slow
+// accept against it then.
+func (l *Limits) Holding() bool { return l.held.Load() > 0 }
 
 // Stats returns what l refused so far and the size of its client table.
 func (l *Limits) Stats() LimitStats {
@@ -329,24 +341,20 @@ type limitListener struct {
 	once sync.Once
 }
 
-// Accept takes a slot (MaxConns), waits for a token (ConnRate), then
-// accepts and admits a connection.
+// Accept accepts a connection, then takes one of the MaxConns slots and a
+// token of ConnRate for it, waiting for them while the connection waits
+// unanswered (as it would in the kernel's queue), and admits it. Taking
+// them only for an accepted connection keeps an idle listener from
+// holding a slot or a token that another listener of the frontend, or
+// Admit (QUIC), needs.
 func (ll *limitListener) Accept() (net.Conn, error) {
 	for {
-		if ll.l.slots != nil {
-			select {
-			case ll.l.slots <- struct{}{}:
-			case <-ll.done:
-				return nil, net.ErrClosed
-			}
-		}
-		if err := ll.waitRate(); err != nil {
-			ll.l.releaseSlot()
-			return nil, err
-		}
 		c, err := ll.Listener.Accept()
 		if err != nil {
-			ll.l.releaseSlot()
+			return nil, err
+		}
+		if err := ll.hold(); err != nil {
+			c.Close()
 			return nil, err
 		}
 		lc := ll.l.admit(c, c.RemoteAddr(), ll.fe != nil)
@@ -358,6 +366,30 @@ func (ll *limitListener) Accept() (net.Conn, error) {
 		}
 		return lc, nil
 	}
+}
+
+// hold takes a MaxConns slot and a ConnRate token for an accepted
+// connection, waiting for them unless the listener is closed first.
+func (ll *limitListener) hold() error {
+	if ll.l.slots != nil {
+		select {
+		case ll.l.slots <- struct{}{}:
+		default:
+			ll.l.held.Add(1)
+			select {
+			case ll.l.slots <- struct{}{}:
+			case <-ll.done:
+				ll.l.held.Add(-1)
+				return net.ErrClosed
+			}
+			ll.l.held.Add(-1)
+		}
+	}
+	if err := ll.waitRate(); err != nil {
+		ll.l.releaseSlot()
+		return err
+	}
+	return nil
 }
 
 // waitRate waits for a token of ConnRate: it reserves one, and sleeps
@@ -375,6 +407,8 @@ func (ll *limitListener) waitRate() error {
 		return nil
 	}
 	ll.l.rateWaits.Add(1)
+	ll.l.held.Add(1)
+	defer ll.l.held.Add(-1)
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -622,8 +623,8 @@ func TestLimitsConnRateL7(t *testing.T) {
 }
 
 // TestLimitsConnRateCloseEndsTheWait checks that closing a frontend ends
-// an Accept that waits for a token (nameFrontend's cleanup waits for
-// Serve to return).
+// an Accept whose connection waits for a token, closing that connection
+// unserved (nameFrontend's cleanup waits for Serve to return).
 func TestLimitsConnRateCloseEndsTheWait(t *testing.T) {
 	testutil.CheckLeaks(t)
 	lim := &lb.Limits{ConnRate: 0.001, ConnBurst: 1}
@@ -631,8 +632,32 @@ func TestLimitsConnRateCloseEndsTheWait(t *testing.T) {
 	if got := readName(t, dialFrom(t, "127.0.0.1", addr)); got != "a" {
 		t.Fatalf("greeting %q", got)
 	}
+	waiting := dialFrom(t, "127.0.0.1", addr)
 	testutil.Eventually(t, "Accept to wait for a token", func() bool { return lim.Stats().ConnRateWaits == 1 })
+	if !lim.Holding() {
+		t.Error("Holding() = false while a connection waits for a token")
+	}
 	fe.Close()
+	if n, err := waiting.Read(make([]byte, 1)); n != 0 || err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("the waiting connection after Close: read %d, %v; want it closed unserved", n, err)
+	}
+}
+
+// TestLimitsIdleListenerHoldsNothing: with MaxConns 1 and two listeners of
+// one frontend, an idle listener holds no slot, so the other serves; and
+// Stats counts open connections only.
+func TestLimitsIdleListenerHoldsNothing(t *testing.T) {
+	testutil.CheckLeaks(t)
+	lim := &lb.Limits{MaxConns: 1}
+	_, addr := nameFrontend(t, lim, nil)
+	nameFrontend(t, lim, nil) // a second frontend sharing lim, whose listener idles
+	if n := lim.Stats().Conns; n != 0 {
+		t.Fatalf("Stats().Conns = %d with no connection open", n)
+	}
+	if got := readName(t, dialFrom(t, "127.0.0.1", addr)); got != "a" {
+		t.Fatalf("greeting %q", got)
+	}
+	testutil.Eventually(t, "the connection to hold the slot", func() bool { return lim.Stats().Conns == 1 })
 }
 
 // TestLimitsConnRateAdmit checks that Admit, which cannot pause, refuses

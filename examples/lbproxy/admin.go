@@ -134,7 +134,7 @@ func (f frontendSource) Stats() lb.FrontendStats { return f() }
 type selfCheck struct {
 	ctx      context.Context // done when lbproxy stops accepting
 	accept   *acceptProbe    // nil: no accept check
-	paused   func() bool     // reports an accept loop paused on purpose (-maxconn); nil: never
+	paused   func() bool     // reports an accept loop held back on purpose (-maxconn, -conn-rate); nil: never
 	interval time.Duration
 	logger   *slog.Logger
 	failure  atomic.Pointer[string] // the failing check and why; nil: none
@@ -175,8 +175,8 @@ func (c *selfCheck) isPaused() bool { return c.paused != nil && c.paused() }
 // check runs the checks once and records the outcome.
 func (c *selfCheck) check(ctx context.Context) {
 	var err error
-	// At -maxconn the frontend does not accept, on purpose: the accept
-	// check would fail without anything being wrong.
+	// At -maxconn, or beyond -conn-rate, the frontend holds its accepts
+	// on purpose: the accept check would fail without anything wrong.
 	if c.accept != nil && !c.isPaused() {
 		switch err = c.accept.check(ctx, min(acceptTimeout, c.interval)); {
 		case err != nil && c.isPaused(): // it filled up during the check

@@ -70,8 +70,6 @@ func newLimits(cfg *config) (*lb.Limits, error) {
 	}, nil
 }
 
-// atMaxConns reports whether limits is pausing the accept loop because
-// MaxConns connections are open; false for nil limits.
-func atMaxConns(limits *lb.Limits) bool {
-	return limits != nil && limits.MaxConns > 0 && limits.Stats().Conns >= limits.MaxConns
-}
+// holdingAccepts reports whether limits is holding back the accept loop on
+// purpose (-maxconn or -conn-rate); false for nil limits.
+func holdingAccepts(limits *lb.Limits) bool { return limits != nil && limits.Holding() }

@@ -272,40 +272,55 @@ func TestLBProxyLimitsFollowTheProxyHeader(t *testing.T) {
 	}
 }
 
-func TestLBProxyHealthzAtMaxConn(t *testing.T) {
+// TestLBProxyHealthzHoldingAccepts: while -maxconn or -conn-rate holds the
+// accept loop back on purpose, /healthz stays ok (the accept check, whose
+// connection waits in the queue, is not held against lbproxy).
+func TestLBProxyHealthzHoldingAccepts(t *testing.T) {
 	testutil.CheckLeaks(t)
-	cfg := defaultConfig()
-	cfg.mode, cfg.maxConn = "tcp", 1
-	cfg.backends = testutil.NameServer(t, "plain").Addr
-	cfg.admin, cfg.checkInterval = "127.0.0.1:0", 50*time.Millisecond
-	addr, lines := startOut(t, cfg)
-	var admin string
-	for _, l := range lines {
-		if a, ok := strings.CutPrefix(l, "admin endpoints on "); ok {
-			admin = strings.TrimSuffix(a, "/")
-		}
+	for _, tc := range []struct {
+		name string
+		set  func(*config)
+	}{
+		{"maxconn", func(c *config) { c.maxConn = 1 }},
+		// One connection takes the burst; the next token is 100 s away.
+		{"conn-rate", func(c *config) { c.connRate, c.connRateBurst = 0.01, 1 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := defaultConfig()
+			cfg.mode = "tcp"
+			tc.set(cfg)
+			cfg.backends = testutil.NameServer(t, "plain").Addr
+			cfg.admin, cfg.checkInterval = "127.0.0.1:0", 50*time.Millisecond
+			addr, lines := startOut(t, cfg)
+			var admin string
+			for _, l := range lines {
+				if a, ok := strings.CutPrefix(l, "admin endpoints on "); ok {
+					admin = strings.TrimSuffix(a, "/")
+				}
+			}
+			if admin == "" {
+				t.Fatalf("no admin address in %q", lines)
+			}
+			held, err := dialLimit(t, "127.0.0.1", addr, nil)
+			s := limitsSetup{mode: "tcp"}
+			s.served(t, held, err, "the connection that reaches the limit")
+			// Several check intervals at the limit: /healthz stays ok.
+			hc := &http.Client{Timeout: 5 * time.Second}
+			defer hc.CloseIdleConnections()
+			for range 5 {
+				resp, err := hc.Get(admin + "/healthz")
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					t.Fatalf("/healthz at -%s: %d %s", tc.name, resp.StatusCode, body)
+				}
+				time.Sleep(cfg.checkInterval) // let checks run at the limit
+			}
+		})
 	}
-	if admin == "" {
-		t.Fatalf("no admin address in %q", lines)
-	}
-	held, err := dialLimit(t, "127.0.0.1", addr, nil)
-	s := limitsSetup{mode: "tcp"}
-	s.served(t, held, err, "the connection at -maxconn")
-	// Several check intervals at -maxconn: /healthz stays ok.
-	hc := &http.Client{Timeout: 5 * time.Second}
-	for range 5 {
-		resp, err := hc.Get(admin + "/healthz")
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Fatalf("/healthz at -maxconn: %d %s", resp.StatusCode, body)
-		}
-		time.Sleep(cfg.checkInterval) // let checks run at the limit
-	}
-	hc.CloseIdleConnections()
 }
 
 func TestLBProxyRejectsBadLimits(t *testing.T) {

@@ -724,7 +724,7 @@ func serveAdmin(ctx context.Context, cfg *config, token string, accepts *acceptP
 		return nil, fmt.Errorf("lbproxy: -admin: %w", err)
 	}
 	check := &selfCheck{ctx: ctx, accept: accepts, interval: cmp.Or(cfg.checkInterval, checkInterval), logger: logger,
-		paused: func() bool { return atMaxConns(limits) }}
+		paused: func() bool { return holdingAccepts(limits) }}
 	wg.Go(func() { check.run(ctx) })
 	// The frontend and the pool, seen by the status page (and /stats) and by
 	// Prometheus; both read their counters only when asked.
