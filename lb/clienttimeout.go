@@ -140,6 +140,11 @@ func deadlinerOf(w http.ResponseWriter) deadliner {
 // handler returns.
 func releaseGuard(w http.ResponseWriter) {
 	if g, ok := w.(*clientGuard); ok {
+		if g.body != nil {
+			// A late read must not set a deadline on the connection,
+			// which now belongs to its next request.
+			g.body.done.Store(true)
+		}
 		*g = clientGuard{}
 		clientGuards.Put(g)
 	}
@@ -263,7 +268,8 @@ type guardedBody struct {
 	waited  int64 // ns spent in reads
 
 	deadline atomic.Int64 // the read deadline armed (monoNow ns); 0: none
-	done     atomic.Bool  // the body ended: the deadline is cleared
+	done     atomic.Bool  // the body ended, or its request: no deadline is set
+	reading  atomic.Bool  // a Read is waiting for the client
 	cut      atomic.Bool  // a read failed on its deadline
 }
 
@@ -290,7 +296,9 @@ func (b *guardedBody) Read(p []byte) (int, error) {
 		b.deadline.Store(d)
 		b.dl.SetReadDeadline(clockBase.Add(time.Duration(d)))
 	}
+	b.reading.Store(true)
 	n, err := b.rc.Read(p)
+	b.reading.Store(false)
 	b.waited += monoNow() - start
 	b.n += int64(n)
 	switch {
@@ -311,13 +319,15 @@ func (b *guardedBody) Close() error { return b.rc.Close() }
 
 // expired reports whether a read of the body failed, or is failing, on
 // its deadline at now. http.Server cancels the request's context as the
-// read fails, which a transport may see before the read returns.
+// read fails, which a transport may see before the read returns. A
+// deadline passed while no read waits (the server was slow to take the
+// body) is not the client's fault.
 func (b *guardedBody) expired(now int64) bool {
 	if b.cut.Load() {
 		return true
 	}
 	d := b.deadline.Load()
-	return d != 0 && !b.done.Load() && now >= d
+	return d != 0 && !b.done.Load() && b.reading.Load() && now >= d
 }
 
 // clientTimedOut answers a request whose client was too slow: 408 (Request
