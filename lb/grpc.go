@@ -1,9 +1,6 @@
 package lb
 
 import (
-	"context"
-	"errors"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -96,18 +93,21 @@ func WriteGRPCError(w http.ResponseWriter, r *http.Request, code GRPCCode, msg s
 }
 
 // GRPCCodeForError maps a proxying error to the gRPC status a client gets,
-// as StatusForError maps it to an HTTP status: DEADLINE_EXCEEDED on a
-// server timeout, UNAVAILABLE otherwise (no server available, queue
-// timeout, connection refused or broken), as Envoy answers.
+// from the HTTP status StatusForError gives it: DEADLINE_EXCEEDED on a
+// server timeout, UNAVAILABLE when no server is available or the server
+// failed (as Envoy answers), RESOURCE_EXHAUSTED for a request over the
+// proxy's size limits (ErrBodyTooLarge, ErrTooManyHeaders), which a retry
+// would not help, and otherwise GRPCCodeForStatus's mapping (INTERNAL for
+// invalid framing).
 func GRPCCodeForError(err error) GRPCCode {
-	var ne net.Error
-	if errors.Is(err, ErrNoServer) || errors.Is(err, ErrQueueTimeout) {
-		return GRPCUnavailable
-	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+	switch status := StatusForError(err); status {
+	case http.StatusGatewayTimeout:
 		return GRPCDeadlineExceeded
+	case http.StatusRequestEntityTooLarge, http.StatusRequestHeaderFieldsTooLarge:
+		return GRPCResourceExhausted
+	default:
+		return GRPCCodeForStatus(status)
 	}
-	return GRPCUnavailable
 }
 
 // GRPCCodeForStatus maps an HTTP status to a gRPC status code as the gRPC

@@ -692,6 +692,9 @@ func TestGRPCCodes(t *testing.T) {
 		{timeout, lb.GRPCDeadlineExceeded},
 		{&net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, lb.GRPCUnavailable},
 		{io.ErrUnexpectedEOF, lb.GRPCUnavailable},
+		{fmt.Errorf("body: %w", lb.ErrBodyTooLarge), lb.GRPCResourceExhausted},
+		{lb.ErrTooManyHeaders, lb.GRPCResourceExhausted},
+		{fmt.Errorf("chunk: %w", lb.ErrBadFraming), lb.GRPCInternal},
 	} {
 		if got := lb.GRPCCodeForError(tc.err); got != tc.want {
 			t.Errorf("GRPCCodeForError(%v) = %d, want %d", tc.err, got, tc.want)
