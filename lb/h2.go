@@ -472,7 +472,7 @@ func appendSettings(dst, frame []byte) []byte {
 		id := uint16(payload[6*i])<<8 | uint16(payload[6*i+1])
 		val := uint32(payload[6*i+2])<<24 | uint32(payload[6*i+3])<<16 | uint32(payload[6*i+4])<<8 | uint32(payload[6*i+5])
 		keep[i] = true
-		if settingValid(id, val) {
+		if (http2.Setting{ID: http2.SettingID(id), Val: val}).Valid() == nil {
 			for j := i + 1; j < n; j++ {
 				if uint16(payload[6*j])<<8|uint16(payload[6*j+1]) == id {
 					keep[i] = false
@@ -496,19 +496,6 @@ func appendSettings(dst, frame []byte) []byte {
 		}
 	}
 	return dst
-}
-
-// settingValid reports whether a setting's value is one the server accepts.
-func settingValid(id uint16, val uint32) bool {
-	switch http2.SettingID(id) {
-	case http2.SettingEnablePush, http2.SettingEnableConnectProtocol:
-		return val <= 1
-	case http2.SettingInitialWindowSize:
-		return val <= 1<<31-1
-	case http2.SettingMaxFrameSize:
-		return val >= 1<<14 && val <= 1<<24-1
-	}
-	return true
 }
 
 // h2cProtocols returns the protocols of a transport that speaks only
@@ -546,7 +533,9 @@ type lingerConn struct {
 }
 
 func (c *lingerConn) Write(p []byte) (int, error) {
-	c.wrote.Store(true)
+	if !c.wrote.Load() {
+		c.wrote.Store(true)
+	}
 	return c.Conn.Write(p)
 }
 
