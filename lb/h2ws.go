@@ -3,6 +3,7 @@ package lb
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httputil"
@@ -64,10 +65,20 @@ func (p *ReverseProxy) serveExtendedConnect(w http.ResponseWriter, r *http.Reque
 	}
 	defer resp.Body.Close()
 	stream, ok := resp.Body.(io.ReadWriteCloser)
-	if resp.StatusCode != http.StatusSwitchingProtocols || !ok {
-		// The server refused the upgrade: its answer goes to the client.
+	if resp.StatusCode == http.StatusSwitchingProtocols && !ok {
+		// A 101 without a stream to tunnel: nothing the client can use.
+		rp.ErrorHandler(w, r, errors.New("lb: server answered 101 without a stream"))
+		return
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		// The server refused the upgrade: its answer goes to the client,
+		// without the HTTP/1.1 connection's own fields, which are
+		// malformed in an HTTP/2 response (RFC 9113 section 8.2.2).
 		for k, v := range resp.Header {
 			w.Header()[k] = v
+		}
+		for _, k := range []string{"Connection", "Upgrade", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Te", "Trailer"} {
+			w.Header().Del(k)
 		}
 		p.stats.responses.count(resp.StatusCode)
 		w.WriteHeader(resp.StatusCode)

@@ -2,10 +2,13 @@ package lb_test
 
 import (
 	"bytes"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -46,23 +49,7 @@ func TestH2WebSocketXConnect(t *testing.T) {
 	proxy := &lb.ReverseProxy{Pool: pool}
 	addr := startH2(t, proxy, lb.HTTP2Options{Cleartext: true}, nil)
 
-	h := dialH2Raw(t, addr)
-	h.until("the server's SETTINGS", func(f http2.Frame) bool {
-		sf, ok := f.(*http2.SettingsFrame)
-		if ok && !sf.IsAck() {
-			if v, _ := sf.Value(http2.SettingEnableConnectProtocol); v != 1 {
-				t.Fatalf("SETTINGS_ENABLE_CONNECT_PROTOCOL %d, want 1", v)
-			}
-			must(t, h.fr.WriteSettingsAck())
-		}
-		return ok && !sf.IsAck()
-	})
-	h.buf.Reset()
-	for _, f := range [][2]string{{":method", "CONNECT"}, {":protocol", "websocket"}, {":scheme", "http"},
-		{":authority", "example.com"}, {":path", "/ws"}, {"sec-websocket-version", "13"}} {
-		h.enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
-	}
-	must(t, h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: h.buf.Bytes(), EndHeaders: true}))
+	h := openXConnect(t, addr)
 	f := h.until("the response", func(f http2.Frame) bool { return f.Header().StreamID == 1 })
 	mh, ok := f.(*http2.MetaHeadersFrame)
 	if !ok || mh.PseudoValue("status") != "200" {
@@ -94,4 +81,54 @@ func TestH2WebSocketXConnect(t *testing.T) {
 		return rst || f.Header().Flags.Has(http2.FlagDataEndStream)
 	})
 	testutil.Eventually(t, "the WebSocket stream to end", func() bool { return proxy.ActiveStreams() == 0 })
+
+	// A server that refuses the upgrade: its status reaches the client,
+	// without the fields of its HTTP/1.1 connection, which would make the
+	// HTTP/2 response malformed.
+	refuser := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Upgrade", "websocket")
+		w.Header().Set("Connection", "Upgrade")
+		w.WriteHeader(http.StatusUpgradeRequired)
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	go refuser.Serve(ln)
+	t.Cleanup(func() { refuser.Close() })
+	refusing := &lb.Pool{}
+	must(t, refusing.Update([]lb.Server{{Addr: ln.Addr().String()}}))
+	h = openXConnect(t, startH2(t, &lb.ReverseProxy{Pool: refusing}, lb.HTTP2Options{Cleartext: true}, nil))
+	f = h.until("the refusal", func(f http2.Frame) bool { return f.Header().StreamID == 1 })
+	mh, ok = f.(*http2.MetaHeadersFrame)
+	if !ok || mh.PseudoValue("status") != "426" {
+		t.Fatalf("refused extended CONNECT: %v, want :status 426", f)
+	}
+	for _, hf := range mh.RegularFields() {
+		if hf.Name == "upgrade" || hf.Name == "connection" {
+			t.Errorf("the HTTP/2 response carries %q", hf.Name)
+		}
+	}
+}
+
+// openXConnect opens an HTTP/2 connection to addr, checks that the server
+// offers extended CONNECT, and sends a WebSocket CONNECT of /ws on stream 1.
+func openXConnect(t *testing.T, addr string) *h2Raw {
+	t.Helper()
+	h := dialH2Raw(t, addr)
+	h.until("the server's SETTINGS", func(f http2.Frame) bool {
+		sf, ok := f.(*http2.SettingsFrame)
+		if ok && !sf.IsAck() {
+			if v, _ := sf.Value(http2.SettingEnableConnectProtocol); v != 1 {
+				t.Fatalf("SETTINGS_ENABLE_CONNECT_PROTOCOL %d, want 1", v)
+			}
+			must(t, h.fr.WriteSettingsAck())
+		}
+		return ok && !sf.IsAck()
+	})
+	h.buf.Reset()
+	for _, f := range [][2]string{{":method", "CONNECT"}, {":protocol", "websocket"}, {":scheme", "http"},
+		{":authority", "example.com"}, {":path", "/ws"}, {"sec-websocket-version", "13"}} {
+		h.enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	must(t, h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: h.buf.Bytes(), EndHeaders: true}))
+	return h
 }
