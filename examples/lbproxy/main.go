@@ -635,7 +635,7 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 		if sendProxy != nil {
 			// Server connections that carry a client's header are that
 			// client's own.
-			srv.ConnContext, srv.ConnState = proxy.ConnContext, proxy.ConnState
+			srv.ConnContext = proxy.ConnContext
 		}
 		if limits != nil {
 			// Requests find their connection's verdict (-client-maxconn).
