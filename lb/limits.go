@@ -237,8 +237,9 @@ func (l *Limits) init() {
 	})
 }
 
-// LimitStats counts what a Limits refused, by limit; each refusal also
-// counts in the frontend's Denied.
+// LimitStats counts what a Limits refused, by limit. The refusals of a
+// listener and of a ReverseProxy also count in that frontend's Denied;
+// those of Admit (QUIC) count here only.
 type LimitStats struct {
 	// Conns is the number of connections holding one of the MaxConns
 	// slots (0 without MaxConns); at MaxConns, accepting is paused.
@@ -511,7 +512,7 @@ func (l *Limits) Busy(remote net.Addr) bool {
 }
 
 // ErrLimited is the error of [Limits.Admit] for a connection beyond
-// MaxConns or ClientMaxConns.
+// MaxConns, ClientMaxConns or ConnRate.
 var ErrLimited = errors.New("lb: connection limit reached")
 
 // Admit applies MaxConns and ClientMaxConns to a new connection from

@@ -129,8 +129,9 @@ type Pool struct {
 	// RedispatchEvery says which retries go to another server: every
 	// retry when it is 0 (the default) or 1; with N above 1, every Nth
 	// retry (the Nth, the 2Nth, ...) while the others retry the server
-	// that just failed, as HAProxy's "option redispatch N"; with a
-	// negative value, none: every retry is on the same server. A
+	// that just failed, as HAProxy's "option redispatch N" with N above
+	// 1; with a negative value, none: every retry is on the same server
+	// (unlike HAProxy, whose negative N counts from the last retry). A
 	// redispatched retry avoids every server that failed before, as long
 	// as another one is pickable. It is the configuration model's
 	// redispatch_attempt_count: unset maps to 0, its 0 ("off": retry the
