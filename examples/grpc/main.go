@@ -119,11 +119,13 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 		Fall:              2,
 		Rise:              1,
 		OnChange: func(e health.Event) {
-			fmt.Fprintf(out, "%s: %s -> %s", e.Server, e.From, e.To)
+			// One write a line, so that lines of other goroutines
+			// (the demo's calls) never land inside it.
+			line := fmt.Sprintf("%s: %s -> %s", e.Server, e.From, e.To)
 			if e.Reason != "" {
-				fmt.Fprintf(out, " (%s)", e.Reason)
+				line += " (" + e.Reason + ")"
 			}
-			fmt.Fprintln(out)
+			fmt.Fprintln(out, line)
 		},
 	}
 	// No traffic before a check passes.
