@@ -83,8 +83,9 @@ func TestLBProxyTCPServerResets(t *testing.T) {
 // TestLBProxyResettingServerMarkedDown: next to a working server, one that
 // resets every connection after reading the request is marked down by the
 // health check, after which POSTs (which a reset server would cost a 502:
-// they are not sent twice) all succeed; GETs succeed throughout, retried
-// on the working server when they meet the resetting one.
+// they are not sent twice) all succeed; GETs succeed throughout. (That a
+// GET meeting the resetting server is retried on another is checked at the
+// library's level, by lb's TestFaultL7ServerResets.)
 func TestLBProxyResettingServerMarkedDown(t *testing.T) {
 	testutil.CheckLeaks(t)
 	bad := testutil.StartRaw(t, func(c net.Conn, br *bufio.Reader) {
