@@ -228,11 +228,7 @@ func (l *Limits) init() {
 			l.table = newClientTable(l)
 		}
 		if l.ConnRate > 0 {
-			burst := l.ConnBurst
-			if burst <= 0 {
-				burst = max(1, int(math.Ceil(l.ConnRate)))
-			}
-			l.connRate = rate.NewLimiter(rate.Limit(l.ConnRate), burst)
+			l.connRate = rate.NewLimiter(rate.Limit(l.ConnRate), burstFor(l.ConnRate, l.ConnBurst))
 		}
 	})
 }
@@ -332,6 +328,15 @@ type limitConnKey struct{}
 
 // findLimitedConn finds the *limitedConn under c; nil if there is none.
 func findLimitedConn(c net.Conn) *limitedConn { return connUnder[*limitedConn](c) }
+
+// burstFor is a token bucket's size: burst, or by default the rate rounded
+// up, at least 1.
+func burstFor(rate float64, burst int) int {
+	if burst > 0 {
+		return burst
+	}
+	return max(1, int(math.Ceil(rate)))
+}
 
 // limitListener applies a Limits to the connections of a listener.
 type limitListener struct {
@@ -713,10 +718,7 @@ func newClientTable(l *Limits) *clientTable {
 	}
 	if l.ClientRate > 0 {
 		t.rate = rate.Limit(l.ClientRate)
-		t.burst = l.ClientBurst
-		if t.burst <= 0 {
-			t.burst = max(1, int(math.Ceil(l.ClientRate)))
-		}
+		t.burst = burstFor(l.ClientRate, l.ClientBurst)
 		// Forgetting a client earlier than its bucket refills would
 		// forgive it.
 		refill := time.Duration(float64(t.burst) / l.ClientRate * float64(time.Second))
