@@ -32,19 +32,11 @@ func (p *ReverseProxy) serveExtendedConnect(w http.ResponseWriter, r *http.Reque
 	out.Proto, out.ProtoMajor, out.ProtoMinor = "HTTP/1.1", 1, 1
 	out.RequestURI = ""
 	out.Body, out.ContentLength = nil, 0
-	out.URL.Scheme, out.URL.Host = p.Scheme, ""
-	if p.ServerHost != "" {
-		out.Host = p.ServerHost
-	}
-	if out.URL.Scheme == "" {
-		out.URL.Scheme = "http"
-	}
 	h := out.Header
 	for _, k := range []string{":protocol", "Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer",
 		"Transfer-Encoding", "Upgrade", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded"} {
 		delete(h, k)
 	}
-	dropUnderscoreHeaders(h, p.DropUnderscoreHeaders)
 	key := make([]byte, 16)
 	rand.Read(key)
 	h.Set("Connection", "Upgrade")
@@ -53,12 +45,15 @@ func (p *ReverseProxy) serveExtendedConnect(w http.ResponseWriter, r *http.Reque
 	if h.Get("Sec-WebSocket-Version") == "" {
 		h.Set("Sec-WebSocket-Version", "13")
 	}
-	pr := &httputil.ProxyRequest{In: r, Out: out}
-	setForwarded(pr)
-	if p.RequestID || p.Trace {
-		p.setTraceHeaders(pr)
-	}
+	p.rewrite(&httputil.ProxyRequest{In: r, Out: out})
 	resp, err := rp.Transport.RoundTrip(out)
+	if err == nil {
+		// ModifyResponse, and the count of the response, as for an
+		// HTTP/1.1 upgrade.
+		if err = rp.ModifyResponse(resp); err != nil {
+			resp.Body.Close()
+		}
+	}
 	if err != nil {
 		rp.ErrorHandler(w, r, err)
 		return
@@ -80,7 +75,6 @@ func (p *ReverseProxy) serveExtendedConnect(w http.ResponseWriter, r *http.Reque
 		for _, k := range []string{"Connection", "Upgrade", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Te", "Trailer"} {
 			w.Header().Del(k)
 		}
-		p.stats.responses.count(resp.StatusCode)
 		w.WriteHeader(resp.StatusCode)
 		io.Copy(w, resp.Body)
 		return
@@ -90,7 +84,6 @@ func (p *ReverseProxy) serveExtendedConnect(w http.ResponseWriter, r *http.Reque
 			w.Header()[k] = v
 		}
 	}
-	p.stats.responses.count(http.StatusOK)
 	rc := http.NewResponseController(w)
 	w.WriteHeader(http.StatusOK)
 	if err := rc.Flush(); err != nil {

@@ -443,28 +443,34 @@ func StatusForError(err error) int {
 	return http.StatusBadGateway
 }
 
+// rewrite turns the client's request into the one sent to a server, after
+// httputil has removed the hop-by-hop and X-Forwarded fields: scheme,
+// ServerHost, the dropped underscore and h2c upgrade fields, the rebuilt
+// forwarding fields, the request ID and trace context. The server's
+// address is set per attempt by poolTransport.
+func (p *ReverseProxy) rewrite(pr *httputil.ProxyRequest) {
+	pr.Out.URL.Scheme = p.Scheme
+	if pr.Out.URL.Scheme == "" {
+		pr.Out.URL.Scheme = "http"
+	}
+	pr.Out.URL.Host = ""
+	if p.ServerHost != "" {
+		pr.Out.Host = p.ServerHost
+	}
+	dropUnderscoreHeaders(pr.Out.Header, p.DropUnderscoreHeaders)
+	dropH2CUpgrade(pr.Out.Header)
+	setForwarded(pr)
+	if p.RequestID || p.Trace {
+		p.setTraceHeaders(pr)
+	}
+}
+
 func (p *ReverseProxy) proxyFor(pool *Pool) *httputil.ReverseProxy {
 	if v, ok := p.proxies.Load(pool); ok {
 		return v.(*httputil.ReverseProxy)
 	}
-	scheme := p.Scheme
-	if scheme == "" {
-		scheme = "http"
-	}
 	rp := &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.Out.URL.Scheme = scheme
-			pr.Out.URL.Host = "" // set per attempt by poolTransport
-			if p.ServerHost != "" {
-				pr.Out.Host = p.ServerHost
-			}
-			dropUnderscoreHeaders(pr.Out.Header, p.DropUnderscoreHeaders)
-			dropH2CUpgrade(pr.Out.Header)
-			setForwarded(pr)
-			if p.RequestID || p.Trace {
-				p.setTraceHeaders(pr)
-			}
-		},
+		Rewrite:        p.rewrite,
 		Transport:      &poolTransport{pool: pool, base: p.transport(pool), streams: &p.streams, proxy: p},
 		FlushInterval:  p.FlushInterval,
 		BufferPool:     &p.bufs,
