@@ -280,8 +280,9 @@ type SubscriberWebhookConfig struct {
 // API never returns.
 type Secrets struct {
 	// StickyCookieSecret keys the sticky cookies (at least 16 bytes): the
-	// instances that share it honour each other's cookies. Empty: one is
-	// drawn at random when the document is first stored.
+	// instances that share it honour each other's cookies. Manager.Update
+	// draws one at random when it is empty; a file without one gets a
+	// random key per process.
 	StickyCookieSecret string `json:"sticky_cookie_secret,omitempty"`
 	// SessionTicketSecret derives the TLS session-ticket keys, so that a
 	// client resumes its session on any instance. Empty: each process

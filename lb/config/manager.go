@@ -1,0 +1,191 @@
+package config
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Applier makes a document run. Apply gets a document with defaults
+// applied and validated; it converges the running load balancer to it, or
+// fails and leaves the running one as it was (atomic as a whole). The
+// runtime of package config is one; tests may use others.
+type Applier interface {
+	Apply(ctx context.Context, doc *Document) error
+}
+
+// ErrApply wraps an Applier's failure to run a valid document (a port in
+// use, a certificate that cannot be obtained): the running configuration
+// stays.
+var ErrApply = errors.New("config: the configuration could not be applied")
+
+// Manager keeps a Store and an Applier in step: it applies the stored
+// document at Start, again whenever the store changes (Watch, or Reload on
+// SIGHUP), and carries every write (Update) through validation, the
+// Applier and the Store, in that order, one at a time.
+//
+// A write that fails validation changes nothing; one that fails to apply
+// changes nothing; one that cannot be stored (ErrConflict: the store
+// changed behind the running document and was not reloaded yet;
+// ErrUnavailable) is undone in the Applier. A reload that fails leaves the
+// running document in place and is reported by Status.
+//
+// The Manager's methods are safe for concurrent use.
+type Manager struct {
+	Store   Store
+	Applier Applier
+	// Logger receives reloads and their failures (default slog.Default()).
+	Logger *slog.Logger
+
+	mu      sync.Mutex
+	doc     *Document
+	version Version
+	status  ManagerStatus
+}
+
+// ManagerStatus says how the last reload went.
+type ManagerStatus struct {
+	// Version is the running document's version in the store.
+	Version Version `json:"version"`
+	// Applied is when the running document was applied.
+	Applied time.Time `json:"applied"`
+	// Reloads and Failures count reloads from the store and those that
+	// failed (to load, validate or apply).
+	Reloads  uint64 `json:"reloads"`
+	Failures uint64 `json:"failures"`
+	// LastError is the last failed reload's error, cleared by a success.
+	LastError string `json:"last_error,omitempty"`
+	// StoreUnavailable is set while the store cannot be read.
+	StoreUnavailable bool `json:"store_unavailable"`
+}
+
+func (m *Manager) logger() *slog.Logger {
+	if m.Logger != nil {
+		return m.Logger
+	}
+	return slog.Default()
+}
+
+// Start loads the stored document and applies it. It fails if the document
+// does not load, validate or apply: a process should not start serving
+// something else than its configuration says.
+func (m *Manager) Start(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.reloadLocked(ctx)
+}
+
+// Reload loads the stored document and applies it, if it changed. On
+// failure the running document stays and the error is returned and kept
+// in Status.
+func (m *Manager) Reload(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.status.Reloads++
+	err := m.reloadLocked(ctx)
+	if err != nil {
+		m.status.Failures++
+		m.status.LastError = err.Error()
+		m.logger().Error("configuration reload failed; the running configuration stays", "err", err)
+		return err
+	}
+	m.status.LastError = ""
+	return nil
+}
+
+func (m *Manager) reloadLocked(ctx context.Context) error {
+	doc, v, err := m.Store.Load(ctx)
+	m.status.StoreUnavailable = errors.Is(err, ErrUnavailable)
+	if err != nil {
+		return err
+	}
+	if m.doc != nil && v == m.version {
+		return nil
+	}
+	doc.ApplyDefaults()
+	if err := doc.Validate(); err != nil {
+		return err
+	}
+	if err := m.Applier.Apply(ctx, doc); err != nil {
+		return fmt.Errorf("%w: %w", ErrApply, err)
+	}
+	m.doc, m.version = doc, v
+	m.status.Version, m.status.Applied = v, time.Now()
+	m.logger().Info("configuration applied", "version", string(v),
+		"frontends", len(doc.Frontends), "backends", len(doc.Backends))
+	return nil
+}
+
+// Watch reloads whenever the store signals a change, until ctx ends.
+func (m *Manager) Watch(ctx context.Context) {
+	for range m.Store.Watch(ctx) {
+		_ = m.Reload(ctx)
+	}
+}
+
+// Update carries one write: edit receives a copy of the running document
+// and changes it (an error from edit is returned as is and changes
+// nothing); the result gets its defaults, is validated, applied and
+// stored. Update returns the new running document (a copy), or an error
+// that wraps a *ValidationError, ErrApply, ErrConflict or ErrUnavailable.
+// A document written without a sticky-cookie secret gets a random one.
+func (m *Manager) Update(ctx context.Context, edit func(*Document) error) (*Document, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.doc == nil {
+		return nil, errors.New("config: the manager is not started")
+	}
+	doc := m.doc.Clone()
+	if err := edit(doc); err != nil {
+		return nil, err
+	}
+	doc.ApplyDefaults()
+	if doc.Secrets.StickyCookieSecret == "" {
+		doc.Secrets.StickyCookieSecret = randomSecret()
+	}
+	if err := doc.Validate(); err != nil {
+		return nil, err
+	}
+	if err := m.Applier.Apply(ctx, doc); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrApply, err)
+	}
+	v, err := m.Store.Save(ctx, doc, m.version)
+	if err != nil {
+		if rerr := m.Applier.Apply(context.WithoutCancel(ctx), m.doc); rerr != nil {
+			m.logger().Error("restoring the running configuration after a failed write", "err", rerr)
+		}
+		return nil, err
+	}
+	m.doc, m.version = doc, v
+	m.status.Version, m.status.Applied = v, time.Now()
+	return doc.Clone(), nil
+}
+
+// Current returns a copy of the running document and its version (nil
+// before Start succeeds).
+func (m *Manager) Current() (*Document, Version) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.doc == nil {
+		return nil, ""
+	}
+	return m.doc.Clone(), m.version
+}
+
+// Status reports the running version and the outcome of reloads.
+func (m *Manager) Status() ManagerStatus {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.status
+}
+
+func randomSecret() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
