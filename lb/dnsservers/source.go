@@ -247,8 +247,8 @@ func (s *Source) check() error {
 	if s.Name == "" {
 		return errors.New("dnsservers: empty Name")
 	}
-	if _, err := dnsmessage.NewName(fqdn(s.Name)); err != nil {
-		return fmt.Errorf("dnsservers: Name %q: %w", s.Name, err)
+	if !validName(s.Name) {
+		return fmt.Errorf("dnsservers: Name %q is not a DNS name", s.Name)
 	}
 	if !s.SRV && (s.Port < 1 || s.Port > 65535) {
 		return fmt.Errorf("dnsservers: %s: Port %d out of range 1-65535", s.Name, s.Port)
@@ -290,6 +290,27 @@ func serverAddr(server string) (string, error) {
 		return "", fmt.Errorf("dnsservers: Server %q: bad port", server)
 	}
 	return server, nil
+}
+
+// validName reports whether name is a DNS name: dot-separated labels of 1
+// to 63 bytes, 253 bytes in all without the optional final dot, no
+// spaces or control characters.
+func validName(name string) bool {
+	name = strings.TrimSuffix(name, ".")
+	if name == "" || len(name) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(name, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for i := range len(label) {
+			if c := label[i]; c <= ' ' || c >= 0x7f {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // fqdn returns name with a final dot.
