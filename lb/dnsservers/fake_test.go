@@ -214,4 +214,3 @@ func zone(t testing.TB, rrs ...dnsmessage.Resource) func(q query) [][]byte {
 		return [][]byte{m.pack(t, q)}
 	}
 }
-
