@@ -153,6 +153,9 @@ func (s *Source) Run(ctx context.Context, pool *lb.Pool) error {
 	if err := s.check(); err != nil {
 		return err
 	}
+	if pool == nil {
+		return errors.New("dnsservers: Run without a pool")
+	}
 	log := s.logger()
 	var last []lb.Server
 	applied := false
