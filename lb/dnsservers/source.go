@@ -46,9 +46,12 @@ type Source struct {
 	Port int
 
 	// SRV makes Name an SRV record: each target's addresses at the
-	// record's port become servers, the record's weight their Weight, and
-	// the records of the lowest priority the regular servers while every
-	// higher priority becomes Backup servers.
+	// record's port become servers, the record's weight their Weight (0
+	// counts as 1, as everywhere in lb; each address of a target gets the
+	// whole weight), and the records of the lowest priority the regular
+	// servers while every higher priority becomes Backup servers. An
+	// address that two records give is taken once, from the record of the
+	// lowest priority.
 	SRV bool
 
 	// Network chooses the address records asked for a name (Name, or the
