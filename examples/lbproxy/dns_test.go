@@ -87,6 +87,11 @@ func TestLBProxyServersDNS(t *testing.T) {
 	if want := "servers from DNS web.test: 127.0.0.2:" + p + ", 127.0.0.3:" + p; !slices.Contains(lines, want) {
 		t.Errorf("lbproxy printed %q, want a line %q", lines, want)
 	}
+	for _, l := range lines {
+		if strings.Contains(l, "demo backends") {
+			t.Errorf("lbproxy printed %q: want no demo backend with -servers-dns", l)
+		}
+	}
 	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}}
 	defer c.CloseIdleConnections()
 	if seen := backendsOf(t, c, addr, 6); seen["127.0.0.2"] != 3 || seen["127.0.0.3"] != 3 {
@@ -118,6 +123,13 @@ func TestLBProxyServersSRV(t *testing.T) {
 	defer c.CloseIdleConnections()
 	if seen := backendsOf(t, c, addr, 4); seen["127.0.0.2"] != 4 {
 		t.Fatalf("spread %v, want all 4 on 127.0.0.2 (127.0.0.3 is a backup)", seen)
+	}
+}
+
+func TestLBProxyServersDNSDefaults(t *testing.T) {
+	cfg := defaultConfig()
+	if cfg.serversDNS != "" || cfg.serversSRV != "" || cfg.serversPort != 0 || cfg.dnsServer != "" || cfg.dnsInterval != 30*time.Second {
+		t.Errorf("DNS defaults %q %q %d %q %v, want none and a 30s interval", cfg.serversDNS, cfg.serversSRV, cfg.serversPort, cfg.dnsServer, cfg.dnsInterval)
 	}
 }
 

@@ -108,7 +108,7 @@ func exchange(ctx context.Context, server string, name dnsmessage.Name, t dnsmes
 	}
 	a, err := parseAnswer(resp, name, t)
 	if err != nil {
-		return nil, fmt.Errorf("%s %v from %s: %w", name, t, server, err)
+		return nil, fmt.Errorf("%s %s from %s: %w", name, typeName(t), server, err)
 	}
 	return a, nil
 }
@@ -136,7 +136,7 @@ func exchangeUDP(ctx context.Context, server string, id uint16, name dnsmessage.
 			if ctx.Err() != nil {
 				err = fmt.Errorf("%w (%w)", err, context.Cause(ctx))
 			}
-			return nil, fmt.Errorf("dnsservers: %s %v from %s: %w", name, t, server, err)
+			return nil, fmt.Errorf("dnsservers: %s %s from %s: %w", name, typeName(t), server, err)
 		}
 		resp := buf[:n]
 		if checkReply(resp, id, name, t) != nil {
@@ -310,6 +310,9 @@ func (a *answer) useTTL(ttl uint32) {
 		a.minTTL = d
 	}
 }
+
+// typeName returns the mnemonic of a record type: "A" for TypeA.
+func typeName(t dnsmessage.Type) string { return strings.TrimPrefix(t.String(), "Type") }
 
 // lower returns a DNS name in lower case, the key of name comparisons.
 func lower(n dnsmessage.Name) string { return strings.ToLower(n.String()) }
