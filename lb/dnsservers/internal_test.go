@@ -3,6 +3,7 @@ package dnsservers
 import (
 	"context"
 	"errors"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -173,4 +174,21 @@ func FuzzAnswer(f *testing.F) {
 			t.Fatalf("records without a TTL")
 		}
 	})
+}
+
+func TestBackoff(t *testing.T) {
+	s := &Source{Interval: 10 * time.Second, MinInterval: time.Second}
+	var got []time.Duration
+	for n := 1; n <= 6; n++ {
+		got = append(got, s.backoff(n))
+	}
+	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 10 * time.Second, 10 * time.Second}
+	if !slices.Equal(got, want) {
+		t.Fatalf("backoff %v, want %v", got, want)
+	}
+	// A long MinInterval and many failures never overflow.
+	s = &Source{Interval: math.MaxInt64, MinInterval: time.Hour}
+	if d := s.backoff(1000); d != math.MaxInt64 {
+		t.Fatalf("backoff after 1000 failures = %v, want the interval", d)
+	}
 }

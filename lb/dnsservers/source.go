@@ -203,7 +203,7 @@ func (s *Source) Run(ctx context.Context, pool *lb.Pool) error {
 		s.mu.Unlock()
 		if err != nil {
 			failures++
-			wait = min(s.minInterval()<<min(failures-1, 30), wait)
+			wait = s.backoff(failures)
 			log.LogAttrs(ctx, slog.LevelWarn, "dnsservers: resolution failed, keeping the last servers",
 				slog.String("pool", pool.Name), slog.String("name", s.Name),
 				slog.Any("error", err), slog.Duration("retry", wait))
@@ -215,6 +215,19 @@ func (s *Source) Run(ctx context.Context, pool *lb.Pool) error {
 		}
 		timer.Reset(wait)
 	}
+}
+
+// backoff returns the wait after the nth failure in a row: MinInterval,
+// doubled with each further failure, up to Interval.
+func (s *Source) backoff(n int) time.Duration {
+	wait, limit := s.minInterval(), s.interval()
+	for i := 1; i < n && wait < limit; i++ {
+		if wait > limit/2 {
+			return limit
+		}
+		wait *= 2
+	}
+	return min(wait, limit)
 }
 
 // sameServer compares what Resolve sets of two servers.
