@@ -33,6 +33,10 @@
 //     the ReverseProxy of an HTTPS frontend (same certificates, hooks and
 //     drain), with Alt-Svc announcements; the only package that imports
 //     quic-go.
+//   - [github.com/lbkit/lbkit/lb/dnsservers]: a Pool's servers from DNS
+//     (A/AAAA records at a port, or SRV records with ports, weights and
+//     backups), re-resolved by interval and TTL, keeping the state of the
+//     servers that stay and the last good set when DNS fails.
 //   - [github.com/lbkit/lbkit/balancer]: round robin (smooth weighted),
 //     least connections, first, random, power of two choices, consistent
 //     hashing, ByName.

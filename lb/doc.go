@@ -22,6 +22,10 @@
 // connections and request or connection rate (refused at L4, 429 at L7),
 // set on a TCPFrontend or a ReverseProxy and its listener.
 //
+// A Pool's servers change through [Pool.Update], which keeps the state of
+// the servers that stay; package [github.com/lbkit/lbkit/lb/dnsservers]
+// calls it to keep a Pool in step with DNS (A/AAAA or SRV records).
+//
 // [Pool.Stats], [TCPFrontend.Stats] and [ReverseProxy.Stats] return the
 // counters and latency histograms ([Histogram]) kept on the data path, as
 // plain structs named after HAProxy's stats fields; health checkers report

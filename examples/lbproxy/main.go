@@ -37,6 +37,16 @@
 // static site for instance, with HOST as their Host header, instead of
 // answering 503: lb.FailoverHost as the proxy's Fallback.
 //
+// -servers-dns NAME[:PORT] (or -servers-port PORT) and -servers-srv NAME
+// take the servers from DNS instead of -backends: NAME's A and AAAA
+// records at the port, or an SRV record's targets with their ports,
+// weights, and higher priorities as backups. -dns-server ADDR is the DNS
+// server asked (default: /etc/resolv.conf's), -dns-interval D the time
+// between resolutions (default 30s; sooner when the TTL is shorter, at
+// most once a second). Servers are named by address and keep their state
+// while they stay in DNS; a failed resolution keeps the servers as they
+// are; the first one happens before serving and must succeed. See dns.go.
+//
 // -backend-host HOST (the configuration model's host) is the Host header
 // of the requests sent to the servers in the http modes, and the TLS name
 // (SNI, and the name verified) in the bridge modes unless
@@ -107,6 +117,7 @@ import (
 	"github.com/lbkit/lbkit/lb"
 	"github.com/lbkit/lbkit/lb/accesslog"
 	"github.com/lbkit/lbkit/lb/demo"
+	"github.com/lbkit/lbkit/lb/dnsservers"
 	"github.com/lbkit/lbkit/lb/metrics"
 	"github.com/lbkit/lbkit/lb/proxyproto"
 	"github.com/lbkit/lbkit/lb/statuspage"
@@ -132,6 +143,11 @@ type config struct {
 	dropUnderscoreHeaders                           bool
 	maxHeaderCount                                  int
 	maxBodyBytes                                    int64
+
+	// servers from DNS
+	serversDNS, serversSRV, dnsServer string
+	serversPort                       int
+	dnsInterval                       time.Duration
 
 	// health checks
 	health         string
@@ -194,7 +210,12 @@ func newConfig(fs *flag.FlagSet) *config {
 	c := &config{}
 	fs.StringVar(&c.mode, "mode", "http", "frontend mode: "+modes)
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:8080", "address to serve on")
-	fs.StringVar(&c.backends, "backends", "", "comma-separated server addresses; empty starts demo backends")
+	fs.StringVar(&c.backends, "backends", "", "comma-separated server addresses; empty starts demo backends (unless -servers-dns or -servers-srv)")
+	fs.StringVar(&c.serversDNS, "servers-dns", "", "take the servers from DNS instead of -backends: NAME[:PORT], each address of NAME's A and AAAA records at PORT (or -servers-port), named by address; re-resolved every -dns-interval")
+	fs.IntVar(&c.serversPort, "servers-port", 0, "-servers-dns: the servers' port, when NAME has none")
+	fs.StringVar(&c.serversSRV, "servers-srv", "", "take the servers from an SRV record instead of -backends: NAME (_service._proto.domain); each target's addresses at the record's port, with its weight; higher priorities than the lowest are backups")
+	fs.StringVar(&c.dnsServer, "dns-server", "", "-servers-dns, -servers-srv: DNS server asked, HOST:PORT or an IP address (port 53) (empty: the nameservers of /etc/resolv.conf)")
+	fs.DurationVar(&c.dnsInterval, "dns-interval", dnsservers.DefaultInterval, "-servers-dns, -servers-srv: time between resolutions, shortened to the records' TTL (never below 1s); a failed resolution keeps the servers and is retried sooner")
 	fs.StringVar(&c.algorithm, "algorithm", "roundrobin", "balancing algorithm: "+strings.Join(balancer.Names(), ", "))
 	fs.StringVar(&c.certFile, "cert", "", "certificate PEM file, for the TLS modes")
 	fs.StringVar(&c.keyFile, "key", "", "private key PEM file, for the TLS modes")
@@ -367,6 +388,17 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 			return err
 		}
 	}
+	fromDNS, err := dnsSource(cfg, logger) // nil: -backends or demo backends
+	if err != nil {
+		return err
+	}
+	if fromDNS != nil {
+		// The first resolution, before anything starts; then the
+		// source's Run follows DNS (step 7).
+		if servers, err = resolveServers(ctx, fromDNS, out); err != nil {
+			return err
+		}
+	}
 	if err := checkAccessLog(cfg); err != nil {
 		return err
 	}
@@ -412,7 +444,8 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 
 	// Demo certificates and backends, when no file or address is given.
 	var ca *demo.CA
-	if (tlsFront && cfg.certFile == "") || (cfg.backends == "" && (bridge || cfg.mode == "tls-passthrough")) {
+	demoBackends := cfg.backends == "" && fromDNS == nil
+	if (tlsFront && cfg.certFile == "") || (demoBackends && (bridge || cfg.mode == "tls-passthrough")) {
 		if ca, err = demo.NewCA(); err != nil {
 			return err
 		}
@@ -423,7 +456,7 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 		fmt.Fprintf(out, "generated a CA for demo certificates: %s\n", file)
 	}
 	var demoRoots *x509.CertPool // trusted for bridging: the demo servers' CA
-	if cfg.backends == "" {
+	if demoBackends {
 		// The demo backends outlive ctx so that draining work reaches them.
 		bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		defer cancel()
@@ -588,6 +621,10 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 		return err
 	}
 	wg.Go(func() { pool.Run(ctx) })
+	// Servers from DNS: the servers that stay keep their state.
+	if fromDNS != nil {
+		wg.Go(func() { fromDNS.Run(ctx, pool) })
+	}
 
 	// 8 and 9, HTTP: the reverse proxy, its ACL, and the server (HTTPS in
 	// the TLS modes).
