@@ -7,6 +7,5 @@ import (
 
 // peek is the passthrough peek that BenchmarkPeekClientHello measures.
 func peek(c *lb.Conn) error {
-	_, err := tlsmode.PeekClientHello(c)
-	return err
+	return tlsmode.PeekSNI(c)
 }
