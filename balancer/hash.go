@@ -172,16 +172,9 @@ func (st *hashState) pick(s *lb.Snapshot, hv uint64, bound float64) *lb.Server {
 }
 
 // limit returns the bounded load per unit of weight. The total is the
-// Pool's (Snapshot.Active, one atomic load); for a snapshot no Pool
-// published, the sum of its servers' counts.
+// Pool's (Snapshot.Active, one atomic load).
 func (st *hashState) limit(s *lb.Snapshot, bound float64) float64 {
-	total := s.Active()
-	if total == 0 {
-		for _, sv := range s.Servers {
-			total += sv.Active()
-		}
-	}
-	return bound * float64(total+1) / st.weight
+	return bound * float64(s.Active()+1) / st.weight
 }
 
 func underLimit(sv *lb.Server, limit float64) bool {
