@@ -113,6 +113,13 @@ func FuzzPeekClientHello(f *testing.F) {
 		if all, _ := io.ReadAll(c); !bytes.Equal(all, in) {
 			t.Fatal("peek consumed bytes")
 		}
+		c = lb.NewConn(&bytesConn{r: bytes.NewReader(in), chunk: chunk % 64}, "fuzz")
+		if err := tlsmode.PeekSNI(c); err == nil && len(c.Buffered()) > tlsmode.MaxClientHello+5 {
+			t.Fatalf("PeekSNI buffered %d bytes", len(c.Buffered()))
+		}
+		if all, _ := io.ReadAll(c); !bytes.Equal(all, in) {
+			t.Fatal("PeekSNI consumed bytes")
+		}
 	})
 }
 

@@ -32,9 +32,10 @@ var (
 )
 
 // Hello is what Parse reads from a ClientHello. Its zero value is an empty
-// result; Parse overwrites all of it. The slices its methods return alias
-// the Hello and are valid until it is reused. A Hello is about 800 bytes:
-// keep it on the stack or reuse it.
+// result; Parse resets it, and after an error its contents mean nothing.
+// The slices its methods return alias the Hello and are valid until it is
+// reused. A Hello is about 800 bytes: keep it on the stack or reuse it. It
+// is not safe for concurrent use while Parse writes it.
 type Hello struct {
 	// Len is the number of bytes of the records that carry the hello,
 	// headers included; the hello ends in the last of them.

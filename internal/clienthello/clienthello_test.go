@@ -1,6 +1,7 @@
 package clienthello_test
 
 import (
+	"bytes"
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
@@ -207,7 +208,18 @@ func FuzzParse(f *testing.F) {
 	f.Add(withExtensions(f, base, ext(0x0a0a), ext(0xfafa, 0), ext(0xfe0d, 0, 0, 1, 0, 1, 7, 0, 2, 9, 9, 0, 1, 5)))
 	f.Add([]byte{22, 3, 1, 0, 4, 1, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		agree(t, b)
+		h, err := agree(t, b)
+		if err != nil || len(b) < 5 || 5+int(binary.BigEndian.Uint16(b[3:])) != h.Len {
+			return
+		}
+		// A hello in one record reads the same split into records of any size.
+		for _, n := range []int{1, 2 + len(b)%97} {
+			var g clienthello.Hello
+			if err := clienthello.Parse(split(b[:h.Len], n), &g); err != nil ||
+				!bytes.Equal(g.ServerName(), h.ServerName()) || !slices.Equal(protos(&g), protos(h)) {
+				t.Fatalf("records of %d bytes: %v, SNI %q ALPN %q; whole: SNI %q ALPN %q", n, err, g.ServerName(), protos(&g), h.ServerName(), protos(h))
+			}
+		}
 	})
 }
 
