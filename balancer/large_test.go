@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/lbkit/lbkit/balancer"
 	"github.com/lbkit/lbkit/internal/testutil"
@@ -159,6 +160,38 @@ func TestHashBoundedLargePool(t *testing.T) {
 		limit := int64((1.25*float64(total)/n)+1) + 1
 		if a := l.Server.Active(); a > limit {
 			t.Fatalf("after %d leases, %s has %d (bound %d)", total, l.Server.Name, a, limit)
+		}
+	}
+}
+
+// TestLeastConnFullServers fills a pool of 100 servers with MaxConns 1:
+// with windowed picks, full servers still lead the Pool to the others, so
+// 100 leases land one on each server.
+func TestLeastConnFullServers(t *testing.T) {
+	const n = 100
+	srv := lbtest.Servers(n)
+	for i := range srv {
+		srv[i].MaxConns = 1
+	}
+	p := lbtest.Pool(t, &balancer.LeastConn{}, srv...)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var leases []lb.Lease
+	defer func() {
+		for _, l := range leases {
+			l.Done(lb.Outcome{})
+		}
+	}()
+	for range n {
+		l, err := p.Acquire(ctx, lb.PickInfo{})
+		if err != nil {
+			t.Fatalf("after %d leases: %v", len(leases), err)
+		}
+		leases = append(leases, l)
+	}
+	for name, a := range loads(p) {
+		if a != 1 {
+			t.Errorf("%s has %d leases, want 1", name, a)
 		}
 	}
 }
