@@ -21,16 +21,18 @@
 //	Algorithm   Pick cost       Weights  Use it when
 //	RoundRobin  O(1)            yes      requests cost about the same (the default);
 //	                                     smooth: weighted turns are interleaved
-//	LeastConn   O(n)            yes      durations vary widely (long polls, WebSockets,
-//	                                     database connections); tens to hundreds of servers
+//	LeastConn   O(1): exact up  yes      durations vary widely (long polls, WebSockets,
+//	            to 32 servers,           database connections)
+//	            a window of 32
+//	            beyond
 //	First       O(n), stops     no       you want to fill servers one after another up to
 //	            early                    MaxConns (scale-to-zero fleets, licences)
 //	Random      O(log n)        yes      many independent proxies share servers and a
 //	                                     shared rotation is not worth having
 //	P2C         O(log n)        yes      like LeastConn for thousands of servers, or when
 //	                                     several proxies balance the same servers
-//	Hash        O(1) (+O(n)     yes      a client, user or URL should stick to one server
-//	            when bounded)            (caches, sessions without cookies); add
+//	Hash        O(1)            yes      a client, user or URL should stick to one server
+//	                                     (caches, sessions without cookies); add
 //	                                     BoundedLoad so hot keys cannot overload a server
 //
 // RoundRobin, LeastConn, Random and P2C spread load; Hash keeps affinity;
@@ -47,6 +49,16 @@
 // Maglev tables) happens in Prepare (lb.Preparer), which the Pool calls
 // when it publishes a snapshot. Active counts come from the Pool: they are
 // the connections or requests between Pool.Acquire and Lease.Done.
+//
+// # Exact and approximate picks
+//
+// LeastConn is exact up to 32 servers; beyond, it picks the least loaded of
+// a window of 32 servers that moves by a coprime stride, so that every
+// server is compared every ⌈n/32⌉ picks (see LeastConn). P2C and Random
+// sample by design. Hash's bounded load compares each server with the
+// Pool's total of leases in flight (lb.Snapshot.Active), which counts
+// draining and down servers until their leases end. No pick sums or
+// scans every server of a large pool.
 //
 // Custom algorithms implement lb.Balancer (or are an lb.BalancerFunc); the
 // lb/lbtest package has the conformance tests and benchmarks that this

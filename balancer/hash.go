@@ -57,7 +57,10 @@ import (
 // al.). A skipped pick continues along the slots of the table from the
 // key's slot, a sequence that is deterministic for the key, so overflowing
 // keys of a hot server spread over the others and return home when the
-// load drops. The bound costs an O(n) sum of active counts per pick.
+// load drops. The total is the Pool's count of leases in flight
+// (lb.Snapshot.Active, one atomic load, no sum over the servers): it
+// includes servers that stopped being pickable (draining, down) until
+// their leases end, which loosens the bound by their share meanwhile.
 //
 // # Concurrency
 //
@@ -168,13 +171,10 @@ func (st *hashState) pick(s *lb.Snapshot, hv uint64, bound float64) *lb.Server {
 	return s.Servers[start]
 }
 
-// limit returns the bounded load per unit of weight.
+// limit returns the bounded load per unit of weight. The total is the
+// Pool's (Snapshot.Active, one atomic load).
 func (st *hashState) limit(s *lb.Snapshot, bound float64) float64 {
-	var total int64
-	for _, sv := range s.Servers {
-		total += sv.Active()
-	}
-	return bound * float64(total+1) / st.weight
+	return bound * float64(s.Active()+1) / st.weight
 }
 
 func underLimit(sv *lb.Server, limit float64) bool {

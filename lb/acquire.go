@@ -236,7 +236,7 @@ func (p *Pool) derive(snap *Snapshot, keep func(*Server) bool) *Snapshot {
 	if len(kept) == 0 || len(kept) == len(snap.Servers) {
 		return snap
 	}
-	d := &Snapshot{Servers: kept, Version: snap.Version, Backup: snap.Backup}
+	d := &Snapshot{Servers: kept, Version: snap.Version, Backup: snap.Backup, active: snap.active}
 	p.prepare(d)
 	return d
 }

@@ -274,7 +274,7 @@ func (p *Pool) publishLocked(membership bool) {
 			regular = append(regular, s)
 		}
 	}
-	snap := &Snapshot{Servers: regular, Version: p.version}
+	snap := &Snapshot{Servers: regular, Version: p.version, active: &p.traffic.cur}
 	if len(regular) == 0 && len(backup) > 0 {
 		snap.Servers, snap.Backup = backup, true
 	}

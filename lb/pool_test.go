@@ -492,3 +492,46 @@ func TestOutcomeFailed(t *testing.T) {
 		}
 	}
 }
+
+// TestSnapshotActive checks that Snapshot.Active counts the Pool's leases
+// in flight, on the published snapshot and on those derived for one pick,
+// and is zero for a Snapshot no Pool published.
+func TestSnapshotActive(t *testing.T) {
+	var seen int64 // the total the Balancer saw at its last pick
+	p := &lb.Pool{Name: "active", Balancer: lb.BalancerFunc(func(s *lb.Snapshot, _ lb.PickInfo) (*lb.Server, error) {
+		seen = s.Active()
+		return s.Servers[0], nil
+	})}
+	if err := p.Update(servers("127.0.0.1:9", "127.0.0.1:10", "127.0.0.1:11")); err != nil {
+		t.Fatal(err)
+	}
+	var leases []lb.Lease
+	for i := range 3 {
+		l, err := p.Acquire(context.Background(), lb.PickInfo{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		leases = append(leases, l)
+		if got := p.Snapshot().Active(); got != int64(i+1) {
+			t.Fatalf("after %d leases, Active %d", i+1, got)
+		}
+	}
+	// A pick that avoids a server runs on a derived snapshot: same total.
+	l, err := p.Acquire(context.Background(), lb.PickInfo{Avoid: []*lb.Server{leases[0].Server}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seen != 3 {
+		t.Errorf("derived snapshot: Active %d, want 3", seen)
+	}
+	l.Done(lb.Outcome{})
+	for _, l := range leases {
+		l.Done(lb.Outcome{})
+	}
+	if got := p.Snapshot().Active(); got != 0 {
+		t.Errorf("after every Done, Active %d", got)
+	}
+	if got := (&lb.Snapshot{}).Active(); got != 0 {
+		t.Errorf("unpublished snapshot: Active %d", got)
+	}
+}

@@ -133,12 +133,27 @@ type Snapshot struct {
 	Backup bool
 
 	prepared any
-	cum      []int // default rotation: cumulative weights, nil when all are equal
+	cum      []int         // default rotation: cumulative weights, nil when all are equal
+	active   *atomic.Int64 // the Pool's leases in flight; nil outside a Pool
 }
 
 // Prepared returns what the Pool's Balancer returned from Prepare for this
 // snapshot, or nil when the Balancer is not a Preparer.
 func (s *Snapshot) Prepared() any { return s.prepared }
+
+// Active returns the connections or requests in flight in the Pool that
+// published s, on all of its servers: the sum of their Active counts, in
+// one atomic load, so that a Balancer needs no O(n) sum. It counts
+// servers that are no longer pickable (draining, down) until their leases
+// end, and leases being acquired or released may show in a server's count
+// a moment before or after they show here. It is 0 for a Snapshot that no
+// Pool published.
+func (s *Snapshot) Active() int64 {
+	if s.active == nil {
+		return 0
+	}
+	return s.active.Load()
+}
 
 // Len returns the number of servers in the snapshot.
 func (s *Snapshot) Len() int { return len(s.Servers) }

@@ -1,11 +1,13 @@
 package tlsmode_test
 
 import (
+	"bytes"
 	"crypto/tls"
 	"net"
 	"testing"
 
 	"github.com/lbkit/lbkit/internal/testutil"
+	"github.com/lbkit/lbkit/lb"
 	"github.com/lbkit/lbkit/tlsmode"
 )
 
@@ -72,6 +74,34 @@ func BenchmarkHandshake(b *testing.B) {
 				}
 				cc.Close()
 				sc.Close()
+			}
+		})
+	}
+}
+
+// BenchmarkPeekClientHello measures the passthrough peek of one connection:
+// a fresh lb.Conn over the client's first flight (record headers peeked,
+// the hello parsed, SNI and ALPN stored in Conn.Info).
+func BenchmarkPeekClientHello(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		cfg  *tls.Config
+	}{
+		// Go's defaults offer the X25519MLKEM768 key share: a 1.5 KB hello.
+		{"tls13", &tls.Config{ServerName: "www.example.test", NextProtos: []string{"h2", "http/1.1"}}},
+		{"tls12", &tls.Config{ServerName: "www.example.test", MaxVersion: tls.VersionTLS12}},
+	} {
+		hello := clientHello(b, tc.cfg)
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(hello)))
+			r := bytes.NewReader(nil)
+			for b.Loop() {
+				r.Reset(hello)
+				c := lb.NewConn(&bytesConn{r: r}, "bench")
+				if err := peek(c); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 	}

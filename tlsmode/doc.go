@@ -3,7 +3,8 @@
 // frontend presents.
 //
 //   - Passthrough: Passthrough peeks the client's ClientHello without
-//     consuming it (PeekClientHello, parsed by crypto/tls itself), records
+//     consuming it (PeekSNI, an allocation-free parser that accepts what
+//     crypto/tls accepts; PeekClientHello for crypto/tls's full view), records
 //     the SNI and ALPN in lb.ConnInfo and hands the connection on, bytes
 //     untouched, typically to an lb.Mux routing by SNI. The client's TLS
 //     session ends at the server, and the Pool still splices.
@@ -54,9 +55,15 @@
 //	l4 := &lb.TCPFrontend{Backend: tlsmode.Passthrough(mux)}
 //	go l4.Serve(ln8443)
 //
-// Design notes. The ClientHello is parsed by crypto/tls (a server
-// handshake over the peeked bytes that stops in GetConfigForClient, the
-// technique of inetaf/tcpproxy), so lbkit carries no TLS parser of its own.
+// Design notes. Passthrough reads the ClientHello with lbkit's own parser
+// (internal/clienthello): crypto/tls, through a server handshake over the
+// peeked bytes that stops in GetConfigForClient (the technique of
+// inetaf/tcpproxy, which ParseClientHello and PeekClientHello keep),
+// cost about 15 µs and 45 allocations per connection, where the parser
+// takes about 1 µs and none. It checks what crypto/tls checks before a
+// server sees the hello, a fuzz target compares the two, and the few
+// differences (records crypto/tls tolerates, names over 255 bytes, ALPN
+// lists over 512 bytes, all refused) are listed at PeekSNI.
 // Certificate wildcards cover exactly one label, as in X.509 name
 // matching, whereas lb.Mux wildcards route any depth. File changes are
 // detected by polling modification time and size rather than inotify: it

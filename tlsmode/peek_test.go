@@ -83,6 +83,19 @@ func TestPeekClientHello(t *testing.T) {
 			if !bytes.Equal(all, tt.in) {
 				t.Errorf("read back %d bytes, want the %d sent", len(all), len(tt.in))
 			}
+
+			// PeekSNI, Passthrough's peek, agrees.
+			c = lb.NewConn(&bytesConn{r: bytes.NewReader(tt.in), chunk: tt.chunk}, "test")
+			err = tlsmode.PeekSNI(c)
+			if !errors.Is(err, tt.wantErr) || (err == nil) != (tt.wantErr == nil) {
+				t.Fatalf("PeekSNI: err %v, want %v", err, tt.wantErr)
+			}
+			if err == nil && (c.Info.SNI != "peek.test" || len(c.Info.ALPN) != 1 || c.Info.ALPN[0] != "h2") {
+				t.Errorf("PeekSNI: Info %+v", c.Info)
+			}
+			if all, _ := io.ReadAll(c); !bytes.Equal(all, tt.in) {
+				t.Errorf("PeekSNI: read back %d bytes, want the %d sent", len(all), len(tt.in))
+			}
 		})
 	}
 }
@@ -99,6 +112,13 @@ func FuzzPeekClientHello(f *testing.F) {
 		}
 		if all, _ := io.ReadAll(c); !bytes.Equal(all, in) {
 			t.Fatal("peek consumed bytes")
+		}
+		c = lb.NewConn(&bytesConn{r: bytes.NewReader(in), chunk: chunk % 64}, "fuzz")
+		if err := tlsmode.PeekSNI(c); err == nil && len(c.Buffered()) > tlsmode.MaxClientHello+5 {
+			t.Fatalf("PeekSNI buffered %d bytes", len(c.Buffered()))
+		}
+		if all, _ := io.ReadAll(c); !bytes.Equal(all, in) {
+			t.Fatal("PeekSNI consumed bytes")
 		}
 	})
 }
