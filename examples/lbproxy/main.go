@@ -69,7 +69,7 @@
 // Several instances behind one address agree without -redis for
 // -sticky cookie (the same -sticky-secret or -cookie-secret-file, the same
 // -backends) and -algorithm hash. -redis ADDR (-redis-password-file,
-// -redis-prefix) shares the rest through one Redis: -sticky table keeps
+// -redis-prefix, -redis-timeout) shares the rest through one Redis: -sticky table keeps
 // its table there, and -client-rate counts there, over the fleet; while
 // Redis is away each instance pins locally and admits -client-rate divided
 // by -redis-instances, counted in /metrics as fallbacks. -ticket-key-file
@@ -164,6 +164,7 @@ type config struct {
 	// state shared between instances
 	redis, redisPasswordFile, redisPrefix string
 	redisInstances                        int
+	redisTimeout                          time.Duration
 	ticketKeyFile                         string
 
 	// TLS
@@ -262,6 +263,7 @@ func newConfig(fs *flag.FlagSet) *config {
 	fs.StringVar(&c.redis, "redis", "", "HOST:PORT of a Redis server shared by the instances of a fleet: -sticky table and -client-rate then hold across them, with local decisions while Redis is away (empty: each instance on its own)")
 	fs.StringVar(&c.redisPasswordFile, "redis-password-file", "", "-redis: file holding the Redis password (its content without surrounding white space)")
 	fs.StringVar(&c.redisPrefix, "redis-prefix", "lbproxy:", "-redis: start of the keys, the same on every instance of a fleet and different between fleets sharing a Redis")
+	fs.DurationVar(&c.redisTimeout, "redis-timeout", redistable.DefaultTimeout, "-redis: longest wait for Redis on the data path, per sticky lookup or rate decision; beyond it the instance decides alone")
 	fs.IntVar(&c.redisInstances, "redis-instances", 1, "-redis with -client-rate: number of instances in the fleet; while Redis is away each admits -client-rate divided by it")
 	fs.StringVar(&c.ticketKeyFile, "ticket-key-file", "", "TLS modes: file holding a secret (at least 16 bytes; 32 random bytes recommended) the session ticket keys derive from, so that every instance that has it resumes the others' sessions (empty: random keys of this process)")
 

@@ -39,7 +39,8 @@ const (
 //	                instance admits R/-redis-instances alone while Redis
 //	                is away
 //
-// Keys start with -redis-prefix. Redis being away never stops traffic:
+// Keys start with -redis-prefix. A decision waits for Redis at most
+// -redis-timeout (50ms by default). Redis being away never stops traffic:
 // the fallbacks count in /metrics (lbkit_shared_fallbacks_total).
 func newRedis(cfg *config, logger *slog.Logger) (*redis.Client, error) {
 	if cfg.redis == "" {
@@ -48,6 +49,8 @@ func newRedis(cfg *config, logger *slog.Logger) (*redis.Client, error) {
 			return nil, errors.New("lbproxy: -redis-password-file without -redis")
 		case cfg.redisInstances != 1:
 			return nil, errors.New("lbproxy: -redis-instances without -redis")
+		case cfg.redisTimeout != redistable.DefaultTimeout:
+			return nil, errors.New("lbproxy: -redis-timeout without -redis")
 		}
 		return nil, nil
 	}
@@ -56,6 +59,9 @@ func newRedis(cfg *config, logger *slog.Logger) (*redis.Client, error) {
 	}
 	if cfg.sticky != "table" && cfg.clientRate == 0 {
 		return nil, errors.New("lbproxy: -redis shares -sticky table and -client-rate between instances: give one of them")
+	}
+	if cfg.redisTimeout <= 0 {
+		return nil, fmt.Errorf("lbproxy: -redis-timeout %v must be positive", cfg.redisTimeout)
 	}
 	if cfg.redisInstances < 1 {
 		return nil, fmt.Errorf("lbproxy: -redis-instances %d must be at least 1", cfg.redisInstances)
@@ -95,6 +101,7 @@ func redisTable(cfg *config, rdb *redis.Client, onMove func(lb.PickInfo, string,
 		MaxEntries:  cfg.stickyTableSize,
 		TTL:         cfg.stickyTTL,
 		IPv6Prefix:  cfg.stickyIPv6Prefix,
+		Timeout:     cfg.redisTimeout,
 		MovedHeader: "X-Sticky-Moved",
 		OnMove:      onMove,
 		Logger:      logger,
@@ -113,6 +120,7 @@ func redisRater(cfg *config, rdb *redis.Client, logger *slog.Logger) (*redisrate
 		Rate:       cfg.clientRate,
 		Burst:      cfg.clientRateBurst,
 		Instances:  cfg.redisInstances,
+		Timeout:    cfg.redisTimeout,
 		MaxClients: cfg.clientTableSize,
 		Logger:     logger,
 	}

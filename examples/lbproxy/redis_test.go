@@ -52,7 +52,8 @@ func TestLBProxyRedisStickyTable(t *testing.T) {
 	backends := testutil.NameServer(t, "a").Addr + "," + testutil.NameServer(t, "b").Addr + "," + testutil.NameServer(t, "c").Addr
 	instance := func(algorithm string) string {
 		cfg := withFlags(t, "-mode", "tcp", "-backends", backends, "-algorithm", algorithm,
-			"-sticky", "table", "-redis", rs.Addr, "-redis-prefix", "test:")
+			"-sticky", "table", "-redis", rs.Addr, "-redis-prefix", "test:",
+			"-redis-timeout", "2s") // a loaded machine does not fall back
 		return start(t, cfg)
 	}
 	a, b := instance("roundrobin"), instance("first")
@@ -89,7 +90,7 @@ func TestLBProxyRedisClientRate(t *testing.T) {
 	var urls []string
 	for range 3 {
 		cfg := withFlags(t, "-backends", backend.Addr, "-client-rate", "5", "-client-rate-burst", "5",
-			"-redis", rs.Addr, "-redis-instances", "3")
+			"-redis", rs.Addr, "-redis-instances", "3", "-redis-timeout", "2s")
 		urls = append(urls, "http://"+start(t, cfg)+"/")
 	}
 	c := &http.Client{Timeout: 5 * time.Second}
@@ -195,6 +196,8 @@ func TestLBProxyRedisFlags(t *testing.T) {
 		{[]string{"-redis", "nohostport", "-sticky", "table"}, "-redis"},
 		{[]string{"-redis-password-file", long}, "without -redis"},
 		{[]string{"-redis-instances", "3"}, "without -redis"},
+		{[]string{"-redis-timeout", "1s"}, "without -redis"},
+		{[]string{"-redis", "127.0.0.1:6379", "-sticky", "table", "-redis-timeout", "0s"}, "must be positive"},
 		{[]string{"-redis", "127.0.0.1:6379", "-client-rate", "5", "-redis-instances", "0"}, "at least 1"},
 		{[]string{"-ticket-key-file", long}, "TLS-terminating mode"},
 		{[]string{"-mode", "https", "-ticket-key-file", short}, "at least 16"},

@@ -30,6 +30,11 @@ type quietLogger struct{}
 
 func (quietLogger) Printf(context.Context, string, ...any) {}
 
+// slowMachine is the Timeout of the tests that need Redis's answers: a
+// loaded machine must not fall back there (TestTimeout checks the bound;
+// a stopped Redis refuses connections at once).
+const slowMachine = 2 * time.Second
+
 func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
@@ -101,7 +106,8 @@ func TestFleetRate(t *testing.T) {
 	var urls []string
 	var limiters []*redisrate.Limiter
 	for i := range 3 {
-		rl := &redisrate.Limiter{Client: newClient(t, rs.Addr), Prefix: "fleet:", Rate: ratePerSec, Burst: burst, Instances: 3}
+		rl := &redisrate.Limiter{Client: newClient(t, rs.Addr), Prefix: "fleet:", Rate: ratePerSec, Burst: burst, Instances: 3,
+			Timeout: slowMachine}
 		must(t, rl.Validate())
 		limiters = append(limiters, rl)
 		urls = append(urls, startInstance(t, fmt.Sprintf("127.0.0.%d", i+2), backend.Addr, &lb.Limits{ClientRater: rl}))
@@ -142,7 +148,8 @@ func TestFleetRate(t *testing.T) {
 // counted as fallbacks, and return to Redis once it is back.
 func TestRedisDown(t *testing.T) {
 	rs := testservers.Redis(t)
-	rl := &redisrate.Limiter{Client: newClient(t, rs.Addr), Rate: 10, Burst: 10, Instances: 2, RetryAfter: 50 * time.Millisecond}
+	rl := &redisrate.Limiter{Client: newClient(t, rs.Addr), Rate: 10, Burst: 10, Instances: 2,
+		RetryAfter: 50 * time.Millisecond, Timeout: slowMachine}
 	must(t, rl.Validate())
 	key := netip.MustParseAddr("198.51.100.1")
 	ctx := context.Background()
@@ -189,7 +196,7 @@ func TestRedisDown(t *testing.T) {
 // the retry.
 func TestRefusedLocally(t *testing.T) {
 	rs := testservers.Redis(t)
-	rl := &redisrate.Limiter{Client: newClient(t, rs.Addr), Rate: 1, Burst: 1}
+	rl := &redisrate.Limiter{Client: newClient(t, rs.Addr), Rate: 1, Burst: 1, Timeout: slowMachine}
 	key := netip.MustParseAddr("2001:db8::1")
 	ctx := context.Background()
 	if ok, _ := rl.Allow(ctx, key); !ok {

@@ -64,7 +64,9 @@ type instance struct {
 
 func newInstance(t *testing.T, listenIP, redisAddr string, bal lb.Balancer, servers []lb.Server) *instance {
 	t.Helper()
-	table := &redistable.Table{Client: newClient(t, redisAddr), Prefix: "test:" + t.Name() + ":", RetryAfter: 100 * time.Millisecond}
+	// A loaded machine must not fall back: TestTimeout checks the bound.
+	table := &redistable.Table{Client: newClient(t, redisAddr), Prefix: "test:" + t.Name() + ":",
+		RetryAfter: 100 * time.Millisecond, Timeout: 2 * time.Second}
 	runTable(t, table)
 	pool := &lb.Pool{Name: "tcp", Balancer: bal, Affinity: table}
 	must(t, pool.Update(servers))
