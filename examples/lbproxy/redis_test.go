@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -209,5 +210,65 @@ func TestLBProxyRedisFlags(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: %v, want an error with %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+// metricValue returns the value of the series named series (with its
+// labels) in a Prometheus exposition, -1 when absent.
+func metricValue(t *testing.T, exposition, series string) float64 {
+	t.Helper()
+	for line := range strings.Lines(exposition) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", series, err)
+			}
+			return f
+		}
+	}
+	return -1
+}
+
+// TestLBProxyRedisDown stops the Redis of -sticky table: connections keep
+// flowing, pinned locally, the fallbacks rise in /metrics, and once Redis
+// is back the bindings reach it again.
+func TestLBProxyRedisDown(t *testing.T) {
+	testutil.CheckLeaks(t)
+	rs := testservers.Redis(t)
+	backends := testutil.NameServer(t, "a").Addr + "," + testutil.NameServer(t, "b").Addr
+	r := startAdminRun(t, withFlags(t, "-mode", "tcp", "-backends", backends,
+		"-sticky", "table", "-redis", rs.Addr, "-redis-prefix", "down:",
+		"-redis-timeout", "2s")) // a stopped Redis refuses at once
+	fallbacks := func() float64 {
+		_, body := adminGet(t, r.admin+"/metrics", "")
+		return metricValue(t, body, `lbkit_shared_fallbacks_total{shared="sticky"}`)
+	}
+	nameFrom(t, "127.0.6.1", r.addr)
+	if got := fallbacks(); got != 0 {
+		t.Fatalf("fallbacks with Redis up = %v, want 0", got)
+	}
+
+	rs.Stop(t)
+	home := map[string]string{}
+	for _, src := range []string{"127.0.6.2", "127.0.6.3", "127.0.6.4"} {
+		home[src] = nameFrom(t, src, r.addr)
+		if again := nameFrom(t, src, r.addr); again != home[src] {
+			t.Fatalf("with Redis down, %s went to %s then %s", src, home[src], again)
+		}
+	}
+	if got := fallbacks(); got < 1 {
+		t.Fatalf("fallbacks with Redis down = %v, want some", got)
+	}
+
+	rs.Start(t)
+	rc := redisClient(t, rs.Addr)
+	for src, name := range home {
+		testutil.Eventually(t, "the binding of "+src+" in Redis", func() bool {
+			if got := nameFrom(t, src, r.addr); got != name {
+				t.Fatalf("after the restart, %s went to %s, pinned to %s", src, got, name)
+			}
+			n, _ := rc.Exists(context.Background(), "down:sticky:"+src).Result()
+			return n == 1
+		})
 	}
 }
