@@ -43,7 +43,12 @@
 //   - [github.com/lbkit/lbkit/health]: active and passive health checks.
 //   - [github.com/lbkit/lbkit/tlsmode]: passthrough, offloading and
 //     bridging adapters; certificates.
-//   - [github.com/lbkit/lbkit/sticky]: cookie and source-IP affinity.
+//   - [github.com/lbkit/lbkit/sticky]: cookie and source-IP affinity;
+//     [github.com/lbkit/lbkit/sticky/redistable]: the source-IP table
+//     shared by a fleet of load balancers through Redis.
+//   - [github.com/lbkit/lbkit/lb/redisrate]: a per-client rate limit
+//     shared by a fleet through Redis, for lb.Limits.ClientRater. These
+//     two are the only packages that import go-redis.
 //   - [github.com/lbkit/lbkit/acl]: allow, deny and redirect rules; routes.
 //
 // The programs under examples/ run on loopback defaults; examples/lbproxy

@@ -40,6 +40,27 @@
 // prefer the sticky package (a cookie that names the server) over Hash:
 // hashing moves some keys whenever servers join.
 //
+// # Several instances
+//
+// Load balancers behind one address (DNS, ECMP) share no state, yet Hash
+// sends a key to the same server on each of them when they have:
+//
+//   - the same servers, by Name, with the same weights (no slow-start
+//     ramp in progress on one of them): the Maglev table depends on the
+//     names and weights only, not on the configuration order nor on Addr;
+//   - the same servers pickable (health checks that agree);
+//   - no BoundedLoad: the bound depends on each instance's own active
+//     counts, so overflowing keys go elsewhere on each;
+//   - tables built from the same servers: an instance started while a
+//     server was down builds its table without it and places a share of
+//     the keys differently until that server is back, when it rebuilds
+//     the same table as the others.
+//
+// TestHashAcrossInstances checks these conditions. The other algorithms
+// depend on each instance's own counters and agree only by chance; for
+// affinity across instances use Hash, the sticky package's Cookie (with a
+// shared secret) or sticky/redistable (a table shared through Redis).
+//
 // # Contract
 //
 // Every Pick in this package is lock-free and allocation-free, is safe for

@@ -126,6 +126,10 @@
 //     name as Host. Default: none (503).
 //   - redispatch_attempt_count: [Pool].RedispatchEvery, which retries go
 //     to another server. Default (0): every retry.
+//   - a rate shared by several load balancers: [Limits].ClientRater, a
+//     [ClientRater] (package lb/redisrate counts in Redis) that decides
+//     the per-client rate instead of the local buckets. Default: nil, the
+//     local buckets of ClientRate.
 //   - host: [ReverseProxy].ServerHost, the Host header (and with https
 //     the TLS name) sent to the servers; at L4, Pool.TLS.ServerName.
 //     Default: the client's Host, each server's address as TLS name.

@@ -69,6 +69,15 @@ const (
 // the request was read). Connections refused at L4 never reach a Backend
 // and have no access record.
 //
+// # Across instances
+//
+// The client table is per Limits, so per instance: behind DNS or ECMP a
+// client reaching N load balancers gets N times ClientRate. Setting
+// ClientRater hands the rate decision to an implementation that counts in
+// a shared store (lb/redisrate counts in Redis, with a local share as its
+// fallback): the table still tracks ClientMaxConns, and ClientRate and
+// ClientBurst are then unused.
+//
 // # Wiring and the order of listeners
 //
 // The client address is the one the listener returns: set Limits above
@@ -177,6 +186,15 @@ type Limits struct {
 	// negative means ClientRate rounded up, and at least 1.
 	ClientBurst int
 
+	// ClientRater, when set, decides the per-client rate instead of the
+	// local token buckets of ClientRate and ClientBurst, which are then
+	// not used: a rate shared by several load balancers
+	// (github.com/lbkit/lbkit/lb/redisrate). It is asked where ClientRate
+	// would be (each request at L7, each connection at L4) with the
+	// client's key, and its refusals count as ClientRate's. Nil, the
+	// default, means the local buckets.
+	ClientRater ClientRater
+
 	// ClientIPv6Prefix, between 1 and 127, keys IPv6 clients by that many
 	// leading bits (64: a /64 network is one client), as
 	// sticky.SourceIP's IPv6Prefix does. Zero or any other value means the
@@ -224,7 +242,7 @@ func (l *Limits) init() {
 		if l.MaxConns > 0 {
 			l.slots = make(chan struct{}, l.MaxConns)
 		}
-		if l.ClientMaxConns > 0 || l.ClientRate > 0 {
+		if l.ClientMaxConns > 0 || l.ClientRate > 0 || l.ClientRater != nil {
 			l.table = newClientTable(l)
 		}
 		if l.ConnRate > 0 {
@@ -461,10 +479,26 @@ func (l *Limits) admit(c net.Conn, remote net.Addr, l4 bool) *limitedConn {
 	switch {
 	case l.ClientMaxConns > 0 && conns > int64(l.ClientMaxConns):
 		lc.over = limitClientConns
-	case l4 && e.limiter != nil && !e.limiter.AllowN(now, 1):
-		lc.over = limitClientRate
+	case l4:
+		if ok, _ := l.allowRate(context.Background(), key, e, now); !ok {
+			lc.over = limitClientRate
+		}
 	}
 	return lc
+}
+
+// allowRate applies ClientRate, or ClientRater, to one request (L7) or
+// connection (L4) of the client key, whose entry is e (nil when
+// untracked). retry is the wait before one would pass, 0 when unknown.
+func (l *Limits) allowRate(ctx context.Context, key netip.Addr, e *clientEntry, now time.Time) (ok bool, retry time.Duration) {
+	if l.ClientRater != nil {
+		return l.ClientRater.Allow(ctx, key)
+	}
+	if e == nil || e.limiter == nil || e.limiter.AllowN(now, 1) {
+		return true, 0
+	}
+	tokens := e.limiter.TokensAt(now)
+	return false, time.Duration((1 - tokens) / l.ClientRate * float64(time.Second))
 }
 
 // limitedConn is a connection accepted through a limitListener, or
@@ -600,24 +634,31 @@ func (l *Limits) checkRequest(r *http.Request) (reason limitReason, retry time.D
 		l.refused[limitClientConns].Add(1)
 		return limitClientConns, 0
 	}
-	if l.ClientRate <= 0 {
+	if l.ClientRate <= 0 && l.ClientRater == nil {
 		return reason, 0
 	}
 	now := l.now()
 	var e *clientEntry
+	var key netip.Addr
 	if lc != nil {
-		e = lc.client
+		if e = lc.client; e != nil {
+			key = e.key
+		}
 	} else if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-		if key, ok := t.key(ap.Addr()); ok {
+		var ok bool
+		if key, ok = t.key(ap.Addr()); ok {
 			e = t.touch(key, now)
 		}
 	}
-	if e == nil || e.limiter.AllowN(now, 1) {
+	if !key.IsValid() {
+		return reason, 0
+	}
+	ok, retry := l.allowRate(r.Context(), key, e, now)
+	if ok {
 		return reason, 0
 	}
 	l.refused[limitClientRate].Add(1)
-	tokens := e.limiter.TokensAt(now)
-	return limitClientRate, time.Duration((1 - tokens) / l.ClientRate * float64(time.Second))
+	return limitClientRate, retry
 }
 
 // limitRequest applies p.Limits to r. It answers 429 and returns false
@@ -716,7 +757,7 @@ func newClientTable(l *Limits) *clientTable {
 	if t.idle <= 0 {
 		t.idle = DefaultClientIdle
 	}
-	if l.ClientRate > 0 {
+	if l.ClientRate > 0 && l.ClientRater == nil {
 		t.rate = rate.Limit(l.ClientRate)
 		t.burst = burstFor(l.ClientRate, l.ClientBurst)
 		// Forgetting a client earlier than its bucket refills would

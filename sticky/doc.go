@@ -30,12 +30,23 @@
 // # Several instances
 //
 // Cookie stickiness needs no shared state: the cookie names the server, so
-// instances behind DNS or ECMP that share the Keys and the server names
-// honour each other's cookies. A SourceIP table is per instance: a client
-// that reaches another instance is pinned there afresh. For source-address
-// affinity across instances without shared state use consistent hashing,
+// instances behind DNS or ECMP honour each other's cookies when they have
+// the same Keys (secrets, in any order of rotation they all know) and the
+// same server Names; the configuration order, the addresses, the
+// Balancer and its state do not matter, and a server one instance lacks
+// or holds down is a moved pin there (TestCookieAcrossInstances checks
+// three instances with their servers in different orders, and a fourth
+// with another secret).
+//
+// A SourceIP table is per instance: a client that reaches another instance
+// is pinned there afresh. For source-address affinity across instances,
+// either share the table through Redis (package sticky/redistable: the
+// same lb.Affinity with a local cache in front of Redis, falling back to
+// local pins when Redis is away), or use consistent hashing,
 // balancer.Hash{Key: balancer.SourceIP}, as the Pool's Balancer: every
-// instance computes the same server for the same address.
+// instance computes the same server for the same address under the
+// conditions balancer's package documentation lists (same names and
+// weights, no bounded load), with no state at all.
 //
 // With PROXY protocol reception configured on the frontend, PickInfo.Client
 // is the address the header carried, so SourceIP keys by the real client

@@ -45,10 +45,11 @@ const maxShards = 64
 //
 // The table is per instance: several load balancers behind DNS or ECMP pin
 // the same client independently, and agree only by chance. When clients
-// must land on the same server whichever instance they reach, use the
-// stateless balancer.Hash{Key: balancer.SourceIP} instead (consistent
-// hashing: the same servers give the same answer everywhere, and a server
-// change moves only its share of clients).
+// must land on the same server whichever instance they reach, share the
+// table through Redis (sticky/redistable.Table) or use the stateless
+// balancer.Hash{Key: balancer.SourceIP} instead (consistent hashing: the
+// same servers give the same answer everywhere, and a server change moves
+// only its share of clients).
 //
 // Configure the exported fields before first use; the methods are safe for
 // concurrent use.

@@ -25,8 +25,13 @@
 // server-side TLS guidelines. Config.ClientAuth and ClientCAs ask clients
 // for certificates (mTLS); ClientCN reads the verified name from
 // lb.ConnInfo, for PROXY protocol v2-ssl-cn. Config.TicketKeys shares
-// rotated session ticket keys among frontends (TicketKeys), and HSTS adds
-// Strict-Transport-Security to HTTPS responses, opt-in.
+// rotated session ticket keys among frontends (TicketKeys); with
+// TicketKeys.Secret set, the keys derive from the secret and the time
+// (HKDF-SHA256 per Rotation period, the previous periods within Lifetime
+// and the next one accepted), so load balancers that share the secret
+// resume each other's sessions, across failovers and restarts, without
+// talking to each other. HSTS adds Strict-Transport-Security to HTTPS
+// responses, opt-in.
 //
 // A Store holds several certificates chosen by SNI (exact, one-label
 // wildcard, default for missing or unknown names), loaded from memory or PEM

@@ -2,8 +2,13 @@ package tlsmode
 
 import (
 	"context"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -42,6 +47,20 @@ const (
 // resumes for at most Lifetime, and for at least Lifetime-Rotation when
 // Lifetime is a multiple of Rotation, as with the defaults (crypto/tls
 // also refuses tickets older than seven days).
+//
+// # Across instances
+//
+// With Secret set, the keys are not random: each is derived from Secret
+// and its period (HKDF-SHA256 over the secret, with the period's number,
+// Unix time divided by Rotation, in the info), and rotations happen at the
+// period boundaries, the same instants everywhere. Load balancers that
+// share Secret and Rotation (and Lifetime) therefore hold the same keys
+// without talking to each other: a session begun on one resumes on any
+// other, and survives a failover or a restart. The key of the next period
+// is accepted too, so instances whose clocks differ by less than Rotation
+// still agree across a boundary. Secret is as sensitive as a private key:
+// whoever holds it decrypts recorded TLS 1.2 sessions, and resumes
+// sessions as their clients.
 type TicketKeys struct {
 	// Rotation is how often Run makes a new key; zero means
 	// DefaultTicketRotation.
@@ -52,10 +71,49 @@ type TicketKeys struct {
 	Lifetime time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Secret, when set, derives the keys from it and the time instead of
+	// crypto/rand, so that instances sharing it share their keys (see
+	// "Across instances"); at least MinTicketSecret bytes, 32 random bytes
+	// being the recommended size. Nil means random keys of this process
+	// alone.
+	Secret []byte
 
 	mu     sync.Mutex
 	keys   []ticketKey // newest first
 	sealer *tls.Config // holds the keys; encrypts and decrypts tickets
+}
+
+// MinTicketSecret is the shortest TicketKeys.Secret accepted.
+const MinTicketSecret = 16
+
+// ErrTicketSecret means a TicketKeys.Secret is too short.
+var ErrTicketSecret = errors.New("tlsmode: session ticket secret too short")
+
+// Validate reports a Secret shorter than MinTicketSecret (an empty one
+// means random keys, and is valid). Register and Rotate fall back to
+// random keys with such a secret.
+func (k *TicketKeys) Validate() error {
+	if n := len(k.Secret); n > 0 && n < MinTicketSecret {
+		return fmt.Errorf("%w: %d bytes, want at least %d", ErrTicketSecret, n, MinTicketSecret)
+	}
+	return nil
+}
+
+// ticketInfo is HKDF's info for the key of a period, before its number.
+const ticketInfo = "lbkit tlsmode session ticket key v1 "
+
+// derived returns the key of period p derived from Secret.
+func (k *TicketKeys) derived(p int64) ticketKey {
+	info := make([]byte, len(ticketInfo)+8)
+	copy(info, ticketInfo)
+	binary.BigEndian.PutUint64(info[len(ticketInfo):], uint64(p))
+	key, err := hkdf.Key(sha256.New, k.Secret, nil, string(info), 32)
+	if err != nil { // only for lengths beyond 255 hashes
+		panic(err)
+	}
+	tk := ticketKey{created: time.Unix(0, 0).Add(time.Duration(p) * k.rotation())}
+	copy(tk.key[:], key)
+	return tk
 }
 
 type ticketKey struct {
@@ -129,19 +187,42 @@ func (k *TicketKeys) Len() int {
 
 func (k *TicketKeys) rotateLocked() {
 	now := k.now()
-	var nk ticketKey
-	rand.Read(nk.key[:]) // never fails (crypto/rand)
-	nk.created = now
-	kept := []ticketKey{nk}
-	for _, old := range k.keys {
-		if now.Sub(old.created)+k.rotation() <= k.lifetime() {
-			kept = append(kept, old)
+	var kept []ticketKey
+	var next []ticketKey // accepted, not kept: the next period's
+	if len(k.Secret) >= MinTicketSecret {
+		// The current period's key, and those of the previous periods
+		// within Lifetime: the same on every instance.
+		rot := int64(k.rotation())
+		p := now.UnixNano() / rot
+		if now.UnixNano() < 0 && now.UnixNano()%rot != 0 {
+			p--
+		}
+		for q := p; ; q-- {
+			tk := k.derived(q)
+			if q != p && now.Sub(tk.created)+k.rotation() > k.lifetime() {
+				break
+			}
+			kept = append(kept, tk)
+		}
+		next = append(next, k.derived(p+1))
+	} else {
+		var nk ticketKey
+		rand.Read(nk.key[:]) // never fails (crypto/rand)
+		nk.created = now
+		kept = []ticketKey{nk}
+		for _, old := range k.keys {
+			if now.Sub(old.created)+k.rotation() <= k.lifetime() {
+				kept = append(kept, old)
+			}
 		}
 	}
 	k.keys = kept
-	keys := make([][32]byte, len(kept))
-	for i, tk := range kept {
-		keys[i] = tk.key
+	keys := make([][32]byte, 0, len(kept)+len(next))
+	for _, tk := range kept {
+		keys = append(keys, tk.key)
+	}
+	for _, tk := range next {
+		keys = append(keys, tk.key)
 	}
 	if k.sealer == nil {
 		k.sealer = &tls.Config{}

@@ -167,3 +167,102 @@ func TestTicketKeysLifetimeNotMultiple(t *testing.T) {
 		now = now.Add(5 * time.Hour)
 	}
 }
+
+// TestTicketKeysSecretAcrossInstances runs two load balancers with their
+// own TicketKeys derived from one secret: a session begun on one resumes
+// on the other, across a rotation, and across a boundary their clocks see
+// at different times; another secret does not resume it.
+func TestTicketKeysSecretAcrossInstances(t *testing.T) {
+	testutil.CheckLeaks(t)
+	ca := testutil.NewCA(t)
+	leaf := ca.Leaf(t, "localhost")
+	cert := func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &leaf, nil }
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	type clock struct {
+		mu  sync.Mutex
+		now time.Time
+	}
+	newClock := func(t0 time.Time) *clock { return &clock{now: t0} }
+	get := func(c *clock) func() time.Time {
+		return func() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+	}
+	set := func(c *clock, t time.Time) { c.mu.Lock(); c.now = t; c.mu.Unlock() }
+
+	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	ca1, cb1, cc1 := newClock(t0), newClock(t0), newClock(t0)
+	ka := &tlsmode.TicketKeys{Secret: secret, Rotation: time.Hour, Lifetime: 3 * time.Hour, Now: get(ca1)}
+	kb := &tlsmode.TicketKeys{Secret: secret, Rotation: time.Hour, Lifetime: 3 * time.Hour, Now: get(cb1)}
+	kc := &tlsmode.TicketKeys{Secret: []byte("another secret, as long as it is"), Rotation: time.Hour, Lifetime: 3 * time.Hour, Now: get(cc1)}
+	for _, k := range []*tlsmode.TicketKeys{ka, kb, kc} {
+		if err := k.Validate(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := (&tlsmode.TicketKeys{Secret: []byte("short")}).Validate(); err == nil {
+		t.Error("a 5-byte secret is valid")
+	}
+
+	for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		t.Run(tls.VersionName(version), func(t *testing.T) {
+			for _, c := range []*clock{ca1, cb1, cc1} {
+				set(c, t0)
+			}
+			ka.Rotate()
+			kb.Rotate()
+			kc.Rotate()
+			a := serveHello(t, tlsmode.Config{GetCertificate: cert, TicketKeys: ka}.ServerConfig())
+			b := serveHello(t, tlsmode.Config{GetCertificate: cert, TicketKeys: kb}.ServerConfig())
+			c := serveHello(t, tlsmode.Config{GetCertificate: cert, TicketKeys: kc}.ServerConfig())
+			client := func() *tls.Config {
+				cfg := ca.ClientConfig("localhost")
+				cfg.MinVersion, cfg.MaxVersion = version, version
+				cfg.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+				return cfg
+			}
+
+			cfg := client()
+			if resumed(t, a, cfg) {
+				t.Fatal("first handshake resumed")
+			}
+			if !resumed(t, b, cfg) {
+				t.Fatal("session from A did not resume on B, which shares the secret")
+			}
+			cfg = client()
+			resumed(t, a, cfg)
+			if resumed(t, c, cfg) {
+				t.Fatal("session from A resumed on C, which has another secret")
+			}
+
+			// A rotation on both, at the same boundary: the previous key
+			// still decrypts.
+			cfg = client()
+			resumed(t, a, cfg)
+			set(ca1, t0.Add(time.Hour))
+			set(cb1, t0.Add(time.Hour))
+			ka.Rotate()
+			kb.Rotate()
+			if !resumed(t, b, cfg) {
+				t.Fatal("session from before the rotation did not resume on B")
+			}
+
+			// A's clock passed the next boundary, B's not yet: B accepts
+			// the next period's key.
+			set(ca1, t0.Add(2*time.Hour))
+			ka.Rotate()
+			cfg = client()
+			resumed(t, a, cfg)
+			if !resumed(t, b, cfg) {
+				t.Fatal("session sealed with the next period's key did not resume on B")
+			}
+
+			// Past Lifetime the key is gone everywhere.
+			cfg = client()
+			resumed(t, a, cfg)
+			set(cb1, t0.Add(5*time.Hour))
+			kb.Rotate()
+			if resumed(t, b, cfg) {
+				t.Fatal("session resumed with a key older than its lifetime")
+			}
+		})
+	}
+}

@@ -2,6 +2,9 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/lbkit/lbkit/lb"
 )
@@ -22,6 +25,8 @@ import (
 //	-client-rate R        one client's requests (HTTP) or connections
 //	                      (L4) per second, with -client-rate-burst;
 //	                      beyond, 429 with Retry-After, or L4 closes
+//	                      (with -redis, over the whole fleet: see
+//	                      redis.go)
 //	-client-table-size, -client-idle, -client-ipv6-prefix
 //	                      the table of clients: its bound (when full,
 //	                      the least recently seen idle client goes),
@@ -29,7 +34,7 @@ import (
 //	                      prefix that makes one client
 //
 // Clients are the addresses after PROXY protocol reception (-accept-proxy).
-func newLimits(cfg *config) (*lb.Limits, error) {
+func newLimits(cfg *config, rdb *redis.Client, logger *slog.Logger) (*lb.Limits, error) {
 	switch {
 	case cfg.maxConn < 0:
 		return nil, fmt.Errorf("lbproxy: -maxconn %d must not be negative", cfg.maxConn)
@@ -57,7 +62,7 @@ func newLimits(cfg *config) (*lb.Limits, error) {
 	if cfg.maxConn == 0 && cfg.connRate == 0 && cfg.clientMaxConn == 0 && cfg.clientRate == 0 {
 		return nil, nil
 	}
-	return &lb.Limits{
+	lim := &lb.Limits{
 		MaxConns:         cfg.maxConn,
 		ConnRate:         cfg.connRate,
 		ConnBurst:        cfg.connRateBurst,
@@ -67,7 +72,15 @@ func newLimits(cfg *config) (*lb.Limits, error) {
 		ClientIPv6Prefix: cfg.clientIPv6Prefix,
 		MaxClients:       cfg.clientTableSize,
 		ClientIdle:       cfg.clientIdle,
-	}, nil
+	}
+	if rdb != nil && cfg.clientRate > 0 {
+		rl, err := redisRater(cfg, rdb, logger)
+		if err != nil {
+			return nil, err
+		}
+		lim.ClientRater = rl
+	}
+	return lim, nil
 }
 
 // holdingAccepts reports whether limits is holding back the accept loop on

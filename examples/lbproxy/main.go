@@ -21,7 +21,8 @@
 //
 // The TLS modes present -cert and -key, reloaded when the files change, or
 // a certificate for localhost from a CA generated at start. Session ticket
-// keys rotate daily and resume sessions for up to seven days; -hsts
+// keys rotate daily and resume sessions for up to seven days (random, or
+// derived from -ticket-key-file's secret); -hsts
 // MAXAGE adds Strict-Transport-Security to the https modes' responses. With an empty
 // -backends lbproxy starts demo backends on loopback and says so.
 // Benchmarks of https-bridge against servers with self-signed certificates
@@ -75,6 +76,16 @@
 // -maxconn, -conn-rate or -client-maxconn is refused before its handshake
 // (CONNECTION_REFUSED), as a UDP socket has no accept queue to pause.
 //
+// Several instances behind one address agree without -redis for
+// -sticky cookie (the same -sticky-secret or -cookie-secret-file, the same
+// -backends) and -algorithm hash. -redis ADDR (-redis-password-file,
+// -redis-prefix, -redis-timeout) shares the rest through one Redis: -sticky table keeps
+// its table there, and -client-rate counts there, over the fleet; while
+// Redis is away each instance pins locally and admits -client-rate divided
+// by -redis-instances, counted in /metrics as fallbacks. -ticket-key-file
+// derives the TLS session ticket keys from a shared secret, so sessions
+// resume on every instance. See redis.go.
+//
 // -admin ADDR (keep it on loopback, e.g. 127.0.0.1:9100) serves /healthz
 // (200 while serving; 503 while draining or when a self-check of the
 // accept path or of the event loops fails), the live status page at /,
@@ -122,6 +133,7 @@ import (
 	"github.com/lbkit/lbkit/lb/proxyproto"
 	"github.com/lbkit/lbkit/lb/statuspage"
 	"github.com/lbkit/lbkit/sticky"
+	"github.com/lbkit/lbkit/sticky/redistable"
 	"github.com/lbkit/lbkit/tlsmode"
 )
 
@@ -163,6 +175,13 @@ type config struct {
 	sticky, stickyCookie, stickySecret string
 	stickyTableSize, stickyIPv6Prefix  int
 	stickyTTL                          time.Duration
+	cookieSecretFile                   string
+
+	// state shared between instances
+	redis, redisPasswordFile, redisPrefix string
+	redisInstances                        int
+	redisTimeout                          time.Duration
+	ticketKeyFile                         string
 
 	// TLS
 	tlsProfile, clientCA         string
@@ -260,6 +279,14 @@ func newConfig(fs *flag.FlagSet) *config {
 	fs.IntVar(&c.stickyTableSize, "sticky-table-size", sticky.DefaultMaxEntries, "sticky table: most clients remembered")
 	fs.DurationVar(&c.stickyTTL, "sticky-ttl", sticky.DefaultTTL, "sticky table: lifetime of an unused pin")
 	fs.IntVar(&c.stickyIPv6Prefix, "sticky-ipv6-prefix", 0, "sticky table: pin IPv6 clients by this prefix length (0: whole address)")
+	fs.StringVar(&c.cookieSecretFile, "cookie-secret-file", "", "file holding the sticky cookie key (its content without surrounding white space, at least 16 bytes), instead of -sticky-secret; give every instance the same one")
+
+	fs.StringVar(&c.redis, "redis", "", "HOST:PORT of a Redis server shared by the instances of a fleet: -sticky table and -client-rate then hold across them, with local decisions while Redis is away (empty: each instance on its own)")
+	fs.StringVar(&c.redisPasswordFile, "redis-password-file", "", "-redis: file holding the Redis password (its content without surrounding white space)")
+	fs.StringVar(&c.redisPrefix, "redis-prefix", "lbproxy:", "-redis: start of the keys, the same on every instance of a fleet and different between fleets sharing a Redis")
+	fs.DurationVar(&c.redisTimeout, "redis-timeout", redistable.DefaultTimeout, "-redis: longest wait for Redis on the data path, per sticky lookup or rate decision; beyond it the instance decides alone")
+	fs.IntVar(&c.redisInstances, "redis-instances", 1, "-redis with -client-rate: number of instances in the fleet; while Redis is away each admits -client-rate divided by it")
+	fs.StringVar(&c.ticketKeyFile, "ticket-key-file", "", "TLS modes: file holding a secret (at least 16 bytes; 32 random bytes recommended) the session ticket keys derive from, so that every instance that has it resumes the others' sessions (empty: random keys of this process)")
 
 	fs.StringVar(&c.tlsProfile, "tls-profile", "intermediate", "TLS modes: old, intermediate or modern (Mozilla's profiles)")
 	fs.StringVar(&c.clientCA, "client-ca", "", "TLS modes: PEM bundle; when set, clients must present a certificate it verifies (mTLS)")
@@ -351,7 +378,21 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 		level = slog.LevelDebug
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	affinity, err := newAffinity(cfg, l7, logger) // nil: none
+	rdb, err := newRedis(cfg, logger) // nil: no -redis
+	if err != nil {
+		return err
+	}
+	if rdb != nil {
+		defer rdb.Close() // after the goroutines that use it (wg.Wait below)
+	}
+	affinity, err := newAffinity(cfg, l7, logger, rdb) // nil: none
+	if err != nil {
+		return err
+	}
+	if cfg.ticketKeyFile != "" && !tlsFront {
+		return fmt.Errorf("lbproxy: -ticket-key-file needs a TLS-terminating mode (https, https-bridge, tls, tls-bridge), not %q", cfg.mode)
+	}
+	tickets, err := ticketKeys(cfg)
 	if err != nil {
 		return err
 	}
@@ -402,7 +443,7 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 	if err := checkAccessLog(cfg); err != nil {
 		return err
 	}
-	limits, err := newLimits(cfg) // nil: no limit
+	limits, err := newLimits(cfg, rdb, logger) // nil: no limit
 	if err != nil {
 		return err
 	}
@@ -441,6 +482,9 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if table, ok := affinity.(*redistable.Table); ok {
+		wg.Go(func() { runTable(ctx, table) })
+	}
 
 	// Demo certificates and backends, when no file or address is given.
 	var ca *demo.CA
@@ -539,8 +583,8 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 			}
 		}
 		// Session ticket keys, rotated daily, shared by every TLS
-		// configuration this process serves.
-		tickets := &tlsmode.TicketKeys{}
+		// configuration this process serves, and by every instance with
+		// the same -ticket-key-file.
 		wg.Go(func() { tickets.Run(ctx) })
 		front = tlsmode.Config{Profile: profile, Certificates: certs, TicketKeys: tickets}
 		if cfg.clientCA != "" {
@@ -773,6 +817,16 @@ func serveAdmin(ctx context.Context, cfg *config, token string, accepts *acceptP
 	collector.AddPool(pool.Name, pool)
 	if accessLog != nil {
 		collector.AddAccessLog("access", accessLog)
+	}
+	// State shared through -redis: its fallbacks say when the fleet
+	// stopped agreeing.
+	if s, ok := pool.Affinity.(metrics.SharedSource); ok {
+		collector.AddShared("sticky", s)
+	}
+	if limits != nil {
+		if s, ok := limits.ClientRater.(metrics.SharedSource); ok {
+			collector.AddShared("client_rate", s)
+		}
 	}
 	mux := adminMux(check, statsHandler(page), token, metrics.Handler(collector), page)
 	fmt.Fprintf(out, "admin endpoints on http://%s/\n", ln.Addr())

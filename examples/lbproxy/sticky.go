@@ -2,9 +2,12 @@ package main
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/lbkit/lbkit/lb"
 	"github.com/lbkit/lbkit/sticky"
@@ -14,16 +17,23 @@ import (
 //
 //	cookie  HTTP modes only: the load balancer sets a cookie naming the
 //	        server (an HMAC, not its address), -sticky-cookie NAME keyed
-//	        by -sticky-secret HEX (empty generates one at start: cookies
-//	        then do not survive a restart nor work across instances, so
-//	        give every instance the same one)
+//	        by -sticky-secret HEX or -cookie-secret-file FILE (with
+//	        neither, a key is generated at start: cookies then do not
+//	        survive a restart nor work across instances, so give every
+//	        instance the same one; with the same -backends, in the same
+//	        order, they honour each other's cookies without sharing
+//	        anything else)
 //	table   any mode: the client's IP address pinned in a bounded table
-//	        (-sticky-table-size, -sticky-ttl, -sticky-ipv6-prefix)
+//	        (-sticky-table-size, -sticky-ttl, -sticky-ipv6-prefix); with
+//	        -redis the table is shared by the instances (redis.go)
 //
 // A client whose server is down or draining is balanced again and
 // re-pinned; in HTTP modes the response then carries X-Sticky-Moved: 1, and
 // -v logs it.
-func newAffinity(cfg *config, l7 bool, logger *slog.Logger) (lb.Affinity, error) {
+func newAffinity(cfg *config, l7 bool, logger *slog.Logger, rdb *redis.Client) (lb.Affinity, error) {
+	if cfg.cookieSecretFile != "" && cfg.sticky != "cookie" {
+		return nil, errors.New("lbproxy: -cookie-secret-file needs -sticky cookie")
+	}
 	onMove := func(info lb.PickInfo, from, to string) {
 		logger.Debug("session moved", slog.String("client", info.Client.Addr().String()),
 			slog.String("from", from), slog.String("to", to))
@@ -41,6 +51,16 @@ func newAffinity(cfg *config, l7 bool, logger *slog.Logger) (lb.Affinity, error)
 			OnMove:      onMove,
 			Logger:      logger,
 		}
+		if cfg.cookieSecretFile != "" {
+			if cfg.stickySecret != "" {
+				return nil, errors.New("lbproxy: -sticky-secret and -cookie-secret-file both give the cookie key: choose one")
+			}
+			key, err := readSecretFile(cfg.cookieSecretFile, sticky.MinKeySize)
+			if err != nil {
+				return nil, fmt.Errorf("lbproxy: -cookie-secret-file: %w", err)
+			}
+			ck.Keys = []sticky.Key{{Secret: key}}
+		}
 		if cfg.stickySecret != "" {
 			key, err := hex.DecodeString(cfg.stickySecret)
 			if err != nil {
@@ -53,6 +73,9 @@ func newAffinity(cfg *config, l7 bool, logger *slog.Logger) (lb.Affinity, error)
 		}
 		return ck, nil
 	case "table":
+		if rdb != nil {
+			return redisTable(cfg, rdb, onMove, logger)
+		}
 		table := &sticky.SourceIP{
 			MaxEntries:  cfg.stickyTableSize,
 			TTL:         cfg.stickyTTL,

@@ -62,4 +62,11 @@
 // label log: records dropped because the log's buffer was full, and records
 // its sink failed to write. HAProxy has no such metric; a log that never
 // blocks the data path must say what it lost.
+//
+// State shared between load balancers through Redis, added with
+// AddShared (a sticky/redistable.Table, an lb/redisrate.Limiter, anything
+// with a SharedStats method), exports <ns>_shared_requests_total,
+// <ns>_shared_fallbacks_total and <ns>_shared_errors_total with the label
+// shared. A fallback is a decision an instance took alone because the
+// store was away or slow: while they rise, the fleet does not agree.
 package metrics

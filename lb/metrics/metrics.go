@@ -36,6 +36,13 @@ type AccessLogSource interface {
 	Errors() uint64
 }
 
+// SharedSource is what a Collector reads state shared between load
+// balancers from: *redistable.Table (package sticky/redistable) and
+// *redisrate.Limiter (package lb/redisrate) are ones.
+type SharedSource interface {
+	SharedStats() lb.SharedStats
+}
+
 // Collector is a prometheus.Collector of the pools and frontends added to
 // it. It calls their Stats methods when it is collected, that is when
 // Prometheus scrapes, and keeps no state between scrapes. The zero value
@@ -58,6 +65,7 @@ type Collector struct {
 	pools      map[string]PoolSource
 	frontends  map[string]FrontendSource
 	accessLogs map[string]AccessLogSource
+	shared     map[string]SharedSource
 }
 
 // AddPool exports the backend and server metrics of p with the label
@@ -121,6 +129,30 @@ func (c *Collector) RemoveAccessLog(name string) {
 	delete(c.accessLogs, name)
 }
 
+// AddShared exports how a component that shares its state through an
+// outside store (Redis) used it, with the label shared=name, in place of
+// the one added before under that name, if any:
+// <ns>_shared_requests_total, <ns>_shared_fallbacks_total (decisions taken
+// locally because the store was away or slow) and
+// <ns>_shared_errors_total. Alert on the rate of fallbacks: instances then
+// decide on their own.
+func (c *Collector) AddShared(name string, s SharedSource) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.shared == nil {
+		c.shared = make(map[string]SharedSource)
+	}
+	c.shared[name] = s
+}
+
+// RemoveShared stops exporting the source added under name; it does
+// nothing when there is none.
+func (c *Collector) RemoveShared(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.shared, name)
+}
+
 // Describe sends the descriptions of every metric the Collector may
 // export, which do not depend on its sources.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
@@ -149,8 +181,18 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	for n, a := range c.accessLogs {
 		logs = append(logs, named[AccessLogSource]{n, a})
 	}
+	shared := make([]named[SharedSource], 0, len(c.shared))
+	for n, s := range c.shared {
+		shared = append(shared, named[SharedSource]{n, s})
+	}
 	c.mu.Unlock()
 
+	for _, s := range shared {
+		st := s.src.SharedStats()
+		counter(ch, d.sharedRequests, float64(st.Requests), s.name)
+		counter(ch, d.sharedFallbacks, float64(st.Fallbacks), s.name)
+		counter(ch, d.sharedErrors, float64(st.Errors), s.name)
+	}
 	for _, a := range logs {
 		counter(ch, d.logDropped, float64(a.src.Dropped()), a.name)
 		counter(ch, d.logErrors, float64(a.src.Errors()), a.name)
@@ -270,6 +312,8 @@ type descs struct {
 	sv traffic
 
 	logDropped, logErrors *prometheus.Desc
+
+	sharedRequests, sharedFallbacks, sharedErrors *prometheus.Desc
 }
 
 func newDescs(ns string) *descs {
@@ -319,6 +363,11 @@ func newDescs(ns string) *descs {
 	log := []string{"log"}
 	d.logDropped = add("access_log_dropped_total", "Total number of access records dropped because the log's buffer was full.", log)
 	d.logErrors = add("access_log_errors_total", "Total number of access records the log's sink failed to write.", log)
+
+	shared := []string{"shared"}
+	d.sharedRequests = add("shared_requests_total", "Total number of requests to the store of state shared between load balancers.", shared)
+	d.sharedFallbacks = add("shared_fallbacks_total", "Total number of decisions taken locally because the shared store failed, was slow or was known to be down.", shared)
+	d.sharedErrors = add("shared_errors_total", "Total number of failed or dropped writes to the shared store.", shared)
 	return d
 }
 

@@ -563,3 +563,38 @@ lbkit_access_log_errors_total{log="syslog"} 0
 		t.Errorf("after removal: %d series, want 0", n)
 	}
 }
+
+// fixedShared is shared state with fixed counters.
+type fixedShared lb.SharedStats
+
+func (s fixedShared) SharedStats() lb.SharedStats { return lb.SharedStats(s) }
+
+// TestShared: the counters of state shared between load balancers are
+// exported per source, and stop being when the source is removed.
+func TestShared(t *testing.T) {
+	c := &metrics.Collector{}
+	c.AddShared("table", fixedShared{Requests: 10, Fallbacks: 3, Errors: 1})
+	c.AddShared("rate", fixedShared{Requests: 5})
+	want := `
+# HELP lbkit_shared_fallbacks_total Total number of decisions taken locally because the shared store failed, was slow or was known to be down.
+# TYPE lbkit_shared_fallbacks_total counter
+lbkit_shared_fallbacks_total{shared="rate"} 0
+lbkit_shared_fallbacks_total{shared="table"} 3
+# HELP lbkit_shared_requests_total Total number of requests to the store of state shared between load balancers.
+# TYPE lbkit_shared_requests_total counter
+lbkit_shared_requests_total{shared="rate"} 5
+lbkit_shared_requests_total{shared="table"} 10
+# HELP lbkit_shared_errors_total Total number of failed or dropped writes to the shared store.
+# TYPE lbkit_shared_errors_total counter
+lbkit_shared_errors_total{shared="rate"} 0
+lbkit_shared_errors_total{shared="table"} 1
+`
+	if err := promtest.CollectAndCompare(c, strings.NewReader(want), "lbkit_shared_requests_total", "lbkit_shared_fallbacks_total", "lbkit_shared_errors_total"); err != nil {
+		t.Error(err)
+	}
+	c.RemoveShared("table")
+	c.RemoveShared("rate")
+	if n := promtest.CollectAndCount(c); n != 0 {
+		t.Errorf("after removal: %d series, want 0", n)
+	}
+}
