@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lbkit/lbkit/internal/testutil"
 	"github.com/lbkit/lbkit/lb/config"
@@ -232,4 +233,37 @@ func TestRuntimeRollback(t *testing.T) {
 	}
 }
 
-var _ = tls.VersionTLS13
+// TestRuntimeLetsEncrypt obtains a frontend's Let's Encrypt certificate
+// from Pebble over TLS-ALPN-01 on the frontend itself, serves it, and
+// fills the certificate's read-only fields.
+func TestRuntimeLetsEncrypt(t *testing.T) {
+	web := httpServers(t, "web", nil, "127.0.0.2")
+	port := freePort(t)
+	pb := testutil.StartPebble(t, freePort(t), port)
+	rt := newRuntime(t, config.RuntimeOptions{ACME: config.ACMEOptions{DirectoryURL: pb.DirectoryURL, HTTPClient: pb.Client, CacheDir: t.TempDir()}})
+	apply(t, rt, fmt.Sprintf(`{"lb": {"id": "lb"},
+	  "backends": [{"id": "b", "forward_protocol": "http", "forward_port": %d, "pool": %s}],
+	  "frontends": [{"id": "f", "inbound_port": %d, "backend_id": "b", "certificate_ids": ["le"]}],
+	  "certificates": [{"id": "le", "letsencrypt": {"common_name": "acme.test", "subject_alternative_name": ["www.acme.test"]}}]}`,
+		web.port, web.pool(), port))
+	if c, ok := rt.Certificate("le"); !ok || c.Status == config.CertificateReady {
+		t.Fatalf("before issuance: %+v, %v", c, ok)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	var crt config.Certificate
+	for {
+		crt, _ = rt.Certificate("le")
+		if crt.Status == config.CertificateReady || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond) // issuance has no event to wait for
+	}
+	if crt.Status != config.CertificateReady || crt.CommonName != "acme.test" || crt.Fingerprint == "" || crt.NotValidAfter == nil {
+		t.Fatalf("certificate after issuance: %+v", crt)
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{ServerName: "www.acme.test", RootCAs: pb.Roots}}
+	code, body, _ := get(t, newClient(t, tr), fmt.Sprintf("https://127.0.0.1:%d/", port))
+	if code != 200 || body != "web 127.0.0.2" {
+		t.Errorf("through the obtained certificate: %d %q", code, body)
+	}
+}
