@@ -21,6 +21,7 @@ import (
 // passthrough with SNI routes; and bridging to HTTPS servers with the
 // backend's host as SNI and Host.
 func TestRuntimeBuildsEveryKind(t *testing.T) {
+	testutil.CheckLeaks(t)
 	ca := testutil.NewCA(t)
 	web := httpServers(t, "web", nil, "127.0.0.2", "127.0.0.3")
 	api := httpServers(t, "api", nil, "127.0.0.4")
@@ -198,6 +199,7 @@ func TestRuntimeBridgingVerifies(t *testing.T) {
 // use: Apply fails, the running frontends keep serving, and the other new
 // port of the same document is released.
 func TestRuntimeRollback(t *testing.T) {
+	testutil.CheckLeaks(t)
 	web := httpServers(t, "web", nil, "127.0.0.2")
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
