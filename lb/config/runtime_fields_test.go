@@ -199,3 +199,132 @@ func TestRuntimeHTTP3AndAccessLogs(t *testing.T) {
 		}
 	}
 }
+
+// checkPort listens on one port of each of ips and closes what it
+// accepts: a TCP health check passes there.
+func checkPort(t *testing.T, ips ...string) *servers {
+	t.Helper()
+	s := listenSame(t, ips...)
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait)
+	for _, ln := range s.lns {
+		t.Cleanup(func() { ln.Close() })
+		wg.Go(func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		})
+	}
+	return s
+}
+
+// TestRuntimeRetries maps max_retries and redispatch_attempt_count: a
+// backend has a server whose checks pass (on health_check.port) but whose
+// forward_port refuses connections.
+func TestRuntimeRetries(t *testing.T) {
+	web := httpServers(t, "web", nil, "127.0.0.3") // 127.0.0.2 refuses at this port
+	checks := checkPort(t, "127.0.0.2", "127.0.0.3")
+	port := freePort(t)
+	rt := newRuntime(t, config.RuntimeOptions{})
+	client := newClient(t, nil)
+	for _, c := range []struct {
+		settings string
+		fail     bool
+	}{
+		{``, false},
+		{`"max_retries": 0,`, true},
+		{`"redispatch_attempt_count": 0,`, true},
+		{`"redispatch_attempt_count": 2,`, false},
+		{`"redispatch_attempt_count": 1,`, false},
+	} {
+		apply(t, rt, fmt.Sprintf(`{"lb": {"id": "lb"},
+		  "backends": [{"id": "b", "forward_protocol": "http", "forward_port": %d, "pool": ["127.0.0.2", "127.0.0.3"], %s
+		    "health_check": {"port": %d, "check_delay": 60000}}],
+		  "frontends": [{"id": "f", "inbound_port": %d, "backend_id": "b"}]}`, web.port, c.settings, checks.port, port))
+		failed := 0
+		for range 6 {
+			if code, _, _ := get(t, client, fmt.Sprintf("http://127.0.0.1:%d/", port)); code != 200 {
+				failed++
+			}
+		}
+		if (failed > 0) != c.fail {
+			t.Errorf("with {%s}: %d of 6 requests failed, want failures: %v", c.settings, failed, c.fail)
+		}
+		st, _ := rt.ServerStats("b")
+		if len(st) != 2 || st[0].ServerState != "running" {
+			t.Fatalf("127.0.0.2 must stay up for the test: %+v", st)
+		}
+	}
+}
+
+// TestRuntimeSessionsOnDown closes the sessions of a server marked down
+// with on_marked_down_action shutdown_sessions, and idle sessions after
+// timeout_tunnel.
+func TestRuntimeSessionsOnDown(t *testing.T) {
+	tcp := tcpServers(t, "tcp", nil, "127.0.0.2")
+	checks := checkPort(t, "127.0.0.2")
+	port := freePort(t)
+	rt := newRuntime(t, config.RuntimeOptions{})
+	doc := func(tunnel int) string {
+		return fmt.Sprintf(`{"lb": {"id": "lb"},
+		  "backends": [{"id": "b", "forward_port": %d, "pool": ["127.0.0.2"], "on_marked_down_action": "shutdown_sessions",
+		    "timeout_tunnel": %d,
+		    "health_check": {"port": %d, "check_delay": 20, "transient_check_delay": "0.02s", "check_max_retries": 1, "check_timeout": 100}}],
+		  "frontends": [{"id": "f", "inbound_port": %d, "backend_id": "b"}]}`, tcp.port, tunnel, checks.port, port)
+	}
+	open := func() *bufio.Reader {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		r := bufio.NewReader(c)
+		if _, err := r.ReadString('\n'); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	// Idle for timeout_tunnel: closed.
+	apply(t, rt, doc(300))
+	r := open()
+	start := time.Now()
+	if _, err := r.ReadString('\n'); err == nil || time.Since(start) < 250*time.Millisecond || time.Since(start) > 4*time.Second {
+		t.Errorf("an idle session ended after %v (%v), want closed after 300ms", time.Since(start), err)
+	}
+	// Marked down: closed at once, long before the tunnel timeout and the
+	// read deadline.
+	apply(t, rt, doc(60000))
+	r = open()
+	for _, ln := range checks.lns {
+		ln.Close()
+	}
+	start = time.Now()
+	if _, err := r.ReadString('\n'); err == nil || time.Since(start) > 4*time.Second {
+		t.Errorf("the session of a server marked down ended after %v (%v), want closed at once", time.Since(start), err)
+	}
+	st, _ := rt.ServerStats("b")
+	if len(st) != 1 || st[0].ServerState != "stopped" {
+		t.Errorf("server %+v, want stopped", st)
+	}
+}
+
+// TestRuntimeSeveralIPs listens on every address of RuntimeOptions.IPs.
+func TestRuntimeSeveralIPs(t *testing.T) {
+	tcp := tcpServers(t, "tcp", nil, "127.0.0.2")
+	port := freePort(t)
+	rt := config.NewRuntime(config.RuntimeOptions{IPs: []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.20")}})
+	defer rt.Close(t.Context())
+	apply(t, rt, fmt.Sprintf(`{"lb": {"id": "lb"},
+	  "backends": [{"id": "b", "forward_port": %d, "pool": ["127.0.0.2"]}],
+	  "frontends": [{"id": "f", "inbound_port": %d, "backend_id": "b"}]}`, tcp.port, port))
+	for _, ip := range []string{"127.0.0.1", "127.0.0.20"} {
+		if got, err := greet(net.JoinHostPort(ip, strconv.Itoa(port)), nil); got != "tcp 127.0.0.2" {
+			t.Errorf("through %s: %q, %v", ip, got, err)
+		}
+	}
+}
