@@ -172,11 +172,15 @@ func runConfig(ctx context.Context, cfg *config, out io.Writer) error {
 		opts.AccessLog = accessLog
 	}
 	rt := lbconfig.NewRuntime(opts)
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), cfg.grace)
-		defer cancel()
-		rt.Close(sctx)
-	}()
+	var closeOnce sync.Once
+	closeRuntime := func() { // drains the frontends within -grace
+		closeOnce.Do(func() {
+			sctx, cancel := context.WithTimeout(context.Background(), cfg.grace)
+			defer cancel()
+			rt.Close(sctx)
+		})
+	}
+	defer closeRuntime()
 
 	// The status page and the metrics follow the frontends and backends
 	// of each document applied.
@@ -227,6 +231,7 @@ func runConfig(ctx context.Context, cfg *config, out io.Writer) error {
 		}
 	}
 	<-ctx.Done()
+	closeRuntime() // before the admin server stops, as in the flag mode
 	return nil
 }
 

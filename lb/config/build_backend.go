@@ -169,7 +169,7 @@ func (rt *Runtime) failoverTLS() *tls.Config {
 }
 
 // probe builds the active check of b; upTLS is the TLS towards the servers
-// when the backend bridges, which TCP checks then complete.
+// when the backend bridges, which TCP and HTTP checks then speak.
 func (rt *Runtime) probe(b *Backend, upTLS *tls.Config) (health.Probe, error) {
 	hc := b.HealthCheck
 	status := func(code *int32) [2]int {
@@ -181,7 +181,8 @@ func (rt *Runtime) probe(b *Backend, upTLS *tls.Config) (health.Probe, error) {
 	switch {
 	case hc.HTTPConfig != nil:
 		c := hc.HTTPConfig
-		return health.HTTP{Method: c.Method, Path: c.URI, Host: c.HostHeader, Status: status(c.Code)}, nil
+		// Over the backend's TLS when it bridges: its servers speak TLS.
+		return health.HTTP{Method: c.Method, Path: c.URI, Host: c.HostHeader, Status: status(c.Code), TLS: upTLS}, nil
 	case hc.HTTPSConfig != nil:
 		c := hc.HTTPSConfig
 		cfg := tlsmode.Upstream{RootCAs: rt.opts.TLSClientRoots, ServerName: c.SNI, InsecureSkipVerify: *b.IgnoreSSLServerVerify}.ClientConfig()

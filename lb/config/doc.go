@@ -88,8 +88,8 @@
 //	  health_check           health.Monitor: check_delay Interval, check_timeout Timeout,
 //	                         check_max_retries Fall, rise 2, transient_check_delay
 //	                         TransientInterval, port Port, check_send_proxy sends the
-//	                         PROXY header (LOCAL) on checks; TCP checks complete the TLS
-//	                         handshake of a bridging backend
+//	                         PROXY header (LOCAL) on checks; TCP and HTTP checks speak
+//	                         the TLS of a bridging backend
 //	  proxy_protocol         lb/proxyproto V1 or V2 (with the SSL TLV, and the CN)
 //	  ssl_bridging           TLS to the servers (Pool.TLS at L4, https at L7), verified
 //	                         against RuntimeOptions.TLSClientRoots unless
