@@ -22,15 +22,15 @@ import (
 
 // backendRT is one running backend: its Pool, the settings its HTTP
 // transport needs, and the runtime state of its servers beyond the Pool's.
-// A backend keeps its Pool across Apply while only its servers change
-// (poolKey is equal); otherwise a new Pool replaces it.
+// A backend keeps its Pool, and its backendRT, across Apply while only its
+// servers change (poolKey is equal); otherwise a new backendRT with a new
+// Pool replaces it. Its fields but servers never change once published.
 type backendRT struct {
 	id, name string
 	key      string // poolKey of the settings the Pool was built with
 	pool     *lb.Pool
 	http     *httpBackend
 	stop     context.CancelFunc // ends the Pool's health checks
-	done     chan struct{}      // closed when they have ended
 
 	mu      sync.Mutex
 	servers map[string]*serverRT // by IP, as in Backend.Pool
@@ -57,10 +57,10 @@ type httpBackend struct {
 // poolKey renders the backend settings a Pool is built from, that is all of
 // them but the servers and their lbkit states, weights and backup flags,
 // which Pool.Update and SetState change in place. The sticky-cookie secret
-// is part of it.
+// is part of it, and so is the name, which names the Pool.
 func poolKey(b *Backend, secret string) string {
 	c := *b
-	c.Name, c.Pool, c.Lbkit, c.CreatedAt, c.UpdatedAt = "", nil, nil, nil, nil
+	c.Pool, c.Lbkit, c.CreatedAt, c.UpdatedAt = nil, nil, nil, nil
 	j, err := json.Marshal(struct {
 		B      Backend
 		Secret string
@@ -400,9 +400,9 @@ func stateWord(st lb.State, draining bool) string {
 
 func (rt *Runtime) healthEvent(backendID, backendName string, e health.Event) {
 	draining := false
-	rt.mu.Lock()
+	rt.mu.RLock()
 	be := rt.backends[backendID]
-	rt.mu.Unlock()
+	rt.mu.RUnlock()
 	if be != nil {
 		be.mu.Lock()
 		if s := be.servers[e.Server]; s != nil {

@@ -399,24 +399,16 @@ func (rt *Runtime) commit(doc *Document, bplans []*backendPlan, fplans []*fronte
 	newBackends := map[string]*backendRT{}
 	for _, p := range bplans {
 		be := p.old
-		if be == nil {
-			be = &backendRT{id: p.b.ID}
-		}
-		be.name = p.b.Name
 		if p.fresh {
-			if be.pool != nil {
+			if be != nil {
 				retired = append(retired, be.pool)
 				stops = append(stops, be.stop)
 			}
 			rt.httpBE.Store(p.pool, p.http)
 			ctx, cancel := context.WithCancel(rt.ctx)
-			done := make(chan struct{})
 			pool := p.pool
-			rt.wg.Go(func() {
-				defer close(done)
-				pool.Run(ctx)
-			})
-			be.pool, be.http, be.stop, be.done, be.key = p.pool, p.http, cancel, done, p.key
+			rt.wg.Go(func() { pool.Run(ctx) })
+			be = &backendRT{id: p.b.ID, name: p.b.Name, key: p.key, pool: p.pool, http: p.http, stop: cancel}
 		} else if err := be.pool.Update(p.servers); err != nil {
 			rt.logger.Error("updating servers", "backend", be.id, "err", err) // validated in Apply
 		}
