@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -238,18 +239,31 @@ func TestRuntimeRollback(t *testing.T) {
 }
 
 // TestRuntimeLetsEncrypt obtains a frontend's Let's Encrypt certificate
-// from Pebble over TLS-ALPN-01 on the frontend itself, serves it, and
-// fills the certificate's read-only fields.
+// from Pebble, over TLS-ALPN-01 on the frontend itself or over HTTP-01 on
+// a plain HTTP frontend, serves it, and fills the certificate's read-only
+// fields.
 func TestRuntimeLetsEncrypt(t *testing.T) {
+	for _, challenge := range []string{"tls-alpn-01", "http-01"} {
+		t.Run(challenge, func(t *testing.T) { testLetsEncrypt(t, challenge) })
+	}
+}
+
+func testLetsEncrypt(t *testing.T, challenge string) {
 	web := httpServers(t, "web", nil, "127.0.0.2")
-	port := freePort(t)
-	pb := testutil.StartPebble(t, freePort(t), port)
+	port, plain := freePort(t), freePort(t)
+	tlsPort := port
+	if challenge == "http-01" {
+		_, p, _ := net.SplitHostPort(testutil.ClosedAddr(t)) // TLS-ALPN-01 cannot succeed
+		tlsPort, _ = strconv.Atoi(p)
+	}
+	pb := testutil.StartPebble(t, plain, tlsPort)
 	rt := newRuntime(t, config.RuntimeOptions{ACME: config.ACMEOptions{DirectoryURL: pb.DirectoryURL, HTTPClient: pb.Client, CacheDir: t.TempDir()}})
 	apply(t, rt, fmt.Sprintf(`{"lb": {"id": "lb"},
 	  "backends": [{"id": "b", "forward_protocol": "http", "forward_port": %d, "pool": %s}],
-	  "frontends": [{"id": "f", "inbound_port": %d, "backend_id": "b", "certificate_ids": ["le"]}],
+	  "frontends": [{"id": "f", "inbound_port": %d, "backend_id": "b", "certificate_ids": ["le"]},
+	    {"id": "plain", "inbound_port": %d, "backend_id": "b"}],
 	  "certificates": [{"id": "le", "letsencrypt": {"common_name": "acme.test", "subject_alternative_name": ["www.acme.test"]}}]}`,
-		web.port, web.pool(), port))
+		web.port, web.pool(), port, plain))
 	if c, ok := rt.Certificate("le"); !ok || c.Status == config.CertificateReady {
 		t.Fatalf("before issuance: %+v, %v", c, ok)
 	}
