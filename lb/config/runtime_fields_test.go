@@ -328,3 +328,46 @@ func TestRuntimeSeveralIPs(t *testing.T) {
 		}
 	}
 }
+
+// TestRuntimeLimits wires the lbkit limits of a frontend: a client's
+// connection beyond client_max_connections is closed at L4 and answered
+// 429 at L7.
+func TestRuntimeLimits(t *testing.T) {
+	tcp := tcpServers(t, "tcp", nil, "127.0.0.2")
+	web := httpServers(t, "web", nil, "127.0.0.3")
+	p1, p2 := freePort(t), freePort(t)
+	rt := newRuntime(t, config.RuntimeOptions{})
+	apply(t, rt, fmt.Sprintf(`{"lb": {"id": "lb"},
+	  "backends": [{"id": "tcp", "forward_port": %d, "pool": ["127.0.0.2"]},
+	    {"id": "web", "forward_protocol": "http", "forward_port": %d, "pool": ["127.0.0.3"]}],
+	  "frontends": [{"id": "l4", "inbound_port": %d, "backend_id": "tcp", "connection_rate_limit": 1000,
+	      "lbkit": {"client_max_connections": 1}},
+	    {"id": "l7", "inbound_port": %d, "backend_id": "web", "lbkit": {"client_max_connections": 1}}]}`,
+		tcp.port, web.port, p1, p2))
+	first, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", p1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	first.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := bufio.NewReader(first).ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := greet(fmt.Sprintf("127.0.0.1:%d", p1), nil); err == nil {
+		t.Errorf("a second connection of the client at L4 got %q", got)
+	}
+
+	hold, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", p2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold.Close()
+	fmt.Fprintf(hold, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	hold.SetDeadline(time.Now().Add(5 * time.Second))
+	if resp, err := http.ReadResponse(bufio.NewReader(hold), nil); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("first connection: %v", err)
+	}
+	if code, _, _ := get(t, newClient(t, nil), fmt.Sprintf("http://127.0.0.1:%d/", p2)); code != http.StatusTooManyRequests {
+		t.Errorf("a second connection of the client at L7: %d, want 429", code)
+	}
+}
