@@ -394,6 +394,7 @@ func (p *frontendPlan) oldGen() serverGen {
 func (rt *Runtime) commit(doc *Document, bplans []*backendPlan, fplans []*frontendPlan, acmes map[string]*acmeCert) {
 	var retired []*lb.Pool
 	var stops []func()
+	rt.lbID.Store(doc.LB.ID) // before the new pools' checks report
 
 	// Backends first: the frontends' new chains point at their pools.
 	newBackends := map[string]*backendRT{}
@@ -469,7 +470,6 @@ func (rt *Runtime) commit(doc *Document, bplans []*backendPlan, fplans []*fronte
 	rt.acmes = acmes
 	rt.doc = doc
 	rt.mu.Unlock()
-	rt.lbID.Store(doc.LB.ID)
 	for _, fr := range removed {
 		fr.port.close()
 		rt.drainGen(fr.gen)
