@@ -486,7 +486,7 @@ func (rt *Runtime) commit(doc *Document, bplans []*backendPlan, fplans []*fronte
 		for _, fr := range newFrontends {
 			gens = append(gens, fr.gen)
 		}
-		t := time.AfterFunc(rt.grace, func() {
+		time.AfterFunc(rt.grace, func() {
 			for _, p := range retired {
 				for _, g := range gens {
 					g.forget(p)
@@ -494,7 +494,6 @@ func (rt *Runtime) commit(doc *Document, bplans []*backendPlan, fplans []*fronte
 				rt.httpBE.Delete(p)
 			}
 		})
-		_ = t
 	}
 
 	// Certificates: obtain the new Let's Encrypt ones now that the
