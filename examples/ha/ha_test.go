@@ -585,6 +585,13 @@ func setup(t *testing.T) *env {
 		}
 	}
 	testutil.Eventually(t, "lb2 in state BACKUP", func() bool { return hasState(e.lbs[1], "BACKUP", 0) })
+	// keepalived reads past what it does not understand, with a warning
+	// naming the line: the rendered configuration must have none.
+	for _, node := range e.lbs {
+		if out := node.keepalived.output(); strings.Contains(out, "keepalived.conf: Line ") {
+			t.Errorf("keepalived on %s warns about its configuration:\n%s", node.name, out)
+		}
+	}
 	return e
 }
 
