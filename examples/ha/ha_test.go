@@ -514,6 +514,7 @@ func setup(t *testing.T) *env {
 	e := &env{t: t, ipBin: testutil.LookBinary(t, "ip", "iproute2"), prefix: fmt.Sprintf("lbkha%d-", os.Getpid())}
 	keepalived := testutil.LookBinary(t, "keepalived", "keepalived")
 	curl := testutil.LookBinary(t, "curl", "curl")
+	bash := testutil.LookBinary(t, "bash", "bash")
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		t.Skipf("go not found to build lbproxy: %v", err)
@@ -588,6 +589,7 @@ func setup(t *testing.T) *env {
 			Peer:      netip.MustParseAddr(e.lbs[1-i].addr),
 			Healthz:   "http://" + adminAddr + "/healthz",
 			Curl:      curl,
+			Bash:      bash,
 			Notify:    filepath.Join(node.dir, "notify.sh"),
 			NotifyLog: node.notifyLog,
 		}

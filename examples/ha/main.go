@@ -12,10 +12,12 @@
 //
 //	lbproxy -listen 10.0.0.100:80 -freebind -admin 127.0.0.1:9100 -backends ...
 //
-// keepalived checks lbproxy's /healthz every second with curl (-curl,
-// -healthz, -check-timeout 0.5s); two failures in a row (-fall) put the
-// node in FAULT and hand the IP to the peer, two successes (-rise) make it
-// eligible again. Both nodes are BACKUP with nopreempt: the IP stays where
+// keepalived checks lbproxy every second twice: its admin port must take
+// a connection (a dead lbproxy's is refused: one failure puts the node in
+// FAULT, which hands the IP to the peer), and its /healthz must answer 200
+// within 0.4 s (-curl, -healthz, -check-timeout): two failures in a row
+// (-fall) put the node in FAULT. Two successes (-rise) make it eligible
+// again. Both nodes are BACKUP with nopreempt: the IP stays where
 // it is when the failed node comes back. With -dir empty, the
 // configuration is printed. README.md's "High availability" walks through
 // it, with the figures measured by this directory's test.
@@ -29,6 +31,7 @@ import (
 	"io"
 	"log"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -51,10 +54,11 @@ type params struct {
 
 	AdvertInt    time.Duration // VRRP advert interval, from 10ms in steps of 10ms (default 500ms)
 	Interval     time.Duration // between health checks, whole seconds (default 1s)
-	CheckTimeout time.Duration // curl's --max-time, below Interval (default 500ms)
+	CheckTimeout time.Duration // curl's --max-time, below Interval (default 400ms)
 	Fall, Rise   int           // failed / passed checks in a row that change the state (default 2, 2)
 	Healthz      string        // lbproxy's /healthz URL (default http://127.0.0.1:9100/healthz)
 	Curl         string        // path of curl (default /usr/bin/curl)
+	Bash         string        // path of bash, which the liveness check connects with (default /bin/bash)
 	CheckUser    string        // user the health check runs as (default nobody)
 	Notify       string        // path of the notify script (default /etc/keepalived/lbkit-notify.sh)
 	NotifyLog    string        // file the notify script appends to (default /var/log/lbkit-keepalived.log)
@@ -81,7 +85,7 @@ func (p params) defaults() params {
 		p.Interval = time.Second
 	}
 	if p.CheckTimeout == 0 {
-		p.CheckTimeout = 500 * time.Millisecond
+		p.CheckTimeout = 400 * time.Millisecond
 	}
 	if p.Fall == 0 {
 		p.Fall = 2
@@ -94,6 +98,9 @@ func (p params) defaults() params {
 	}
 	if p.Curl == "" {
 		p.Curl = "/usr/bin/curl"
+	}
+	if p.Bash == "" {
+		p.Bash = "/bin/bash"
 	}
 	if p.CheckUser == "" {
 		p.CheckUser = "nobody"
@@ -113,8 +120,8 @@ var (
 	word = regexp.MustCompile(`^[A-Za-z0-9_.:@-]+$`)
 	// path is an absolute path without blank, quote or shell character.
 	path = regexp.MustCompile(`^/[A-Za-z0-9_./+-]*$`)
-	// url is an http URL without blank or quote.
-	url = regexp.MustCompile(`^https?://[A-Za-z0-9_.:/%?=&\[\]-]+$`)
+	// httpURL is an http URL without blank or quote.
+	httpURL = regexp.MustCompile(`^https?://[A-Za-z0-9_.:/%?=&\[\]-]+$`)
 )
 
 // check reports the first invalid value of p, whose defaults are set.
@@ -148,10 +155,10 @@ func (p params) check() error {
 		return fmt.Errorf("ha: -check-timeout %v: want more than 0 and less than -interval %v", p.CheckTimeout, p.Interval)
 	case p.Fall < 1 || p.Rise < 1:
 		return fmt.Errorf("ha: -fall %d and -rise %d: want at least 1", p.Fall, p.Rise)
-	case !url.MatchString(p.Healthz):
+	case !httpURL.MatchString(p.Healthz):
 		return fmt.Errorf("ha: -healthz %q: want an http:// or https:// URL", p.Healthz)
-	case !path.MatchString(p.Curl), !path.MatchString(p.Notify), !path.MatchString(p.NotifyLog):
-		return fmt.Errorf("ha: -curl %q, -notify %q, -notify-log %q: want absolute paths of letters, digits and _./+-", p.Curl, p.Notify, p.NotifyLog)
+	case !path.MatchString(p.Curl), !path.MatchString(p.Bash), !path.MatchString(p.Notify), !path.MatchString(p.NotifyLog):
+		return fmt.Errorf("ha: -curl %q, -bash %q, -notify %q, -notify-log %q: want absolute paths of letters, digits and _./+-", p.Curl, p.Bash, p.Notify, p.NotifyLog)
 	case !word.MatchString(p.CheckUser):
 		return fmt.Errorf("ha: -check-user %q: want a user name", p.CheckUser)
 	}
@@ -169,6 +176,7 @@ type view struct {
 	VIP                                              string
 	AdvertInt, Interval, CheckTimeout, ScriptTimeout string
 	MasterDown, StallKept, HungMoved                 string
+	AdminHost, AdminPort                             string // of Healthz, for the liveness check
 }
 
 // render returns keepalived.conf and the notify script for p, after
@@ -177,6 +185,14 @@ func render(p params) (conf, notify []byte, err error) {
 	p = p.defaults()
 	if err := p.check(); err != nil {
 		return nil, nil, err
+	}
+	admin, err := url.Parse(p.Healthz)
+	if err != nil || admin.Hostname() == "" {
+		return nil, nil, fmt.Errorf("ha: -healthz %q: want an http:// or https:// URL with a host", p.Healthz)
+	}
+	port := admin.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[admin.Scheme]
 	}
 	// 3 adverts and the skew time of RFC 9568 (VRRPv3), for this priority.
 	down := 3*p.AdvertInt + time.Duration(256-p.Priority)*p.AdvertInt/256
@@ -194,6 +210,8 @@ func render(p params) (conf, notify []byte, err error) {
 		// lbproxy fails its Fall-th check at most HungMoved after it hung.
 		StallKept: seconds(time.Duration(p.Fall-1)*p.Interval + p.CheckTimeout),
 		HungMoved: seconds(time.Duration(p.Fall)*p.Interval + p.CheckTimeout),
+		AdminHost: admin.Hostname(),
+		AdminPort: port,
 	}
 	var c, n bytes.Buffer
 	if err := template.Must(template.New("keepalived.conf").Parse(keepalivedConf)).Execute(&c, v); err != nil {
@@ -244,11 +262,12 @@ func run(args []string, out io.Writer) error {
 	fs.IntVar(&p.Priority, "priority", 0, "VRRP priority, 1 to 254 (0: 200 for the master, 150 for the backup); it only decides the first election (nopreempt)")
 	fs.DurationVar(&p.AdvertInt, "advert-int", 500*time.Millisecond, "VRRPv3 advert interval (10ms steps); the backup takes over 3 adverts and a skew after the master vanishes")
 	fs.DurationVar(&p.Interval, "interval", time.Second, "time between health checks, whole seconds")
-	fs.DurationVar(&p.CheckTimeout, "check-timeout", 500*time.Millisecond, "how long a health check waits for /healthz (curl --max-time), below -interval")
+	fs.DurationVar(&p.CheckTimeout, "check-timeout", 400*time.Millisecond, "how long a health check waits for /healthz (curl --max-time), below -interval")
 	fs.IntVar(&p.Fall, "fall", 2, "failed checks in a row that give the virtual IP away")
 	fs.IntVar(&p.Rise, "rise", 2, "passed checks in a row that make the node eligible again")
 	fs.StringVar(&p.Healthz, "healthz", "http://127.0.0.1:9100/healthz", "lbproxy's /healthz URL (lbproxy -admin)")
 	fs.StringVar(&p.Curl, "curl", "/usr/bin/curl", "path of curl")
+	fs.StringVar(&p.Bash, "bash", "/bin/bash", "path of bash, whose /dev/tcp the liveness check connects with")
 	fs.StringVar(&p.CheckUser, "check-user", "nobody", "user the health check runs as")
 	fs.StringVar(&p.Notify, "notify", "/etc/keepalived/lbkit-notify.sh", "path keepalived runs the notify script from")
 	fs.StringVar(&p.NotifyLog, "notify-log", "/var/log/lbkit-keepalived.log", "file the notify script logs transitions to")

@@ -15,13 +15,25 @@ global_defs {
     script_user root
 }
 
-# lbproxy's /healthz (-admin): 200 while it serves, 503 while it drains
-# or a self-check fails; a dead lbproxy refuses the connection and a hung
-# one lets curl give up after {{.CheckTimeout}} s. A check every {{.Interval}} s; {{.Fall}} failures in
-# a row put the node in FAULT, which hands the IP to the peer, and {{.Rise}}
-# successes make it eligible again. A stall of lbproxy shorter than
-# {{.StallKept}} s never moves the IP; a dead or hung lbproxy fails its last check
-# at most {{.HungMoved}} s after it stopped answering.
+# Is lbproxy alive? Its admin port takes connections while the process
+# lives, even stopped for a moment (the kernel completes them); once it is
+# dead they are refused: one failure puts the node in FAULT, which hands
+# the IP to the peer at once (priority 0 advert).
+vrrp_script lbkit_alive {
+    script "{{.Bash}} -c 'exec 3<>/dev/tcp/{{.AdminHost}}/{{.AdminPort}}'"
+    interval {{.Interval}}
+    timeout {{.ScriptTimeout}}
+    fall 1
+    rise {{.Rise}}
+    user {{.CheckUser}}
+}
+
+# Is lbproxy serving? /healthz (-admin) answers 200 while it serves, 503
+# while it drains or a self-check fails; a hung lbproxy lets curl give up
+# after {{.CheckTimeout}} s. A check every {{.Interval}} s; {{.Fall}} failures in a row put the node
+# in FAULT, {{.Rise}} successes make it eligible again. A stall of lbproxy
+# shorter than {{.StallKept}} s never moves the IP; a hung lbproxy fails its last
+# check at most {{.HungMoved}} s after it stopped answering.
 vrrp_script lbkit_healthz {
     script "{{.Curl}} -fs -o /dev/null --max-time {{.CheckTimeout}} {{.Healthz}}"
     interval {{.Interval}}
@@ -53,6 +65,7 @@ vrrp_instance {{.Instance}} {
         {{.VIP}} dev {{.Interface}}
     }
     track_script {
+        lbkit_alive
         lbkit_healthz
     }
     notify {{.Notify}}
