@@ -50,7 +50,7 @@ type params struct {
 	Self      netip.Addr   // this node's address on Interface (unicast_src_ip)
 	Peer      netip.Addr   // the other node's address (unicast_peer)
 	RouterID  int          // virtual_router_id, 1 to 255 (default 51), the same on both nodes
-	Priority  int          // 1 to 254 (default: master 200, backup 150)
+	Priority  int          // 1 to 254 (default: master 250, backup 240)
 
 	AdvertInt    time.Duration // VRRP advert interval, from 10ms in steps of 10ms (default 500ms)
 	Interval     time.Duration // between health checks, whole seconds (default 1s)
@@ -73,9 +73,9 @@ func (p params) defaults() params {
 		p.RouterID = 51
 	}
 	if p.Priority == 0 {
-		p.Priority = 150
+		p.Priority = 240
 		if p.Role == "master" {
-			p.Priority = 200
+			p.Priority = 250
 		}
 	}
 	if p.AdvertInt == 0 {
@@ -175,7 +175,7 @@ type view struct {
 	params
 	VIP                                              string
 	AdvertInt, Interval, CheckTimeout, ScriptTimeout string
-	MasterDown, StallKept, HungMoved                 string
+	MasterDown, Skew, StallKept, HungMoved           string
 	AdminHost, AdminPort                             string // of Healthz, for the liveness check
 }
 
@@ -195,7 +195,8 @@ func render(p params) (conf, notify []byte, err error) {
 		port = map[string]string{"http": "80", "https": "443"}[admin.Scheme]
 	}
 	// 3 adverts and the skew time of RFC 9568 (VRRPv3), for this priority.
-	down := 3*p.AdvertInt + time.Duration(256-p.Priority)*p.AdvertInt/256
+	skew := time.Duration(256-p.Priority) * p.AdvertInt / 256
+	down := 3*p.AdvertInt + skew
 	v := view{
 		params:        p,
 		VIP:           p.VIP.String(),
@@ -204,6 +205,7 @@ func render(p params) (conf, notify []byte, err error) {
 		CheckTimeout:  seconds(p.CheckTimeout),
 		ScriptTimeout: seconds(p.Interval),
 		MasterDown:    seconds(down.Round(10 * time.Millisecond)),
+		Skew:          seconds(skew.Round(10 * time.Millisecond)),
 		// A stall of lbproxy fails the checks that start from its
 		// beginning until CheckTimeout before its end: Fall of them,
 		// Interval apart, need a stall longer than StallKept. A hung
@@ -259,7 +261,7 @@ func run(args []string, out io.Writer) error {
 	fs.StringVar(&peer, "peer", "", "the other node's address, the only one adverts go to and come from (required)")
 	fs.StringVar(&p.Instance, "instance", "lbkit", "vrrp_instance name")
 	fs.IntVar(&p.RouterID, "router-id", 51, "virtual_router_id, 1 to 255, the same on both nodes and unique on the network")
-	fs.IntVar(&p.Priority, "priority", 0, "VRRP priority, 1 to 254 (0: 200 for the master, 150 for the backup); it only decides the first election (nopreempt)")
+	fs.IntVar(&p.Priority, "priority", 0, "VRRP priority, 1 to 254 (0: 250 for the master, 240 for the backup); it only decides the first election (nopreempt), and the higher it is, the sooner a node takes over from a peer that gives up")
 	fs.DurationVar(&p.AdvertInt, "advert-int", 500*time.Millisecond, "VRRPv3 advert interval (10ms steps); the backup takes over 3 adverts and a skew after the master vanishes")
 	fs.DurationVar(&p.Interval, "interval", time.Second, "time between health checks, whole seconds")
 	fs.DurationVar(&p.CheckTimeout, "check-timeout", 400*time.Millisecond, "how long a health check waits for /healthz (curl --max-time), below -interval")

@@ -28,8 +28,8 @@ func TestRenderDefaults(t *testing.T) {
 	for _, tc := range []struct {
 		role, self, peer, priority string
 	}{
-		{"master", "10.0.0.11", "10.0.0.12", "200"},
-		{"backup", "10.0.0.12", "10.0.0.11", "150"},
+		{"master", "10.0.0.11", "10.0.0.12", "250"},
+		{"backup", "10.0.0.12", "10.0.0.11", "240"},
 	} {
 		p := pair()
 		p.Role, p.Self, p.Peer = tc.role, netip.MustParseAddr(tc.self), netip.MustParseAddr(tc.peer)
@@ -80,8 +80,8 @@ func TestRenderFigures(t *testing.T) {
 		priority int
 		want     []string
 	}{
-		{2, 400 * time.Millisecond, 200, []string{"shorter than 1.4 s never", "at most 2.4 s", "after the last one, 1.61 s"}},
-		{3, 300 * time.Millisecond, 100, []string{"shorter than 2.3 s never", "at most 3.3 s", "after the last one, 1.8 s"}},
+		{2, 400 * time.Millisecond, 200, []string{"shorter than 1.4 s never", "at most 2.4 s", "after the last one, 1.61 s", "skew alone, 0.11 s"}},
+		{3, 300 * time.Millisecond, 100, []string{"shorter than 2.3 s never", "at most 3.3 s", "after the last one, 1.8 s", "skew alone, 0.3 s"}},
 	} {
 		p := pair()
 		p.Fall, p.CheckTimeout, p.Priority = tc.fall, tc.timeout, tc.priority
@@ -168,7 +168,7 @@ func TestRunPrints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"virtual_router_id 7", "192.168.1.10/24 dev ens3", "unicast_src_ip 192.168.1.3", "priority 150", "127.0.0.1:9200/healthz", "# ---- /etc/keepalived/lbkit-notify.sh"} {
+	for _, want := range []string{"virtual_router_id 7", "192.168.1.10/24 dev ens3", "unicast_src_ip 192.168.1.3", "priority 240", "127.0.0.1:9200/healthz", "# ---- /etc/keepalived/lbkit-notify.sh"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}

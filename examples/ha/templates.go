@@ -13,6 +13,10 @@ global_defs {
     # the notify script runs as root; the health check runs as
     # {{.CheckUser}} (its vrrp_script's user)
     script_user root
+    # keepalived's adverts and timers come first on a busy load balancer:
+    # a late advert moves the IP for nothing, a late check delays a move
+    vrrp_priority -10
+    vrrp_no_swap
 }
 
 # Is lbproxy alive? Its admin port takes connections while the process
@@ -51,7 +55,8 @@ vrrp_instance {{.Instance}} {
     priority {{.Priority}}
     # VRRPv3 allows adverts below a second: the backup takes over
     # 3 adverts + skew after the last one, {{.MasterDown}} s, when the master
-    # vanishes; at once when the master gives up (priority 0 advert).
+    # vanishes; after the skew alone, {{.Skew}} s, when the master gives up
+    # (priority 0 advert). The skew shrinks as the priority grows.
     version 3
     advert_int {{.AdvertInt}}
     # Unicast to the peer only: no multicast leaves the host, and adverts
