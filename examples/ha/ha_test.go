@@ -34,8 +34,9 @@ const (
 	serverPort = "8001"
 	adminAddr  = "127.0.0.1:9100" // in each load balancer's namespace
 	// moveBound is the longest a dead or hung lbproxy may keep the
-	// virtual IP: the configuration's 2.5 s of checks, the backup's skew
-	// and the gratuitous ARPs.
+	// virtual IP. The configuration's checks find a dead one within a
+	// second and a hung one within 2.4 s; the peer then waits its skew
+	// (0.03 s) and sends gratuitous ARPs.
 	moveBound = 3 * time.Second
 )
 
@@ -305,6 +306,7 @@ type lbNode struct {
 	proxy          *proc
 	keepalived     *proc
 	notifyLog      string
+	vip            *vipEvents // additions of the virtual IP to its interface
 }
 
 // env is the test network and its processes.
@@ -339,19 +341,57 @@ func (e *env) holds(ns string) bool {
 	return strings.Contains(string(out), " "+vip+"/")
 }
 
-// waitVIP polls every 10 ms until node holds the virtual IP, up to
-// timeout, and returns when it saw it.
-func (e *env) waitVIP(node *lbNode, timeout time.Duration) time.Time {
-	e.t.Helper()
-	deadline := time.Now().Add(timeout)
+// vipEvents records when the virtual IP is added to a namespace's
+// interfaces, from the lines of "ip -o monitor address" as they come:
+// the kernel's own notifications, without polling.
+type vipEvents struct {
+	mu      sync.Mutex
+	added   []time.Time
+	partial []byte
+	changed chan struct{} // closed and replaced at every event
+}
+
+func (v *vipEvents) Write(p []byte) (int, error) {
+	now := time.Now()
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.partial = append(v.partial, p...)
 	for {
-		if e.holds(node.ns) {
-			return time.Now()
+		i := bytes.IndexByte(v.partial, '\n')
+		if i < 0 {
+			break
 		}
-		if time.Now().After(deadline) {
+		line := string(v.partial[:i])
+		v.partial = v.partial[i+1:]
+		if !strings.HasPrefix(line, "Deleted") && strings.Contains(line, " inet "+vip+"/") {
+			v.added = append(v.added, now)
+			close(v.changed)
+			v.changed = make(chan struct{})
+		}
+	}
+	return len(p), nil
+}
+
+// waitVIP waits until the virtual IP is added to node's interface at or
+// after since, up to timeout, and returns when the notification came.
+func (e *env) waitVIP(node *lbNode, since time.Time, timeout time.Duration) time.Time {
+	e.t.Helper()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		node.vip.mu.Lock()
+		added, changed := node.vip.added, node.vip.changed
+		node.vip.mu.Unlock()
+		for _, at := range added {
+			if !at.Before(since) {
+				return at
+			}
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
 			e.t.Fatalf("%s does not hold %s after %v; notify logs:\n%s", node.name, vip, timeout, e.notifyLogs())
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -574,6 +614,8 @@ func setup(t *testing.T) *env {
 			t.Fatal(err)
 		}
 		node.notifyLog = filepath.Join(node.dir, "notify.log")
+		node.vip = &vipEvents{changed: make(chan struct{})}
+		e.startWith(node.ns, "ip-monitor-"+node.name, node.dir, nil, node.vip, e.ipBin, "-o", "monitor", "address")
 		e.lbs[i] = node
 		e.startProxy(node)
 	}
@@ -601,10 +643,11 @@ func setup(t *testing.T) *env {
 			"-n", "-l", "-D", "-P", "-f", conf,
 			"-p", filepath.Join(node.dir, "keepalived.pid"), "-r", filepath.Join(node.dir, "vrrp.pid"))
 		if i == 0 {
-			e.waitVIP(node, 10*time.Second)
+			// Polled: the monitor may have subscribed after the address came.
+			e.waitState("lb1 holding "+vip, func() bool { return e.holds(node.ns) })
 		}
 	}
-	testutil.Eventually(t, "lb2 in state BACKUP", func() bool { return hasState(e.lbs[1], "BACKUP", 0) })
+	e.waitState("lb2 in state BACKUP", func() bool { return hasState(e.lbs[1], "BACKUP", 0) })
 	// keepalived reads past what it does not understand, with a warning
 	// naming the line: the rendered configuration must have none.
 	for _, node := range e.lbs {
@@ -623,6 +666,20 @@ func (e *env) startProxy(node *lbNode) {
 		"-listen", vip+":80", "-freebind", "-admin", adminAddr, "-grace", "1s",
 		"-backends", serverAddr+":"+serverPort)
 	node.proxy.waitFor(e.t, "lbproxy: http on "+vip+":80", 10*time.Second)
+}
+
+// waitState polls the notify logs every 10 ms until cond holds, and fails
+// the test if it does not within 10 s (rise takes 2 s, more on a loaded
+// host); what names the condition.
+func (e *env) waitState(what string, cond func() bool) {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("timed out waiting for %s; notify logs:\n%s", what, e.notifyLogs())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // lastState returns the state node's notify script logged last.
@@ -685,14 +742,14 @@ func TestHA(t *testing.T) {
 	mark := len(lb2.transitions())
 	t0 := time.Now()
 	lb1.proxy.kill(t)
-	moved := e.waitVIP(lb2, 2*moveBound).Sub(t0)
+	moved := e.waitVIP(lb2, t0, 2*moveBound).Sub(t0)
 	if moved > moveBound {
 		t.Errorf("kill -9: the IP moved after %v, want within %v", moved, moveBound)
 	}
 	if e.holds(lb1.ns) {
 		t.Errorf("kill -9: lb1 still holds %s once lb2 does", vip)
 	}
-	testutil.Eventually(t, "lb2's notify script logging MASTER", func() bool { return hasState(lb2, "MASTER", mark) })
+	e.waitState("lb2's notify script logging MASTER", func() bool { return hasState(lb2, "MASTER", mark) })
 	rs.wait(t, "10 answers through lb2", 10*time.Second, okAfter(time.Now(), 10))
 	logFigures("kill-9", rs.measure(t0, time.Now()), fmt.Sprintf(", IP moved after %v", moved.Round(time.Millisecond)))
 
@@ -701,7 +758,7 @@ func TestHA(t *testing.T) {
 	mark1, mark2 := len(lb1.transitions()), len(lb2.transitions())
 	t1 := time.Now()
 	e.startProxy(lb1)
-	testutil.Eventually(t, "lb1 in state BACKUP again", func() bool { return hasState(lb1, "BACKUP", mark1) })
+	e.waitState("lb1 in state BACKUP again", func() bool { return hasState(lb1, "BACKUP", mark1) })
 	backup := time.Now()
 	// A preempting master would take the IP at the next advert (0.5 s):
 	// watch for 1.5 s of answers.
@@ -739,15 +796,15 @@ func TestHA(t *testing.T) {
 	// lb2 goes FAULT and the IP moves back to lb1.
 	// lb1 must be BACKUP to take over: on a loaded host its own checks
 	// may have failed meanwhile.
-	testutil.Eventually(t, "lb1 in state BACKUP", func() bool { return lastState(lb1) == "BACKUP" })
+	e.waitState("lb1 in state BACKUP", func() bool { return lastState(lb1) == "BACKUP" })
 	mark1 = len(lb1.transitions())
 	t3 := time.Now()
 	lb2.proxy.signal(t, syscall.SIGSTOP)
-	moved = e.waitVIP(lb1, 2*moveBound).Sub(t3)
+	moved = e.waitVIP(lb1, t3, 2*moveBound).Sub(t3)
 	if moved > moveBound {
 		t.Errorf("hang: the IP moved after %v, want within %v", moved, moveBound)
 	}
-	testutil.Eventually(t, "lb1's notify script logging MASTER", func() bool { return hasState(lb1, "MASTER", mark1) })
+	e.waitState("lb1's notify script logging MASTER", func() bool { return hasState(lb1, "MASTER", mark1) })
 	rs.wait(t, "10 answers through lb1 again", 10*time.Second, okAfter(time.Now(), 10))
 	logFigures("hang", rs.measure(t3, time.Now()), fmt.Sprintf(", IP moved after %v", moved.Round(time.Millisecond)))
 	lb2.proxy.signal(t, syscall.SIGCONT)

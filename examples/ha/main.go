@@ -15,7 +15,7 @@
 // keepalived checks lbproxy every second twice: its admin port must take
 // a connection (a dead lbproxy's is refused: one failure puts the node in
 // FAULT, which hands the IP to the peer), and its /healthz must answer 200
-// within 0.4 s (-curl, -healthz, -check-timeout): two failures in a row
+// within 0.3 s (-curl, -healthz, -check-timeout): two failures in a row
 // (-fall) put the node in FAULT. Two successes (-rise) make it eligible
 // again. Both nodes are BACKUP with nopreempt: the IP stays where
 // it is when the failed node comes back. With -dir empty, the
@@ -54,7 +54,7 @@ type params struct {
 
 	AdvertInt    time.Duration // VRRP advert interval, from 10ms in steps of 10ms (default 500ms)
 	Interval     time.Duration // between health checks, whole seconds (default 1s)
-	CheckTimeout time.Duration // curl's --max-time, below Interval (default 400ms)
+	CheckTimeout time.Duration // curl's --max-time, below Interval (default 300ms)
 	Fall, Rise   int           // failed / passed checks in a row that change the state (default 2, 2)
 	Healthz      string        // lbproxy's /healthz URL (default http://127.0.0.1:9100/healthz)
 	Curl         string        // path of curl (default /usr/bin/curl)
@@ -85,7 +85,7 @@ func (p params) defaults() params {
 		p.Interval = time.Second
 	}
 	if p.CheckTimeout == 0 {
-		p.CheckTimeout = 400 * time.Millisecond
+		p.CheckTimeout = 300 * time.Millisecond
 	}
 	if p.Fall == 0 {
 		p.Fall = 2
@@ -264,7 +264,7 @@ func run(args []string, out io.Writer) error {
 	fs.IntVar(&p.Priority, "priority", 0, "VRRP priority, 1 to 254 (0: 250 for the master, 240 for the backup); it only decides the first election (nopreempt), and the higher it is, the sooner a node takes over from a peer that gives up")
 	fs.DurationVar(&p.AdvertInt, "advert-int", 500*time.Millisecond, "VRRPv3 advert interval (10ms steps); the backup takes over 3 adverts and a skew after the master vanishes")
 	fs.DurationVar(&p.Interval, "interval", time.Second, "time between health checks, whole seconds")
-	fs.DurationVar(&p.CheckTimeout, "check-timeout", 400*time.Millisecond, "how long a health check waits for /healthz (curl --max-time), below -interval")
+	fs.DurationVar(&p.CheckTimeout, "check-timeout", 300*time.Millisecond, "how long a health check waits for /healthz (curl --max-time), below -interval")
 	fs.IntVar(&p.Fall, "fall", 2, "failed checks in a row that give the virtual IP away")
 	fs.IntVar(&p.Rise, "rise", 2, "passed checks in a row that make the node eligible again")
 	fs.StringVar(&p.Healthz, "healthz", "http://127.0.0.1:9100/healthz", "lbproxy's /healthz URL (lbproxy -admin)")

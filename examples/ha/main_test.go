@@ -47,7 +47,7 @@ func TestRenderDefaults(t *testing.T) {
 			`(?m)^\s+unicast_peer \{\n\s+` + regexp.QuoteMeta(tc.peer) + `\n\s+\}$`,
 			`(?m)^\s+check_unicast_src$`,
 			`(?m)^\s+10\.0\.0\.100/24 dev eth0$`,
-			`(?m)^\s+script "/usr/bin/curl -fs -o /dev/null --max-time 0\.4 http://127\.0\.0\.1:9100/healthz"$`,
+			`(?m)^\s+script "/usr/bin/curl -fs -o /dev/null --max-time 0\.3 http://127\.0\.0\.1:9100/healthz"$`,
 			`(?m)^\s+script "/bin/bash -c 'exec 3<>/dev/tcp/127\.0\.0\.1/9100'"$`,
 			`(?m)^\s+fall 1$`,
 			`(?m)^\s+track_script \{\n\s+lbkit_alive\n\s+lbkit_healthz\n\s+\}$`,
@@ -80,7 +80,7 @@ func TestRenderFigures(t *testing.T) {
 		priority int
 		want     []string
 	}{
-		{2, 400 * time.Millisecond, 200, []string{"shorter than 1.4 s never", "at most 2.4 s", "after the last one, 1.61 s", "skew alone, 0.11 s"}},
+		{2, 300 * time.Millisecond, 200, []string{"shorter than 1.3 s never", "at most 2.3 s", "after the last one, 1.61 s", "skew alone, 0.11 s"}},
 		{3, 300 * time.Millisecond, 100, []string{"shorter than 2.3 s never", "at most 3.3 s", "after the last one, 1.8 s", "skew alone, 0.3 s"}},
 	} {
 		p := pair()
