@@ -28,7 +28,11 @@ import (
 //	/healthz  200 "ok" while lbproxy serves; 503 "draining" once it stops
 //	          accepting, and 503 naming the failing self-check ("accept: ...",
 //	          "event loop: ..."). Never behind the token: load balancers and
-//	          orchestrators in front of lbproxy probe it.
+//	          orchestrators in front of lbproxy probe it, and keepalived's
+//	          vrrp_script (examples/ha). While this host does not hold the
+//	          listening address (-freebind on a virtual IP held by the
+//	          peer), the accept check waits for it and /healthz reports the
+//	          rest, so that the standby counts as healthy.
 //	/stats    the statistics of the frontend and the pool as JSON (the
 //	          status page's data, lb/statuspage's Report)
 //	/metrics  Prometheus exposition (lb/metrics, names as HAProxy's exporter)
@@ -138,6 +142,7 @@ type selfCheck struct {
 	interval time.Duration
 	logger   *slog.Logger
 	failure  atomic.Pointer[string] // the failing check and why; nil: none
+	notHeld  atomic.Bool            // the listening address was not this host's at the last check
 }
 
 // ServeHTTP answers /healthz.
@@ -172,12 +177,29 @@ func (c *selfCheck) run(ctx context.Context) {
 
 func (c *selfCheck) isPaused() bool { return c.paused != nil && c.paused() }
 
+// held reports whether this host holds the address the accept check
+// connects to, and logs when that changes.
+func (c *selfCheck) held() bool {
+	held := c.accept.held()
+	if was := !c.notHeld.Swap(!held); was != held {
+		if held {
+			c.logger.Info("lbproxy: this host now holds the listening address; the accept check runs", "address", c.accept.Addr().String())
+		} else {
+			c.logger.Info("lbproxy: this host does not hold the listening address; the accept check waits for it", "address", c.accept.Addr().String())
+		}
+	}
+	return held
+}
+
 // check runs the checks once and records the outcome.
 func (c *selfCheck) check(ctx context.Context) {
 	var err error
 	// At -maxconn, or beyond -conn-rate, the frontend holds its accepts
 	// on purpose: the accept check would fail without anything wrong.
-	if c.accept != nil && !c.isPaused() {
+	// An address this host does not hold (a virtual IP bound with
+	// -freebind, held by the peer for now) cannot be connected to here:
+	// the accept path is checked again once the address arrives.
+	if c.accept != nil && !c.isPaused() && c.held() {
 		switch err = c.accept.check(ctx, min(acceptTimeout, c.interval)); {
 		case err != nil && c.isPaused(): // it filled up during the check
 			err = nil
@@ -355,6 +377,34 @@ func (l *acceptProbe) check(ctx context.Context, timeout time.Duration) error {
 		}
 		return ctx.Err()
 	}
+}
+
+// held reports whether this host holds the listening address: an
+// unspecified or loopback address, or one assigned to one of its
+// interfaces. A listener bound with -freebind (or under the sysctl
+// net.ipv4.ip_nonlocal_bind=1) may wait for its address; when the
+// interfaces cannot be listed, the address counts as held.
+func (l *acceptProbe) held() bool {
+	ta, ok := l.Addr().(*net.TCPAddr)
+	if !ok {
+		return true
+	}
+	ip := ta.AddrPort().Addr().Unmap().WithZone("")
+	if ip.IsUnspecified() || ip.IsLoopback() {
+		return true
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return true
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			if got, ok := netip.AddrFromSlice(n.IP); ok && got.Unmap() == ip {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // unmapPort returns ap with an IPv4-mapped address as IPv4.

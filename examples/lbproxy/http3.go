@@ -21,9 +21,11 @@ import (
 // -client-maxconn are refused before their handshake (a UDP socket has no
 // accept queue to pause); -client-rate counts their requests in the proxy. Call it after srv is configured and before it serves; pass
 // the returned Server to lb.ServeTLS so that it drains with srv, and call
-// closeSocket once it has. If HTTP/3 stops on its own, fail is called.
-func startHTTP3(srv *http.Server, addr net.Addr, limits *lb.Limits, logger *slog.Logger, out io.Writer, fail context.CancelFunc) (h3 *http3.Server, closeSocket func(), err error) {
-	pc, err := net.ListenPacket("udp", addr.String())
+// closeSocket once it has. If HTTP/3 stops on its own, fail is called. The
+// UDP socket is opened with lc, the TCP listener's configuration
+// (-freebind).
+func startHTTP3(ctx context.Context, lc *net.ListenConfig, srv *http.Server, addr net.Addr, limits *lb.Limits, logger *slog.Logger, out io.Writer, fail context.CancelFunc) (h3 *http3.Server, closeSocket func(), err error) {
+	pc, err := lc.ListenPacket(ctx, "udp", addr.String())
 	if err != nil {
 		return nil, nil, fmt.Errorf("lbproxy: -http3: %w", err)
 	}

@@ -99,6 +99,14 @@
 // the file changes and on SIGHUP; -check validates the file; -ip lists the
 // addresses the frontends listen on. See configmode.go.
 //
+// -freebind (Linux; off by default) binds -listen, and -http3's UDP
+// socket, with IP_FREEBIND: lbproxy starts on a virtual IP that this host
+// does not hold yet, and serves it from the moment keepalived (or anything
+// else) assigns it, without a restart. The sysctl
+// net.ipv4.ip_nonlocal_bind=1 does the same for every program. While the
+// address is not held, the accept self-check waits for it: the standby of
+// a master/backup pair reports healthy. examples/ha runs such a pair.
+//
 // run builds the stack in the order a connection meets it: the listener,
 // PROXY protocol reception, TLS, accept-time ACLs, the accept-path limits
 // (-maxconn, -conn-rate, -client-maxconn, -client-rate; see limits.go), the pool with its health
@@ -222,6 +230,9 @@ type config struct {
 	// admin endpoints
 	admin, adminTokenFile string
 
+	// binding an address not held yet (IP_FREEBIND)
+	freebind bool
+
 	// Set by tests only: the time between self-checks (0: checkInterval),
 	// and a wrapper of the listener as the frontend gets it (nil: none).
 	checkInterval time.Duration
@@ -237,6 +248,7 @@ func newConfig(fs *flag.FlagSet) *config {
 	c := &config{}
 	fs.StringVar(&c.mode, "mode", "http", "frontend mode: "+modes)
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:8080", "address to serve on")
+	fs.BoolVar(&c.freebind, "freebind", false, "Linux: bind -listen (and -http3's UDP socket) even when this host does not hold its address yet (IP_FREEBIND), as a virtual IP that keepalived moves here later (default: the address must be local)")
 	fs.StringVar(&c.backends, "backends", "", "comma-separated server addresses; empty starts demo backends (unless -servers-dns or -servers-srv)")
 	fs.StringVar(&c.serversDNS, "servers-dns", "", "take the servers from DNS instead of -backends: NAME[:PORT], each address of NAME's A and AAAA records at PORT (or -servers-port), named by address; re-resolved every -dns-interval")
 	fs.IntVar(&c.serversPort, "servers-port", 0, "-servers-dns: the servers' port, when NAME has none")
@@ -455,6 +467,9 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 	if err := checkAccessLog(cfg); err != nil {
 		return err
 	}
+	if cfg.freebind && !freebindSupported {
+		return errors.New("lbproxy: -freebind needs Linux (IP_FREEBIND)")
+	}
 	limits, err := newLimits(cfg, rdb, logger) // nil: no limit
 	if err != nil {
 		return err
@@ -553,8 +568,12 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 		defer accessLog.Close()
 	}
 
-	// 1. The listener.
-	raw, err := net.Listen("tcp", cfg.listen)
+	// 1. The listener; with -freebind, on an address that may arrive later.
+	var lc net.ListenConfig
+	if cfg.freebind {
+		lc.Control = setFreebind
+	}
+	raw, err := lc.Listen(ctx, "tcp", cfg.listen)
 	if err != nil {
 		return err
 	}
@@ -761,7 +780,7 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 			// HTTP/3 on the UDP port of the listener (http3.go), drained
 			// with the TCP side.
 			if cfg.http3 {
-				h3, closeSocket, err := startHTTP3(srv, raw.Addr(), limits, logger, out, cancel)
+				h3, closeSocket, err := startHTTP3(ctx, &lc, srv, raw.Addr(), limits, logger, out, cancel)
 				if err != nil {
 					return err
 				}
