@@ -267,8 +267,10 @@ func decode(r *http.Request, v any) error {
 	var ute *json.UnmarshalTypeError
 	var se *json.SyntaxError
 	switch {
-	case errors.As(err, &ute) && ute.Field != "":
-		return invalidArg(ute.Field, "format", "want a JSON %s, got %s", ute.Type, ute.Value)
+	case errors.As(err, &ute):
+		// ute.Field spells embedded structs by their Go names: locate
+		// gives the JSON path.
+		return invalidArg(locate(body, reflect.TypeOf(v)), "format", "want a JSON %s, got %s", ute.Type, ute.Value)
 	case errors.As(err, &se), errors.Is(err, io.ErrUnexpectedEOF):
 		return invalidArg("body", "format", "malformed JSON: %v", err)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):

@@ -95,9 +95,21 @@ func (h *Handler) routes() {
 	add("GET", "/subscribers/{subscriber_id}", h.getSubscriber, nil)
 	add("PUT", "/subscribers/{subscriber_id}", h.updateSubscriber, nil)
 	add("DELETE", "/subscribers/{subscriber_id}", h.deleteSubscriber, nil)
-	add("DELETE", "/lb/subscription/{subscriber_id}", h.deleteSubscriber, nil)
 	add("POST", "/lb/{lb_id}/subscribe", h.subscribe, nil)
-	add("DELETE", "/lb/{lb_id}/unsubscribe", h.unsubscribe, nil)
+	// DELETE lb/subscription/{id} and DELETE lb/{lb_id}/unsubscribe share
+	// one pattern: ServeMux cannot tell them apart.
+	add("DELETE", "/lb/{a}/{b}", func(r *http.Request, at where) (int, any, error) {
+		a, b := r.PathValue("a"), r.PathValue("b")
+		switch {
+		case a == "subscription":
+			r.SetPathValue("subscriber_id", b)
+			return h.deleteSubscriber(r, at)
+		case b == "unsubscribe":
+			r.SetPathValue("lb_id", a)
+			return h.unsubscribe(r, at)
+		}
+		return 0, nil, notFound("lb", a)
+	}, nil)
 
 	// Anything else under the API's prefix is a resource that does not exist.
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
