@@ -204,3 +204,18 @@ func str(v any, path ...string) string {
 	s, _ := v.(string)
 	return s
 }
+
+func decodeBody(t *testing.T, resp *http.Response, out any) {
+	t.Helper()
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %s: %s", resp.Status, data)
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		t.Fatalf("%v in %s", err, data)
+	}
+}
