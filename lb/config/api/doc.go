@@ -19,6 +19,7 @@
 //	POST   lbs, lbs/{lb_id}/migrate          501: one process is one load balancer
 //	DELETE lbs/{lb_id}                       501
 //	GET    ips, ips/{ip_id}                  the process's addresses (ListIPs, GetIP)
+//	GET    lb-types                          ListLBTypes: the one type, "lbkit"
 //	GET    lbs/{lb_id}/backends              ListBackends;  POST: CreateBackend
 //	GET    backends/{id}                     GetBackend; PUT: UpdateBackend; DELETE
 //	POST   backends/{id}/servers             AddBackendServers; DELETE: Remove; PUT: Set
@@ -34,7 +35,8 @@
 //	GET    lbs/{lb_id}/backend-stats         ListBackendStats[?backend_id=]
 //	GET    lbs/{lb_id}/stats                 GetLBStats (deprecated in the seed)
 //	GET    subscribers, subscribers/{id}     ListSubscriber, GetSubscriber; POST: Create; PUT: Update
-//	DELETE lb/subscription/{id}              DeleteSubscriber (also DELETE subscribers/{id})
+//	DELETE lb/subscription/{id}              DeleteSubscriber (also lb/subscriber/{id}, the
+//	                                         regional API's path, and subscribers/{id})
 //	POST   lb/{lb_id}/subscribe              SubscribeToLB {"subscriber_id"}
 //	DELETE lb/{lb_id}/unsubscribe            UnsubscribeFromLB
 //

@@ -61,6 +61,17 @@ func (h *Handler) updateLB(r *http.Request, at where) (int, any, error) {
 	}, func(d *config.Document, v *view) any { return v.lb() })
 }
 
+// listLBTypes lists the one offer: lbkit itself, with no bandwidth cap
+// of its own and servers anywhere (multicloud).
+func (h *Handler) listLBTypes(r *http.Request, at where) (int, any, error) {
+	t := map[string]any{"name": "lbkit", "stock_status": "available", "bandwidth": 0, "multicloud": true,
+		"description": "lbkit: one process, the limits of its host", "zone": at.Zone}
+	if at.Region != nil {
+		t["region"] = *at.Region
+	}
+	return http.StatusOK, map[string]any{"lb_types": []any{t}, "total_count": 1}, nil
+}
+
 func (h *Handler) listIPs(r *http.Request, at where) (int, any, error) {
 	p, err := parsePage(r)
 	if err != nil {

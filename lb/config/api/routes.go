@@ -47,6 +47,7 @@ func (h *Handler) routes() {
 	add("PUT", "/lbs/{lb_id}", h.updateLB, nil)
 	add("DELETE", "/lbs/{lb_id}", h.refuseLB("delete"), nil)
 	add("POST", "/lbs/{lb_id}/migrate", h.refuseLB("migrate"), nil)
+	add("GET", "/lb-types", h.listLBTypes, nil)
 	add("GET", "/ips", h.listIPs, nil)
 	add("GET", "/ips/{ip_id}", h.getIP, nil)
 
@@ -96,12 +97,13 @@ func (h *Handler) routes() {
 	add("PUT", "/subscribers/{subscriber_id}", h.updateSubscriber, nil)
 	add("DELETE", "/subscribers/{subscriber_id}", h.deleteSubscriber, nil)
 	add("POST", "/lb/{lb_id}/subscribe", h.subscribe, nil)
-	// DELETE lb/subscription/{id} and DELETE lb/{lb_id}/unsubscribe share
-	// one pattern: ServeMux cannot tell them apart.
+	// DELETE lb/subscription/{id} (lb/subscriber/{id} in the regional
+	// API) and DELETE lb/{lb_id}/unsubscribe share one pattern: ServeMux
+	// cannot tell them apart.
 	add("DELETE", "/lb/{a}/{b}", func(r *http.Request, at where) (int, any, error) {
 		a, b := r.PathValue("a"), r.PathValue("b")
 		switch {
-		case a == "subscription":
+		case a == "subscription" || a == "subscriber":
 			r.SetPathValue("subscriber_id", b)
 			return h.deleteSubscriber(r, at)
 		case b == "unsubscribe":

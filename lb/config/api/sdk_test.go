@@ -193,3 +193,31 @@ func TestSDKTutorial(t *testing.T) {
 		t.Fatalf("a wrong token: %T %v", err, err)
 	}
 }
+
+// TestSDKRegional drives the regional flavour of the API through the SDK.
+func TestSDKRegional(t *testing.T) {
+	e := start(t, seed)
+	client, err := scw.NewClient(scw.WithAPIURL(e.url), scw.WithAuth("SCWXXXXXXXXXXXXXXXXX", token), scw.WithDefaultRegion(scw.RegionFrPar))
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := lbsdk.NewAPI(client)
+	types, err := api.ListLBTypes(&lbsdk.ListLBTypesRequest{})
+	if err != nil || types.TotalCount != 1 || types.LBTypes[0].Name != "lbkit" {
+		t.Fatalf("ListLBTypes: %+v %v", types, err)
+	}
+	lbs, err := api.ListLBs(&lbsdk.ListLBsRequest{})
+	if err != nil || lbs.TotalCount != 1 || lbs.LBs[0].Region == nil || *lbs.LBs[0].Region != scw.RegionFrPar {
+		t.Fatalf("ListLBs: %+v %v", lbs, err)
+	}
+	sub, err := api.CreateSubscriber(&lbsdk.CreateSubscriberRequest{Name: "mail", EmailConfig: &lbsdk.SubscriberEmailConfig{Email: "ops@example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := api.DeleteSubscriber(&lbsdk.DeleteSubscriberRequest{SubscriberID: sub.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.GetSubscriber(&lbsdk.GetSubscriberRequest{SubscriberID: sub.ID}); err == nil {
+		t.Fatal("the subscriber is still there")
+	}
+}
