@@ -75,7 +75,7 @@ func (s stats) ServerStats(id string) ([]config.ServerStat, error) {
 }
 
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	url   string
 	path  string
 	app   *applier
@@ -84,7 +84,7 @@ type env struct {
 }
 
 // start serves a Handler over a FileStore holding doc.
-func start(t *testing.T, doc string) *env {
+func start(t testing.TB, doc string) *env {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "lb.json")
 	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
@@ -93,7 +93,7 @@ func start(t *testing.T, doc string) *env {
 	return startStore(t, path, &config.FileStore{Path: path})
 }
 
-func startStore(t *testing.T, path string, store config.Store) *env {
+func startStore(t testing.TB, path string, store config.Store) *env {
 	t.Helper()
 	app := &applier{}
 	m := &config.Manager{Store: store, Applier: app}
