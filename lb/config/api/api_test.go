@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lbkit/lbkit/internal/testutil"
+	"github.com/lbkit/lbkit/lb/config"
 	"github.com/lbkit/lbkit/lb/config/api"
 )
 
@@ -321,4 +322,35 @@ func TestSubscribers(t *testing.T) {
 	e.must(204, "DELETE", z+"/lb/subscription/"+sid, nil, nil)
 	e.must(404, "GET", z+"/subscribers/"+sid, nil, nil)
 	e.must(400, "POST", z+"/subscribers", obj{"name": "both", "email_config": obj{"email": "a@b"}, "webhook_config": obj{"uri": "http://x/"}}, nil)
+}
+
+// liveCerts reports every certificate ready, as a runtime that obtained it.
+type liveCerts struct{ m *config.Manager }
+
+func (l liveCerts) Certificate(id string) (config.Certificate, bool) {
+	d, _ := l.m.Current()
+	for _, c := range d.Certificates {
+		if c.ID == id {
+			c.Status, c.Fingerprint = config.CertificateReady, "00ff"
+			return c, true
+		}
+	}
+	return config.Certificate{}, false
+}
+
+func TestLetsencryptStatusFromTheRuntime(t *testing.T) {
+	e := start(t, seed)
+	var c obj
+	e.must(200, "POST", lbPath+"/certificates", obj{"name": "le", "letsencrypt": obj{"common_name": "a.example", "subject_alternative_name": []string{"b.example"}}}, &c)
+	if c["status"] != "pending" || c["type"] != "letsencrypt" || c["common_name"] != "a.example" {
+		t.Fatalf("created: %v", c)
+	}
+	h := &api.Handler{Manager: e.m, Token: token, Certificates: liveCerts{e.m}}
+	req := httptest.NewRequest("GET", z+"/certificates/"+str(c, "id"), nil)
+	req.Header.Set("X-Auth-Token", token)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if err := json.Unmarshal(rec.Body.Bytes(), &c); err != nil || c["status"] != "ready" || c["fingerprint"] != "00ff" {
+		t.Fatalf("live: %d %s", rec.Code, rec.Body)
+	}
 }

@@ -4,7 +4,7 @@
 // it) work unchanged against it. [Handler] is an http.Handler; lbproxy
 // mounts it on its admin listener in -config mode.
 //
-//	h := &api.Handler{Manager: m, Stats: rt, IPs: ips, Token: secret}
+//	h := &api.Handler{Manager: m, Stats: rt, Certificates: rt, IPs: ips, Token: secret}
 //	mux.Handle("/lb/v1/", h)
 //
 // # Endpoints

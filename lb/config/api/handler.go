@@ -36,6 +36,13 @@ type StatsSource interface {
 	ServerStats(backendID string) ([]config.ServerStat, error)
 }
 
+// CertificateSource reports a certificate as the running load balancer
+// has it: status (pending, ready, error with status_details), common name,
+// alternative names, fingerprint and validity. The chain is not used.
+type CertificateSource interface {
+	Certificate(id string) (config.Certificate, bool)
+}
+
 // Handler serves the REST API over a config.Manager. Set its fields before
 // the first request and do not change them after; it is safe for
 // concurrent use. Reads answer from Manager.Current; every write is one
@@ -48,6 +55,11 @@ type Handler struct {
 	// Stats reports server states for backend-stats and stats (nil:
 	// every server is reported "stopped" with health "unknown").
 	Stats StatsSource
+	// Certificates reports the certificates in use (the runtime's
+	// Certificate): a Let's Encrypt certificate's status, names and
+	// validity come from it. Nil: the document's values (pending until
+	// then).
+	Certificates CertificateSource
 	// IPs are the load balancer's addresses, listed as its IPs.
 	IPs []netip.Addr
 	// Token is the secret every request must carry in X-Auth-Token.

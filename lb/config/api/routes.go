@@ -126,7 +126,7 @@ func (h *Handler) read(r *http.Request, at where, fn func(d *config.Document, v 
 	if err != nil {
 		return 0, nil, err
 	}
-	body, err := fn(d, &view{doc: d, at: at, ips: h.IPs})
+	body, err := fn(d, &view{doc: d, at: at, ips: h.IPs, certs: h.Certificates})
 	if err != nil {
 		return 0, nil, err
 	}
@@ -142,7 +142,7 @@ func (h *Handler) write(r *http.Request, at where, edit func(d *config.Document)
 	if show == nil {
 		return http.StatusNoContent, nil, nil
 	}
-	return http.StatusOK, show(d, &view{doc: d, at: at, ips: h.IPs}), nil
+	return http.StatusOK, show(d, &view{doc: d, at: at, ips: h.IPs, certs: h.Certificates}), nil
 }
 
 // checkLB answers 404 unless id is the load balancer's.

@@ -90,9 +90,10 @@ type serverStatView struct {
 
 // view builds the responses of one document for one request.
 type view struct {
-	doc *config.Document
-	at  where
-	ips []netip.Addr
+	doc   *config.Document
+	at    where
+	ips   []netip.Addr
+	certs CertificateSource
 }
 
 // ipID is the stable id of one of the load balancer's addresses: a UUID
@@ -167,6 +168,13 @@ func (v *view) acl(a *config.ACL) *aclView {
 
 func (v *view) certificate(c *config.Certificate) *certificateView {
 	out := &certificateView{Certificate: *c, LB: v.lb()}
+	if v.certs != nil {
+		if live, ok := v.certs.Certificate(c.ID); ok {
+			out.Status, out.StatusDetails = live.Status, live.StatusDetails
+			out.CommonName, out.SubjectAlternativeName, out.Fingerprint = live.CommonName, live.SubjectAlternativeName, live.Fingerprint
+			out.NotValidBefore, out.NotValidAfter = live.NotValidBefore, live.NotValidAfter
+		}
+	}
 	out.CertificateChain = ""
 	out.Letsencrypt = nil
 	return out
