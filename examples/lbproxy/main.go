@@ -270,9 +270,9 @@ func newConfig(fs *flag.FlagSet) *config {
 	fs.StringVar(&c.accessLogSyslog, "access-log-syslog", "", "syslog server the access log is sent to: udp://HOST:PORT or tcp://HOST:PORT")
 	fs.StringVar(&c.accessLogSyslogFormat, "access-log-syslog-format", accesslog.RFC5424, "syslog framing: "+accesslog.RFC5424+" or "+accesslog.RFC3164)
 
-	fs.StringVar(&c.admin, "admin", "", "address of the admin endpoints /healthz, /stats, /metrics and / (empty: none); keep it on loopback, e.g. 127.0.0.1:9100")
+	fs.StringVar(&c.admin, "admin", "", "address of the admin endpoints /healthz, /stats, /metrics and /, and with -config the REST API under /lb/v1/ (empty: none); keep it on loopback, e.g. 127.0.0.1:9100")
 	addConfigFlags(fs, &c.cm)
-	fs.StringVar(&c.adminTokenFile, "admin-token-file", "", "file holding a token that /stats, /metrics and / require as \"Authorization: Bearer TOKEN\" (default: $"+tokenEnv+"; empty: none)")
+	fs.StringVar(&c.adminTokenFile, "admin-token-file", "", "file holding a token that /stats, /metrics and / require as \"Authorization: Bearer TOKEN\", and the REST API (-config) as \"X-Auth-Token: TOKEN\" (default: $"+tokenEnv+"; empty: none, and the REST API refuses every request)")
 	return c
 }
 
