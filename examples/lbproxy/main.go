@@ -76,7 +76,9 @@
 // -config FILE runs the load balancer a configuration document describes
 // (many frontends and backends, ACLs, routes, certificates), reloaded when
 // the file changes and on SIGHUP; -check validates the file; -ip lists the
-// addresses the frontends listen on. See configmode.go.
+// addresses the frontends listen on. See configmode.go. With -admin, it
+// also serves the REST API (the seed's lb/v1) under /lb/v1/, behind
+// "X-Auth-Token: TOKEN". See api.go.
 //
 // run builds the stack in the order a connection meets it: the listener,
 // PROXY protocol reception, TLS, accept-time ACLs, the accept-path limits
