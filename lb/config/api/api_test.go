@@ -284,6 +284,12 @@ func TestUpdatesAndDeletes(t *testing.T) {
 	e.must(501, "POST", z+"/lbs", obj{"name": "x"}, nil)
 	e.must(501, "DELETE", lbPath, nil, nil)
 	e.must(404, "GET", z+"/lbs/11111111-2222-3333-4444-555555555555", nil, nil)
+	if st, data := e.call("PATCH", z+"/backends/x", obj{}, nil); st != http.StatusMethodNotAllowed || !bytes.Contains(data, []byte(`"method_not_allowed"`)) {
+		t.Fatalf("PATCH: %d %s", st, data)
+	}
+	if st, data := e.call("GET", z+"/nothing/here", nil, nil); st != http.StatusNotFound || !bytes.Contains(data, []byte(`"not_found"`)) {
+		t.Fatalf("unknown path: %d %s", st, data)
+	}
 
 	// Regions are served too and echoed.
 	var rlb obj

@@ -86,7 +86,28 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Body != nil {
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 	}
+	if _, pattern := h.mux.Handler(r); pattern == "" {
+		// ServeMux would answer 404 or 405 in plain text; the API
+		// answers in its own shape.
+		h.fail(w, r, h.unrouted(r), nil)
+		return
+	}
 	h.mux.ServeHTTP(w, r)
+}
+
+// unrouted is the error of a request no endpoint serves: 405 when the
+// path exists with another method, else 404.
+func (h *Handler) unrouted(r *http.Request) *apiError {
+	for _, m := range []string{"GET", "POST", "PUT", "DELETE"} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := h.mux.Handler(probe); pattern != "" {
+			return &apiError{http.StatusMethodNotAllowed, map[string]any{
+				"type": "method_not_allowed", "message": r.Method + " is not allowed on " + r.URL.Path}}
+		}
+	}
+	return &apiError{http.StatusNotFound, map[string]any{
+		"type": "not_found", "message": "no such endpoint: " + r.Method + " " + r.URL.Path}}
 }
 
 func (h *Handler) logger() *slog.Logger {

@@ -112,12 +112,6 @@ func (h *Handler) routes() {
 		}
 		return 0, nil, notFound("lb", a)
 	}, nil)
-
-	// Anything else under the API's prefix is a resource that does not exist.
-	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		h.fail(w, r, &apiError{http.StatusNotFound, map[string]any{
-			"type": "not_found", "message": "no such endpoint: " + r.Method + " " + r.URL.Path}}, nil)
-	})
 }
 
 // read runs fn over the running document and the view of this request.
