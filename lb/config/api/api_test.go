@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -358,5 +360,22 @@ func TestLetsencryptStatusFromTheRuntime(t *testing.T) {
 	h.ServeHTTP(rec, req)
 	if err := json.Unmarshal(rec.Body.Bytes(), &c); err != nil || c["status"] != "ready" || c["fingerprint"] != "00ff" {
 		t.Fatalf("live: %d %s", rec.Code, rec.Body)
+	}
+}
+
+func TestManagerNotStarted(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lb.json")
+	h := &api.Handler{Manager: &config.Manager{Store: &config.FileStore{Path: path}}, Token: token}
+	for _, method := range []string{"GET", "PUT"} {
+		req := httptest.NewRequest(method, lbPath, strings.NewReader(`{"name": "x"}`))
+		req.Header.Set("X-Auth-Token", token)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusServiceUnavailable {
+			t.Fatalf("%s before Start: %d %s", method, rec.Code, rec.Body)
+		}
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatal("a write before Start created the file")
 	}
 }

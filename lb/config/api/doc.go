@@ -78,7 +78,8 @@
 //	413 invalid_request_error  a body over MaxBodyBytes (1 MiB)
 //	401 denied_authentication  no X-Auth-Token
 //	403 permissions_denied     a wrong token, or no token configured
-//	404 not_found          resource, resource_id
+//	404 not_found          resource, resource_id; or a path that is no endpoint
+//	405 method_not_allowed a path that is an endpoint, with another method
 //	409 conflict           the file changed on disk since it was loaded (reload
 //	                       with SIGHUP first); or a valid configuration that the
 //	                       host cannot run now (a port in use by another process,

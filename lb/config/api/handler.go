@@ -269,6 +269,9 @@ func (h *Handler) current() (*config.Document, error) {
 
 // update runs edit in one Manager.Update, stamping the load balancer's id.
 func (h *Handler) update(ctx context.Context, edit func(*config.Document) error) (*config.Document, error) {
+	if _, err := h.current(); err != nil {
+		return nil, err
+	}
 	return h.Manager.Update(ctx, func(d *config.Document) error {
 		if d.LB.ID == "" {
 			d.LB.ID = DefaultLBID
