@@ -327,6 +327,11 @@ func TestSubscribers(t *testing.T) {
 	if lb["subscriber"] != nil {
 		t.Fatalf("unsubscribed lb: %v", lb)
 	}
+	e.must(200, "POST", lbPath+"/subscribe", obj{"subscriber_id": sid}, &lb)
+	e.must(200, "DELETE", lbPath+"/unsubscribe", nil, &lb)
+	if lb["subscriber"] != nil {
+		t.Fatalf("unsubscribed through lbs/: %v", lb)
+	}
 	e.must(204, "DELETE", z+"/lb/subscription/"+sid, nil, nil)
 	e.must(404, "GET", z+"/subscribers/"+sid, nil, nil)
 	e.must(400, "POST", z+"/subscribers", obj{"name": "both", "email_config": obj{"email": "a@b"}, "webhook_config": obj{"uri": "http://x/"}}, nil)

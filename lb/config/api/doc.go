@@ -37,8 +37,8 @@
 //	GET    subscribers, subscribers/{id}     ListSubscriber, GetSubscriber; POST: Create; PUT: Update
 //	DELETE lb/subscription/{id}              DeleteSubscriber (also lb/subscriber/{id}, the
 //	                                         regional API's path, and subscribers/{id})
-//	POST   lb/{lb_id}/subscribe              SubscribeToLB {"subscriber_id"}
-//	DELETE lb/{lb_id}/unsubscribe            UnsubscribeFromLB
+//	POST   lb/{lb_id}/subscribe              SubscribeToLB {"subscriber_id"} (also lbs/{lb_id}/subscribe)
+//	DELETE lb/{lb_id}/unsubscribe            UnsubscribeFromLB (also lbs/{lb_id}/unsubscribe)
 //
 // Beyond the seed, two endpoints set a server's runtime settings, stored in
 // its backend's lbkit.servers and so kept across restarts; both answer the

@@ -97,6 +97,8 @@ func (h *Handler) routes() {
 	add("PUT", "/subscribers/{subscriber_id}", h.updateSubscriber, nil)
 	add("DELETE", "/subscribers/{subscriber_id}", h.deleteSubscriber, nil)
 	add("POST", "/lb/{lb_id}/subscribe", h.subscribe, nil)
+	add("POST", "/lbs/{lb_id}/subscribe", h.subscribe, nil)
+	add("DELETE", "/lbs/{lb_id}/unsubscribe", h.unsubscribe, nil)
 	// DELETE lb/subscription/{id} (lb/subscriber/{id} in the regional
 	// API) and DELETE lb/{lb_id}/unsubscribe share one pattern: ServeMux
 	// cannot tell them apart.
