@@ -14,7 +14,13 @@ package main
 // reloaded on change, and on SIGHUP; a reload converges the running load
 // balancer without dropping connections (see config.Runtime), and a file
 // that does not load, validate or apply leaves the running configuration
-// in place (logged, and counted in /stats's "config" entry). -check
+// in place (logged, and counted in /stats's "config" entry). Certificates
+// of type letsencrypt are obtained over ACME (TLS-ALPN-01 on the
+// frontends that use them, HTTP-01 on plain HTTP frontends, so serve port
+// 443 or 80 to the internet) from -acme-directory (default Let's
+// Encrypt), with -acme-email as the account's contact and -acme-cache as
+// the directory that keeps the account and certificates (default: memory
+// only). -check
 // validates the file, prints each invalid field and exits 1, or prints
 // "configuration valid" and exits 0, as haproxy -c.
 //
@@ -54,12 +60,17 @@ type configFlags struct {
 	file  string
 	check bool
 	ips   string
+
+	acmeDirectory, acmeEmail, acmeCache string
 }
 
 func addConfigFlags(fs *flag.FlagSet, c *configFlags) {
 	fs.StringVar(&c.file, "config", "", "configuration document (JSON, lb/config's model) to run instead of the data-path flags; reloaded when it changes and on SIGHUP")
 	fs.BoolVar(&c.check, "check", false, "with -config: validate the file, print each invalid field and exit 1, or exit 0")
 	fs.StringVar(&c.ips, "ip", "127.0.0.1", "with -config: comma-separated addresses every frontend listens on at its inbound_port")
+	fs.StringVar(&c.acmeDirectory, "acme-directory", "", "with -config: ACME directory of letsencrypt certificates (default: Let's Encrypt's production service)")
+	fs.StringVar(&c.acmeEmail, "acme-email", "", "with -config: contact address of the ACME account (empty: none)")
+	fs.StringVar(&c.acmeCache, "acme-cache", "", "with -config: directory keeping the ACME account and certificates across restarts (empty: memory only, a new certificate at every start)")
 }
 
 // Hooks of the configuration-file mode for the parts of lbproxy that
@@ -150,17 +161,23 @@ func runConfig(ctx context.Context, cfg *config, out io.Writer) error {
 		return err
 	}
 	restAPI := newAPIServer(ips, token, logger) // api.go
-	opts := lbconfig.RuntimeOptions{IPs: ips, Logger: logger, DrainGrace: cfg.grace, Listen: configListen, OnServerEvent: restAPI.notifier.Notify}
+	opts := lbconfig.RuntimeOptions{IPs: ips, Logger: logger, DrainGrace: cfg.grace, Listen: configListen,
+		ACME:          lbconfig.ACMEOptions{DirectoryURL: cfg.cm.acmeDirectory, Email: cfg.cm.acmeEmail, CacheDir: cfg.cm.acmeCache},
+		OnServerEvent: restAPI.notifier.Notify}
 	if accessLog != nil {
 		defer accessLog.Close()
 		opts.AccessLog = accessLog
 	}
 	rt := lbconfig.NewRuntime(opts)
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), cfg.grace)
-		defer cancel()
-		rt.Close(sctx)
-	}()
+	var closeOnce sync.Once
+	closeRuntime := func() { // drains the frontends within -grace
+		closeOnce.Do(func() {
+			sctx, cancel := context.WithTimeout(context.Background(), cfg.grace)
+			defer cancel()
+			rt.Close(sctx)
+		})
+	}
+	defer closeRuntime()
 
 	// The status page and the metrics follow the frontends and backends
 	// of each document applied.
@@ -213,6 +230,7 @@ func runConfig(ctx context.Context, cfg *config, out io.Writer) error {
 		}
 	}
 	<-ctx.Done()
+	closeRuntime() // before the admin server stops, as in the flag mode
 	return nil
 }
 

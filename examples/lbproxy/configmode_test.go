@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -412,4 +413,78 @@ func certPEM(t *testing.T, cert tls.Certificate) string {
 	}
 	pem.Encode(&b, &pem.Block{Type: "PRIVATE KEY", Bytes: key})
 	return b.String()
+}
+
+// TestConfigModeAdmin checks that the admin endpoints follow the
+// frontends and backends of each configuration, and report a reload that
+// fails while the running configuration stays.
+func TestConfigModeAdmin(t *testing.T) {
+	webPort := sameportServers(t, "web", true, "127.0.0.2")
+	p1, p2 := testutil.FreePort(t), testutil.FreePort(t)
+	doc := func(second bool) string {
+		fe := fmt.Sprintf(`{"id": "one", "inbound_port": %d, "backend_id": "web"}`, p1)
+		be := ""
+		if second {
+			fe += fmt.Sprintf(`, {"id": "two", "inbound_port": %d, "backend_id": "api"}`, p2)
+			be = fmt.Sprintf(`, {"id": "api", "forward_protocol": "http", "forward_port": %d, "pool": ["127.0.0.2"]}`, webPort)
+		}
+		return fmt.Sprintf(`{"lb": {"id": "lb"},
+		  "backends": [{"id": "web", "forward_protocol": "http", "forward_port": %d, "pool": ["127.0.0.2"]} %s],
+		  "frontends": [%s]}`, webPort, be, fe)
+	}
+	r := startConfig(t, doc(true))
+	names := func() string {
+		st := r.stats(t)
+		var out []string
+		for _, f := range st.Frontends {
+			out = append(out, "frontend "+f.Name)
+		}
+		for _, b := range st.Backends {
+			out = append(out, "backend "+b.Name)
+		}
+		slices.Sort(out)
+		return strings.Join(out, ", ")
+	}
+	if got := names(); got != "backend api, backend web, frontend one, frontend two" {
+		t.Errorf("/stats lists %s", got)
+	}
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", p2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	metricsOf := func() string {
+		resp, err := http.Get("http://" + r.admin + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+		return string(b)
+	}
+	if m := metricsOf(); !strings.Contains(m, `proxy="two"`) || !strings.Contains(m, `proxy="api"`) {
+		t.Errorf("/metrics lacks frontend two or backend api")
+	}
+	r.edit(t, doc(false))
+	if got := names(); got != "backend web, frontend one" {
+		t.Errorf("/stats after the edit lists %s", got)
+	}
+	if m := metricsOf(); strings.Contains(m, `proxy="two"`) {
+		t.Errorf("/metrics still has the removed frontend")
+	}
+
+	// A file that does not validate: the running configuration stays.
+	before := r.stats(t).Config
+	os.WriteFile(r.file, []byte(`{"lb": {"id": "lb"}, "frontends": [{"id": "x", "inbound_port": 0}]}`), 0o600)
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	testutil.Eventually(t, "the failed reload reported", func() bool { return r.stats(t).Config.Failures > 0 })
+	st := r.stats(t)
+	if st.Config.Version != before.Version || !strings.Contains(st.Config.LastError, "inbound_port") {
+		t.Errorf("after a bad file: %+v", st.Config)
+	}
+	if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", p1)); err != nil {
+		t.Errorf("the running frontend after a bad file: %v", err)
+	} else {
+		resp.Body.Close()
+	}
 }

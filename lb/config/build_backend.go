@@ -22,15 +22,15 @@ import (
 
 // backendRT is one running backend: its Pool, the settings its HTTP
 // transport needs, and the runtime state of its servers beyond the Pool's.
-// A backend keeps its Pool across Apply while only its servers change
-// (poolKey is equal); otherwise a new Pool replaces it.
+// A backend keeps its Pool, and its backendRT, across Apply while only its
+// servers change (poolKey is equal); otherwise a new backendRT with a new
+// Pool replaces it. Its fields but servers never change once published.
 type backendRT struct {
 	id, name string
 	key      string // poolKey of the settings the Pool was built with
 	pool     *lb.Pool
 	http     *httpBackend
 	stop     context.CancelFunc // ends the Pool's health checks
-	done     chan struct{}      // closed when they have ended
 
 	mu      sync.Mutex
 	servers map[string]*serverRT // by IP, as in Backend.Pool
@@ -57,10 +57,10 @@ type httpBackend struct {
 // poolKey renders the backend settings a Pool is built from, that is all of
 // them but the servers and their lbkit states, weights and backup flags,
 // which Pool.Update and SetState change in place. The sticky-cookie secret
-// is part of it.
+// is part of it, and so is the name, which names the Pool.
 func poolKey(b *Backend, secret string) string {
 	c := *b
-	c.Name, c.Pool, c.Lbkit, c.CreatedAt, c.UpdatedAt = "", nil, nil, nil, nil
+	c.Pool, c.Lbkit, c.CreatedAt, c.UpdatedAt = nil, nil, nil, nil
 	j, err := json.Marshal(struct {
 		B      Backend
 		Secret string
@@ -169,7 +169,7 @@ func (rt *Runtime) failoverTLS() *tls.Config {
 }
 
 // probe builds the active check of b; upTLS is the TLS towards the servers
-// when the backend bridges, which TCP checks then complete.
+// when the backend bridges, which TCP and HTTP checks then speak.
 func (rt *Runtime) probe(b *Backend, upTLS *tls.Config) (health.Probe, error) {
 	hc := b.HealthCheck
 	status := func(code *int32) [2]int {
@@ -181,7 +181,8 @@ func (rt *Runtime) probe(b *Backend, upTLS *tls.Config) (health.Probe, error) {
 	switch {
 	case hc.HTTPConfig != nil:
 		c := hc.HTTPConfig
-		return health.HTTP{Method: c.Method, Path: c.URI, Host: c.HostHeader, Status: status(c.Code)}, nil
+		// Over the backend's TLS when it bridges: its servers speak TLS.
+		return health.HTTP{Method: c.Method, Path: c.URI, Host: c.HostHeader, Status: status(c.Code), TLS: upTLS}, nil
 	case hc.HTTPSConfig != nil:
 		c := hc.HTTPSConfig
 		cfg := tlsmode.Upstream{RootCAs: rt.opts.TLSClientRoots, ServerName: c.SNI, InsecureSkipVerify: *b.IgnoreSSLServerVerify}.ClientConfig()
@@ -399,9 +400,9 @@ func stateWord(st lb.State, draining bool) string {
 
 func (rt *Runtime) healthEvent(backendID, backendName string, e health.Event) {
 	draining := false
-	rt.mu.Lock()
+	rt.mu.RLock()
 	be := rt.backends[backendID]
-	rt.mu.Unlock()
+	rt.mu.RUnlock()
 	if be != nil {
 		be.mu.Lock()
 		if s := be.servers[e.Server]; s != nil {

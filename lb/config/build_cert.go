@@ -208,6 +208,9 @@ func (rt *Runtime) Certificate(id string) (Certificate, bool) {
 		switch {
 		case leaf != nil:
 			out.FillFrom(leaf)
+			if out.CommonName == "" { // CAs may leave the subject empty
+				out.CommonName = c.Letsencrypt.CommonName
+			}
 		case err != nil:
 			out.Status = CertificateError
 			msg := err.Error()

@@ -244,7 +244,7 @@ func (g *httpGen) serve() {
 		} else {
 			err = g.srv.Serve(ln)
 		}
-		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 			g.rt.logger.Error("frontend stopped", "frontend", g.proxy.Name, "err", err)
 		}
 	}()
@@ -398,7 +398,7 @@ func (g *tcpGen) handoff() *handoff { return g.ln }
 func (g *tcpGen) serve() {
 	go func() {
 		defer close(g.done)
-		if err := g.fe.Serve(g.ln); err != nil && !errors.Is(err, lb.ErrFrontendClosed) {
+		if err := g.fe.Serve(g.ln); err != nil && !errors.Is(err, lb.ErrFrontendClosed) && !errors.Is(err, net.ErrClosed) {
 			g.rt.logger.Error("frontend stopped", "frontend", g.fe.Name, "err", err)
 		}
 	}()

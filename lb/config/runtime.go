@@ -394,29 +394,22 @@ func (p *frontendPlan) oldGen() serverGen {
 func (rt *Runtime) commit(doc *Document, bplans []*backendPlan, fplans []*frontendPlan, acmes map[string]*acmeCert) {
 	var retired []*lb.Pool
 	var stops []func()
+	rt.lbID.Store(doc.LB.ID) // before the new pools' checks report
 
 	// Backends first: the frontends' new chains point at their pools.
 	newBackends := map[string]*backendRT{}
 	for _, p := range bplans {
 		be := p.old
-		if be == nil {
-			be = &backendRT{id: p.b.ID}
-		}
-		be.name = p.b.Name
 		if p.fresh {
-			if be.pool != nil {
+			if be != nil {
 				retired = append(retired, be.pool)
 				stops = append(stops, be.stop)
 			}
 			rt.httpBE.Store(p.pool, p.http)
 			ctx, cancel := context.WithCancel(rt.ctx)
-			done := make(chan struct{})
 			pool := p.pool
-			rt.wg.Go(func() {
-				defer close(done)
-				pool.Run(ctx)
-			})
-			be.pool, be.http, be.stop, be.done, be.key = p.pool, p.http, cancel, done, p.key
+			rt.wg.Go(func() { pool.Run(ctx) })
+			be = &backendRT{id: p.b.ID, name: p.b.Name, key: p.key, pool: p.pool, http: p.http, stop: cancel}
 		} else if err := be.pool.Update(p.servers); err != nil {
 			rt.logger.Error("updating servers", "backend", be.id, "err", err) // validated in Apply
 		}
@@ -477,7 +470,6 @@ func (rt *Runtime) commit(doc *Document, bplans []*backendPlan, fplans []*fronte
 	rt.acmes = acmes
 	rt.doc = doc
 	rt.mu.Unlock()
-	rt.lbID.Store(doc.LB.ID)
 	for _, fr := range removed {
 		fr.port.close()
 		rt.drainGen(fr.gen)
@@ -494,7 +486,7 @@ func (rt *Runtime) commit(doc *Document, bplans []*backendPlan, fplans []*fronte
 		for _, fr := range newFrontends {
 			gens = append(gens, fr.gen)
 		}
-		t := time.AfterFunc(rt.grace, func() {
+		time.AfterFunc(rt.grace, func() {
 			for _, p := range retired {
 				for _, g := range gens {
 					g.forget(p)
@@ -502,7 +494,6 @@ func (rt *Runtime) commit(doc *Document, bplans []*backendPlan, fplans []*fronte
 				rt.httpBE.Delete(p)
 			}
 		})
-		_ = t
 	}
 
 	// Certificates: obtain the new Let's Encrypt ones now that the

@@ -204,6 +204,7 @@ func TestApplyAdminStates(t *testing.T) {
 // are refused, and the removed frontend's sessions are closed after the
 // drain grace.
 func TestApplyDrains(t *testing.T) {
+	testutil.CheckLeaks(t)
 	tcp := tcpServers(t, "tcp", nil, "127.0.0.2", "127.0.0.3")
 	p1, p2 := freePort(t), freePort(t)
 	doc := func(pool string, second bool) string {

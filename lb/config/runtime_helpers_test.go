@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -247,5 +246,3 @@ func chainPEM(t *testing.T, cert tls.Certificate) string {
 func jsonString(s string) string { return strconv.Quote(s) }
 
 func freePort(t *testing.T) int { return testutil.FreePort(t) }
-
-var errUnexpected = errors.New("unexpected")
