@@ -79,11 +79,6 @@ var (
 	// configListen, when set, opens the frontends' listening sockets (a
 	// binary upgrade hands them over); nil means the runtime's default.
 	configListen func(ctx context.Context, network, addr string) (net.Listener, error)
-
-	// configAdmin, when set, adds routes to the admin mux of the
-	// configuration-file mode (the REST API), with the manager and runtime
-	// it serves. guard wraps a handler in the admin token check.
-	configAdmin func(mux *http.ServeMux, guard func(http.Handler) http.Handler, m *lbconfig.Manager, rt *lbconfig.Runtime)
 )
 
 // errInvalidConfig is -check's failure.
@@ -165,8 +160,10 @@ func runConfig(ctx context.Context, cfg *config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	restAPI := newAPIServer(ips, token, logger) // api.go
 	opts := lbconfig.RuntimeOptions{IPs: ips, Logger: logger, DrainGrace: cfg.grace, Listen: configListen,
-		ACME: lbconfig.ACMEOptions{DirectoryURL: cfg.cm.acmeDirectory, Email: cfg.cm.acmeEmail, CacheDir: cfg.cm.acmeCache}}
+		ACME:          lbconfig.ACMEOptions{DirectoryURL: cfg.cm.acmeDirectory, Email: cfg.cm.acmeEmail, CacheDir: cfg.cm.acmeCache},
+		OnServerEvent: restAPI.notifier.Notify}
 	if accessLog != nil {
 		defer accessLog.Close()
 		opts.AccessLog = accessLog
@@ -195,6 +192,7 @@ func runConfig(ctx context.Context, cfg *config, out io.Writer) error {
 		return err
 	}
 	wg.Go(func() { m.Watch(ctx) })
+	restAPI.start(ctx, &wg, m, rt)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -220,6 +218,7 @@ func runConfig(ctx context.Context, cfg *config, out io.Writer) error {
 		}
 		wg.Go(func() { check.run(ctx) })
 		mux := configAdminMux(check, page, collector, token, m, rt)
+		mux.Handle("/lb/v1/", restAPI.handler)
 		fmt.Fprintf(out, "admin endpoints on http://%s/\n", ln.Addr())
 		stop := startAdmin(&wg, ln, mux, cfg.grace, logger)
 		defer stop()
@@ -236,8 +235,7 @@ func runConfig(ctx context.Context, cfg *config, out io.Writer) error {
 }
 
 // configAdminMux is the admin mux of the configuration-file mode: the
-// endpoints of the flag mode, with the manager's status in /stats, and
-// what configAdmin adds.
+// endpoints of the flag mode, with the manager's status in /stats.
 func configAdminMux(check *selfCheck, page *statuspage.Handler, collector *metrics.Collector, token string, m *lbconfig.Manager, rt *lbconfig.Runtime) *http.ServeMux {
 	stats := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -249,17 +247,7 @@ func configAdminMux(check *selfCheck, page *statuspage.Handler, collector *metri
 			Config lbconfig.ManagerStatus `json:"config"`
 		}{page.Report(), m.Status()})
 	})
-	mux := adminMux(check, stats, token, metrics.Handler(collector), page)
-	if configAdmin != nil {
-		guard := func(h http.Handler) http.Handler {
-			if token == "" {
-				return h
-			}
-			return requireToken(token, h)
-		}
-		configAdmin(mux, guard, m, rt)
-	}
-	return mux
+	return adminMux(check, stats, token, metrics.Handler(collector), page)
 }
 
 // observedRuntime applies documents with the runtime and keeps the status

@@ -97,7 +97,9 @@
 // -config FILE runs the load balancer a configuration document describes
 // (many frontends and backends, ACLs, routes, certificates), reloaded when
 // the file changes and on SIGHUP; -check validates the file; -ip lists the
-// addresses the frontends listen on. See configmode.go.
+// addresses the frontends listen on. See configmode.go. With -admin, it
+// also serves the REST API (the seed's lb/v1) under /lb/v1/, behind
+// "X-Auth-Token: TOKEN". See api.go.
 //
 // -freebind (Linux; off by default) binds -listen, and -http3's UDP
 // socket, with IP_FREEBIND: lbproxy starts on a virtual IP that this host
@@ -330,9 +332,9 @@ func newConfig(fs *flag.FlagSet) *config {
 	fs.StringVar(&c.accessLogSyslog, "access-log-syslog", "", "syslog server the access log is sent to: udp://HOST:PORT or tcp://HOST:PORT")
 	fs.StringVar(&c.accessLogSyslogFormat, "access-log-syslog-format", accesslog.RFC5424, "syslog framing: "+accesslog.RFC5424+" or "+accesslog.RFC3164)
 
-	fs.StringVar(&c.admin, "admin", "", "address of the admin endpoints /healthz, /stats, /metrics and / (empty: none); keep it on loopback, e.g. 127.0.0.1:9100")
+	fs.StringVar(&c.admin, "admin", "", "address of the admin endpoints /healthz, /stats, /metrics and /, and with -config the REST API under /lb/v1/ (empty: none); keep it on loopback, e.g. 127.0.0.1:9100")
 	addConfigFlags(fs, &c.cm)
-	fs.StringVar(&c.adminTokenFile, "admin-token-file", "", "file holding a token that /stats, /metrics and / require as \"Authorization: Bearer TOKEN\" (default: $"+tokenEnv+"; empty: none)")
+	fs.StringVar(&c.adminTokenFile, "admin-token-file", "", "file holding a token that /stats, /metrics and / require as \"Authorization: Bearer TOKEN\", and the REST API (-config) as \"X-Auth-Token: TOKEN\" (default: $"+tokenEnv+"; empty: none, and the REST API refuses every request)")
 	return c
 }
 
