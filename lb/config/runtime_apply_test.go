@@ -138,17 +138,17 @@ func TestApplyKeepsServerState(t *testing.T) {
 	if total() < 3 {
 		t.Errorf("127.0.0.2's counters restarted: %d", total())
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	var down bool
-	for _, e := range events {
-		if e.IP == "127.0.0.3" && e.To == "stopped" && e.BackendID == "web" && e.LBID == "lb" {
-			down = true
+	// Events are delivered off the health checker's path: wait for it.
+	testutil.Eventually(t, "an event for 127.0.0.3 going down", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range events {
+			if e.IP == "127.0.0.3" && e.To == "stopped" && e.BackendID == "web" && e.LBID == "lb" {
+				return true
+			}
 		}
-	}
-	if !down {
-		t.Errorf("no event for 127.0.0.3 going down: %+v", events)
-	}
+		return false
+	})
 }
 
 // TestApplyAdminStates drains and puts servers in maintenance through the
