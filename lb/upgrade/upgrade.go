@@ -203,6 +203,7 @@ func readSockets(c *net.UnixConn) ([]socketName, []*os.File, error) {
 	n := 0
 	for {
 		m, oobn, flags, _, err := c.ReadMsgUnix(buf[n:], oob)
+		m, oobn = max(m, 0), max(oobn, 0)
 		got, rerr := parseRights(oob[:oobn], flags)
 		fds = append(fds, got...)
 		if rerr != nil {
@@ -252,9 +253,13 @@ func (u *Upgrader) take(network, addr string) (inherited, bool) {
 
 // keep records a socket this process serves, for the next handover.
 func (u *Upgrader) keep(network, addr string, local net.Addr, c syscall.Conn) {
+	name := socketName{Network: network, Addr: addr, Local: local.String()}
+	if _, port, err := splitPort(addr); err == nil && port == "0" {
+		name.Addr = name.Local // the port the kernel chose is the one to ask for
+	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	u.own = append(u.own, owned{name: socketName{Network: network, Addr: addr, Local: local.String()}, conn: c})
+	u.own = append(u.own, owned{name: name, conn: c})
 }
 
 // Listen returns a listener for network ("tcp", "tcp4", "tcp6", "unix")
