@@ -182,6 +182,9 @@ type config struct {
 	// admin endpoints
 	admin, adminTokenFile string
 
+	// binary upgrade (upgrade.go)
+	upgradeSocket string
+
 	// Set by tests only: the time between self-checks (0: checkInterval),
 	// and a wrapper of the listener as the frontend gets it (nil: none).
 	checkInterval time.Duration
@@ -264,6 +267,7 @@ func newConfig(fs *flag.FlagSet) *config {
 
 	fs.StringVar(&c.admin, "admin", "", "address of the admin endpoints /healthz, /stats, /metrics and / (empty: none); keep it on loopback, e.g. 127.0.0.1:9100")
 	fs.StringVar(&c.adminTokenFile, "admin-token-file", "", "file holding a token that /stats, /metrics and / require as \"Authorization: Bearer TOKEN\" (default: $"+tokenEnv+"; empty: none)")
+	fs.StringVar(&c.upgradeSocket, "upgrade-socket", "", "unix socket of binary upgrades: at start, take the listening sockets of the lbproxy serving it and have it drain once this one serves, then serve it for the next upgrade; SIGUSR2 starts the new binary so (empty: none)")
 	return c
 }
 
@@ -464,8 +468,14 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 		defer accessLog.Close()
 	}
 
-	// 1. The listener.
-	raw, err := net.Listen("tcp", cfg.listen)
+	// 1. The listener: inherited from the process serving -upgrade-socket,
+	// if one does (upgrade.go), or fresh.
+	socks, err := startUpgrade(ctx, cfg, logger, out)
+	if err != nil {
+		return err
+	}
+	defer socks.close()
+	raw, err := socks.Listen(ctx, "tcp", cfg.listen)
 	if err != nil {
 		return err
 	}
@@ -643,7 +653,7 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 			srv.ConnContext = chainConnContext(limits.ConnContext, srv.ConnContext)
 		}
 		if cfg.admin != "" {
-			stop, err := serveAdmin(ctx, cfg, token, accepts, limits, proxy.Stats, pool, accessLog, &wg, out, logger)
+			stop, err := serveAdmin(ctx, cfg, socks, token, accepts, limits, proxy.Stats, pool, accessLog, &wg, out, logger)
 			if err != nil {
 				return err
 			}
@@ -668,14 +678,20 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 			// HTTP/3 on the UDP port of the listener (http3.go), drained
 			// with the TCP side.
 			if cfg.http3 {
-				h3, closeSocket, err := startHTTP3(srv, raw.Addr(), limits, logger, out, cancel)
+				h3, closeSocket, err := startHTTP3(ctx, socks, srv, raw.Addr(), limits, logger, out, cancel)
 				if err != nil {
 					return err
 				}
 				defer closeSocket()
 				also = append(also, h3)
 			}
+			if err := socks.ready(ctx, &wg, cancel, logger, out); err != nil {
+				return err
+			}
 			return lb.ServeTLS(ctx, srv, ln, cfg.grace, also...)
+		}
+		if err := socks.ready(ctx, &wg, cancel, logger, out); err != nil {
+			return err
 		}
 		return lb.Serve(ctx, srv, ln, cfg.grace, proxy)
 	}
@@ -704,22 +720,25 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 		fe.AccessLog = accessLog
 	}
 	if cfg.admin != "" {
-		stop, err := serveAdmin(ctx, cfg, token, accepts, limits, fe.Stats, pool, accessLog, &wg, out, logger)
+		stop, err := serveAdmin(ctx, cfg, socks, token, accepts, limits, fe.Stats, pool, accessLog, &wg, out, logger)
 		if err != nil {
 			return err
 		}
 		defer stop()
 	}
 	fmt.Fprintf(out, "lbproxy: %s on %s\n", cfg.mode, ln.Addr())
+	if err := socks.ready(ctx, &wg, cancel, logger, out); err != nil {
+		return err
+	}
 	return lb.Serve(ctx, fe, ln, cfg.grace)
 }
 
 // serveAdmin starts the admin endpoints on -admin and their self-checks,
 // which end with ctx; the returned stop, called once lbproxy has drained,
 // stops the admin server within -grace.
-func serveAdmin(ctx context.Context, cfg *config, token string, accepts *acceptProbe, limits *lb.Limits, frontend func() lb.FrontendStats,
+func serveAdmin(ctx context.Context, cfg *config, socks *sockets, token string, accepts *acceptProbe, limits *lb.Limits, frontend func() lb.FrontendStats,
 	pool *lb.Pool, accessLog *accesslog.Writer, wg *sync.WaitGroup, out io.Writer, logger *slog.Logger) (stop func(), err error) {
-	ln, err := net.Listen("tcp", cfg.admin)
+	ln, err := socks.Listen(ctx, "tcp", cfg.admin)
 	if err != nil {
 		return nil, fmt.Errorf("lbproxy: -admin: %w", err)
 	}

@@ -52,7 +52,7 @@
 // old process is not told anything and serves on, and serves the next
 // attempt; a successor that does not call Ready within ReadyTimeout is
 // abandoned the same way. One handover runs at a time: a second successor
-// meanwhile is refused.
+// meanwhile waits for half its Timeout, then is refused.
 //
 // # Why no connection is refused
 //

@@ -29,6 +29,11 @@ const (
 // sockets between processes (other than Linux, macOS and FreeBSD).
 var ErrUnsupported = errors.New("upgrade: not supported on this system")
 
+// ErrPredecessor is wrapped by Ready's error when the predecessor did not
+// acknowledge READY (it exited, or gave up waiting): this process serves
+// and serves the upgrade socket all the same.
+var ErrPredecessor = errors.New("upgrade: the previous process did not acknowledge")
+
 // An Upgrader hands the listening sockets of a running process over to its
 // successor, and takes those of its predecessor. A program makes one at
 // start, calls Start, opens every listening socket through Listen and
@@ -67,7 +72,7 @@ type Upgrader struct {
 	lnIno     uint64            // its file's inode, to remove only our own
 	upgraded  chan struct{}     // closed when a successor is ready
 	conns     map[*net.UnixConn]struct{}
-	handing   sync.Mutex // held by the one handover under way
+	handing   chan struct{} // holds the one handover under way
 	wg        sync.WaitGroup
 }
 
@@ -339,9 +344,10 @@ func (u *Upgrader) ListenPacket(ctx context.Context, network, addr string) (net.
 // served; connections that arrive before are queued by the kernel and
 // accepted by either process.
 //
-// An error from the exchange with the predecessor leaves this process
-// serving, and the upgrade socket served; the predecessor may still be
-// serving as well.
+// An error from the exchange with the predecessor wraps ErrPredecessor
+// and leaves the upgrade socket served; the predecessor may have exited or
+// be serving still. Other errors (the upgrade socket cannot be served)
+// leave the predecessor serving, as if this process had not started.
 func (u *Upgrader) Ready(ctx context.Context) error {
 	if !supported {
 		return ErrUnsupported
@@ -389,7 +395,7 @@ func (u *Upgrader) Ready(ctx context.Context) error {
 	}
 	u.wg.Go(func() { u.serve(ln) })
 	if perr != nil {
-		return fmt.Errorf("upgrade: telling the running process to drain: %w", perr)
+		return fmt.Errorf("%w: %w", ErrPredecessor, perr)
 	}
 	return nil
 }
@@ -503,12 +509,18 @@ func (u *Upgrader) handover(c *net.UnixConn) {
 		c.Write(refusalMessage(err.Error()))
 		return
 	}
-	if !u.handing.TryLock() {
+	// A successor that comes while another holds the sockets waits for
+	// half its Timeout, in case the other is just gone.
+	wait := time.NewTimer(u.timeout() / 2)
+	defer wait.Stop()
+	select {
+	case u.slot() <- struct{}{}:
+	case <-wait.C:
 		log.Warn("upgrade: refused a successor: another upgrade is under way")
 		c.Write(refusalMessage("another upgrade is under way"))
 		return
 	}
-	defer u.handing.Unlock()
+	defer func() { <-u.slot() }()
 	if u.isUpgraded() {
 		c.Write(refusalMessage("already upgraded"))
 		return
@@ -549,6 +561,16 @@ func (u *Upgrader) handover(c *net.UnixConn) {
 	c.SetDeadline(time.Now().Add(u.timeout()))
 	c.Write([]byte(msgDrain + "\n"))
 	log.Info("upgrade: the successor serves; draining")
+}
+
+// slot returns the channel whose one place a handover holds.
+func (u *Upgrader) slot() chan struct{} {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.handing == nil {
+		u.handing = make(chan struct{}, 1)
+	}
+	return u.handing
 }
 
 // dupOwn duplicates the descriptors of the sockets this process serves,

@@ -1,0 +1,387 @@
+//go:build linux || darwin || freebsd
+
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lbkit/lbkit/internal/testutil"
+)
+
+// buildLBProxy builds this command into a temporary directory.
+func buildLBProxy(t *testing.T) string {
+	t.Helper()
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skipf("the go command is needed to build lbproxy: %v", err)
+	}
+	bin := filepath.Join(t.TempDir(), "lbproxy")
+	cmd := exec.Command(gobin, "build", "-o", bin, ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// proc is an lbproxy process whose standard output the test reads, line by
+// line; processes it starts with SIGUSR2 write to the same output.
+type proc struct {
+	cmd    *exec.Cmd
+	lines  chan string   // closed when every writer has exited
+	exited chan struct{} // closed when cmd has exited
+	err    error         // cmd's exit status, once exited is closed
+}
+
+// startProc runs bin with args and waits until it serves upgrades.
+func startProc(t *testing.T, bin string, args ...string) *proc {
+	t.Helper()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: exec.Command(bin, args...), lines: make(chan string, 1024), exited: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = pw, os.Stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	go func() {
+		defer close(p.lines)
+		defer pr.Close()
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			select {
+			case p.lines <- sc.Text():
+			default: // nobody waits for this line
+			}
+		}
+	}()
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.exited:
+		case <-time.After(20 * time.Second):
+			p.cmd.Process.Kill()
+			<-p.exited
+		}
+	})
+	p.waitLine(t, "lbproxy: serving upgrades on ")
+	return p
+}
+
+// waitLine waits up to 20 s for an output line that has s, and returns it.
+func (p *proc) waitLine(t *testing.T, s string) string {
+	t.Helper()
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case line, ok := <-p.lines:
+			if !ok {
+				t.Fatalf("lbproxy ended without printing %q", s)
+			}
+			if strings.Contains(line, s) {
+				return line
+			}
+		case <-timeout:
+			t.Fatalf("lbproxy did not print %q within 20s", s)
+		}
+	}
+}
+
+// waitExit waits up to 20 s for p to exit, and fails the test unless it
+// exited with status 0.
+func (p *proc) waitExit(t *testing.T) {
+	t.Helper()
+	select {
+	case <-p.exited:
+		if p.err != nil {
+			t.Fatalf("lbproxy pid %d exited: %v", p.cmd.Process.Pid, p.err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("lbproxy pid %d did not exit within 20s of the upgrade", p.cmd.Process.Pid)
+	}
+}
+
+// load counts the outcomes of a client loop.
+type load struct {
+	name            string
+	ok, failed, ref atomic.Int64 // ref: refused connections, also in failed
+	mu              sync.Mutex
+	firstErr        error
+}
+
+func (l *load) fail(err error) {
+	l.failed.Add(1)
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		l.ref.Add(1)
+	}
+	l.mu.Lock()
+	if l.firstErr == nil {
+		l.firstErr = err
+	}
+	l.mu.Unlock()
+}
+
+// maxLoad bounds the iterations of each client loop, whatever the time.
+const maxLoad = 200_000
+
+// runLoad runs fn in a loop until stop is closed or maxLoad iterations,
+// counting its outcomes in l.
+func runLoad(wg *sync.WaitGroup, stop <-chan struct{}, l *load, fn func() error) {
+	wg.Go(func() {
+		for range maxLoad {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := fn(); err != nil {
+				l.fail(err)
+			} else {
+				l.ok.Add(1)
+			}
+		}
+	})
+}
+
+// httpGet returns a client loop body: a GET through c that must answer 200.
+func httpGet(c *http.Client, url string) func() error {
+	return func() error {
+		resp, err := c.Get(url)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+			return err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("status %s", resp.Status)
+		}
+		return nil
+	}
+}
+
+// echoStream returns a client loop body: a TCP connection through lbproxy
+// to an echo server, 100 lines written and read back, closed.
+func echoStream(addr string) func() error {
+	return func() error {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		r := bufio.NewReader(c)
+		for i := range 100 {
+			want := "line " + strconv.Itoa(i) + "\n"
+			if _, err := io.WriteString(c, want); err != nil {
+				return err
+			}
+			got, err := r.ReadString('\n')
+			if err != nil {
+				return fmt.Errorf("after %d lines: %w", i, err)
+			}
+			if got != want {
+				return fmt.Errorf("echo %q, want %q", got, want)
+			}
+		}
+		return nil
+	}
+}
+
+// TestUpgrade runs lbproxy under load, in http mode (keep-alive and
+// new-connection clients) and tcp mode (echo streams), and upgrades it
+// twice: by starting the same command again, then by SIGUSR2 after the
+// binary was replaced. No request may fail and no connection be refused;
+// each old process must exit once drained, and the newest must serve. A
+// successor that fails leaves the running process serving.
+func TestUpgrade(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs lbproxy processes")
+	}
+	bin := buildLBProxy(t)
+	for _, mode := range []string{"http", "tcp"} {
+		t.Run(mode, func(t *testing.T) { testUpgrade(t, bin, mode) })
+	}
+	t.Run("failed successor", func(t *testing.T) { testFailedSuccessor(t, bin) })
+}
+
+func testUpgrade(t *testing.T, bin, mode string) {
+	sock := filepath.Join(t.TempDir(), "upgrade.sock")
+	addr := "127.0.0.1:" + strconv.Itoa(testutil.FreePort(t))
+	args := []string{"-mode", mode, "-listen", addr, "-upgrade-socket", sock, "-grace", "10s"}
+	var loads []*load
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	var admin string
+	switch mode {
+	case "http":
+		a, b := testutil.HTTPBackend(t, "a"), testutil.HTTPBackend(t, "b")
+		admin = "127.0.0.1:" + strconv.Itoa(testutil.FreePort(t))
+		args = append(args, "-backends", a.Addr+","+b.Addr, "-admin", admin)
+	case "tcp":
+		e := testutil.EchoServer(t)
+		args = append(args, "-backends", e.Addr)
+	}
+	// Stop the load before the processes (cleanups run last first).
+	t.Cleanup(func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+		}
+		wg.Wait()
+	})
+
+	start := time.Now()
+	p1 := startProc(t, bin, args...)
+	switch mode {
+	case "http":
+		keepAlive := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}}
+		fresh := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+		t.Cleanup(keepAlive.CloseIdleConnections)
+		loads = []*load{{name: "HTTP keep-alive"}, {name: "HTTP new connections"}}
+		runLoad(&wg, stop, loads[0], httpGet(keepAlive, "http://"+addr+"/"))
+		runLoad(&wg, stop, loads[1], httpGet(fresh, "http://"+addr+"/"))
+	case "tcp":
+		loads = []*load{{name: "TCP echo streams"}, {name: "TCP echo streams (2)"}}
+		runLoad(&wg, stop, loads[0], echoStream(addr))
+		runLoad(&wg, stop, loads[1], echoStream(addr))
+	}
+	progress := func(what string) {
+		t.Helper()
+		base := make([]int64, len(loads))
+		for i, l := range loads {
+			base[i] = l.ok.Load()
+		}
+		testutil.Eventually(t, what, func() bool {
+			for i, l := range loads {
+				if l.ok.Load() < base[i]+20 {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	progress("load through the first process")
+
+	// Upgrade 1: the same command again.
+	t1 := time.Now()
+	p2 := startProc(t, bin, args...)
+	p1.waitExit(t)
+	handover1 := time.Since(t1)
+	progress("load through the second process")
+
+	// Upgrade 2: a new binary in place of the old, and SIGUSR2.
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin+".new", data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(bin+".new", bin); err != nil {
+		t.Fatal(err)
+	}
+	t2 := time.Now()
+	if err := p2.cmd.Process.Signal(syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	line := p2.waitLine(t, "takes over")
+	pid3, err := strconv.Atoi(strings.Fields(strings.TrimPrefix(line, "lbproxy: pid "))[0])
+	if err != nil || pid3 == p2.cmd.Process.Pid {
+		t.Fatalf("the new process's pid in %q: %v", line, err)
+	}
+	p2.waitExit(t)
+	handover2 := time.Since(t2)
+	progress("load through the third process")
+	if admin != "" {
+		resp, err := http.Get("http://" + admin + "/healthz")
+		if err != nil {
+			t.Fatalf("admin endpoint after two upgrades: %v", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("/healthz after two upgrades: %s", resp.Status)
+		}
+	}
+	close(stop)
+	wg.Wait()
+
+	// The third process, not lbproxy's child, stops on SIGTERM; the
+	// output pipe closes when it has exited.
+	if err := syscall.Kill(pid3, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	timeout := time.After(20 * time.Second)
+	for drained := false; !drained; {
+		select {
+		case _, ok := <-p2.lines:
+			drained = !ok
+		case <-timeout:
+			syscall.Kill(pid3, syscall.SIGKILL)
+			t.Fatal("the third process did not stop on SIGTERM")
+		}
+	}
+	if _, err := os.Stat(sock); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the upgrade socket outlived the last process: %v", err)
+	}
+
+	for _, l := range loads {
+		t.Logf("%s: %d ok, %d failed, %d refused", l.name, l.ok.Load(), l.failed.Load(), l.ref.Load())
+		if l.failed.Load() > 0 {
+			t.Errorf("%s: %d failures (%d refused), the first: %v", l.name, l.failed.Load(), l.ref.Load(), l.firstErr)
+		}
+	}
+	t.Logf("%s: old process exited %v after the second started, %v after SIGUSR2; %v in all",
+		mode, handover1.Round(time.Millisecond), handover2.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+}
+
+// testFailedSuccessor: a new process that cannot serve (a bad flag) leaves
+// the running one serving and upgradable.
+func testFailedSuccessor(t *testing.T, bin string) {
+	be := testutil.HTTPBackend(t, "a")
+	sock := filepath.Join(t.TempDir(), "upgrade.sock")
+	addr := "127.0.0.1:" + strconv.Itoa(testutil.FreePort(t))
+	args := []string{"-listen", addr, "-upgrade-socket", sock, "-grace", "5s", "-backends", be.Addr}
+	p1 := startProc(t, bin, args...)
+	// The same sockets, and a certificate file that does not exist.
+	bad := exec.Command(bin, append(args, "-mode", "https", "-cert", "/nonexistent.pem", "-key", "/nonexistent.key")...)
+	if out, err := bad.CombinedOutput(); err == nil {
+		t.Fatalf("lbproxy with a missing certificate started:\n%s", out)
+	}
+	select {
+	case <-p1.exited:
+		t.Fatalf("the running process exited after a failed upgrade: %v", p1.err)
+	default:
+	}
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	if err := httpGet(c, "http://"+addr+"/")(); err != nil {
+		t.Fatalf("after a failed upgrade: %v", err)
+	}
+	startProc(t, bin, args...)
+	p1.waitExit(t)
+	if err := httpGet(c, "http://"+addr+"/")(); err != nil {
+		t.Fatalf("after the upgrade: %v", err)
+	}
+}
