@@ -135,6 +135,7 @@ type selfCheck struct {
 	ctx      context.Context // done when lbproxy stops accepting
 	accept   *acceptProbe    // nil: no accept check
 	paused   func() bool     // reports an accept loop held back on purpose (-maxconn, -conn-rate); nil: never
+	shared   func() bool     // reports another lbproxy accepting on the socket (-upgrade-socket); nil: never
 	interval time.Duration
 	logger   *slog.Logger
 	failure  atomic.Pointer[string] // the failing check and why; nil: none
@@ -180,6 +181,10 @@ func (c *selfCheck) check(ctx context.Context) {
 	if c.accept != nil && !c.isPaused() {
 		switch err = c.accept.check(ctx, min(acceptTimeout, c.interval)); {
 		case err != nil && c.isPaused(): // it filled up during the check
+			err = nil
+		case err != nil && c.shared != nil && c.shared():
+			// During an upgrade the other process may have accepted the
+			// check's connection.
 			err = nil
 		case err != nil:
 			err = fmt.Errorf("accept: %w", err)

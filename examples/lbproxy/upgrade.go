@@ -11,7 +11,9 @@ import (
 	"os/exec"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/lbkit/lbkit/lb/upgrade"
 )
@@ -32,7 +34,8 @@ import (
 // sockets opens lbproxy's listening sockets: through the Upgrader of
 // -upgrade-socket, or fresh.
 type sockets struct {
-	up *upgrade.Upgrader // nil: no -upgrade-socket
+	up      *upgrade.Upgrader // nil: no -upgrade-socket
+	readyAt atomic.Int64      // when ready returned, in Unix nanoseconds; 0: not yet
 }
 
 // startUpgrade returns lbproxy's sockets. With -upgrade-socket it first
@@ -87,6 +90,7 @@ func (s *sockets) ready(ctx context.Context, wg *sync.WaitGroup, drain context.C
 		// The previous process may be gone: serve on.
 		logger.Warn("lbproxy: the previous process did not acknowledge the upgrade", slog.Any("error", err))
 	}
+	s.readyAt.Store(time.Now().UnixNano())
 	fmt.Fprintf(out, "lbproxy: serving upgrades on %s\n", s.up.Path)
 	usr2 := make(chan os.Signal, 1)
 	signal.Notify(usr2, syscall.SIGUSR2)
@@ -106,6 +110,18 @@ func (s *sockets) ready(ctx context.Context, wg *sync.WaitGroup, drain context.C
 		}
 	})
 	return nil
+}
+
+// sharedAccept reports whether the previous process may still accept
+// connections on the inherited sockets: from the start until window after
+// it was told to drain (it stops accepting soon after). Checks of the
+// accept path then cannot tell a connection it took from a lost one.
+func (s *sockets) sharedAccept(window time.Duration) bool {
+	if s.up == nil || len(s.up.Inherited()) == 0 {
+		return false
+	}
+	at := s.readyAt.Load()
+	return at == 0 || time.Since(time.Unix(0, at)) < window
 }
 
 // close stops serving -upgrade-socket.
