@@ -73,6 +73,12 @@
 // "Authorization: Bearer TOKEN". The admin server stops last, after the
 // drain. See admin.go.
 //
+// -upgrade-socket PATH makes upgrades seamless (lb/upgrade, upgrade.go): a
+// new lbproxy started with the same PATH (the new binary, the same flags)
+// takes the listening sockets of the one serving PATH, which drains once
+// the new one serves and exits; SIGUSR2 starts the executable file again
+// for the same effect. No connection is refused. Off by default.
+//
 // run builds the stack in the order a connection meets it: the listener,
 // PROXY protocol reception, TLS, accept-time ACLs, the accept-path limits
 // (-maxconn, -conn-rate, -client-maxconn, -client-rate; see limits.go), the pool with its health

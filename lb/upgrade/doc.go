@@ -82,8 +82,11 @@
 // other process is dropped there (lbkit's HTTP/3 server sends no stateless
 // resets, which would end the connection); QUIC's loss recovery resends
 // it, so connections of both processes go on, with losses, until the old
-// process closes its descriptor at the end of its drain. Its connections
-// still open then are closed, and their clients reconnect, to the new
+// process closes its descriptor at the end of its drain. A client's
+// CONNECTION_CLOSE is not resent, though: when the new process reads it,
+// the old one keeps the connection until its grace ends, so with HTTP/3
+// clients the old process often exits only then. Its connections still
+// open at that point are closed, and their clients reconnect, to the new
 // process. Steering each datagram to its owner by connection ID (as
 // Envoy's and HAProxy's eBPF programs do) is left out.
 //
