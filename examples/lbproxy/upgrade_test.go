@@ -282,8 +282,9 @@ func testUpgrade(t *testing.T, bin, mode string) {
 		runLoad(&wg, stop, loads[0], echoStream(addr))
 		runLoad(&wg, stop, loads[1], echoStream(addr))
 	case "https-http3":
-		h2 := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsConf, ForceAttemptHTTP2: true}}
-		h3 := &qhttp3.Transport{TLSClientConfig: tlsConf}
+		// Each transport its own configuration: net/http's sets its ALPN.
+		h2 := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsConf.Clone(), ForceAttemptHTTP2: true}}
+		h3 := &qhttp3.Transport{TLSClientConfig: tlsConf.Clone()}
 		t.Cleanup(func() { h2.CloseIdleConnections(); h3.Close() })
 		loads = []*load{{name: "HTTPS keep-alive"}, {name: "HTTP/3", tolerant: true}}
 		runLoad(&wg, stop, loads[0], httpGet(h2, "https://"+addr+"/"))
@@ -355,7 +356,7 @@ func testUpgrade(t *testing.T, bin, mode string) {
 	}
 	if mode == "https-http3" {
 		// A new HTTP/3 connection reaches the third process.
-		h3 := &qhttp3.Transport{TLSClientConfig: tlsConf}
+		h3 := &qhttp3.Transport{TLSClientConfig: tlsConf.Clone()}
 		defer h3.Close()
 		if err := httpGet(&http.Client{Timeout: 10 * time.Second, Transport: h3}, "https://"+addr+"/")(); err != nil {
 			t.Errorf("HTTP/3 after two upgrades: %v", err)
