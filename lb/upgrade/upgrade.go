@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -264,6 +265,11 @@ func (u *Upgrader) keep(network, addr string, local net.Addr, c syscall.Conn) {
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	// A socket bound to the same address replaces one closed before (a
+	// frontend removed and added again).
+	u.own = slices.DeleteFunc(u.own, func(o owned) bool {
+		return o.name.Network == name.Network && o.name.Local == name.Local
+	})
 	u.own = append(u.own, owned{name: name, conn: c})
 }
 
@@ -588,12 +594,21 @@ func (u *Upgrader) dupOwn(log *slog.Logger) ([]socketName, []int) {
 		}
 		fd, err := dupSocket(o.conn)
 		if err != nil {
+			// Closed by its owner: forget it.
 			log.Debug("upgrade: socket not handed over", slog.String("socket", o.name.String()), slog.Any("error", err))
+			u.forget(o.conn)
 			continue
 		}
 		names, fds = append(names, o.name), append(fds, fd)
 	}
 	return names, fds
+}
+
+// forget drops a socket that can no longer be handed over.
+func (u *Upgrader) forget(c syscall.Conn) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.own = slices.DeleteFunc(u.own, func(o owned) bool { return o.conn == c })
 }
 
 // markUpgraded closes Upgraded and stops serving the upgrade socket, whose

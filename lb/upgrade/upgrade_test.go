@@ -439,3 +439,44 @@ func TestPeerCredentials(t *testing.T) {
 		}
 	}
 }
+
+// TestClosedSockets: a socket closed by its owner is not handed over, and
+// one opened again on the same address is handed over once.
+func TestClosedSockets(t *testing.T) {
+	testutil.CheckLeaks(t)
+	ctx := context.Background()
+	path := sockPath(t)
+	old := newUpgrader(t, path)
+	gone, err := old.Listen(ctx, "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := gone.Addr().String()
+	gone.Close()
+	again, err := old.Listen(ctx, "tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	other, err := old.Listen(ctx, "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.Close()
+	if err := old.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	u := newUpgrader(t, path)
+	if err := u.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := u.Inherited(); len(got) != 1 || got[0] != "tcp "+addr {
+		t.Fatalf("inherited %q, want only tcp %s", got, addr)
+	}
+	old.mu.Lock()
+	n := len(old.own)
+	old.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("the old process still tracks %d sockets, want 1", n)
+	}
+}
