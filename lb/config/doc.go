@@ -57,4 +57,56 @@
 // Beyond the seed, a backend's "lbkit" object carries per-server weights,
 // backup servers and runtime states, and a frontend's carries the limits of
 // lb.Limits; an update that leaves the object out keeps the stored one.
+//
+// # Runtime
+//
+// A [Runtime] runs a document on lbkit's data path and is the [Applier] a
+// [Manager] drives; its documentation says what Apply keeps and what it
+// rebuilds. The document maps to the library so:
+//
+//	frontend                 an lb.TCPFrontend when its default backend's forward_protocol
+//	                         is tcp, else an http.Server serving one lb.ReverseProxy;
+//	                         listening at inbound_port on each RuntimeOptions.IPs
+//	  certificate_ids        TLS offload (tlsmode), the certificate chosen by SNI, the
+//	                         first listed the default; HTTP/2 through ALPN at L7
+//	  timeout_client         ReverseProxy.ClientTimeout and the http.Server's IdleTimeout
+//	                         (its ReadHeaderTimeout is the lesser of it and 10 s); at L4
+//	                         TCPFrontend.HandshakeTimeout, at most 10 s (silences after
+//	                         the handshake are the backend's timeout_tunnel)
+//	  connection_rate_limit  lb.Limits ConnRate; lbkit's max_connections, client_* the
+//	                         other Limits
+//	  enable_http3           lb/http3 on the UDP port of the same number, with Alt-Svc
+//	  enable_access_logs     records to RuntimeOptions.AccessLog
+//	lb.ssl_compatibility_level  the tlsmode profile of every TLS frontend
+//	secrets.session_ticket_secret  session-ticket key derived from it (no rotation);
+//	                         without it keys are random and rotated daily
+//	backend                  an lb.Pool, shared by the frontends that use it
+//	  pool, forward_port     servers named by IP, at IP:forward_port
+//	  forward_port_algorithm balancer.ByName
+//	  sticky_sessions        sticky.Cookie keyed by secrets.sticky_cookie_secret (random
+//	                         per process without one), or sticky.SourceIP
+//	  health_check           health.Monitor: check_delay Interval, check_timeout Timeout,
+//	                         check_max_retries Fall, rise 2, transient_check_delay
+//	                         TransientInterval, port Port, check_send_proxy sends the
+//	                         PROXY header (LOCAL) on checks; TCP checks complete the TLS
+//	                         handshake of a bridging backend
+//	  proxy_protocol         lb/proxyproto V1 or V2 (with the SSL TLV, and the CN)
+//	  ssl_bridging           TLS to the servers (Pool.TLS at L4, https at L7), verified
+//	                         against RuntimeOptions.TLSClientRoots unless
+//	                         ignore_ssl_server_verify; host is the name sent and verified
+//	  host                   ReverseProxy.ServerHost (the Host sent) at L7
+//	  timeout_server         the wait for the response headers at L7
+//	  timeout_connect, timeout_tunnel, timeout_queue, max_retries (0: none),
+//	  redispatch_attempt_count, on_marked_down_action: the Pool's fields of those names
+//	  max_connections        each server's MaxConns
+//	  failover_host          lb.FailoverHost for the requests that find no server up
+//	  lbkit.servers          weight (0 drains), backup, admin_state (drain, maint)
+//	acl                      acl.Rules in index order, per frontend; several
+//	                         http_filter_value of a regex filter are OR-ed
+//	route                    host_header and path_begin: acl.Router, in document order;
+//	                         sni: lb.Mux behind tlsmode.Passthrough (or Offload)
+//	certificate              custom: ParseChain; letsencrypt: tlsmode.ACME, one
+//	                         certificate per name (the common name obtained at Apply,
+//	                         the others at their first handshake); Runtime.Certificate
+//	                         reports the read-only fields
 package config
