@@ -215,7 +215,8 @@ func echoStream(addr string) func() error {
 }
 
 // TestUpgrade runs lbproxy under load, in http mode (keep-alive and
-// new-connection clients) and tcp mode (echo streams), and upgrades it
+// new-connection clients), tcp mode (echo streams), https mode with HTTP/3
+// and the configuration-file mode, and upgrades it
 // twice: by starting the same command again, then by SIGUSR2 after the
 // binary was replaced. No request may fail and no connection be refused;
 // each old process must exit once drained, and the newest must serve. A
@@ -225,7 +226,7 @@ func TestUpgrade(t *testing.T) {
 		t.Skip("builds and runs lbproxy processes")
 	}
 	bin := buildLBProxy(t)
-	for _, mode := range []string{"http", "tcp", "https-http3"} {
+	for _, mode := range []string{"http", "tcp", "https-http3", "config"} {
 		t.Run(mode, func(t *testing.T) { testUpgrade(t, bin, mode) })
 	}
 	t.Run("failed successor", func(t *testing.T) { testFailedSuccessor(t, bin) })
@@ -248,6 +249,20 @@ func testUpgrade(t *testing.T, bin, mode string) {
 	case "tcp":
 		e := testutil.EchoServer(t)
 		args = append(args, "-backends", e.Addr)
+	case "config":
+		// The configuration-file mode: one HTTP frontend on the port.
+		a := testutil.HTTPBackend(t, "a")
+		_, bport, _ := net.SplitHostPort(a.Addr)
+		_, port, _ := net.SplitHostPort(addr)
+		file := filepath.Join(t.TempDir(), "lb.json")
+		doc := fmt.Sprintf(`{"lb": {"id": "lb"},
+		  "backends": [{"id": "web", "forward_protocol": "http", "forward_port": %s, "pool": ["127.0.0.1"]}],
+		  "frontends": [{"id": "f", "inbound_port": %s, "backend_id": "web"}]}`, bport, port)
+		if err := os.WriteFile(file, []byte(doc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		admin = "127.0.0.1:" + strconv.Itoa(testutil.FreePort(t))
+		args = []string{"-config", file, "-ip", "127.0.0.1", "-upgrade-socket", sock, "-grace", "10s", "-admin", admin}
 	case "https-http3":
 		ca := testutil.NewCA(t)
 		cert, key := testutil.WritePEM(t, ca.Leaf(t, "localhost"))
@@ -270,7 +285,7 @@ func testUpgrade(t *testing.T, bin, mode string) {
 	start := time.Now()
 	p1 := startProc(t, bin, args...)
 	switch mode {
-	case "http":
+	case "http", "config":
 		keepAlive := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}}
 		fresh := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 		t.Cleanup(keepAlive.CloseIdleConnections)
