@@ -12,7 +12,6 @@ import (
 	"os/signal"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/lbkit/lbkit/lb/upgrade"
@@ -92,8 +91,11 @@ func (s *sockets) ready(ctx context.Context, wg *sync.WaitGroup, drain context.C
 	}
 	s.readyAt.Store(time.Now().UnixNano())
 	fmt.Fprintf(out, "lbproxy: serving upgrades on %s\n", s.up.Path)
-	usr2 := make(chan os.Signal, 1)
-	signal.Notify(usr2, syscall.SIGUSR2)
+	var usr2 chan os.Signal // nil where there is no SIGUSR2
+	if successorSignal != nil {
+		usr2 = make(chan os.Signal, 1)
+		signal.Notify(usr2, successorSignal)
+	}
 	wg.Go(func() {
 		defer signal.Stop(usr2)
 		for {
