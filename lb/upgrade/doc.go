@@ -25,7 +25,11 @@
 //		case <-ctx.Done():
 //		}
 //	}()
-//	go u.Ready(ctx) // once serving: the old process drains; serve Path for the next
+//	// Serving (connections queue meanwhile): the old process drains, and
+//	// Path is served for the next upgrade.
+//	if err := u.Ready(ctx); err != nil && !errors.Is(err, upgrade.ErrPredecessor) {
+//		return err // the old process serves on
+//	}
 //	return lb.Serve(ctx, srv, ln, 30*time.Second)
 //
 // The first process finds no one at Path and listens afresh. Starting the
@@ -40,10 +44,11 @@
 //  2. Listen and ListenPacket return the inherited socket opened with the
 //     same network and address (or bound to that address), and a fresh
 //     one for the others. The Listen and ListenPacket methods have the
-//     signature that hooks such as a configuration runtime's take.
+//     signature of hooks such as lb/config's RuntimeOptions.Listen and
+//     ListenPacket.
 //  3. Ready, once the successor serves, binds a new socket beside Path
-//     (mode 0600) and renames it onto Path, so that Path always has a
-//     server; closes the inherited sockets nobody asked for; and tells the
+//     (mode 0600) and renames it onto Path (which must be a socket, or
+//     nothing), so that Path always has a server; closes the inherited sockets nobody asked for; and tells the
 //     old process, which closes [Upgrader.Upgraded] and acknowledges.
 //  4. The old process, on Upgraded, stops accepting (closes its
 //     listeners), drains its open connections with its grace and exits.

@@ -436,6 +436,10 @@ func (u *Upgrader) tellReady(ctx context.Context, c *net.UnixConn) error {
 // that there is no moment without a socket at path. It returns the
 // listener and the inode of its file.
 func listenUpgrade(path string) (*net.UnixListener, uint64, error) {
+	// Replace a socket, never a file that happens to have the name.
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().Type() != os.ModeSocket {
+		return nil, 0, fmt.Errorf("upgrade: %s exists and is not a socket", path)
+	}
 	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
 	os.Remove(tmp)
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})

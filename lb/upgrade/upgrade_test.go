@@ -480,3 +480,23 @@ func TestClosedSockets(t *testing.T) {
 		t.Fatalf("the old process still tracks %d sockets, want 1", n)
 	}
 }
+
+// TestPathNotASocket: a file at Path that is not a socket is never
+// replaced.
+func TestPathNotASocket(t *testing.T) {
+	ctx := context.Background()
+	path := sockPath(t)
+	if err := os.WriteFile(path, []byte("precious"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	u := newUpgrader(t, path)
+	if err := u.Start(ctx); err != nil {
+		t.Fatalf("Start with a regular file at Path: %v", err)
+	}
+	if err := u.Ready(ctx); err == nil || !strings.Contains(err.Error(), "not a socket") {
+		t.Fatalf("Ready = %v, want an error about the file", err)
+	}
+	if data, err := os.ReadFile(path); err != nil || string(data) != "precious" {
+		t.Fatalf("the file at Path is now %q, %v", data, err)
+	}
+}
