@@ -229,6 +229,10 @@ type acceptProbe struct {
 
 	active atomic.Int32 // pending check connections
 
+	// shared reports another process accepting on the socket too (a
+	// binary upgrade under way); nil: never.
+	shared func() bool
+
 	mu      sync.Mutex
 	pending map[netip.AddrPort]*probe // check connections by source address
 }
@@ -309,6 +313,7 @@ func (l *acceptProbe) check(ctx context.Context, timeout time.Duration) error {
 		return fmt.Errorf("%d earlier check connections still not accepted", maxProbes)
 	}
 
+	shared := l.shared != nil && l.shared()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var p *probe
@@ -354,7 +359,17 @@ func (l *acceptProbe) check(ctx context.Context, timeout time.Duration) error {
 		return nil
 	case <-ctx.Done():
 		// The connection stays pending: when the frontend accepts it
-		// later, it is closed there.
+		// later, it is closed there. Unless another process accepts on
+		// the socket too: it may have taken the connection, and the
+		// entry would wait for a client that reuses the port.
+		if shared || (l.shared != nil && l.shared()) {
+			key := unmapPort(conn.LocalAddr().(*net.TCPAddr).AddrPort())
+			l.mu.Lock()
+			if l.pending[key] == p {
+				l.remove(key, p)
+			}
+			l.mu.Unlock()
+		}
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return fmt.Errorf("connection not accepted within %v", timeout)
 		}

@@ -763,6 +763,9 @@ func serveAdmin(ctx context.Context, cfg *config, socks *sockets, token string, 
 	check := &selfCheck{ctx: ctx, accept: accepts, interval: cmp.Or(cfg.checkInterval, checkInterval), logger: logger,
 		paused: func() bool { return holdingAccepts(limits) }}
 	check.shared = func() bool { return socks.sharedAccept(check.interval) }
+	if accepts != nil {
+		accepts.shared = check.shared
+	}
 	wg.Go(func() { check.run(ctx) })
 	// The frontend and the pool, seen by the status page (and /stats) and by
 	// Prometheus; both read their counters only when asked.

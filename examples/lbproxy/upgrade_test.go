@@ -4,6 +4,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -435,5 +436,45 @@ func testFailedSuccessor(t *testing.T, bin string) {
 	p1.waitExit(t)
 	if err := httpGet(c, "http://"+addr+"/")(); err != nil {
 		t.Fatalf("after the upgrade: %v", err)
+	}
+}
+
+// TestAcceptProbeShared: while another process accepts on the socket too
+// (an upgrade), a check connection it took is forgotten when the check
+// gives up, so that a later client from the same source port is not
+// taken for it and closed; otherwise it stays pending, for the frontend to
+// drop when it accepts it late.
+func TestAcceptProbeShared(t *testing.T) {
+	for _, shared := range []bool{false, true} {
+		raw, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		probe := &acceptProbe{Listener: raw, shared: func() bool { return shared }}
+		// The other process: it accepts the check's connection.
+		stolen := make(chan net.Conn, 1)
+		go func() {
+			c, err := raw.Accept()
+			if err == nil {
+				stolen <- c
+			}
+		}()
+		err = probe.check(context.Background(), 200*time.Millisecond)
+		if err == nil {
+			t.Fatalf("shared %v: the check passed though its connection was taken elsewhere", shared)
+		}
+		select {
+		case c := <-stolen:
+			c.Close()
+		case <-time.After(5 * time.Second):
+			t.Fatal("the check's connection never reached the other accept")
+		}
+		probe.mu.Lock()
+		pending := len(probe.pending)
+		probe.mu.Unlock()
+		if want := map[bool]int{false: 1, true: 0}[shared]; pending != want || int(probe.active.Load()) != want {
+			t.Errorf("shared %v: %d pending (active %d), want %d", shared, pending, probe.active.Load(), want)
+		}
+		raw.Close()
 	}
 }
