@@ -658,7 +658,9 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 			// Connections count in Stats, and a reader that stopped is
 			// cut after -client-timeout even when the response is
 			// already in the kernel's buffers.
-			ConnState: proxy.ConnState,
+			// -upgrade-socket: the old process's drain waits for the
+			// first request of its last connections (upgrade.go).
+			ConnState: socks.trackFresh(proxy.ConnState),
 		}
 		if sendProxy != nil {
 			// Server connections that carry a client's header are that

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -35,7 +36,19 @@ import (
 type sockets struct {
 	up      *upgrade.Upgrader // nil: no -upgrade-socket
 	readyAt atomic.Int64      // when ready returned, in Unix nanoseconds; 0: not yet
+
+	mu        sync.Mutex
+	listeners []*pausable // every listener opened, paused on upgrade
+
+	// fresh counts the HTTP connections accepted whose first request has
+	// not been read yet (trackFresh); settle waits for them.
+	fresh     atomic.Int64
+	freshConn sync.Map // net.Conn -> struct{}: the connections fresh counts
 }
+
+// settleMax bounds the wait, on upgrade, for the first request of the
+// connections accepted just before accepting stopped.
+const settleMax = 2 * time.Second
 
 // startUpgrade returns lbproxy's sockets. With -upgrade-socket it first
 // takes those of the lbproxy serving that socket, if one does; the caller
@@ -62,7 +75,15 @@ func (s *sockets) Listen(ctx context.Context, network, addr string) (net.Listene
 		var lc net.ListenConfig
 		return lc.Listen(ctx, network, addr)
 	}
-	return s.up.Listen(ctx, network, addr)
+	ln, err := s.up.Listen(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	p := &pausable{Listener: ln, paused: make(chan struct{}), closed: make(chan struct{})}
+	s.mu.Lock()
+	s.listeners = append(s.listeners, p)
+	s.mu.Unlock()
+	return p, nil
 }
 
 // ListenPacket is Listen for UDP sockets.
@@ -102,6 +123,8 @@ func (s *sockets) ready(ctx context.Context, wg *sync.WaitGroup, drain context.C
 			select {
 			case <-s.up.Upgraded():
 				fmt.Fprintf(out, "lbproxy: pid %d: a new process serves; draining\n", os.Getpid())
+				s.pauseAll()
+				s.settle(ctx)
 				drain()
 				return
 			case <-usr2:
@@ -124,6 +147,96 @@ func (s *sockets) sharedAccept(window time.Duration) bool {
 	}
 	at := s.readyAt.Load()
 	return at == 0 || time.Since(time.Unix(0, at)) < window
+}
+
+// pauseAll stops accepting on every listener: the new process accepts
+// what the kernel queues from now on.
+func (s *sockets) pauseAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range s.listeners {
+		p.pause()
+	}
+}
+
+// trackFresh returns an http.Server.ConnState hook that counts the
+// connections whose first request has not been read yet, then calls next
+// (nil: none); without -upgrade-socket it returns next.
+func (s *sockets) trackFresh(next func(net.Conn, http.ConnState)) func(net.Conn, http.ConnState) {
+	if s.up == nil {
+		return next // no upgrade, no cost
+	}
+	return func(c net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			s.freshConn.Store(c, struct{}{})
+			s.fresh.Add(1)
+		} else if _, ok := s.freshConn.LoadAndDelete(c); ok {
+			s.fresh.Add(-1)
+		}
+		if next != nil {
+			next(c, st)
+		}
+	}
+}
+
+// settle waits, for at most settleMax, until the HTTP connections accepted
+// before accepting stopped have had their first request read: net/http's
+// Shutdown closes a connection whose request it reads after it began,
+// without an answer.
+func (s *sockets) settle(ctx context.Context) {
+	deadline := time.Now().Add(settleMax)
+	t := time.NewTicker(time.Millisecond)
+	defer t.Stop()
+	for s.fresh.Load() > 0 && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// pausable is a listener that can stop accepting without ending the
+// server that serves it: pause closes its descriptor (the new process
+// holds the socket), and Accept then waits for Close, which the server's
+// Shutdown calls, to return net.ErrClosed.
+type pausable struct {
+	net.Listener
+	paused, closed       chan struct{}
+	pauseOnce, closeOnce sync.Once
+}
+
+// Accept returns the next connection, or waits for Close once paused.
+func (l *pausable) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		select {
+		case <-l.paused:
+			<-l.closed
+			return nil, net.ErrClosed
+		default:
+		}
+	}
+	return c, err
+}
+
+// pause stops accepting.
+func (l *pausable) pause() {
+	l.pauseOnce.Do(func() {
+		close(l.paused)
+		l.Listener.Close()
+	})
+}
+
+// Close ends a paused Accept, and closes the descriptor if pause did not.
+func (l *pausable) Close() error {
+	l.closeOnce.Do(func() { close(l.closed) })
+	select {
+	case <-l.paused:
+		return nil
+	default:
+		return l.Listener.Close()
+	}
 }
 
 // close stops serving -upgrade-socket.
