@@ -22,8 +22,12 @@ import (
 // with the same PATH takes the listening sockets of the one serving PATH
 // (the frontend's TCP socket, its HTTP/3 UDP socket, the admin socket),
 // tells it to drain once it serves them, and serves PATH for the next
-// upgrade. The old process stops accepting, drains its connections for
-// -grace, as on SIGTERM, and exits. No connection is refused: both
+// upgrade. The old process stops accepting at once (its listeners are
+// paused), waits for the first request of the HTTP connections it had
+// just accepted (settle), drains its connections for -grace, as on
+// SIGTERM, and exits. In -config mode the runtime's HTTP servers are not
+// watched so: a connection accepted just before the pause whose request
+// arrives after the drain began is closed unanswered, as net/http does. No connection is refused: both
 // processes hold the same sockets, so connections queued in the kernel wait
 // for whichever accepts. SIGUSR2 starts the new process from lbproxy's own
 // executable file (replaced by the new binary) with the same arguments.

@@ -74,6 +74,16 @@
 // the old process's drain; clients retry an idempotent request that meets
 // such a close (Go's http.Transport and browsers do).
 //
+// The old process should stop accepting as soon as Upgraded is closed,
+// before it drains: from then on the new process takes every queued
+// connection. An HTTP server also needs the connections it accepted just
+// before to have their first request read before it shuts down: net/http's
+// Server.Shutdown closes, unanswered, a connection whose request it reads
+// after Shutdown began. examples/lbproxy does both (its upgrade.go: the
+// listeners are paused, the ConnState hook counts connections still
+// waiting for their first request, and the drain begins when there are
+// none).
+//
 // A socket the successor is not asked for (an address dropped from the
 // configuration) is closed when the old process exits; connections still
 // queued on it then are reset, as on any stop.
