@@ -47,7 +47,7 @@ type sockets struct {
 	// fresh counts the HTTP connections accepted whose first request has
 	// not been read yet (trackFresh); settle waits for them.
 	fresh     atomic.Int64
-	freshConn sync.Map // net.Conn -> struct{}: the connections fresh counts
+	freshConn sync.Map // client address -> struct{}: the connections fresh counts
 }
 
 // settleMax bounds the wait, on upgrade, for the first request of the
@@ -171,10 +171,16 @@ func (s *sockets) trackFresh(next func(net.Conn, http.ConnState)) func(net.Conn,
 		return next // no upgrade, no cost
 	}
 	return func(c net.Conn, st http.ConnState) {
-		if st == http.StateNew {
-			s.freshConn.Store(c, struct{}{})
-			s.fresh.Add(1)
-		} else if _, ok := s.freshConn.LoadAndDelete(c); ok {
+		// Connections are known by their client address: HTTP/2 reports
+		// its states with a wrapper of the connection it was given.
+		// QUIC connections, from HTTP/3, have no accept queue and stay
+		// in StateNew: they are not counted.
+		key := c.RemoteAddr().String()
+		if st == http.StateNew && c.LocalAddr().Network() != "udp" {
+			if _, dup := s.freshConn.LoadOrStore(key, struct{}{}); !dup {
+				s.fresh.Add(1)
+			}
+		} else if _, ok := s.freshConn.LoadAndDelete(key); ok {
 			s.fresh.Add(-1)
 		}
 		if next != nil {

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/lbkit/lbkit/internal/testutil"
+	"github.com/lbkit/lbkit/lb/upgrade"
 	qhttp3 "github.com/quic-go/quic-go/http3"
 )
 
@@ -53,6 +54,17 @@ type proc struct {
 
 // startProc runs bin with args and waits until it serves upgrades.
 func startProc(t *testing.T, bin string, args ...string) *proc {
+	t.Helper()
+	p, ok := tryStartProc(t, bin, args...)
+	if !ok {
+		t.Fatalf("lbproxy %v ended before it served", args)
+	}
+	return p
+}
+
+// tryStartProc is startProc, reporting a process that ended before it
+// served instead of failing the test.
+func tryStartProc(t *testing.T, bin string, args ...string) (*proc, bool) {
 	t.Helper()
 	pr, pw, err := os.Pipe()
 	if err != nil {
@@ -88,23 +100,34 @@ func startProc(t *testing.T, bin string, args ...string) *proc {
 			<-p.exited
 		}
 	})
-	p.start = p.waitLine(t, "lbproxy: pid ")
-	p.waitLine(t, "lbproxy: serving upgrades on ")
-	return p
+	var ok bool
+	if p.start, ok = p.nextLine(t, "lbproxy: pid "); !ok {
+		return p, false
+	}
+	_, ok = p.nextLine(t, "lbproxy: serving upgrades on ")
+	return p, ok
 }
 
 // waitLine waits up to 20 s for an output line that has s, and returns it.
 func (p *proc) waitLine(t *testing.T, s string) string {
 	t.Helper()
+	line, ok := p.nextLine(t, s)
+	if !ok {
+		t.Fatalf("lbproxy ended without printing %q", s)
+	}
+	return line
+}
+
+// nextLine is waitLine, reporting the end of the output (ok false)
+// instead of failing the test.
+func (p *proc) nextLine(t *testing.T, s string) (line string, ok bool) {
+	t.Helper()
 	timeout := time.After(20 * time.Second)
 	for {
 		select {
 		case line, ok := <-p.lines:
-			if !ok {
-				t.Fatalf("lbproxy ended without printing %q", s)
-			}
-			if strings.Contains(line, s) {
-				return line
+			if !ok || strings.Contains(line, s) {
+				return line, ok
 			}
 		case <-timeout:
 			t.Fatalf("lbproxy did not print %q within 20s", s)
@@ -233,15 +256,12 @@ func TestUpgrade(t *testing.T) {
 	t.Run("failed successor", func(t *testing.T) { testFailedSuccessor(t, bin) })
 }
 
-func testUpgrade(t *testing.T, bin, mode string) {
-	sock := filepath.Join(t.TempDir(), "upgrade.sock")
-	addr := "127.0.0.1:" + strconv.Itoa(testutil.FreePort(t))
-	args := []string{"-mode", mode, "-listen", addr, "-upgrade-socket", sock, "-grace", "10s"}
-	var loads []*load
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	var admin string
-	var tlsConf *tls.Config
+// upgradeArgs returns lbproxy's command line for testUpgrade's mode on
+// addr, with the servers it needs, its admin address (if any) and the TLS
+// configuration of its clients (if any).
+func upgradeArgs(t *testing.T, mode, addr, sock string) (args []string, admin string, tlsConf *tls.Config) {
+	t.Helper()
+	args = []string{"-mode", mode, "-listen", addr, "-upgrade-socket", sock, "-grace", "10s"}
 	switch mode {
 	case "http":
 		a, b := testutil.HTTPBackend(t, "a"), testutil.HTTPBackend(t, "b")
@@ -271,8 +291,18 @@ func testUpgrade(t *testing.T, bin, mode string) {
 		args[1] = "https"
 		args = append(args, "-http3", "-cert", cert, "-key", key, "-backends", a.Addr)
 		tlsConf = &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"}
+	}
+	return args, admin, tlsConf
+}
+
+func testUpgrade(t *testing.T, bin, mode string) {
+	if mode == "https-http3" {
 		t.Setenv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING", "true")
 	}
+	sock := filepath.Join(t.TempDir(), "upgrade.sock")
+	var loads []*load
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
 	// Stop the load before the processes (cleanups run last first).
 	t.Cleanup(func() {
 		select {
@@ -283,8 +313,27 @@ func testUpgrade(t *testing.T, bin, mode string) {
 		wg.Wait()
 	})
 
+	// The free port may be taken before lbproxy binds it: then try another.
+	var p1 *proc
+	var addr, admin string
+	var args []string
+	var tlsConf *tls.Config
 	start := time.Now()
-	p1 := startProc(t, bin, args...)
+	tried := map[string]bool{}
+	for attempt := 1; ; attempt++ {
+		for i := 0; i < 10 && (addr == "" || tried[addr]); i++ {
+			addr = "127.0.0.1:" + strconv.Itoa(testutil.FreePort(t))
+		}
+		tried[addr] = true
+		args, admin, tlsConf = upgradeArgs(t, mode, addr, sock)
+		var ok bool
+		if p1, ok = tryStartProc(t, bin, args...); ok {
+			break
+		}
+		if attempt == 3 {
+			t.Fatalf("lbproxy %v did not start in 3 attempts", args)
+		}
+	}
 	switch mode {
 	case "http", "config":
 		keepAlive := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}}
@@ -476,5 +525,49 @@ func TestAcceptProbeShared(t *testing.T) {
 			t.Errorf("shared %v: %d pending (active %d), want %d", shared, pending, probe.active.Load(), want)
 		}
 		raw.Close()
+	}
+}
+
+// TestTrackFresh: the drain after an upgrade waits for connections whose
+// first request has not been read; trackFresh counts them, over HTTP/1.1,
+// and settle returns once they are served, or at settleMax.
+func TestTrackFresh(t *testing.T) {
+	testutil.CheckLeaks(t)
+	s := &sockets{up: &upgrade.Upgrader{Path: filepath.Join(t.TempDir(), "s")}}
+	defer s.close()
+	ln, err := s.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second,
+		Handler:   http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }),
+		ConnState: s.trackFresh(nil)}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	defer func() {
+		srv.Close()
+		<-served
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	testutil.Eventually(t, "the silent connection counted", func() bool { return s.fresh.Load() == 1 })
+	settled := make(chan struct{})
+	go func() { s.settle(context.Background()); close(settled) }()
+	select {
+	case <-settled:
+		t.Fatal("settle returned while a connection waits for its first request")
+	case <-time.After(100 * time.Millisecond):
+	}
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	select {
+	case <-settled:
+	case <-time.After(settleMax + 5*time.Second):
+		t.Fatal("settle did not return once the request was read")
+	}
+	if n := s.fresh.Load(); n != 0 {
+		t.Fatalf("%d connections still counted", n)
 	}
 }
