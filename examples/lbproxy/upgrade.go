@@ -27,10 +27,11 @@ import (
 // just accepted (settle), drains its connections for -grace, as on
 // SIGTERM, and exits. In -config mode the runtime's HTTP servers are not
 // watched so: a connection accepted just before the pause whose request
-// arrives after the drain began is closed unanswered, as net/http does. No connection is refused: both
-// processes hold the same sockets, so connections queued in the kernel wait
-// for whichever accepts. SIGUSR2 starts the new process from lbproxy's own
-// executable file (replaced by the new binary) with the same arguments.
+// arrives after the drain began is closed unanswered, as net/http does.
+// No connection is refused: both processes hold the same sockets, so
+// connections queued in the kernel wait for whichever accepts. SIGUSR2
+// starts the new process from lbproxy's own executable file (replaced by
+// the new binary) with the same arguments.
 //
 // A new process that fails before it serves (a bad flag, a port it cannot
 // have) leaves the old one serving.
