@@ -139,6 +139,7 @@ type selfCheck struct {
 	ctx      context.Context // done when lbproxy stops accepting
 	accept   *acceptProbe    // nil: no accept check
 	paused   func() bool     // reports an accept loop held back on purpose (-maxconn, -conn-rate); nil: never
+	shared   func() bool     // reports another lbproxy accepting on the socket (-upgrade-socket); nil: never
 	interval time.Duration
 	logger   *slog.Logger
 	failure  atomic.Pointer[string] // the failing check and why; nil: none
@@ -203,6 +204,10 @@ func (c *selfCheck) check(ctx context.Context) {
 		switch err = c.accept.check(ctx, min(acceptTimeout, c.interval)); {
 		case err != nil && c.isPaused(): // it filled up during the check
 			err = nil
+		case err != nil && c.shared != nil && c.shared():
+			// During an upgrade the other process may have accepted the
+			// check's connection.
+			err = nil
 		case err != nil:
 			err = fmt.Errorf("accept: %w", err)
 		}
@@ -245,6 +250,10 @@ type acceptProbe struct {
 	net.Listener
 
 	active atomic.Int32 // pending check connections
+
+	// shared reports another process accepting on the socket too (a
+	// binary upgrade under way); nil: never.
+	shared func() bool
 
 	mu      sync.Mutex
 	pending map[netip.AddrPort]*probe // check connections by source address
@@ -326,6 +335,7 @@ func (l *acceptProbe) check(ctx context.Context, timeout time.Duration) error {
 		return fmt.Errorf("%d earlier check connections still not accepted", maxProbes)
 	}
 
+	shared := l.shared != nil && l.shared()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var p *probe
@@ -371,7 +381,17 @@ func (l *acceptProbe) check(ctx context.Context, timeout time.Duration) error {
 		return nil
 	case <-ctx.Done():
 		// The connection stays pending: when the frontend accepts it
-		// later, it is closed there.
+		// later, it is closed there. Unless another process accepts on
+		// the socket too: it may have taken the connection, and the
+		// entry would wait for a client that reuses the port.
+		if shared || (l.shared != nil && l.shared()) {
+			key := unmapPort(conn.LocalAddr().(*net.TCPAddr).AddrPort())
+			l.mu.Lock()
+			if l.pending[key] == p {
+				l.remove(key, p)
+			}
+			l.mu.Unlock()
+		}
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return fmt.Errorf("connection not accepted within %v", timeout)
 		}

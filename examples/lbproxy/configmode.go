@@ -27,8 +27,9 @@ package main
 // The flags of the data path (-mode, -listen, -backends and the others
 // that describe one frontend and pool) do not apply in this mode; -admin,
 // -admin-token-file, -grace (the drain of removed frontends, and of all of
-// them at exit), -v, -gc-percent and the -access-log flags (where frontends
-// with enable_access_logs write) do. The admin listener serves /healthz,
+// them at exit), -v, -gc-percent, -upgrade-socket (the frontends' TCP and
+// HTTP/3 sockets and -admin's are handed over) and the -access-log flags
+// (where frontends with enable_access_logs write) do. The admin listener serves /healthz,
 // /stats, /metrics and the status page, with every frontend and backend of
 // the running document as they come and go.
 
@@ -40,7 +41,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -72,14 +72,6 @@ func addConfigFlags(fs *flag.FlagSet, c *configFlags) {
 	fs.StringVar(&c.acmeEmail, "acme-email", "", "with -config: contact address of the ACME account (empty: none)")
 	fs.StringVar(&c.acmeCache, "acme-cache", "", "with -config: directory keeping the ACME account and certificates across restarts (empty: memory only, a new certificate at every start)")
 }
-
-// Hooks of the configuration-file mode for the parts of lbproxy that
-// build on it.
-var (
-	// configListen, when set, opens the frontends' listening sockets (a
-	// binary upgrade hands them over); nil means the runtime's default.
-	configListen func(ctx context.Context, network, addr string) (net.Listener, error)
-)
 
 // errInvalidConfig is -check's failure.
 var errInvalidConfig = errors.New("lbproxy: invalid configuration")
@@ -161,7 +153,14 @@ func runConfig(ctx context.Context, cfg *config, out io.Writer) error {
 		return err
 	}
 	restAPI := newAPIServer(ips, token, logger) // api.go
-	opts := lbconfig.RuntimeOptions{IPs: ips, Logger: logger, DrainGrace: cfg.grace, Listen: configListen,
+	// The frontends' sockets (and -admin's), inherited from the process
+	// serving -upgrade-socket, if one does (upgrade.go).
+	socks, err := startUpgrade(ctx, cfg, logger, out)
+	if err != nil {
+		return err
+	}
+	defer socks.close()
+	opts := lbconfig.RuntimeOptions{IPs: ips, Logger: logger, DrainGrace: cfg.grace, Listen: socks.Listen, ListenPacket: socks.ListenPacket,
 		ACME:          lbconfig.ACMEOptions{DirectoryURL: cfg.cm.acmeDirectory, Email: cfg.cm.acmeEmail, CacheDir: cfg.cm.acmeCache},
 		OnServerEvent: restAPI.notifier.Notify}
 	if accessLog != nil {
@@ -208,7 +207,7 @@ func runConfig(ctx context.Context, cfg *config, out io.Writer) error {
 	})
 
 	if cfg.admin != "" {
-		ln, err := net.Listen("tcp", cfg.admin)
+		ln, err := socks.Listen(ctx, "tcp", cfg.admin)
 		if err != nil {
 			return fmt.Errorf("lbproxy: -admin: %w", err)
 		}
@@ -228,6 +227,11 @@ func runConfig(ctx context.Context, cfg *config, out io.Writer) error {
 		for _, a := range rt.Addrs(f.InboundPort) {
 			fmt.Fprintf(out, "lbproxy: frontend %s on %s\n", f.ID, a)
 		}
+	}
+	// Serving: the previous process drains, and the next upgrade stops
+	// this one the same way.
+	if err := socks.ready(ctx, &wg, cancel, logger, out); err != nil {
+		return err
 	}
 	<-ctx.Done()
 	closeRuntime() // before the admin server stops, as in the flag mode

@@ -14,7 +14,7 @@ import (
 )
 
 // startHTTP3 serves srv's handler over HTTP/3 (-http3) on the UDP port of
-// addr, the TCP address srv is about to serve, with srv's TLS
+// addr (opened by socks, so inherited in an upgrade), the TCP address srv is about to serve, with srv's TLS
 // configuration and connection hooks, and makes srv's responses announce
 // it (Alt-Svc). limits (nil: none) are the TCP side's: QUIC connections
 // count with its connections, and those beyond -maxconn or
@@ -22,10 +22,10 @@ import (
 // accept queue to pause); -client-rate counts their requests in the proxy. Call it after srv is configured and before it serves; pass
 // the returned Server to lb.ServeTLS so that it drains with srv, and call
 // closeSocket once it has. If HTTP/3 stops on its own, fail is called. The
-// UDP socket is opened with lc, the TCP listener's configuration
-// (-freebind).
-func startHTTP3(ctx context.Context, lc *net.ListenConfig, srv *http.Server, addr net.Addr, limits *lb.Limits, logger *slog.Logger, out io.Writer, fail context.CancelFunc) (h3 *http3.Server, closeSocket func(), err error) {
-	pc, err := lc.ListenPacket(ctx, "udp", addr.String())
+// UDP socket comes from socks: inherited on an upgrade, or fresh (with
+// -freebind's control).
+func startHTTP3(ctx context.Context, socks *sockets, srv *http.Server, addr net.Addr, limits *lb.Limits, logger *slog.Logger, out io.Writer, fail context.CancelFunc) (h3 *http3.Server, closeSocket func(), err error) {
+	pc, err := socks.ListenPacket(ctx, "udp", addr.String())
 	if err != nil {
 		return nil, nil, fmt.Errorf("lbproxy: -http3: %w", err)
 	}

@@ -94,6 +94,12 @@
 // "Authorization: Bearer TOKEN". The admin server stops last, after the
 // drain. See admin.go.
 //
+// -upgrade-socket PATH makes upgrades seamless (lb/upgrade, upgrade.go): a
+// new lbproxy started with the same PATH (the new binary, the same flags)
+// takes the listening sockets of the one serving PATH, which drains once
+// the new one serves and exits; SIGUSR2 starts the executable file again
+// for the same effect. No connection is refused. Off by default.
+//
 // -config FILE runs the load balancer a configuration document describes
 // (many frontends and backends, ACLs, routes, certificates), reloaded when
 // the file changes and on SIGHUP; -check validates the file; -ip lists the
@@ -234,6 +240,8 @@ type config struct {
 
 	// binding an address not held yet (IP_FREEBIND)
 	freebind bool
+	// binary upgrade (upgrade.go)
+	upgradeSocket string
 
 	// Set by tests only: the time between self-checks (0: checkInterval),
 	// and a wrapper of the listener as the frontend gets it (nil: none).
@@ -335,6 +343,7 @@ func newConfig(fs *flag.FlagSet) *config {
 	fs.StringVar(&c.admin, "admin", "", "address of the admin endpoints /healthz, /stats, /metrics and /, and with -config the REST API under /lb/v1/ (empty: none); keep it on loopback, e.g. 127.0.0.1:9100")
 	addConfigFlags(fs, &c.cm)
 	fs.StringVar(&c.adminTokenFile, "admin-token-file", "", "file holding a token that /stats, /metrics and / require as \"Authorization: Bearer TOKEN\", and the REST API (-config) as \"X-Auth-Token: TOKEN\" (default: $"+tokenEnv+"; empty: none, and the REST API refuses every request)")
+	fs.StringVar(&c.upgradeSocket, "upgrade-socket", "", "unix socket of binary upgrades: at start, take the listening sockets of the lbproxy serving it and have it drain once this one serves, then serve it for the next upgrade; SIGUSR2 starts the new binary so (empty: none)")
 	return c
 }
 
@@ -570,12 +579,15 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 		defer accessLog.Close()
 	}
 
-	// 1. The listener; with -freebind, on an address that may arrive later.
-	var lc net.ListenConfig
-	if cfg.freebind {
-		lc.Control = setFreebind
+	// 1. The listener: inherited from the process serving -upgrade-socket,
+	// if one does (upgrade.go), or fresh; with -freebind, on an address
+	// that may arrive later.
+	socks, err := startUpgrade(ctx, cfg, logger, out)
+	if err != nil {
+		return err
 	}
-	raw, err := lc.Listen(ctx, "tcp", cfg.listen)
+	defer socks.close()
+	raw, err := socks.Listen(ctx, "tcp", cfg.listen)
 	if err != nil {
 		return err
 	}
@@ -744,7 +756,9 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 			// Connections count in Stats, and a reader that stopped is
 			// cut after -client-timeout even when the response is
 			// already in the kernel's buffers.
-			ConnState: proxy.ConnState,
+			// -upgrade-socket: the old process's drain waits for the
+			// first request of its last connections (upgrade.go).
+			ConnState: socks.trackFresh(proxy.ConnState),
 		}
 		if sendProxy != nil {
 			// Server connections that carry a client's header are that
@@ -757,7 +771,7 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 			srv.ConnContext = chainConnContext(limits.ConnContext, srv.ConnContext)
 		}
 		if cfg.admin != "" {
-			stop, err := serveAdmin(ctx, cfg, token, accepts, limits, proxy.Stats, pool, accessLog, &wg, out, logger)
+			stop, err := serveAdmin(ctx, cfg, socks, token, accepts, limits, proxy.Stats, pool, accessLog, &wg, out, logger)
 			if err != nil {
 				return err
 			}
@@ -782,14 +796,20 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 			// HTTP/3 on the UDP port of the listener (http3.go), drained
 			// with the TCP side.
 			if cfg.http3 {
-				h3, closeSocket, err := startHTTP3(ctx, &lc, srv, raw.Addr(), limits, logger, out, cancel)
+				h3, closeSocket, err := startHTTP3(ctx, socks, srv, raw.Addr(), limits, logger, out, cancel)
 				if err != nil {
 					return err
 				}
 				defer closeSocket()
 				also = append(also, h3)
 			}
+			if err := socks.ready(ctx, &wg, cancel, logger, out); err != nil {
+				return err
+			}
 			return lb.ServeTLS(ctx, srv, ln, cfg.grace, also...)
+		}
+		if err := socks.ready(ctx, &wg, cancel, logger, out); err != nil {
+			return err
 		}
 		return lb.Serve(ctx, srv, ln, cfg.grace, proxy)
 	}
@@ -818,27 +838,34 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 		fe.AccessLog = accessLog
 	}
 	if cfg.admin != "" {
-		stop, err := serveAdmin(ctx, cfg, token, accepts, limits, fe.Stats, pool, accessLog, &wg, out, logger)
+		stop, err := serveAdmin(ctx, cfg, socks, token, accepts, limits, fe.Stats, pool, accessLog, &wg, out, logger)
 		if err != nil {
 			return err
 		}
 		defer stop()
 	}
 	fmt.Fprintf(out, "lbproxy: %s on %s\n", cfg.mode, ln.Addr())
+	if err := socks.ready(ctx, &wg, cancel, logger, out); err != nil {
+		return err
+	}
 	return lb.Serve(ctx, fe, ln, cfg.grace)
 }
 
 // serveAdmin starts the admin endpoints on -admin and their self-checks,
 // which end with ctx; the returned stop, called once lbproxy has drained,
 // stops the admin server within -grace.
-func serveAdmin(ctx context.Context, cfg *config, token string, accepts *acceptProbe, limits *lb.Limits, frontend func() lb.FrontendStats,
+func serveAdmin(ctx context.Context, cfg *config, socks *sockets, token string, accepts *acceptProbe, limits *lb.Limits, frontend func() lb.FrontendStats,
 	pool *lb.Pool, accessLog *accesslog.Writer, wg *sync.WaitGroup, out io.Writer, logger *slog.Logger) (stop func(), err error) {
-	ln, err := net.Listen("tcp", cfg.admin)
+	ln, err := socks.Listen(ctx, "tcp", cfg.admin)
 	if err != nil {
 		return nil, fmt.Errorf("lbproxy: -admin: %w", err)
 	}
 	check := &selfCheck{ctx: ctx, accept: accepts, interval: cmp.Or(cfg.checkInterval, checkInterval), logger: logger,
 		paused: func() bool { return holdingAccepts(limits) }}
+	check.shared = func() bool { return socks.sharedAccept(check.interval) }
+	if accepts != nil {
+		accepts.shared = check.shared
+	}
 	wg.Go(func() { check.run(ctx) })
 	// The frontend and the pool, seen by the status page (and /stats) and by
 	// Prometheus; both read their counters only when asked.
