@@ -1,12 +1,13 @@
-// Package testservers starts real database and directory servers for tests:
-// MariaDB, PostgreSQL, Redis and OpenLDAP from Debian's packages, each on a
-// free loopback port with its data in a temporary directory, stopped and
-// removed when the test ends.
+// Package testservers starts real database, directory and key-value servers
+// for tests: MariaDB, PostgreSQL, Redis, OpenLDAP and etcd from Debian's
+// packages, each on a free loopback port with its data in a temporary
+// directory, stopped and removed when the test ends.
 //
 // A missing binary skips the test, or fails it under CI=true (see
-// testutil.LookBinary); scripts/deps/health.sh installs the packages. A
-// test of several servers starts each through Optional, which reports a
-// missing one instead of skipping, and skips only the cases that need it.
+// testutil.LookBinary); scripts/deps/health.sh and scripts/deps/etcd.sh
+// install the packages. A test of several servers starts each through
+// Optional, which reports a missing one instead of skipping, and skips only
+// the cases that need it.
 //
 //	srv := testservers.Redis(t)
 //	... check srv.Addr ...

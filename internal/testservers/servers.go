@@ -97,3 +97,31 @@ argsfile %s
 		return exec.Command(bin, "-f", conf, "-h", fmt.Sprintf("ldap://127.0.0.1:%d/", s.Port), "-d", "0")
 	})
 }
+
+// Etcd starts a single-member etcd cluster with its data in a temporary
+// directory; its peer port is another free loopback port. Stop and Start
+// keep the data: a restarted member has the keys and revisions it had.
+// Addr is the client address (endpoint "127.0.0.1:port").
+func Etcd(tb testing.TB) *Server {
+	tb.Helper()
+	bin := testutil.LookBinary(tb, "etcd", "etcd-server")
+	ctl := testutil.LookBinary(tb, "etcdctl", "etcd-client")
+	dir := tb.TempDir()
+	data := filepath.Join(dir, "data")
+	peer := fmt.Sprintf("http://127.0.0.1:%d", freePort(tb))
+	return newServer(tb, "etcd", dir, syscall.SIGTERM, func(s *Server) *exec.Cmd {
+		client := "http://" + s.Addr
+		return exec.Command(bin, "--name", "lbkit", "--data-dir", data,
+			"--listen-client-urls", client, "--advertise-client-urls", client,
+			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+			"--initial-cluster", "lbkit="+peer, "--initial-cluster-state", "new",
+			"--log-level", "warn", "--logger", "zap")
+	}, func(s *Server) error { // serving requests: a member has a leader
+		out, err := exec.Command(ctl, "--endpoints", s.Addr,
+			"--dial-timeout", "1s", "--command-timeout", "1s", "endpoint", "health").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("etcdctl endpoint health: %w: %s", err, out)
+		}
+		return nil
+	})
+}
