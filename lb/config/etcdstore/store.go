@@ -33,6 +33,9 @@ const (
 	DefaultProbeInterval = time.Second
 )
 
+// ErrClosed is returned by the calls made after Close.
+var ErrClosed = errors.New("etcdstore: the store is closed")
+
 // maxResponseBytes bounds a response from etcd: the document and the
 // response's framing.
 const maxResponseBytes = config.MaxDocumentBytes + 64<<10
@@ -248,6 +251,9 @@ func (s *Store) result(ctx context.Context, op string, err error) error {
 	}
 	if ctx.Err() != nil { // the caller gave up: nothing is known of etcd
 		return fmt.Errorf("etcdstore: %s: %w", op, ctx.Err())
+	}
+	if s.client.Ctx().Err() != nil {
+		return fmt.Errorf("etcdstore: %s: %w", op, ErrClosed)
 	}
 	if unavailable(err) {
 		err = fmt.Errorf("etcdstore: %s %s: %w: %w", op, s.key, config.ErrUnavailable, err)

@@ -1,0 +1,182 @@
+package main
+
+// A fleet on etcd: with -config etcd://HOST:PORT[,HOST:PORT]/KEY (or
+// etcds:// for TLS) lbproxy keeps its configuration document in etcd
+// instead of a file (lb/config/etcdstore). Every instance started with the
+// same address runs the same document: a write through one instance's API
+// is stored with a compare-and-put on the key's revision and reaches the
+// others through their etcd watch. Two instances writing at once never
+// lose a change silently: one write lands, the other gets 409.
+//
+// While etcd does not answer, an instance keeps serving its last good
+// configuration; /healthz still answers 200 (the instance serves) and adds
+// a line naming the store's failure; the metric lbkit_config_store_up is 0
+// and lbkit_config_reload_failures_total grows; writes through the API get
+// 503. When etcd is back the instance reloads the key and catches up.
+//
+// Flags:
+//
+//	-config-etcd-timeout D   bound of each call to etcd (default 2s)
+//	-config-etcd-ca FILE     etcds://: PEM bundle verifying etcd's certificate (default: system roots)
+//	-config-etcd-cert FILE   etcds://: client certificate (with -config-etcd-key)
+//	-config-etcd-key FILE    etcds://: the client certificate's private key
+//	-config-etcd-user NAME   etcd user (authentication enabled); the password is $LBKIT_ETCD_PASSWORD
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	lbconfig "github.com/lbkit/lbkit/lb/config"
+	"github.com/lbkit/lbkit/lb/config/etcdstore"
+)
+
+// etcdPasswordEnv names the environment variable holding the password of
+// -config-etcd-user: a password on the command line would show in ps.
+const etcdPasswordEnv = "LBKIT_ETCD_PASSWORD"
+
+// etcdFlags are the -config-etcd-* flags.
+type etcdFlags struct {
+	timeout        time.Duration
+	ca, cert, key  string
+	user           string
+	probeInterval  time.Duration // set by tests only (0: the store's default)
+	passwordLookup func(string) (string, bool)
+}
+
+// addEtcdFlags defines the -config-etcd-* flags on fs.
+func addEtcdFlags(fs *flag.FlagSet) *etcdFlags {
+	f := &etcdFlags{passwordLookup: os.LookupEnv}
+	fs.DurationVar(&f.timeout, "config-etcd-timeout", etcdstore.DefaultTimeout, "-config etcd://: bound of each call to etcd; a write that exceeds it gets 503")
+	fs.StringVar(&f.ca, "config-etcd-ca", "", "-config etcds://: PEM bundle verifying etcd's certificate (default: system roots)")
+	fs.StringVar(&f.cert, "config-etcd-cert", "", "-config etcds://: client certificate PEM file presented to etcd (with -config-etcd-key)")
+	fs.StringVar(&f.key, "config-etcd-key", "", "-config etcds://: private key PEM file of -config-etcd-cert")
+	fs.StringVar(&f.user, "config-etcd-user", "", "-config etcd://: etcd user, for an etcd with authentication; the password is $"+etcdPasswordEnv+" (empty: none)")
+	return f
+}
+
+// isEtcdConfig reports whether a -config value names a document in etcd.
+func isEtcdConfig(spec string) bool {
+	return strings.HasPrefix(spec, "etcd://") || strings.HasPrefix(spec, "etcds://")
+}
+
+// openEtcdStore returns the store of -config etcd://..., which the caller
+// closes. It does not wait for etcd.
+func openEtcdStore(spec string, f *etcdFlags, logger *slog.Logger) (*etcdstore.Store, error) {
+	opts, err := etcdstore.ParseURL(spec)
+	if err != nil {
+		return nil, fmt.Errorf("lbproxy: -config: %w", err)
+	}
+	if f.timeout <= 0 {
+		return nil, fmt.Errorf("lbproxy: -config-etcd-timeout %v must be positive", f.timeout)
+	}
+	opts.Timeout, opts.ProbeInterval, opts.Logger = f.timeout, f.probeInterval, logger
+	if opts.TLS == nil && (f.ca != "" || f.cert != "" || f.key != "") {
+		return nil, errors.New("lbproxy: -config-etcd-ca, -config-etcd-cert and -config-etcd-key need an etcds:// address")
+	}
+	if opts.TLS != nil {
+		if f.ca != "" {
+			pem, err := os.ReadFile(f.ca)
+			if err != nil {
+				return nil, fmt.Errorf("lbproxy: -config-etcd-ca: %w", err)
+			}
+			roots := x509.NewCertPool()
+			if !roots.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("lbproxy: -config-etcd-ca: no certificate in %s", f.ca)
+			}
+			opts.TLS.RootCAs = roots
+		}
+		if (f.cert == "") != (f.key == "") {
+			return nil, errors.New("lbproxy: -config-etcd-cert and -config-etcd-key go together")
+		}
+		if f.cert != "" {
+			cert, err := tls.LoadX509KeyPair(f.cert, f.key)
+			if err != nil {
+				return nil, fmt.Errorf("lbproxy: -config-etcd-cert: %w", err)
+			}
+			opts.TLS.Certificates = []tls.Certificate{cert}
+		}
+	}
+	if f.user != "" {
+		pw, ok := f.passwordLookup(etcdPasswordEnv)
+		if !ok || pw == "" {
+			return nil, fmt.Errorf("lbproxy: -config-etcd-user needs the password in $%s", etcdPasswordEnv)
+		}
+		opts.Username, opts.Password = f.user, pw
+	}
+	s, err := etcdstore.New(opts)
+	if err != nil {
+		return nil, fmt.Errorf("lbproxy: -config: %w", err)
+	}
+	return s, nil
+}
+
+// configCollector exposes the state of the configuration and its store to
+// Prometheus, from a Manager's status (read at each scrape):
+//
+//	lbkit_config_store_up                 1 while the store answers, 0 while it does not
+//	lbkit_config_reloads_total            reloads from the store (watch, SIGHUP)
+//	lbkit_config_reload_failures_total    reloads that failed (store down, invalid, not applied)
+//	lbkit_config_last_applied_timestamp_seconds  when the running document was applied
+type configCollector struct {
+	status func() lbconfig.ManagerStatus
+
+	up, reloads, failures, applied *prometheus.Desc
+}
+
+func newConfigCollector(status func() lbconfig.ManagerStatus) *configCollector {
+	return &configCollector{
+		status:   status,
+		up:       prometheus.NewDesc("lbkit_config_store_up", "Whether the configuration store answers (1) or not (0); while it does not, the last good configuration runs.", nil, nil),
+		reloads:  prometheus.NewDesc("lbkit_config_reloads_total", "Reloads of the configuration from its store.", nil, nil),
+		failures: prometheus.NewDesc("lbkit_config_reload_failures_total", "Reloads of the configuration that failed: store unavailable, document invalid or not applied.", nil, nil),
+		applied:  prometheus.NewDesc("lbkit_config_last_applied_timestamp_seconds", "When the running configuration was applied, in seconds since the epoch.", nil, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *configCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.up
+	ch <- c.reloads
+	ch <- c.failures
+	ch <- c.applied
+}
+
+// Collect implements prometheus.Collector.
+func (c *configCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.status()
+	up := 1.0
+	if st.StoreUnavailable {
+		up = 0
+	}
+	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, up)
+	ch <- prometheus.MustNewConstMetric(c.reloads, prometheus.CounterValue, float64(st.Reloads))
+	ch <- prometheus.MustNewConstMetric(c.failures, prometheus.CounterValue, float64(st.Failures))
+	if !st.Applied.IsZero() {
+		ch <- prometheus.MustNewConstMetric(c.applied, prometheus.GaugeValue, float64(st.Applied.UnixNano())/1e9)
+	}
+}
+
+// configHealthDetail is the line /healthz adds about the configuration
+// store: empty while it answers, else that it does not, since when (zero:
+// unknown) and why, and the version still running. The status stays 200:
+// the instance serves its last good configuration.
+func configHealthDetail(st lbconfig.ManagerStatus, since time.Time) string {
+	if !st.StoreUnavailable {
+		return ""
+	}
+	when := ""
+	if !since.IsZero() {
+		when = " since " + since.UTC().Format(time.RFC3339)
+	}
+	return fmt.Sprintf("config store unavailable%s: serving the last good configuration (version %s); last error: %s",
+		when, st.Version, st.LastError)
+}

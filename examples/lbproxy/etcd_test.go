@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/lbkit/lbkit/internal/testservers"
+	tu "github.com/lbkit/lbkit/internal/testutil"
+	lbconfig "github.com/lbkit/lbkit/lb/config"
+)
+
+func etcdFlagsOf(t *testing.T, args ...string) *etcdFlags {
+	t.Helper()
+	fs := flag.NewFlagSet("lbproxy", flag.ContinueOnError)
+	f := addEtcdFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	f.passwordLookup = func(string) (string, bool) { return "", false }
+	return f
+}
+
+func TestEtcdFlagsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		spec string
+		args []string
+		want string
+	}{
+		{"etcd://127.0.0.1", nil, "HOST:PORT"},
+		{"etcd://127.0.0.1:2379/k", []string{"-config-etcd-ca", "ca.pem"}, "need an etcds://"},
+		{"etcds://127.0.0.1:2379/k", []string{"-config-etcd-cert", "c.pem"}, "go together"},
+		{"etcds://127.0.0.1:2379/k", []string{"-config-etcd-ca", "/nonexistent/ca.pem"}, "-config-etcd-ca"},
+		{"etcd://127.0.0.1:2379/k", []string{"-config-etcd-user", "lb"}, etcdPasswordEnv},
+		{"etcd://127.0.0.1:2379/k", []string{"-config-etcd-timeout", "0s"}, "must be positive"},
+	} {
+		_, err := openEtcdStore(tc.spec, etcdFlagsOf(t, tc.args...), slog.New(slog.DiscardHandler))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s %v: %v, want an error with %q", tc.spec, tc.args, err, tc.want)
+		}
+	}
+	if !isEtcdConfig("etcd://h:1/k") || !isEtcdConfig("etcds://h:1/k") || isEtcdConfig("/etc/lbkit/lb.json") {
+		t.Error("isEtcdConfig")
+	}
+}
+
+type nopApplier struct{}
+
+func (nopApplier) Apply(context.Context, *lbconfig.Document) error { return nil }
+
+// TestConfigCollector: the metrics and the /healthz line follow etcd
+// going down and coming back, through a Manager watching the store.
+func TestConfigCollector(t *testing.T) {
+	srv := testservers.Etcd(t)
+	f := etcdFlagsOf(t, "-config-etcd-timeout", "1s")
+	f.probeInterval = 50 * time.Millisecond
+	quiet := slog.New(slog.DiscardHandler)
+	s, err := openEtcdStore("etcd://"+srv.Addr+"/lbkit/test", f, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	doc, err := lbconfig.Load([]byte(`{"lb": {"id": "lb-1", "name": "demo"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Save(t.Context(), doc, ""); err != nil {
+		t.Fatal(err)
+	}
+	m := &lbconfig.Manager{Store: s, Applier: nopApplier{}, Logger: quiet}
+	if err := m.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); m.Watch(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	c := newConfigCollector(m.Status)
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	value := func(name string) float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == name {
+				m := mf.GetMetric()[0]
+				if g := m.GetGauge(); g != nil {
+					return g.GetValue()
+				}
+				return m.GetCounter().GetValue()
+			}
+		}
+		t.Fatalf("no metric %s", name)
+		return 0
+	}
+	if value("lbkit_config_store_up") != 1 || value("lbkit_config_reload_failures_total") != 0 {
+		t.Fatal("store down or failures before any")
+	}
+	if n, err := testutil.GatherAndCount(reg); err != nil || n != 4 {
+		t.Fatalf("%d metrics (%v), want 4", n, err)
+	}
+	if d := configHealthDetail(m.Status(), s.Health().Since); d != "" {
+		t.Fatalf("health detail while etcd answers: %q", d)
+	}
+
+	t0 := time.Now()
+	srv.Stop(t)
+	tu.Eventually(t, "store_up 0", func() bool { return value("lbkit_config_store_up") == 0 })
+	t.Logf("down seen in %v", time.Since(t0))
+	if value("lbkit_config_reload_failures_total") < 1 {
+		t.Fatal("no reload failure counted while etcd is down")
+	}
+	d := configHealthDetail(m.Status(), s.Health().Since)
+	if !strings.Contains(d, "config store unavailable since ") || !strings.Contains(d, lbconfig.ErrUnavailable.Error()) {
+		t.Fatalf("health detail while etcd is down: %q", d)
+	}
+	t0 = time.Now()
+	srv.Start(t)
+	t.Logf("etcd restarted in %v", time.Since(t0))
+	tu.Eventually(t, "store_up 1", func() bool { return value("lbkit_config_store_up") == 1 })
+	t.Logf("up seen in %v", time.Since(t0))
+	if d := configHealthDetail(m.Status(), s.Health().Since); d != "" {
+		t.Fatalf("health detail once etcd is back: %q", d)
+	}
+}
