@@ -21,13 +21,19 @@ package main
 //	-config-etcd-cert FILE   etcds://: client certificate (with -config-etcd-key)
 //	-config-etcd-key FILE    etcds://: the client certificate's private key
 //	-config-etcd-user NAME   etcd user (authentication enabled); the password is $LBKIT_ETCD_PASSWORD
+//	-config-etcd-seed FILE   a document stored when the key is absent (the fleet's first start);
+//	                         instances that find the key run what it holds
 
 import (
+	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"strings"
@@ -48,18 +54,20 @@ type etcdFlags struct {
 	timeout        time.Duration
 	ca, cert, key  string
 	user           string
+	seed           string
 	probeInterval  time.Duration // set by tests only (0: the store's default)
 	passwordLookup func(string) (string, bool)
 }
 
 // addEtcdFlags defines the -config-etcd-* flags on fs.
-func addEtcdFlags(fs *flag.FlagSet) *etcdFlags {
+func addEtcdFlags(flags *flag.FlagSet) *etcdFlags {
 	f := &etcdFlags{passwordLookup: os.LookupEnv}
-	fs.DurationVar(&f.timeout, "config-etcd-timeout", etcdstore.DefaultTimeout, "-config etcd://: bound of each call to etcd; a write that exceeds it gets 503")
-	fs.StringVar(&f.ca, "config-etcd-ca", "", "-config etcds://: PEM bundle verifying etcd's certificate (default: system roots)")
-	fs.StringVar(&f.cert, "config-etcd-cert", "", "-config etcds://: client certificate PEM file presented to etcd (with -config-etcd-key)")
-	fs.StringVar(&f.key, "config-etcd-key", "", "-config etcds://: private key PEM file of -config-etcd-cert")
-	fs.StringVar(&f.user, "config-etcd-user", "", "-config etcd://: etcd user, for an etcd with authentication; the password is $"+etcdPasswordEnv+" (empty: none)")
+	flags.DurationVar(&f.timeout, "config-etcd-timeout", etcdstore.DefaultTimeout, "-config etcd://: bound of each call to etcd; a write that exceeds it gets 503")
+	flags.StringVar(&f.ca, "config-etcd-ca", "", "-config etcds://: PEM bundle verifying etcd's certificate (default: system roots)")
+	flags.StringVar(&f.cert, "config-etcd-cert", "", "-config etcds://: client certificate PEM file presented to etcd (with -config-etcd-key)")
+	flags.StringVar(&f.key, "config-etcd-key", "", "-config etcds://: private key PEM file of -config-etcd-cert")
+	flags.StringVar(&f.user, "config-etcd-user", "", "-config etcd://: etcd user, for an etcd with authentication; the password is $"+etcdPasswordEnv+" (empty: none)")
+	flags.StringVar(&f.seed, "config-etcd-seed", "", "-config etcd://: JSON document stored when the key is absent, on a fleet's first start; an instance that finds the key runs what it holds (empty: a missing key is an error)")
 	return f
 }
 
@@ -117,6 +125,42 @@ func openEtcdStore(spec string, f *etcdFlags, logger *slog.Logger) (*etcdstore.S
 		return nil, fmt.Errorf("lbproxy: -config: %w", err)
 	}
 	return s, nil
+}
+
+// seedEtcd stores the document of -config-etcd-seed when the key is
+// absent. Instances seeding at once race through the store's
+// compare-and-put: one document lands and the others run it.
+func seedEtcd(ctx context.Context, s lbconfig.Store, f *etcdFlags, logger *slog.Logger) error {
+	if f.seed == "" {
+		return nil
+	}
+	_, _, err := s.Load(ctx)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil // stored, or an error Start reports
+	}
+	data, err := os.ReadFile(f.seed)
+	if err != nil {
+		return fmt.Errorf("lbproxy: -config-etcd-seed: %w", err)
+	}
+	doc, err := lbconfig.Load(data)
+	if err != nil {
+		return fmt.Errorf("lbproxy: -config-etcd-seed %s: %w", f.seed, err)
+	}
+	if doc.Secrets.StickyCookieSecret == "" {
+		// One secret for the fleet, so that any instance reads the
+		// sticky cookies of the others (a Manager's writes add one too).
+		b := make([]byte, 32)
+		rand.Read(b)
+		doc.Secrets.StickyCookieSecret = base64.RawURLEncoding.EncodeToString(b)
+	}
+	switch _, err := s.Save(ctx, doc, ""); {
+	case err == nil:
+		logger.Info("lbproxy: stored the seed configuration in etcd", "file", f.seed)
+	case errors.Is(err, lbconfig.ErrConflict): // another instance seeded first
+	default:
+		return fmt.Errorf("lbproxy: -config-etcd-seed: %w", err)
+	}
+	return nil
 }
 
 // configCollector exposes the state of the configuration and its store to

@@ -4,7 +4,11 @@ import (
 	"context"
 	"flag"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +18,7 @@ import (
 	"github.com/lbkit/lbkit/internal/testservers"
 	tu "github.com/lbkit/lbkit/internal/testutil"
 	lbconfig "github.com/lbkit/lbkit/lb/config"
+	"github.com/lbkit/lbkit/lb/config/etcdstore"
 )
 
 func etcdFlagsOf(t *testing.T, args ...string) *etcdFlags {
@@ -130,5 +135,60 @@ func TestConfigCollector(t *testing.T) {
 	t.Logf("up seen in %v", time.Since(t0))
 	if d := configHealthDetail(m.Status(), s.Health().Since); d != "" {
 		t.Fatalf("health detail once etcd is back: %q", d)
+	}
+}
+
+// TestSeedEtcd: instances seeding an empty key at once store one document,
+// with a sticky-cookie secret, and a stored key is never overwritten.
+func TestSeedEtcd(t *testing.T) {
+	srv := testservers.Etcd(t)
+	quiet := slog.New(slog.DiscardHandler)
+	seed := filepath.Join(t.TempDir(), "lb.json")
+	if err := os.WriteFile(seed, []byte(`{"lb": {"id": "lb-1", "name": "seed"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stores := make([]*etcdstore.Store, 3)
+	for i := range stores {
+		s, err := openEtcdStore("etcd://"+srv.Addr+"/lbkit/seed", etcdFlagsOf(t, "-config-etcd-seed", seed), quiet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		stores[i] = s
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(stores))
+	for i, s := range stores {
+		wg.Go(func() { errs[i] = seedEtcd(t.Context(), s, etcdFlagsOf(t, "-config-etcd-seed", seed), quiet) })
+	}
+	wg.Wait()
+	var versions []lbconfig.Version
+	var secret string
+	for i, s := range stores {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		d, v, err := s.Load(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.LB.Name != "seed" || d.Secrets.StickyCookieSecret == "" || (secret != "" && d.Secrets.StickyCookieSecret != secret) {
+			t.Fatalf("store %d: name %q secret %q (others %q)", i, d.LB.Name, d.Secrets.StickyCookieSecret, secret)
+		}
+		secret = d.Secrets.StickyCookieSecret
+		versions = append(versions, v)
+	}
+	if len(slices.Compact(versions)) != 1 {
+		t.Fatalf("versions %v: the seed was stored more than once", versions)
+	}
+	// A later start with another seed keeps what is stored.
+	if err := os.WriteFile(seed, []byte(`{"lb": {"id": "lb-1", "name": "other"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := seedEtcd(t.Context(), stores[0], etcdFlagsOf(t, "-config-etcd-seed", seed), quiet); err != nil {
+		t.Fatal(err)
+	}
+	if d, v, err := stores[1].Load(t.Context()); err != nil || d.LB.Name != "seed" || v != versions[0] {
+		t.Fatalf("after a second seed: %v %q %q", err, d.LB.Name, v)
 	}
 }
