@@ -488,6 +488,24 @@ func (p *ReverseProxy) proxyFor(pool *Pool) *httputil.ReverseProxy {
 	return v.(*httputil.ReverseProxy)
 }
 
+// ForgetPool drops what the proxy keeps for pool, which its Route no
+// longer returns: the reverse proxy and transport built for it, whose idle
+// server connections are closed. Requests in flight on it are not
+// affected; a later request for pool builds them anew. Hosts that replace
+// pools while the proxy serves (a reloaded configuration) call it for the
+// retired ones, so that the proxy does not keep them.
+func (p *ReverseProxy) ForgetPool(pool *Pool) {
+	v, ok := p.proxies.LoadAndDelete(pool)
+	if !ok {
+		return
+	}
+	if pt, ok := v.(*httputil.ReverseProxy).Transport.(*poolTransport); ok {
+		if c, ok := pt.base.(interface{ CloseIdleConnections() }); ok {
+			c.CloseIdleConnections()
+		}
+	}
+}
+
 // modifyResponse runs ModifyResponse and counts the response the client
 // gets; when ModifyResponse fails, the error response is counted by fail.
 func (p *ReverseProxy) modifyResponse(resp *http.Response) error {

@@ -73,6 +73,11 @@
 // "Authorization: Bearer TOKEN". The admin server stops last, after the
 // drain. See admin.go.
 //
+// -config FILE runs the load balancer a configuration document describes
+// (many frontends and backends, ACLs, routes, certificates), reloaded when
+// the file changes and on SIGHUP; -check validates the file; -ip lists the
+// addresses the frontends listen on. See configmode.go.
+//
 // run builds the stack in the order a connection meets it: the listener,
 // PROXY protocol reception, TLS, accept-time ACLs, the accept-path limits
 // (-maxconn, -conn-rate, -client-maxconn, -client-rate; see limits.go), the pool with its health
@@ -186,6 +191,9 @@ type config struct {
 	// and a wrapper of the listener as the frontend gets it (nil: none).
 	checkInterval time.Duration
 	wrapListener  func(net.Listener) net.Listener
+
+	// the configuration-file mode (configmode.go)
+	cm configFlags
 }
 
 // newConfig defines lbproxy's flags on fs, each with its default, and
@@ -263,6 +271,7 @@ func newConfig(fs *flag.FlagSet) *config {
 	fs.StringVar(&c.accessLogSyslogFormat, "access-log-syslog-format", accesslog.RFC5424, "syslog framing: "+accesslog.RFC5424+" or "+accesslog.RFC3164)
 
 	fs.StringVar(&c.admin, "admin", "", "address of the admin endpoints /healthz, /stats, /metrics and / (empty: none); keep it on loopback, e.g. 127.0.0.1:9100")
+	addConfigFlags(fs, &c.cm)
 	fs.StringVar(&c.adminTokenFile, "admin-token-file", "", "file holding a token that /stats, /metrics and / require as \"Authorization: Bearer TOKEN\" (default: $"+tokenEnv+"; empty: none)")
 	return c
 }
@@ -281,6 +290,9 @@ func main() {
 // run checks cfg, builds the stack and serves it until ctx is done,
 // reporting to out. A bad command line is reported before anything starts.
 func run(ctx context.Context, cfg *config, out io.Writer) error {
+	if cfg.cm.file != "" || cfg.cm.check {
+		return runConfig(ctx, cfg, out) // configmode.go
+	}
 	// Check the command line.
 	var l7 bool // an HTTP frontend (else TCP)
 	switch cfg.mode {

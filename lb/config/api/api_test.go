@@ -1,0 +1,356 @@
+package api_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lbkit/lbkit/internal/testutil"
+	"github.com/lbkit/lbkit/lb/config"
+	"github.com/lbkit/lbkit/lb/config/api"
+)
+
+const z = "/lb/v1/zones/fr-par-1"
+
+func TestAuthentication(t *testing.T) {
+	e := start(t, seed)
+	before, n := e.file(), e.app.count()
+	for _, tc := range []struct {
+		tok    string
+		status int
+		typ    string
+	}{
+		{"", http.StatusUnauthorized, "denied_authentication"},
+		{"wrong", http.StatusForbidden, "permissions_denied"},
+		{token + "x", http.StatusForbidden, "permissions_denied"},
+	} {
+		for _, method := range []string{"GET", "PUT"} {
+			var body any
+			if method == "PUT" {
+				body = obj{"name": "changed"}
+			}
+			st, data := e.callAs(tc.tok, method, lbPath, body, nil)
+			var got obj
+			json.Unmarshal(data, &got)
+			if st != tc.status || got["type"] != tc.typ {
+				t.Errorf("token %q %s: %d %s, want %d %s", tc.tok, method, st, data, tc.status, tc.typ)
+			}
+		}
+	}
+	if !bytes.Equal(before, e.file()) || e.app.count() != n {
+		t.Fatal("a refused request changed something")
+	}
+	e.must(200, "GET", lbPath, nil, nil)
+}
+
+func TestNoTokenConfiguredRefusesAll(t *testing.T) {
+	e := start(t, seed)
+	h := &api.Handler{Manager: e.m}
+	for _, tok := range []string{"", "anything"} {
+		req := httptest.NewRequest("GET", lbPath, nil)
+		if tok != "" {
+			req.Header.Set("X-Auth-Token", tok)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		want := http.StatusForbidden
+		if tok == "" {
+			want = http.StatusUnauthorized
+		}
+		if rec.Code != want || !strings.Contains(rec.Body.String(), `"type"`) {
+			t.Fatalf("token %q: %d %s, want %d", tok, rec.Code, rec.Body, want)
+		}
+	}
+}
+
+// TestTutorial builds the seed's tutorial through raw HTTP and checks each
+// answer's shape: embedded objects, lists, defaults, secrets kept out.
+func TestTutorial(t *testing.T) {
+	e := start(t, seed)
+	ca := testutil.NewCA(t)
+
+	var lb obj
+	e.must(200, "GET", lbPath, nil, &lb)
+	if lb["zone"] != "fr-par-1" || len(lb["ip"].([]any)) != 2 || lb["status"] != "ready" {
+		t.Fatalf("lb: %v", lb)
+	}
+	var lbs obj
+	e.must(200, "GET", z+"/lbs", nil, &lbs)
+	if lbs["total_count"] != 1.0 || str(lbs["lbs"].([]any)[0], "id") != str(lb, "id") {
+		t.Fatalf("lbs: %v", lbs)
+	}
+	var ips obj
+	e.must(200, "GET", z+"/ips", nil, &ips)
+	ip0 := ips["ips"].([]any)[0]
+	var ip obj
+	e.must(200, "GET", z+"/ips/"+str(ip0, "id"), nil, &ip)
+	if ip["ip_address"] != "127.0.0.1" || str(ip, "lb_id") != str(lb, "id") {
+		t.Fatalf("ip: %v", ip)
+	}
+	e.must(404, "GET", z+"/ips/00000000-0000-0000-0000-000000000000", nil, nil)
+
+	var be obj
+	e.must(200, "POST", lbPath+"/backends", obj{
+		"name": "web", "forward_protocol": "http", "forward_port": 8080,
+		"forward_port_algorithm": "roundrobin", "sticky_sessions": "none",
+		"server_ip":    []string{"10.0.0.1", "10.0.0.2"},
+		"health_check": obj{"port": 8080, "check_max_retries": 3, "tcp_config": obj{}, "check_delay": 2000},
+	}, &be)
+	bid := str(be, "id")
+	if len(bid) != 36 || str(be, "lb", "id") != str(lb, "id") || be["timeout_connect"] != 5000.0 ||
+		be["timeout_queue"] != "5.000000000s" || be["created_at"] == nil {
+		t.Fatalf("backend: %v", be)
+	}
+	if _, err := time.Parse(time.RFC3339, be["created_at"].(string)); err != nil {
+		t.Fatal(err)
+	}
+	if pool := be["pool"].([]any); len(pool) != 2 {
+		t.Fatalf("pool %v", pool)
+	}
+
+	var crt obj
+	e.must(200, "POST", lbPath+"/certificates", obj{
+		"name": "site", "custom_certificate": obj{"certificate_chain": certPEM(t, ca, "site.example")},
+	}, &crt)
+	cid := str(crt, "id")
+	if crt["common_name"] != "site.example" || crt["status"] != "ready" || crt["type"] != "custom" || len(str(crt, "fingerprint")) != 40 {
+		t.Fatalf("certificate: %v", crt)
+	}
+	if bytes.Contains(e.must(200, "GET", z+"/certificates/"+cid, nil, nil), []byte("PRIVATE KEY")) ||
+		bytes.Contains(e.must(200, "GET", lbPath+"/certificates", nil, nil), []byte("PRIVATE KEY")) {
+		t.Fatal("a certificate's private key is returned")
+	}
+	if !bytes.Contains(e.file(), []byte("PRIVATE KEY")) {
+		t.Fatal("the private key is not stored")
+	}
+
+	var fe obj
+	e.must(200, "POST", lbPath+"/frontends", obj{
+		"name": "https", "inbound_port": 8443, "backend_id": bid, "certificate_ids": []string{cid},
+	}, &fe)
+	fid := str(fe, "id")
+	if str(fe, "backend", "id") != bid || str(fe, "lb", "id") != str(lb, "id") || fe["timeout_client"] != 300000.0 {
+		t.Fatalf("frontend: %v", fe)
+	}
+
+	var acl obj
+	e.must(200, "POST", z+"/frontends/"+fid+"/acls", obj{
+		"name": "office", "index": 0, "action": obj{"type": "deny"},
+		"match": obj{"ip_subnet": []string{"192.0.2.0/24"}},
+	}, &acl)
+	if str(acl, "frontend", "id") != fid || str(acl, "frontend", "backend", "id") != bid {
+		t.Fatalf("acl: %v", acl)
+	}
+
+	var be2 obj
+	e.must(200, "POST", lbPath+"/backends", obj{"name": "api", "forward_protocol": "http", "forward_port": 9090, "server_ip": []string{"10.0.1.1"}}, &be2)
+	var rt obj
+	e.must(200, "POST", z+"/routes", obj{"frontend_id": fid, "backend_id": str(be2, "id"), "match": obj{"path_begin": "/api"}}, &rt)
+	var routes obj
+	e.must(200, "GET", z+"/routes?frontend_id="+fid, nil, &routes)
+	if routes["total_count"] != 1.0 || str(routes["routes"].([]any)[0], "id") != str(rt, "id") {
+		t.Fatalf("routes: %v", routes)
+	}
+
+	var st obj
+	e.must(200, "GET", lbPath+"/backend-stats?backend_id="+bid, nil, &st)
+	if st["total_count"] != 2.0 || str(st["backend_servers_stats"].([]any)[0], "server_state") != "running" {
+		t.Fatalf("stats: %v", st)
+	}
+	e.must(200, "GET", lbPath+"/stats", nil, &st)
+	if len(st["backend_servers_stats"].([]any)) != 3 {
+		t.Fatalf("lb stats: %v", st)
+	}
+
+	// The file holds what the API answered.
+	d, _ := e.m.Current()
+	if len(d.Backends) != 2 || len(d.Frontends) != 1 || len(d.ACLs) != 1 || len(d.Routes) != 1 || len(d.Certificates) != 1 {
+		t.Fatalf("running document: %+v", d)
+	}
+	if !bytes.Contains(e.file(), []byte(fid)) {
+		t.Fatal("the frontend is not stored")
+	}
+}
+
+func TestUpdatesAndDeletes(t *testing.T) {
+	e := start(t, seed)
+	var be obj
+	e.must(200, "POST", lbPath+"/backends", obj{"name": "web", "forward_protocol": "http", "forward_port": 8080,
+		"server_ip": []string{"10.0.0.1"}, "lbkit": obj{"servers": []obj{{"ip": "10.0.0.1", "weight": 5}}}}, &be)
+	bid := str(be, "id")
+
+	// PUT without lbkit keeps it; a pointer left out takes its default.
+	e.must(200, "PUT", z+"/backends/"+bid, obj{"name": "web2", "forward_protocol": "http", "forward_port": 8081, "max_retries": 7}, &be)
+	e.must(200, "PUT", z+"/backends/"+bid, obj{"name": "web2", "forward_protocol": "http", "forward_port": 8081}, &be)
+	if be["name"] != "web2" || be["max_retries"] != 3.0 || be["lbkit"] == nil || be["forward_port"] != 8081.0 {
+		t.Fatalf("updated backend: %v", be)
+	}
+	if be["created_at"] == be["updated_at"] {
+		t.Log("created_at and updated_at equal (same microsecond)")
+	}
+
+	// Servers: add, remove, set; lbkit settings follow the pool.
+	e.must(200, "POST", z+"/backends/"+bid+"/servers", obj{"server_ip": []string{"10.0.0.2", "10.0.0.1"}}, &be)
+	if fmt.Sprint(be["pool"]) != "[10.0.0.1 10.0.0.2]" {
+		t.Fatalf("add: %v", be["pool"])
+	}
+	e.must(200, "DELETE", z+"/backends/"+bid+"/servers", obj{"server_ip": []string{"10.0.0.1"}}, &be)
+	if fmt.Sprint(be["pool"]) != "[10.0.0.2]" || strings.Contains(fmt.Sprint(be["lbkit"]), "10.0.0.1") {
+		t.Fatalf("remove: %v %v", be["pool"], be["lbkit"])
+	}
+	e.must(200, "PUT", z+"/backends/"+bid+"/servers", obj{"server_ip": []string{"10.0.0.3", "10.0.0.4"}}, &be)
+	if fmt.Sprint(be["pool"]) != "[10.0.0.3 10.0.0.4]" {
+		t.Fatalf("set: %v", be["pool"])
+	}
+
+	// Runtime server control, persisted in lbkit.servers.
+	e.must(200, "PUT", z+"/backends/"+bid+"/servers/10.0.0.3/state", obj{"admin_state": "drain"}, &be)
+	e.must(200, "PUT", z+"/backends/"+bid+"/servers/10.0.0.3/weight", obj{"weight": 0}, &be)
+	d, _ := e.m.Current()
+	srv := d.Backends[0].Lbkit.Servers
+	if len(srv) != 1 || srv[0].AdminState != "drain" || *srv[0].Weight != 0 {
+		t.Fatalf("server settings: %+v", srv)
+	}
+	if !bytes.Contains(e.file(), []byte(`"admin_state": "drain"`)) {
+		t.Fatal("server state not stored")
+	}
+	e.must(404, "PUT", z+"/backends/"+bid+"/servers/10.9.9.9/state", obj{"admin_state": "maint"}, nil)
+	e.must(400, "PUT", z+"/backends/"+bid+"/servers/10.0.0.3/state", obj{"admin_state": "sleepy"}, nil)
+	e.must(400, "PUT", z+"/backends/"+bid+"/servers/10.0.0.3/weight", obj{"weight": 300}, nil)
+
+	// Health check PUT answers the health check with defaults.
+	var hc obj
+	e.must(200, "PUT", z+"/backends/"+bid+"/healthcheck", obj{"port": 0, "check_max_retries": 2,
+		"http_config": obj{"uri": "/health", "method": "GET"}, "transient_check_delay": "0.2s"}, &hc)
+	if hc["port"] != 8081.0 || hc["check_delay"] != 3000.0 || hc["transient_check_delay"] != "0.200000000s" {
+		t.Fatalf("health check: %v", hc)
+	}
+
+	// A frontend in use blocks deleting its backend; deleting the
+	// frontend takes its ACLs and routes with it.
+	var fe obj
+	e.must(200, "POST", lbPath+"/frontends", obj{"name": "web", "inbound_port": 8080, "backend_id": bid}, &fe)
+	fid := str(fe, "id")
+	var acl obj
+	e.must(200, "POST", z+"/frontends/"+fid+"/acls", obj{"name": "a", "index": 1, "action": obj{"type": "allow"}}, &acl)
+	var set obj
+	e.must(200, "PUT", z+"/frontends/"+fid+"/acls", obj{"acls": []obj{
+		{"name": "x", "index": 0, "action": obj{"type": "deny"}, "match": obj{"ip_subnet": []string{"10.0.0.0/8"}}},
+		{"name": "y", "index": 1, "action": obj{"type": "redirect", "redirect": obj{"type": "scheme", "target": "https"}}},
+	}}, &set)
+	if set["total_count"] != 2.0 {
+		t.Fatalf("set acls: %v", set)
+	}
+	e.must(404, "GET", z+"/acls/"+str(acl, "id"), nil, nil)
+	var acls obj
+	e.must(200, "GET", z+"/frontends/"+fid+"/acls?order_by=name_desc&page_size=1", nil, &acls)
+	if acls["total_count"] != 2.0 || len(acls["acls"].([]any)) != 1 || str(acls["acls"].([]any)[0], "name") != "y" {
+		t.Fatalf("list acls: %v", acls)
+	}
+	e.must(200, "GET", z+"/frontends/"+fid+"/acls?order_by=name_desc&page=2&page_size=1", nil, &acls)
+	if str(acls["acls"].([]any)[0], "name") != "x" {
+		t.Fatalf("page 2: %v", acls)
+	}
+	y := acls["acls"].([]any)[0].(obj)
+	e.must(200, "PUT", z+"/acls/"+str(y, "id"), obj{"name": "x2", "index": 5, "action": obj{"type": "allow"}}, &acl)
+	if acl["name"] != "x2" || acl["index"] != 5.0 {
+		t.Fatalf("update acl: %v", acl)
+	}
+
+	var st obj
+	st409, data := e.call("DELETE", z+"/backends/"+bid, nil, &st)
+	if st409 != http.StatusConflict || !bytes.Contains(data, []byte("resource_still_in_use")) {
+		t.Fatalf("delete used backend: %d %s", st409, data)
+	}
+	e.must(204, "DELETE", z+"/frontends/"+fid, nil, nil)
+	if d, _ := e.m.Current(); len(d.ACLs) != 0 {
+		t.Fatal("ACLs of a deleted frontend remain")
+	}
+	e.must(204, "DELETE", z+"/backends/"+bid, nil, nil)
+	e.must(404, "GET", z+"/backends/"+bid, nil, nil)
+	e.must(404, "DELETE", z+"/backends/"+bid, nil, nil)
+
+	// LB update, create/delete refused.
+	var lb obj
+	e.must(200, "PUT", lbPath, obj{"name": "renamed", "description": "d", "tags": []string{"a"}, "ssl_compatibility_level": "ssl_compatibility_level_modern"}, &lb)
+	if lb["name"] != "renamed" || lb["ssl_compatibility_level"] != "ssl_compatibility_level_modern" {
+		t.Fatalf("lb: %v", lb)
+	}
+	e.must(501, "POST", z+"/lbs", obj{"name": "x"}, nil)
+	e.must(501, "DELETE", lbPath, nil, nil)
+	e.must(404, "GET", z+"/lbs/11111111-2222-3333-4444-555555555555", nil, nil)
+
+	// Regions are served too and echoed.
+	var rlb obj
+	e.must(200, "GET", "/lb/v1/regions/fr-par/lbs/"+str(lb, "id"), nil, &rlb)
+	if rlb["region"] != "fr-par" {
+		t.Fatalf("regional lb: %v", rlb)
+	}
+}
+
+func TestSubscribers(t *testing.T) {
+	e := start(t, seed)
+	var s obj
+	e.must(200, "POST", z+"/subscribers", obj{"name": "ops", "webhook_config": obj{"uri": "http://127.0.0.1:1/hook"}, "project_id": "p"}, &s)
+	sid := str(s, "id")
+	var mail obj
+	e.must(200, "POST", z+"/subscribers", obj{"name": "mail", "email_config": obj{"email": "ops@example.com"}}, &mail)
+	var l obj
+	e.must(200, "GET", z+"/subscribers?order_by=name_asc", nil, &l)
+	if l["total_count"] != 2.0 || str(l["subscribers"].([]any)[0], "name") != "mail" {
+		t.Fatalf("subscribers: %v", l)
+	}
+	var lb obj
+	e.must(200, "POST", "/lb/v1/zones/fr-par-1/lb/"+strings.TrimPrefix(lbPath, z+"/lbs/")+"/subscribe", obj{"subscriber_id": sid}, &lb)
+	if str(lb, "subscriber", "id") != sid {
+		t.Fatalf("subscribed lb: %v", lb)
+	}
+	e.must(409, "DELETE", z+"/lb/subscription/"+sid, nil, nil)
+	e.must(200, "PUT", z+"/subscribers/"+sid, obj{"name": "ops2", "webhook_config": obj{"uri": "https://hooks.example/x"}}, &s)
+	if s["name"] != "ops2" {
+		t.Fatalf("updated subscriber: %v", s)
+	}
+	e.must(200, "DELETE", "/lb/v1/zones/fr-par-1/lb/"+strings.TrimPrefix(lbPath, z+"/lbs/")+"/unsubscribe", nil, &lb)
+	if lb["subscriber"] != nil {
+		t.Fatalf("unsubscribed lb: %v", lb)
+	}
+	e.must(204, "DELETE", z+"/lb/subscription/"+sid, nil, nil)
+	e.must(404, "GET", z+"/subscribers/"+sid, nil, nil)
+	e.must(400, "POST", z+"/subscribers", obj{"name": "both", "email_config": obj{"email": "a@b"}, "webhook_config": obj{"uri": "http://x/"}}, nil)
+}
+
+// liveCerts reports every certificate ready, as a runtime that obtained it.
+type liveCerts struct{ m *config.Manager }
+
+func (l liveCerts) Certificate(id string) (config.Certificate, bool) {
+	d, _ := l.m.Current()
+	for _, c := range d.Certificates {
+		if c.ID == id {
+			c.Status, c.Fingerprint = config.CertificateReady, "00ff"
+			return c, true
+		}
+	}
+	return config.Certificate{}, false
+}
+
+func TestLetsencryptStatusFromTheRuntime(t *testing.T) {
+	e := start(t, seed)
+	var c obj
+	e.must(200, "POST", lbPath+"/certificates", obj{"name": "le", "letsencrypt": obj{"common_name": "a.example", "subject_alternative_name": []string{"b.example"}}}, &c)
+	if c["status"] != "pending" || c["type"] != "letsencrypt" || c["common_name"] != "a.example" {
+		t.Fatalf("created: %v", c)
+	}
+	h := &api.Handler{Manager: e.m, Token: token, Certificates: liveCerts{e.m}}
+	req := httptest.NewRequest("GET", z+"/certificates/"+str(c, "id"), nil)
+	req.Header.Set("X-Auth-Token", token)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if err := json.Unmarshal(rec.Body.Bytes(), &c); err != nil || c["status"] != "ready" || c["fingerprint"] != "00ff" {
+		t.Fatalf("live: %d %s", rec.Code, rec.Body)
+	}
+}
