@@ -138,6 +138,10 @@ type selfCheck struct {
 	interval time.Duration
 	logger   *slog.Logger
 	failure  atomic.Pointer[string] // the failing check and why; nil: none
+	// detail, when set, returns a line /healthz adds to its answer
+	// without changing its status, such as a configuration store that
+	// does not answer while the last good configuration serves ("": none).
+	detail func() string
 }
 
 // ServeHTTP answers /healthz.
@@ -153,6 +157,11 @@ func (c *selfCheck) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, *f+"\n")
 	default:
 		io.WriteString(w, "ok\n")
+	}
+	if c.detail != nil {
+		if d := c.detail(); d != "" {
+			io.WriteString(w, d+"\n")
+		}
 	}
 }
 

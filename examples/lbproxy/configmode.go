@@ -79,6 +79,12 @@ func checkConfig(file string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	return checkDocument(doc, out)
+}
+
+// checkDocument applies the defaults to doc and reports each invalid field
+// on out.
+func checkDocument(doc *lbconfig.Document, out io.Writer) error {
 	doc.ApplyDefaults()
 	if err := doc.Validate(); err != nil {
 		var ve *lbconfig.ValidationError
@@ -117,6 +123,9 @@ func runConfig(ctx context.Context, cfg *config, out io.Writer) error {
 	if cfg.cm.check {
 		if cfg.cm.file == "" {
 			return errors.New("lbproxy: -check needs -config")
+		}
+		if isEtcdConfig(cfg.cm.file) {
+			return checkEtcdConfig(ctx, cfg, out) // etcd.go
 		}
 		return checkConfig(cfg.cm.file, out)
 	}
@@ -170,7 +179,12 @@ func runConfig(ctx context.Context, cfg *config, out io.Writer) error {
 		collector.AddAccessLog("access", accessLog)
 	}
 	applier := &observedRuntime{rt: rt, page: page, collector: collector}
-	m := &lbconfig.Manager{Store: &lbconfig.FileStore{Path: cfg.cm.file}, Applier: applier, Logger: logger}
+	store, closeStore, err := configStore(ctx, cfg, logger) // etcd.go: a file, or etcd
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	m := &lbconfig.Manager{Store: store, Applier: applier, Logger: logger}
 	if err := m.Start(ctx); err != nil {
 		return err
 	}
@@ -195,7 +209,8 @@ func runConfig(ctx context.Context, cfg *config, out io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("lbproxy: -admin: %w", err)
 		}
-		check := &selfCheck{ctx: ctx, interval: checkInterval, logger: logger}
+		check := &selfCheck{ctx: ctx, interval: checkInterval, logger: logger,
+			detail: func() string { return configHealthDetail(m.Status(), storeSince(store)) }}
 		if cfg.checkInterval > 0 {
 			check.interval = cfg.checkInterval
 		}
@@ -229,7 +244,7 @@ func configAdminMux(check *selfCheck, page *statuspage.Handler, collector *metri
 			Config lbconfig.ManagerStatus `json:"config"`
 		}{page.Report(), m.Status()})
 	})
-	return adminMux(check, stats, token, metrics.Handler(collector), page)
+	return adminMux(check, stats, token, configMetrics(collector, m), page)
 }
 
 // observedRuntime applies documents with the runtime and keeps the status

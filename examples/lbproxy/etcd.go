@@ -33,16 +33,20 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	lbconfig "github.com/lbkit/lbkit/lb/config"
 	"github.com/lbkit/lbkit/lb/config/etcdstore"
+	"github.com/lbkit/lbkit/lb/metrics"
 )
 
 // etcdPasswordEnv names the environment variable holding the password of
@@ -223,4 +227,53 @@ func configHealthDetail(st lbconfig.ManagerStatus, since time.Time) string {
 	}
 	return fmt.Sprintf("config store unavailable%s: serving the last good configuration (version %s); last error: %s",
 		when, st.Version, st.LastError)
+}
+
+// configStore returns the store -config names: etcd for an etcd:// or
+// etcds:// address (after -config-etcd-seed), else the file. The caller
+// calls closeStore once the Manager is done with it.
+func configStore(ctx context.Context, cfg *config, logger *slog.Logger) (s lbconfig.Store, closeStore func(), err error) {
+	if !isEtcdConfig(cfg.cm.file) {
+		return &lbconfig.FileStore{Path: cfg.cm.file}, func() {}, nil
+	}
+	es, err := openEtcdStore(cfg.cm.file, cfg.etcd, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := seedEtcd(ctx, es, cfg.etcd, logger); err != nil {
+		es.Close()
+		return nil, nil, err
+	}
+	return es, func() { es.Close() }, nil
+}
+
+// checkEtcdConfig is -check for a document in etcd.
+func checkEtcdConfig(ctx context.Context, cfg *config, out io.Writer) error {
+	s, err := openEtcdStore(cfg.cm.file, cfg.etcd, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	doc, _, err := s.Load(ctx)
+	if err != nil {
+		return err
+	}
+	return checkDocument(doc, out)
+}
+
+// storeSince returns when s last started or stopped answering (zero:
+// unknown, or a store that does not say).
+func storeSince(s lbconfig.Store) time.Time {
+	if es, ok := s.(*etcdstore.Store); ok {
+		return es.Health().Since
+	}
+	return time.Time{}
+}
+
+// configMetrics serves the metrics of collector and those of the
+// configuration (configCollector) from one registry.
+func configMetrics(collector *metrics.Collector, m *lbconfig.Manager) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collector, newConfigCollector(m.Status))
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }

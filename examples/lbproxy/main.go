@@ -76,7 +76,9 @@
 // -config FILE runs the load balancer a configuration document describes
 // (many frontends and backends, ACLs, routes, certificates), reloaded when
 // the file changes and on SIGHUP; -check validates the file; -ip lists the
-// addresses the frontends listen on. See configmode.go.
+// addresses the frontends listen on. See configmode.go. -config
+// etcd://HOST:PORT[,HOST:PORT]/KEY keeps the document in etcd instead,
+// shared by a fleet of instances; see etcd.go.
 //
 // run builds the stack in the order a connection meets it: the listener,
 // PROXY protocol reception, TLS, accept-time ACLs, the accept-path limits
@@ -192,8 +194,9 @@ type config struct {
 	checkInterval time.Duration
 	wrapListener  func(net.Listener) net.Listener
 
-	// the configuration-file mode (configmode.go)
-	cm configFlags
+	// the configuration-file mode (configmode.go) and its etcd store (etcd.go)
+	cm   configFlags
+	etcd *etcdFlags
 }
 
 // newConfig defines lbproxy's flags on fs, each with its default, and
@@ -272,6 +275,7 @@ func newConfig(fs *flag.FlagSet) *config {
 
 	fs.StringVar(&c.admin, "admin", "", "address of the admin endpoints /healthz, /stats, /metrics and / (empty: none); keep it on loopback, e.g. 127.0.0.1:9100")
 	addConfigFlags(fs, &c.cm)
+	c.etcd = addEtcdFlags(fs)
 	fs.StringVar(&c.adminTokenFile, "admin-token-file", "", "file holding a token that /stats, /metrics and / require as \"Authorization: Bearer TOKEN\" (default: $"+tokenEnv+"; empty: none)")
 	return c
 }
