@@ -210,7 +210,7 @@ func runConfig(ctx context.Context, cfg *config, out io.Writer) error {
 			return fmt.Errorf("lbproxy: -admin: %w", err)
 		}
 		check := &selfCheck{ctx: ctx, interval: checkInterval, logger: logger,
-			detail: func() string { return configHealthDetail(m.Status(), storeSince(store)) }}
+			detail: func() string { return configHealthDetail(m) }}
 		if cfg.checkInterval > 0 {
 			check.interval = cfg.checkInterval
 		}

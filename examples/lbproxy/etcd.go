@@ -167,22 +167,38 @@ func seedEtcd(ctx context.Context, s lbconfig.Store, f *etcdFlags, logger *slog.
 	return nil
 }
 
+// storeDown reports whether the configuration store of m does not
+// answer, since when (zero: unknown) and why. An etcd store says so itself
+// as soon as a call or its probe fails; for other stores the Manager's
+// last reload does.
+func storeDown(m *lbconfig.Manager) (down bool, since time.Time, why string) {
+	if es, ok := m.Store.(*etcdstore.Store); ok {
+		h := es.Health()
+		if !h.Up && h.Err != nil {
+			return true, h.Since, h.Err.Error()
+		}
+		return false, time.Time{}, ""
+	}
+	st := m.Status()
+	return st.StoreUnavailable, time.Time{}, st.LastError
+}
+
 // configCollector exposes the state of the configuration and its store to
-// Prometheus, from a Manager's status (read at each scrape):
+// Prometheus, read at each scrape:
 //
-//	lbkit_config_store_up                 1 while the store answers, 0 while it does not
+//	lbkit_config_store_up                 1 while the store answers, 0 while it does not (storeDown)
 //	lbkit_config_reloads_total            reloads from the store (watch, SIGHUP)
 //	lbkit_config_reload_failures_total    reloads that failed (store down, invalid, not applied)
 //	lbkit_config_last_applied_timestamp_seconds  when the running document was applied
 type configCollector struct {
-	status func() lbconfig.ManagerStatus
+	m *lbconfig.Manager
 
 	up, reloads, failures, applied *prometheus.Desc
 }
 
-func newConfigCollector(status func() lbconfig.ManagerStatus) *configCollector {
+func newConfigCollector(m *lbconfig.Manager) *configCollector {
 	return &configCollector{
-		status:   status,
+		m:        m,
 		up:       prometheus.NewDesc("lbkit_config_store_up", "Whether the configuration store answers (1) or not (0); while it does not, the last good configuration runs.", nil, nil),
 		reloads:  prometheus.NewDesc("lbkit_config_reloads_total", "Reloads of the configuration from its store.", nil, nil),
 		failures: prometheus.NewDesc("lbkit_config_reload_failures_total", "Reloads of the configuration that failed: store unavailable, document invalid or not applied.", nil, nil),
@@ -200,9 +216,9 @@ func (c *configCollector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (c *configCollector) Collect(ch chan<- prometheus.Metric) {
-	st := c.status()
+	st := c.m.Status()
 	up := 1.0
-	if st.StoreUnavailable {
+	if down, _, _ := storeDown(c.m); down {
 		up = 0
 	}
 	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, up)
@@ -214,19 +230,20 @@ func (c *configCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // configHealthDetail is the line /healthz adds about the configuration
-// store: empty while it answers, else that it does not, since when (zero:
-// unknown) and why, and the version still running. The status stays 200:
-// the instance serves its last good configuration.
-func configHealthDetail(st lbconfig.ManagerStatus, since time.Time) string {
-	if !st.StoreUnavailable {
+// store of m: empty while it answers, else that it does not, since when
+// and why, and the version still running. The status stays 200: the
+// instance serves its last good configuration.
+func configHealthDetail(m *lbconfig.Manager) string {
+	down, since, why := storeDown(m)
+	if !down {
 		return ""
 	}
 	when := ""
 	if !since.IsZero() {
 		when = " since " + since.UTC().Format(time.RFC3339)
 	}
-	return fmt.Sprintf("config store unavailable%s: serving the last good configuration (version %s); last error: %s",
-		when, st.Version, st.LastError)
+	_, v := m.Current()
+	return fmt.Sprintf("config store unavailable%s: serving the last good configuration (version %s); last error: %s", when, v, why)
 }
 
 // configStore returns the store -config names: etcd for an etcd:// or
@@ -261,19 +278,10 @@ func checkEtcdConfig(ctx context.Context, cfg *config, out io.Writer) error {
 	return checkDocument(doc, out)
 }
 
-// storeSince returns when s last started or stopped answering (zero:
-// unknown, or a store that does not say).
-func storeSince(s lbconfig.Store) time.Time {
-	if es, ok := s.(*etcdstore.Store); ok {
-		return es.Health().Since
-	}
-	return time.Time{}
-}
-
 // configMetrics serves the metrics of collector and those of the
 // configuration (configCollector) from one registry.
 func configMetrics(collector *metrics.Collector, m *lbconfig.Manager) http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collector, newConfigCollector(m.Status))
+	reg.MustRegister(collector, newConfigCollector(m))
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
