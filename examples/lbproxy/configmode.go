@@ -57,7 +57,7 @@ type configFlags struct {
 }
 
 func addConfigFlags(fs *flag.FlagSet, c *configFlags) {
-	fs.StringVar(&c.file, "config", "", "configuration document (JSON, lb/config's model) to run instead of the data-path flags; reloaded when it changes and on SIGHUP")
+	fs.StringVar(&c.file, "config", "", "configuration document (JSON, lb/config's model) to run instead of the data-path flags; reloaded when it changes and on SIGHUP. A file, or etcd://HOST:PORT[,HOST:PORT]/KEY (etcds:// for TLS) for a document a fleet shares in etcd (see -config-etcd-*)")
 	fs.BoolVar(&c.check, "check", false, "with -config: validate the file, print each invalid field and exit 1, or exit 0")
 	fs.StringVar(&c.ips, "ip", "127.0.0.1", "with -config: comma-separated addresses every frontend listens on at its inbound_port")
 }

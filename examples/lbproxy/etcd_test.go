@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -191,5 +193,66 @@ func TestSeedEtcd(t *testing.T) {
 	}
 	if d, v, err := stores[1].Load(t.Context()); err != nil || d.LB.Name != "seed" || v != versions[0] {
 		t.Fatalf("after a second seed: %v %q %q", err, d.LB.Name, v)
+	}
+
+	// -check reads the document from etcd.
+	var out strings.Builder
+	if err := run(t.Context(), withFlags(t, "-config", "etcd://"+srv.Addr+"/lbkit/seed", "-check"), &out); err != nil || !strings.Contains(out.String(), "configuration valid") {
+		t.Fatalf("-check of the stored document: %v, %q", err, out.String())
+	}
+	if err := run(t.Context(), withFlags(t, "-config", "etcd://"+srv.Addr+"/lbkit/none", "-check"), &out); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("-check of a missing key: %v", err)
+	}
+}
+
+// TestEtcdTLS: etcds:// with -config-etcd-ca, -config-etcd-cert and
+// -config-etcd-key reaches an etcd that requires client certificates;
+// without the client certificate the store is unavailable.
+func TestEtcdTLS(t *testing.T) {
+	ca := tu.NewCA(t)
+	serverCert, serverKey := tu.WritePEM(t, ca.Leaf(t, "127.0.0.1"))
+	clientCert, clientKey := tu.WritePEM(t, ca.ClientCert(t, "lbproxy"))
+	caFile := ca.WriteCAFile(t)
+	srv := testservers.EtcdTLS(t, serverCert, serverKey, caFile)
+	quiet := slog.New(slog.DiscardHandler)
+	spec := "etcds://" + srv.Addr + "/lbkit/tls"
+
+	s, err := openEtcdStore(spec, etcdFlagsOf(t, "-config-etcd-ca", caFile,
+		"-config-etcd-cert", clientCert, "-config-etcd-key", clientKey, "-config-etcd-timeout", "1s"), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	doc, err := lbconfig.Load([]byte(`{"lb": {"id": "lb-1", "name": "tls"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The member may still be electing itself: a first write waits for it.
+	var v lbconfig.Version
+	tu.Eventually(t, "a write over TLS", func() bool {
+		v, err = s.Save(t.Context(), doc, "")
+		return err == nil
+	})
+	if d, got, err := s.Load(t.Context()); err != nil || got != v || d.LB.Name != "tls" {
+		t.Fatalf("Load over TLS: %v %q", err, got)
+	}
+
+	// No client certificate: refused at the handshake, unavailable.
+	anon, err := openEtcdStore(spec, etcdFlagsOf(t, "-config-etcd-ca", caFile, "-config-etcd-timeout", "500ms"), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer anon.Close()
+	if _, _, err := anon.Load(t.Context()); !errors.Is(err, lbconfig.ErrUnavailable) {
+		t.Fatalf("Load without a client certificate: %v, want ErrUnavailable", err)
+	}
+	// Not trusting etcd's CA: the same.
+	other, err := openEtcdStore(spec, etcdFlagsOf(t, "-config-etcd-cert", clientCert, "-config-etcd-key", clientKey, "-config-etcd-timeout", "500ms"), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, _, err := other.Load(t.Context()); !errors.Is(err, lbconfig.ErrUnavailable) {
+		t.Fatalf("Load without trusting etcd's CA: %v, want ErrUnavailable", err)
 	}
 }
