@@ -99,7 +99,8 @@ argsfile %s
 }
 
 // Etcd starts a single-member etcd cluster with its data in a temporary
-// directory; its peer port is another free loopback port. Stop and Start
+// directory; its peer port is another free loopback port (Dir holds the
+// data directory). Stop and Start
 // keep the data: a restarted member has the keys and revisions it had.
 // Addr is the client address (endpoint "127.0.0.1:port").
 func Etcd(tb testing.TB) *Server {
@@ -122,8 +123,6 @@ func etcd(tb testing.TB, scheme string, extra ...string) *Server {
 	bin := testutil.LookBinary(tb, "etcd", "etcd-server")
 	ctl := testutil.LookBinary(tb, "etcdctl", "etcd-client")
 	dir := tb.TempDir()
-	data := filepath.Join(dir, "data")
-	peer := fmt.Sprintf("http://127.0.0.1:%d", freePort(tb))
 	var ready []func(*Server) error
 	if scheme == "http" {
 		ready = append(ready, func(s *Server) error { // serving requests: a member has a leader
@@ -136,7 +135,11 @@ func etcd(tb testing.TB, scheme string, extra ...string) *Server {
 		})
 	}
 	return newServer(tb, "etcd", dir, syscall.SIGTERM, func(s *Server) *exec.Cmd {
+		// Both ports are chosen again when a start fails (another process
+		// took one): each pair has its own data directory.
 		client := scheme + "://" + s.Addr
+		peer := fmt.Sprintf("http://127.0.0.1:%d", s.auxPort)
+		data := filepath.Join(dir, fmt.Sprintf("data-%d-%d", s.Port, s.auxPort))
 		args := []string{"--name", "lbkit", "--data-dir", data,
 			"--listen-client-urls", client, "--advertise-client-urls", client,
 			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,

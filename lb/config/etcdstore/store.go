@@ -440,13 +440,19 @@ func (s *Store) probe(ctx context.Context, notify func()) {
 		case <-ctx.Done():
 			return
 		case <-changed:
+		case <-t.C:
+			if s.catchUp(ctx) {
+				notify()
+			}
+		}
+		// A change of health, by this probe or by any other call, is
+		// signalled before the next probe: select alone would pick
+		// between a closed changed and a tick at random.
+		select {
+		case <-changed:
 			changed = s.healthChanged()
 			notify()
-			continue
-		case <-t.C:
-		}
-		if s.catchUp(ctx) {
-			notify()
+		default:
 		}
 	}
 }
