@@ -144,6 +144,10 @@ type selfCheck struct {
 	logger   *slog.Logger
 	failure  atomic.Pointer[string] // the failing check and why; nil: none
 	notHeld  atomic.Bool            // the listening address was not this host's at the last check
+	// detail, when set, returns a line /healthz adds to its answer
+	// without changing its status, such as a configuration store that
+	// does not answer while the last good configuration serves ("": none).
+	detail func() string
 }
 
 // ServeHTTP answers /healthz.
@@ -159,6 +163,11 @@ func (c *selfCheck) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, *f+"\n")
 	default:
 		io.WriteString(w, "ok\n")
+	}
+	if c.detail != nil {
+		if d := c.detail(); d != "" {
+			io.WriteString(w, d+"\n")
+		}
 	}
 }
 

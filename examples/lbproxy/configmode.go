@@ -65,7 +65,7 @@ type configFlags struct {
 }
 
 func addConfigFlags(fs *flag.FlagSet, c *configFlags) {
-	fs.StringVar(&c.file, "config", "", "configuration document (JSON, lb/config's model) to run instead of the data-path flags; reloaded when it changes and on SIGHUP")
+	fs.StringVar(&c.file, "config", "", "configuration document (JSON, lb/config's model) to run instead of the data-path flags; reloaded when it changes and on SIGHUP. A file, or etcd://HOST:PORT[,HOST:PORT]/KEY (etcds:// for TLS) for a document a fleet shares in etcd (see -config-etcd-*)")
 	fs.BoolVar(&c.check, "check", false, "with -config: validate the file, print each invalid field and exit 1, or exit 0")
 	fs.StringVar(&c.ips, "ip", "127.0.0.1", "with -config: comma-separated addresses every frontend listens on at its inbound_port")
 	fs.StringVar(&c.acmeDirectory, "acme-directory", "", "with -config: ACME directory of letsencrypt certificates (default: Let's Encrypt's production service)")
@@ -82,6 +82,12 @@ func checkConfig(file string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	return checkDocument(doc, out)
+}
+
+// checkDocument applies the defaults to doc and reports each invalid field
+// on out.
+func checkDocument(doc *lbconfig.Document, out io.Writer) error {
 	doc.ApplyDefaults()
 	if err := doc.Validate(); err != nil {
 		var ve *lbconfig.ValidationError
@@ -120,6 +126,9 @@ func runConfig(ctx context.Context, cfg *config, out io.Writer) error {
 	if cfg.cm.check {
 		if cfg.cm.file == "" {
 			return errors.New("lbproxy: -check needs -config")
+		}
+		if isEtcdConfig(cfg.cm.file) {
+			return checkEtcdConfig(ctx, cfg, out) // etcd.go
 		}
 		return checkConfig(cfg.cm.file, out)
 	}
@@ -186,7 +195,12 @@ func runConfig(ctx context.Context, cfg *config, out io.Writer) error {
 		collector.AddAccessLog("access", accessLog)
 	}
 	applier := &observedRuntime{rt: rt, page: page, collector: collector}
-	m := &lbconfig.Manager{Store: &lbconfig.FileStore{Path: cfg.cm.file}, Applier: applier, Logger: logger}
+	store, closeStore, err := configStore(ctx, cfg, logger) // etcd.go: a file, or etcd
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	m := &lbconfig.Manager{Store: store, Applier: applier, Logger: logger}
 	if err := m.Start(ctx); err != nil {
 		return err
 	}
@@ -211,7 +225,8 @@ func runConfig(ctx context.Context, cfg *config, out io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("lbproxy: -admin: %w", err)
 		}
-		check := &selfCheck{ctx: ctx, interval: checkInterval, logger: logger}
+		check := &selfCheck{ctx: ctx, interval: checkInterval, logger: logger,
+			detail: func() string { return configHealthDetail(m) }}
 		if cfg.checkInterval > 0 {
 			check.interval = cfg.checkInterval
 		}
@@ -251,7 +266,7 @@ func configAdminMux(check *selfCheck, page *statuspage.Handler, collector *metri
 			Config lbconfig.ManagerStatus `json:"config"`
 		}{page.Report(), m.Status()})
 	})
-	return adminMux(check, stats, token, metrics.Handler(collector), page)
+	return adminMux(check, stats, token, configMetrics(collector, m), page)
 }
 
 // observedRuntime applies documents with the runtime and keeps the status

@@ -103,7 +103,9 @@
 // -config FILE runs the load balancer a configuration document describes
 // (many frontends and backends, ACLs, routes, certificates), reloaded when
 // the file changes and on SIGHUP; -check validates the file; -ip lists the
-// addresses the frontends listen on. See configmode.go. With -admin, it
+// addresses the frontends listen on. See configmode.go. -config
+// etcd://HOST:PORT[,HOST:PORT]/KEY keeps the document in etcd instead,
+// shared by a fleet of instances; see etcd.go. With -admin, it
 // also serves the REST API (the seed's lb/v1) under /lb/v1/, behind
 // "X-Auth-Token: TOKEN". See api.go.
 //
@@ -248,8 +250,9 @@ type config struct {
 	checkInterval time.Duration
 	wrapListener  func(net.Listener) net.Listener
 
-	// the configuration-file mode (configmode.go)
-	cm configFlags
+	// the configuration-file mode (configmode.go) and its etcd store (etcd.go)
+	cm   configFlags
+	etcd *etcdFlags
 }
 
 // newConfig defines lbproxy's flags on fs, each with its default, and
@@ -342,6 +345,7 @@ func newConfig(fs *flag.FlagSet) *config {
 
 	fs.StringVar(&c.admin, "admin", "", "address of the admin endpoints /healthz, /stats, /metrics and /, and with -config the REST API under /lb/v1/ (empty: none); keep it on loopback, e.g. 127.0.0.1:9100")
 	addConfigFlags(fs, &c.cm)
+	c.etcd = addEtcdFlags(fs)
 	fs.StringVar(&c.adminTokenFile, "admin-token-file", "", "file holding a token that /stats, /metrics and / require as \"Authorization: Bearer TOKEN\", and the REST API (-config) as \"X-Auth-Token: TOKEN\" (default: $"+tokenEnv+"; empty: none, and the REST API refuses every request)")
 	fs.StringVar(&c.upgradeSocket, "upgrade-socket", "", "unix socket of binary upgrades: at start, take the listening sockets of the lbproxy serving it and have it drain once this one serves, then serve it for the next upgrade; SIGUSR2 starts the new binary so (empty: none)")
 	return c

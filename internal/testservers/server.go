@@ -2,16 +2,22 @@ package testservers
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
+
+// errExited is the failure of a server that exited while starting.
+var errExited = errors.New("exited while starting")
 
 // startTimeout bounds the wait for a server to accept connections.
 const startTimeout = 30 * time.Second
@@ -28,6 +34,11 @@ type Server struct {
 	// Dir is the server's temporary directory (data, configuration, logs).
 	Dir string
 
+	// auxPort is another loopback port free when the server first
+	// started, for servers that listen on two (etcd's peer port); it
+	// stays the same across Stop and Start.
+	auxPort int
+
 	command func() *exec.Cmd // builds the command that runs the server
 	ready   func() error     // nil, or reports whether a listening server serves
 	stopSig syscall.Signal
@@ -38,23 +49,60 @@ type Server struct {
 	log  *bytes.Buffer
 }
 
-// freePort returns a loopback port that was free a moment ago.
-func freePort(tb testing.TB) int {
+// freePorts returns n distinct loopback ports that were free a moment
+// ago, each held until all are chosen so that none comes twice. They are
+// taken below the kernel's ephemeral range when it can be read: a port in
+// that range, once its server stops, may become the local end of any
+// outgoing connection on the machine, and a restart on it would fail for
+// as long as that connection lives.
+func freePorts(tb testing.TB, n int) []int {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatalf("testservers: %v", err)
+	low := ephemeralLow()
+	ports := make([]int, 0, n)
+	for range n {
+		var ln net.Listener
+		for try := 0; ln == nil && try < 50 && low > minPort; try++ {
+			ln, _ = net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(minPort+rand.IntN(low-minPort))))
+		}
+		if ln == nil {
+			var err error
+			if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+				tb.Fatalf("testservers: %v", err)
+			}
+		}
+		defer ln.Close()
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return ports
+}
+
+// minPort is the lowest port freePorts chooses: above the well-known and
+// common service ports.
+const minPort = 20000
+
+// ephemeralLow returns the first port of the kernel's ephemeral range, or
+// 0 when it cannot be read.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	low, _ := strconv.Atoi(f[0])
+	return low
 }
 
 func newServer(tb testing.TB, name, dir string, stop syscall.Signal, command func(s *Server) *exec.Cmd, ready ...func(s *Server) error) *Server {
 	tb.Helper()
 	var err error
 	for range 3 { // another process may take the free port before the server does
-		port := freePort(tb)
-		s := &Server{Name: name, Port: port, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Dir: dir, stopSig: stop}
+		ports := freePorts(tb, 2)
+		port := ports[0]
+		s := &Server{Name: name, Port: port, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Dir: dir, stopSig: stop,
+			auxPort: ports[1]}
 		s.command = func() *exec.Cmd { return command(s) }
 		if len(ready) > 0 {
 			s.ready = func() error { return ready[0](s) }
@@ -70,11 +118,24 @@ func newServer(tb testing.TB, name, dir string, stop syscall.Signal, command fun
 
 // Start starts the server (again) on its port and waits until it accepts
 // connections. It fails tb if the server exits or does not listen in time.
+// A server that exits at once is started again a few times: while it was
+// stopped, a short-lived socket (another test's, or a client's local end)
+// may have held its port.
 func (s *Server) Start(tb testing.TB) {
 	tb.Helper()
-	if err := s.start(); err != nil {
-		tb.Fatalf("testservers: %v", err)
+	var err error
+	for attempt := range 5 {
+		if attempt > 0 {
+			time.Sleep(200 * time.Millisecond) // for the holder of the port to go
+		}
+		if err = s.start(); err == nil || !errors.Is(err, errExited) {
+			break
+		}
 	}
+	if err == nil {
+		return
+	}
+	tb.Fatalf("testservers: %v", err)
 }
 
 func (s *Server) start() error {
@@ -112,7 +173,7 @@ func (s *Server) start() error {
 			s.mu.Lock()
 			s.cmd = nil
 			s.mu.Unlock()
-			return fmt.Errorf("%s exited while starting: %v\n%s", s.Name, cmd.ProcessState, out.String())
+			return fmt.Errorf("%s %w: %v\n%s", s.Name, errExited, cmd.ProcessState, out.String())
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {

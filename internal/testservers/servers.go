@@ -97,3 +97,54 @@ argsfile %s
 		return exec.Command(bin, "-f", conf, "-h", fmt.Sprintf("ldap://127.0.0.1:%d/", s.Port), "-d", "0")
 	})
 }
+
+// Etcd starts a single-member etcd cluster with its data in a temporary
+// directory; its peer port is another free loopback port (Dir holds the
+// data directory). Stop and Start
+// keep the data: a restarted member has the keys and revisions it had.
+// Addr is the client address (endpoint "127.0.0.1:port").
+func Etcd(tb testing.TB) *Server {
+	tb.Helper()
+	return etcd(tb, "http")
+}
+
+// EtcdTLS is Etcd serving its clients over TLS with the certificate in
+// certFile and keyFile (PEM), and requiring client certificates that
+// clientCAFile verifies. It is ready once it accepts connections: the
+// first calls may wait for its leader.
+func EtcdTLS(tb testing.TB, certFile, keyFile, clientCAFile string) *Server {
+	tb.Helper()
+	return etcd(tb, "https", "--cert-file", certFile, "--key-file", keyFile,
+		"--client-cert-auth", "--trusted-ca-file", clientCAFile)
+}
+
+func etcd(tb testing.TB, scheme string, extra ...string) *Server {
+	tb.Helper()
+	bin := testutil.LookBinary(tb, "etcd", "etcd-server")
+	ctl := testutil.LookBinary(tb, "etcdctl", "etcd-client")
+	dir := tb.TempDir()
+	var ready []func(*Server) error
+	if scheme == "http" {
+		ready = append(ready, func(s *Server) error { // serving requests: a member has a leader
+			out, err := exec.Command(ctl, "--endpoints", s.Addr,
+				"--dial-timeout", "1s", "--command-timeout", "1s", "endpoint", "health").CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("etcdctl endpoint health: %w: %s", err, out)
+			}
+			return nil
+		})
+	}
+	return newServer(tb, "etcd", dir, syscall.SIGTERM, func(s *Server) *exec.Cmd {
+		// Both ports are chosen again when a start fails (another process
+		// took one): each pair has its own data directory.
+		client := scheme + "://" + s.Addr
+		peer := fmt.Sprintf("http://127.0.0.1:%d", s.auxPort)
+		data := filepath.Join(dir, fmt.Sprintf("data-%d-%d", s.Port, s.auxPort))
+		args := []string{"--name", "lbkit", "--data-dir", data,
+			"--listen-client-urls", client, "--advertise-client-urls", client,
+			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+			"--initial-cluster", "lbkit=" + peer, "--initial-cluster-state", "new",
+			"--log-level", "warn", "--logger", "zap"}
+		return exec.Command(bin, append(args, extra...)...)
+	}, ready...)
+}

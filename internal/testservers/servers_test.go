@@ -18,6 +18,7 @@ func TestServers(t *testing.T) {
 	}{
 		{"redis", Redis},
 		{"ldap", LDAP},
+		{"etcd", func(tb testing.TB, _ ...string) *Server { return Etcd(tb) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t0 := time.Now()

@@ -10,7 +10,8 @@
 // [Load] parses a document strictly, applies the defaults and validates it
 // as a whole; [Document.Validate] names every field that fails in a
 // [FieldError]. A [Store] keeps a document: [FileStore] in one file,
-// written atomically, and other implementations for shared stores.
+// written atomically, and other implementations for shared stores, such
+// as lb/config/etcdstore's, which keeps a fleet's document in etcd.
 //
 // # Defaults
 //
