@@ -80,8 +80,10 @@
 //	403 permissions_denied     a wrong token, or no token configured
 //	404 not_found          resource, resource_id; or a path that is no endpoint
 //	405 method_not_allowed a path that is an endpoint, with another method
-//	409 conflict           the file changed on disk since it was loaded (reload
-//	                       with SIGHUP first); or a valid configuration that the
+//	409 conflict           the store changed since it was loaded (a file edited
+//	                       on disk: reload with SIGHUP first; a shared store
+//	                       such as etcd: another instance wrote, and this one
+//	                       reloads through its watch); or a valid configuration that the
 //	                       host cannot run now (a port in use by another process,
 //	                       a certificate that cannot be obtained): the request is
 //	                       right, the machine's state is in the way, so 409 and

@@ -233,7 +233,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error, rename
 		}
 		ae = invalidArgs(ds...)
 	case errors.Is(err, config.ErrConflict):
-		ae = conflict("the configuration file changed since it was loaded; reload it (SIGHUP) and retry")
+		ae = conflict("the stored configuration changed since this instance loaded it (an edited file: reload it with SIGHUP; a shared store: the instance reloads on its own); retry")
 	case errors.Is(err, config.ErrUnavailable):
 		ae = &apiError{http.StatusServiceUnavailable, map[string]any{
 			"type": "unavailable", "message": "the configuration store is unavailable; nothing changed"}}
