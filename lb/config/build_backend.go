@@ -124,7 +124,15 @@ func (rt *Runtime) newPool(b *Backend, doc *Document) (*lb.Pool, *httpBackend, e
 		}
 		pool.Affinity = c
 	case StickyTable:
-		pool.Affinity = &sticky.SourceIP{}
+		if rt.opts.Shared == nil {
+			pool.Affinity = &sticky.SourceIP{}
+			break
+		}
+		a, err := rt.opts.Shared.StickyTable(b.ID)
+		if err != nil {
+			return nil, nil, fmt.Errorf("backend %q: shared stick table: %w", b.ID, err)
+		}
+		pool.Affinity = a
 	}
 	probe, err := rt.probe(b, upTLS)
 	if err != nil {
