@@ -164,10 +164,10 @@ type Runtime struct {
 
 	ticketMu sync.Mutex
 	derived  map[string]*derivedTickets // by session-ticket secret
-	ctx          context.Context
-	cancel       context.CancelFunc
-	wg           sync.WaitGroup
-	lbID         atomic.Value // string
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	lbID     atomic.Value // string
 
 	apply  sync.Mutex // serialises Apply and Close
 	closed bool
@@ -186,7 +186,7 @@ func NewRuntime(opts RuntimeOptions) *Runtime {
 	rt := &Runtime{
 		opts: opts, logger: opts.Logger, grace: opts.DrainGrace,
 		tickets: &tlsmode.TicketKeys{}, derived: map[string]*derivedTickets{},
-		ctx:     ctx, cancel: cancel,
+		ctx: ctx, cancel: cancel,
 		backends: map[string]*backendRT{}, frontends: map[int32]*frontendRT{}, acmes: map[string]*acmeCert{},
 	}
 	if rt.logger == nil {
