@@ -277,6 +277,11 @@ func (rt *Runtime) Apply(ctx context.Context, doc *Document) error {
 	for i := range doc.Backends {
 		b := &doc.Backends[i]
 		p := &backendPlan{b: b, old: rt.backends[b.ID], key: poolKey(b, doc.Secrets.StickyCookieSecret), servers: servers(b)}
+		if dnsOf(b) != nil && p.old != nil {
+			// A rebuilt pool starts with the servers DNS last gave,
+			// until its source resolves again.
+			p.servers = dnsServers(p.old.pool, b)
+		}
 		if err := (&lb.Pool{}).Update(p.servers); err != nil {
 			return fmt.Errorf("backend %q: %w", b.ID, err)
 		}
@@ -453,9 +458,13 @@ func (rt *Runtime) commit(doc *Document, bplans []*backendPlan, fplans []*fronte
 			if r, ok := pool.Affinity.(runner); ok { // a shared stick table's writer
 				rt.wg.Go(func() { r.Run(ctx) })
 			}
-			be = &backendRT{id: p.b.ID, name: p.b.Name, key: p.key, pool: p.pool, http: p.http, stop: cancel}
-		} else if err := be.pool.Update(p.servers); err != nil {
-			rt.logger.Error("updating servers", "backend", be.id, "err", err) // validated in Apply
+			be = &backendRT{id: p.b.ID, name: p.b.Name, key: p.key, pool: p.pool, http: p.http, stop: cancel, ctx: ctx}
+		}
+		rt.runDNS(be, p.b) // before Update: a source stopped writes no more
+		if dnsOf(p.b) == nil && !p.fresh {
+			if err := be.pool.Update(p.servers); err != nil {
+				rt.logger.Error("updating servers", "backend", be.id, "err", err) // validated in Apply
+			}
 		}
 		newBackends[be.id] = be
 	}
@@ -617,7 +626,10 @@ func (rt *Runtime) ServerStats(backendID string) ([]ServerStat, error) {
 		if s.Removed {
 			continue
 		}
-		a := admin[s.Name]
+		a, ok := admin[s.Name]
+		if !ok { // a server from DNS: its weight is its record's
+			a.weight = int32(s.Weight)
+		}
 		since := s.Since.UTC()
 		if a.since.After(since) {
 			since = a.since.UTC()
