@@ -123,7 +123,6 @@ func (rt *Runtime) DNSStats(backendID string) (dnsservers.Stats, bool) {
 	return d.src.Stats(), true
 }
 
-
 // dnsServers returns the servers of pool, which a DNS source filled, with
 // the per-server limit of b.
 func dnsServers(pool *lb.Pool, b *Backend) []lb.Server {
