@@ -171,6 +171,11 @@ func runConfig(ctx context.Context, cfg *config, out io.Writer) error {
 		defer accessLog.Close()
 		opts.AccessLog = accessLog
 	}
+	release, err := extendConfigOptions(cfg, &opts, logger) // configextra.go
+	defer release()
+	if err != nil {
+		return err
+	}
 	rt := lbconfig.NewRuntime(opts)
 	var closeOnce sync.Once
 	closeRuntime := func() { // drains the frontends within -grace

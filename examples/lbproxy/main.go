@@ -240,12 +240,16 @@ type config struct {
 
 	// the configuration-file mode (configmode.go)
 	cm configFlags
+
+	// the flag set parsed into this config, for the flags set explicitly
+	// (nil: none known)
+	fs *flag.FlagSet
 }
 
 // newConfig defines lbproxy's flags on fs, each with its default, and
 // returns the config that parsing fs fills in.
 func newConfig(fs *flag.FlagSet) *config {
-	c := &config{}
+	c := &config{fs: fs}
 	fs.StringVar(&c.mode, "mode", "http", "frontend mode: "+modes)
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:8080", "address to serve on")
 	fs.BoolVar(&c.freebind, "freebind", false, "Linux: bind -listen (and -http3's UDP socket) even when this host does not hold its address yet (IP_FREEBIND), as a virtual IP that keepalived moves here later (default: the address must be local)")
@@ -343,6 +347,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, cfg, os.Stdout); err != nil {
+		if errors.Is(err, errUsage) { // as flag.Parse's errors
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
 		log.Fatal(err)
 	}
 }
