@@ -25,10 +25,13 @@ package main
 // "configuration valid" and exits 0, as haproxy -c.
 //
 // The flags of the data path (-mode, -listen, -backends and the others
-// that describe one frontend and pool) do not apply in this mode; -admin,
+// that describe one frontend and pool, listed in configextra.go) are
+// refused in this mode, as a usage error (exit status 2); -admin,
 // -admin-token-file, -grace (the drain of removed frontends, and of all of
-// them at exit), -v, -gc-percent and the -access-log flags (where frontends
-// with enable_access_logs write) do. The admin listener serves /healthz,
+// them at exit), -v, -gc-percent, the -access-log flags (where frontends
+// with enable_access_logs write), -freebind, -backend-ca, -ticket-key-file,
+// -cookie-secret-file and the -redis flags apply (see configextra.go).
+// The admin listener serves /healthz,
 // /stats, /metrics and the status page, with every frontend and backend of
 // the running document as they come and go.
 
