@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -187,5 +189,52 @@ func TestConfigRedisStickyTable(t *testing.T) {
 		if got := nameFrom(t, src, b); got != home[src] {
 			t.Errorf("%s went to %q through B, to %q through A", src, got, home[src])
 		}
+	}
+}
+
+// TestConfigRedisClientRate runs three lbproxy -config instances with one
+// document whose frontend has an lbkit client_rate, and one Redis: a
+// client sending to all of them gets the rate once, not three times.
+func TestConfigRedisClientRate(t *testing.T) {
+	rs := testservers.Redis(t)
+	serverPort := sameportServers(t, "s", true, "127.0.6.21")
+	const ratePerSec, burst, reqs = 5, 5, 45
+	file := writeDoc(t, fmt.Sprintf(`{"lb": {"id": "lb"},
+	  "backends": [{"id": "b", "forward_protocol": "http", "forward_port": %d, "pool": ["127.0.6.21"]}],
+	  "frontends": [{"id": "f", "inbound_port": %d, "backend_id": "b",
+	    "lbkit": {"client_rate": %d, "client_burst": %d}}]}`, serverPort, testutil.FreePort(t), ratePerSec, burst))
+	var urls []string
+	for _, ip := range []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"} {
+		addrs := startConfigArgs(t, "-config", file, "-ip", ip, "-redis", rs.Addr, "-redis-instances", "3",
+			"-redis-timeout", "2s")
+		urls = append(urls, "http://"+addrs[0]+"/")
+	}
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.6.31")}}).DialContext}}
+	defer c.CloseIdleConnections()
+	ok := 0
+	start := time.Now()
+	for i := range reqs {
+		resp, err := c.Get(urls[i%3])
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		switch resp.StatusCode {
+		case http.StatusOK:
+			ok++
+		case http.StatusTooManyRequests:
+		default:
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	elapsed := time.Since(start)
+	bound := burst + int(ratePerSec*elapsed.Seconds()) + 1
+	if 3*bound > reqs {
+		t.Skipf("%d requests took %v: too slow to tell one shared rate from three", reqs, elapsed)
+	}
+	if ok < burst || ok > bound {
+		t.Fatalf("%d of %d requests over three instances passed in %v; want between %d and %d", ok, reqs, elapsed, burst, bound)
 	}
 }
