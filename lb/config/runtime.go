@@ -139,7 +139,9 @@ var ErrClosed = errors.New("config: the runtime is closed")
 //     and its statistics restart.
 //   - A backend matched by id keeps its pool while only its servers
 //     change (pool, forward_port, the lbkit weights, backups and admin
-//     states): servers matched by IP keep their health state and
+//     states, lbkit.dns: a changed DNS source restarts on the same pool,
+//     and the servers it resolves again keep their state; a rebuilt pool
+//     starts with the servers DNS last gave): servers matched by IP keep their health state and
 //     counters, new ones start up and are checked, removed ones drain
 //     (no new traffic; open connections end on their own). Any other
 //     change (algorithm, stickiness, health check, timeouts, retries,
