@@ -141,9 +141,10 @@ var ErrClosed = errors.New("config: the runtime is closed")
 //     change (pool, forward_port, the lbkit weights, backups and admin
 //     states, lbkit.dns: a changed DNS source restarts on the same pool,
 //     and the servers it resolves again keep their state; a rebuilt pool
-//     starts with the servers DNS last gave): servers matched by IP keep their health state and
-//     counters, new ones start up and are checked, removed ones drain
-//     (no new traffic; open connections end on their own). Any other
+//     starts with the servers DNS last gave): servers matched by IP
+//     keep their health state and counters, new ones start up and are
+//     checked, removed ones drain (no new traffic; open connections end
+//     on their own). Any other
 //     change (algorithm, stickiness, health check, timeouts, retries,
 //     PROXY protocol, TLS to the servers, host, failover host,
 //     max_connections) builds a new pool: new traffic goes to it, and
