@@ -152,7 +152,7 @@ func TestConfigFreebind(t *testing.T) {
 const notHeldAddr = "192.0.2.1"
 
 // TestConfigRedisStickyTable runs two lbproxy -config instances, on
-// 127.0.0.2 and 127.0.0.3, with the same document and one Redis: a
+// 127.0.7.2 and 127.0.7.3, with the same document and one Redis: a
 // backend with sticky_sessions table sends each client, by source IP, to
 // the same server through both, though B meets the clients in the
 // reverse order (its round robin alone would send most elsewhere).
@@ -160,14 +160,14 @@ func TestConfigRedisStickyTable(t *testing.T) {
 	rs := testservers.Redis(t)
 	ips := []string{"127.0.6.1", "127.0.6.2", "127.0.6.3"}
 	serverPort := sameportServers(t, "s", false, ips...)
-	port := testutil.FreePort(t)
+	port := freePortOn(t, "127.0.7.2", "127.0.7.3")
 	file := writeDoc(t, tcpDoc(port, serverPort, `, "sticky_sessions": "table"`, ips...))
 	instance := func(ip string) string {
 		addrs := startConfigArgs(t, "-config", file, "-ip", ip, "-redis", rs.Addr, "-redis-prefix", "cfgtest:",
 			"-redis-timeout", "2s") // a loaded machine does not fall back
 		return addrs[0]
 	}
-	a, b := instance("127.0.0.2"), instance("127.0.0.3")
+	a, b := instance("127.0.7.2"), instance("127.0.7.3")
 	rc := redisClient(t, rs.Addr)
 	srcs := []string{"127.0.6.11", "127.0.6.12", "127.0.6.13", "127.0.6.14", "127.0.6.15"}
 	home := map[string]string{}
@@ -202,9 +202,9 @@ func TestConfigRedisClientRate(t *testing.T) {
 	file := writeDoc(t, fmt.Sprintf(`{"lb": {"id": "lb"},
 	  "backends": [{"id": "b", "forward_protocol": "http", "forward_port": %d, "pool": ["127.0.6.21"]}],
 	  "frontends": [{"id": "f", "inbound_port": %d, "backend_id": "b",
-	    "lbkit": {"client_rate": %d, "client_burst": %d}}]}`, serverPort, testutil.FreePort(t), ratePerSec, burst))
+	    "lbkit": {"client_rate": %d, "client_burst": %d}}]}`, serverPort, freePortOn(t, "127.0.7.4", "127.0.7.5", "127.0.7.6"), ratePerSec, burst))
 	var urls []string
-	for _, ip := range []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"} {
+	for _, ip := range []string{"127.0.7.4", "127.0.7.5", "127.0.7.6"} {
 		addrs := startConfigArgs(t, "-config", file, "-ip", ip, "-redis", rs.Addr, "-redis-instances", "3",
 			"-redis-timeout", "2s")
 		urls = append(urls, "http://"+addrs[0]+"/")
@@ -237,4 +237,33 @@ func TestConfigRedisClientRate(t *testing.T) {
 	if ok < burst || ok > bound {
 		t.Fatalf("%d of %d requests over three instances passed in %v; want between %d and %d", ok, reqs, elapsed, burst, bound)
 	}
+}
+
+// freePortOn returns a TCP port free on each of ips, for instances that
+// run one document on several addresses.
+func freePortOn(t *testing.T, ips ...string) int {
+	t.Helper()
+	for range 20 {
+		first, err := net.Listen("tcp", ips[0]+":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := first.Addr().(*net.TCPAddr).Port
+		lns := []net.Listener{first}
+		for _, ip := range ips[1:] {
+			ln, err := net.Listen("tcp", fmt.Sprintf("%s:%d", ip, port))
+			if err != nil {
+				break
+			}
+			lns = append(lns, ln)
+		}
+		for _, ln := range lns {
+			ln.Close()
+		}
+		if len(lns) == len(ips) {
+			return port
+		}
+	}
+	t.Fatal("no port free on every address")
+	return 0
 }

@@ -56,7 +56,7 @@ func resumes(t *testing.T, addr string, cfg *tls.Config) bool {
 func TestRuntimeTicketsAcrossInstances(t *testing.T) {
 	ca := testutil.NewCA(t)
 	tcp := tcpServers(t, "tcp", nil, "127.0.0.20")
-	port := freePort(t)
+	port := freePortOn(t, "127.0.0.21", "127.0.0.22", "127.0.0.23")
 	doc := func(secret string) string {
 		return fmt.Sprintf(`{"lb": {"id": "lb"},
 		  "backends": [{"id": "tcp", "forward_port": %d, "pool": ["127.0.0.20"]}],
@@ -91,4 +91,15 @@ func TestRuntimeTicketsAcrossInstances(t *testing.T) {
 			t.Errorf("TLS %x: an instance with another secret resumed the session", version)
 		}
 	}
+}
+
+// freePortOn returns a TCP port free on each of ips, for runtimes that
+// run one document on several addresses.
+func freePortOn(t *testing.T, ips ...string) int {
+	t.Helper()
+	s := listenSame(t, ips...)
+	for _, ln := range s.lns {
+		ln.Close()
+	}
+	return s.port
 }
