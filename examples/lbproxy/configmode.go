@@ -25,11 +25,15 @@ package main
 // "configuration valid" and exits 0, as haproxy -c.
 //
 // The flags of the data path (-mode, -listen, -backends and the others
-// that describe one frontend and pool) do not apply in this mode; -admin,
+// that describe one frontend and pool, listed in configextra.go) are
+// refused in this mode, as a usage error (exit status 2); -admin,
 // -admin-token-file, -grace (the drain of removed frontends, and of all of
-// them at exit), -v, -gc-percent, -upgrade-socket (the frontends' TCP and
-// HTTP/3 sockets and -admin's are handed over) and the -access-log flags
-// (where frontends with enable_access_logs write) do. The admin listener serves /healthz,
+// them at exit), -v, -gc-percent, the -access-log flags (where frontends
+// with enable_access_logs write), -freebind, -backend-ca, -ticket-key-file,
+// -cookie-secret-file, the -redis flags and -upgrade-socket (the frontends'
+// TCP and HTTP/3 sockets and -admin's are handed over) apply (see
+// configextra.go).
+// The admin listener serves /healthz,
 // /stats, /metrics and the status page, with every frontend and backend of
 // the running document as they come and go.
 
@@ -175,6 +179,11 @@ func runConfig(ctx context.Context, cfg *config, out io.Writer) error {
 	if accessLog != nil {
 		defer accessLog.Close()
 		opts.AccessLog = accessLog
+	}
+	release, err := extendConfigOptions(cfg, &opts, logger) // configextra.go
+	defer release()
+	if err != nil {
+		return err
 	}
 	rt := lbconfig.NewRuntime(opts)
 	var closeOnce sync.Once

@@ -253,15 +253,19 @@ type config struct {
 	// the configuration-file mode (configmode.go) and its etcd store (etcd.go)
 	cm   configFlags
 	etcd *etcdFlags
+
+	// the flag set parsed into this config, for the flags set explicitly
+	// (nil: none known)
+	fs *flag.FlagSet
 }
 
 // newConfig defines lbproxy's flags on fs, each with its default, and
 // returns the config that parsing fs fills in.
 func newConfig(fs *flag.FlagSet) *config {
-	c := &config{}
+	c := &config{fs: fs}
 	fs.StringVar(&c.mode, "mode", "http", "frontend mode: "+modes)
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:8080", "address to serve on")
-	fs.BoolVar(&c.freebind, "freebind", false, "Linux: bind -listen (and -http3's UDP socket) even when this host does not hold its address yet (IP_FREEBIND), as a virtual IP that keepalived moves here later (default: the address must be local)")
+	fs.BoolVar(&c.freebind, "freebind", false, "Linux: bind -listen (and -http3's UDP socket) even when this host does not hold its address yet (IP_FREEBIND), as a virtual IP that keepalived moves here later; with -config, the frontends' -ip addresses (default: the address must be local)")
 	fs.StringVar(&c.backends, "backends", "", "comma-separated server addresses; empty starts demo backends (unless -servers-dns or -servers-srv)")
 	fs.StringVar(&c.serversDNS, "servers-dns", "", "take the servers from DNS instead of -backends: NAME[:PORT], each address of NAME's A and AAAA records at PORT (or -servers-port), named by address; re-resolved every -dns-interval")
 	fs.IntVar(&c.serversPort, "servers-port", 0, "-servers-dns: the servers' port, when NAME has none")
@@ -312,19 +316,19 @@ func newConfig(fs *flag.FlagSet) *config {
 	fs.IntVar(&c.stickyTableSize, "sticky-table-size", sticky.DefaultMaxEntries, "sticky table: most clients remembered")
 	fs.DurationVar(&c.stickyTTL, "sticky-ttl", sticky.DefaultTTL, "sticky table: lifetime of an unused pin")
 	fs.IntVar(&c.stickyIPv6Prefix, "sticky-ipv6-prefix", 0, "sticky table: pin IPv6 clients by this prefix length (0: whole address)")
-	fs.StringVar(&c.cookieSecretFile, "cookie-secret-file", "", "file holding the sticky cookie key (its content without surrounding white space, at least 16 bytes), instead of -sticky-secret; give every instance the same one")
+	fs.StringVar(&c.cookieSecretFile, "cookie-secret-file", "", "file holding the sticky cookie key (its content without surrounding white space, at least 16 bytes), instead of -sticky-secret; give every instance the same one; with -config, the key of documents without secrets.sticky_cookie_secret")
 
-	fs.StringVar(&c.redis, "redis", "", "HOST:PORT of a Redis server shared by the instances of a fleet: -sticky table and -client-rate then hold across them, with local decisions while Redis is away (empty: each instance on its own)")
+	fs.StringVar(&c.redis, "redis", "", "HOST:PORT of a Redis server shared by the instances of a fleet: -sticky table and -client-rate then hold across them, with local decisions while Redis is away; with -config, the stick tables of sticky_sessions table backends and the frontends' lbkit client_rate, keyed by -redis-prefix and their ids (empty: each instance on its own)")
 	fs.StringVar(&c.redisPasswordFile, "redis-password-file", "", "-redis: file holding the Redis password (its content without surrounding white space)")
 	fs.StringVar(&c.redisPrefix, "redis-prefix", "lbproxy:", "-redis: start of the keys, the same on every instance of a fleet and different between fleets sharing a Redis")
 	fs.DurationVar(&c.redisTimeout, "redis-timeout", redistable.DefaultTimeout, "-redis: longest wait for Redis on the data path, per sticky lookup or rate decision; beyond it the instance decides alone")
 	fs.IntVar(&c.redisInstances, "redis-instances", 1, "-redis with -client-rate: number of instances in the fleet; while Redis is away each admits -client-rate divided by it")
-	fs.StringVar(&c.ticketKeyFile, "ticket-key-file", "", "TLS modes: file holding a secret (at least 16 bytes; 32 random bytes recommended) the session ticket keys derive from, so that every instance that has it resumes the others' sessions (empty: random keys of this process)")
+	fs.StringVar(&c.ticketKeyFile, "ticket-key-file", "", "TLS modes: file holding a secret (at least 16 bytes; 32 random bytes recommended) the session ticket keys derive from, so that every instance that has it resumes the others' sessions; with -config, the secret of documents without secrets.session_ticket_secret (empty: random keys of this process)")
 
 	fs.StringVar(&c.tlsProfile, "tls-profile", "intermediate", "TLS modes: old, intermediate or modern (Mozilla's profiles)")
 	fs.StringVar(&c.clientCA, "client-ca", "", "TLS modes: PEM bundle; when set, clients must present a certificate it verifies (mTLS)")
 	fs.DurationVar(&c.certReload, "cert-reload", 5*time.Second, "TLS modes: how often -cert and -key are checked for changes (0: never)")
-	fs.StringVar(&c.backendCA, "backend-ca", "", "bridge modes: PEM bundle verifying the servers' certificates (default: system roots)")
+	fs.StringVar(&c.backendCA, "backend-ca", "", "bridge modes, and -config's ssl_bridging backends, https checks and failover hosts: PEM bundle verifying the servers' certificates (default: system roots)")
 	fs.BoolVar(&c.backendInsecure, "backend-insecure", false, "bridge modes: do not verify the servers' certificates")
 	fs.BoolVar(&c.backendH2, "backend-h2", false, "https-bridge: speak HTTP/2 to servers that offer it (default HTTP/1.1)")
 	fs.StringVar(&c.backendServerName, "backend-server-name", "", "bridge modes: server name to send and verify (default: each server's host)")
@@ -358,6 +362,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, cfg, os.Stdout); err != nil {
+		if errors.Is(err, errUsage) { // as flag.Parse's errors
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
 		log.Fatal(err)
 	}
 }

@@ -57,7 +57,7 @@ func newRedis(cfg *config, logger *slog.Logger) (*redis.Client, error) {
 	if _, _, err := net.SplitHostPort(cfg.redis); err != nil {
 		return nil, fmt.Errorf("lbproxy: -redis %q: %w", cfg.redis, err)
 	}
-	if cfg.sticky != "table" && cfg.clientRate == 0 {
+	if cfg.cm.file == "" && cfg.sticky != "table" && cfg.clientRate == 0 { // -config: the document decides
 		return nil, errors.New("lbproxy: -redis shares -sticky table and -client-rate between instances: give one of them")
 	}
 	if cfg.redisTimeout <= 0 {

@@ -31,9 +31,11 @@ type backendRT struct {
 	pool     *lb.Pool
 	http     *httpBackend
 	stop     context.CancelFunc // ends the Pool's health checks
+	ctx      context.Context    // the Pool's, done at stop
 
 	mu      sync.Mutex
 	servers map[string]*serverRT // by IP, as in Backend.Pool
+	dns     *dnsRun              // the source of the servers with lbkit.dns
 }
 
 // serverRT is what the runtime set on one server, to tell changes apart.
@@ -124,7 +126,15 @@ func (rt *Runtime) newPool(b *Backend, doc *Document) (*lb.Pool, *httpBackend, e
 		}
 		pool.Affinity = c
 	case StickyTable:
-		pool.Affinity = &sticky.SourceIP{}
+		if rt.opts.Shared == nil {
+			pool.Affinity = &sticky.SourceIP{}
+			break
+		}
+		a, err := rt.opts.Shared.StickyTable(b.ID)
+		if err != nil {
+			return nil, nil, fmt.Errorf("backend %q: shared stick table: %w", b.ID, err)
+		}
+		pool.Affinity = a
 	}
 	probe, err := rt.probe(b, upTLS)
 	if err != nil {
@@ -139,7 +149,7 @@ func (rt *Runtime) newPool(b *Backend, doc *Document) (*lb.Pool, *httpBackend, e
 		Timeout:           hc.CheckTimeout.D(),
 		Fall:              int(hc.CheckMaxRetries),
 		Rise:              DefaultCheckRise,
-		Port:              int(hc.Port),
+		Port:              checkPort(b),
 		NoProxyHeader:     !hc.CheckSendProxy,
 		Logger:            logger,
 		OnChange: func(e health.Event) {
@@ -158,6 +168,16 @@ func (rt *Runtime) newPool(b *Backend, doc *Document) (*lb.Pool, *httpBackend, e
 		}
 	}
 	return pool, hb, nil
+}
+
+// checkPort is the port of b's health checks: health_check.port, or
+// each server's own port for servers from DNS when it is the default
+// (forward_port), as SRV records give each server its port.
+func checkPort(b *Backend) int {
+	if dnsOf(b) != nil && b.HealthCheck.Port == b.ForwardPort {
+		return 0
+	}
+	return int(b.HealthCheck.Port)
 }
 
 // failoverTLS is the TLS configuration towards https failover hosts.

@@ -2,7 +2,6 @@ package config
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -81,8 +80,24 @@ func serverKey(f *Frontend, httpMode bool, doc *Document) string {
 	return string(j)
 }
 
-// limitsOf returns the lb.Limits of f, nil when it sets none.
-func limitsOf(f *Frontend) *lb.Limits {
+// limitsOf returns the lb.Limits of f, nil when it sets none; with
+// RuntimeOptions.Shared, its client rate is decided by the shared
+// ClientRater.
+func (rt *Runtime) limitsOf(f *Frontend) (*lb.Limits, error) {
+	l := localLimits(f)
+	if l == nil || l.ClientRate == 0 || rt.opts.Shared == nil {
+		return l, nil
+	}
+	r, err := rt.opts.Shared.ClientRater(f.ID, l.ClientRate, l.ClientBurst)
+	if err != nil {
+		return nil, fmt.Errorf("shared client rate: %w", err)
+	}
+	l.ClientRater = r
+	return l, nil
+}
+
+// localLimits returns the lb.Limits of f, nil when it sets none.
+func localLimits(f *Frontend) *lb.Limits {
 	l := &lb.Limits{}
 	if r := f.ConnectionRateLimit; r != nil && *r > 0 {
 		l.ConnRate = float64(*r)
@@ -110,9 +125,7 @@ func (rt *Runtime) tlsConfig(doc *Document, httpMode bool, certs func() *certSet
 	c := tlsmode.Config{Profile: profile, GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
 		return certs().GetCertificate(h)
 	}}
-	if doc.Secrets.SessionTicketSecret == "" {
-		c.TicketKeys = rt.tickets
-	}
+	c.TicketKeys = rt.ticketsFor(rt.ticketSecret(doc))
 	var cfg *tls.Config
 	if httpMode {
 		cfg = c.HTTPConfig()
@@ -120,9 +133,6 @@ func (rt *Runtime) tlsConfig(doc *Document, httpMode bool, certs func() *certSet
 		cfg = c.ServerConfig()
 	}
 	cfg.NextProtos = append(cfg.NextProtos, acmeALPN)
-	if s := doc.Secrets.SessionTicketSecret; s != "" {
-		cfg.SetSessionTicketKeys([][32]byte{sha256.Sum256([]byte("lbkit session tickets\x00" + s))})
-	}
 	return cfg, nil
 }
 
@@ -145,7 +155,10 @@ type httpGen struct {
 
 func (rt *Runtime) newHTTPGen(f *Frontend, doc *Document, addr net.Addr) (*httpGen, error) {
 	g := &httpGen{rt: rt, ln: newHandoff(addr), done: make(chan struct{})}
-	limits := limitsOf(f)
+	limits, err := rt.limitsOf(f)
+	if err != nil {
+		return nil, err
+	}
 	g.proxy = &lb.ReverseProxy{
 		Name:          f.Name,
 		Route:         func(r *http.Request) *lb.Pool { return g.cur.Load().router.Route(r) },
@@ -376,7 +389,11 @@ type tcpGen struct {
 
 func (rt *Runtime) newTCPGen(f *Frontend, doc *Document, addr net.Addr) (*tcpGen, error) {
 	g := &tcpGen{rt: rt, ln: newHandoff(addr), done: make(chan struct{})}
-	g.fe = &lb.TCPFrontend{Name: f.Name, Backend: &g.sw, Logger: rt.logger.With("frontend", f.ID), Limits: limitsOf(f)}
+	limits, err := rt.limitsOf(f)
+	if err != nil {
+		return nil, err
+	}
+	g.fe = &lb.TCPFrontend{Name: f.Name, Backend: &g.sw, Logger: rt.logger.With("frontend", f.ID), Limits: limits}
 	if c := f.TimeoutClient.D(); c > 0 {
 		g.fe.HandshakeTimeout = min(c, lb.DefaultHandshakeTimeout)
 	}

@@ -54,9 +54,15 @@
 //	acl.action.type                        allow
 //	acl.action.redirect.type, .code        location, 302
 //	acl.match.http_filter                  acl_http_filter_none
+//	backend.lbkit.dns                      unset: the servers are pool's
+//	backend.lbkit.dns.port                 the backend's forward_port (not with srv)
+//	backend.lbkit.dns.server               the nameservers of /etc/resolv.conf
+//	backend.lbkit.dns.interval             30000 ms (sooner when a TTL expires; at least 100)
 //
 // Beyond the seed, a backend's "lbkit" object carries per-server weights,
-// backup servers and runtime states, and a frontend's carries the limits of
+// backup servers and runtime states, or takes the servers from DNS
+// ([DNSServers]: "dns": {"name", "srv", "server", "port", "interval"},
+// exclusive with a non-empty pool), and a frontend's carries the limits of
 // lb.Limits; an update that leaves the object out keeps the stored one.
 //
 // # Runtime
@@ -74,18 +80,31 @@
 //	                         (its ReadHeaderTimeout is the lesser of it and 10 s); at L4
 //	                         TCPFrontend.HandshakeTimeout, at most 10 s (silences after
 //	                         the handshake are the backend's timeout_tunnel)
-//	  connection_rate_limit  lb.Limits ConnRate; lbkit's max_connections, client_* the
-//	                         other Limits
+//	  connection_rate_limit  lb.Limits ConnRate: new connections beyond the rate wait
+//	                         in the listen backlog, none refused; lbkit's
+//	                         max_connections, client_* the other Limits, client_rate
+//	                         through RuntimeOptions.Shared's ClientRater when set
+//	                         (lbproxy -redis: lb/redisrate, one rate for the fleet)
 //	  enable_http3           lb/http3 on the UDP port of the same number, with Alt-Svc
 //	  enable_access_logs     records to RuntimeOptions.AccessLog
 //	lb.ssl_compatibility_level  the tlsmode profile of every TLS frontend
-//	secrets.session_ticket_secret  session-ticket key derived from it (no rotation);
-//	                         without it keys are random and rotated daily
+//	secrets.session_ticket_secret  tlsmode.TicketKeys with it as Secret: keys derived per
+//	                         day (HKDF), rotated at the same instants on every instance
+//	                         and kept seven days, so instances sharing the document
+//	                         resume each other's sessions, across a failover too;
+//	                         without it RuntimeOptions.Secrets', else random keys rotated
+//	                         daily
 //	backend                  an lb.Pool, shared by the frontends that use it
 //	  pool, forward_port     servers named by IP, at IP:forward_port
+//	  lbkit.dns              lb/dnsservers.Source driving the pool instead: servers
+//	                         named IP:port, kept by address across resolutions and
+//	                         across Apply; checks go to each server's port unless
+//	                         health_check.port differs from forward_port
 //	  forward_port_algorithm balancer.ByName
-//	  sticky_sessions        sticky.Cookie keyed by secrets.sticky_cookie_secret (random
-//	                         per process without one), or sticky.SourceIP
+//	  sticky_sessions        sticky.Cookie keyed by secrets.sticky_cookie_secret (else
+//	                         RuntimeOptions.Secrets', else random per process), or for
+//	                         table sticky.SourceIP, or RuntimeOptions.Shared's table
+//	                         (lbproxy -redis: sticky/redistable) shared by instances
 //	  health_check           health.Monitor: check_delay Interval, check_timeout Timeout,
 //	                         check_max_retries Fall, rise 2, transient_check_delay
 //	                         TransientInterval, port Port, check_send_proxy sends the
@@ -100,7 +119,8 @@
 //	  timeout_connect, timeout_tunnel, timeout_queue, max_retries (0: none),
 //	  redispatch_attempt_count, on_marked_down_action: the Pool's fields of those names
 //	  max_connections        each server's MaxConns
-//	  failover_host          lb.FailoverHost for the requests that find no server up
+//	  failover_host          lb.FailoverHost for the requests that find no server up;
+//	                         traffic returns to the servers once one is up again
 //	  lbkit.servers          weight (0 drains), backup, admin_state (drain, maint)
 //	acl                      acl.Rules in index order, per frontend; several
 //	                         http_filter_value of a regex filter are OR-ed

@@ -83,6 +83,38 @@ type BackendExtensions struct {
 	// appears in Backend.Pool; servers not listed take the defaults
 	// (weight 1, not a backup, ready).
 	Servers []ServerExtension `json:"servers,omitempty"`
+
+	// DNS, when set, takes the backend's servers from DNS instead of
+	// Pool, which must then be empty; servers is then unused. Unset (the
+	// default): the servers are Pool's.
+	DNS *DNSServers `json:"dns,omitempty"`
+}
+
+// DNSServers name the servers of a backend in DNS (lb/dnsservers): the
+// name's A and AAAA records, each address a server at Port, or an SRV
+// record's targets at each record's port, SRV weights as server weights
+// and higher priorities as backups. The backend re-resolves every Interval
+// (sooner when a TTL expires first, never within 1 s unless Interval is
+// shorter); a failed resolution keeps the last servers. Servers are named
+// by their address ("IP:port") and keep their state (health, counters,
+// connections) across resolutions and across updates of the document
+// that keep the backend's pool.
+type DNSServers struct {
+	// Name is the DNS name resolved, without search domains; with SRV,
+	// the record's name (_service._proto.name). Required.
+	Name string `json:"name"`
+	// SRV resolves Name's SRV records instead of its addresses (default
+	// false).
+	SRV bool `json:"srv,omitempty"`
+	// Server is the DNS server asked, as host:port; empty (the default)
+	// means the nameservers of /etc/resolv.conf.
+	Server string `json:"server,omitempty"`
+	// Interval is the time between resolutions, at least 100 ms; unset
+	// means 30000 ms (30 s).
+	Interval *Millis `json:"interval,omitempty"`
+	// Port is the servers' port for address records; 0 (the default)
+	// means the backend's forward_port. SRV records carry their own.
+	Port int32 `json:"port,omitempty"`
 }
 
 // ServerExtension is one server's settings beyond the seed's.

@@ -55,6 +55,19 @@ type RuntimeOptions struct {
 	// before they are closed. Zero means DefaultDrainGrace.
 	DrainGrace time.Duration
 
+	// Secrets are used where the document has none: a session-ticket
+	// secret shared by instances given the same one, and a sticky-cookie
+	// secret. The document's secrets, when set, win. Empty fields mean
+	// keys random to this Runtime.
+	Secrets Secrets
+
+	// Shared, when set, keeps the state that load balancers running the
+	// same document share: the stick tables of backends with
+	// sticky_sessions table and the per-client rates of frontends' lbkit
+	// client_rate. Nil keeps both local to this Runtime (sticky.SourceIP,
+	// lb.Limits' own buckets).
+	Shared SharedState
+
 	// OnServerEvent, when set, is called on every change of a server's
 	// state: health checks taking it up or down, and its admin state
 	// (drain, maint, ready). It is called from the goroutine that saw the
@@ -76,6 +89,28 @@ type ACMEOptions struct {
 	// start, which Let's Encrypt rate-limits).
 	CacheDir string
 }
+
+// SharedState makes the state shared by several load balancers (a stick
+// table, per-client rates) for a Runtime; lbproxy implements it with Redis
+// (sticky/redistable, lb/redisrate), so that package config depends on no
+// store. Its methods are called from Apply, once per backend or frontend
+// built, with its document id, which names the shared state: instances
+// running the same document share it.
+type SharedState interface {
+	// StickyTable returns the affinity of the backend backendID, whose
+	// sticky_sessions is table. When the affinity has a method
+	// Run(context.Context) error, the Runtime runs it for as long as the
+	// backend's pool serves.
+	StickyTable(backendID string) (lb.Affinity, error)
+
+	// ClientRater returns the per-client rate decision of the frontend
+	// frontendID, whose lbkit client_rate and client_burst are rate and
+	// burst.
+	ClientRater(frontendID string, rate float64, burst int) (lb.ClientRater, error)
+}
+
+// runner is what runs beside a pool for as long as it serves.
+type runner interface{ Run(context.Context) error }
 
 // ErrClosed is returned by Apply after Close.
 var ErrClosed = errors.New("config: the runtime is closed")
@@ -104,9 +139,12 @@ var ErrClosed = errors.New("config: the runtime is closed")
 //     and its statistics restart.
 //   - A backend matched by id keeps its pool while only its servers
 //     change (pool, forward_port, the lbkit weights, backups and admin
-//     states): servers matched by IP keep their health state and
-//     counters, new ones start up and are checked, removed ones drain
-//     (no new traffic; open connections end on their own). Any other
+//     states, lbkit.dns: a changed DNS source restarts on the same pool,
+//     and the servers it resolves again keep their state; a rebuilt pool
+//     starts with the servers DNS last gave): servers matched by IP
+//     keep their health state and counters, new ones start up and are
+//     checked, removed ones drain (no new traffic; open connections end
+//     on their own). Any other
 //     change (algorithm, stickiness, health check, timeouts, retries,
 //     PROXY protocol, TLS to the servers, host, failover host,
 //     max_connections) builds a new pool: new traffic goes to it, and
@@ -125,11 +163,14 @@ type Runtime struct {
 	logger       *slog.Logger
 	grace        time.Duration
 	cookieSecret []byte
-	tickets      *tlsmode.TicketKeys
-	ctx          context.Context
-	cancel       context.CancelFunc
-	wg           sync.WaitGroup
-	lbID         atomic.Value // string
+	tickets      *tlsmode.TicketKeys // without a session-ticket secret
+
+	ticketMu sync.Mutex
+	derived  map[string]*derivedTickets // by session-ticket secret
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	lbID     atomic.Value // string
 
 	apply  sync.Mutex // serialises Apply and Close
 	closed bool
@@ -147,8 +188,8 @@ func NewRuntime(opts RuntimeOptions) *Runtime {
 	ctx, cancel := context.WithCancel(context.Background())
 	rt := &Runtime{
 		opts: opts, logger: opts.Logger, grace: opts.DrainGrace,
-		tickets: &tlsmode.TicketKeys{},
-		ctx:     ctx, cancel: cancel,
+		tickets: &tlsmode.TicketKeys{}, derived: map[string]*derivedTickets{},
+		ctx: ctx, cancel: cancel,
 		backends: map[string]*backendRT{}, frontends: map[int32]*frontendRT{}, acmes: map[string]*acmeCert{},
 	}
 	if rt.logger == nil {
@@ -159,6 +200,9 @@ func NewRuntime(opts RuntimeOptions) *Runtime {
 	}
 	rt.cookieSecret = make([]byte, 32)
 	rand.Read(rt.cookieSecret)
+	if s := opts.Secrets.StickyCookieSecret; s != "" {
+		rt.cookieSecret = []byte(s)
+	}
 	rt.lbID.Store("")
 	rt.wg.Go(func() { rt.tickets.Run(ctx) })
 	return rt
@@ -236,6 +280,11 @@ func (rt *Runtime) Apply(ctx context.Context, doc *Document) error {
 	for i := range doc.Backends {
 		b := &doc.Backends[i]
 		p := &backendPlan{b: b, old: rt.backends[b.ID], key: poolKey(b, doc.Secrets.StickyCookieSecret), servers: servers(b)}
+		if dnsOf(b) != nil && p.old != nil {
+			// A rebuilt pool starts with the servers DNS last gave,
+			// until its source resolves again.
+			p.servers = dnsServers(p.old.pool, b)
+		}
 		if err := (&lb.Pool{}).Update(p.servers); err != nil {
 			return fmt.Errorf("backend %q: %w", b.ID, err)
 		}
@@ -409,9 +458,16 @@ func (rt *Runtime) commit(doc *Document, bplans []*backendPlan, fplans []*fronte
 			ctx, cancel := context.WithCancel(rt.ctx)
 			pool := p.pool
 			rt.wg.Go(func() { pool.Run(ctx) })
-			be = &backendRT{id: p.b.ID, name: p.b.Name, key: p.key, pool: p.pool, http: p.http, stop: cancel}
-		} else if err := be.pool.Update(p.servers); err != nil {
-			rt.logger.Error("updating servers", "backend", be.id, "err", err) // validated in Apply
+			if r, ok := pool.Affinity.(runner); ok { // a shared stick table's writer
+				rt.wg.Go(func() { r.Run(ctx) })
+			}
+			be = &backendRT{id: p.b.ID, name: p.b.Name, key: p.key, pool: p.pool, http: p.http, stop: cancel, ctx: ctx}
+		}
+		rt.runDNS(be, p.b) // before Update: a source stopped writes no more
+		if dnsOf(p.b) == nil && !p.fresh {
+			if err := be.pool.Update(p.servers); err != nil {
+				rt.logger.Error("updating servers", "backend", be.id, "err", err) // validated in Apply
+			}
 		}
 		newBackends[be.id] = be
 	}
@@ -470,6 +526,7 @@ func (rt *Runtime) commit(doc *Document, bplans []*backendPlan, fplans []*fronte
 	rt.acmes = acmes
 	rt.doc = doc
 	rt.mu.Unlock()
+	rt.pruneTickets(rt.ticketSecret(doc))
 	for _, fr := range removed {
 		fr.port.close()
 		rt.drainGen(fr.gen)
@@ -572,7 +629,10 @@ func (rt *Runtime) ServerStats(backendID string) ([]ServerStat, error) {
 		if s.Removed {
 			continue
 		}
-		a := admin[s.Name]
+		a, ok := admin[s.Name]
+		if !ok { // a server from DNS: its weight is its record's
+			a.weight = int32(s.Weight)
+		}
 		since := s.Since.UTC()
 		if a.since.After(since) {
 			since = a.since.UTC()

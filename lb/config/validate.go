@@ -7,11 +7,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 )
 
 // FieldError is one field of one resource that does not validate.
@@ -348,6 +350,33 @@ func (d *Document) validateBackend(c *checker, b *Backend) {
 			}
 			c.enum("lbkit.servers.admin_state", s.AdminState.Valid(), s.AdminState)
 		}
+		if d := x.DNS; d != nil {
+			validateDNS(c, d, b)
+		}
+	}
+}
+
+// MinDNSInterval is the shortest lbkit.dns.interval accepted.
+const MinDNSInterval = 100 * time.Millisecond
+
+func validateDNS(c *checker, d *DNSServers, b *Backend) {
+	if len(b.Pool) > 0 {
+		c.fail("lbkit.dns", "conflict", "servers come from the pool or from DNS: leave pool empty")
+	}
+	if d.Name == "" || len(d.Name) > 253 || strings.ContainsAny(d.Name, " \t\r\n/@?#:") {
+		c.fail("lbkit.dns.name", "required", "must be a DNS name")
+	}
+	if d.Server != "" {
+		if _, _, err := net.SplitHostPort(d.Server); err != nil {
+			c.fail("lbkit.dns.server", "constraint", "must be host:port")
+		}
+	}
+	if v := d.Interval; v != nil && v.D() < MinDNSInterval {
+		c.fail("lbkit.dns.interval", "constraint", "must be at least 100 ms (unset for 30000)")
+	}
+	c.port("lbkit.dns.port", d.Port, true)
+	if d.SRV && d.Port != 0 {
+		c.fail("lbkit.dns.port", "conflict", "SRV records carry their ports: leave port unset")
 	}
 }
 
