@@ -13,6 +13,7 @@
 #   scripts/idlemem.sh                      # N=10000 SETTLE=10 (N lowered to fit the descriptor limit)
 #   N=5000 SETTLE=5 PROXIES="lbkit-http haproxy-http" scripts/idlemem.sh
 #   LBPROXY_FLAGS="-gc-percent 100" scripts/idlemem.sh
+#   PPROF_DIR=/tmp/prof PROXIES="lbkit-http lbkit-tcp" scripts/idlemem.sh   # + heap, goroutine profiles
 #
 # Installs haproxy (Debian) when missing, as root. Needs the file
 # descriptors: it raises the limit of the shell (root: up to 1<<20).
@@ -48,7 +49,15 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-go build -o "$work/lbproxy" ./examples/lbproxy
+# PPROF_DIR: build lbproxy with its profiling endpoint (-tags lbproxy_pprof)
+# and save its heap and goroutine profiles there while the connections are
+# held (after a forced collection, so they show what is live).
+if [ -n "${PPROF_DIR:-}" ]; then
+  export LBPROXY_PPROF=127.0.0.1:$((BASE + 9))
+  go build -tags lbproxy_pprof -o "$work/lbproxy" ./examples/lbproxy
+else
+  go build -o "$work/lbproxy" ./examples/lbproxy
+fi
 go build -o "$work/idleconns" ./internal/cmd/idleconns
 
 http_be=127.0.0.1:$BASE
@@ -130,11 +139,11 @@ for name in $PROXIES; do
   grep -q '^held' "$work/hold.log" || { echo "idlemem.sh: $name: connections not held in time" >&2; exit 1; }
   sleep "$SETTLE"
   read -r h_rss h_pss < <(rss $ppid)
-  if [ -n "${PPROF_DIR:-}" ] && [ "${name%-*}" = lbkit ] && [ -n "${LBPROXY_PPROF:-}" ]; then
+  if [ -n "${PPROF_DIR:-}" ] && [ "${name%-*}" = lbkit ]; then
     mkdir -p "$PPROF_DIR"
-    curl -s -o "$PPROF_DIR/$name.heap" "http://$LBPROXY_PPROF/debug/pprof/heap" || true
+    curl -s -o "$PPROF_DIR/$name.heap" "http://$LBPROXY_PPROF/debug/pprof/heap?gc=1" || true
     curl -s -o "$PPROF_DIR/$name.goroutine" "http://$LBPROXY_PPROF/debug/pprof/goroutine?debug=1" || true
-    curl -s -o "$PPROF_DIR/$name.memstats" "http://$LBPROXY_PPROF/debug/pprof/heap?debug=1" || true
+    curl -s -o "$PPROF_DIR/$name.memstats" "http://$LBPROXY_PPROF/debug/pprof/heap?debug=1&gc=1" || true
   fi
   kill $hpid; wait $hpid 2>/dev/null || true
   kill $ppid; wait $ppid 2>/dev/null || true
