@@ -3,8 +3,10 @@ package lb
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"time"
 
 	"github.com/lbkit/lbkit/internal/pipe"
@@ -74,20 +76,31 @@ func (p *Pool) connectAside(ctx context.Context, c *Conn, ci *connectInfo) (net.
 	r := make(chan connectResult, 1)
 	go p.connectTo(ctx, c, ci, r)
 	res := <-r
+	if res.panicked != nil {
+		// Where the frontend recovers it, as if connect had run here.
+		panic(res.panicked)
+	}
 	return res.c, res.lease, res.err
 }
 
-// connectResult is what connect returned, sent by connectTo.
+// connectResult is what connect returned, or the value it panicked with
+// (a Pool.Dial or ProxyHeader of the user's), sent by connectTo.
 type connectResult struct {
-	c     net.Conn
-	lease Lease
-	err   error
+	c        net.Conn
+	lease    Lease
+	err      error
+	panicked any
 }
 
 // connectTo is the goroutine of connectAside.
 func (p *Pool) connectTo(ctx context.Context, c *Conn, ci *connectInfo, r chan<- connectResult) {
+	defer func() {
+		if v := recover(); v != nil {
+			r <- connectResult{panicked: fmt.Sprintf("%v\n%s", v, debug.Stack())}
+		}
+	}()
 	sc, lease, err := p.connect(ctx, c.Info.PickInfo(), &c.Info, ci)
-	r <- connectResult{sc, lease, err}
+	r <- connectResult{c: sc, lease: lease, err: err}
 }
 
 // bufferedConn is a connection layered over another that may hold bytes it

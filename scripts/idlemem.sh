@@ -113,7 +113,12 @@ waitport "$http_be"
 waitport "$echo_be"
 
 declare -A perconn steady held
+phase=0
 for name in $PROXIES; do
+  # Each proxy's clients come from addresses of their own (127.0.P.1, ...):
+  # the TIME_WAIT ports of the previous clients, and the ports the proxy
+  # binds to reach the backends from 127.0.0.1, stay out of the way.
+  phase=$((phase + 1))
   case $name in
     lbkit-http)   addr=127.0.0.1:$((BASE + 2)); mode=http; cmd=("$work/lbproxy" -mode http -listen "$addr" -backends "$http_be" ${LBPROXY_FLAGS:-}) ;;
     haproxy-http) addr=127.0.0.1:$((BASE + 3)); mode=http; cmd=(haproxy -db -f "$work/haproxy.cfg") ;;
@@ -128,7 +133,7 @@ for name in $PROXIES; do
   waitport "$addr" || { cat "$work/$name.log" >&2; exit 1; }
   sleep 1
   read -r b_rss b_pss < <(rss $ppid)
-  "$work/idleconns" hold -mode $mode -addr "$addr" -n "$N" >"$work/hold.log" 2>&1 &
+  "$work/idleconns" hold -mode $mode -addr "$addr" -n "$N" -source "127.0.$phase.1" >"$work/hold.log" 2>&1 &
   hpid=$!
   pids+=($hpid)
   for _ in $(seq 1800); do

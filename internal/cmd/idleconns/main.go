@@ -6,8 +6,8 @@
 //	idleconns hold -mode http|tcp -addr ADDR -n N  # opens N connections, uses each once, holds them
 //
 // hold opens N connections (default 10,000) to ADDR, spread over loopback
-// source addresses 127.0.0.1, 127.0.0.2, ... (-per-source connections each,
-// so that ephemeral ports never run short), with -workers dialing at once.
+// source addresses (-source, default 127.0.0.1, then the next ones:
+// -per-source connections each, so that ephemeral ports never run short), with -workers dialing at once.
 // In http mode it sends one keep-alive GET on each and reads the response;
 // in tcp mode it sends a line and reads it back (through an echo server).
 // It then prints "held N" and keeps every connection open until SIGINT or
@@ -153,7 +153,8 @@ func hold(ctx context.Context, args []string) error {
 	mode := fs.String("mode", "http", "http (one keep-alive GET per connection) or tcp (one echoed line)")
 	addr := fs.String("addr", "127.0.0.1:8080", "address of the proxy")
 	n := fs.Int("n", 10000, "connections")
-	perSource := fs.Int("per-source", 5000, "connections per loopback source address (127.0.0.1, .2, ...)")
+	perSource := fs.Int("per-source", 5000, "connections per loopback source address (-source, then the next ones)")
+	source := fs.String("source", "127.0.0.1", "first loopback source address")
 	workers := fs.Int("workers", 32, "connections opened at once")
 	timeout := fs.Duration("timeout", 2*time.Minute, "bound on opening and using all connections")
 	holdFor := fs.Duration("hold", 10*time.Minute, "longest time the connections are held")
@@ -163,6 +164,10 @@ func hold(ctx context.Context, args []string) error {
 	}
 	if *n < 1 || *perSource < 1 || *workers < 1 || *n/(*perSource) > 250 {
 		return errors.New("hold: -n, -per-source and -workers must be positive, and -n/-per-source at most 250")
+	}
+	first, err := netip.ParseAddr(*source)
+	if err != nil || !first.Is4() || !first.IsLoopback() || int(first.As4()[3]) + *n / *perSource > 255 {
+		return fmt.Errorf("hold: -source %q: want an IPv4 loopback address with room for -n/-per-source more", *source)
 	}
 	raiseNoFile(uint64(*n) + 1000)
 
@@ -180,7 +185,7 @@ func hold(ctx context.Context, args []string) error {
 				if i >= *n || openCtx.Err() != nil {
 					return
 				}
-				c, err := openOne(openCtx, *mode, *addr, i / *perSource)
+				c, err := openOne(openCtx, *mode, *addr, first, i / *perSource)
 				if err != nil {
 					failed.Add(1)
 					errOnce.Do(func() { firstErr = err })
@@ -209,9 +214,12 @@ func hold(ctx context.Context, args []string) error {
 	return nil
 }
 
-// openOne dials addr from 127.0.0.(src+1) and makes one exchange.
-func openOne(ctx context.Context, mode, addr string, src int) (net.Conn, error) {
-	local := netip.AddrFrom4([4]byte{127, 0, 0, byte(src + 1)})
+// openOne dials addr from the src-th address after first and makes one
+// exchange.
+func openOne(ctx context.Context, mode, addr string, first netip.Addr, src int) (net.Conn, error) {
+	a := first.As4()
+	a[3] += byte(src)
+	local := netip.AddrFrom4(a)
 	d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(local, 0))}
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
