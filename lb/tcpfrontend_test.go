@@ -316,6 +316,35 @@ func TestTCPFrontendRecoversPanics(t *testing.T) {
 	}
 }
 
+// A panic in a Pool's Dial, which runs on a goroutine of its own, reaches
+// the frontend's recovery like one in the Backend: the process survives
+// and later connections are served.
+func TestTCPFrontendRecoversPanicsInDial(t *testing.T) {
+	testutil.CheckLeaks(t)
+	echo := testutil.EchoServer(t)
+	var calls atomic.Int32
+	pool := &lb.Pool{Name: "p", Retries: -1, Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if calls.Add(1) == 1 {
+			panic("boom")
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}}
+	must(t, pool.Update(servers(echo.Addr)))
+	_, addr := startL4(t, pool)
+	c := dial(t, addr)
+	io.Copy(io.Discard, c) // closed after the panic
+	c.Close()
+	c = dial(t, addr)
+	defer c.Close()
+	c.Write([]byte("ok"))
+	c.(*net.TCPConn).CloseWrite()
+	got, _ := io.ReadAll(c)
+	if string(got) != "ok" {
+		t.Fatalf("after a panic the proxy echoed %q", got)
+	}
+}
+
 func TestConnPeekReplays(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
