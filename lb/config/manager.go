@@ -24,6 +24,11 @@ type Applier interface {
 // stays.
 var ErrApply = errors.New("config: the configuration could not be applied")
 
+// ErrNotStarted is returned by Manager.Update before Start succeeded: there
+// is no running document to change yet. Current returns a nil document
+// then.
+var ErrNotStarted = errors.New("config: the manager is not started")
+
 // Manager keeps a Store and an Applier in step: it applies the stored
 // document at Start, again whenever the store changes (Watch, or Reload on
 // SIGHUP), and carries every write (Update) through validation, the
@@ -132,13 +137,14 @@ func (m *Manager) Watch(ctx context.Context) {
 // and changes it (an error from edit is returned as is and changes
 // nothing); the result gets its defaults, is validated, applied and
 // stored. Update returns the new running document (a copy), or an error
-// that wraps a *ValidationError, ErrApply, ErrConflict or ErrUnavailable.
+// that wraps a *ValidationError, ErrApply, ErrConflict, ErrUnavailable or
+// ErrNotStarted.
 // A document written without a sticky-cookie secret gets a random one.
 func (m *Manager) Update(ctx context.Context, edit func(*Document) error) (*Document, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.doc == nil {
-		return nil, errors.New("config: the manager is not started")
+		return nil, ErrNotStarted
 	}
 	doc := m.doc.Clone()
 	if err := edit(doc); err != nil {
@@ -166,8 +172,8 @@ func (m *Manager) Update(ctx context.Context, edit func(*Document) error) (*Docu
 	return doc.Clone(), nil
 }
 
-// Current returns a copy of the running document and its version (nil
-// before Start succeeds).
+// Current returns a copy of the running document and its version, or a nil
+// document before Start succeeds (Update answers ErrNotStarted then).
 func (m *Manager) Current() (*Document, Version) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
