@@ -38,7 +38,11 @@ var ErrNotStarted = errors.New("config: the manager is not started")
 // changes nothing; one that cannot be stored (ErrConflict: the store
 // changed behind the running document and was not reloaded yet;
 // ErrUnavailable) is undone in the Applier. A reload that fails leaves the
-// running document in place and is reported by Status.
+// running document in place and is reported by Status; when it failed for
+// a reason that may pass (ErrApply: a port in use, a certificate not
+// obtained yet; ErrUnavailable), Watch tries it again after RetryInterval,
+// doubling up to MaxRetryInterval, until the stored version runs: until
+// then every Update answers ErrConflict.
 //
 // The Manager's methods are safe for concurrent use.
 type Manager struct {
@@ -46,8 +50,15 @@ type Manager struct {
 	Applier Applier
 	// Logger receives reloads and their failures (default slog.Default()).
 	Logger *slog.Logger
+	// RetryInterval is how long Watch waits before retrying a reload
+	// that failed with ErrApply or ErrUnavailable (default 1s); the wait
+	// doubles after each failed retry up to MaxRetryInterval (default
+	// 1m). A new change signalled by the store starts over.
+	RetryInterval    time.Duration
+	MaxRetryInterval time.Duration
 
 	mu      sync.Mutex
+	retry   chan struct{} // signalled by a Reload that failed and may pass
 	doc     *Document
 	version Version
 	status  ManagerStatus
@@ -97,6 +108,12 @@ func (m *Manager) Reload(ctx context.Context) error {
 		m.status.Failures++
 		m.status.LastError = err.Error()
 		m.logger().Error("configuration reload failed; the running configuration stays", "err", err)
+		if retryable(err) {
+			select {
+			case m.retryChan() <- struct{}{}:
+			default:
+			}
+		}
 		return err
 	}
 	m.status.LastError = ""
@@ -126,9 +143,58 @@ func (m *Manager) reloadLocked(ctx context.Context) error {
 	return nil
 }
 
-// Watch reloads whenever the store signals a change, until ctx ends.
+// retryable reports whether a failed reload may succeed later with the
+// same stored document.
+func retryable(err error) bool {
+	return errors.Is(err, ErrApply) || errors.Is(err, ErrUnavailable)
+}
+
+// retryChan returns the channel a failed Reload signals; m.mu is held.
+func (m *Manager) retryChan() chan struct{} {
+	if m.retry == nil {
+		m.retry = make(chan struct{}, 1)
+	}
+	return m.retry
+}
+
+// Watch reloads whenever the store signals a change, until ctx ends. A
+// reload that failed with ErrApply or ErrUnavailable (in Watch or in a
+// Reload called by anyone, such as on SIGHUP) is retried after
+// RetryInterval, the wait doubling up to MaxRetryInterval, until a reload
+// succeeds (the stored version runs) or fails for another reason (a
+// document that does not validate waits for the next change).
 func (m *Manager) Watch(ctx context.Context) {
-	for range m.Store.Watch(ctx) {
+	first, most := m.RetryInterval, m.MaxRetryInterval
+	if first <= 0 {
+		first = time.Second
+	}
+	if most <= 0 {
+		most = time.Minute
+	}
+	most = max(most, first)
+	m.mu.Lock()
+	failed := m.retryChan()
+	m.mu.Unlock()
+	changes := m.Store.Watch(ctx)
+	timer := time.NewTimer(0)
+	timer.Stop()
+	defer timer.Stop()
+	delay := first
+	for {
+		select {
+		case _, ok := <-changes:
+			if !ok {
+				return
+			}
+			delay = first // a new version: start over
+			timer.Stop()
+		case <-failed:
+			// A reload failed and may pass: try again later.
+			timer.Reset(delay)
+			delay = min(2*delay, most)
+			continue
+		case <-timer.C:
+		}
 		_ = m.Reload(ctx)
 	}
 }

@@ -33,7 +33,9 @@ type Store interface {
 	Save(ctx context.Context, doc *Document, prev Version) (Version, error)
 	// Watch returns a channel that receives a value when the stored
 	// document changes other than through this Store's own Save; it is
-	// closed when ctx ends.
+	// closed when ctx ends. A version that Load already returned need not
+	// be signalled again: the Manager retries a reload that failed to
+	// apply on its own, it does not wait for a signal.
 	Watch(ctx context.Context) <-chan struct{}
 }
 
