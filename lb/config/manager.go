@@ -217,9 +217,7 @@ func (m *Manager) Update(ctx context.Context, edit func(*Document) error) (*Docu
 		return nil, err
 	}
 	doc.ApplyDefaults()
-	if doc.Secrets.StickyCookieSecret == "" {
-		doc.Secrets.StickyCookieSecret = randomSecret()
-	}
+	doc.EnsureSecrets()
 	if err := doc.Validate(); err != nil {
 		return nil, err
 	}
@@ -256,8 +254,21 @@ func (m *Manager) Status() ManagerStatus {
 	return m.status
 }
 
-func randomSecret() string {
+// NewSecret returns a random secret of 32 bytes, base64url-encoded without
+// padding: what a document gets as secrets.sticky_cookie_secret when it
+// has none.
+func NewSecret() string {
 	b := make([]byte, 32)
 	rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// EnsureSecrets gives d a random sticky-cookie secret (NewSecret) when it
+// has none, so that every instance reading the stored document signs and
+// reads the same cookies. It is what Manager.Update does to every write;
+// a document stored by other means (a fleet's seed) calls it too.
+func (d *Document) EnsureSecrets() {
+	if d.Secrets.StickyCookieSecret == "" {
+		d.Secrets.StickyCookieSecret = NewSecret()
+	}
 }

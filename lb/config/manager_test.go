@@ -194,3 +194,19 @@ func TestManagerNotStarted(t *testing.T) {
 		t.Fatal("Current before Start returned a document")
 	}
 }
+
+// TestEnsureSecrets: a document without a sticky-cookie secret gets a
+// fresh random one; one with a secret keeps it.
+func TestEnsureSecrets(t *testing.T) {
+	var a, b config.Document
+	a.EnsureSecrets()
+	b.EnsureSecrets()
+	if len(a.Secrets.StickyCookieSecret) != 43 || a.Secrets.StickyCookieSecret == b.Secrets.StickyCookieSecret {
+		t.Fatalf("secrets %q and %q: want two different 32-byte secrets", a.Secrets.StickyCookieSecret, b.Secrets.StickyCookieSecret)
+	}
+	kept := a.Secrets.StickyCookieSecret
+	a.EnsureSecrets()
+	if a.Secrets.StickyCookieSecret != kept {
+		t.Fatal("EnsureSecrets replaced an existing secret")
+	}
+}
