@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -37,10 +38,22 @@ func TestAuthentication(t *testing.T) {
 				body = obj{"name": "changed"}
 			}
 			st, data := e.callAs(tc.tok, method, lbPath, body, nil)
-			var got obj
+			var got struct {
+				Type, Method, Reason string
+				Details              []struct{ Resource, Action string }
+			}
 			json.Unmarshal(data, &got)
-			if st != tc.status || got["type"] != tc.typ {
+			if st != tc.status || got.Type != tc.typ {
 				t.Errorf("token %q %s: %d %s, want %d %s", tc.tok, method, st, data, tc.status, tc.typ)
+			}
+			// The SDK renders reason invalid_argument as "invalid API key
+			// format or empty value"; permissions_denied names the action.
+			wantAction := map[string]string{"GET": "read", "PUT": "write"}[method]
+			switch {
+			case st == http.StatusUnauthorized && (got.Method != "api_key" || got.Reason != "invalid_argument"):
+				t.Errorf("token %q %s: %s, want method api_key, reason invalid_argument", tc.tok, method, data)
+			case st == http.StatusForbidden && (len(got.Details) != 1 || got.Details[0].Resource != "lb" || got.Details[0].Action != wantAction):
+				t.Errorf("token %q %s: %s, want details [{lb %s}]", tc.tok, method, data, wantAction)
 			}
 		}
 	}
@@ -186,14 +199,55 @@ func TestUpdatesAndDeletes(t *testing.T) {
 		"server_ip": []string{"10.0.0.1"}, "lbkit": obj{"servers": []obj{{"ip": "10.0.0.1", "weight": 5}}}}, &be)
 	bid := str(be, "id")
 
-	// PUT without lbkit keeps it; a pointer left out takes its default.
+	// PUT without lbkit, or with "lbkit": null, keeps the stored one; a
+	// pointer left out takes its default.
+	storedWeight := func() int32 {
+		t.Helper()
+		d, _ := e.m.Current()
+		b := d.Backends[0]
+		if b.Lbkit == nil || len(b.Lbkit.Servers) != 1 || b.Lbkit.Servers[0].Weight == nil {
+			t.Fatalf("backend lbkit after a PUT: %+v", b.Lbkit)
+		}
+		return *b.Lbkit.Servers[0].Weight
+	}
 	e.must(200, "PUT", z+"/backends/"+bid, obj{"name": "web2", "forward_protocol": "http", "forward_port": 8081, "max_retries": 7}, &be)
 	e.must(200, "PUT", z+"/backends/"+bid, obj{"name": "web2", "forward_protocol": "http", "forward_port": 8081}, &be)
-	if be["name"] != "web2" || be["max_retries"] != 3.0 || be["lbkit"] == nil || be["forward_port"] != 8081.0 {
+	if be["name"] != "web2" || be["max_retries"] != 3.0 || be["forward_port"] != 8081.0 {
 		t.Fatalf("updated backend: %v", be)
 	}
-	if be["created_at"] == be["updated_at"] {
-		t.Log("created_at and updated_at equal (same microsecond)")
+	if w := storedWeight(); w != 5 {
+		t.Fatalf("weight after a PUT without lbkit: %d, want 5", w)
+	}
+	e.must(200, "PUT", z+"/backends/"+bid, obj{"name": "web2", "forward_protocol": "http", "forward_port": 8081, "lbkit": nil}, &be)
+	if w := storedWeight(); w != 5 {
+		t.Fatalf("weight after a PUT with lbkit null: %d, want 5", w)
+	}
+	if !bytes.Contains(e.file(), []byte(`"weight": 5`)) {
+		t.Fatal("the kept weight is not stored")
+	}
+
+	// lbkit.servers naming a server outside the pool is refused, by POST
+	// and by PUT, and changes nothing.
+	stray := obj{"servers": []obj{{"ip": "10.0.0.9", "weight": 2}}}
+	for _, tc := range []struct {
+		method, path string
+		body         obj
+	}{
+		{"POST", lbPath + "/backends", obj{"name": "web3", "forward_protocol": "http", "forward_port": 8082,
+			"server_ip": []string{"10.0.0.1"}, "lbkit": stray}},
+		{"PUT", z + "/backends/" + bid, obj{"name": "web2", "forward_protocol": "http", "forward_port": 8081, "lbkit": stray}},
+	} {
+		file := e.file()
+		st, data := e.call(tc.method, tc.path, tc.body, nil)
+		if st != http.StatusBadRequest || !bytes.Contains(data, []byte("is not a server of the pool")) || !bytes.Contains(data, []byte("10.0.0.9")) {
+			t.Fatalf("%s with a stray lbkit server: %d %s, want 400 naming it", tc.method, st, data)
+		}
+		if !bytes.Equal(file, e.file()) {
+			t.Fatalf("%s with a stray lbkit server changed the file", tc.method)
+		}
+	}
+	if w := storedWeight(); w != 5 {
+		t.Fatalf("weight after refused writes: %d, want 5", w)
 	}
 
 	// Servers: add, remove, set; lbkit settings follow the pool.
@@ -236,8 +290,20 @@ func TestUpdatesAndDeletes(t *testing.T) {
 	// A frontend in use blocks deleting its backend; deleting the
 	// frontend takes its ACLs and routes with it.
 	var fe obj
-	e.must(200, "POST", lbPath+"/frontends", obj{"name": "web", "inbound_port": 8080, "backend_id": bid}, &fe)
+	e.must(200, "POST", lbPath+"/frontends", obj{"name": "web", "inbound_port": 8080, "backend_id": bid,
+		"lbkit": obj{"max_connections": 100}}, &fe)
 	fid := str(fe, "id")
+	// A frontend PUT without lbkit, or with "lbkit": null, keeps it too.
+	for _, body := range []obj{
+		{"name": "web", "inbound_port": 8080, "backend_id": bid},
+		{"name": "web", "inbound_port": 8080, "backend_id": bid, "lbkit": nil},
+	} {
+		e.must(200, "PUT", z+"/frontends/"+fid, body, &fe)
+		d, _ := e.m.Current()
+		if l := d.Frontends[0].Lbkit; l == nil || l.MaxConnections != 100 {
+			t.Fatalf("frontend lbkit after PUT %v: %+v, want max_connections 100 kept", body, l)
+		}
+	}
 	var acl obj
 	e.must(200, "POST", z+"/frontends/"+fid+"/acls", obj{"name": "a", "index": 1, "action": obj{"type": "allow"}}, &acl)
 	var set obj
@@ -286,8 +352,22 @@ func TestUpdatesAndDeletes(t *testing.T) {
 	e.must(501, "POST", z+"/lbs", obj{"name": "x"}, nil)
 	e.must(501, "DELETE", lbPath, nil, nil)
 	e.must(404, "GET", z+"/lbs/11111111-2222-3333-4444-555555555555", nil, nil)
-	if st, data := e.call("PATCH", z+"/backends/x", obj{}, nil); st != http.StatusMethodNotAllowed || !bytes.Contains(data, []byte(`"method_not_allowed"`)) {
-		t.Fatalf("PATCH: %d %s", st, data)
+	for _, tc := range []struct{ method, path, allow string }{
+		{"PATCH", z + "/backends/x", "GET, HEAD, PUT, DELETE"},
+		{"POST", z + "/backends/x/healthcheck", "PUT"},
+		{"DELETE", "/lb/v1/regions/fr-par/lbs", "GET, HEAD, POST"},
+	} {
+		req, _ := http.NewRequest(tc.method, e.url+tc.path, strings.NewReader("{}"))
+		req.Header.Set("X-Auth-Token", token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed || !bytes.Contains(data, []byte(`"method_not_allowed"`)) || resp.Header.Get("Allow") != tc.allow {
+			t.Fatalf("%s %s: %d Allow %q %s, want 405 with Allow %q", tc.method, tc.path, resp.StatusCode, resp.Header.Get("Allow"), data, tc.allow)
+		}
 	}
 	if st, data := e.call("GET", z+"/nothing/here", nil, nil); st != http.StatusNotFound || !bytes.Contains(data, []byte(`"not_found"`)) {
 		t.Fatalf("unknown path: %d %s", st, data)

@@ -248,6 +248,15 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error, rename
 			ds = append(ds, detail{name, f.Reason, help})
 		}
 		ae = invalidArgs(ds...)
+	case errors.Is(err, config.ErrTooLarge):
+		ae = &apiError{http.StatusRequestEntityTooLarge, map[string]any{
+			"type": "invalid_request_error", "message": "the configuration would be over the store's size limit; nothing changed"}}
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		// The client went away during the write: nobody reads this
+		// answer, and it is no failure of the server.
+		h.logger().Debug("api: request cancelled by the client", "method", r.Method, "path", r.URL.Path, "err", err)
+		ae = &apiError{http.StatusServiceUnavailable, map[string]any{
+			"type": "unavailable", "message": "the request was cancelled before the write completed; the running configuration stays (a shared store may still have stored it, and then applies it)"}}
 	case errors.Is(err, config.ErrConflict):
 		ae = conflict("the stored configuration changed since this instance loaded it (an edited file: reload it with SIGHUP; a shared store: the instance reloads on its own); retry")
 	case errors.Is(err, config.ErrUnavailable):

@@ -202,7 +202,7 @@ func (s *Store) Save(ctx context.Context, doc *config.Document, prev config.Vers
 		return "", err
 	}
 	if len(data) > config.MaxDocumentBytes {
-		return "", fmt.Errorf("etcdstore: document of %d bytes is over the limit of %d", len(data), config.MaxDocumentBytes)
+		return "", fmt.Errorf("etcdstore: document of %d bytes is over the limit of %d: %w", len(data), config.MaxDocumentBytes, config.ErrTooLarge)
 	}
 	cmp := clientv3.Compare(clientv3.CreateRevision(s.key), "=", 0)
 	if prev != "" {
@@ -255,6 +255,10 @@ func (s *Store) result(ctx context.Context, op string, err error) error {
 	if s.client.Ctx().Err() != nil {
 		return fmt.Errorf("etcdstore: %s: %w", op, ErrClosed)
 	}
+	if tooLarge(err) {
+		s.setHealth(nil)
+		return fmt.Errorf("etcdstore: %s %s: %w: %w", op, s.key, config.ErrTooLarge, err)
+	}
 	if unavailable(err) {
 		err = fmt.Errorf("etcdstore: %s %s: %w: %w", op, s.key, config.ErrUnavailable, err)
 		s.setHealth(err)
@@ -262,6 +266,16 @@ func (s *Store) result(ctx context.Context, op string, err error) error {
 	}
 	s.setHealth(nil)
 	return fmt.Errorf("etcdstore: %s %s: %w", op, s.key, err)
+}
+
+// tooLarge reports whether err is etcd refusing a request over its
+// --max-request-bytes.
+func tooLarge(err error) bool {
+	var ee rpctypes.EtcdError
+	if errors.As(err, &ee) {
+		return ee == rpctypes.ErrRequestTooLarge
+	}
+	return rpctypes.ErrorDesc(err) == rpctypes.ErrorDesc(rpctypes.ErrGRPCRequestTooLarge)
 }
 
 // unavailable reports whether err says etcd could not be reached or could
