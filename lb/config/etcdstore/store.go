@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -269,13 +270,20 @@ func (s *Store) result(ctx context.Context, op string, err error) error {
 }
 
 // tooLarge reports whether err is etcd refusing a request over its
-// --max-request-bytes.
+// --max-request-bytes: etcd's own "request is too large", or, for a
+// request also over the gRPC limit etcd derives from it (that plus
+// 512 KiB), gRPC's ResourceExhausted "message larger than max", which is
+// no sign of etcd being down.
 func tooLarge(err error) bool {
 	var ee rpctypes.EtcdError
 	if errors.As(err, &ee) {
 		return ee == rpctypes.ErrRequestTooLarge
 	}
-	return rpctypes.ErrorDesc(err) == rpctypes.ErrorDesc(rpctypes.ErrGRPCRequestTooLarge)
+	if rpctypes.ErrorDesc(err) == rpctypes.ErrorDesc(rpctypes.ErrGRPCRequestTooLarge) {
+		return true
+	}
+	st, ok := status.FromError(err)
+	return ok && st.Code() == codes.ResourceExhausted && strings.Contains(st.Message(), "larger than max")
 }
 
 // unavailable reports whether err says etcd could not be reached or could
