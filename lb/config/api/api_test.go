@@ -86,7 +86,9 @@ func TestNoTokenConfiguredRefusesAll(t *testing.T) {
 // TestTutorial builds the seed's tutorial through raw HTTP and checks each
 // answer's shape: embedded objects, lists, defaults, secrets kept out.
 func TestTutorial(t *testing.T) {
-	e := start(t, seed)
+	const ticketSecret = "ticket-secret-0123456789abcdef"
+	e := start(t, `{"lb": {"id": "4c3f3f5e-5d0b-4a3e-9d43-3b0f6c0f0001", "name": "demo"},
+		"secrets": {"session_ticket_secret": "`+ticketSecret+`"}}`)
 	ca := testutil.NewCA(t)
 
 	var lb obj
@@ -129,9 +131,12 @@ func TestTutorial(t *testing.T) {
 	}
 
 	var crt obj
-	e.must(200, "POST", lbPath+"/certificates", obj{
+	created := e.must(200, "POST", lbPath+"/certificates", obj{
 		"name": "site", "custom_certificate": obj{"certificate_chain": certPEM(t, ca, "site.example")},
 	}, &crt)
+	if bytes.Contains(created, []byte("PRIVATE KEY")) || bytes.Contains(created, []byte("BEGIN CERTIFICATE")) {
+		t.Fatalf("the created certificate's answer returns its chain or key: %s", created)
+	}
 	cid := str(crt, "id")
 	if crt["common_name"] != "site.example" || crt["status"] != "ready" || crt["type"] != "custom" || len(str(crt, "fingerprint")) != 40 {
 		t.Fatalf("certificate: %v", crt)
@@ -189,6 +194,28 @@ func TestTutorial(t *testing.T) {
 	}
 	if !bytes.Contains(e.file(), []byte(fid)) {
 		t.Fatal("the frontend is not stored")
+	}
+
+	// No answer of the whole run carries a secret: not their names, not
+	// their values (the cookie secret was drawn by the first write), not
+	// a private key.
+	if d.Secrets.StickyCookieSecret == "" || d.Secrets.SessionTicketSecret != ticketSecret {
+		t.Fatalf("secrets of the running document: %+v", d.Secrets)
+	}
+	if !bytes.Contains(e.file(), []byte(d.Secrets.StickyCookieSecret)) || !bytes.Contains(e.file(), []byte(ticketSecret)) {
+		t.Fatal("the secrets are not stored")
+	}
+	bodies := e.bodies()
+	if len(bodies) < 16 {
+		t.Fatalf("%d answers recorded, want the whole run", len(bodies))
+	}
+	for i, body := range bodies {
+		for _, secret := range []string{"sticky_cookie_secret", "session_ticket_secret", "secrets",
+			d.Secrets.StickyCookieSecret, ticketSecret, "PRIVATE KEY"} {
+			if bytes.Contains(body, []byte(secret)) {
+				t.Fatalf("answer %d carries %q: %s", i, secret, body)
+			}
+		}
 	}
 }
 

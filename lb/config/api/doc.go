@@ -61,7 +61,10 @@
 // Updates are PUTs that carry every field, as the seed's SDK sends them: a
 // field left out takes its default (a missing pointer is unset), except the
 // lbkit extension objects of backends and frontends, which keep their
-// stored value when a PUT does not carry them. Created resources get random
+// stored value when a PUT does not carry them or carries "lbkit": null (to
+// clear one, send an empty object). A backend's lbkit.servers may only name
+// servers of its pool: a create or update naming another is refused (400);
+// the servers endpoints drop the settings of the servers they remove. Created resources get random
 // UUIDs; created_at and updated_at are set here.
 //
 // # Writes and errors
