@@ -15,8 +15,10 @@ import (
 // load-balancer API under /lb/v1/ over the configuration file's Manager.
 // Every write is validated, applied and stored in the file, or changes
 // nothing. Requests carry the admin token in X-Auth-Token (the header the
-// seed's clients send; -admin-token-file or LBKIT_ADMIN_TOKEN); without a
-// token every API request is refused with 403, so the API is never open.
+// seed's clients send; -admin-token-file or LBKIT_ADMIN_TOKEN): a request
+// without the header gets 401, one with a wrong token 403, and with no
+// token configured every request is refused (401 or 403), so the API is
+// never open.
 //
 // Without -config the API is not mounted: a configuration made of flags
 // has no document to change, and /lb/v1/ is an unknown admin path.

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +27,9 @@ const apiToken = "0b1f6a3e-2f4d-4c89-9a51-6c1d2e7f8a90"
 type apiRun struct {
 	file, admin string
 	api         string // the zoned API's root
+
+	mu        sync.Mutex
+	responses [][]byte // every body call received
 }
 
 // startAPI runs lbproxy -config on doc with the admin listener and the
@@ -108,6 +112,9 @@ func (r *apiRun) call(t *testing.T, bin string, want int, method, path string, b
 		args = append(args, "-H", "Content-Type: application/json", "--data-binary", "@"+f)
 	}
 	status, data := curl(t, bin, append(args, r.api+path)...)
+	r.mu.Lock()
+	r.responses = append(r.responses, data)
+	r.mu.Unlock()
 	if status != want {
 		t.Fatalf("%s %s: %d, want %d: %s", method, path, status, want, data)
 	}
@@ -263,9 +270,32 @@ func TestAPITutorialWithCurl(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{feID, webID, "/api", "no-admin", "PRIVATE KEY"} {
+	for _, want := range []string{feID, webID, "/api", "no-admin", "PRIVATE KEY", "sticky_cookie_secret"} {
 		if !bytes.Contains(data, []byte(want)) {
 			t.Errorf("the file lacks %q", want)
+		}
+	}
+
+	// No answer of the run carries a secret: their names, the cookie
+	// secret the first write drew, a private key.
+	var stored struct {
+		Secrets struct {
+			StickyCookieSecret string `json:"sticky_cookie_secret"`
+		} `json:"secrets"`
+	}
+	if err := json.Unmarshal(data, &stored); err != nil || len(stored.Secrets.StickyCookieSecret) < 16 {
+		t.Fatalf("the file's secrets: %v %+v", err, stored.Secrets)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.responses) < 10 {
+		t.Fatalf("%d answers recorded, want the whole run", len(r.responses))
+	}
+	for i, body := range r.responses {
+		for _, secret := range []string{"sticky_cookie_secret", "session_ticket_secret", stored.Secrets.StickyCookieSecret, "PRIVATE KEY"} {
+			if bytes.Contains(body, []byte(secret)) {
+				t.Fatalf("answer %d carries %q: %s", i, secret, body)
+			}
 		}
 	}
 }

@@ -26,10 +26,8 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -150,13 +148,9 @@ func seedEtcd(ctx context.Context, s lbconfig.Store, f *etcdFlags, logger *slog.
 	if err != nil {
 		return fmt.Errorf("lbproxy: -config-etcd-seed %s: %w", f.seed, err)
 	}
-	if doc.Secrets.StickyCookieSecret == "" {
-		// One secret for the fleet, so that any instance reads the
-		// sticky cookies of the others (a Manager's writes add one too).
-		b := make([]byte, 32)
-		rand.Read(b)
-		doc.Secrets.StickyCookieSecret = base64.RawURLEncoding.EncodeToString(b)
-	}
+	// One secret for the fleet, so that any instance reads the sticky
+	// cookies of the others (a Manager's writes add one too).
+	doc.EnsureSecrets()
 	switch _, err := s.Save(ctx, doc, ""); {
 	case err == nil:
 		logger.Info("lbproxy: stored the seed configuration in etcd", "file", f.seed)

@@ -166,3 +166,24 @@ func TestFileStore(t *testing.T) {
 		t.Fatalf("temporary files left: %v", entries)
 	}
 }
+
+// TestFileStoreTooLarge: a document over MaxDocumentBytes, which Load
+// would refuse, is not written.
+func TestFileStoreTooLarge(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lb.json")
+	if err := os.WriteFile(path, []byte(tutorial), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := &config.FileStore{Path: path}
+	d, v, err := s.Load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.LB.Description = strings.Repeat("x", config.MaxDocumentBytes)
+	if _, err := s.Save(context.Background(), d, v); !errors.Is(err, config.ErrTooLarge) {
+		t.Fatalf("Save of a document over MaxDocumentBytes: %v, want ErrTooLarge", err)
+	}
+	if data, _ := os.ReadFile(path); string(data) != tutorial {
+		t.Fatal("the file changed")
+	}
+}

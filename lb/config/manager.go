@@ -24,6 +24,11 @@ type Applier interface {
 // stays.
 var ErrApply = errors.New("config: the configuration could not be applied")
 
+// ErrNotStarted is returned by Manager.Update before Start succeeded: there
+// is no running document to change yet. Current returns a nil document
+// then.
+var ErrNotStarted = errors.New("config: the manager is not started")
+
 // Manager keeps a Store and an Applier in step: it applies the stored
 // document at Start, again whenever the store changes (Watch, or Reload on
 // SIGHUP), and carries every write (Update) through validation, the
@@ -33,7 +38,11 @@ var ErrApply = errors.New("config: the configuration could not be applied")
 // changes nothing; one that cannot be stored (ErrConflict: the store
 // changed behind the running document and was not reloaded yet;
 // ErrUnavailable) is undone in the Applier. A reload that fails leaves the
-// running document in place and is reported by Status.
+// running document in place and is reported by Status; when it failed for
+// a reason that may pass (ErrApply: a port in use, a certificate not
+// obtained yet; ErrUnavailable), Watch tries it again after RetryInterval,
+// doubling up to MaxRetryInterval, until the stored version runs: until
+// then every Update answers ErrConflict.
 //
 // The Manager's methods are safe for concurrent use.
 type Manager struct {
@@ -41,8 +50,15 @@ type Manager struct {
 	Applier Applier
 	// Logger receives reloads and their failures (default slog.Default()).
 	Logger *slog.Logger
+	// RetryInterval is how long Watch waits before retrying a reload
+	// that failed with ErrApply or ErrUnavailable (default 1s); the wait
+	// doubles after each failed retry up to MaxRetryInterval (default
+	// 1m). A new change signalled by the store starts over.
+	RetryInterval    time.Duration
+	MaxRetryInterval time.Duration
 
 	mu      sync.Mutex
+	retry   chan struct{} // signalled by a Reload that failed and may pass
 	doc     *Document
 	version Version
 	status  ManagerStatus
@@ -92,6 +108,12 @@ func (m *Manager) Reload(ctx context.Context) error {
 		m.status.Failures++
 		m.status.LastError = err.Error()
 		m.logger().Error("configuration reload failed; the running configuration stays", "err", err)
+		if retryable(err) {
+			select {
+			case m.retryChan() <- struct{}{}:
+			default:
+			}
+		}
 		return err
 	}
 	m.status.LastError = ""
@@ -121,9 +143,58 @@ func (m *Manager) reloadLocked(ctx context.Context) error {
 	return nil
 }
 
-// Watch reloads whenever the store signals a change, until ctx ends.
+// retryable reports whether a failed reload may succeed later with the
+// same stored document.
+func retryable(err error) bool {
+	return errors.Is(err, ErrApply) || errors.Is(err, ErrUnavailable)
+}
+
+// retryChan returns the channel a failed Reload signals; m.mu is held.
+func (m *Manager) retryChan() chan struct{} {
+	if m.retry == nil {
+		m.retry = make(chan struct{}, 1)
+	}
+	return m.retry
+}
+
+// Watch reloads whenever the store signals a change, until ctx ends. A
+// reload that failed with ErrApply or ErrUnavailable (in Watch or in a
+// Reload called by anyone, such as on SIGHUP) is retried after
+// RetryInterval, the wait doubling up to MaxRetryInterval, until a reload
+// succeeds (the stored version runs) or fails for another reason (a
+// document that does not validate waits for the next change).
 func (m *Manager) Watch(ctx context.Context) {
-	for range m.Store.Watch(ctx) {
+	first, most := m.RetryInterval, m.MaxRetryInterval
+	if first <= 0 {
+		first = time.Second
+	}
+	if most <= 0 {
+		most = time.Minute
+	}
+	most = max(most, first)
+	m.mu.Lock()
+	failed := m.retryChan()
+	m.mu.Unlock()
+	changes := m.Store.Watch(ctx)
+	timer := time.NewTimer(0)
+	timer.Stop()
+	defer timer.Stop()
+	delay := first
+	for {
+		select {
+		case _, ok := <-changes:
+			if !ok {
+				return
+			}
+			delay = first // a new version: start over
+			timer.Stop()
+		case <-failed:
+			// A reload failed and may pass: try again later.
+			timer.Reset(delay)
+			delay = min(2*delay, most)
+			continue
+		case <-timer.C:
+		}
 		_ = m.Reload(ctx)
 	}
 }
@@ -132,22 +203,21 @@ func (m *Manager) Watch(ctx context.Context) {
 // and changes it (an error from edit is returned as is and changes
 // nothing); the result gets its defaults, is validated, applied and
 // stored. Update returns the new running document (a copy), or an error
-// that wraps a *ValidationError, ErrApply, ErrConflict or ErrUnavailable.
+// that wraps a *ValidationError, ErrApply, ErrConflict, ErrUnavailable or
+// ErrNotStarted.
 // A document written without a sticky-cookie secret gets a random one.
 func (m *Manager) Update(ctx context.Context, edit func(*Document) error) (*Document, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.doc == nil {
-		return nil, errors.New("config: the manager is not started")
+		return nil, ErrNotStarted
 	}
 	doc := m.doc.Clone()
 	if err := edit(doc); err != nil {
 		return nil, err
 	}
 	doc.ApplyDefaults()
-	if doc.Secrets.StickyCookieSecret == "" {
-		doc.Secrets.StickyCookieSecret = randomSecret()
-	}
+	doc.EnsureSecrets()
 	if err := doc.Validate(); err != nil {
 		return nil, err
 	}
@@ -166,8 +236,8 @@ func (m *Manager) Update(ctx context.Context, edit func(*Document) error) (*Docu
 	return doc.Clone(), nil
 }
 
-// Current returns a copy of the running document and its version (nil
-// before Start succeeds).
+// Current returns a copy of the running document and its version, or a nil
+// document before Start succeeds (Update answers ErrNotStarted then).
 func (m *Manager) Current() (*Document, Version) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -184,8 +254,21 @@ func (m *Manager) Status() ManagerStatus {
 	return m.status
 }
 
-func randomSecret() string {
+// NewSecret returns a random secret of 32 bytes, base64url-encoded without
+// padding: what a document gets as secrets.sticky_cookie_secret when it
+// has none.
+func NewSecret() string {
 	b := make([]byte, 32)
 	rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// EnsureSecrets gives d a random sticky-cookie secret (NewSecret) when it
+// has none, so that every instance reading the stored document signs and
+// reads the same cookies. It is what Manager.Update does to every write;
+// a document stored by other means (a fleet's seed) calls it too.
+func (d *Document) EnsureSecrets() {
+	if d.Secrets.StickyCookieSecret == "" {
+		d.Secrets.StickyCookieSecret = NewSecret()
+	}
 }

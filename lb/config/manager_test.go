@@ -3,10 +3,17 @@ package config_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/lbkit/lbkit/internal/testutil"
 	"github.com/lbkit/lbkit/lb/config"
 )
 
@@ -101,5 +108,105 @@ func TestManagerUpdate(t *testing.T) {
 	}
 	if d, _ := m.Current(); d.LB.Name != "y" {
 		t.Fatal("running document changed")
+	}
+}
+
+// flaky is an Applier whose next fails applies fail with a port in use.
+type flaky struct {
+	mu      sync.Mutex
+	fails   int
+	applied []string // the applied documents' load balancer names
+}
+
+func (f *flaky) Apply(_ context.Context, d *config.Document) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fails > 0 {
+		f.fails--
+		return fmt.Errorf("listen: %w", syscall.EADDRINUSE)
+	}
+	f.applied = append(f.applied, d.LB.Name)
+	return nil
+}
+
+// TestManagerRetriesFailedReload: a stored document that fails to apply
+// (a port in use) is tried again until it runs, without another change
+// of the file or a Reload from outside; then writes go through again.
+func TestManagerRetriesFailedReload(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	path := filepath.Join(t.TempDir(), "lb.json")
+	if err := os.WriteFile(path, []byte(tutorial), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	app := &flaky{}
+	m := &config.Manager{
+		Store:         &config.FileStore{Path: path, PollInterval: 10 * time.Millisecond},
+		Applier:       app,
+		Logger:        slog.New(slog.DiscardHandler),
+		RetryInterval: 10 * time.Millisecond, MaxRetryInterval: 40 * time.Millisecond,
+	}
+	if err := m.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, v1 := m.Current()
+	done := make(chan struct{})
+	go func() { defer close(done); m.Watch(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	// Another program edits the file; the next three applies fail.
+	app.mu.Lock()
+	app.fails = 3
+	app.mu.Unlock()
+	edited := strings.Replace(tutorial, `"name": "demo"`, `"name": "edited"`, 1)
+	if edited == tutorial {
+		t.Fatal("the tutorial has no load balancer name to edit")
+	}
+	if err := os.WriteFile(path, []byte(edited), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, "the edited file runs", func() bool {
+		d, v := m.Current()
+		return v != v1 && d.LB.Name == "edited"
+	})
+	st := m.Status()
+	if st.Failures != 3 || st.LastError != "" {
+		t.Fatalf("status after the retries: %+v, want 3 failures and no error left", st)
+	}
+	app.mu.Lock()
+	if app.fails != 0 || app.applied[len(app.applied)-1] != "edited" {
+		t.Fatalf("applier: %d failures left, applied %q", app.fails, app.applied)
+	}
+	app.mu.Unlock()
+	// The running version is the stored one: a write is not a conflict.
+	if _, err := m.Update(ctx, func(d *config.Document) error { d.LB.Name = "written"; return nil }); err != nil {
+		t.Fatalf("write after the retried reload: %v", err)
+	}
+}
+
+// TestManagerNotStarted: Update before Start answers ErrNotStarted.
+func TestManagerNotStarted(t *testing.T) {
+	m := &config.Manager{Store: &config.FileStore{Path: filepath.Join(t.TempDir(), "none.json")}, Applier: &recorder{}}
+	if _, err := m.Update(context.Background(), func(*config.Document) error { return nil }); !errors.Is(err, config.ErrNotStarted) {
+		t.Fatalf("Update before Start: %v, want ErrNotStarted", err)
+	}
+	if d, _ := m.Current(); d != nil {
+		t.Fatal("Current before Start returned a document")
+	}
+}
+
+// TestEnsureSecrets: a document without a sticky-cookie secret gets a
+// fresh random one; one with a secret keeps it.
+func TestEnsureSecrets(t *testing.T) {
+	var a, b config.Document
+	a.EnsureSecrets()
+	b.EnsureSecrets()
+	if len(a.Secrets.StickyCookieSecret) != 43 || a.Secrets.StickyCookieSecret == b.Secrets.StickyCookieSecret {
+		t.Fatalf("secrets %q and %q: want two different 32-byte secrets", a.Secrets.StickyCookieSecret, b.Secrets.StickyCookieSecret)
+	}
+	kept := a.Secrets.StickyCookieSecret
+	a.EnsureSecrets()
+	if a.Secrets.StickyCookieSecret != kept {
+		t.Fatal("EnsureSecrets replaced an existing secret")
 	}
 }

@@ -21,6 +21,12 @@ type Version string
 // longer the one the caller read: another writer changed it in between.
 var ErrConflict = errors.New("config: the stored configuration changed since it was read")
 
+// ErrTooLarge is returned (wrapped) by Store.Save when the document is
+// over what the store accepts: MaxDocumentBytes, or a shared store's own
+// limit (etcd's --max-request-bytes). Nothing is stored; the API answers
+// 413.
+var ErrTooLarge = errors.New("config: the document is over the store's size limit")
+
 // Store keeps a document: a file (FileStore) or a shared store such as etcd
 // for a fleet of instances. Implementations are safe for concurrent use.
 type Store interface {
@@ -28,12 +34,15 @@ type Store interface {
 	// defaults or validation, and its version.
 	Load(ctx context.Context) (*Document, Version, error)
 	// Save stores doc if the stored version is still prev and returns the
-	// new version, or ErrConflict. It returns once the document is
-	// durable: a crash after Save returns leaves doc stored.
+	// new version, or ErrConflict (or an error wrapping ErrTooLarge or
+	// ErrUnavailable). It returns once the document is durable: a crash
+	// after Save returns leaves doc stored.
 	Save(ctx context.Context, doc *Document, prev Version) (Version, error)
 	// Watch returns a channel that receives a value when the stored
 	// document changes other than through this Store's own Save; it is
-	// closed when ctx ends.
+	// closed when ctx ends. A version that Load already returned need not
+	// be signalled again: the Manager retries a reload that failed to
+	// apply on its own, it does not wait for a signal.
 	Watch(ctx context.Context) <-chan struct{}
 }
 
@@ -91,11 +100,16 @@ func versionOf(data []byte) Version {
 }
 
 // Save writes doc atomically if the file still holds version prev (a
-// missing file is version ""), else it returns ErrConflict.
+// missing file is version ""), else it returns ErrConflict. A document
+// over MaxDocumentBytes, which Load would refuse, is not written: the
+// error wraps ErrTooLarge.
 func (s *FileStore) Save(ctx context.Context, doc *Document, prev Version) (Version, error) {
 	data, err := doc.Marshal()
 	if err != nil {
 		return "", err
+	}
+	if len(data) > MaxDocumentBytes {
+		return "", fmt.Errorf("config: %s: a document of %d bytes, over %d: %w", s.Path, len(data), MaxDocumentBytes, ErrTooLarge)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -37,10 +38,22 @@ func TestAuthentication(t *testing.T) {
 				body = obj{"name": "changed"}
 			}
 			st, data := e.callAs(tc.tok, method, lbPath, body, nil)
-			var got obj
+			var got struct {
+				Type, Method, Reason string
+				Details              []struct{ Resource, Action string }
+			}
 			json.Unmarshal(data, &got)
-			if st != tc.status || got["type"] != tc.typ {
+			if st != tc.status || got.Type != tc.typ {
 				t.Errorf("token %q %s: %d %s, want %d %s", tc.tok, method, st, data, tc.status, tc.typ)
+			}
+			// The SDK renders reason invalid_argument as "invalid API key
+			// format or empty value"; permissions_denied names the action.
+			wantAction := map[string]string{"GET": "read", "PUT": "write"}[method]
+			switch {
+			case st == http.StatusUnauthorized && (got.Method != "api_key" || got.Reason != "invalid_argument"):
+				t.Errorf("token %q %s: %s, want method api_key, reason invalid_argument", tc.tok, method, data)
+			case st == http.StatusForbidden && (len(got.Details) != 1 || got.Details[0].Resource != "lb" || got.Details[0].Action != wantAction):
+				t.Errorf("token %q %s: %s, want details [{lb %s}]", tc.tok, method, data, wantAction)
 			}
 		}
 	}
@@ -73,7 +86,9 @@ func TestNoTokenConfiguredRefusesAll(t *testing.T) {
 // TestTutorial builds the seed's tutorial through raw HTTP and checks each
 // answer's shape: embedded objects, lists, defaults, secrets kept out.
 func TestTutorial(t *testing.T) {
-	e := start(t, seed)
+	const ticketSecret = "ticket-secret-0123456789abcdef"
+	e := start(t, `{"lb": {"id": "4c3f3f5e-5d0b-4a3e-9d43-3b0f6c0f0001", "name": "demo"},
+		"secrets": {"session_ticket_secret": "`+ticketSecret+`"}}`)
 	ca := testutil.NewCA(t)
 
 	var lb obj
@@ -116,9 +131,12 @@ func TestTutorial(t *testing.T) {
 	}
 
 	var crt obj
-	e.must(200, "POST", lbPath+"/certificates", obj{
+	created := e.must(200, "POST", lbPath+"/certificates", obj{
 		"name": "site", "custom_certificate": obj{"certificate_chain": certPEM(t, ca, "site.example")},
 	}, &crt)
+	if bytes.Contains(created, []byte("PRIVATE KEY")) || bytes.Contains(created, []byte("BEGIN CERTIFICATE")) {
+		t.Fatalf("the created certificate's answer returns its chain or key: %s", created)
+	}
 	cid := str(crt, "id")
 	if crt["common_name"] != "site.example" || crt["status"] != "ready" || crt["type"] != "custom" || len(str(crt, "fingerprint")) != 40 {
 		t.Fatalf("certificate: %v", crt)
@@ -177,6 +195,28 @@ func TestTutorial(t *testing.T) {
 	if !bytes.Contains(e.file(), []byte(fid)) {
 		t.Fatal("the frontend is not stored")
 	}
+
+	// No answer of the whole run carries a secret: not their names, not
+	// their values (the cookie secret was drawn by the first write), not
+	// a private key.
+	if d.Secrets.StickyCookieSecret == "" || d.Secrets.SessionTicketSecret != ticketSecret {
+		t.Fatalf("secrets of the running document: %+v", d.Secrets)
+	}
+	if !bytes.Contains(e.file(), []byte(d.Secrets.StickyCookieSecret)) || !bytes.Contains(e.file(), []byte(ticketSecret)) {
+		t.Fatal("the secrets are not stored")
+	}
+	bodies := e.bodies()
+	if len(bodies) < 16 {
+		t.Fatalf("%d answers recorded, want the whole run", len(bodies))
+	}
+	for i, body := range bodies {
+		for _, secret := range []string{"sticky_cookie_secret", "session_ticket_secret", "secrets",
+			d.Secrets.StickyCookieSecret, ticketSecret, "PRIVATE KEY"} {
+			if bytes.Contains(body, []byte(secret)) {
+				t.Fatalf("answer %d carries %q: %s", i, secret, body)
+			}
+		}
+	}
 }
 
 func TestUpdatesAndDeletes(t *testing.T) {
@@ -186,14 +226,55 @@ func TestUpdatesAndDeletes(t *testing.T) {
 		"server_ip": []string{"10.0.0.1"}, "lbkit": obj{"servers": []obj{{"ip": "10.0.0.1", "weight": 5}}}}, &be)
 	bid := str(be, "id")
 
-	// PUT without lbkit keeps it; a pointer left out takes its default.
+	// PUT without lbkit, or with "lbkit": null, keeps the stored one; a
+	// pointer left out takes its default.
+	storedWeight := func() int32 {
+		t.Helper()
+		d, _ := e.m.Current()
+		b := d.Backends[0]
+		if b.Lbkit == nil || len(b.Lbkit.Servers) != 1 || b.Lbkit.Servers[0].Weight == nil {
+			t.Fatalf("backend lbkit after a PUT: %+v", b.Lbkit)
+		}
+		return *b.Lbkit.Servers[0].Weight
+	}
 	e.must(200, "PUT", z+"/backends/"+bid, obj{"name": "web2", "forward_protocol": "http", "forward_port": 8081, "max_retries": 7}, &be)
 	e.must(200, "PUT", z+"/backends/"+bid, obj{"name": "web2", "forward_protocol": "http", "forward_port": 8081}, &be)
-	if be["name"] != "web2" || be["max_retries"] != 3.0 || be["lbkit"] == nil || be["forward_port"] != 8081.0 {
+	if be["name"] != "web2" || be["max_retries"] != 3.0 || be["forward_port"] != 8081.0 {
 		t.Fatalf("updated backend: %v", be)
 	}
-	if be["created_at"] == be["updated_at"] {
-		t.Log("created_at and updated_at equal (same microsecond)")
+	if w := storedWeight(); w != 5 {
+		t.Fatalf("weight after a PUT without lbkit: %d, want 5", w)
+	}
+	e.must(200, "PUT", z+"/backends/"+bid, obj{"name": "web2", "forward_protocol": "http", "forward_port": 8081, "lbkit": nil}, &be)
+	if w := storedWeight(); w != 5 {
+		t.Fatalf("weight after a PUT with lbkit null: %d, want 5", w)
+	}
+	if !bytes.Contains(e.file(), []byte(`"weight": 5`)) {
+		t.Fatal("the kept weight is not stored")
+	}
+
+	// lbkit.servers naming a server outside the pool is refused, by POST
+	// and by PUT, and changes nothing.
+	stray := obj{"servers": []obj{{"ip": "10.0.0.9", "weight": 2}}}
+	for _, tc := range []struct {
+		method, path string
+		body         obj
+	}{
+		{"POST", lbPath + "/backends", obj{"name": "web3", "forward_protocol": "http", "forward_port": 8082,
+			"server_ip": []string{"10.0.0.1"}, "lbkit": stray}},
+		{"PUT", z + "/backends/" + bid, obj{"name": "web2", "forward_protocol": "http", "forward_port": 8081, "lbkit": stray}},
+	} {
+		file := e.file()
+		st, data := e.call(tc.method, tc.path, tc.body, nil)
+		if st != http.StatusBadRequest || !bytes.Contains(data, []byte("is not a server of the pool")) || !bytes.Contains(data, []byte("10.0.0.9")) {
+			t.Fatalf("%s with a stray lbkit server: %d %s, want 400 naming it", tc.method, st, data)
+		}
+		if !bytes.Equal(file, e.file()) {
+			t.Fatalf("%s with a stray lbkit server changed the file", tc.method)
+		}
+	}
+	if w := storedWeight(); w != 5 {
+		t.Fatalf("weight after refused writes: %d, want 5", w)
 	}
 
 	// Servers: add, remove, set; lbkit settings follow the pool.
@@ -236,8 +317,20 @@ func TestUpdatesAndDeletes(t *testing.T) {
 	// A frontend in use blocks deleting its backend; deleting the
 	// frontend takes its ACLs and routes with it.
 	var fe obj
-	e.must(200, "POST", lbPath+"/frontends", obj{"name": "web", "inbound_port": 8080, "backend_id": bid}, &fe)
+	e.must(200, "POST", lbPath+"/frontends", obj{"name": "web", "inbound_port": 8080, "backend_id": bid,
+		"lbkit": obj{"max_connections": 100}}, &fe)
 	fid := str(fe, "id")
+	// A frontend PUT without lbkit, or with "lbkit": null, keeps it too.
+	for _, body := range []obj{
+		{"name": "web", "inbound_port": 8080, "backend_id": bid},
+		{"name": "web", "inbound_port": 8080, "backend_id": bid, "lbkit": nil},
+	} {
+		e.must(200, "PUT", z+"/frontends/"+fid, body, &fe)
+		d, _ := e.m.Current()
+		if l := d.Frontends[0].Lbkit; l == nil || l.MaxConnections != 100 {
+			t.Fatalf("frontend lbkit after PUT %v: %+v, want max_connections 100 kept", body, l)
+		}
+	}
 	var acl obj
 	e.must(200, "POST", z+"/frontends/"+fid+"/acls", obj{"name": "a", "index": 1, "action": obj{"type": "allow"}}, &acl)
 	var set obj
@@ -286,8 +379,22 @@ func TestUpdatesAndDeletes(t *testing.T) {
 	e.must(501, "POST", z+"/lbs", obj{"name": "x"}, nil)
 	e.must(501, "DELETE", lbPath, nil, nil)
 	e.must(404, "GET", z+"/lbs/11111111-2222-3333-4444-555555555555", nil, nil)
-	if st, data := e.call("PATCH", z+"/backends/x", obj{}, nil); st != http.StatusMethodNotAllowed || !bytes.Contains(data, []byte(`"method_not_allowed"`)) {
-		t.Fatalf("PATCH: %d %s", st, data)
+	for _, tc := range []struct{ method, path, allow string }{
+		{"PATCH", z + "/backends/x", "GET, HEAD, PUT, DELETE"},
+		{"POST", z + "/backends/x/healthcheck", "PUT"},
+		{"DELETE", "/lb/v1/regions/fr-par/lbs", "GET, HEAD, POST"},
+	} {
+		req, _ := http.NewRequest(tc.method, e.url+tc.path, strings.NewReader("{}"))
+		req.Header.Set("X-Auth-Token", token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed || !bytes.Contains(data, []byte(`"method_not_allowed"`)) || resp.Header.Get("Allow") != tc.allow {
+			t.Fatalf("%s %s: %d Allow %q %s, want 405 with Allow %q", tc.method, tc.path, resp.StatusCode, resp.Header.Get("Allow"), data, tc.allow)
+		}
 	}
 	if st, data := e.call("GET", z+"/nothing/here", nil, nil); st != http.StatusNotFound || !bytes.Contains(data, []byte(`"not_found"`)) {
 		t.Fatalf("unknown path: %d %s", st, data)

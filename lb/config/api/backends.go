@@ -100,7 +100,6 @@ func (h *Handler) createBackend(r *http.Request, at where) (int, any, error) {
 		b := config.Backend{ID: id, HealthCheck: req.HealthCheck, Pool: req.ServerIP}
 		req.apply(&b)
 		touch(&b.CreatedAt, &b.UpdatedAt)
-		pruneServers(&b)
 		d.Backends = append(d.Backends, b)
 		return nil
 	}, h.showBackend(id))
@@ -119,7 +118,6 @@ func (h *Handler) updateBackend(r *http.Request, at where) (int, any, error) {
 		}
 		req.apply(b)
 		touch(&b.CreatedAt, &b.UpdatedAt)
-		pruneServers(b)
 		return nil
 	}, h.showBackend(id))
 }
@@ -192,6 +190,9 @@ func (h *Handler) servers(change func(pool, ips []string) []string) endpoint {
 }
 
 // pruneServers drops the lbkit settings of servers no longer in the pool.
+// Only the servers endpoints, which change the pool, prune: a create or
+// update that names a server outside the pool in lbkit.servers is refused
+// by validation (400), not silently corrected.
 func pruneServers(b *config.Backend) {
 	if b.Lbkit == nil {
 		return

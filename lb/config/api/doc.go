@@ -61,7 +61,10 @@
 // Updates are PUTs that carry every field, as the seed's SDK sends them: a
 // field left out takes its default (a missing pointer is unset), except the
 // lbkit extension objects of backends and frontends, which keep their
-// stored value when a PUT does not carry them. Created resources get random
+// stored value when a PUT does not carry them or carries "lbkit": null (to
+// clear one, send an empty object). A backend's lbkit.servers may only name
+// servers of its pool: a create or update naming another is refused (400);
+// the servers endpoints drop the settings of the servers they remove. Created resources get random
 // UUIDs; created_at and updated_at are set here.
 //
 // # Writes and errors
@@ -75,15 +78,24 @@
 //	                       that fails validation (reason required, constraint,
 //	                       unknown = a reference to nothing), malformed JSON
 //	                       (argument "body"), an unknown or mistyped field
-//	413 invalid_request_error  a body over MaxBodyBytes (1 MiB)
-//	401 denied_authentication  no X-Auth-Token
-//	403 permissions_denied     a wrong token, or no token configured
+//	413 invalid_request_error  a body over MaxBodyBytes (1 MiB), or a write that
+//	                       would make the document larger than the store takes
+//	                       (config.ErrTooLarge: config.MaxDocumentBytes, etcd's
+//	                       --max-request-bytes)
+//	401 denied_authentication  no X-Auth-Token, or an empty one (reason
+//	                       invalid_argument, which the SDK renders "invalid API
+//	                       key format or empty value"), whether or not a token
+//	                       is configured
+//	403 permissions_denied     a wrong token, or any token when none is configured;
+//	                       details[{resource "lb", action read (GET) or write}]
 //	404 not_found          resource, resource_id; or a path that is no endpoint
-//	405 method_not_allowed a path that is an endpoint, with another method
+//	405 method_not_allowed a path that is an endpoint, with another method; the
+//	                       Allow header lists the methods it has
 //	409 conflict           the store changed since it was loaded (a file edited
 //	                       on disk: reload with SIGHUP first; a shared store
 //	                       such as etcd: another instance wrote, and this one
-//	                       reloads through its watch); or a valid configuration that the
+//	                       reloads through its watch, and retries a reload that
+//	                       failed to apply); or a valid configuration that the
 //	                       host cannot run now (a port in use by another process,
 //	                       a certificate that cannot be obtained): the request is
 //	                       right, the machine's state is in the way, so 409 and
@@ -93,12 +105,17 @@
 //	                       or the subscriber the load balancer is subscribed to
 //	501 precondition_failed  CreateLB, DeleteLB, MigrateLB
 //	503 unavailable        the store cannot be reached, or nothing is loaded yet
+//	                       (config.ErrNotStarted), or the client went away during
+//	                       the write (context cancelled: logged at Debug, not as
+//	                       a failure; the running configuration stays)
+//	500 internal           anything else, logged at Error
 //
 // # Authentication
 //
 // Every request carries the secret in X-Auth-Token (what the seed's SDK
 // sends: scw.WithAuth(accessKey, secret)); it is compared in constant time.
-// A Handler without a token refuses everything: the API is never open.
+// A request without the header gets 401; with a Handler without a token,
+// every request that carries one gets 403: the API is never open.
 //
 // # Subscribers
 //

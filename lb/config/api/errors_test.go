@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/lbkit/lbkit/internal/testutil"
 	"github.com/lbkit/lbkit/lb/config"
+	"github.com/lbkit/lbkit/lb/config/api"
 )
 
 // base has one backend and one frontend to refer to.
@@ -192,5 +195,85 @@ func TestStoreUnavailable(t *testing.T) {
 	// The Manager undid the apply: what runs is the old document.
 	if e.app.last.LB.Name != "demo" {
 		t.Fatalf("running after the failed write: %q", e.app.last.LB.Name)
+	}
+}
+
+// TestDocumentTooLarge: a write the store refuses as too large (etcd's
+// --max-request-bytes) is a 413 and changes nothing.
+func TestDocumentTooLarge(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lb.json")
+	if err := os.WriteFile(path, []byte(base), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := startStore(t, path, &limitStore{FileStore: config.FileStore{Path: path}, limit: 4000})
+	file, run := e.file(), e.running()
+	st, data := e.call("PUT", lbPath, obj{"name": "x", "description": strings.Repeat("z", 4000)}, nil)
+	if st != http.StatusRequestEntityTooLarge || !bytes.Contains(data, []byte(`"invalid_request_error"`)) {
+		t.Fatalf("a write over the store's limit: %d %s, want 413", st, data)
+	}
+	if !bytes.Equal(file, e.file()) || run != e.running() || e.app.last.LB.Name != "demo" {
+		t.Fatal("a write over the store's limit changed something")
+	}
+	e.must(200, "PUT", lbPath, obj{"name": "x", "description": "short"}, nil)
+}
+
+// limitStore refuses documents over limit bytes, as etcd refuses requests
+// over its --max-request-bytes.
+type limitStore struct {
+	config.FileStore
+	limit int
+}
+
+func (s *limitStore) Save(ctx context.Context, d *config.Document, prev config.Version) (config.Version, error) {
+	data, err := d.Marshal()
+	if err != nil {
+		return "", err
+	}
+	if len(data) > s.limit {
+		return "", fmt.Errorf("store: request is too large: %w", config.ErrTooLarge)
+	}
+	return s.FileStore.Save(ctx, d, prev)
+}
+
+// blockingStore's Save waits for its caller to give up.
+type blockingStore struct {
+	config.FileStore
+	entered chan struct{}
+}
+
+func (s *blockingStore) Save(ctx context.Context, d *config.Document, prev config.Version) (config.Version, error) {
+	close(s.entered)
+	<-ctx.Done()
+	return "", fmt.Errorf("store: save: %w", ctx.Err())
+}
+
+// TestClientGoneDuringWrite: a client that disconnects while the store
+// saves gets no 500 and logs no error; nothing changes.
+func TestClientGoneDuringWrite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lb.json")
+	if err := os.WriteFile(path, []byte(base), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	store := &blockingStore{FileStore: config.FileStore{Path: path}, entered: make(chan struct{})}
+	m := &config.Manager{Store: store, Applier: &applier{}, Logger: slog.New(slog.DiscardHandler)}
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	h := &api.Handler{Manager: m, Token: token, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	ctx, cancel := context.WithCancel(context.Background())
+	req := httptest.NewRequestWithContext(ctx, "PUT", lbPath, strings.NewReader(`{"name": "x"}`))
+	req.Header.Set("X-Auth-Token", token)
+	rec := httptest.NewRecorder()
+	done := make(chan struct{})
+	go func() { defer close(done); h.ServeHTTP(rec, req) }()
+	<-store.entered
+	cancel()
+	<-done
+	if rec.Code != http.StatusServiceUnavailable || strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "cancelled") {
+		t.Fatalf("client gone during the write: %d %s; logs:\n%s", rec.Code, rec.Body, logs.String())
+	}
+	if d, _ := m.Current(); d.LB.Name != "demo" {
+		t.Fatalf("running after the cancelled write: %q", d.LB.Name)
 	}
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -62,23 +63,26 @@ type Handler struct {
 	Certificates CertificateSource
 	// IPs are the load balancer's addresses, listed as its IPs.
 	IPs []netip.Addr
-	// Token is the secret every request must carry in X-Auth-Token.
-	// TokenFunc, when set, is asked on every request instead (for a
-	// token that rotates). With neither, or an empty result, every
-	// request is refused with 403: the API is never open.
-	Token     string
-	TokenFunc func() string
+	// Token is the secret every request must carry in X-Auth-Token. A
+	// request without the header is refused with 401; one with another
+	// token, or any request while Token is empty, with 403: the API is
+	// never open.
+	Token string
 	// Logger receives refused writes at Debug and failures at Error
 	// (default slog.Default()).
 	Logger *slog.Logger
 
-	once sync.Once
-	mux  *http.ServeMux
+	once      sync.Once
+	mux       *http.ServeMux
+	tokenHash [sha256.Size]byte // of Token, computed once
 }
 
 // ServeHTTP authenticates the request and routes it.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h.once.Do(h.routes)
+	h.once.Do(func() {
+		h.tokenHash = sha256.Sum256([]byte(h.Token))
+		h.routes()
+	})
 	w.Header().Set("Cache-Control", "no-store")
 	if !h.authenticate(w, r) {
 		return
@@ -89,22 +93,31 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if _, pattern := h.mux.Handler(r); pattern == "" {
 		// ServeMux would answer 404 or 405 in plain text; the API
 		// answers in its own shape.
-		h.fail(w, r, h.unrouted(r), nil)
+		h.fail(w, r, h.unrouted(w, r), nil)
 		return
 	}
 	h.mux.ServeHTTP(w, r)
 }
 
 // unrouted is the error of a request no endpoint serves: 405 when the
-// path exists with another method, else 404.
-func (h *Handler) unrouted(r *http.Request) *apiError {
+// path exists with another method (with the Allow header listing the
+// methods it has, RFC 9110 section 15.5.6), else 404.
+func (h *Handler) unrouted(w http.ResponseWriter, r *http.Request) *apiError {
+	var allow []string
 	for _, m := range []string{"GET", "POST", "PUT", "DELETE"} {
 		probe := r.Clone(r.Context())
 		probe.Method = m
 		if _, pattern := h.mux.Handler(probe); pattern != "" {
-			return &apiError{http.StatusMethodNotAllowed, map[string]any{
-				"type": "method_not_allowed", "message": r.Method + " is not allowed on " + r.URL.Path}}
+			allow = append(allow, m)
 		}
+	}
+	if len(allow) > 0 {
+		if slices.Contains(allow, "GET") {
+			allow = slices.Insert(allow, 1, "HEAD")
+		}
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		return &apiError{http.StatusMethodNotAllowed, map[string]any{
+			"type": "method_not_allowed", "message": r.Method + " is not allowed on " + r.URL.Path}}
 	}
 	return &apiError{http.StatusNotFound, map[string]any{
 		"type": "not_found", "message": "no such endpoint: " + r.Method + " " + r.URL.Path}}
@@ -117,32 +130,35 @@ func (h *Handler) logger() *slog.Logger {
 	return slog.Default()
 }
 
-// authenticate answers 401 to a request without X-Auth-Token and 403 to
-// one with another token than the secret; the comparison takes the same
-// time whatever the token sent.
+// authenticate answers 401 to a request without X-Auth-Token (or an empty
+// one) and 403 to one with another token than the secret, or to every
+// request when no secret is configured; the comparison takes the same time
+// whatever the token sent. The bodies are those the API's clients know:
+// denied_authentication with reason invalid_argument ("invalid API key
+// format or empty value"), and permissions_denied naming the action the
+// method needed (read for GET and HEAD, write otherwise).
 func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) bool {
-	secret := h.Token
-	if h.TokenFunc != nil {
-		secret = h.TokenFunc()
-	}
 	got, sent := r.Header["X-Auth-Token"]
 	if !sent || len(got) == 0 || got[0] == "" {
 		writeJSON(w, http.StatusUnauthorized, map[string]any{
-			"type": "denied_authentication", "method": "api_key", "reason": "not_found",
+			"type": "denied_authentication", "method": "api_key", "reason": "invalid_argument",
 			"message": "authentication is denied: send the API token in X-Auth-Token",
 		})
 		return false
 	}
-	want := sha256.Sum256([]byte(secret))
 	sum := sha256.Sum256([]byte(got[0]))
-	if secret == "" || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+	if h.Token == "" || subtle.ConstantTimeCompare(sum[:], h.tokenHash[:]) != 1 {
 		msg := "insufficient permissions: wrong token"
-		if secret == "" {
+		if h.Token == "" {
 			msg = "insufficient permissions: no API token is configured"
+		}
+		action := "write"
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			action = "read"
 		}
 		writeJSON(w, http.StatusForbidden, map[string]any{
 			"type": "permissions_denied", "message": msg,
-			"details": []map[string]string{{"resource": "lb", "action": "read"}},
+			"details": []map[string]string{{"resource": "lb", "action": action}},
 		})
 		return false
 	}
@@ -232,6 +248,15 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error, rename
 			ds = append(ds, detail{name, f.Reason, help})
 		}
 		ae = invalidArgs(ds...)
+	case errors.Is(err, config.ErrTooLarge):
+		ae = &apiError{http.StatusRequestEntityTooLarge, map[string]any{
+			"type": "invalid_request_error", "message": "the configuration would be over the store's size limit; nothing changed"}}
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		// The client went away during the write: nobody reads this
+		// answer, and it is no failure of the server.
+		h.logger().Debug("api: request cancelled by the client", "method", r.Method, "path", r.URL.Path, "err", err)
+		ae = &apiError{http.StatusServiceUnavailable, map[string]any{
+			"type": "unavailable", "message": "the request was cancelled before the write completed; the running configuration stays (a shared store may still have stored it, and then applies it)"}}
 	case errors.Is(err, config.ErrConflict):
 		ae = conflict("the stored configuration changed since this instance loaded it (an edited file: reload it with SIGHUP; a shared store: the instance reloads on its own); retry")
 	case errors.Is(err, config.ErrUnavailable):
@@ -243,7 +268,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error, rename
 			msg = "a port is in use by another process; nothing changed: " + err.Error()
 		}
 		ae = conflict("%s", msg)
-	case errors.Is(err, errNotStarted):
+	case errors.Is(err, config.ErrNotStarted):
 		ae = &apiError{http.StatusServiceUnavailable, map[string]any{
 			"type": "unavailable", "message": "the configuration is not loaded yet"}}
 	default:
@@ -256,22 +281,18 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error, rename
 	writeJSON(w, ae.status, ae.body)
 }
 
-var errNotStarted = errors.New("api: the manager is not started")
-
 // current returns the running document.
 func (h *Handler) current() (*config.Document, error) {
 	d, _ := h.Manager.Current()
 	if d == nil {
-		return nil, errNotStarted
+		return nil, config.ErrNotStarted
 	}
 	return d, nil
 }
 
-// update runs edit in one Manager.Update, stamping the load balancer's id.
+// update runs edit in one Manager.Update, stamping the load balancer's id;
+// before the Manager started it fails with config.ErrNotStarted (503).
 func (h *Handler) update(ctx context.Context, edit func(*config.Document) error) (*config.Document, error) {
-	if _, err := h.current(); err != nil {
-		return nil, err
-	}
 	return h.Manager.Update(ctx, func(d *config.Document) error {
 		if d.LB.ID == "" {
 			d.LB.ID = DefaultLBID
@@ -293,10 +314,10 @@ func decode(r *http.Request, v any) error {
 	if err != nil {
 		return err
 	}
-	if len(strings.TrimSpace(string(body))) == 0 {
+	if len(bytes.TrimSpace(body)) == 0 {
 		body = []byte("{}")
 	}
-	err = config.DecodeStrict(strings.NewReader(string(body)), v)
+	err = config.DecodeStrict(bytes.NewReader(body), v)
 	if err == nil {
 		return nil
 	}

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -81,6 +82,16 @@ type env struct {
 	app   *applier
 	m     *config.Manager
 	store config.Store
+
+	mu        sync.Mutex
+	responses [][]byte // every response body, in order
+}
+
+// bodies returns every response body e received.
+func (e *env) bodies() [][]byte {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.responses)
 }
 
 // start serves a Handler over a FileStore holding doc.
@@ -147,6 +158,9 @@ func (e *env) callAs(tok, method, path string, body any, out any) (int, []byte) 
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	e.mu.Lock()
+	e.responses = append(e.responses, data)
+	e.mu.Unlock()
 	if out != nil && resp.StatusCode < 300 {
 		if err := json.Unmarshal(data, out); err != nil {
 			e.t.Fatalf("%s %s: %v in %s", method, path, err, data)

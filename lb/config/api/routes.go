@@ -36,10 +36,7 @@ func (h *Handler) routes() {
 		}
 	}
 	backendNames := map[string]string{"backend.pool": "server_ip"}
-	certNames := map[string]string{
-		"certificate.certificate_chain":       "custom_certificate.certificate_chain",
-		"certificate.letsencrypt.common_name": "letsencrypt.common_name",
-	}
+	certNames := map[string]string{"certificate.certificate_chain": "custom_certificate.certificate_chain"}
 
 	add("GET", "/lbs", h.listLBs, nil)
 	add("POST", "/lbs", h.refuseLB("create"), nil)

@@ -94,6 +94,9 @@ type view struct {
 	at    where
 	ips   []netip.Addr
 	certs CertificateSource
+	// lbv is the load balancer's view, built once per request: every
+	// backend, frontend and certificate of a list embeds the same one.
+	lbv *lbView
 }
 
 // ipID is the stable id of one of the load balancer's addresses: a UUID
@@ -110,7 +113,13 @@ func (v *view) ip(a netip.Addr) ipView {
 	return ipView{ID: ipID(a), IPAddress: a.String(), LBID: &id, Tags: []string{}, where: v.at}
 }
 
+// lb returns the load balancer's view, built on the first call of this
+// request and shared by every object that embeds it (it is not modified
+// after).
 func (v *view) lb() *lbView {
+	if v.lbv != nil {
+		return v.lbv
+	}
 	d := v.doc
 	l := &lbView{
 		ID: lbID(d), Name: d.LB.Name, Description: d.LB.Description, Status: "ready",
@@ -136,6 +145,7 @@ func (v *view) lb() *lbView {
 			l.Subscriber = &c
 		}
 	}
+	v.lbv = l
 	return l
 }
 

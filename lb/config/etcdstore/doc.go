@@ -33,7 +33,9 @@
 // While etcd is down a Manager keeps running its last good configuration
 // and writes fail (the API answers 503). A document is read with a bound
 // of config.MaxDocumentBytes; etcd itself refuses writes over its
-// --max-request-bytes (1.5 MiB by default).
+// --max-request-bytes (1.5 MiB by default): Save then returns an error
+// wrapping config.ErrTooLarge (the API answers 413), as for a document over
+// config.MaxDocumentBytes.
 //
 // A missing key is an error wrapping fs.ErrNotExist, as for a missing file
 // of config.FileStore.

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -202,7 +203,7 @@ func (s *Store) Save(ctx context.Context, doc *config.Document, prev config.Vers
 		return "", err
 	}
 	if len(data) > config.MaxDocumentBytes {
-		return "", fmt.Errorf("etcdstore: document of %d bytes is over the limit of %d", len(data), config.MaxDocumentBytes)
+		return "", fmt.Errorf("etcdstore: document of %d bytes is over the limit of %d: %w", len(data), config.MaxDocumentBytes, config.ErrTooLarge)
 	}
 	cmp := clientv3.Compare(clientv3.CreateRevision(s.key), "=", 0)
 	if prev != "" {
@@ -255,6 +256,10 @@ func (s *Store) result(ctx context.Context, op string, err error) error {
 	if s.client.Ctx().Err() != nil {
 		return fmt.Errorf("etcdstore: %s: %w", op, ErrClosed)
 	}
+	if tooLarge(err) {
+		s.setHealth(nil)
+		return fmt.Errorf("etcdstore: %s %s: %w: %w", op, s.key, config.ErrTooLarge, err)
+	}
 	if unavailable(err) {
 		err = fmt.Errorf("etcdstore: %s %s: %w: %w", op, s.key, config.ErrUnavailable, err)
 		s.setHealth(err)
@@ -262,6 +267,23 @@ func (s *Store) result(ctx context.Context, op string, err error) error {
 	}
 	s.setHealth(nil)
 	return fmt.Errorf("etcdstore: %s %s: %w", op, s.key, err)
+}
+
+// tooLarge reports whether err is etcd refusing a request over its
+// --max-request-bytes: etcd's own "request is too large", or, for a
+// request also over the gRPC limit etcd derives from it (that plus
+// 512 KiB), gRPC's ResourceExhausted "message larger than max", which is
+// no sign of etcd being down.
+func tooLarge(err error) bool {
+	var ee rpctypes.EtcdError
+	if errors.As(err, &ee) {
+		return ee == rpctypes.ErrRequestTooLarge
+	}
+	if rpctypes.ErrorDesc(err) == rpctypes.ErrorDesc(rpctypes.ErrGRPCRequestTooLarge) {
+		return true
+	}
+	st, ok := status.FromError(err)
+	return ok && st.Code() == codes.ResourceExhausted && strings.Contains(st.Message(), "larger than max")
 }
 
 // unavailable reports whether err says etcd could not be reached or could

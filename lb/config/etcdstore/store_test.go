@@ -385,3 +385,35 @@ func TestConcurrentWriters(t *testing.T) {
 	}
 	t.Logf("%d rounds: %d writes landed, %d conflicts", rounds, len(landed), conflicts)
 }
+
+// TestSaveTooLarge: a document under config.MaxDocumentBytes but over
+// etcd's --max-request-bytes (1.5 MiB by default) is refused with
+// config.ErrTooLarge, not reported as etcd being down; the stored
+// document stays.
+func TestSaveTooLarge(t *testing.T) {
+	srv := testservers.Etcd(t)
+	ctx := t.Context()
+	a := newStore(t, srv, "/test/large")
+	d, err := config.Load([]byte(tutorial))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := a.Save(ctx, d, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Over etcd's limit, then also over the gRPC limit derived from it.
+	for _, size := range []int{1700 << 10, 3 << 20} {
+		d.LB.Description = strings.Repeat("x", size)
+		_, err = a.Save(ctx, d, v)
+		if !errors.Is(err, config.ErrTooLarge) || errors.Is(err, config.ErrUnavailable) {
+			t.Fatalf("Save of a %d-byte document: %v, want ErrTooLarge", size, err)
+		}
+	}
+	if h := a.Health(); !h.Up {
+		t.Fatalf("health after a refused large write: %+v, want up", h)
+	}
+	if got, gv, err := a.Load(ctx); err != nil || gv != v || got.LB.Description != "" {
+		t.Fatalf("Load after the refused write: %v %q", err, gv)
+	}
+}
