@@ -31,9 +31,13 @@ const (
 var ErrUnsupported = errors.New("upgrade: not supported on this system")
 
 // ErrPredecessor is wrapped by Ready's error when the predecessor did not
-// acknowledge READY (it exited, or gave up waiting): this process serves
-// and serves the upgrade socket all the same.
-var ErrPredecessor = errors.New("upgrade: the previous process did not acknowledge")
+// acknowledge READY (it gave up waiting, or could not read it) and still
+// serves the upgrade socket: it serves on, and this process must not (it
+// stops: closes its listeners, which leaves the shared sockets open, and
+// exits), lest two processes serve with only one reachable by the next
+// upgrade. A predecessor that is gone (nobody serves Path any more) is no
+// error: Ready then serves Path and returns nil.
+var ErrPredecessor = errors.New("upgrade: the previous process did not acknowledge and serves on")
 
 // An Upgrader hands the listening sockets of a running process over to its
 // successor, and takes those of its predecessor. A program makes one at
@@ -74,6 +78,7 @@ type Upgrader struct {
 	inherited []inherited       // handed over by the predecessor, not yet taken
 	taken     []string          // names of the inherited sockets, for Inherited
 	own       []owned           // sockets opened by Listen and ListenPacket
+	done      chan struct{}     // closed by Close
 	ln        *net.UnixListener // the upgrade socket, from Ready
 	lnIno     uint64            // its file's inode, to remove only our own
 	upgraded  chan struct{}     // closed when a successor is ready
@@ -90,8 +95,9 @@ type inherited struct {
 
 // owned is a socket this process serves, and may hand over.
 type owned struct {
-	name socketName
-	conn syscall.Conn
+	name      socketName
+	conn      syscall.Conn
+	inherited bool // taken from the predecessor
 }
 
 func (u *Upgrader) logger() *slog.Logger {
@@ -263,7 +269,7 @@ func (u *Upgrader) take(network, addr string) (inherited, bool) {
 }
 
 // keep records a socket this process serves, for the next handover.
-func (u *Upgrader) keep(network, addr string, local net.Addr, c syscall.Conn) {
+func (u *Upgrader) keep(network, addr string, local net.Addr, c syscall.Conn, inherited bool) {
 	name := socketName{Network: network, Addr: addr, Local: local.String()}
 	if _, port, err := splitPort(addr); err == nil && port == "0" {
 		name.Addr = name.Local // the port the kernel chose is the one to ask for
@@ -275,7 +281,7 @@ func (u *Upgrader) keep(network, addr string, local net.Addr, c syscall.Conn) {
 	u.own = slices.DeleteFunc(u.own, func(o owned) bool {
 		return o.name.Network == name.Network && o.name.Local == name.Local
 	})
-	u.own = append(u.own, owned{name: name, conn: c})
+	u.own = append(u.own, owned{name: name, conn: c, inherited: inherited})
 }
 
 // Listen returns a listener for network ("tcp", "tcp4", "tcp6", "unix")
@@ -303,7 +309,7 @@ func (u *Upgrader) Listen(ctx context.Context, network, addr string) (net.Listen
 			ln.Close()
 			return nil, fmt.Errorf("upgrade: inherited socket %s is a %T", in.name, ln)
 		}
-		u.keep(network, addr, ln.Addr(), sc)
+		u.keep(network, addr, ln.Addr(), sc, true)
 		return ln, nil
 	}
 	ln, err := u.ListenConfig.Listen(ctx, network, addr)
@@ -311,7 +317,7 @@ func (u *Upgrader) Listen(ctx context.Context, network, addr string) (net.Listen
 		return nil, err
 	}
 	if sc, ok := ln.(syscall.Conn); ok {
-		u.keep(network, addr, ln.Addr(), sc)
+		u.keep(network, addr, ln.Addr(), sc, false)
 	}
 	return ln, nil
 }
@@ -332,7 +338,7 @@ func (u *Upgrader) ListenPacket(ctx context.Context, network, addr string) (net.
 			pc.Close()
 			return nil, fmt.Errorf("upgrade: inherited socket %s is a %T", in.name, pc)
 		}
-		u.keep(network, addr, pc.LocalAddr(), sc)
+		u.keep(network, addr, pc.LocalAddr(), sc, true)
 		return pc, nil
 	}
 	pc, err := u.ListenConfig.ListenPacket(ctx, network, addr)
@@ -340,23 +346,28 @@ func (u *Upgrader) ListenPacket(ctx context.Context, network, addr string) (net.
 		return nil, err
 	}
 	if sc, ok := pc.(syscall.Conn); ok {
-		u.keep(network, addr, pc.LocalAddr(), sc)
+		u.keep(network, addr, pc.LocalAddr(), sc, false)
 	}
 	return pc, nil
 }
 
 // Ready says that this process serves its sockets: it closes the inherited
-// sockets that Listen and ListenPacket were not asked for, starts serving
-// the upgrade socket at Path for the next successor, and tells the
-// predecessor, if any, to drain, waiting (Timeout) for it to acknowledge.
-// ctx bounds the exchange too. Call it once, after the listeners are
-// served; connections that arrive before are queued by the kernel and
-// accepted by either process.
+// sockets that Listen and ListenPacket were not asked for, binds the
+// upgrade socket for the next successor beside Path, tells the
+// predecessor, if any, to drain, waiting (Timeout) for it to acknowledge,
+// and only then renames the new socket onto Path and serves it: until the
+// predecessor drains, Path stays the predecessor's. ctx bounds the
+// exchange too. Call it once, after the listeners are served; connections
+// that arrive before are queued by the kernel and accepted by either
+// process.
 //
-// An error from the exchange with the predecessor wraps ErrPredecessor
-// and leaves the upgrade socket served; the predecessor may have exited or
-// be serving still. Other errors (the upgrade socket cannot be served)
-// leave the predecessor serving, as if this process had not started.
+// When the predecessor does not acknowledge, Ready checks whether it still
+// serves Path: if it does (it gave up waiting, see ReadyTimeout), Ready
+// returns an error wrapping ErrPredecessor and this process must stop,
+// leaving the predecessor serving; if nobody does (it exited), this
+// process serves Path and Ready returns nil. Other errors (the upgrade
+// socket cannot be bound) also leave the predecessor serving, as if this
+// process had not started; the caller stops.
 func (u *Upgrader) Ready(ctx context.Context) error {
 	if !supported {
 		return ErrUnsupported
@@ -371,42 +382,91 @@ func (u *Upgrader) Ready(ctx context.Context) error {
 	}
 	u.readied = true
 	pred, unused := u.pred, u.inherited
-	u.pred, u.inherited = nil, nil
+	u.inherited = nil // u.pred stays, for Close to end the exchange
 	u.mu.Unlock()
 	for _, in := range unused {
 		u.logger().Warn("upgrade: an inherited socket was not asked for: closed", slog.String("socket", in.name.String()))
 		in.file.Close()
 	}
 
-	ln, ino, err := listenUpgrade(u.Path)
+	ln, tmp, err := bindUpgrade(u.Path)
 	if err != nil {
 		if pred != nil {
+			u.keepInheritedFiles()
 			pred.Close() // the predecessor serves on
 		}
 		return err
 	}
-	u.mu.Lock()
-	if u.closed {
-		u.mu.Unlock()
+	drop := func() {
 		ln.Close()
-		os.Remove(u.Path)
-		if pred != nil {
-			pred.Close()
+		os.Remove(tmp)
+	}
+	if testHookBound != nil {
+		testHookBound()
+	}
+	if pred != nil {
+		perr := u.tellReady(ctx, pred)
+		if perr != nil && u.serving(ctx) {
+			drop()
+			u.keepInheritedFiles()
+			return fmt.Errorf("%w: %w", ErrPredecessor, perr)
 		}
+		if perr != nil {
+			u.logger().Warn("upgrade: the previous process did not acknowledge and is gone; serving alone",
+				slog.String("socket", u.Path), slog.Any("error", perr))
+		}
+	}
+
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.pred = nil
+	if u.closed {
+		drop()
 		return errors.New("upgrade: closed during Ready")
 	}
+	ino, err := publishUpgrade(tmp, u.Path)
+	if err != nil {
+		drop()
+		// The predecessor drains: this process serves on, without an
+		// upgrade socket.
+		u.logger().Error("upgrade: the upgrade socket cannot be served; no later upgrade is possible", slog.Any("error", err))
+		return nil
+	}
 	u.ln, u.lnIno = ln, ino
-	u.mu.Unlock()
-
-	var perr error
-	if pred != nil {
-		perr = u.tellReady(ctx, pred)
-	}
 	u.wg.Go(func() { u.serve(ln) })
-	if perr != nil {
-		return fmt.Errorf("%w: %w", ErrPredecessor, perr)
-	}
 	return nil
+}
+
+// testHookBound, if set, runs in Ready once the upgrade socket is bound,
+// before READY is sent.
+var testHookBound func()
+
+// keepInheritedFiles stops the inherited unix listeners from removing
+// their files on close: the predecessor serves on with them.
+func (u *Upgrader) keepInheritedFiles() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, o := range u.own {
+		if ul, ok := o.conn.(*net.UnixListener); ok && o.inherited {
+			ul.SetUnlinkOnClose(false)
+		}
+	}
+}
+
+// serving reports whether a process serves Path, answering a connection
+// within Timeout (and ctx). It tells a predecessor that gave up on this
+// process from one that is gone: a socket file nobody listens on, or no
+// file, is nobody.
+func (u *Upgrader) serving(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, u.timeout())
+	defer cancel()
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", u.Path)
+	if err != nil {
+		return !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.ECONNREFUSED)
+	}
+	c.Close()
+	return true
 }
 
 // tellReady sends READY to the predecessor and waits for its DRAINING.
@@ -433,40 +493,45 @@ func (u *Upgrader) tellReady(ctx context.Context, c *net.UnixConn) error {
 	return nil
 }
 
-// listenUpgrade serves the upgrade socket at path: it binds a temporary
-// name beside it, restricts it to this user (0600), and renames it to
-// path, replacing the predecessor's socket or a stale one in one step, so
-// that there is no moment without a socket at path. It returns the
-// listener and the inode of its file.
-func listenUpgrade(path string) (*net.UnixListener, uint64, error) {
+// bindUpgrade binds the upgrade socket for path under a temporary name
+// beside it, restricted to this user (0600); publishUpgrade then renames
+// it onto path. It returns the listener and the temporary name.
+func bindUpgrade(path string) (*net.UnixListener, string, error) {
 	// Replace a socket, never a file that happens to have the name.
 	if fi, err := os.Lstat(path); err == nil && fi.Mode().Type() != os.ModeSocket {
-		return nil, 0, fmt.Errorf("upgrade: %s exists and is not a socket", path)
+		return nil, "", fmt.Errorf("upgrade: %s exists and is not a socket", path)
 	}
 	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
 	os.Remove(tmp)
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
 	if err != nil {
-		return nil, 0, fmt.Errorf("upgrade: serving %s: %w", path, err)
+		return nil, "", fmt.Errorf("upgrade: serving %s: %w", path, err)
 	}
 	ln.SetUnlinkOnClose(false)
-	fail := func(err error) (*net.UnixListener, uint64, error) {
+	if err := os.Chmod(tmp, 0o600); err != nil {
 		ln.Close()
 		os.Remove(tmp)
-		return nil, 0, fmt.Errorf("upgrade: serving %s: %w", path, err)
+		return nil, "", fmt.Errorf("upgrade: serving %s: %w", path, err)
 	}
-	if err := os.Chmod(tmp, 0o600); err != nil {
-		return fail(err)
-	}
+	return ln, tmp, nil
+}
+
+// publishUpgrade renames the upgrade socket bound at tmp onto path,
+// replacing the predecessor's socket or a stale one in one step, so that
+// there is no moment without a socket at path. It returns the inode of its
+// file, for Close to remove only its own.
+func publishUpgrade(tmp, path string) (uint64, error) {
 	fi, err := os.Lstat(tmp)
 	if err != nil {
-		return fail(err)
+		return 0, fmt.Errorf("upgrade: serving %s: %w", path, err)
 	}
-	ino := inode(fi)
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().Type() != os.ModeSocket {
+		return 0, fmt.Errorf("upgrade: %s exists and is not a socket", path)
+	}
 	if err := os.Rename(tmp, path); err != nil {
-		return fail(err)
+		return 0, fmt.Errorf("upgrade: serving %s: %w", path, err)
 	}
-	return ln, ino, nil
+	return inode(fi), nil
 }
 
 // serve accepts successors on the upgrade socket until it is closed.
@@ -528,6 +593,9 @@ func (u *Upgrader) handover(c *net.UnixConn) {
 	defer wait.Stop()
 	select {
 	case u.slot() <- struct{}{}:
+	case <-u.closing():
+		c.Write(refusalMessage("the running process stops"))
+		return
 	case <-wait.C:
 		log.Warn("upgrade: refused a successor: another upgrade is under way")
 		c.Write(refusalMessage("another upgrade is under way"))
@@ -586,8 +654,20 @@ func (u *Upgrader) slot() chan struct{} {
 	return u.handing
 }
 
+// closing returns the channel that Close closes.
+func (u *Upgrader) closing() chan struct{} {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.done == nil {
+		u.done = make(chan struct{})
+	}
+	return u.done
+}
+
 // dupOwn duplicates the descriptors of the sockets this process serves,
-// skipping those already closed.
+// skipping those already closed, those beyond maxSockets and those whose
+// names cannot be written on the upgrade socket (a unix path with a
+// space): the successor opens these afresh.
 func (u *Upgrader) dupOwn(log *slog.Logger) ([]socketName, []int) {
 	u.mu.Lock()
 	own := append([]owned(nil), u.own...)
@@ -595,6 +675,10 @@ func (u *Upgrader) dupOwn(log *slog.Logger) ([]socketName, []int) {
 	var names []socketName
 	var fds []int
 	for _, o := range own {
+		if !o.name.nameable() {
+			log.Warn("upgrade: a socket whose name has a space cannot be handed over", slog.String("socket", o.name.String()))
+			continue
+		}
 		if len(fds) == maxSockets {
 			log.Warn("upgrade: too many sockets; not handed over", slog.String("socket", o.name.String()))
 			continue
@@ -675,6 +759,10 @@ func (u *Upgrader) Close() error {
 		return nil
 	}
 	u.closed = true
+	if u.done == nil {
+		u.done = make(chan struct{})
+	}
+	close(u.done)
 	pred, unused, ln, ino := u.pred, u.inherited, u.ln, u.lnIno
 	u.pred, u.inherited = nil, nil
 	for c := range u.conns {
@@ -682,6 +770,9 @@ func (u *Upgrader) Close() error {
 	}
 	u.mu.Unlock()
 	if pred != nil {
+		// Before Ready succeeded: the predecessor serves on, with the
+		// unix sockets' files.
+		u.keepInheritedFiles()
 		pred.Close()
 	}
 	for _, in := range unused {
