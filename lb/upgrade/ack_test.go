@@ -6,10 +6,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -196,15 +198,35 @@ func waitSelect(t *testing.T, fn string) {
 	})
 }
 
-// TestCloseRefusesWaitingHandover: Close ends at once a handover waiting
-// for another's to end (for up to half of Timeout), with a refusal, rather
-// than letting it go on once the other's connection is closed.
-func TestCloseRefusesWaitingHandover(t *testing.T) {
+// lockedBuffer is a bytes.Buffer for concurrent writers.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestCloseEndsWaitingHandover: Close ends a handover waiting for another's
+// to end (for up to half of Timeout): it does not go on to hand the
+// sockets over once the other's slot is free.
+func TestCloseEndsWaitingHandover(t *testing.T) {
 	testutil.CheckLeaks(t)
 	ctx := context.Background()
 	path := sockPath(t)
+	var logs lockedBuffer
 	old := newUpgrader(t, path)
 	old.Timeout = time.Minute
+	old.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	ln, err := old.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -229,8 +251,11 @@ func TestCloseRefusesWaitingHandover(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("Close waits for a handover waiting for its turn")
 	}
-	if err := <-started; err == nil || !strings.Contains(err.Error(), "stops") {
-		t.Fatalf("the waiting successor's Start = %v, want a refusal", err)
+	if err := <-started; err == nil {
+		t.Fatal("the waiting successor took sockets from a closed Upgrader")
+	}
+	if n := strings.Count(logs.String(), "handed the sockets over") + strings.Count(logs.String(), "handing the sockets over failed"); n != 1 {
+		t.Fatalf("%d handovers after Close, want only the first's:\n%s", n, logs.String())
 	}
 }
 
@@ -269,5 +294,57 @@ func TestUnnameableSocket(t *testing.T) {
 		if err != nil || flags&unix.FD_CLOEXEC == 0 {
 			t.Errorf("inherited %s: descriptor flags %#x, %v: not close-on-exec", in.name, flags, err)
 		}
+	}
+}
+
+// TestInheritedUnixFile: a successor that stops before Ready leaves the
+// inherited unix socket's file to the predecessor; once it served, closing
+// its listener removes the file, as for a socket of its own.
+func TestInheritedUnixFile(t *testing.T) {
+	testutil.CheckLeaks(t)
+	ctx := context.Background()
+	path := sockPath(t)
+	unixPath := filepath.Join(filepath.Dir(path), "app")
+	old := newUpgrader(t, path)
+	oldUnix, err := old.Listen(ctx, "unix", unixPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer oldUnix.Close()
+	if err := old.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	failed := newUpgrader(t, path)
+	if err := failed.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := failed.Listen(ctx, "unix", unixPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	failed.Close()
+	if _, err := os.Lstat(unixPath); err != nil {
+		t.Fatalf("a successor that stopped before Ready removed the old process's file: %v", err)
+	}
+
+	next := newUpgrader(t, path)
+	if err := next.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ln, err = next.Listen(ctx, "unix", unixPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := next.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	oldUnix.Close() // the old process drains: its close keeps the file
+	if _, err := os.Lstat(unixPath); err != nil {
+		t.Fatalf("the old process's close removed the file: %v", err)
+	}
+	ln.Close()
+	if _, err := os.Lstat(unixPath); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the successor's close left the file: %v", err)
 	}
 }

@@ -57,8 +57,9 @@ type Upgrader struct {
 
 	// ReadyTimeout bounds how long this process, serving the upgrade
 	// socket, waits for a successor that took its sockets to say it is
-	// ready; then the handover is abandoned and this process serves on
-	// (0: DefaultReadyTimeout).
+	// ready; then the handover is abandoned and this process serves on,
+	// and the successor's Ready fails with ErrPredecessor (0:
+	// DefaultReadyTimeout).
 	ReadyTimeout time.Duration
 
 	// Logger receives the handovers (Info) and the refused or abandoned
@@ -293,7 +294,8 @@ func (u *Upgrader) keep(network, addr string, local net.Addr, c syscall.Conn, in
 // also holds.
 //
 // A unix socket's file is removed when its listener is closed, unless a
-// successor took it over.
+// successor took it over; an inherited one's only once the predecessor
+// acknowledged Ready (until then it serves on with the file).
 func (u *Upgrader) Listen(ctx context.Context, network, addr string) (net.Listener, error) {
 	if in, ok := u.take(network, addr); ok {
 		ln, err := net.FileListener(in.file)
@@ -302,7 +304,8 @@ func (u *Upgrader) Listen(ctx context.Context, network, addr string) (net.Listen
 			return nil, fmt.Errorf("upgrade: inherited socket %s: %w", in.name, err)
 		}
 		if ul, ok := ln.(*net.UnixListener); ok {
-			ul.SetUnlinkOnClose(true)
+			// The predecessor's file until it drains (ownInheritedFiles).
+			ul.SetUnlinkOnClose(false)
 		}
 		sc, ok := ln.(syscall.Conn)
 		if !ok {
@@ -392,7 +395,6 @@ func (u *Upgrader) Ready(ctx context.Context) error {
 	ln, tmp, err := bindUpgrade(u.Path)
 	if err != nil {
 		if pred != nil {
-			u.keepInheritedFiles()
 			pred.Close() // the predecessor serves on
 		}
 		return err
@@ -408,7 +410,6 @@ func (u *Upgrader) Ready(ctx context.Context) error {
 		perr := u.tellReady(ctx, pred)
 		if perr != nil && u.serving(ctx) {
 			drop()
-			u.keepInheritedFiles()
 			return fmt.Errorf("%w: %w", ErrPredecessor, perr)
 		}
 		if perr != nil {
@@ -427,12 +428,14 @@ func (u *Upgrader) Ready(ctx context.Context) error {
 	ino, err := publishUpgrade(tmp, u.Path)
 	if err != nil {
 		drop()
+		u.ownInheritedFiles()
 		// The predecessor drains: this process serves on, without an
 		// upgrade socket.
 		u.logger().Error("upgrade: the upgrade socket cannot be served; no later upgrade is possible", slog.Any("error", err))
 		return nil
 	}
 	u.ln, u.lnIno = ln, ino
+	u.ownInheritedFiles()
 	u.wg.Go(func() { u.serve(ln) })
 	return nil
 }
@@ -441,14 +444,12 @@ func (u *Upgrader) Ready(ctx context.Context) error {
 // before READY is sent.
 var testHookBound func()
 
-// keepInheritedFiles stops the inherited unix listeners from removing
-// their files on close: the predecessor serves on with them.
-func (u *Upgrader) keepInheritedFiles() {
-	u.mu.Lock()
-	defer u.mu.Unlock()
+// ownInheritedFiles makes the inherited unix listeners remove their files
+// on close, as fresh ones do, once the predecessor drains. u.mu is held.
+func (u *Upgrader) ownInheritedFiles() {
 	for _, o := range u.own {
 		if ul, ok := o.conn.(*net.UnixListener); ok && o.inherited {
-			ul.SetUnlinkOnClose(false)
+			ul.SetUnlinkOnClose(true)
 		}
 	}
 }
@@ -602,6 +603,9 @@ func (u *Upgrader) handover(c *net.UnixConn) {
 		return
 	}
 	defer func() { <-u.slot() }()
+	if u.isClosed() {
+		return // Close came as the slot freed
+	}
 	if u.isUpgraded() {
 		c.Write(refusalMessage("already upgraded"))
 		return
@@ -654,6 +658,12 @@ func (u *Upgrader) slot() chan struct{} {
 	return u.handing
 }
 
+func (u *Upgrader) isClosed() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.closed
+}
+
 // closing returns the channel that Close closes.
 func (u *Upgrader) closing() chan struct{} {
 	u.mu.Lock()
@@ -703,7 +713,7 @@ func (u *Upgrader) forget(c syscall.Conn) {
 }
 
 // markUpgraded closes Upgraded and stops serving the upgrade socket, whose
-// file is now the successor's.
+// file the successor replaces once it reads DRAINING.
 func (u *Upgrader) markUpgraded() {
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -770,10 +780,7 @@ func (u *Upgrader) Close() error {
 	}
 	u.mu.Unlock()
 	if pred != nil {
-		// Before Ready succeeded: the predecessor serves on, with the
-		// unix sockets' files.
-		u.keepInheritedFiles()
-		pred.Close()
+		pred.Close() // before Ready succeeded: the predecessor serves on
 	}
 	for _, in := range unused {
 		in.file.Close()
