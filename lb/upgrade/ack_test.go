@@ -46,7 +46,8 @@ func TestPredecessorGaveUp(t *testing.T) {
 	ctx := context.Background()
 	path := sockPath(t)
 	unixPath := filepath.Join(filepath.Dir(path), "app")
-	old := &Upgrader{Path: path, ReadyTimeout: 200 * time.Millisecond}
+	handing := make(chan bool, 4)
+	old := &Upgrader{Path: path, ReadyTimeout: 200 * time.Millisecond, OnHandover: func(on bool) { handing <- on }}
 	defer old.Close()
 	ln, err := old.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
@@ -85,6 +86,9 @@ func TestPredecessorGaveUp(t *testing.T) {
 	}
 	if closed(old.Upgraded()) {
 		t.Fatal("the old process drains for a successor that was never acknowledged")
+	}
+	if len(handing) != 2 || !<-handing || <-handing {
+		t.Fatal("OnHandover was not called with true, then false")
 	}
 	// The successor stops: the unix socket's file stays the old one's.
 	slowUnix.Close()
@@ -130,10 +134,14 @@ func TestPathKeptUntilDrained(t *testing.T) {
 		t.Fatal(err)
 	}
 	var atBind uint64
-	testHookBound = func() { atBind = pathInode(t, path) }
+	var early bool
+	testHookBound = func() { atBind, early = pathInode(t, path), closed(old.Upgraded()) }
 	defer func() { testHookBound = nil }()
 	if err := successor.Ready(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if early {
+		t.Fatal("the old process drained before READY")
 	}
 	if atBind != oldIno {
 		t.Fatalf("before READY, Path was inode %d, not the old process's %d", atBind, oldIno)

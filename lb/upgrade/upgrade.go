@@ -62,6 +62,15 @@ type Upgrader struct {
 	// DefaultReadyTimeout).
 	ReadyTimeout time.Duration
 
+	// OnHandover, if set, is called with true when a successor has been
+	// handed this process's sockets and is waited for (ReadyTimeout), and
+	// with false if it then does not become ready; when it does, Upgraded
+	// is closed instead. It runs in the handover's goroutine, one handover
+	// at a time, and must not block. A program uses it to prepare for the
+	// drain that likely follows, such as counting the connections it
+	// accepts meanwhile.
+	OnHandover func(underWay bool)
+
 	// Logger receives the handovers (Info) and the refused or abandoned
 	// ones (Warn). Nil means slog.Default().
 	Logger *slog.Logger
@@ -632,6 +641,9 @@ func (u *Upgrader) handover(c *net.UnixConn) {
 	}
 	fds = nil
 	log.Info("upgrade: handed the sockets over; waiting for the successor to serve them", slog.Int("sockets", len(names)))
+	if u.OnHandover != nil {
+		u.OnHandover(true)
+	}
 
 	c.SetDeadline(time.Now().Add(u.readyTimeout()))
 	line, err = readLine(c)
@@ -640,6 +652,9 @@ func (u *Upgrader) handover(c *net.UnixConn) {
 	}
 	if err != nil {
 		log.Warn("upgrade: the successor did not become ready; serving on", slog.Any("error", err))
+		if u.OnHandover != nil {
+			u.OnHandover(false)
+		}
 		return
 	}
 	u.markUpgraded()
