@@ -21,7 +21,8 @@ import (
 //	running -> successor:  DRAINING
 //
 // ADDR is the address the program asked for (":8443"), LOCAL the one the
-// socket is bound to ("[::]:8443"); neither may hold spaces.
+// socket is bound to ("[::]:8443"); neither may hold white space (a socket
+// whose name does, such as a unix path with a space, is not handed over).
 const (
 	magic    = "LBKIT-UPGRADE"
 	version  = 1
