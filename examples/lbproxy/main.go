@@ -98,7 +98,9 @@
 // new lbproxy started with the same PATH (the new binary, the same flags)
 // takes the listening sockets of the one serving PATH, which drains once
 // the new one serves and exits; SIGUSR2 starts the executable file again
-// for the same effect. No connection is refused. Off by default.
+// for the same effect. No connection is refused. A new lbproxy whose
+// readiness the old one does not acknowledge exits, leaving it serving.
+// Off by default.
 //
 // -config FILE runs the load balancer a configuration document describes
 // (many frontends and backends, ACLs, routes, certificates), reloaded when

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,8 +22,8 @@ import (
 // (the frontend's TCP socket, its HTTP/3 UDP socket, the admin socket),
 // tells it to drain once it serves them, and serves PATH for the next
 // upgrade. The old process stops accepting at once (its listeners are
-// paused), waits for the first request of the HTTP connections it had
-// just accepted (settle), drains its connections for -grace, as on
+// paused), waits for the first request of the HTTP connections it
+// accepted while the new one started (settle), drains its connections for -grace, as on
 // SIGTERM, and exits. In -config mode the runtime's HTTP servers are not
 // watched so: a connection accepted just before the pause whose request
 // arrives after the drain began is closed unanswered, as net/http does.
@@ -34,7 +33,9 @@ import (
 // the new binary) with the same arguments.
 //
 // A new process that fails before it serves (a bad flag, a port it cannot
-// have) leaves the old one serving.
+// have), or whose readiness the old one does not acknowledge (it gave up
+// waiting, -upgrade-socket's ReadyTimeout), exits and leaves the old one
+// serving.
 
 // sockets opens lbproxy's listening sockets: through the Upgrader of
 // -upgrade-socket, or fresh.
@@ -46,10 +47,14 @@ type sockets struct {
 	mu        sync.Mutex
 	listeners []*pausable // every listener opened, paused on upgrade
 
-	// fresh counts the HTTP connections accepted whose first request has
-	// not been read yet (trackFresh); settle waits for them.
+	// counting is set while a successor holds this process's sockets
+	// (Upgrader.OnHandover): trackFresh then counts in fresh the HTTP
+	// connections accepted whose first request has not been read yet, and
+	// settle waits for them. Otherwise trackFresh costs two atomic loads.
+	counting  atomic.Bool
 	fresh     atomic.Int64
-	freshConn sync.Map // client address -> struct{}: the connections fresh counts
+	freshMu   sync.Mutex
+	freshConn map[net.Conn]struct{} // the connections fresh counts
 }
 
 // settleMax bounds the wait, on upgrade, for the first request of the
@@ -67,16 +72,18 @@ func startUpgrade(ctx context.Context, cfg *config, logger *slog.Logger, out io.
 	if cfg.upgradeSocket == "" {
 		return &sockets{lc: lc}, nil
 	}
-	up := &upgrade.Upgrader{Path: cfg.upgradeSocket, Logger: logger, ListenConfig: lc}
+	s := &sockets{lc: lc}
+	up := &upgrade.Upgrader{Path: cfg.upgradeSocket, Logger: logger, ListenConfig: lc, OnHandover: s.handing}
 	if err := up.Start(ctx); err != nil {
 		return nil, fmt.Errorf("lbproxy: -upgrade-socket: %w", err)
 	}
+	s.up = up
 	if taken := up.Inherited(); len(taken) > 0 {
 		fmt.Fprintf(out, "lbproxy: pid %d takes over %v from the running process\n", os.Getpid(), taken)
 	} else {
 		fmt.Fprintf(out, "lbproxy: pid %d, no running process on %s\n", os.Getpid(), cfg.upgradeSocket)
 	}
-	return &sockets{lc: lc, up: up}, nil
+	return s, nil
 }
 
 // Listen opens a listener, inherited when the previous process had it.
@@ -112,11 +119,10 @@ func (s *sockets) ready(ctx context.Context, wg *sync.WaitGroup, drain context.C
 		return nil
 	}
 	if err := s.up.Ready(ctx); err != nil {
-		if !errors.Is(err, upgrade.ErrPredecessor) {
-			return fmt.Errorf("lbproxy: -upgrade-socket: %w", err)
-		}
-		// The previous process may be gone: serve on.
-		logger.Warn("lbproxy: the previous process did not acknowledge the upgrade", slog.Any("error", err))
+		// The previous process serves on (upgrade.ErrPredecessor: it did
+		// not acknowledge): this one stops, its listeners closed, which
+		// leaves the shared sockets open.
+		return fmt.Errorf("lbproxy: -upgrade-socket: %w", err)
 	}
 	s.readyAt.Store(time.Now().UnixNano())
 	fmt.Fprintf(out, "lbproxy: serving upgrades on %s\n", s.up.Path)
@@ -167,25 +173,49 @@ func (s *sockets) pauseAll() {
 	}
 }
 
-// trackFresh returns an http.Server.ConnState hook that counts the
-// connections whose first request has not been read yet, then calls next
-// (nil: none); without -upgrade-socket it returns next.
+// handing starts counting fresh connections when a successor took the
+// sockets, and stops and forgets them when it failed to become ready.
+func (s *sockets) handing(underWay bool) {
+	s.freshMu.Lock()
+	defer s.freshMu.Unlock()
+	s.counting.Store(underWay)
+	if !underWay {
+		clear(s.freshConn)
+		s.fresh.Store(0)
+	}
+}
+
+// trackFresh returns an http.Server.ConnState hook that, while a
+// successor holds this process's sockets, counts the connections accepted
+// whose first request has not been read yet, then calls next (nil: none);
+// without -upgrade-socket it returns next. Connections are known by the
+// net.Conn itself (HTTP/2, over TLS or h2c, reports its states with the
+// connection net/http accepted). QUIC connections, from HTTP/3, have no
+// accept queue and stay in StateNew: they are not counted.
 func (s *sockets) trackFresh(next func(net.Conn, http.ConnState)) func(net.Conn, http.ConnState) {
 	if s.up == nil {
 		return next // no upgrade, no cost
 	}
 	return func(c net.Conn, st http.ConnState) {
-		// Connections are known by their client address: HTTP/2 reports
-		// its states with a wrapper of the connection it was given.
-		// QUIC connections, from HTTP/3, have no accept queue and stay
-		// in StateNew: they are not counted.
-		key := c.RemoteAddr().String()
-		if st == http.StateNew && c.LocalAddr().Network() != "udp" {
-			if _, dup := s.freshConn.LoadOrStore(key, struct{}{}); !dup {
-				s.fresh.Add(1)
+		if st == http.StateNew {
+			if s.counting.Load() && c.LocalAddr().Network() != "udp" {
+				s.freshMu.Lock()
+				if s.freshConn == nil {
+					s.freshConn = make(map[net.Conn]struct{})
+				}
+				if _, dup := s.freshConn[c]; !dup && s.counting.Load() {
+					s.freshConn[c] = struct{}{}
+					s.fresh.Add(1)
+				}
+				s.freshMu.Unlock()
 			}
-		} else if _, ok := s.freshConn.LoadAndDelete(key); ok {
-			s.fresh.Add(-1)
+		} else if s.fresh.Load() > 0 {
+			s.freshMu.Lock()
+			if _, ok := s.freshConn[c]; ok {
+				delete(s.freshConn, c)
+				s.fresh.Add(-1)
+			}
+			s.freshMu.Unlock()
 		}
 		if next != nil {
 			next(c, st)

@@ -529,18 +529,40 @@ func TestAcceptProbeShared(t *testing.T) {
 }
 
 // TestTrackFresh: the drain after an upgrade waits for connections whose
-// first request has not been read; trackFresh counts them, over HTTP/1.1,
-// and settle returns once they are served, or at settleMax.
+// first request has not been read; trackFresh counts those accepted while
+// a successor holds the sockets, over HTTP/1.1 on TCP and on a unix
+// socket (each connection, though all have the same client address), and
+// settle returns once they are served, or at settleMax. Outside a
+// handover nothing is counted.
 func TestTrackFresh(t *testing.T) {
+	for _, network := range []string{"tcp", "unix"} {
+		t.Run(network, func(t *testing.T) { testTrackFresh(t, network) })
+	}
+}
+
+func testTrackFresh(t *testing.T, network string) {
 	testutil.CheckLeaks(t)
-	s := &sockets{up: &upgrade.Upgrader{Path: filepath.Join(t.TempDir(), "s")}}
-	defer s.close()
-	ln, err := s.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	dir, err := os.MkdirTemp("", "fresh")
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer os.RemoveAll(dir)
+	s := &sockets{up: &upgrade.Upgrader{Path: filepath.Join(dir, "s")}}
+	defer s.close()
+	addr := "127.0.0.1:0"
+	if network == "unix" {
+		addr = filepath.Join(dir, "http")
+	}
+	ln, err := s.Listen(context.Background(), network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqs := make(chan struct{}, 8)
 	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second,
-		Handler:   http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }),
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "ok")
+			reqs <- struct{}{}
+		}),
 		ConnState: s.trackFresh(nil)}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -548,12 +570,45 @@ func TestTrackFresh(t *testing.T) {
 		srv.Close()
 		<-served
 	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
+	dial := func() net.Conn {
+		t.Helper()
+		c, err := net.Dial(network, ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
 	}
-	defer c.Close()
-	testutil.Eventually(t, "the silent connection counted", func() bool { return s.fresh.Load() == 1 })
+	get := func(c net.Conn) {
+		t.Helper()
+		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-reqs:
+		case <-time.After(5 * time.Second):
+			t.Fatal("request not served")
+		}
+	}
+
+	// No handover: a connection served is not counted.
+	idle := dial()
+	defer idle.Close()
+	get(idle)
+	if n := s.fresh.Load(); n != 0 {
+		t.Fatalf("%d connections counted outside a handover", n)
+	}
+
+	s.handing(true)
+	c1, c2 := dial(), dial()
+	defer c1.Close()
+	defer c2.Close()
+	testutil.Eventually(t, "both silent connections counted", func() bool { return s.fresh.Load() == 2 })
+	get(idle) // a connection accepted before the handover is not counted
+	if n := s.fresh.Load(); n != 2 {
+		t.Fatalf("%d connections counted, want 2", n)
+	}
+	get(c1)
+	testutil.Eventually(t, "the served connection uncounted", func() bool { return s.fresh.Load() == 1 })
 	settled := make(chan struct{})
 	go func() { s.settle(context.Background()); close(settled) }()
 	select {
@@ -561,7 +616,7 @@ func TestTrackFresh(t *testing.T) {
 		t.Fatal("settle returned while a connection waits for its first request")
 	case <-time.After(100 * time.Millisecond):
 	}
-	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	get(c2)
 	select {
 	case <-settled:
 	case <-time.After(settleMax + 5*time.Second):
@@ -569,5 +624,14 @@ func TestTrackFresh(t *testing.T) {
 	}
 	if n := s.fresh.Load(); n != 0 {
 		t.Fatalf("%d connections still counted", n)
+	}
+
+	// A handover abandoned forgets its count.
+	c3 := dial()
+	defer c3.Close()
+	testutil.Eventually(t, "a silent connection counted", func() bool { return s.fresh.Load() == 1 })
+	s.handing(false)
+	if n := s.fresh.Load(); n != 0 {
+		t.Fatalf("%d connections counted after the handover was abandoned", n)
 	}
 }

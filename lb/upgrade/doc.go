@@ -27,8 +27,8 @@
 //	}()
 //	// Serving (connections queue meanwhile): the old process drains, and
 //	// Path is served for the next upgrade.
-//	if err := u.Ready(ctx); err != nil && !errors.Is(err, upgrade.ErrPredecessor) {
-//		return err // the old process serves on
+//	if err := u.Ready(ctx); err != nil {
+//		return err // the old process serves on (ErrPredecessor: it did not acknowledge)
 //	}
 //	return lb.Serve(ctx, srv, ln, 30*time.Second)
 //
@@ -46,18 +46,27 @@
 //     one for the others. The Listen and ListenPacket methods have the
 //     signature of hooks such as lb/config's RuntimeOptions.Listen and
 //     ListenPacket.
-//  3. Ready, once the successor serves, binds a new socket beside Path
-//     (mode 0600) and renames it onto Path (which must be a socket, or
-//     nothing), so that Path always has a server; closes the inherited sockets nobody asked for; and tells the
-//     old process, which closes [Upgrader.Upgraded] and acknowledges.
+//  3. Ready, once the successor serves, closes the inherited sockets
+//     nobody asked for, binds a new socket beside Path (mode 0600) and
+//     tells the old process (READY), which closes [Upgrader.Upgraded] and
+//     acknowledges (DRAINING). Only then does Ready rename the new socket
+//     onto Path (which must be a socket, or nothing): until the old
+//     process drains, Path is its socket, and afterwards the new one's,
+//     with no moment without a server.
 //  4. The old process, on Upgraded, stops accepting (closes its
 //     listeners), drains its open connections with its grace and exits.
 //
-// If the successor fails before Ready (a bad configuration, a crash), the
-// old process is not told anything and serves on, and serves the next
-// attempt; a successor that does not call Ready within ReadyTimeout is
-// abandoned the same way. One handover runs at a time: a second successor
-// meanwhile waits for half its Timeout, then is refused.
+// If the successor fails before the old process acknowledges READY (a bad
+// configuration, a crash), the old process is not told anything, or gives
+// up, and serves on, with Path, and serves the next attempt; a successor
+// that does not call Ready within ReadyTimeout is abandoned the same way.
+// A successor whose READY is not acknowledged looks whether the old process
+// still serves Path: if it does (it gave up), Ready fails with
+// [ErrPredecessor] and the successor must stop, so that two processes never
+// serve with only one reachable by the next upgrade; if nobody does (the
+// old process exited), the successor serves Path alone. One handover runs
+// at a time: a second successor meanwhile waits for half its Timeout (or
+// until Close), then is refused.
 //
 // # Why no connection is refused
 //
@@ -80,9 +89,9 @@
 // before to have their first request read before it shuts down: net/http's
 // Server.Shutdown closes, unanswered, a connection whose request it reads
 // after Shutdown began. examples/lbproxy does both (its upgrade.go: the
-// listeners are paused, the ConnState hook counts connections still
-// waiting for their first request, and the drain begins when there are
-// none).
+// listeners are paused; from [Upgrader.OnHandover] on, the ConnState hook
+// counts the connections accepted and still waiting for their first
+// request, and the drain begins when there are none).
 //
 // A socket the successor is not asked for (an address dropped from the
 // configuration) is closed when the old process exits; connections still
@@ -111,7 +120,10 @@
 // before anything is read or sent, both ways. Every exchange is bounded by
 // Timeout (DefaultTimeout) and, for the wait for READY, ReadyTimeout
 // (DefaultReadyTimeout); lines are at most 256 bytes, the list of sockets
-// 16 KiB and 64 sockets. The protocol is text, versioned
+// 16 KiB and 64 sockets. A socket beyond 64, or whose name cannot be
+// written (a unix socket path with white space), is not handed over (a
+// warning is logged): the successor opens it afresh, which fails while the
+// old process holds it. Received descriptors are close-on-exec. The protocol is text, versioned
 // ("LBKIT-UPGRADE 1"): a successor of another version is refused and
 // fails to start, leaving the old process serving.
 //

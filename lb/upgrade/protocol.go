@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // The protocol on the upgrade socket, version 1. Every message is text, one
@@ -20,7 +21,8 @@ import (
 //	running -> successor:  DRAINING
 //
 // ADDR is the address the program asked for (":8443"), LOCAL the one the
-// socket is bound to ("[::]:8443"); neither may hold spaces.
+// socket is bound to ("[::]:8443"); neither may hold white space (a socket
+// whose name does, such as a unix path with a space, is not handed over).
 const (
 	magic    = "LBKIT-UPGRADE"
 	version  = 1
@@ -68,6 +70,18 @@ func splitPort(addr string) (string, string, error) {
 	return addr[:i], addr[i+1:], nil
 }
 
+// nameable reports whether n can be written on the upgrade socket: no
+// field empty, or holding white space (a unix socket's path may), which
+// parseSockets splits on.
+func (n socketName) nameable() bool {
+	for _, f := range []string{n.Network, n.Addr, n.Local} {
+		if f == "" || strings.IndexFunc(f, unicode.IsSpace) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // helloMessage is the successor's first message.
 func helloMessage() []byte { return fmt.Appendf(nil, "%s %d\n", magic, version) }
 
@@ -93,10 +107,8 @@ func refusalMessage(reason string) []byte {
 func socketsMessage(names []socketName) ([]byte, error) {
 	b := fmt.Appendf(nil, "%s %d OK %d\n", magic, version, len(names))
 	for _, n := range names {
-		for _, f := range []string{n.Network, n.Addr, n.Local} {
-			if f == "" || strings.ContainsAny(f, " \n") {
-				return nil, fmt.Errorf("upgrade: socket %q cannot be named on the upgrade socket", n)
-			}
+		if !n.nameable() {
+			return nil, fmt.Errorf("upgrade: socket %q cannot be named on the upgrade socket", n)
 		}
 		b = fmt.Appendf(b, "%s %s %s\n", n.Network, n.Addr, n.Local)
 	}

@@ -56,6 +56,12 @@ func parseRights(oob []byte, flags int) ([]int, error) {
 					err = perr
 					continue
 				}
+				// Only Linux receives them close-on-exec
+				// (MSG_CMSG_CLOEXEC): a program that starts
+				// another must not leak them to it.
+				for _, fd := range got {
+					unix.CloseOnExec(fd)
+				}
 				fds = append(fds, got...)
 			}
 		}

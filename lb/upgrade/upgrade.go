@@ -31,9 +31,13 @@ const (
 var ErrUnsupported = errors.New("upgrade: not supported on this system")
 
 // ErrPredecessor is wrapped by Ready's error when the predecessor did not
-// acknowledge READY (it exited, or gave up waiting): this process serves
-// and serves the upgrade socket all the same.
-var ErrPredecessor = errors.New("upgrade: the previous process did not acknowledge")
+// acknowledge READY (it gave up waiting, or could not read it) and still
+// serves the upgrade socket: it serves on, and this process must not (it
+// stops: closes its listeners, which leaves the shared sockets open, and
+// exits), lest two processes serve with only one reachable by the next
+// upgrade. A predecessor that is gone (nobody serves Path any more) is no
+// error: Ready then serves Path and returns nil.
+var ErrPredecessor = errors.New("upgrade: the previous process did not acknowledge and serves on")
 
 // An Upgrader hands the listening sockets of a running process over to its
 // successor, and takes those of its predecessor. A program makes one at
@@ -53,9 +57,19 @@ type Upgrader struct {
 
 	// ReadyTimeout bounds how long this process, serving the upgrade
 	// socket, waits for a successor that took its sockets to say it is
-	// ready; then the handover is abandoned and this process serves on
-	// (0: DefaultReadyTimeout).
+	// ready; then the handover is abandoned and this process serves on,
+	// and the successor's Ready fails with ErrPredecessor (0:
+	// DefaultReadyTimeout).
 	ReadyTimeout time.Duration
+
+	// OnHandover, if set, is called with true when a successor has been
+	// handed this process's sockets and is waited for (ReadyTimeout), and
+	// with false if it then does not become ready; when it does, Upgraded
+	// is closed instead. It runs in the handover's goroutine, one handover
+	// at a time, and must not block. A program uses it to prepare for the
+	// drain that likely follows, such as counting the connections it
+	// accepts meanwhile.
+	OnHandover func(underWay bool)
 
 	// Logger receives the handovers (Info) and the refused or abandoned
 	// ones (Warn). Nil means slog.Default().
@@ -74,6 +88,7 @@ type Upgrader struct {
 	inherited []inherited       // handed over by the predecessor, not yet taken
 	taken     []string          // names of the inherited sockets, for Inherited
 	own       []owned           // sockets opened by Listen and ListenPacket
+	done      chan struct{}     // closed by Close
 	ln        *net.UnixListener // the upgrade socket, from Ready
 	lnIno     uint64            // its file's inode, to remove only our own
 	upgraded  chan struct{}     // closed when a successor is ready
@@ -90,8 +105,9 @@ type inherited struct {
 
 // owned is a socket this process serves, and may hand over.
 type owned struct {
-	name socketName
-	conn syscall.Conn
+	name      socketName
+	conn      syscall.Conn
+	inherited bool // taken from the predecessor
 }
 
 func (u *Upgrader) logger() *slog.Logger {
@@ -263,7 +279,7 @@ func (u *Upgrader) take(network, addr string) (inherited, bool) {
 }
 
 // keep records a socket this process serves, for the next handover.
-func (u *Upgrader) keep(network, addr string, local net.Addr, c syscall.Conn) {
+func (u *Upgrader) keep(network, addr string, local net.Addr, c syscall.Conn, inherited bool) {
 	name := socketName{Network: network, Addr: addr, Local: local.String()}
 	if _, port, err := splitPort(addr); err == nil && port == "0" {
 		name.Addr = name.Local // the port the kernel chose is the one to ask for
@@ -275,7 +291,7 @@ func (u *Upgrader) keep(network, addr string, local net.Addr, c syscall.Conn) {
 	u.own = slices.DeleteFunc(u.own, func(o owned) bool {
 		return o.name.Network == name.Network && o.name.Local == name.Local
 	})
-	u.own = append(u.own, owned{name: name, conn: c})
+	u.own = append(u.own, owned{name: name, conn: c, inherited: inherited})
 }
 
 // Listen returns a listener for network ("tcp", "tcp4", "tcp6", "unix")
@@ -287,7 +303,8 @@ func (u *Upgrader) keep(network, addr string, local net.Addr, c syscall.Conn) {
 // also holds.
 //
 // A unix socket's file is removed when its listener is closed, unless a
-// successor took it over.
+// successor took it over; an inherited one's only once the predecessor
+// acknowledged Ready (until then it serves on with the file).
 func (u *Upgrader) Listen(ctx context.Context, network, addr string) (net.Listener, error) {
 	if in, ok := u.take(network, addr); ok {
 		ln, err := net.FileListener(in.file)
@@ -296,14 +313,15 @@ func (u *Upgrader) Listen(ctx context.Context, network, addr string) (net.Listen
 			return nil, fmt.Errorf("upgrade: inherited socket %s: %w", in.name, err)
 		}
 		if ul, ok := ln.(*net.UnixListener); ok {
-			ul.SetUnlinkOnClose(true)
+			// The predecessor's file until it drains (ownInheritedFiles).
+			ul.SetUnlinkOnClose(false)
 		}
 		sc, ok := ln.(syscall.Conn)
 		if !ok {
 			ln.Close()
 			return nil, fmt.Errorf("upgrade: inherited socket %s is a %T", in.name, ln)
 		}
-		u.keep(network, addr, ln.Addr(), sc)
+		u.keep(network, addr, ln.Addr(), sc, true)
 		return ln, nil
 	}
 	ln, err := u.ListenConfig.Listen(ctx, network, addr)
@@ -311,7 +329,7 @@ func (u *Upgrader) Listen(ctx context.Context, network, addr string) (net.Listen
 		return nil, err
 	}
 	if sc, ok := ln.(syscall.Conn); ok {
-		u.keep(network, addr, ln.Addr(), sc)
+		u.keep(network, addr, ln.Addr(), sc, false)
 	}
 	return ln, nil
 }
@@ -332,7 +350,7 @@ func (u *Upgrader) ListenPacket(ctx context.Context, network, addr string) (net.
 			pc.Close()
 			return nil, fmt.Errorf("upgrade: inherited socket %s is a %T", in.name, pc)
 		}
-		u.keep(network, addr, pc.LocalAddr(), sc)
+		u.keep(network, addr, pc.LocalAddr(), sc, true)
 		return pc, nil
 	}
 	pc, err := u.ListenConfig.ListenPacket(ctx, network, addr)
@@ -340,23 +358,28 @@ func (u *Upgrader) ListenPacket(ctx context.Context, network, addr string) (net.
 		return nil, err
 	}
 	if sc, ok := pc.(syscall.Conn); ok {
-		u.keep(network, addr, pc.LocalAddr(), sc)
+		u.keep(network, addr, pc.LocalAddr(), sc, false)
 	}
 	return pc, nil
 }
 
 // Ready says that this process serves its sockets: it closes the inherited
-// sockets that Listen and ListenPacket were not asked for, starts serving
-// the upgrade socket at Path for the next successor, and tells the
-// predecessor, if any, to drain, waiting (Timeout) for it to acknowledge.
-// ctx bounds the exchange too. Call it once, after the listeners are
-// served; connections that arrive before are queued by the kernel and
-// accepted by either process.
+// sockets that Listen and ListenPacket were not asked for, binds the
+// upgrade socket for the next successor beside Path, tells the
+// predecessor, if any, to drain, waiting (Timeout) for it to acknowledge,
+// and only then renames the new socket onto Path and serves it: until the
+// predecessor drains, Path stays the predecessor's. ctx bounds the
+// exchange too. Call it once, after the listeners are served; connections
+// that arrive before are queued by the kernel and accepted by either
+// process.
 //
-// An error from the exchange with the predecessor wraps ErrPredecessor
-// and leaves the upgrade socket served; the predecessor may have exited or
-// be serving still. Other errors (the upgrade socket cannot be served)
-// leave the predecessor serving, as if this process had not started.
+// When the predecessor does not acknowledge, Ready checks whether it still
+// serves Path: if it does (it gave up waiting, see ReadyTimeout), Ready
+// returns an error wrapping ErrPredecessor and this process must stop,
+// leaving the predecessor serving; if nobody does (it exited), this
+// process serves Path and Ready returns nil. Other errors (the upgrade
+// socket cannot be bound) also leave the predecessor serving, as if this
+// process had not started; the caller stops.
 func (u *Upgrader) Ready(ctx context.Context) error {
 	if !supported {
 		return ErrUnsupported
@@ -371,42 +394,89 @@ func (u *Upgrader) Ready(ctx context.Context) error {
 	}
 	u.readied = true
 	pred, unused := u.pred, u.inherited
-	u.pred, u.inherited = nil, nil
+	u.inherited = nil // u.pred stays, for Close to end the exchange
 	u.mu.Unlock()
 	for _, in := range unused {
 		u.logger().Warn("upgrade: an inherited socket was not asked for: closed", slog.String("socket", in.name.String()))
 		in.file.Close()
 	}
 
-	ln, ino, err := listenUpgrade(u.Path)
+	ln, tmp, err := bindUpgrade(u.Path)
 	if err != nil {
 		if pred != nil {
 			pred.Close() // the predecessor serves on
 		}
 		return err
 	}
-	u.mu.Lock()
-	if u.closed {
-		u.mu.Unlock()
+	drop := func() {
 		ln.Close()
-		os.Remove(u.Path)
-		if pred != nil {
-			pred.Close()
+		os.Remove(tmp)
+	}
+	if testHookBound != nil {
+		testHookBound()
+	}
+	if pred != nil {
+		perr := u.tellReady(ctx, pred)
+		if perr != nil && u.serving(ctx) {
+			drop()
+			return fmt.Errorf("%w: %w", ErrPredecessor, perr)
 		}
+		if perr != nil {
+			u.logger().Warn("upgrade: the previous process did not acknowledge and is gone; serving alone",
+				slog.String("socket", u.Path), slog.Any("error", perr))
+		}
+	}
+
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.pred = nil
+	if u.closed {
+		drop()
 		return errors.New("upgrade: closed during Ready")
 	}
+	ino, err := publishUpgrade(tmp, u.Path)
+	if err != nil {
+		drop()
+		u.ownInheritedFiles()
+		// The predecessor drains: this process serves on, without an
+		// upgrade socket.
+		u.logger().Error("upgrade: the upgrade socket cannot be served; no later upgrade is possible", slog.Any("error", err))
+		return nil
+	}
 	u.ln, u.lnIno = ln, ino
-	u.mu.Unlock()
-
-	var perr error
-	if pred != nil {
-		perr = u.tellReady(ctx, pred)
-	}
+	u.ownInheritedFiles()
 	u.wg.Go(func() { u.serve(ln) })
-	if perr != nil {
-		return fmt.Errorf("%w: %w", ErrPredecessor, perr)
-	}
 	return nil
+}
+
+// testHookBound, if set, runs in Ready once the upgrade socket is bound,
+// before READY is sent.
+var testHookBound func()
+
+// ownInheritedFiles makes the inherited unix listeners remove their files
+// on close, as fresh ones do, once the predecessor drains. u.mu is held.
+func (u *Upgrader) ownInheritedFiles() {
+	for _, o := range u.own {
+		if ul, ok := o.conn.(*net.UnixListener); ok && o.inherited {
+			ul.SetUnlinkOnClose(true)
+		}
+	}
+}
+
+// serving reports whether a process serves Path, answering a connection
+// within Timeout (and ctx). It tells a predecessor that gave up on this
+// process from one that is gone: a socket file nobody listens on, or no
+// file, is nobody.
+func (u *Upgrader) serving(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, u.timeout())
+	defer cancel()
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", u.Path)
+	if err != nil {
+		return !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.ECONNREFUSED)
+	}
+	c.Close()
+	return true
 }
 
 // tellReady sends READY to the predecessor and waits for its DRAINING.
@@ -433,40 +503,45 @@ func (u *Upgrader) tellReady(ctx context.Context, c *net.UnixConn) error {
 	return nil
 }
 
-// listenUpgrade serves the upgrade socket at path: it binds a temporary
-// name beside it, restricts it to this user (0600), and renames it to
-// path, replacing the predecessor's socket or a stale one in one step, so
-// that there is no moment without a socket at path. It returns the
-// listener and the inode of its file.
-func listenUpgrade(path string) (*net.UnixListener, uint64, error) {
+// bindUpgrade binds the upgrade socket for path under a temporary name
+// beside it, restricted to this user (0600); publishUpgrade then renames
+// it onto path. It returns the listener and the temporary name.
+func bindUpgrade(path string) (*net.UnixListener, string, error) {
 	// Replace a socket, never a file that happens to have the name.
 	if fi, err := os.Lstat(path); err == nil && fi.Mode().Type() != os.ModeSocket {
-		return nil, 0, fmt.Errorf("upgrade: %s exists and is not a socket", path)
+		return nil, "", fmt.Errorf("upgrade: %s exists and is not a socket", path)
 	}
 	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
 	os.Remove(tmp)
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
 	if err != nil {
-		return nil, 0, fmt.Errorf("upgrade: serving %s: %w", path, err)
+		return nil, "", fmt.Errorf("upgrade: serving %s: %w", path, err)
 	}
 	ln.SetUnlinkOnClose(false)
-	fail := func(err error) (*net.UnixListener, uint64, error) {
+	if err := os.Chmod(tmp, 0o600); err != nil {
 		ln.Close()
 		os.Remove(tmp)
-		return nil, 0, fmt.Errorf("upgrade: serving %s: %w", path, err)
+		return nil, "", fmt.Errorf("upgrade: serving %s: %w", path, err)
 	}
-	if err := os.Chmod(tmp, 0o600); err != nil {
-		return fail(err)
-	}
+	return ln, tmp, nil
+}
+
+// publishUpgrade renames the upgrade socket bound at tmp onto path,
+// replacing the predecessor's socket or a stale one in one step, so that
+// there is no moment without a socket at path. It returns the inode of its
+// file, for Close to remove only its own.
+func publishUpgrade(tmp, path string) (uint64, error) {
 	fi, err := os.Lstat(tmp)
 	if err != nil {
-		return fail(err)
+		return 0, fmt.Errorf("upgrade: serving %s: %w", path, err)
 	}
-	ino := inode(fi)
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().Type() != os.ModeSocket {
+		return 0, fmt.Errorf("upgrade: %s exists and is not a socket", path)
+	}
 	if err := os.Rename(tmp, path); err != nil {
-		return fail(err)
+		return 0, fmt.Errorf("upgrade: serving %s: %w", path, err)
 	}
-	return ln, ino, nil
+	return inode(fi), nil
 }
 
 // serve accepts successors on the upgrade socket until it is closed.
@@ -528,12 +603,18 @@ func (u *Upgrader) handover(c *net.UnixConn) {
 	defer wait.Stop()
 	select {
 	case u.slot() <- struct{}{}:
+	case <-u.closing():
+		c.Write(refusalMessage("the running process stops"))
+		return
 	case <-wait.C:
 		log.Warn("upgrade: refused a successor: another upgrade is under way")
 		c.Write(refusalMessage("another upgrade is under way"))
 		return
 	}
 	defer func() { <-u.slot() }()
+	if u.isClosed() {
+		return // Close came as the slot freed
+	}
 	if u.isUpgraded() {
 		c.Write(refusalMessage("already upgraded"))
 		return
@@ -560,6 +641,9 @@ func (u *Upgrader) handover(c *net.UnixConn) {
 	}
 	fds = nil
 	log.Info("upgrade: handed the sockets over; waiting for the successor to serve them", slog.Int("sockets", len(names)))
+	if u.OnHandover != nil {
+		u.OnHandover(true)
+	}
 
 	c.SetDeadline(time.Now().Add(u.readyTimeout()))
 	line, err = readLine(c)
@@ -568,6 +652,9 @@ func (u *Upgrader) handover(c *net.UnixConn) {
 	}
 	if err != nil {
 		log.Warn("upgrade: the successor did not become ready; serving on", slog.Any("error", err))
+		if u.OnHandover != nil {
+			u.OnHandover(false)
+		}
 		return
 	}
 	u.markUpgraded()
@@ -586,8 +673,26 @@ func (u *Upgrader) slot() chan struct{} {
 	return u.handing
 }
 
+func (u *Upgrader) isClosed() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.closed
+}
+
+// closing returns the channel that Close closes.
+func (u *Upgrader) closing() chan struct{} {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.done == nil {
+		u.done = make(chan struct{})
+	}
+	return u.done
+}
+
 // dupOwn duplicates the descriptors of the sockets this process serves,
-// skipping those already closed.
+// skipping those already closed, those beyond maxSockets and those whose
+// names cannot be written on the upgrade socket (a unix path with a
+// space): the successor opens these afresh.
 func (u *Upgrader) dupOwn(log *slog.Logger) ([]socketName, []int) {
 	u.mu.Lock()
 	own := append([]owned(nil), u.own...)
@@ -595,6 +700,10 @@ func (u *Upgrader) dupOwn(log *slog.Logger) ([]socketName, []int) {
 	var names []socketName
 	var fds []int
 	for _, o := range own {
+		if !o.name.nameable() {
+			log.Warn("upgrade: a socket whose name has a space cannot be handed over", slog.String("socket", o.name.String()))
+			continue
+		}
 		if len(fds) == maxSockets {
 			log.Warn("upgrade: too many sockets; not handed over", slog.String("socket", o.name.String()))
 			continue
@@ -619,7 +728,7 @@ func (u *Upgrader) forget(c syscall.Conn) {
 }
 
 // markUpgraded closes Upgraded and stops serving the upgrade socket, whose
-// file is now the successor's.
+// file the successor replaces once it reads DRAINING.
 func (u *Upgrader) markUpgraded() {
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -675,6 +784,10 @@ func (u *Upgrader) Close() error {
 		return nil
 	}
 	u.closed = true
+	if u.done == nil {
+		u.done = make(chan struct{})
+	}
+	close(u.done)
 	pred, unused, ln, ino := u.pred, u.inherited, u.ln, u.lnIno
 	u.pred, u.inherited = nil, nil
 	for c := range u.conns {
@@ -682,7 +795,7 @@ func (u *Upgrader) Close() error {
 	}
 	u.mu.Unlock()
 	if pred != nil {
-		pred.Close()
+		pred.Close() // before Ready succeeded: the predecessor serves on
 	}
 	for _, in := range unused {
 		in.file.Close()
