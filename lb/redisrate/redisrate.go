@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/time/rate"
 
+	"github.com/lbkit/lbkit/internal/redisutil"
 	"github.com/lbkit/lbkit/lb"
 )
 
@@ -65,7 +66,10 @@ return {1, 0}
 // Allow is safe for concurrent use. The Limiter does not close Client.
 type Limiter struct {
 	// Client is the Redis client, required, with ContextTimeoutEnabled
-	// set so that it honours Timeout (Validate checks it).
+	// set so that it honours Timeout. Validate reports a client without
+	// it; one used anyway is never asked (the local share decides alone,
+	// logged once at Error), as a decision could otherwise wait for
+	// go-redis's ReadTimeout.
 	Client redis.UniversalClient
 
 	// Prefix starts every key; the client's address follows. Instances
@@ -118,7 +122,10 @@ type Limiter struct {
 	m   map[netip.Addr]*client
 	lru list.List // of *client, the most recently seen first
 
-	retryAt atomic.Int64 // unix nanoseconds before which Redis is not asked
+	backoff redisutil.Backoff // Redis failed: left alone until then
+	// noDeadlines: Client ignores context deadlines (no
+	// ContextTimeoutEnabled), so Redis is never asked.
+	noDeadlines bool
 
 	requests, allowed, refused, blocked, fallbacks, errs atomic.Uint64
 }
@@ -137,7 +144,7 @@ func (l *Limiter) Validate() error {
 	switch {
 	case l.Client == nil:
 		return fmt.Errorf("%w: no Client", ErrConfig)
-	case !contextTimeouts(l.Client):
+	case !redisutil.ContextTimeouts(l.Client):
 		return fmt.Errorf("%w: the Client needs ContextTimeoutEnabled, or a decision may wait for its ReadTimeout instead of Timeout", ErrConfig)
 	case !(l.Rate > 0) || math.IsInf(l.Rate, 1):
 		return fmt.Errorf("%w: Rate %v", ErrConfig, l.Rate)
@@ -145,16 +152,6 @@ func (l *Limiter) Validate() error {
 		return fmt.Errorf("%w: negative size or duration", ErrConfig)
 	}
 	return nil
-}
-
-func contextTimeouts(c redis.UniversalClient) bool {
-	switch c := c.(type) {
-	case *redis.Client:
-		return c.Options().ContextTimeoutEnabled
-	case *redis.ClusterClient:
-		return c.Options().ContextTimeoutEnabled
-	}
-	return true
 }
 
 func (l *Limiter) init() {
@@ -185,6 +182,14 @@ func (l *Limiter) init() {
 			l.max = DefaultMaxClients
 		}
 		l.m = make(map[netip.Addr]*client)
+		if l.Client == nil || !redisutil.ContextTimeouts(l.Client) {
+			// Fail closed to the local share rather than wait for
+			// go-redis's socket timeouts on the data path.
+			l.noDeadlines = true
+			l.logger().LogAttrs(context.Background(), slog.LevelError,
+				"redisrate: the Redis client lacks ContextTimeoutEnabled (or is nil); limiting locally only",
+				slog.String("prefix", l.prefix))
+		}
 	})
 }
 
@@ -206,7 +211,7 @@ func (l *Limiter) Allow(ctx context.Context, key netip.Addr) (bool, time.Duratio
 	}
 	l.mu.Unlock()
 
-	if now.UnixNano() >= l.retryAt.Load() {
+	if !l.noDeadlines && l.backoff.Available(now) {
 		ok, retry, err := l.ask(ctx, key)
 		if err == nil {
 			if ok {
@@ -280,17 +285,17 @@ func (l *Limiter) get(key netip.Addr) *client {
 
 // failed leaves Redis alone for RetryAfter, and logs err once for it.
 func (l *Limiter) failed(err error) {
-	now := time.Now().UnixNano()
-	prev := l.retryAt.Load()
-	next := now + int64(l.retry)
-	if next > prev && l.retryAt.CompareAndSwap(prev, next) && prev <= now {
-		lg := l.Logger
-		if lg == nil {
-			lg = slog.Default()
-		}
-		lg.LogAttrs(context.Background(), slog.LevelWarn, "redisrate: Redis unavailable; limiting locally",
+	if l.backoff.Failed(l.retry) {
+		l.logger().LogAttrs(context.Background(), slog.LevelWarn, "redisrate: Redis unavailable; limiting locally",
 			slog.String("prefix", l.prefix), slog.Duration("retry_after", l.retry), slog.Any("error", err))
 	}
+}
+
+func (l *Limiter) logger() *slog.Logger {
+	if l.Logger != nil {
+		return l.Logger
+	}
+	return slog.Default()
 }
 
 // Stats counts a Limiter's decisions.
