@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -297,5 +298,25 @@ func TestNoContextTimeouts(t *testing.T) {
 	}
 	if st := rl.Stats(); st.Requests != 0 || st.Fallbacks != 3 {
 		t.Fatalf("stats = %+v, want 3 local decisions and no request to Redis", st)
+	}
+}
+
+// TestLocalTableBounded checks that the sharded local table keeps at most
+// MaxClients clients under concurrent decisions for many clients.
+func TestLocalTableBounded(t *testing.T) {
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // never asked: no ContextTimeoutEnabled
+	t.Cleanup(func() { c.Close() })
+	rl := &redisrate.Limiter{Client: c, Rate: 100, MaxClients: 128, Logger: slog.New(slog.DiscardHandler)}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 1000 {
+				rl.Allow(context.Background(), netip.AddrFrom4([4]byte{10, byte(g), byte(i >> 8), byte(i)}))
+			}
+		})
+	}
+	wg.Wait()
+	if st := rl.Stats(); st.Clients == 0 || st.Clients > 128 || st.Fallbacks != 4000 {
+		t.Fatalf("stats = %+v, want 1 to 128 clients and 4000 local decisions", st)
 	}
 }
