@@ -60,7 +60,10 @@ import (
 // load drops. The total is the Pool's count of leases in flight
 // (lb.Snapshot.Active, one atomic load, no sum over the servers): it
 // includes servers that stopped being pickable (draining, down) until
-// their leases end, which loosens the bound by their share meanwhile.
+// their leases end, which loosens the bound by their share meanwhile. While
+// leases start concurrently, that total can briefly lag the servers' own
+// counts so that every server looks over the limit; a pick then goes to the
+// least loaded server relative to its weight rather than to the key's.
 //
 // # Concurrency
 //
@@ -155,20 +158,30 @@ func (st *hashState) pick(s *lb.Snapshot, hv uint64, bound float64) *lb.Server {
 		}
 	}
 	// Long runs of absent or loaded servers: scan the snapshot from a
-	// position given by the key. Some server is always under the limit.
+	// position given by the key. Some server is under the limit when the
+	// counts are settled; while leases start concurrently, the Pool's
+	// total can lag the servers' own counts so that none is, and the pick
+	// then goes to the least loaded relative to weight.
 	n := len(s.Servers)
 	start := int(hv % uint64(n))
-	if bound > 0 {
-		if limit < 0 {
-			limit = st.limit(s, bound)
+	if bound <= 0 {
+		return s.Servers[start]
+	}
+	if limit < 0 {
+		limit = st.limit(s, bound)
+	}
+	best := s.Servers[start]
+	ba, bw := best.Active(), int64(best.EffectiveWeight())
+	for k := range n {
+		sv := s.Servers[(start+k)%n]
+		if underLimit(sv, limit) {
+			return sv
 		}
-		for k := range n {
-			if sv := s.Servers[(start+k)%n]; underLimit(sv, limit) {
-				return sv
-			}
+		if ca, cw := sv.Active(), int64(sv.EffectiveWeight()); ca*bw < ba*cw {
+			best, ba, bw = sv, ca, cw
 		}
 	}
-	return s.Servers[start]
+	return best
 }
 
 // limit returns the bounded load per unit of weight. The total is the

@@ -191,8 +191,12 @@ type Limits struct {
 	// not used: a rate shared by several load balancers
 	// (github.com/lbkit/lbkit/lb/redisrate). It is asked where ClientRate
 	// would be (each request at L7, each connection at L4) with the
-	// client's key, and its refusals count as ClientRate's. Nil, the
-	// default, means the local buckets.
+	// client's key, and its refusals count as ClientRate's. It is never
+	// asked on the accept loop, as it may take a round trip: a
+	// TCPFrontend asks it on the connection's own goroutine before the
+	// Backend sees the connection (a refused connection is then counted
+	// in Denied, not in the frontend's connections), and at L7 each
+	// request asks on its own. Nil, the default, means the local buckets.
 	ClientRater ClientRater
 
 	// ClientIPv6Prefix, between 1 and 127, keys IPv6 clients by that many
@@ -479,12 +483,32 @@ func (l *Limits) admit(c net.Conn, remote net.Addr, l4 bool) *limitedConn {
 	switch {
 	case l.ClientMaxConns > 0 && conns > int64(l.ClientMaxConns):
 		lc.over = limitClientConns
+	case l4 && l.ClientRater != nil:
+		// A ClientRater may take a round trip: the connection's own
+		// goroutine asks it (decideRate), never the accept loop.
+		lc.rateKey, lc.rateDue = key, true
 	case l4:
 		if ok, _ := l.allowRate(context.Background(), key, e, now); !ok {
 			lc.over = limitClientRate
 		}
 	}
 	return lc
+}
+
+// decideRate asks the ClientRater about a connection admit left to it
+// (L4), on the connection's own goroutine, and reports whether it may be
+// served; a refusal counts as ClientRate's. Without a pending decision it
+// reports true.
+func (c *limitedConn) decideRate(ctx context.Context) bool {
+	if !c.rateDue {
+		return true
+	}
+	c.rateDue = false
+	if ok, _ := c.l.ClientRater.Allow(ctx, c.rateKey); ok {
+		return true
+	}
+	c.l.refused[limitClientRate].Add(1)
+	return false
 }
 
 // allowRate applies ClientRate, or ClientRater, to one request (L7) or
@@ -509,7 +533,11 @@ type limitedConn struct {
 	l      *Limits
 	client *clientEntry // nil when untracked
 	over   limitReason  // the per-client limit it is beyond
-	closed atomic.Bool
+	// rateDue: the ClientRater has yet to decide on this L4 connection
+	// for rateKey (decideRate, on the connection's goroutine).
+	rateDue bool
+	rateKey netip.Addr
+	closed  atomic.Bool
 }
 
 // Close closes the connection and gives back its slot and its count.

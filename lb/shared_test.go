@@ -2,8 +2,10 @@ package lb_test
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -85,5 +87,52 @@ func TestClientRaterL4(t *testing.T) {
 	}
 	if st := fe.Stats(); st.Denied != 1 {
 		t.Errorf("Denied = %d, want 1", st.Denied)
+	}
+}
+
+// blockRater holds every Allow until release is closed, counting the
+// calls in flight.
+type blockRater struct {
+	inFlight atomic.Int32
+	release  chan struct{}
+}
+
+func (r *blockRater) Allow(ctx context.Context, _ netip.Addr) (bool, time.Duration) {
+	r.inFlight.Add(1)
+	defer r.inFlight.Add(-1)
+	select {
+	case <-r.release:
+	case <-ctx.Done():
+	}
+	return true, 0
+}
+
+// TestClientRaterL4DoesNotSerialiseAccepts checks that a slow rater (a
+// Redis round trip) is asked on each connection's goroutine: with the
+// rater holding every decision, all the connections reach it at once,
+// where asking it on the accept loop would let one through at a time.
+func TestClientRaterL4DoesNotSerialiseAccepts(t *testing.T) {
+	testutil.CheckLeaks(t)
+	const n = 16
+	rater := &blockRater{release: make(chan struct{})}
+	lim := &lb.Limits{ClientRater: rater}
+	fe, addr := nameFrontend(t, lim, nil)
+	var release sync.Once
+	t.Cleanup(func() { release.Do(func() { close(rater.release) }) }) // before the frontend's
+	conns := make([]net.Conn, n)
+	for i := range conns {
+		conns[i] = dialFrom(t, "127.0.0.1", addr)
+	}
+	testutil.Eventually(t, "every connection waiting for the rater at once", func() bool {
+		return rater.inFlight.Load() == n
+	})
+	if st := fe.Stats(); st.ConnCur != 0 {
+		t.Errorf("ConnCur %d before the rater decided, want 0", st.ConnCur)
+	}
+	release.Do(func() { close(rater.release) })
+	for i, c := range conns {
+		if got := readName(t, c); got != "a" {
+			t.Fatalf("connection %d: greeting %q", i, got)
+		}
 	}
 }

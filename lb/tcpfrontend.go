@@ -168,13 +168,26 @@ func (s *TCPFrontend) track(nc net.Conn, base context.Context) bool {
 	s.conns[c] = cancel
 	s.connWG.Add(1)
 	s.mu.Unlock()
-	s.stats.open(c.Info.Accepted)
-	go s.serveConn(ctx, c)
+	// A Limits.ClientRater decision still due is taken on the
+	// connection's goroutine, so that a slow rater never holds up
+	// accepting; the connection counts as open once admitted.
+	pending := findLimitedConn(nc)
+	if pending != nil && !pending.rateDue {
+		pending = nil
+	}
+	if pending == nil {
+		s.stats.open(c.Info.Accepted)
+	}
+	go s.serveConn(ctx, c, pending)
 	return true
 }
 
-// serveConn runs the Backend for one connection and untracks it.
-func (s *TCPFrontend) serveConn(ctx context.Context, c *Conn) {
+// serveConn runs the Backend for one connection and untracks it. With
+// pending set, the connection's ClientRater decision comes first: a
+// refused connection is closed, counted in Denied, and never reaches the
+// Backend.
+func (s *TCPFrontend) serveConn(ctx context.Context, c *Conn, pending *limitedConn) {
+	opened := pending == nil
 	defer func() {
 		if r := recover(); r != nil {
 			s.stats.errors.Add(1)
@@ -184,7 +197,9 @@ func (s *TCPFrontend) serveConn(ctx context.Context, c *Conn) {
 		}
 		// Uncounted before the close, which lets Limits accept the next
 		// connection: ConnCur never exceeds Limits.MaxConns.
-		s.stats.cur.Add(-1)
+		if opened {
+			s.stats.cur.Add(-1)
+		}
 		c.Close()
 		s.mu.Lock()
 		cancel := s.conns[c]
@@ -193,6 +208,14 @@ func (s *TCPFrontend) serveConn(ctx context.Context, c *Conn) {
 		cancel()
 		s.connWG.Done()
 	}()
+	if pending != nil {
+		if !pending.decideRate(ctx) {
+			s.stats.denied.Add(1)
+			return
+		}
+		s.stats.open(c.Info.Accepted)
+		opened = true
+	}
 	if t := s.handshakeTimeout(); t > 0 {
 		c.SetReadDeadline(time.Now().Add(t))
 	}

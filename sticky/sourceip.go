@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lbkit/lbkit/internal/ipkey"
 	"github.com/lbkit/lbkit/lb"
 )
 
@@ -159,24 +160,7 @@ func (t *SourceIP) init() {
 
 // key returns the table key of a, masked to the configured prefix.
 func (t *SourceIP) key(a netip.Addr) (ipKey, bool) {
-	if !a.IsValid() {
-		return ipKey{}, false
-	}
-	a = a.Unmap().WithZone("")
-	bitsN := 0
-	if a.Is4() {
-		if t.IPv4Prefix > 0 && t.IPv4Prefix < 32 {
-			bitsN = t.IPv4Prefix
-		}
-	} else if t.IPv6Prefix > 0 && t.IPv6Prefix < 128 {
-		bitsN = t.IPv6Prefix
-	}
-	if bitsN > 0 {
-		if p, err := a.Prefix(bitsN); err == nil {
-			a = p.Addr()
-		}
-	}
-	return a.As16(), true
+	return ipkey.Of(a, t.IPv4Prefix, t.IPv6Prefix)
 }
 
 func (t *SourceIP) shard(k ipKey) *ipShard {

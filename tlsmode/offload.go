@@ -38,7 +38,9 @@ type Config struct {
 	// TicketKeys, when set, gives the configs built from c session ticket
 	// keys shared with every other config it serves, so sessions resume
 	// across frontends; run its Run method. Nil leaves crypto/tls's own
-	// keys, private to each config.
+	// keys, private to each config. One whose Secret is too short (see
+	// TicketKeys.Validate, which Config.Validate calls) disables session
+	// tickets on the configs built from c.
 	TicketKeys *TicketKeys
 }
 
@@ -62,9 +64,20 @@ func (c Config) ServerConfig() *tls.Config {
 		cfg.NextProtos = append(cfg.NextProtos, acmeALPN)
 	}
 	if c.TicketKeys != nil {
-		c.TicketKeys.Register(cfg)
+		// A refused secret disables tickets on cfg; Validate reports it.
+		_ = c.TicketKeys.Register(cfg)
 	}
 	return cfg
+}
+
+// Validate reports what ServerConfig and HTTPConfig cannot: a TicketKeys
+// whose Secret is too short (an error wrapping ErrTicketSecret), with
+// which the configs they build issue no session tickets.
+func (c Config) Validate() error {
+	if c.TicketKeys != nil {
+		return c.TicketKeys.Validate()
+	}
+	return nil
 }
 
 // HTTPConfig is ServerConfig for an http.Server (L7 offloading or

@@ -75,7 +75,10 @@ type TicketKeys struct {
 	// crypto/rand, so that instances sharing it share their keys (see
 	// "Across instances"); at least MinTicketSecret bytes, 32 random bytes
 	// being the recommended size. Nil means random keys of this process
-	// alone.
+	// alone. A shorter non-empty Secret is refused: Register returns
+	// ErrTicketSecret and disables tickets on the config, and Rotate and
+	// Run make no key, rather than falling back to keys that other
+	// instances do not share.
 	Secret []byte
 
 	mu     sync.Mutex
@@ -90,8 +93,8 @@ const MinTicketSecret = 16
 var ErrTicketSecret = errors.New("tlsmode: session ticket secret too short")
 
 // Validate reports a Secret shorter than MinTicketSecret (an empty one
-// means random keys, and is valid). Register and Rotate fall back to
-// random keys with such a secret.
+// means random keys, and is valid). Register returns the same error, and
+// Rotate and Run do nothing, with such a secret.
 func (k *TicketKeys) Validate() error {
 	if n := len(k.Secret); n > 0 && n < MinTicketSecret {
 		return fmt.Errorf("%w: %d bytes, want at least %d", ErrTicketSecret, n, MinTicketSecret)
@@ -125,7 +128,17 @@ type ticketKey struct {
 // c.UnwrapSession, replacing any earlier hooks, and makes the first key
 // when there is none and a new one when the newest is older than
 // Rotation. TicketKeys keeps no reference to c.
-func (k *TicketKeys) Register(c *tls.Config) {
+//
+// With a Secret shorter than MinTicketSecret, Register returns an error
+// wrapping ErrTicketSecret and sets c.SessionTicketsDisabled instead: c
+// then issues no tickets, rather than tickets other instances cannot
+// open.
+func (k *TicketKeys) Register(c *tls.Config) error {
+	if err := k.Validate(); err != nil {
+		c.SessionTicketsDisabled = true
+		c.WrapSession, c.UnwrapSession = nil, nil
+		return err
+	}
 	k.mu.Lock()
 	if len(k.keys) == 0 || k.now().Sub(k.keys[0].created) >= k.rotation() {
 		k.rotateLocked()
@@ -135,12 +148,19 @@ func (k *TicketKeys) Register(c *tls.Config) {
 	// The sealer's own lock guards its keys; Rotate replaces them there.
 	c.WrapSession = sealer.EncryptTicket
 	c.UnwrapSession = sealer.DecryptTicket
+	return nil
 }
 
-// Rotate makes a new key from crypto/rand for new tickets and drops the
-// keys that would pass Lifetime before the next rotation, for every
-// registered config at once.
+// Rotate makes the key that encrypts new tickets and drops the keys that
+// would pass Lifetime before the next rotation, for every registered
+// config at once. Without Secret the new key comes from crypto/rand; with
+// Secret it is the current period's key derived from Secret (the same on
+// every instance, and unchanged when the period has not changed). With a
+// Secret shorter than MinTicketSecret, Rotate does nothing.
 func (k *TicketKeys) Rotate() {
+	if k.Validate() != nil {
+		return
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.rotateLocked()
@@ -148,8 +168,12 @@ func (k *TicketKeys) Rotate() {
 
 // Run calls Rotate whenever the newest key is Rotation old, until ctx is
 // done. Start it once per TicketKeys, for as long as the registered
-// configs serve.
+// configs serve. With a Secret shorter than MinTicketSecret, Run returns
+// at once (Register refuses such a secret).
 func (k *TicketKeys) Run(ctx context.Context) {
+	if k.Validate() != nil {
+		return
+	}
 	for {
 		k.mu.Lock()
 		if len(k.keys) == 0 {
@@ -189,7 +213,7 @@ func (k *TicketKeys) rotateLocked() {
 	now := k.now()
 	var kept []ticketKey
 	var next []ticketKey // accepted, not kept: the next period's
-	if len(k.Secret) >= MinTicketSecret {
+	if len(k.Secret) > 0 {
 		// The current period's key, and those of the previous periods
 		// within Lifetime: the same on every instance.
 		rot := int64(k.rotation())

@@ -1,7 +1,9 @@
 package tlsmode_test
 
 import (
+	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"sync"
 	"testing"
@@ -264,5 +266,37 @@ func TestTicketKeysSecretAcrossInstances(t *testing.T) {
 				t.Fatal("session resumed with a key older than its lifetime")
 			}
 		})
+	}
+}
+
+// TestTicketKeysShortSecretRefused checks that a Secret under
+// MinTicketSecret is refused by Register, which disables tickets on the
+// config instead of falling back to keys of this process alone, and that
+// Rotate and Run make no key with it; Config.Validate reports it too.
+func TestTicketKeysShortSecretRefused(t *testing.T) {
+	keys := &tlsmode.TicketKeys{Secret: []byte("fifteen bytes!!")}
+	cfg := &tls.Config{}
+	if err := keys.Register(cfg); !errors.Is(err, tlsmode.ErrTicketSecret) {
+		t.Fatalf("Register: %v, want ErrTicketSecret", err)
+	}
+	if !cfg.SessionTicketsDisabled || cfg.WrapSession != nil || cfg.UnwrapSession != nil {
+		t.Errorf("refused config: tickets disabled %v, hooks set %v", cfg.SessionTicketsDisabled, cfg.WrapSession != nil || cfg.UnwrapSession != nil)
+	}
+	keys.Rotate()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	keys.Run(ctx) // returns at once with a refused secret
+	if n := keys.Len(); n != 0 {
+		t.Errorf("%d keys made from a refused secret", n)
+	}
+	if err := (tlsmode.Config{TicketKeys: keys}).Validate(); !errors.Is(err, tlsmode.ErrTicketSecret) {
+		t.Errorf("Config.Validate: %v, want ErrTicketSecret", err)
+	}
+	if sc := (tlsmode.Config{TicketKeys: keys}).ServerConfig(); !sc.SessionTicketsDisabled {
+		t.Error("ServerConfig with a refused secret issues tickets")
+	}
+	good := &tlsmode.TicketKeys{Secret: []byte("sixteen bytes!!!")}
+	if err := good.Register(&tls.Config{}); err != nil || good.Len() == 0 {
+		t.Errorf("a 16-byte secret: %v, %d keys", err, good.Len())
 	}
 }

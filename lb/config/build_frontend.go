@@ -126,6 +126,9 @@ func (rt *Runtime) tlsConfig(doc *Document, httpMode bool, certs func() *certSet
 		return certs().GetCertificate(h)
 	}}
 	c.TicketKeys = rt.ticketsFor(rt.ticketSecret(doc))
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("session tickets: %w", err)
+	}
 	var cfg *tls.Config
 	if httpMode {
 		cfg = c.HTTPConfig()

@@ -27,7 +27,9 @@ func (rt *Runtime) ticketSecret(doc *Document) string {
 // seven days), so that every Runtime given the same secret seals and opens
 // the same tickets; random keys of this Runtime when secret is empty. The
 // keys of a secret are made once and rotate until pruneTickets drops
-// them.
+// them. A secret shorter than tlsmode.MinTicketSecret (document
+// validation refuses it, but RuntimeOptions.Secrets is not a document)
+// makes keys that refuse to register: tlsConfig reports it.
 func (rt *Runtime) ticketsFor(secret string) *tlsmode.TicketKeys {
 	if secret == "" {
 		return rt.tickets

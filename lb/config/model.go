@@ -317,7 +317,9 @@ type Secrets struct {
 	// random key per process.
 	StickyCookieSecret string `json:"sticky_cookie_secret,omitempty"`
 	// SessionTicketSecret derives the TLS session-ticket keys, so that a
-	// client resumes its session on any instance. Empty: each process
-	// has its own keys.
+	// client resumes its session on any instance; at least 16 bytes
+	// (tlsmode.MinTicketSecret), here and in RuntimeOptions.Secrets, where
+	// a shorter one makes every TLS frontend fail to build. Empty: each
+	// process has its own keys.
 	SessionTicketSecret string `json:"session_ticket_secret,omitempty"`
 }

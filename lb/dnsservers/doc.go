@@ -52,7 +52,10 @@
 // are both asked and both queries must succeed; "ip4" and "ip6" ask one
 // type. The addresses of SRV targets come from the answer's additional
 // section when it has some for a target, from A/AAAA queries otherwise; a
-// target without addresses is skipped.
+// target without addresses is skipped. Only the first MaxSRVTargets (256)
+// records of an SRV answer are used, lowest priorities first, and a whole
+// resolution, every query included, is bounded by four times
+// Source.Timeout (8 s by default).
 //
 // No search domain is appended to Name, and answers are not validated
 // with DNSSEC: use a trusted recursive resolver on a trusted path, as

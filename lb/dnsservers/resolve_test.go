@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -323,5 +324,67 @@ func TestRunHonoursTTL(t *testing.T) {
 	testutil.Eventually(t, "three resolutions within the hour's interval", func() bool { return src.Stats().Resolutions >= 3 })
 	if st := src.Stats(); st.TTL != 0 || st.Changes != 1 || st.Failures != 0 {
 		t.Fatalf("stats %+v: want TTL 0, one change, no failure", st)
+	}
+}
+
+// srvMany answers an SRV query for name with targets t0.test. to
+// t<n-1>.test. (over TCP: UDP gets a truncated answer), and A queries with
+// 127.0.0.1 after delay.
+func srvMany(t *testing.T, name string, n int, delay time.Duration) func(q query) [][]byte {
+	return func(q query) [][]byte {
+		switch q.Q.Type {
+		case dnsmessage.TypeSRV:
+			if !q.TCP {
+				return [][]byte{msg{tc: true}.pack(t, q)}
+			}
+			var rrs []dnsmessage.Resource
+			for i := range n {
+				rrs = append(rrs, srv(name, "t"+strconv.Itoa(i)+".test.", 0, 0, uint16(10000+i), 60))
+			}
+			return [][]byte{msg{rrs: rrs}.pack(t, q)}
+		case dnsmessage.TypeA:
+			time.Sleep(delay) // a slow nameserver
+			return [][]byte{msg{rrs: []dnsmessage.Resource{a(q.Q.Name.String(), "127.0.0.1", 60)}}.pack(t, q)}
+		}
+		return [][]byte{msg{rcode: dnsmessage.RCodeServerFailure}.pack(t, q)}
+	}
+}
+
+// An SRV answer with more than MaxSRVTargets records has only the first
+// MaxSRVTargets targets resolved.
+func TestResolveSRVCapsTargets(t *testing.T) {
+	const name = "_http._tcp.svc.test."
+	n := dnsservers.MaxSRVTargets + 44
+	f := startFakeDNS(t, srvMany(t, name, n, 0))
+	got, err := resolve(t, &dnsservers.Source{Name: name, SRV: true, Network: "ip4", Server: f.addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != dnsservers.MaxSRVTargets {
+		t.Errorf("%d servers from %d targets, want %d", len(got), n, dnsservers.MaxSRVTargets)
+	}
+	// One truncated SRV query over UDP, then one A query per target kept.
+	if q := f.udp.Load(); q != 1+dnsservers.MaxSRVTargets {
+		t.Errorf("%d UDP queries, want %d", q, 1+dnsservers.MaxSRVTargets)
+	}
+}
+
+// A whole resolution is bounded by four Timeouts, however many targets
+// need queries of their own.
+func TestResolveSRVDeadline(t *testing.T) {
+	const name = "_http._tcp.svc.test."
+	const targets, delay, timeout = 40, 50 * time.Millisecond, 100 * time.Millisecond
+	f := startFakeDNS(t, srvMany(t, name, targets, delay))
+	_, err := resolve(t, &dnsservers.Source{Name: name, SRV: true, Network: "ip4", Server: f.addr, Timeout: timeout})
+	if err == nil {
+		t.Fatalf("resolved %d targets answering in %s each, beyond 4 × %s", targets, delay, timeout)
+	}
+	if !strings.Contains(err.Error(), "Timeout") {
+		t.Errorf("error %q does not name the resolution's bound", err)
+	}
+	// Each A query takes delay, so the bound (4 × timeout = 8 delays)
+	// leaves room for about 8 of the 40 before giving up.
+	if q := f.udp.Load() - 1; q >= targets {
+		t.Errorf("%d A queries: every target was asked", q)
 	}
 }

@@ -24,6 +24,16 @@ const (
 	DefaultInterval    = 30 * time.Second
 	DefaultMinInterval = time.Second
 	DefaultTimeout     = 2 * time.Second
+
+	// MaxSRVTargets is how many targets of an SRV answer a resolution
+	// uses, those of the lowest priorities (then names, then ports)
+	// first: a 64 KiB answer holds some 1500 records, and each target
+	// without an address in the answer's additional section costs queries
+	// of its own.
+	MaxSRVTargets = 256
+
+	// resolveTimeouts is how many Timeouts a whole resolution may take.
+	resolveTimeouts = 4
 )
 
 // Source keeps the servers of an [lb.Pool] in step with DNS: the
@@ -51,7 +61,8 @@ type Source struct {
 	// whole weight), and the records of the lowest priority the regular
 	// servers while every higher priority becomes Backup servers. An
 	// address that two records give is taken once, from the record of the
-	// lowest priority.
+	// lowest priority. Only the first MaxSRVTargets records count, in the
+	// order of priority, target name and port.
 	SRV bool
 
 	// Network chooses the address records asked for a name (Name, or the
@@ -68,7 +79,9 @@ type Source struct {
 	Server string
 
 	// Timeout bounds each query to one DNS server, its TCP retry
-	// included. Zero means DefaultTimeout.
+	// included, and four times it the whole resolution (the SRV query and
+	// those of its targets' addresses, over every nameserver tried). Zero
+	// means DefaultTimeout.
 	Timeout time.Duration
 
 	// Interval is the time between resolutions. Zero means
@@ -356,6 +369,20 @@ func (s *Source) resolve(ctx context.Context) ([]lb.Server, time.Duration, error
 			return nil, -1, err
 		}
 	}
+	budget := resolveTimeouts * s.timeout()
+	deadline := time.Now().Add(budget)
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	servers, ttl, err := s.resolveWith(ctx, nameservers)
+	if err != nil && !time.Now().Before(deadline) {
+		// A query's own deadline is the resolution's: say which ran out.
+		err = fmt.Errorf("%w (resolving %s took over %s, %d × Timeout)", err, s.Name, budget, resolveTimeouts)
+	}
+	return servers, ttl, err
+}
+
+// resolveWith is resolve within ctx's deadline, asking nameservers.
+func (s *Source) resolveWith(ctx context.Context, nameservers []string) ([]lb.Server, time.Duration, error) {
 	r := &resolver{servers: nameservers, timeout: s.timeout()}
 	r.types, _ = s.addrTypes()
 	name := dnsmessage.MustNewName(fqdn(s.Name))
@@ -389,6 +416,9 @@ func (s *Source) resolveSRV(ctx context.Context, r *resolver, name dnsmessage.Na
 	slices.SortStableFunc(srvs, func(x, y dnsmessage.SRVResource) int {
 		return cmp.Or(cmp.Compare(x.Priority, y.Priority), cmp.Compare(lower(x.Target), lower(y.Target)), cmp.Compare(x.Port, y.Port))
 	})
+	if len(srvs) > MaxSRVTargets {
+		srvs = srvs[:MaxSRVTargets]
+	}
 	ttl := a.minTTL
 	var servers []lb.Server
 	seen := make(map[string]bool)

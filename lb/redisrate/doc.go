@@ -53,6 +53,7 @@
 //
 // A decision costs one round trip to Redis (none for a client refused
 // locally) and an entry in a bounded local table (MaxClients, least
-// recently seen first out). Stats and SharedStats (for
+// recently seen first out), cut into 64 shards with a lock each so that
+// concurrent decisions for different clients rarely contend. Stats and SharedStats (for
 // lb/metrics.Collector.AddShared) count requests, fallbacks and errors.
 package redisrate

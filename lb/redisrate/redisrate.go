@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"math"
 	"net/netip"
@@ -16,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/time/rate"
 
+	"github.com/lbkit/lbkit/internal/redisutil"
 	"github.com/lbkit/lbkit/lb"
 )
 
@@ -65,7 +67,10 @@ return {1, 0}
 // Allow is safe for concurrent use. The Limiter does not close Client.
 type Limiter struct {
 	// Client is the Redis client, required, with ContextTimeoutEnabled
-	// set so that it honours Timeout (Validate checks it).
+	// set so that it honours Timeout. Validate reports a client without
+	// it; one used anyway is never asked (the local share decides alone,
+	// logged once at Error), as a decision could otherwise wait for
+	// go-redis's ReadTimeout.
 	Client redis.UniversalClient
 
 	// Prefix starts every key; the client's address follows. Instances
@@ -96,8 +101,10 @@ type Limiter struct {
 	RetryAfter time.Duration
 
 	// MaxClients bounds the local table (refusals Redis made, and the
-	// local share's buckets); the least recently seen client goes first.
-	// Zero means DefaultMaxClients.
+	// local share's buckets). The table is cut into 64 shards, each with
+	// its own lock and an equal part of MaxClients (at least 1), and the
+	// least recently seen client of a full shard goes first. Zero means
+	// DefaultMaxClients.
 	MaxClients int
 
 	// Logger receives Redis failures (at most one per RetryAfter) at
@@ -114,13 +121,29 @@ type Limiter struct {
 	lburst   int
 	max      int
 
+	seed   maphash.Seed
+	shards [numShards]shard
+
+	backoff redisutil.Backoff // Redis failed: left alone until then
+	// noDeadlines: Client ignores context deadlines (no
+	// ContextTimeoutEnabled), so Redis is never asked.
+	noDeadlines bool
+
+	requests, allowed, refused, blocked, fallbacks, errs atomic.Uint64
+}
+
+// numShards is how many parts the local table is cut into, each with its
+// own lock and recency list, so that concurrent decisions for different
+// clients rarely wait for each other.
+const numShards = 64
+
+// shard is one part of the local table: its clients, bounded by max.
+type shard struct {
 	mu  sync.Mutex
 	m   map[netip.Addr]*client
 	lru list.List // of *client, the most recently seen first
-
-	retryAt atomic.Int64 // unix nanoseconds before which Redis is not asked
-
-	requests, allowed, refused, blocked, fallbacks, errs atomic.Uint64
+	max int
+	_   [64]byte // keeps neighbouring shards' locks off one cache line
 }
 
 // client is the local state of one client.
@@ -137,7 +160,7 @@ func (l *Limiter) Validate() error {
 	switch {
 	case l.Client == nil:
 		return fmt.Errorf("%w: no Client", ErrConfig)
-	case !contextTimeouts(l.Client):
+	case !redisutil.ContextTimeouts(l.Client):
 		return fmt.Errorf("%w: the Client needs ContextTimeoutEnabled, or a decision may wait for its ReadTimeout instead of Timeout", ErrConfig)
 	case !(l.Rate > 0) || math.IsInf(l.Rate, 1):
 		return fmt.Errorf("%w: Rate %v", ErrConfig, l.Rate)
@@ -145,16 +168,6 @@ func (l *Limiter) Validate() error {
 		return fmt.Errorf("%w: negative size or duration", ErrConfig)
 	}
 	return nil
-}
-
-func contextTimeouts(c redis.UniversalClient) bool {
-	switch c := c.(type) {
-	case *redis.Client:
-		return c.Options().ContextTimeoutEnabled
-	case *redis.ClusterClient:
-		return c.Options().ContextTimeoutEnabled
-	}
-	return true
 }
 
 func (l *Limiter) init() {
@@ -184,7 +197,20 @@ func (l *Limiter) init() {
 		if l.max <= 0 {
 			l.max = DefaultMaxClients
 		}
-		l.m = make(map[netip.Addr]*client)
+		l.seed = maphash.MakeSeed()
+		per := max(1, l.max/numShards)
+		for i := range l.shards {
+			l.shards[i].m = make(map[netip.Addr]*client)
+			l.shards[i].max = per
+		}
+		if l.Client == nil || !redisutil.ContextTimeouts(l.Client) {
+			// Fail closed to the local share rather than wait for
+			// go-redis's socket timeouts on the data path.
+			l.noDeadlines = true
+			l.logger().LogAttrs(context.Background(), slog.LevelError,
+				"redisrate: the Redis client lacks ContextTimeoutEnabled (or is nil); limiting locally only",
+				slog.String("prefix", l.prefix))
+		}
 	})
 }
 
@@ -195,29 +221,30 @@ func (l *Limiter) init() {
 func (l *Limiter) Allow(ctx context.Context, key netip.Addr) (bool, time.Duration) {
 	l.init()
 	now := time.Now()
-	l.mu.Lock()
-	c := l.get(key)
+	sh := &l.shards[maphash.Comparable(l.seed, key)%numShards]
+	sh.mu.Lock()
+	c := sh.get(key)
 	if now.Before(c.until) {
 		retry := c.until.Sub(now)
-		l.mu.Unlock()
+		sh.mu.Unlock()
 		l.blocked.Add(1)
 		l.refused.Add(1)
 		return false, retry
 	}
-	l.mu.Unlock()
+	sh.mu.Unlock()
 
-	if now.UnixNano() >= l.retryAt.Load() {
+	if !l.noDeadlines && l.backoff.Available(now) {
 		ok, retry, err := l.ask(ctx, key)
 		if err == nil {
 			if ok {
 				l.allowed.Add(1)
 				return true, 0
 			}
-			l.mu.Lock()
+			sh.mu.Lock()
 			if c.elem != nil { // still in the table
 				c.until = now.Add(retry)
 			}
-			l.mu.Unlock()
+			sh.mu.Unlock()
 			l.refused.Add(1)
 			return false, retry
 		}
@@ -228,12 +255,12 @@ func (l *Limiter) Allow(ctx context.Context, key netip.Addr) (bool, time.Duratio
 		l.failed(err)
 	}
 	l.fallbacks.Add(1)
-	l.mu.Lock()
+	sh.mu.Lock()
 	if c.limiter == nil {
 		c.limiter = rate.NewLimiter(l.local, l.lburst)
 	}
 	lim := c.limiter
-	l.mu.Unlock()
+	sh.mu.Unlock()
 	if lim.AllowN(now, 1) {
 		l.allowed.Add(1)
 		return true, 0
@@ -260,37 +287,37 @@ func (l *Limiter) ask(ctx context.Context, key netip.Addr) (bool, time.Duration,
 }
 
 // get returns the local entry of key, added if needed, as the most
-// recently seen; l.mu is held.
-func (l *Limiter) get(key netip.Addr) *client {
-	if c := l.m[key]; c != nil {
-		l.lru.MoveToFront(c.elem)
+// recently seen of its shard; sh.mu is held.
+func (sh *shard) get(key netip.Addr) *client {
+	if c := sh.m[key]; c != nil {
+		sh.lru.MoveToFront(c.elem)
 		return c
 	}
-	if len(l.m) >= l.max {
-		old := l.lru.Back().Value.(*client)
-		l.lru.Remove(old.elem)
+	if len(sh.m) >= sh.max {
+		old := sh.lru.Back().Value.(*client)
+		sh.lru.Remove(old.elem)
 		old.elem = nil
-		delete(l.m, old.key)
+		delete(sh.m, old.key)
 	}
 	c := &client{key: key}
-	c.elem = l.lru.PushFront(c)
-	l.m[key] = c
+	c.elem = sh.lru.PushFront(c)
+	sh.m[key] = c
 	return c
 }
 
 // failed leaves Redis alone for RetryAfter, and logs err once for it.
 func (l *Limiter) failed(err error) {
-	now := time.Now().UnixNano()
-	prev := l.retryAt.Load()
-	next := now + int64(l.retry)
-	if next > prev && l.retryAt.CompareAndSwap(prev, next) && prev <= now {
-		lg := l.Logger
-		if lg == nil {
-			lg = slog.Default()
-		}
-		lg.LogAttrs(context.Background(), slog.LevelWarn, "redisrate: Redis unavailable; limiting locally",
+	if l.backoff.Failed(l.retry) {
+		l.logger().LogAttrs(context.Background(), slog.LevelWarn, "redisrate: Redis unavailable; limiting locally",
 			slog.String("prefix", l.prefix), slog.Duration("retry_after", l.retry), slog.Any("error", err))
 	}
+}
+
+func (l *Limiter) logger() *slog.Logger {
+	if l.Logger != nil {
+		return l.Logger
+	}
+	return slog.Default()
 }
 
 // Stats counts a Limiter's decisions.
@@ -313,9 +340,13 @@ type Stats struct {
 // Stats returns the limiter's counters.
 func (l *Limiter) Stats() Stats {
 	l.init()
-	l.mu.Lock()
-	n := len(l.m)
-	l.mu.Unlock()
+	n := 0
+	for i := range l.shards {
+		sh := &l.shards[i]
+		sh.mu.Lock()
+		n += len(sh.m)
+		sh.mu.Unlock()
+	}
 	return Stats{
 		Allowed: l.allowed.Load(), Refused: l.refused.Load(),
 		Requests: l.requests.Load(), Errors: l.errs.Load(),

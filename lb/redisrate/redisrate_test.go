@@ -2,6 +2,7 @@ package redisrate_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -273,5 +275,48 @@ func TestValidate(t *testing.T) {
 		if err := tc.l.Validate(); (err == nil) != tc.ok {
 			t.Errorf("case %d: Validate = %v", i, err)
 		}
+	}
+}
+
+// TestNoContextTimeouts checks that a Client without
+// ContextTimeoutEnabled, used without Validate, is never asked: the local
+// share decides, instead of a wait for go-redis's ReadTimeout.
+func TestNoContextTimeouts(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // accepts, never answers
+	must(t, err)
+	t.Cleanup(func() { ln.Close() })
+	c := redis.NewClient(&redis.Options{Addr: ln.Addr().String()})
+	t.Cleanup(func() { c.Close() })
+	rl := &redisrate.Limiter{Client: c, Rate: 100, Logger: slog.New(slog.DiscardHandler)}
+	if !errors.Is(rl.Validate(), redisrate.ErrConfig) {
+		t.Fatal("Validate accepts a Client without ContextTimeoutEnabled")
+	}
+	for i := range 3 {
+		if ok, _ := rl.Allow(context.Background(), netip.AddrFrom4([4]byte{198, 51, 100, byte(i)})); !ok {
+			t.Fatalf("decision %d refused by the local share", i)
+		}
+	}
+	if st := rl.Stats(); st.Requests != 0 || st.Fallbacks != 3 {
+		t.Fatalf("stats = %+v, want 3 local decisions and no request to Redis", st)
+	}
+}
+
+// TestLocalTableBounded checks that the sharded local table keeps at most
+// MaxClients clients under concurrent decisions for many clients.
+func TestLocalTableBounded(t *testing.T) {
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // never asked: no ContextTimeoutEnabled
+	t.Cleanup(func() { c.Close() })
+	rl := &redisrate.Limiter{Client: c, Rate: 100, MaxClients: 128, Logger: slog.New(slog.DiscardHandler)}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 1000 {
+				rl.Allow(context.Background(), netip.AddrFrom4([4]byte{10, byte(g), byte(i >> 8), byte(i)}))
+			}
+		})
+	}
+	wg.Wait()
+	if st := rl.Stats(); st.Clients == 0 || st.Clients > 128 || st.Fallbacks != 4000 {
+		t.Fatalf("stats = %+v, want 1 to 128 clients and 4000 local decisions", st)
 	}
 }

@@ -17,6 +17,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/lbkit/lbkit/internal/ipkey"
+	"github.com/lbkit/lbkit/internal/redisutil"
 	"github.com/lbkit/lbkit/lb"
 	"github.com/lbkit/lbkit/sticky"
 )
@@ -83,8 +85,11 @@ return cur
 // close Client, which may be shared (go-redis reconnects by itself).
 type Table struct {
 	// Client is the Redis client, required, with ContextTimeoutEnabled
-	// set so that it honours the Table's deadlines (Validate checks it).
-	// Its own timeouts and retries apply inside those bounds.
+	// set so that it honours the Table's deadlines. Its own timeouts and
+	// retries apply inside those bounds. Validate reports a client
+	// without it; one used anyway is never asked (the Table pins locally
+	// only, logged once at Error), as a lookup could otherwise wait for
+	// go-redis's ReadTimeout.
 	Client redis.UniversalClient
 
 	// Prefix starts every key; the client's address follows. Instances
@@ -140,7 +145,10 @@ type Table struct {
 	prefix  string
 	queue   chan op
 
-	retryAt atomic.Int64 // unix nanoseconds before which Redis is not asked
+	backoff redisutil.Backoff // Redis failed: left alone until then
+	// noDeadlines: Client ignores context deadlines (no
+	// ContextTimeoutEnabled), so Redis is never asked.
+	noDeadlines bool
 
 	hits, lookups, found, fallbacks        atomic.Uint64
 	writes, writeErrors, dropped, lostRace atomic.Uint64
@@ -180,7 +188,7 @@ func (t *Table) Validate() error {
 	switch {
 	case t.Client == nil:
 		return fmt.Errorf("%w: no Client", ErrConfig)
-	case !contextTimeouts(t.Client):
+	case !redisutil.ContextTimeouts(t.Client):
 		return fmt.Errorf("%w: the Client needs ContextTimeoutEnabled, or a lookup may wait for its ReadTimeout instead of Timeout", ErrConfig)
 	case t.MaxEntries < 0 || t.TTL < 0 || t.Timeout < 0 || t.QueueSize < 0 || t.RetryAfter < 0:
 		return fmt.Errorf("%w: negative size or duration", ErrConfig)
@@ -190,18 +198,6 @@ func (t *Table) Validate() error {
 		return fmt.Errorf("%w: IPv4Prefix %d", ErrConfig, t.IPv4Prefix)
 	}
 	return nil
-}
-
-// contextTimeouts reports whether c honours the deadlines of contexts, as
-// far as can be told.
-func contextTimeouts(c redis.UniversalClient) bool {
-	switch c := c.(type) {
-	case *redis.Client:
-		return c.Options().ContextTimeoutEnabled
-	case *redis.ClusterClient:
-		return c.Options().ContextTimeoutEnabled
-	}
-	return true
 }
 
 func (t *Table) init() {
@@ -228,6 +224,14 @@ func (t *Table) init() {
 			q = DefaultQueueSize
 		}
 		t.queue = make(chan op, q)
+		if t.Client == nil || !redisutil.ContextTimeouts(t.Client) {
+			// Fail closed to the local table rather than wait for
+			// go-redis's socket timeouts on the data path.
+			t.noDeadlines = true
+			t.logger().LogAttrs(context.Background(), slog.LevelError,
+				"redistable: the Redis client lacks ContextTimeoutEnabled (or is nil); pinning locally only",
+				slog.String("prefix", t.prefix))
+		}
 	})
 }
 
@@ -240,24 +244,7 @@ func orDefault(d, def time.Duration) time.Duration {
 
 // key returns the table key of a, masked to the configured prefix.
 func (t *Table) key(a netip.Addr) (ipKey, bool) {
-	if !a.IsValid() {
-		return ipKey{}, false
-	}
-	a = a.Unmap().WithZone("")
-	n := 0
-	if a.Is4() {
-		if t.IPv4Prefix > 0 && t.IPv4Prefix < 32 {
-			n = t.IPv4Prefix
-		}
-	} else if t.IPv6Prefix > 0 && t.IPv6Prefix < 128 {
-		n = t.IPv6Prefix
-	}
-	if n > 0 {
-		if p, err := a.Prefix(n); err == nil {
-			a = p.Addr()
-		}
-	}
-	return a.As16(), true
+	return ipkey.Of(a, t.IPv4Prefix, t.IPv6Prefix)
 }
 
 // redisKey is the Redis key of k: Prefix and the client's address.
@@ -378,17 +365,16 @@ func (t *Table) get(k ipKey, now time.Time) (string, bool) {
 	return v, true
 }
 
-// available reports whether Redis may be asked at now.
+// available reports whether Redis may be asked at now: never with a
+// Client that ignores context deadlines, not for RetryAfter after a
+// failure.
 func (t *Table) available(now time.Time) bool {
-	return now.UnixNano() >= t.retryAt.Load()
+	return !t.noDeadlines && t.backoff.Available(now)
 }
 
 // failed leaves Redis alone for RetryAfter, and logs err once for it.
 func (t *Table) failed(err error) {
-	now := time.Now().UnixNano()
-	prev := t.retryAt.Load()
-	next := now + int64(t.retry)
-	if next > prev && t.retryAt.CompareAndSwap(prev, next) && prev <= now {
+	if t.backoff.Failed(t.retry) {
 		t.logger().LogAttrs(context.Background(), slog.LevelWarn,
 			"redistable: Redis unavailable; pinning locally",
 			slog.String("prefix", t.prefix), slog.Duration("retry_after", t.retry), slog.Any("error", err))

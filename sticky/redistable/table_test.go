@@ -3,6 +3,7 @@ package redistable_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -309,5 +310,29 @@ func TestValidate(t *testing.T) {
 		if err := tc.t.Validate(); (err == nil) != tc.ok {
 			t.Errorf("case %d: Validate = %v", i, err)
 		}
+	}
+}
+
+// TestNoContextTimeouts checks that a Client without
+// ContextTimeoutEnabled, used without Validate, is never asked: lookups
+// stay local instead of waiting for go-redis's ReadTimeout.
+func TestNoContextTimeouts(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // accepts, never answers
+	must(t, err)
+	t.Cleanup(func() { ln.Close() })
+	c := redis.NewClient(&redis.Options{Addr: ln.Addr().String()})
+	t.Cleanup(func() { c.Close() })
+	table := &redistable.Table{Client: c, Logger: slog.New(slog.DiscardHandler)}
+	if !errors.Is(table.Validate(), redistable.ErrConfig) {
+		t.Fatal("Validate accepts a Client without ContextTimeoutEnabled")
+	}
+	pool := &lb.Pool{Name: "p"}
+	must(t, pool.Update([]lb.Server{{Name: "x", Addr: "192.0.2.1:1"}}))
+	info := lb.PickInfo{Client: netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 51, 100, 1}), 1)}
+	if _, pin := table.LookupPin(pool.Snapshot(), info); pin != lb.PinNone {
+		t.Fatalf("lookup = %v", pin)
+	}
+	if st := table.Stats(); st.Lookups != 0 {
+		t.Fatalf("stats = %+v, want no lookup sent to Redis", st)
 	}
 }
