@@ -32,7 +32,10 @@ var ErrApply = errors.New("config: the configuration could not be applied")
 // A write that fails validation changes nothing; one that fails to apply
 // changes nothing; one that cannot be stored (ErrConflict: the store
 // changed behind the running document and was not reloaded yet;
-// ErrUnavailable) is undone in the Applier. A reload that fails leaves the
+// ErrUnavailable) is undone in the Applier. Should that undo fail too, the
+// Applier keeps running the unsaved document: Status reports it in
+// LastError, and the next Reload applies the stored document whatever its
+// version. A reload that fails leaves the
 // running document in place and is reported by Status.
 //
 // The Manager's methods are safe for concurrent use.
@@ -157,7 +160,11 @@ func (m *Manager) Update(ctx context.Context, edit func(*Document) error) (*Docu
 	v, err := m.Store.Save(ctx, doc, m.version)
 	if err != nil {
 		if rerr := m.Applier.Apply(context.WithoutCancel(ctx), m.doc); rerr != nil {
-			m.logger().Error("restoring the running configuration after a failed write", "err", rerr)
+			// The Applier runs the unsaved document: forget the running
+			// version so that the next reload applies the stored one.
+			m.version = ""
+			m.status.LastError = fmt.Sprintf("restoring the running configuration after a failed write: %v", rerr)
+			m.logger().Error("restoring the running configuration after a failed write; the next reload applies the stored one", "err", rerr)
 		}
 		return nil, err
 	}
