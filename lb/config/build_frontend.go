@@ -276,12 +276,35 @@ func (g *httpGen) install(c *chain) {
 	if c.rules != nil {
 		h = acl.FilterHTTP(c.rules, h)
 	}
-	if !g.tls {
-		for _, a := range c.acme {
-			h = a.acme.HTTPHandler(h)
-		}
+	if !g.tls && len(c.acme) > 0 {
+		h = acmeHTTP01(c.acme, h)
 	}
 	g.handler.Store(h)
+}
+
+// acmeHTTP01 answers the HTTP-01 challenges of certs: a request goes to
+// the ACME handler of the certificate whose names include its host, and
+// every other request to next. An ACME handler answers every challenge
+// path itself (403 for hosts not its own), so they cannot be chained.
+func acmeHTTP01(certs []*acmeCert, next http.Handler) http.Handler {
+	handlers := make([]http.Handler, len(certs))
+	for i, a := range certs {
+		handlers[i] = a.acme.HTTPHandler(next)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		host = strings.TrimSuffix(strings.ToLower(host), ".")
+		for i, a := range certs {
+			if a.allows(host) {
+				handlers[i].ServeHTTP(w, r)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func (g *httpGen) stats() lb.FrontendStats { return g.proxy.Stats() }
