@@ -285,10 +285,11 @@ func (rt *Runtime) Apply(ctx context.Context, doc *Document) error {
 			// until its source resolves again.
 			p.servers = dnsServers(p.old.pool, b)
 		}
-		if err := (&lb.Pool{}).Update(p.servers); err != nil {
-			return fmt.Errorf("backend %q: %w", b.ID, err)
-		}
 		if p.old != nil && p.old.key == p.key {
+			// Checked here, since commit cannot fail.
+			if err := (&lb.Pool{}).Update(p.servers); err != nil {
+				return fmt.Errorf("backend %q: %w", b.ID, err)
+			}
 			p.pool, p.http = p.old.pool, p.old.http
 		} else {
 			pool, hb, err := rt.newPool(b, doc)
@@ -362,8 +363,8 @@ func (rt *Runtime) planFrontend(ctx context.Context, doc *Document, f *Frontend,
 	if c.certs, err = certSetOf(f, custom, acmes); err != nil {
 		return nil, err
 	}
-	if !httpMode || len(f.CertificateIDs) == 0 {
-		c.acme = acmeList
+	if httpMode && len(f.CertificateIDs) == 0 {
+		c.acme = acmeList // HTTP-01 challenges
 	}
 	var routes []acl.Route
 	for i := range doc.Routes {
@@ -543,7 +544,14 @@ func (rt *Runtime) commit(doc *Document, bplans []*backendPlan, fplans []*fronte
 		for _, fr := range newFrontends {
 			gens = append(gens, fr.gen)
 		}
-		time.AfterFunc(rt.grace, func() {
+		rt.wg.Go(func() { // Close stops the wait
+			t := time.NewTimer(rt.grace)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-rt.ctx.Done():
+				return
+			}
 			for _, p := range retired {
 				for _, g := range gens {
 					g.forget(p)
@@ -571,11 +579,11 @@ func (rt *Runtime) commit(doc *Document, bplans []*backendPlan, fplans []*fronte
 }
 
 // drainGen shuts a server generation down in the background, within the
-// drain grace.
+// drain grace, or until Close ends the runtime's context.
 func (rt *Runtime) drainGen(g serverGen) {
 	g.handoff().Close()
 	rt.wg.Go(func() {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(rt.ctx), rt.grace)
+		ctx, cancel := context.WithTimeout(rt.ctx, rt.grace)
 		defer cancel()
 		g.shutdown(ctx)
 	})
@@ -583,7 +591,8 @@ func (rt *Runtime) drainGen(g serverGen) {
 
 // Close stops every frontend from accepting, drains their connections
 // until ctx ends or for DrainGrace, whichever comes first, then closes
-// what is left and stops the health checks. Apply fails after Close.
+// what is left (servers still draining after an earlier Apply included)
+// and stops the health checks. Apply fails after Close.
 func (rt *Runtime) Close(ctx context.Context) error {
 	rt.apply.Lock()
 	defer rt.apply.Unlock()
