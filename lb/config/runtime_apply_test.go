@@ -2,10 +2,12 @@ package config_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -305,5 +307,53 @@ func TestApplyRebuildsServerOnSameSocket(t *testing.T) {
 	c.Write([]byte("x\n"))
 	if line, err := r.ReadString('\n'); err != nil || line != "x\n" {
 		t.Errorf("the session open before the rebuild: %q, %v", line, err)
+	}
+}
+
+// TestCloseEndsEarlierDrains: a frontend removed by an Apply drains its
+// sessions for DrainGrace, but Close, once its context ends, closes them
+// too instead of waiting out the grace.
+func TestCloseEndsEarlierDrains(t *testing.T) {
+	tcp := tcpServers(t, "tcp", nil, "127.0.0.2")
+	p1, p2 := freePort(t), freePort(t)
+	doc := func(second bool) string {
+		fe := fmt.Sprintf(`{"id": "f1", "inbound_port": %d, "backend_id": "b"}`, p1)
+		if second {
+			fe += fmt.Sprintf(`, {"id": "f2", "inbound_port": %d, "backend_id": "b"}`, p2)
+		}
+		return fmt.Sprintf(`{"lb": {"id": "lb"},
+		  "backends": [{"id": "b", "forward_protocol": "tcp", "forward_port": %d, "pool": ["127.0.0.2"]}],
+		  "frontends": [%s]}`, tcp.port, fe)
+	}
+	const grace = time.Minute
+	rt := config.NewRuntime(config.RuntimeOptions{IPs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}, DrainGrace: grace})
+	apply(t, rt, doc(true))
+	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", p2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if line, err := r.ReadString('\n'); err != nil || line != "tcp 127.0.0.2\n" {
+		t.Fatalf("greeting %q, %v", line, err)
+	}
+	apply(t, rt, doc(false)) // f2 drains its session
+
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- rt.Close(ctx) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(grace / 4):
+		t.Fatal("Close waits out the drain grace of a frontend removed earlier")
+	}
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := r.ReadString('\n'); err == nil {
+		t.Error("the drained session outlived Close")
 	}
 }
