@@ -321,6 +321,7 @@ func (g *httpGen) shutdown(ctx context.Context) {
 	for _, pc := range g.pcs {
 		pc.Close()
 	}
+	g.proxy.CloseIdleConnections() // not kept for the transports' idle timeout
 }
 
 // shutdownAll shuts every s down within ctx, and closes them all if one

@@ -135,8 +135,9 @@ var ErrClosed = errors.New("config: the runtime is closed")
 //     enable_http3, enable_access_logs) builds a new server on the same
 //     sockets: new connections go to it, and the old one drains its
 //     connections (idle keep-alive connections are closed, as at a
-//     graceful restart) for DrainGrace; its HTTP/3 connections are closed,
-//     and its statistics restart.
+//     graceful restart) for DrainGrace, then closes its idle connections
+//     to the servers; its HTTP/3 connections are closed, and its
+//     statistics restart.
 //   - A backend matched by id keeps its pool while only its servers
 //     change (pool, forward_port, the lbkit weights, backups and admin
 //     states, lbkit.dns: a changed DNS source restarts on the same pool,
