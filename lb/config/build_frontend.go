@@ -62,21 +62,25 @@ type chain struct {
 }
 
 // serverKey renders the settings of f that its server is built with: what
-// kind of server (TCP or HTTP, with or without TLS), the TLS profile and
-// session tickets, the client timeout, the limits, HTTP/3 and access
+// kind of server (TCP or HTTP, with or without TLS), with TLS the profile
+// and session tickets, the client timeout, the limits, HTTP/3 and access
 // logs. A change of any rebuilds the server on the same sockets; the rest
 // (backend, routes, ACLs, certificates) is swapped in place.
 func serverKey(f *Frontend, httpMode bool, doc *Document) string {
-	j, _ := json.Marshal(struct {
+	k := struct {
 		HTTP, TLS  bool
-		Profile    SSLCompatibilityLevel
-		Tickets    string
+		Profile    SSLCompatibilityLevel `json:",omitempty"`
+		Tickets    string                `json:",omitempty"`
 		Client     *Millis
 		Rate       *uint32
 		Lbkit      *FrontendExtensions
 		H3, Access bool
-	}{httpMode, len(f.CertificateIDs) > 0, doc.LB.SSLCompatibilityLevel, doc.Secrets.SessionTicketSecret,
-		f.TimeoutClient, f.ConnectionRateLimit, f.Lbkit, f.EnableHTTP3, f.EnableAccessLogs})
+	}{HTTP: httpMode, TLS: len(f.CertificateIDs) > 0,
+		Client: f.TimeoutClient, Rate: f.ConnectionRateLimit, Lbkit: f.Lbkit, H3: f.EnableHTTP3, Access: f.EnableAccessLogs}
+	if k.TLS { // a plain frontend does not use them
+		k.Profile, k.Tickets = doc.LB.SSLCompatibilityLevel, doc.Secrets.SessionTicketSecret
+	}
+	j, _ := json.Marshal(k)
 	return string(j)
 }
 

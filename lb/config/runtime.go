@@ -130,8 +130,8 @@ var ErrClosed = errors.New("config: the runtime is closed")
 //     new connections and requests take the new chain, those in flight
 //     finish on the old one, and keep-alive connections stay open. A
 //     change of the settings its server is built with (TCP or HTTP, with
-//     or without certificates, ssl_compatibility_level, the session-ticket
-//     secret, timeout_client, connection_rate_limit, the lbkit limits,
+//     or without certificates, with certificates ssl_compatibility_level
+//     and the session-ticket secret, timeout_client, connection_rate_limit, the lbkit limits,
 //     enable_http3, enable_access_logs) builds a new server on the same
 //     sockets: new connections go to it, and the old one drains its
 //     connections (idle keep-alive connections are closed, as at a
