@@ -57,12 +57,21 @@ type httpBackend struct {
 }
 
 // poolKey renders the backend settings a Pool is built from, that is all of
-// them but the servers and their lbkit states, weights and backup flags,
-// which Pool.Update and SetState change in place. The sticky-cookie secret
-// is part of it, and so is the name, which names the Pool.
+// them but the servers, their port (forward_port) and their lbkit states,
+// weights and backup flags, which Pool.Update and SetState change in
+// place. The health check's port is rendered as checkPort, so that a
+// check on each server's own port follows forward_port without a new
+// Pool. The sticky-cookie secret is part of it, and so is the name, which
+// names the Pool.
 func poolKey(b *Backend, secret string) string {
 	c := *b
 	c.Pool, c.Lbkit, c.CreatedAt, c.UpdatedAt = nil, nil, nil, nil
+	c.ForwardPort = 0
+	if b.HealthCheck != nil {
+		hc := *b.HealthCheck
+		hc.Port = int32(checkPort(b))
+		c.HealthCheck = &hc
+	}
 	j, err := json.Marshal(struct {
 		B      Backend
 		Secret string
@@ -170,11 +179,11 @@ func (rt *Runtime) newPool(b *Backend, doc *Document) (*lb.Pool, *httpBackend, e
 	return pool, hb, nil
 }
 
-// checkPort is the port of b's health checks: health_check.port, or
-// each server's own port for servers from DNS when it is the default
-// (forward_port), as SRV records give each server its port.
+// checkPort is the port of b's health checks: 0, each server's own port
+// (which follows forward_port, and SRV records give servers from DNS),
+// when health_check.port is unset or forward_port; else health_check.port.
 func checkPort(b *Backend) int {
-	if dnsOf(b) != nil && b.HealthCheck.Port == b.ForwardPort {
+	if b.HealthCheck.Port == b.ForwardPort {
 		return 0
 	}
 	return int(b.HealthCheck.Port)

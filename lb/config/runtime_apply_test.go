@@ -357,3 +357,43 @@ func TestCloseEndsEarlierDrains(t *testing.T) {
 		t.Error("the drained session outlived Close")
 	}
 }
+
+// TestApplyForwardPortKeepsPoolAndMovesChecks changes a backend's
+// forward_port, keeping the rest of its document as an API update does:
+// the pool stays, and its health checks follow the servers to the new
+// port.
+func TestApplyForwardPortKeepsPoolAndMovesChecks(t *testing.T) {
+	tcp := tcpServers(t, "tcp", nil, "127.0.0.2")
+	closed := freePort(t) // nothing listens there on 127.0.0.2
+	port := freePort(t)
+	rt := newRuntime(t, config.RuntimeOptions{})
+	d := load(t, fmt.Sprintf(`{"lb": {"id": "lb"},
+	  "backends": [{"id": "b", "forward_protocol": "tcp", "forward_port": %d, "pool": ["127.0.0.2"],
+	    "health_check": {"check_delay": 20, "transient_check_delay": "0.02s", "check_timeout": 200, "check_max_retries": 1}}],
+	  "frontends": [{"id": "f", "inbound_port": %d, "backend_id": "b"}]}`, closed, port))
+	if err := rt.Apply(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	state := func() string {
+		st, err := rt.ServerStats("b")
+		if err != nil || len(st) != 1 {
+			t.Fatalf("server stats %+v, %v", st, err)
+		}
+		return st[0].ServerState
+	}
+	testutil.Eventually(t, "the server on a closed port down", func() bool { return state() == "stopped" })
+	pool := rt.Pool("b")
+
+	d = d.Clone()
+	d.Backends[0].ForwardPort = int32(tcp.port)
+	if err := rt.Apply(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	if rt.Pool("b") != pool {
+		t.Error("a change of forward_port built a new pool")
+	}
+	testutil.Eventually(t, "the server checked on its new port up", func() bool { return state() == "running" })
+	if got, err := greet(fmt.Sprintf("127.0.0.1:%d", port), nil); got != "tcp 127.0.0.2" {
+		t.Errorf("through the frontend: %q, %v", got, err)
+	}
+}
