@@ -333,6 +333,29 @@ func (rt *Runtime) applyServerStates(be *backendRT, b *Backend, fresh bool) {
 	}
 }
 
+// carryStates gives the servers of a rebuilt pool the states of old's that
+// keep them out of traffic, rather than InitialState: down (until their
+// checks on the new pool pass) and maintenance set on the pool directly.
+// Maintenance from the document's admin states is left to
+// applyServerStates, which applies the new document's.
+func carryStates(old *backendRT, pool *lb.Pool) {
+	old.mu.Lock()
+	byDoc := map[string]bool{}
+	for ip, s := range old.servers {
+		byDoc[ip] = s.admin == AdminMaint
+	}
+	old.mu.Unlock()
+	for _, s := range old.pool.Stats().Servers {
+		switch {
+		case s.Removed:
+		case s.State == lb.StateDown:
+			pool.SetHealth(s.Name, lb.StateDown, s.Reason)
+		case s.State == lb.StateMaintenance && !byDoc[s.Name]:
+			pool.SetState(s.Name, lb.StateMaintenance, s.Reason)
+		}
+	}
+}
+
 // drain marks the named server draining without waiting for it to empty.
 func drain(p *lb.Pool, name string) {
 	ctx, cancel := context.WithCancel(context.Background())

@@ -150,7 +150,8 @@ var ErrClosed = errors.New("config: the runtime is closed")
 //     PROXY protocol, TLS to the servers, host, failover host,
 //     max_connections) builds a new pool: new traffic goes to it, and
 //     connections open on the old one continue there; its servers start
-//     up, re-checked, and its counters restart.
+//     in the state they had (up, or kept out while down or in
+//     maintenance), re-checked, and its counters restart.
 //   - A removed frontend stops accepting at once and drains its
 //     connections for DrainGrace.
 //
@@ -299,6 +300,9 @@ func (rt *Runtime) Apply(ctx context.Context, doc *Document) error {
 			}
 			if err := pool.Update(p.servers); err != nil {
 				return fmt.Errorf("backend %q: %w", b.ID, err)
+			}
+			if p.old != nil {
+				carryStates(p.old, pool)
 			}
 			p.pool, p.http, p.fresh = pool, hb, true
 		}

@@ -397,3 +397,61 @@ func TestApplyForwardPortKeepsPoolAndMovesChecks(t *testing.T) {
 		t.Errorf("through the frontend: %q, %v", got, err)
 	}
 }
+
+// TestApplyRebuiltPoolKeepsDownServers rebuilds a pool (a new
+// check_timeout) while its server is down: the new pool starts with the
+// server down rather than up, before its own checks have a verdict.
+func TestApplyRebuiltPoolKeepsDownServers(t *testing.T) {
+	// A server that accepts and never answers: a check fails at its
+	// timeout.
+	ln, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var held []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	port, inbound := ln.Addr().(*net.TCPAddr).Port, freePort(t)
+	rt := newRuntime(t, config.RuntimeOptions{})
+	doc := func(timeout int) string {
+		return fmt.Sprintf(`{"lb": {"id": "lb"},
+		  "backends": [{"id": "b", "forward_protocol": "http", "forward_port": %d, "pool": ["127.0.0.2"],
+		    "health_check": {"http_config": {"uri": "/health"}, "check_delay": 20, "check_timeout": %d, "check_max_retries": 1}}],
+		  "frontends": [{"id": "f", "inbound_port": %d, "backend_id": "b"}]}`, port, timeout, inbound)
+	}
+	state := func() string {
+		st, err := rt.ServerStats("b")
+		if err != nil || len(st) != 1 {
+			t.Fatalf("server stats %+v, %v", st, err)
+		}
+		return st[0].ServerState
+	}
+	apply(t, rt, doc(50))
+	testutil.Eventually(t, "the silent server down", func() bool { return state() == "stopped" })
+	pool := rt.Pool("b")
+	apply(t, rt, doc(10000)) // its first check takes 10 s to fail
+	if rt.Pool("b") == pool {
+		t.Fatal("a new check_timeout kept the pool")
+	}
+	if got := state(); got != "stopped" {
+		t.Errorf("the down server is %q in the rebuilt pool, want stopped", got)
+	}
+}
