@@ -228,7 +228,8 @@ func (m *Monitor) Watch(ctx context.Context, set lb.ServerSet) {
 func (w *watch) sync(members []*lb.Server, now time.Time) {
 	seen := make(map[string]bool, len(members))
 	var fresh []*entry
-	down := w.knownDown() // before m.mu: it takes the set's lock
+	// Read before m.mu: it takes the set's lock.
+	down := w.knownDown()
 	defer func() { // after the unlock: reports may close sessions, which Observe
 		for _, e := range fresh {
 			w.report(e)
