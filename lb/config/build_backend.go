@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -288,7 +289,7 @@ func (rt *Runtime) applyServerStates(be *backendRT, b *Backend, fresh bool) {
 		be.servers = map[string]*serverRT{}
 	}
 	for ip := range be.servers {
-		if !contains(b.Pool, ip) {
+		if !slices.Contains(b.Pool, ip) {
 			delete(be.servers, ip)
 		}
 	}
@@ -376,15 +377,6 @@ func resumedState(p *lb.Pool, name string) lb.State {
 		}
 	}
 	return lb.StateUp
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // retries maps max_retries to Pool.Retries: 0 is no retry.

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -183,7 +184,7 @@ func (rt *Runtime) newHTTPGen(f *Frontend, doc *Document, addr net.Addr) (*httpG
 	g.srv = &http.Server{
 		Handler:           &g.handler,
 		ReadHeaderTimeout: readHeader,
-		IdleTimeout:       cmpOr(client, lbDefaultReadHeader),
+		IdleTimeout:       cmp.Or(client, lbDefaultReadHeader),
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(rt.logger.Handler(), slog.LevelDebug),
 		ConnState:         g.proxy.ConnState,
@@ -219,13 +220,6 @@ func (rt *Runtime) newHTTPGen(f *Frontend, doc *Document, addr net.Addr) (*httpG
 // lbDefaultReadHeader bounds the request headers (and idle keep-alive
 // connections when the client timeout is none).
 const lbDefaultReadHeader = 10 * time.Second
-
-func cmpOr(d, def time.Duration) time.Duration {
-	if d > 0 {
-		return d
-	}
-	return def
-}
 
 // listenH3 opens the UDP sockets of HTTP/3 on every address.
 func (g *httpGen) listenH3(ctx context.Context, number int32) error {
@@ -505,7 +499,7 @@ func compileACLs(doc *Document, id string) (*acl.Rules, error) {
 
 // aclRule maps one ACL to an acl.Rule.
 func aclRule(a *ACL) (acl.Rule, error) {
-	r := acl.Rule{Name: cmpStr(a.Name, a.ID)}
+	r := acl.Rule{Name: cmp.Or(a.Name, a.ID)}
 	m := a.Match
 	for _, s := range m.IPSubnet {
 		p, err := parsePrefix(*s)
@@ -550,11 +544,4 @@ func aclRule(a *ACL) (acl.Rule, error) {
 		}
 	}
 	return r, nil
-}
-
-func cmpStr(s, def string) string {
-	if s != "" {
-		return s
-	}
-	return def
 }

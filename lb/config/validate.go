@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/lbkit/lbkit/internal/hostname"
 )
 
 // FieldError is one field of one resource that does not validate.
@@ -574,19 +576,16 @@ func validToken(s string) bool {
 	return true
 }
 
+// validDNSName reports whether s, without a leading "*.", is a host name
+// (hostname.Valid) whose labels neither start nor end with '-'.
 func validDNSName(s string) bool {
-	if s == "" || len(s) > 253 {
+	s = strings.TrimPrefix(s, "*.")
+	if !hostname.Valid(s) {
 		return false
 	}
-	for label := range strings.SplitSeq(strings.TrimPrefix(s, "*."), ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+	for label := range strings.SplitSeq(s, ".") {
+		if label[0] == '-' || label[len(label)-1] == '-' {
 			return false
-		}
-		for i := 0; i < len(label); i++ {
-			b := label[i]
-			if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_') {
-				return false
-			}
 		}
 	}
 	return true
