@@ -137,7 +137,13 @@ var ErrClosed = errors.New("config: the runtime is closed")
 //     connections (idle keep-alive connections are closed, as at a
 //     graceful restart) for DrainGrace, then closes its idle connections
 //     to the servers; its HTTP/3 connections are closed, and its
-//     statistics restart.
+//     statistics restart. When both servers serve HTTP/3, the new one
+//     binds its UDP sockets only once the old one has released them,
+//     which is past the point where Apply can fail: should that bind
+//     fail, Apply still succeeds and the frontend serves HTTP/1.1 and
+//     HTTP/2 without HTTP/3 (logged as an error, "HTTP/3 not served";
+//     clients sent to it by Alt-Svc fall back to TCP) until the next
+//     Apply that rebuilds its server.
 //   - A backend matched by id keeps its pool while only its servers
 //     change (pool, forward_port, the lbkit weights, backups and admin
 //     states, lbkit.dns: a changed DNS source restarts on the same pool,
@@ -505,6 +511,7 @@ func (rt *Runtime) commit(doc *Document, bplans []*backendPlan, fplans []*fronte
 						}
 						og.pcs = nil
 					}
+					// Cannot be undone here: see Runtime.
 					if err := p.gen.(*httpGen).listenH3(rt.ctx, p.f.InboundPort); err != nil {
 						rt.logger.Error("HTTP/3 not served", "frontend", p.f.ID, "err", err)
 					}
