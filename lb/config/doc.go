@@ -129,5 +129,11 @@
 //	certificate              custom: ParseChain; letsencrypt: tlsmode.ACME, one
 //	                         certificate per name (the common name obtained at Apply,
 //	                         the others at their first handshake); Runtime.Certificate
-//	                         reports the read-only fields
+//	                         reports the read-only fields; no wildcard names (HTTP-01
+//	                         and TLS-ALPN-01 cannot issue them)
+//
+// Validate runs the same compilers as Apply (ACL rules with their redirect
+// placeholders, Host routes with their subdomains, SNI patterns, each at
+// most once per frontend), so that a valid document does not fail to
+// compile in Apply.
 package config
