@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"sync"
@@ -238,7 +239,7 @@ func servers(b *Backend) []lb.Server {
 	out := make([]lb.Server, 0, len(b.Pool))
 	for _, ip := range b.Pool {
 		s := lb.Server{Name: ip, Addr: net.JoinHostPort(ip, strconv.Itoa(int(b.ForwardPort)))}
-		if x, ok := ext[ip]; ok {
+		if x, ok := ext[addrKey(ip)]; ok {
 			if x.Weight != nil && *x.Weight > 0 {
 				s.Weight = int(*x.Weight)
 			}
@@ -252,11 +253,21 @@ func servers(b *Backend) []lb.Server {
 	return out
 }
 
+// addrKey is ip as lbkit.servers entries and pool entries are matched: as
+// addresses (2001:DB8::1 is 2001:db8::1), as validation compares them.
+func addrKey(ip string) string {
+	if a, err := netip.ParseAddr(ip); err == nil {
+		return a.String()
+	}
+	return ip
+}
+
+// serverExtensions returns b's lbkit.servers by addrKey.
 func serverExtensions(b *Backend) map[string]ServerExtension {
 	ext := map[string]ServerExtension{}
 	if b.Lbkit != nil {
 		for _, x := range b.Lbkit.Servers {
-			ext[x.IP] = x
+			ext[addrKey(x.IP)] = x
 		}
 	}
 	return ext
@@ -299,7 +310,7 @@ func (rt *Runtime) applyServerStates(be *backendRT, b *Backend, fresh bool) {
 	}
 	var changes []change
 	for _, ip := range b.Pool {
-		want, w := wantedState(ext[ip])
+		want, w := wantedState(ext[addrKey(ip)])
 		cur := be.servers[ip]
 		if cur == nil {
 			cur = &serverRT{admin: AdminReady, weight: 1}

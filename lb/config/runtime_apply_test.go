@@ -455,3 +455,21 @@ func TestApplyRebuiltPoolKeepsDownServers(t *testing.T) {
 		t.Errorf("the down server is %q in the rebuilt pool, want stopped", got)
 	}
 }
+
+// TestApplyServerSettingsMatchAddresses: an lbkit.servers entry applies to
+// the pool entry of the same address however it is spelt, as validation
+// matches them.
+func TestApplyServerSettingsMatchAddresses(t *testing.T) {
+	rt := newRuntime(t, config.RuntimeOptions{})
+	apply(t, rt, fmt.Sprintf(`{"lb": {"id": "lb"},
+	  "backends": [{"id": "b", "forward_protocol": "tcp", "forward_port": 9, "pool": ["2001:db8::1"],
+	    "lbkit": {"servers": [{"ip": "2001:DB8:0::1", "admin_state": "maint"}]}}],
+	  "frontends": [{"id": "f", "inbound_port": %d, "backend_id": "b"}]}`, freePort(t)))
+	st, err := rt.ServerStats("b")
+	if err != nil || len(st) != 1 {
+		t.Fatalf("server stats %+v, %v", st, err)
+	}
+	if st[0].AdminState != config.AdminMaint {
+		t.Errorf("admin state %q, want maint from the entry spelt 2001:DB8:0::1", st[0].AdminState)
+	}
+}
