@@ -193,6 +193,12 @@ func TestRuntimeBridgingVerifies(t *testing.T) {
 		t.Errorf("a server whose certificate names another host: %d, want 502 or 503", code)
 	}
 	apply(t, rt, doc(true))
+	// The rebuilt pool keeps the server down, if the old one had it down,
+	// until a check with the new settings passes.
+	testutil.Eventually(t, "the server up with ignore_ssl_server_verify", func() bool {
+		st, _ := rt.ServerStats("b")
+		return len(st) == 1 && st[0].ServerState == "running"
+	})
 	if code, body, _ := get(t, client, url); code != 200 || body != "secure 127.0.0.9" {
 		t.Errorf("with ignore_ssl_server_verify: %d %q", code, body)
 	}
