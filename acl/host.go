@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"path"
 	"strings"
+
+	"github.com/lbkit/lbkit/internal/hostname"
 )
 
 // hostPattern is a host name ("example.com") or, when wild, the suffix of
@@ -37,38 +39,11 @@ func parseHostPattern(s string) (hostPattern, error) {
 		p.name = a.String()
 		return p, nil
 	}
-	if !validHostName(name) {
+	if !hostname.Valid(name) {
 		return p, fmt.Errorf("invalid host pattern %q", s)
 	}
 	p.name = name
 	return p, nil
-}
-
-// validHostName reports whether s is a DNS name: dot-separated labels of
-// letters, digits, '-' and '_', none empty, at most 253 bytes.
-func validHostName(s string) bool {
-	if s == "" || len(s) > 253 {
-		return false
-	}
-	label := 0
-	for i := 0; i < len(s); i++ {
-		b := s[i]
-		switch {
-		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9', b == '-', b == '_':
-			label++
-			if label > 63 {
-				return false
-			}
-		case b == '.':
-			if label == 0 {
-				return false
-			}
-			label = 0
-		default:
-			return false
-		}
-	}
-	return label > 0
 }
 
 // matchHosts reports whether name matches any pattern, case-insensitively.

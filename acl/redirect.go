@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"github.com/lbkit/lbkit/internal/hostname"
 )
 
 // Redirect is the answer of a RedirectTo rule: either a Location template,
@@ -167,7 +169,7 @@ func redirectHost(hostport string) (string, error) {
 		}
 		return a.String(), nil
 	}
-	if !validHostName(h) {
+	if !hostname.Valid(h) {
 		return "", fmt.Errorf("%w: %q", ErrBadHost, hostport)
 	}
 	return strings.ToLower(h), nil

@@ -44,7 +44,9 @@ const ReasonPending = "not checked yet"
 // change that for checks. A new server starts in the pool's InitialState:
 // a pickable one (lb.StateUp, the default) stays pickable until a check
 // fails; any other is reported down, with ReasonPending, until a check
-// passes.
+// passes. A server the set already has down when the Monitor first sees
+// it (a set with a Status method, as lb.Pool has, given the states of
+// the pool it replaces) stays down until a check passes.
 //
 // Each server goes through up, going down, down and going up: an up server
 // that fails a check is going down (still pickable) and is down after Fall
@@ -221,10 +223,13 @@ func (m *Monitor) Watch(ctx context.Context, set lb.ServerSet) {
 }
 
 // sync follows the set's membership: new servers get an entry (and their
-// initial state), removed ones lose it.
+// initial state, or down when the set already has them down), removed
+// ones lose it.
 func (w *watch) sync(members []*lb.Server, now time.Time) {
 	seen := make(map[string]bool, len(members))
 	var fresh []*entry
+	// Read before m.mu: it takes the set's lock.
+	down := w.knownDown()
 	defer func() { // after the unlock: reports may close sessions, which Observe
 		for _, e := range fresh {
 			w.report(e)
@@ -248,7 +253,10 @@ func (w *watch) sync(members []*lb.Server, now time.Time) {
 			e = &entry{w: w, name: s.Name, addr: addr, state: w.initial(), next: now}
 			w.entries[s.Name] = e
 			reason := ""
-			if e.state == lb.StateDown {
+			if r, ok := down[s.Name]; ok {
+				e.state, reason = lb.StateDown, r
+			}
+			if e.state == lb.StateDown && reason == "" {
 				reason = ReasonPending
 			}
 			e.reason = reason
@@ -321,6 +329,27 @@ func (w *watch) target(e *entry) Target {
 		t.ProxyHeader = w.config.ProxyHeader
 	}
 	return t
+}
+
+// knownDown returns the servers the set has down, with their reasons, when
+// it reports states (lb.Pool does): a server given its last known state,
+// as when a rebuilt pool takes over from the one it replaces, stays down
+// until a check passes instead of starting in the initial state.
+func (w *watch) knownDown() map[string]string {
+	st, ok := w.set.(interface{ Status() []lb.ServerStatus })
+	if !ok {
+		return nil
+	}
+	var down map[string]string
+	for _, s := range st.Status() {
+		if s.State == lb.StateDown && !s.Removed {
+			if down == nil {
+				down = map[string]string{}
+			}
+			down[s.Name] = s.Reason
+		}
+	}
+	return down
 }
 
 // initial is the state a new server is reported in until its first verdict:

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/lbkit/lbkit/internal/hostname"
 )
 
 // Mux routes connections by the server name (SNI) the client asked for, as
@@ -73,33 +75,10 @@ func parseNamePattern(pattern string) (name string, wild bool, err error) {
 	if rest, ok := strings.CutPrefix(name, "*."); ok {
 		name, wild = rest, true
 	}
-	if !validHostName(name) {
+	if !hostname.Valid(name) {
 		return "", false, fmt.Errorf("lb: invalid host name pattern %q", pattern)
 	}
 	return asciiLower(name), wild, nil
-}
-
-func validHostName(name string) bool {
-	if name == "" || len(name) > 253 {
-		return false
-	}
-	label := 0
-	for i := 0; i < len(name); i++ {
-		switch c := name[i]; {
-		case c == '.':
-			if label == 0 {
-				return false
-			}
-			label = 0
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
-			if label++; label > 63 {
-				return false
-			}
-		default:
-			return false
-		}
-	}
-	return label > 0
 }
 
 // asciiLower lowercases ASCII letters only, without allocating when there

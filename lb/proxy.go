@@ -495,11 +495,26 @@ func (p *ReverseProxy) proxyFor(pool *Pool) *httputil.ReverseProxy {
 // pools while the proxy serves (a reloaded configuration) call it for the
 // retired ones, so that the proxy does not keep them.
 func (p *ReverseProxy) ForgetPool(pool *Pool) {
-	v, ok := p.proxies.LoadAndDelete(pool)
-	if !ok {
-		return
+	if v, ok := p.proxies.LoadAndDelete(pool); ok {
+		closeIdleOf(v.(*httputil.ReverseProxy))
 	}
-	if pt, ok := v.(*httputil.ReverseProxy).Transport.(*poolTransport); ok {
+}
+
+// CloseIdleConnections closes the idle connections to the servers of
+// every pool the proxy has served, as a host does once the proxy's server
+// is shut down: otherwise they stay open until the transports' idle
+// timeout. Connections in use are not affected. It is safe to call
+// concurrently with requests.
+func (p *ReverseProxy) CloseIdleConnections() {
+	p.proxies.Range(func(_, v any) bool {
+		closeIdleOf(v.(*httputil.ReverseProxy))
+		return true
+	})
+}
+
+// closeIdleOf closes the idle server connections of rp's transport.
+func closeIdleOf(rp *httputil.ReverseProxy) {
+	if pt, ok := rp.Transport.(*poolTransport); ok {
 		if c, ok := pt.base.(interface{ CloseIdleConnections() }); ok {
 			c.CloseIdleConnections()
 		}

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -57,12 +59,21 @@ type httpBackend struct {
 }
 
 // poolKey renders the backend settings a Pool is built from, that is all of
-// them but the servers and their lbkit states, weights and backup flags,
-// which Pool.Update and SetState change in place. The sticky-cookie secret
-// is part of it, and so is the name, which names the Pool.
+// them but the servers, their port (forward_port) and their lbkit states,
+// weights and backup flags, which Pool.Update and SetState change in
+// place. The health check's port is rendered as checkPort, so that a
+// check on each server's own port follows forward_port without a new
+// Pool. The sticky-cookie secret is part of it, and so is the name, which
+// names the Pool.
 func poolKey(b *Backend, secret string) string {
 	c := *b
 	c.Pool, c.Lbkit, c.CreatedAt, c.UpdatedAt = nil, nil, nil, nil
+	c.ForwardPort = 0
+	if b.HealthCheck != nil {
+		hc := *b.HealthCheck
+		hc.Port = int32(checkPort(b))
+		c.HealthCheck = &hc
+	}
 	j, err := json.Marshal(struct {
 		B      Backend
 		Secret string
@@ -170,11 +181,11 @@ func (rt *Runtime) newPool(b *Backend, doc *Document) (*lb.Pool, *httpBackend, e
 	return pool, hb, nil
 }
 
-// checkPort is the port of b's health checks: health_check.port, or
-// each server's own port for servers from DNS when it is the default
-// (forward_port), as SRV records give each server its port.
+// checkPort is the port of b's health checks: 0, each server's own port
+// (which follows forward_port, and SRV records give servers from DNS),
+// when health_check.port is unset or forward_port; else health_check.port.
 func checkPort(b *Backend) int {
-	if dnsOf(b) != nil && b.HealthCheck.Port == b.ForwardPort {
+	if b.HealthCheck.Port == b.ForwardPort {
 		return 0
 	}
 	return int(b.HealthCheck.Port)
@@ -228,7 +239,7 @@ func servers(b *Backend) []lb.Server {
 	out := make([]lb.Server, 0, len(b.Pool))
 	for _, ip := range b.Pool {
 		s := lb.Server{Name: ip, Addr: net.JoinHostPort(ip, strconv.Itoa(int(b.ForwardPort)))}
-		if x, ok := ext[ip]; ok {
+		if x, ok := ext[addrKey(ip)]; ok {
 			if x.Weight != nil && *x.Weight > 0 {
 				s.Weight = int(*x.Weight)
 			}
@@ -242,11 +253,21 @@ func servers(b *Backend) []lb.Server {
 	return out
 }
 
+// addrKey is ip as lbkit.servers entries and pool entries are matched: as
+// addresses (2001:DB8::1 is 2001:db8::1), as validation compares them.
+func addrKey(ip string) string {
+	if a, err := netip.ParseAddr(ip); err == nil {
+		return a.String()
+	}
+	return ip
+}
+
+// serverExtensions returns b's lbkit.servers by addrKey.
 func serverExtensions(b *Backend) map[string]ServerExtension {
 	ext := map[string]ServerExtension{}
 	if b.Lbkit != nil {
 		for _, x := range b.Lbkit.Servers {
-			ext[x.IP] = x
+			ext[addrKey(x.IP)] = x
 		}
 	}
 	return ext
@@ -279,7 +300,7 @@ func (rt *Runtime) applyServerStates(be *backendRT, b *Backend, fresh bool) {
 		be.servers = map[string]*serverRT{}
 	}
 	for ip := range be.servers {
-		if !contains(b.Pool, ip) {
+		if !slices.Contains(b.Pool, ip) {
 			delete(be.servers, ip)
 		}
 	}
@@ -289,7 +310,7 @@ func (rt *Runtime) applyServerStates(be *backendRT, b *Backend, fresh bool) {
 	}
 	var changes []change
 	for _, ip := range b.Pool {
-		want, w := wantedState(ext[ip])
+		want, w := wantedState(ext[addrKey(ip)])
 		cur := be.servers[ip]
 		if cur == nil {
 			cur = &serverRT{admin: AdminReady, weight: 1}
@@ -324,6 +345,29 @@ func (rt *Runtime) applyServerStates(be *backendRT, b *Backend, fresh bool) {
 	}
 }
 
+// carryStates gives the servers of a rebuilt pool the states of old's that
+// keep them out of traffic, rather than InitialState: down (until their
+// checks on the new pool pass) and maintenance set on the pool directly.
+// Maintenance from the document's admin states is left to
+// applyServerStates, which applies the new document's.
+func carryStates(old *backendRT, pool *lb.Pool) {
+	old.mu.Lock()
+	byDoc := map[string]bool{}
+	for ip, s := range old.servers {
+		byDoc[ip] = s.admin == AdminMaint
+	}
+	old.mu.Unlock()
+	for _, s := range old.pool.Stats().Servers {
+		switch {
+		case s.Removed:
+		case s.State == lb.StateDown:
+			pool.SetHealth(s.Name, lb.StateDown, s.Reason)
+		case s.State == lb.StateMaintenance && !byDoc[s.Name]:
+			pool.SetState(s.Name, lb.StateMaintenance, s.Reason)
+		}
+	}
+}
+
 // drain marks the named server draining without waiting for it to empty.
 func drain(p *lb.Pool, name string) {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -344,15 +388,6 @@ func resumedState(p *lb.Pool, name string) lb.State {
 		}
 	}
 	return lb.StateUp
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // retries maps max_retries to Pool.Retries: 0 is no retry.

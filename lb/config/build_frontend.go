@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -62,21 +63,25 @@ type chain struct {
 }
 
 // serverKey renders the settings of f that its server is built with: what
-// kind of server (TCP or HTTP, with or without TLS), the TLS profile and
-// session tickets, the client timeout, the limits, HTTP/3 and access
+// kind of server (TCP or HTTP, with or without TLS), with TLS the profile
+// and session tickets, the client timeout, the limits, HTTP/3 and access
 // logs. A change of any rebuilds the server on the same sockets; the rest
 // (backend, routes, ACLs, certificates) is swapped in place.
 func serverKey(f *Frontend, httpMode bool, doc *Document) string {
-	j, _ := json.Marshal(struct {
+	k := struct {
 		HTTP, TLS  bool
-		Profile    SSLCompatibilityLevel
-		Tickets    string
+		Profile    SSLCompatibilityLevel `json:",omitempty"`
+		Tickets    string                `json:",omitempty"`
 		Client     *Millis
 		Rate       *uint32
 		Lbkit      *FrontendExtensions
 		H3, Access bool
-	}{httpMode, len(f.CertificateIDs) > 0, doc.LB.SSLCompatibilityLevel, doc.Secrets.SessionTicketSecret,
-		f.TimeoutClient, f.ConnectionRateLimit, f.Lbkit, f.EnableHTTP3, f.EnableAccessLogs})
+	}{HTTP: httpMode, TLS: len(f.CertificateIDs) > 0,
+		Client: f.TimeoutClient, Rate: f.ConnectionRateLimit, Lbkit: f.Lbkit, H3: f.EnableHTTP3, Access: f.EnableAccessLogs}
+	if k.TLS { // a plain frontend does not use them
+		k.Profile, k.Tickets = doc.LB.SSLCompatibilityLevel, doc.Secrets.SessionTicketSecret
+	}
+	j, _ := json.Marshal(k)
 	return string(j)
 }
 
@@ -182,7 +187,7 @@ func (rt *Runtime) newHTTPGen(f *Frontend, doc *Document, addr net.Addr) (*httpG
 	g.srv = &http.Server{
 		Handler:           &g.handler,
 		ReadHeaderTimeout: readHeader,
-		IdleTimeout:       cmpOr(client, lbDefaultReadHeader),
+		IdleTimeout:       cmp.Or(client, lbDefaultReadHeader),
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(rt.logger.Handler(), slog.LevelDebug),
 		ConnState:         g.proxy.ConnState,
@@ -218,13 +223,6 @@ func (rt *Runtime) newHTTPGen(f *Frontend, doc *Document, addr net.Addr) (*httpG
 // lbDefaultReadHeader bounds the request headers (and idle keep-alive
 // connections when the client timeout is none).
 const lbDefaultReadHeader = 10 * time.Second
-
-func cmpOr(d, def time.Duration) time.Duration {
-	if d > 0 {
-		return d
-	}
-	return def
-}
 
 // listenH3 opens the UDP sockets of HTTP/3 on every address.
 func (g *httpGen) listenH3(ctx context.Context, number int32) error {
@@ -279,12 +277,35 @@ func (g *httpGen) install(c *chain) {
 	if c.rules != nil {
 		h = acl.FilterHTTP(c.rules, h)
 	}
-	if !g.tls {
-		for _, a := range c.acme {
-			h = a.acme.HTTPHandler(h)
-		}
+	if !g.tls && len(c.acme) > 0 {
+		h = acmeHTTP01(c.acme, h)
 	}
 	g.handler.Store(h)
+}
+
+// acmeHTTP01 answers the HTTP-01 challenges of certs: a request goes to
+// the ACME handler of the certificate whose names include its host, and
+// every other request to next. An ACME handler answers every challenge
+// path itself (403 for hosts not its own), so they cannot be chained.
+func acmeHTTP01(certs []*acmeCert, next http.Handler) http.Handler {
+	handlers := make([]http.Handler, len(certs))
+	for i, a := range certs {
+		handlers[i] = a.acme.HTTPHandler(next)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		host = strings.TrimSuffix(strings.ToLower(host), ".")
+		for i, a := range certs {
+			if a.allows(host) {
+				handlers[i].ServeHTTP(w, r)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func (g *httpGen) stats() lb.FrontendStats { return g.proxy.Stats() }
@@ -301,6 +322,7 @@ func (g *httpGen) shutdown(ctx context.Context) {
 	for _, pc := range g.pcs {
 		pc.Close()
 	}
+	g.proxy.CloseIdleConnections() // not kept for the transports' idle timeout
 }
 
 // shutdownAll shuts every s down within ctx, and closes them all if one
@@ -480,7 +502,7 @@ func compileACLs(doc *Document, id string) (*acl.Rules, error) {
 
 // aclRule maps one ACL to an acl.Rule.
 func aclRule(a *ACL) (acl.Rule, error) {
-	r := acl.Rule{Name: cmpStr(a.Name, a.ID)}
+	r := acl.Rule{Name: cmp.Or(a.Name, a.ID)}
 	m := a.Match
 	for _, s := range m.IPSubnet {
 		p, err := parsePrefix(*s)
@@ -525,11 +547,4 @@ func aclRule(a *ACL) (acl.Rule, error) {
 		}
 	}
 	return r, nil
-}
-
-func cmpStr(s, def string) string {
-	if s != "" {
-		return s
-	}
-	return def
 }

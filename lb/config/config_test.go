@@ -42,7 +42,7 @@ func TestLoadAppliesDefaults(t *testing.T) {
 	if got := b.TimeoutQueue.D(); got != 1500*time.Millisecond {
 		t.Errorf("timeout_queue %v, want 1.5s as given", got)
 	}
-	if b.HealthCheck.Port != 8080 || b.ForwardPortAlgorithm != config.AlgorithmRoundRobin || *b.MaxRetries != 3 {
+	if b.HealthCheck.Port != 0 || b.ForwardPortAlgorithm != config.AlgorithmRoundRobin || *b.MaxRetries != 3 {
 		t.Errorf("defaults not applied: %+v", b)
 	}
 	if b.RedispatchAttemptCount != nil {

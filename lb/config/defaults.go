@@ -118,10 +118,7 @@ func (b *Backend) ApplyDefaults() {
 	if b.HealthCheck == nil {
 		b.HealthCheck = &HealthCheck{}
 	}
-	hc := b.HealthCheck
-	if hc.Port == 0 {
-		hc.Port = b.ForwardPort
-	}
+	hc := b.HealthCheck // Port 0 stays: each server's own port
 	setMillis(&hc.CheckDelay, DefaultCheckDelay)
 	setMillis(&hc.CheckTimeout, DefaultCheckTimeout)
 	if hc.CheckMaxRetries == 0 {

@@ -45,7 +45,7 @@
 //	backend.max_connections                unset: no limit per server
 //	backend.failover_host, backend.host    unset
 //	health_check                           tcp_config when no kind is set
-//	health_check.port                      the backend's forward_port
+//	health_check.port                      0: each server's own port (forward_port)
 //	health_check.check_delay               3000 ms
 //	health_check.check_timeout             1000 ms
 //	health_check.check_max_retries         3 (fall); rise is 2
@@ -99,7 +99,7 @@
 //	  lbkit.dns              lb/dnsservers.Source driving the pool instead: servers
 //	                         named IP:port, kept by address across resolutions and
 //	                         across Apply; checks go to each server's port unless
-//	                         health_check.port differs from forward_port
+//	                         health_check.port is set and differs from forward_port
 //	  forward_port_algorithm balancer.ByName
 //	  sticky_sessions        sticky.Cookie keyed by secrets.sticky_cookie_secret (else
 //	                         RuntimeOptions.Secrets', else random per process), or for
@@ -129,5 +129,11 @@
 //	certificate              custom: ParseChain; letsencrypt: tlsmode.ACME, one
 //	                         certificate per name (the common name obtained at Apply,
 //	                         the others at their first handshake); Runtime.Certificate
-//	                         reports the read-only fields
+//	                         reports the read-only fields; no wildcard names (HTTP-01
+//	                         and TLS-ALPN-01 cannot issue them)
+//
+// Validate runs the same compilers as Apply (ACL rules with their redirect
+// placeholders, Host routes with their subdomains, SNI patterns, each at
+// most once per frontend), so that a valid document does not fail to
+// compile in Apply.
 package config

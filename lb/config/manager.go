@@ -37,12 +37,15 @@ var ErrNotStarted = errors.New("config: the manager is not started")
 // A write that fails validation changes nothing; one that fails to apply
 // changes nothing; one that cannot be stored (ErrConflict: the store
 // changed behind the running document and was not reloaded yet;
-// ErrUnavailable) is undone in the Applier. A reload that fails leaves the
-// running document in place and is reported by Status; when it failed for
-// a reason that may pass (ErrApply: a port in use, a certificate not
-// obtained yet; ErrUnavailable), Watch tries it again after RetryInterval,
-// doubling up to MaxRetryInterval, until the stored version runs: until
-// then every Update answers ErrConflict.
+// ErrUnavailable) is undone in the Applier. Should that undo fail too, the
+// Applier keeps running the unsaved document: Status reports it in
+// LastError, and the next Reload applies the stored document whatever its
+// version. A reload that fails leaves the running document in place and is
+// reported by Status; when it failed for a reason that may pass (ErrApply:
+// a port in use, a certificate not obtained yet; ErrUnavailable), Watch
+// tries it again after RetryInterval, doubling up to MaxRetryInterval,
+// until the stored version runs: until then every Update answers
+// ErrConflict.
 //
 // The Manager's methods are safe for concurrent use.
 type Manager struct {
@@ -227,7 +230,11 @@ func (m *Manager) Update(ctx context.Context, edit func(*Document) error) (*Docu
 	v, err := m.Store.Save(ctx, doc, m.version)
 	if err != nil {
 		if rerr := m.Applier.Apply(context.WithoutCancel(ctx), m.doc); rerr != nil {
-			m.logger().Error("restoring the running configuration after a failed write", "err", rerr)
+			// The Applier runs the unsaved document: forget the running
+			// version so that the next reload applies the stored one.
+			m.version = ""
+			m.status.LastError = fmt.Sprintf("restoring the running configuration after a failed write: %v", rerr)
+			m.logger().Error("restoring the running configuration after a failed write; the next reload applies the stored one", "err", rerr)
 		}
 		return nil, err
 	}

@@ -19,11 +19,19 @@ import (
 
 // recorder is an Applier that keeps what it applied and fails on demand.
 type recorder struct {
-	applied []*config.Document
-	fail    error
+	applied  []*config.Document
+	fail     error
+	failNext []error // the outcomes of the next applies, in order
 }
 
 func (r *recorder) Apply(_ context.Context, d *config.Document) error {
+	if len(r.failNext) > 0 {
+		err := r.failNext[0]
+		r.failNext = r.failNext[1:]
+		if err != nil {
+			return err
+		}
+	}
 	if r.fail != nil {
 		return r.fail
 	}
@@ -208,5 +216,50 @@ func TestEnsureSecrets(t *testing.T) {
 	a.EnsureSecrets()
 	if a.Secrets.StickyCookieSecret != kept {
 		t.Fatal("EnsureSecrets replaced an existing secret")
+	}
+}
+
+// unavailable is a Store whose Save fails and changes nothing.
+type unavailable struct{ config.Store }
+
+func (unavailable) Save(context.Context, *config.Document, config.Version) (config.Version, error) {
+	return "", config.ErrUnavailable
+}
+
+// TestManagerUndoFails: a write that cannot be stored and whose undo fails
+// leaves the Applier on the unsaved document; the manager says so and its
+// next reload applies the stored document although its version did not
+// change.
+func TestManagerUndoFails(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "lb.json")
+	if err := os.WriteFile(path, []byte(tutorial), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	m := &config.Manager{Store: unavailable{&config.FileStore{Path: path}}, Applier: rec}
+	if err := m.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	undo := errors.New("undo refused")
+	rec.failNext = []error{nil, undo} // the write applies, its undo fails
+	if _, err := m.Update(ctx, func(d *config.Document) error { d.LB.Name = "unsaved"; return nil }); !errors.Is(err, config.ErrUnavailable) {
+		t.Fatalf("unsaved write: %v, want ErrUnavailable", err)
+	}
+	if rec.last().LB.Name != "unsaved" {
+		t.Fatalf("the applier runs %q, want the unsaved document", rec.last().LB.Name)
+	}
+	if st := m.Status(); st.LastError == "" {
+		t.Fatal("a failed undo is not reported in Status")
+	}
+	n := len(rec.applied)
+	if err := m.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.applied) != n+1 || rec.last().LB.Name == "unsaved" {
+		t.Fatalf("reload after a failed undo: %d applies (want %d), running %q", len(rec.applied), n+1, rec.last().LB.Name)
+	}
+	if st := m.Status(); st.LastError != "" {
+		t.Fatalf("a successful reload keeps LastError %q", st.LastError)
 	}
 }

@@ -132,7 +132,9 @@ type ServerExtension struct {
 // HealthCheck is a backend's active health check. At most one of the
 // *Config fields is set; none means a TCP connect check.
 type HealthCheck struct {
-	// Port is the port checked; 0 means the backend's forward_port.
+	// Port is the port checked; 0, the default, means each server's own
+	// port (forward_port, or the port DNS gives it), following a change
+	// of forward_port.
 	Port                int32             `json:"port"`
 	CheckDelay          *Millis           `json:"check_delay"`
 	CheckTimeout        *Millis           `json:"check_timeout"`

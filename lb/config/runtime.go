@@ -130,13 +130,20 @@ var ErrClosed = errors.New("config: the runtime is closed")
 //     new connections and requests take the new chain, those in flight
 //     finish on the old one, and keep-alive connections stay open. A
 //     change of the settings its server is built with (TCP or HTTP, with
-//     or without certificates, ssl_compatibility_level, the session-ticket
-//     secret, timeout_client, connection_rate_limit, the lbkit limits,
+//     or without certificates, with certificates ssl_compatibility_level
+//     and the session-ticket secret, timeout_client, connection_rate_limit, the lbkit limits,
 //     enable_http3, enable_access_logs) builds a new server on the same
 //     sockets: new connections go to it, and the old one drains its
 //     connections (idle keep-alive connections are closed, as at a
-//     graceful restart) for DrainGrace; its HTTP/3 connections are closed,
-//     and its statistics restart.
+//     graceful restart) for DrainGrace, then closes its idle connections
+//     to the servers; its HTTP/3 connections are closed, and its
+//     statistics restart. When both servers serve HTTP/3, the new one
+//     binds its UDP sockets only once the old one has released them,
+//     which is past the point where Apply can fail: should that bind
+//     fail, Apply still succeeds and the frontend serves HTTP/1.1 and
+//     HTTP/2 without HTTP/3 (logged as an error, "HTTP/3 not served";
+//     clients sent to it by Alt-Svc fall back to TCP) until the next
+//     Apply that rebuilds its server.
 //   - A backend matched by id keeps its pool while only its servers
 //     change (pool, forward_port, the lbkit weights, backups and admin
 //     states, lbkit.dns: a changed DNS source restarts on the same pool,
@@ -149,7 +156,8 @@ var ErrClosed = errors.New("config: the runtime is closed")
 //     PROXY protocol, TLS to the servers, host, failover host,
 //     max_connections) builds a new pool: new traffic goes to it, and
 //     connections open on the old one continue there; its servers start
-//     up, re-checked, and its counters restart.
+//     in the state they had (up, or kept out while down or in
+//     maintenance), re-checked, and its counters restart.
 //   - A removed frontend stops accepting at once and drains its
 //     connections for DrainGrace.
 //
@@ -285,10 +293,11 @@ func (rt *Runtime) Apply(ctx context.Context, doc *Document) error {
 			// until its source resolves again.
 			p.servers = dnsServers(p.old.pool, b)
 		}
-		if err := (&lb.Pool{}).Update(p.servers); err != nil {
-			return fmt.Errorf("backend %q: %w", b.ID, err)
-		}
 		if p.old != nil && p.old.key == p.key {
+			// Checked here, since commit cannot fail.
+			if err := (&lb.Pool{}).Update(p.servers); err != nil {
+				return fmt.Errorf("backend %q: %w", b.ID, err)
+			}
 			p.pool, p.http = p.old.pool, p.old.http
 		} else {
 			pool, hb, err := rt.newPool(b, doc)
@@ -297,6 +306,9 @@ func (rt *Runtime) Apply(ctx context.Context, doc *Document) error {
 			}
 			if err := pool.Update(p.servers); err != nil {
 				return fmt.Errorf("backend %q: %w", b.ID, err)
+			}
+			if p.old != nil {
+				carryStates(p.old, pool)
 			}
 			p.pool, p.http, p.fresh = pool, hb, true
 		}
@@ -362,8 +374,8 @@ func (rt *Runtime) planFrontend(ctx context.Context, doc *Document, f *Frontend,
 	if c.certs, err = certSetOf(f, custom, acmes); err != nil {
 		return nil, err
 	}
-	if !httpMode || len(f.CertificateIDs) == 0 {
-		c.acme = acmeList
+	if httpMode && len(f.CertificateIDs) == 0 {
+		c.acme = acmeList // HTTP-01 challenges
 	}
 	var routes []acl.Route
 	for i := range doc.Routes {
@@ -499,6 +511,7 @@ func (rt *Runtime) commit(doc *Document, bplans []*backendPlan, fplans []*fronte
 						}
 						og.pcs = nil
 					}
+					// Cannot be undone here: see Runtime.
 					if err := p.gen.(*httpGen).listenH3(rt.ctx, p.f.InboundPort); err != nil {
 						rt.logger.Error("HTTP/3 not served", "frontend", p.f.ID, "err", err)
 					}
@@ -543,7 +556,14 @@ func (rt *Runtime) commit(doc *Document, bplans []*backendPlan, fplans []*fronte
 		for _, fr := range newFrontends {
 			gens = append(gens, fr.gen)
 		}
-		time.AfterFunc(rt.grace, func() {
+		rt.wg.Go(func() { // Close stops the wait
+			t := time.NewTimer(rt.grace)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-rt.ctx.Done():
+				return
+			}
 			for _, p := range retired {
 				for _, g := range gens {
 					g.forget(p)
@@ -571,11 +591,11 @@ func (rt *Runtime) commit(doc *Document, bplans []*backendPlan, fplans []*fronte
 }
 
 // drainGen shuts a server generation down in the background, within the
-// drain grace.
+// drain grace, or until Close ends the runtime's context.
 func (rt *Runtime) drainGen(g serverGen) {
 	g.handoff().Close()
 	rt.wg.Go(func() {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(rt.ctx), rt.grace)
+		ctx, cancel := context.WithTimeout(rt.ctx, rt.grace)
 		defer cancel()
 		g.shutdown(ctx)
 	})
@@ -583,7 +603,8 @@ func (rt *Runtime) drainGen(g serverGen) {
 
 // Close stops every frontend from accepting, drains their connections
 // until ctx ends or for DrainGrace, whichever comes first, then closes
-// what is left and stops the health checks. Apply fails after Close.
+// what is left (servers still draining after an earlier Apply included)
+// and stops the health checks. Apply fails after Close.
 func (rt *Runtime) Close(ctx context.Context) error {
 	rt.apply.Lock()
 	defer rt.apply.Unlock()

@@ -2,10 +2,12 @@ package config_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -305,5 +307,169 @@ func TestApplyRebuildsServerOnSameSocket(t *testing.T) {
 	c.Write([]byte("x\n"))
 	if line, err := r.ReadString('\n'); err != nil || line != "x\n" {
 		t.Errorf("the session open before the rebuild: %q, %v", line, err)
+	}
+}
+
+// TestCloseEndsEarlierDrains: a frontend removed by an Apply drains its
+// sessions for DrainGrace, but Close, once its context ends, closes them
+// too instead of waiting out the grace.
+func TestCloseEndsEarlierDrains(t *testing.T) {
+	tcp := tcpServers(t, "tcp", nil, "127.0.0.2")
+	p1, p2 := freePort(t), freePort(t)
+	doc := func(second bool) string {
+		fe := fmt.Sprintf(`{"id": "f1", "inbound_port": %d, "backend_id": "b"}`, p1)
+		if second {
+			fe += fmt.Sprintf(`, {"id": "f2", "inbound_port": %d, "backend_id": "b"}`, p2)
+		}
+		return fmt.Sprintf(`{"lb": {"id": "lb"},
+		  "backends": [{"id": "b", "forward_protocol": "tcp", "forward_port": %d, "pool": ["127.0.0.2"]}],
+		  "frontends": [%s]}`, tcp.port, fe)
+	}
+	const grace = time.Minute
+	rt := config.NewRuntime(config.RuntimeOptions{IPs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}, DrainGrace: grace})
+	apply(t, rt, doc(true))
+	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", p2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if line, err := r.ReadString('\n'); err != nil || line != "tcp 127.0.0.2\n" {
+		t.Fatalf("greeting %q, %v", line, err)
+	}
+	apply(t, rt, doc(false)) // f2 drains its session
+
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- rt.Close(ctx) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(grace / 4):
+		t.Fatal("Close waits out the drain grace of a frontend removed earlier")
+	}
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := r.ReadString('\n'); err == nil {
+		t.Error("the drained session outlived Close")
+	}
+}
+
+// TestApplyForwardPortKeepsPoolAndMovesChecks changes a backend's
+// forward_port, keeping the rest of its document as an API update does:
+// the pool stays, and its health checks follow the servers to the new
+// port.
+func TestApplyForwardPortKeepsPoolAndMovesChecks(t *testing.T) {
+	tcp := tcpServers(t, "tcp", nil, "127.0.0.2")
+	closed := freePort(t) // nothing listens there on 127.0.0.2
+	port := freePort(t)
+	rt := newRuntime(t, config.RuntimeOptions{})
+	d := load(t, fmt.Sprintf(`{"lb": {"id": "lb"},
+	  "backends": [{"id": "b", "forward_protocol": "tcp", "forward_port": %d, "pool": ["127.0.0.2"],
+	    "health_check": {"check_delay": 20, "transient_check_delay": "0.02s", "check_timeout": 200, "check_max_retries": 1}}],
+	  "frontends": [{"id": "f", "inbound_port": %d, "backend_id": "b"}]}`, closed, port))
+	if err := rt.Apply(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	state := func() string {
+		st, err := rt.ServerStats("b")
+		if err != nil || len(st) != 1 {
+			t.Fatalf("server stats %+v, %v", st, err)
+		}
+		return st[0].ServerState
+	}
+	testutil.Eventually(t, "the server on a closed port down", func() bool { return state() == "stopped" })
+	pool := rt.Pool("b")
+
+	d = d.Clone()
+	d.Backends[0].ForwardPort = int32(tcp.port)
+	if err := rt.Apply(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	if rt.Pool("b") != pool {
+		t.Error("a change of forward_port built a new pool")
+	}
+	testutil.Eventually(t, "the server checked on its new port up", func() bool { return state() == "running" })
+	if got, err := greet(fmt.Sprintf("127.0.0.1:%d", port), nil); got != "tcp 127.0.0.2" {
+		t.Errorf("through the frontend: %q, %v", got, err)
+	}
+}
+
+// TestApplyRebuiltPoolKeepsDownServers rebuilds a pool (a new
+// check_timeout) while its server is down: the new pool starts with the
+// server down rather than up, before its own checks have a verdict.
+func TestApplyRebuiltPoolKeepsDownServers(t *testing.T) {
+	// A server that accepts and never answers: a check fails at its
+	// timeout.
+	ln, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var held []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	port, inbound := ln.Addr().(*net.TCPAddr).Port, freePort(t)
+	rt := newRuntime(t, config.RuntimeOptions{})
+	doc := func(timeout int) string {
+		return fmt.Sprintf(`{"lb": {"id": "lb"},
+		  "backends": [{"id": "b", "forward_protocol": "http", "forward_port": %d, "pool": ["127.0.0.2"],
+		    "health_check": {"http_config": {"uri": "/health"}, "check_delay": 20, "check_timeout": %d, "check_max_retries": 1}}],
+		  "frontends": [{"id": "f", "inbound_port": %d, "backend_id": "b"}]}`, port, timeout, inbound)
+	}
+	state := func() string {
+		st, err := rt.ServerStats("b")
+		if err != nil || len(st) != 1 {
+			t.Fatalf("server stats %+v, %v", st, err)
+		}
+		return st[0].ServerState
+	}
+	apply(t, rt, doc(50))
+	testutil.Eventually(t, "the silent server down", func() bool { return state() == "stopped" })
+	pool := rt.Pool("b")
+	apply(t, rt, doc(10000)) // its first check takes 10 s to fail
+	if rt.Pool("b") == pool {
+		t.Fatal("a new check_timeout kept the pool")
+	}
+	if got := state(); got != "stopped" {
+		t.Errorf("the down server is %q in the rebuilt pool, want stopped", got)
+	}
+}
+
+// TestApplyServerSettingsMatchAddresses: an lbkit.servers entry applies to
+// the pool entry of the same address however it is spelt, as validation
+// matches them.
+func TestApplyServerSettingsMatchAddresses(t *testing.T) {
+	rt := newRuntime(t, config.RuntimeOptions{})
+	apply(t, rt, fmt.Sprintf(`{"lb": {"id": "lb"},
+	  "backends": [{"id": "b", "forward_protocol": "tcp", "forward_port": 9, "pool": ["2001:db8::1"],
+	    "lbkit": {"servers": [{"ip": "2001:DB8:0::1", "admin_state": "maint"}]}}],
+	  "frontends": [{"id": "f", "inbound_port": %d, "backend_id": "b"}]}`, freePort(t)))
+	st, err := rt.ServerStats("b")
+	if err != nil || len(st) != 1 {
+		t.Fatalf("server stats %+v, %v", st, err)
+	}
+	if st[0].AdminState != config.AdminMaint {
+		t.Errorf("admin state %q, want maint from the entry spelt 2001:DB8:0::1", st[0].AdminState)
 	}
 }

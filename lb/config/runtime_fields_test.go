@@ -371,3 +371,36 @@ func TestRuntimeLimits(t *testing.T) {
 		t.Errorf("a second connection of the client at L7: %d, want 429", code)
 	}
 }
+
+// TestRuntimeTLSSettingsKeepPlainServers changes ssl_compatibility_level
+// and the session-ticket secret: the frontend with certificates gets a
+// new server (its statistics restart), the plain one keeps its server and
+// its keep-alive connections.
+func TestRuntimeTLSSettingsKeepPlainServers(t *testing.T) {
+	ca := testutil.NewCA(t)
+	web := httpServers(t, "web", nil, "127.0.0.2")
+	p1, p2 := freePort(t), freePort(t)
+	rt := newRuntime(t, config.RuntimeOptions{})
+	doc := func(level, secret string) string {
+		return fmt.Sprintf(`{"lb": {"id": "lb", "ssl_compatibility_level": %q}, "secrets": {"session_ticket_secret": %q},
+		  "backends": [{"id": "b", "forward_protocol": "http", "forward_port": %d, "pool": %s}],
+		  "frontends": [{"id": "tls", "name": "tls", "inbound_port": %d, "backend_id": "b", "certificate_ids": ["c"]},
+		    {"id": "plain", "name": "plain", "inbound_port": %d, "backend_id": "b"}],
+		  "certificates": [{"id": "c", "certificate_chain": %s}]}`,
+			level, secret, web.port, web.pool(), p1, p2, jsonString(chainPEM(t, ca.Leaf(t, "localhost"))))
+	}
+	apply(t, rt, doc("ssl_compatibility_level_intermediate", "first secret, long enough for a key"))
+	get(t, newClient(t, &http.Transport{TLSClientConfig: ca.ClientConfig("localhost")}), fmt.Sprintf("https://127.0.0.1:%d/", p1))
+	get(t, newClient(t, nil), fmt.Sprintf("http://127.0.0.1:%d/", p2))
+	requests := func(name string) uint64 { return rt.FrontendSources()[name].Stats().Requests }
+	if requests("tls") != 1 || requests("plain") != 1 {
+		t.Fatalf("requests before: tls %d, plain %d", requests("tls"), requests("plain"))
+	}
+	apply(t, rt, doc("ssl_compatibility_level_modern", "second secret, long enough for a key"))
+	if got := requests("tls"); got != 0 {
+		t.Errorf("the TLS frontend kept its server (%d requests) across a TLS change", got)
+	}
+	if got := requests("plain"); got != 1 {
+		t.Errorf("the plain frontend's server was rebuilt for a TLS setting (%d requests)", got)
+	}
+}

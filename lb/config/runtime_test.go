@@ -193,6 +193,12 @@ func TestRuntimeBridgingVerifies(t *testing.T) {
 		t.Errorf("a server whose certificate names another host: %d, want 502 or 503", code)
 	}
 	apply(t, rt, doc(true))
+	// The rebuilt pool keeps the server down, if the old one had it down,
+	// until a check with the new settings passes.
+	testutil.Eventually(t, "the server up with ignore_ssl_server_verify", func() bool {
+		st, _ := rt.ServerStats("b")
+		return len(st) == 1 && st[0].ServerState == "running"
+	})
 	if code, body, _ := get(t, client, url); code != 200 || body != "secure 127.0.0.9" {
 		t.Errorf("with ignore_ssl_server_verify: %d %q", code, body)
 	}
@@ -283,5 +289,51 @@ func testLetsEncrypt(t *testing.T, challenge string) {
 	code, body, _ := get(t, newClient(t, tr), fmt.Sprintf("https://127.0.0.1:%d/", port))
 	if code != 200 || body != "web 127.0.0.2" {
 		t.Errorf("through the obtained certificate: %d %q", code, body)
+	}
+}
+
+// TestRuntimeLetsEncryptTwoHTTP01 obtains two Let's Encrypt certificates
+// over HTTP-01 on one plain HTTP frontend: each challenge reaches the
+// ACME client of the certificate that names its host.
+func TestRuntimeLetsEncryptTwoHTTP01(t *testing.T) {
+	web := httpServers(t, "web", nil, "127.0.0.2")
+	port, plain := freePort(t), freePort(t)
+	_, p, _ := net.SplitHostPort(testutil.ClosedAddr(t)) // TLS-ALPN-01 cannot succeed
+	tlsPort, _ := strconv.Atoi(p)
+	pb := testutil.StartPebble(t, plain, tlsPort)
+	rt := newRuntime(t, config.RuntimeOptions{ACME: config.ACMEOptions{DirectoryURL: pb.DirectoryURL, HTTPClient: pb.Client, CacheDir: t.TempDir()}})
+	apply(t, rt, fmt.Sprintf(`{"lb": {"id": "lb"},
+	  "backends": [{"id": "b", "forward_protocol": "http", "forward_port": %d, "pool": %s}],
+	  "frontends": [{"id": "f", "inbound_port": %d, "backend_id": "b", "certificate_ids": ["one", "two"]},
+	    {"id": "plain", "inbound_port": %d, "backend_id": "b"}],
+	  "certificates": [{"id": "one", "letsencrypt": {"common_name": "one.test"}},
+	    {"id": "two", "letsencrypt": {"common_name": "two.test"}}]}`,
+		web.port, web.pool(), port, plain))
+	deadline := time.Now().Add(60 * time.Second)
+	for _, id := range []string{"one", "two"} {
+		var crt config.Certificate
+		for {
+			crt, _ = rt.Certificate(id)
+			if crt.Status == config.CertificateReady || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond) // issuance has no event to wait for
+		}
+		if crt.Status != config.CertificateReady || crt.CommonName != id+".test" {
+			t.Fatalf("certificate %q after issuance: %+v", id, crt)
+		}
+	}
+	for _, name := range []string{"one.test", "two.test"} {
+		tr := &http.Transport{TLSClientConfig: &tls.Config{ServerName: name, RootCAs: pb.Roots}}
+		code, body, _ := get(t, newClient(t, tr), fmt.Sprintf("https://127.0.0.1:%d/", port))
+		if code != 200 || body != "web 127.0.0.2" {
+			t.Errorf("%s through the obtained certificate: %d %q", name, code, body)
+		}
+	}
+	// A request on the plain frontend outside the challenges reaches the
+	// backend.
+	code, body, _ := get(t, newClient(t, nil), fmt.Sprintf("http://127.0.0.1:%d/", plain))
+	if code != 200 || body != "web 127.0.0.2" {
+		t.Errorf("plain frontend: %d %q", code, body)
 	}
 }

@@ -14,6 +14,10 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/lbkit/lbkit/acl"
+	"github.com/lbkit/lbkit/internal/hostname"
+	"github.com/lbkit/lbkit/lb"
 )
 
 // FieldError is one field of one resource that does not validate.
@@ -173,7 +177,11 @@ func (d *Document) Validate() error {
 			c.fail("index", "conflict", "index %d is already used on frontend %q", a.Index, a.FrontendID)
 		}
 		indexes[a.FrontendID][a.Index] = true
+		before := len(c.errs)
 		validateACL(c, a, f != nil && httpFrontend(f))
+		if len(c.errs) == before {
+			compileACL(c, a)
+		}
 	}
 	routeIDs := map[string]*Route{}
 	for i := range d.Routes {
@@ -226,6 +234,7 @@ func (d *Document) Validate() error {
 			}
 		}
 	}
+	validateRouteSet(c, d.Routes)
 	subs := map[string]*Subscriber{}
 	for i := range d.Subscribers {
 		s := &d.Subscribers[i]
@@ -493,6 +502,66 @@ func validateACL(c *checker, a *ACL, http bool) {
 	}
 }
 
+// compileACL builds a's rule as the runtime does, for what only its
+// compiler checks (a redirect target's placeholders).
+func compileACL(c *checker, a *ACL) {
+	if a.Match == nil || a.Action == nil || (a.Action.Type == ACLRedirect && (a.Action.Redirect == nil || a.Action.Redirect.Code == nil)) {
+		return // defaults not applied: Apply gets documents with them
+	}
+	r, err := aclRule(a)
+	if err == nil {
+		_, err = acl.Compile(r)
+	}
+	if err != nil {
+		field := "match"
+		if a.Action.Type == ACLRedirect {
+			field = "action.redirect.target"
+		}
+		c.fail(field, "constraint", "%v", err)
+	}
+}
+
+// validateRouteSet checks the routes of each frontend together, with the
+// compilers the runtime uses: SNI patterns on a scratch lb.Mux (each at
+// most once: a second would silently win), Host routes, with their
+// subdomains, through acl.NewRouter.
+func validateRouteSet(c *checker, routes []Route) {
+	scratch := &lb.Pool{}
+	muxes := map[string]*lb.Mux{}
+	sni := map[string]map[string]bool{}
+	for i := range routes {
+		r := &routes[i]
+		m := r.Match
+		if m == nil {
+			continue
+		}
+		c.at("route", r.ID)
+		switch {
+		case m.SNI != nil && m.HostHeader == nil && m.PathBegin == nil:
+			key := strings.ToLower(strings.TrimSuffix(*m.SNI, "."))
+			if sni[r.FrontendID] == nil {
+				sni[r.FrontendID], muxes[r.FrontendID] = map[string]bool{}, &lb.Mux{}
+			}
+			if sni[r.FrontendID][key] {
+				c.fail("match.sni", "constraint", "%q is routed twice on frontend %q", *m.SNI, r.FrontendID)
+				continue
+			}
+			sni[r.FrontendID][key] = true
+			if err := muxes[r.FrontendID].Handle(*m.SNI, scratch); err != nil {
+				c.fail("match.sni", "constraint", "%v", err)
+			}
+		case m.HostHeader != nil && m.SNI == nil && m.PathBegin == nil:
+			hosts := []string{*m.HostHeader}
+			if m.MatchSubdomains {
+				hosts = append(hosts, "*."+*m.HostHeader)
+			}
+			if _, err := acl.NewRouter(scratch, acl.Route{Host: hosts, Pool: scratch}); err != nil {
+				c.fail("match.host_header", "constraint", "%v", err)
+			}
+		}
+	}
+}
+
 func validateCertificate(c *checker, crt *Certificate) {
 	c.enum("type", crt.Type.Valid(), crt.Type)
 	switch {
@@ -500,12 +569,13 @@ func validateCertificate(c *checker, crt *Certificate) {
 		c.fail("certificate_chain", "constraint", "set exactly one of certificate_chain (custom) and letsencrypt")
 	case crt.Letsencrypt != nil:
 		le := crt.Letsencrypt
-		if !validDNSName(le.CommonName) {
-			c.fail("letsencrypt.common_name", "constraint", "%q is not a DNS name", le.CommonName)
+		// Wildcards need DNS-01, which lbkit does not answer.
+		if !validDNSName(le.CommonName) || strings.HasPrefix(le.CommonName, "*.") {
+			c.fail("letsencrypt.common_name", "constraint", "%q is not a DNS name without a wildcard", le.CommonName)
 		}
 		for _, n := range le.SubjectAlternativeName {
-			if !validDNSName(n) {
-				c.fail("letsencrypt.subject_alternative_name", "constraint", "%q is not a DNS name", n)
+			if !validDNSName(n) || strings.HasPrefix(n, "*.") {
+				c.fail("letsencrypt.subject_alternative_name", "constraint", "%q is not a DNS name without a wildcard", n)
 			}
 		}
 	default:
@@ -574,19 +644,16 @@ func validToken(s string) bool {
 	return true
 }
 
+// validDNSName reports whether s, without a leading "*.", is a host name
+// (hostname.Valid) whose labels neither start nor end with '-'.
 func validDNSName(s string) bool {
-	if s == "" || len(s) > 253 {
+	s = strings.TrimPrefix(s, "*.")
+	if !hostname.Valid(s) {
 		return false
 	}
-	for label := range strings.SplitSeq(strings.TrimPrefix(s, "*."), ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+	for label := range strings.SplitSeq(s, ".") {
+		if label[0] == '-' || label[len(label)-1] == '-' {
 			return false
-		}
-		for i := 0; i < len(label); i++ {
-			b := label[i]
-			if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_') {
-				return false
-			}
 		}
 	}
 	return true

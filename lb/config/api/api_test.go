@@ -310,7 +310,7 @@ func TestUpdatesAndDeletes(t *testing.T) {
 	var hc obj
 	e.must(200, "PUT", z+"/backends/"+bid+"/healthcheck", obj{"port": 0, "check_max_retries": 2,
 		"http_config": obj{"uri": "/health", "method": "GET"}, "transient_check_delay": "0.2s"}, &hc)
-	if hc["port"] != 8081.0 || hc["check_delay"] != 3000.0 || hc["transient_check_delay"] != "0.200000000s" {
+	if hc["port"] != 0.0 || hc["check_delay"] != 3000.0 || hc["transient_check_delay"] != "0.200000000s" {
 		t.Fatalf("health check: %v", hc)
 	}
 
