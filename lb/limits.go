@@ -434,9 +434,9 @@ func (ll *limitListener) waitRate() error {
 	if d <= 0 {
 		return nil
 	}
-	ll.l.rateWaits.Add(1)
-	ll.l.held.Add(1)
+	ll.l.held.Add(1) // before the count: whoever sees the wait sees the hold
 	defer ll.l.held.Add(-1)
+	ll.l.rateWaits.Add(1)
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
