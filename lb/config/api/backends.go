@@ -55,20 +55,9 @@ func (f *backendFields) apply(b *config.Backend) {
 }
 
 func (h *Handler) listBackends(r *http.Request, at where) (int, any, error) {
-	p, err := parsePage(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	return h.read(r, at, func(d *config.Document, v *view) (any, error) {
-		if err := checkLB(d, r.PathValue("lb_id")); err != nil {
-			return nil, err
-		}
+	return h.listOnLB(r, at, func(d *config.Document, v *view, p page) any {
 		page, total := list(p, d.Backends, func(b config.Backend) string { return b.Name }, func(b config.Backend) *time.Time { return b.CreatedAt })
-		out := make([]*backendView, len(page))
-		for i := range page {
-			out[i] = v.backend(&page[i])
-		}
-		return map[string]any{"backends": out, "total_count": total}, nil
+		return map[string]any{"backends": viewsOf(page, v.backend), "total_count": total}
 	})
 }
 

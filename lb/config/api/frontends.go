@@ -39,20 +39,9 @@ func (q *frontendRequest) apply(f *config.Frontend) {
 }
 
 func (h *Handler) listFrontends(r *http.Request, at where) (int, any, error) {
-	p, err := parsePage(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	return h.read(r, at, func(d *config.Document, v *view) (any, error) {
-		if err := checkLB(d, r.PathValue("lb_id")); err != nil {
-			return nil, err
-		}
+	return h.listOnLB(r, at, func(d *config.Document, v *view, p page) any {
 		page, total := list(p, d.Frontends, func(f config.Frontend) string { return f.Name }, func(f config.Frontend) *time.Time { return f.CreatedAt })
-		out := make([]*frontendView, len(page))
-		for i := range page {
-			out[i] = v.frontend(&page[i])
-		}
-		return map[string]any{"frontends": out, "total_count": total}, nil
+		return map[string]any{"frontends": viewsOf(page, v.frontend), "total_count": total}
 	})
 }
 
@@ -159,11 +148,7 @@ func aclList(d *config.Document, v *view, frontendID string, p page) map[string]
 		}
 	}
 	page, total := list(p, acls, func(a config.ACL) string { return a.Name }, func(a config.ACL) *time.Time { return a.CreatedAt })
-	out := make([]*aclView, len(page))
-	for i := range page {
-		out[i] = v.acl(&page[i])
-	}
-	return map[string]any{"acls": out, "total_count": total}
+	return map[string]any{"acls": viewsOf(page, v.acl), "total_count": total}
 }
 
 func (h *Handler) getACL(r *http.Request, at where) (int, any, error) {
@@ -355,20 +340,9 @@ type updateCertificateRequest struct {
 }
 
 func (h *Handler) listCertificates(r *http.Request, at where) (int, any, error) {
-	p, err := parsePage(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	return h.read(r, at, func(d *config.Document, v *view) (any, error) {
-		if err := checkLB(d, r.PathValue("lb_id")); err != nil {
-			return nil, err
-		}
+	return h.listOnLB(r, at, func(d *config.Document, v *view, p page) any {
 		page, total := list(p, d.Certificates, func(c config.Certificate) string { return c.Name }, func(c config.Certificate) *time.Time { return c.CreatedAt })
-		out := make([]*certificateView, len(page))
-		for i := range page {
-			out[i] = v.certificate(&page[i])
-		}
-		return map[string]any{"certificates": out, "total_count": total}, nil
+		return map[string]any{"certificates": viewsOf(page, v.certificate), "total_count": total}
 	})
 }
 

@@ -444,6 +444,30 @@ func parsePage(r *http.Request, orders ...string) (page, error) {
 	return p, nil
 }
 
+// viewsOf renders each item of a page as its API view.
+func viewsOf[T, V any](items []T, view func(*T) V) []V {
+	out := make([]V, len(items))
+	for i := range items {
+		out[i] = view(&items[i])
+	}
+	return out
+}
+
+// listOnLB serves a list of the load balancer's resources: it parses the
+// page parameters, checks the path's lb_id and has fn render the page.
+func (h *Handler) listOnLB(r *http.Request, at where, fn func(d *config.Document, v *view, p page) any) (int, any, error) {
+	p, err := parsePage(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	return h.read(r, at, func(d *config.Document, v *view) (any, error) {
+		if err := checkLB(d, r.PathValue("lb_id")); err != nil {
+			return nil, err
+		}
+		return fn(d, v, p), nil
+	})
+}
+
 // list filters items by name (a substring), orders them and returns the
 // requested page with the count before paging.
 func list[T any](p page, items []T, name func(T) string, created func(T) *time.Time) ([]T, int) {
