@@ -53,11 +53,23 @@ const (
 // not be nil.
 func (p *Parker) Park(c syscall.Conn, deadline time.Time, ready func(error)) (Ticket, error) {
 	if ready == nil {
-		return Ticket{}, errors.New("park: nil ready func")
+		return Ticket{}, errNilReady
 	}
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return Ticket{}, fmt.Errorf("park: %w: %w", ErrUnsupported, err)
+	}
+	return p.ParkRaw(rc, deadline, ready)
+}
+
+var errNilReady = errors.New("park: nil ready func")
+
+// ParkRaw is Park for the raw connection of c (c.SyscallConn()), which a
+// caller that parks a connection often can keep: (*net.TCPConn).SyscallConn
+// allocates a small value each call, ParkRaw does not allocate.
+func (p *Parker) ParkRaw(rc syscall.RawConn, deadline time.Time, ready func(error)) (Ticket, error) {
+	if ready == nil {
+		return Ticket{}, errNilReady
 	}
 	l := p.pick()
 	if err := l.init(); err != nil {
@@ -87,7 +99,7 @@ func (p *Parker) Park(c syscall.Conn, deadline time.Time, ready func(error)) (Ti
 		t = Ticket{l: l, idx: uint32(idx), gen: l.slot(idx).gen}
 		if !l.running {
 			l.running = true
-			go l.run()
+			start(l)
 		}
 	}
 	l.mu.Unlock()
@@ -366,6 +378,14 @@ func (l *loop) expire() {
 	}
 }
 
+// start starts the goroutine of l; see handOff.
+func start(l *loop) {
+	handoff.mu.Lock()
+	handoff.q = append(handoff.q, call{loop: l})
+	handoff.mu.Unlock()
+	go deliver()
+}
+
 // run is the loop's goroutine: one epoll.Poller.Run call, which waits for
 // the epoll descriptor through the runtime's poller (see package epoll).
 func (l *loop) run() {
@@ -456,14 +476,15 @@ func (l *loop) fail(err error) {
 
 // handOff calls each of fns with err, each on a new goroutine. The
 // goroutines take their function from a shared stack rather than from a
-// closure, which would cost an allocation per call.
+// closure, which would cost an allocation per call (a go statement with
+// arguments, or with a method value, allocates one).
 func handOff(fns []func(error), err error) {
 	if len(fns) == 0 {
 		return
 	}
 	handoff.mu.Lock()
 	for _, f := range fns {
-		handoff.q = append(handoff.q, call{f, err})
+		handoff.q = append(handoff.q, call{ready: f, err: err})
 	}
 	handoff.mu.Unlock()
 	for range fns {
@@ -471,10 +492,12 @@ func handOff(fns []func(error), err error) {
 	}
 }
 
-// call is a ready function and its argument, waiting for a goroutine.
+// call is a ready function and its argument, or a loop to run, waiting
+// for a goroutine.
 type call struct {
 	ready func(error)
 	err   error
+	loop  *loop
 }
 
 // handoff holds the calls handOff made and their goroutines have not
@@ -484,7 +507,7 @@ var handoff struct {
 	q  []call
 }
 
-// deliver is the goroutine of one ready call.
+// deliver is the goroutine of one ready call or of a loop.
 func deliver() {
 	handoff.mu.Lock()
 	n := len(handoff.q) - 1
@@ -492,5 +515,9 @@ func deliver() {
 	handoff.q[n] = call{}
 	handoff.q = handoff.q[:n]
 	handoff.mu.Unlock()
+	if c.loop != nil {
+		c.loop.run()
+		return
+	}
 	c.ready(c.err)
 }

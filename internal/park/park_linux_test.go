@@ -341,7 +341,7 @@ func TestCancelRacesReadiness(t *testing.T) {
 	// Every ready call has been made or is on its way: wait for the
 	// goroutines that make them, then check.
 	testutil.Eventually(t, "ready goroutines to end", func() bool {
-		return !goroutineIn("park.deliver(")
+		return !readyRunning()
 	})
 	for i, g := range regs {
 		n := g.calls.Load()
@@ -358,9 +358,23 @@ func TestCancelRacesReadiness(t *testing.T) {
 	t.Logf("%d registrations: Cancel won %d, ready won %d", len(regs), won[0].Load(), won[1].Load())
 }
 
-// loopRunning reports whether a loop's goroutine runs or is about to.
+// loopRunning reports whether a loop's goroutine runs or is about to
+// (a goroutine in deliver that has not yet called run).
 func loopRunning() bool {
-	return goroutineIn("park.(*loop).run(") || goroutineIn("park.(*Parker).Park.gowrap")
+	return goroutineIn("park.(*loop).run(") || goroutineIn("park.deliver(")
+}
+
+// readyRunning reports whether a goroutine started for a ready function
+// runs or is about to.
+func readyRunning() bool {
+	buf := make([]byte, 1<<20)
+	n := runtime.Stack(buf, true)
+	for g := range bytes.SplitSeq(buf[:n], []byte("\n\n")) {
+		if bytes.Contains(g, []byte("park.deliver(")) && !bytes.Contains(g, []byte("park.(*loop).run(")) {
+			return true
+		}
+	}
+	return false
 }
 
 // goroutineIn reports whether a goroutine has fn in its stack.

@@ -22,3 +22,8 @@ func (p *Parker) Park(c syscall.Conn, deadline time.Time, ready func(error)) (Ti
 
 // Cancel reports false: nothing is ever parked on this system.
 func (t Ticket) Cancel() bool { return false }
+
+// ParkRaw returns ErrUnsupported on this system, like Park.
+func (p *Parker) ParkRaw(rc syscall.RawConn, deadline time.Time, ready func(error)) (Ticket, error) {
+	return Ticket{}, ErrUnsupported
+}
