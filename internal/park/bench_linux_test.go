@@ -2,9 +2,12 @@ package park
 
 import (
 	"bufio"
+	"io"
 	"net"
+	"os"
+	"os/exec"
 	"runtime"
-	"syscall"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -88,30 +91,28 @@ const parkedConns = 10000
 // holds it (a goroutine blocked in a read through a 4 KiB bufio.Reader,
 // with a 4 KiB bufio.Writer beside it). It reports heap and stack bytes
 // per connection (runtime.MemStats after a GC; the kernel's socket and
-// epoll memory is not counted) and the goroutines added per connection.
-// Each b.N iteration measures 10,000 loopback connections afresh; it needs
-// 20,000 descriptors and raises RLIMIT_NOFILE when it can.
+// epoll memory is not counted) and the goroutines added per connection,
+// over 10,000 loopback connections whose peers live in a child process
+// (the test binary again, in TestPeerHolder), so that this process needs
+// only 10,000 descriptors.
 func BenchmarkParkedMemory(b *testing.B) {
-	var lim syscall.Rlimit
-	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
-	if need := uint64(2*parkedConns + 1000); lim.Cur < need {
-		lim.Cur = need
-		lim.Max = max(lim.Max, need)
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-			b.Skipf("needs %d descriptors: %v", need, err)
-		}
-	}
+	cs := holdPeers(b, parkedConns)
+	// The caller's side (its Tickets, its ready function) is made before
+	// the measure: only the Parker's cost is counted.
+	ts := make([]Ticket, len(cs))
+	ready := func(error) {}
 	for b.Loop() {
-		parked, gPark := measureIdle(b, func(cs []*net.TCPConn) func() {
+		parked, gPark := measureIdle(b, cs, func() func() {
 			p := New()
-			ready := func(error) {}
-			ts := make([]Ticket, len(cs))
 			for i, c := range cs {
 				t, err := p.Park(c, time.Now().Add(time.Minute), ready)
 				if err != nil {
 					b.Fatal(err)
 				}
 				ts[i] = t
+			}
+			if p.Len() != len(cs) {
+				b.Fatalf("Len = %d, want %d", p.Len(), len(cs))
 			}
 			return func() {
 				for _, t := range ts {
@@ -121,7 +122,7 @@ func BenchmarkParkedMemory(b *testing.B) {
 				}
 			}
 		})
-		blocked, gBlock := measureIdle(b, func(cs []*net.TCPConn) func() {
+		blocked, gBlock := measureIdle(b, cs, func() func() {
 			done := make(chan struct{}, len(cs))
 			for _, c := range cs {
 				go func() {
@@ -139,6 +140,9 @@ func BenchmarkParkedMemory(b *testing.B) {
 				for range cs {
 					<-done
 				}
+				for _, c := range cs {
+					c.SetReadDeadline(time.Time{})
+				}
 			}
 		})
 		b.ReportMetric(parked, "B/parked")
@@ -148,43 +152,15 @@ func BenchmarkParkedMemory(b *testing.B) {
 	}
 }
 
-// measureIdle opens parkedConns loopback connections, calls hold on the
-// accepted ends, and returns the heap and stack bytes and the goroutines
-// that hold added, per connection; it then calls the function hold
-// returned and closes the connections.
-func measureIdle(b *testing.B, hold func([]*net.TCPConn) func()) (bytes, goroutines float64) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	cs := make([]*net.TCPConn, 0, parkedConns)
-	ds := make([]net.Conn, 0, parkedConns)
-	defer func() {
-		for _, c := range cs {
-			c.Close()
-		}
-		for _, d := range ds {
-			d.Close()
-		}
-	}()
-	for range parkedConns {
-		d, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			b.Fatal(err)
-		}
-		ds = append(ds, d)
-		a, err := ln.Accept()
-		if err != nil {
-			b.Fatal(err)
-		}
-		cs = append(cs, a.(*net.TCPConn))
-	}
+// measureIdle calls hold, and returns the heap and stack bytes and the
+// goroutines that hold added, per connection of cs; it then calls the
+// function hold returned.
+func measureIdle(b *testing.B, cs []*net.TCPConn, hold func() func()) (bytes, goroutines float64) {
 	before, g0 := memNow()
-	release := hold(cs)
+	release := hold()
 	after, g1 := memNow()
 	release()
-	n := float64(parkedConns)
+	n := float64(len(cs))
 	return float64(int64(after)-int64(before)) / n, float64(g1-g0) / n
 }
 
@@ -196,4 +172,71 @@ func memNow() (uint64, int) {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc + m.StackInuse, runtime.NumGoroutine()
+}
+
+// holdPeers returns the accepted ends of n loopback connections whose
+// dialing ends a child process holds until the benchmark ends.
+func holdPeers(b *testing.B, n int) []*net.TCPConn {
+	ln := listen(b)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestPeerHolder$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "PARK_PEER_ADDR="+ln.Addr().String(), "PARK_PEER_N="+strconv.Itoa(n))
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { stdin.Close(); cmd.Wait() })
+	cs := make([]*net.TCPConn, 0, n)
+	b.Cleanup(func() {
+		for _, c := range cs {
+			c.Close()
+		}
+	})
+	ln.(*net.TCPListener).SetDeadline(time.Now().Add(time.Minute))
+	for range n {
+		a, err := ln.Accept()
+		if err != nil {
+			b.Fatalf("accepting the child's connections: %v", err)
+		}
+		cs = append(cs, a.(*net.TCPConn))
+	}
+	return cs
+}
+
+// TestPeerHolder is the child process of holdPeers: it dials
+// $PARK_PEER_N connections to $PARK_PEER_ADDR and holds them until its
+// standard input closes (at most a minute). Without the variables it does
+// nothing.
+func TestPeerHolder(t *testing.T) {
+	addr := os.Getenv("PARK_PEER_ADDR")
+	if addr == "" {
+		t.Skip("the child process of BenchmarkParkedMemory")
+	}
+	n, err := strconv.Atoi(os.Getenv("PARK_PEER_N"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range cs {
+			c.Close()
+		}
+	}()
+	d := net.Dialer{Timeout: 10 * time.Second}
+	for range n {
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs = append(cs, c)
+	}
+	done := make(chan struct{})
+	go func() { io.Copy(io.Discard, os.Stdin); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+	}
 }
