@@ -25,6 +25,9 @@ const (
 	// events is the size of a loop's harvest.
 	events = 128
 	none   = -1 // no slot
+	// keepCap is the most entries a scratch slice keeps between uses:
+	// what a burst of wake-ups or timeouts grows beyond it is dropped.
+	keepCap = 1024
 )
 
 // Park registers c and returns at once; see the package documentation for
@@ -190,6 +193,9 @@ type loop struct {
 	cycleFunc func(uintptr) bool
 	addFunc   func(uintptr)
 	timer     *time.Timer
+	// clock returns the time since epoch; nil means the real clock.
+	// Tests set it to move the wheel.
+	clock func() time.Duration
 
 	count atomic.Int64 // parked slots; written under mu
 
@@ -239,6 +245,14 @@ func (l *loop) init() error {
 	return l.initErr
 }
 
+// since returns the time since epoch.
+func (l *loop) since() time.Duration {
+	if l.clock != nil {
+		return l.clock()
+	}
+	return time.Since(epoch)
+}
+
 func (l *loop) slot(i int32) *slot { return &l.chunks[i/chunkSize][i%chunkSize] }
 
 // add registers fd with the arguments in l.argAt and l.argReady, and sets
@@ -283,7 +297,7 @@ func (l *loop) add(fd uintptr) {
 func (l *loop) schedule(idx int32) {
 	if !l.armed {
 		// The wheel has been idle: it starts at the current tick.
-		l.tick = int64(time.Since(epoch) / Tick)
+		l.tick = int64(l.since() / Tick)
 		l.armed = true
 		l.timer.Reset(l.untilNextTick())
 	}
@@ -300,7 +314,7 @@ func (l *loop) schedule(idx int32) {
 
 // untilNextTick returns the time left until the tick after l.tick.
 func (l *loop) untilNextTick() time.Duration {
-	return max(time.Duration(l.tick+1)*Tick-time.Since(epoch), time.Millisecond)
+	return max(time.Duration(l.tick+1)*Tick-l.since(), time.Millisecond)
 }
 
 // release takes slot idx, which is parked, out of the wheel and frees it.
@@ -335,7 +349,7 @@ func (l *loop) release(idx int32) {
 // slots with a deadline remain.
 func (l *loop) expire() {
 	l.mu.Lock()
-	now := int64(time.Since(epoch) / Tick)
+	now := int64(l.since() / Tick)
 	// Every bucket is looked at once at most: after a long delay, one
 	// turn of the wheel finds every deadline that passed.
 	for t, end := l.tick+1, min(now, l.tick+wheelSize); t <= end; t++ {
@@ -371,7 +385,7 @@ func (l *loop) expire() {
 		handOff(expired, ErrTimeout)
 		clear(expired)
 		l.mu.Lock()
-		if l.expired == nil {
+		if l.expired == nil && cap(expired) <= keepCap {
 			l.expired = expired[:0]
 		}
 		l.mu.Unlock()
@@ -514,6 +528,10 @@ func deliver() {
 	c := handoff.q[n]
 	handoff.q[n] = call{}
 	handoff.q = handoff.q[:n]
+	if n == 0 && cap(handoff.q) > keepCap {
+		// Drop what a burst of wake-ups grew.
+		handoff.q = nil
+	}
 	handoff.mu.Unlock()
 	if c.loop != nil {
 		c.loop.run()

@@ -556,3 +556,60 @@ func TestReadyNotOnCallersGoroutine(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestWheel moves the loops' clock by hand: deadlines up to and beyond the
+// wheel's horizon (wheelSize×Tick) time out at their tick, never before,
+// also when the timer comes late by more than a turn of the wheel.
+func TestWheel(t *testing.T) {
+	testutil.CheckLeaks(t)
+	p := New()
+	var now atomic.Int64
+	now.Store(int64(time.Since(epoch)))
+	p.pick()
+	for _, l := range p.loops {
+		if err := l.init(); err != nil {
+			t.Fatal(err)
+		}
+		l.clock = func() time.Duration { return time.Duration(now.Load()) }
+	}
+	expire := func(d time.Duration) {
+		now.Add(int64(d))
+		for _, l := range p.loops {
+			l.expire()
+		}
+	}
+	ln := listen(t)
+	start := epoch.Add(time.Duration(now.Load()))
+	horizon := wheelSize * Tick
+	offsets := []time.Duration{50 * time.Second, horizon + 30*time.Second, 2*horizon + 10*time.Second, 7 * horizon}
+	rs := make([]*result, len(offsets))
+	for i, off := range offsets {
+		c, _ := pair(t, ln)
+		rs[i] = newResult()
+		if _, err := p.Park(c, start.Add(off), rs[i].ready); err != nil {
+			t.Fatal(err)
+		}
+	}
+	elapsed := time.Duration(0)
+	for i, off := range offsets {
+		// Just before the deadline: nothing of i or later has fired.
+		expire(off - Tick - elapsed)
+		elapsed = off - Tick
+		// (expire takes the slots out synchronously; ready runs later.)
+		if n := p.Len(); n != len(rs)-i {
+			t.Fatalf("%v before deadline %v: %d parked, want %d", Tick, off, n, len(rs)-i)
+		}
+		// One tick later (the jump may exceed a turn of the wheel).
+		expire(2 * Tick)
+		elapsed += 2 * Tick
+		if n := p.Len(); n != len(rs)-i-1 {
+			t.Fatalf("%v after deadline %v: %d parked, want %d", Tick, off, n, len(rs)-i-1)
+		}
+		if err := rs[i].wait(t); err != ErrTimeout {
+			t.Fatalf("deadline %v: ready(%v), want ErrTimeout", off, err)
+		}
+	}
+	if p.Len() != 0 {
+		t.Fatalf("Len = %d at the end", p.Len())
+	}
+}
