@@ -19,6 +19,35 @@ import (
 func BenchmarkParkWake(b *testing.B) {
 	b.Run("Park", func(b *testing.B) { benchParkWake(b, false) })
 	b.Run("ParkRaw", func(b *testing.B) { benchParkWake(b, true) })
+	b.Run("BlockedRead", benchBlockedRead)
+}
+
+// benchBlockedRead is the same round trip the way net/http waits, for
+// comparison: a goroutine blocked in a read, which the runtime's poller
+// wakes.
+func benchBlockedRead(b *testing.B) {
+	c, peer := pair(b, listen(b))
+	next := make(chan struct{})
+	got := make(chan error)
+	go func() {
+		buf := make([]byte, 1)
+		for range next {
+			_, err := c.Read(buf)
+			got <- err
+		}
+	}()
+	defer close(next)
+	buf := make([]byte, 1)
+	b.ReportAllocs()
+	for b.Loop() {
+		next <- struct{}{}
+		if _, err := peer.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+		if err := <-got; err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 func benchParkWake(b *testing.B, raw bool) {
