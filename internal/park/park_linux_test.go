@@ -177,6 +177,7 @@ func TestTimeout(t *testing.T) {
 	}
 	peer2.Write([]byte("x"))
 	r2.wait(t)
+	testutil.Eventually(t, "ready goroutines to end", func() bool { return !readyRunning() })
 	if n := r.calls.Load(); n != 1 {
 		t.Fatalf("ready called %d times, want 1", n)
 	}
@@ -266,9 +267,10 @@ func TestCancel(t *testing.T) {
 	if err := r3.wait(t); err != ErrTimeout {
 		t.Fatalf("ready(%v), want ErrTimeout", err)
 	}
-	// The first deadline (200ms) came before the third (250ms), on the
-	// same wheel or a wheel of the other loop served by the same timer
-	// period: had it been left registered, ready would have run.
+	testutil.Eventually(t, "ready goroutines to end", func() bool { return !readyRunning() })
+	// The first deadline (200ms) came before the third (250ms), which
+	// went to the same loop (they are taken in turn): had the first
+	// registration been left, its ready would have run by now.
 	if n := r.calls.Load(); n != 0 {
 		t.Fatalf("ready called %d times after Cancel returned true", n)
 	}
