@@ -48,7 +48,6 @@ type result struct {
 	calls atomic.Int32
 	err   atomic.Pointer[error]
 	done  chan struct{}
-	gid   chan bool // whether ready ran on the goroutine that parked
 }
 
 func newResult() *result { return &result{done: make(chan struct{}, 1)} }
