@@ -35,8 +35,9 @@
 // the error. Reads, writes and the harvest of events are raw system calls
 // (no scheduler bookkeeping: the descriptors are non-blocking, so they
 // return promptly), and the loop's goroutine waits for the epoll descriptor
-// through the runtime's own poller, as a network read does, so a loop with
-// nothing to do is a parked goroutine, not a thread blocked in epoll_wait.
+// through the runtime's own poller (package internal/epoll, shared with
+// internal/park), as a network read does, so a loop with nothing to do is
+// a parked goroutine, not a thread blocked in epoll_wait.
 // A loop's goroutine ends when its last session ends; the next session
 // starts it again. Should epoll itself fail (a bug: EBADF, EFAULT,
 // EINVAL), the loop ends its sessions with that error, resetting their

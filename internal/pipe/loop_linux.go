@@ -1,7 +1,6 @@
 package pipe
 
 import (
-	"encoding/binary"
 	"fmt"
 	"net"
 	"os"
@@ -11,12 +10,14 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"github.com/lbkit/lbkit/internal/epoll"
 )
 
 // The event-loop path: see "Copy paths" in the package documentation.
 
 const (
-	epollET = 1 << 31
+	epollET = epoll.ET
 	// loopBudget is the most reads one direction makes in a row before
 	// the loop serves other sessions; it comes back to it afterwards.
 	loopBudget = 16
@@ -101,21 +102,17 @@ func (l *loop) stalled(now, d time.Duration) error {
 }
 
 // wake makes the loop's eventfd readable, which makes the loop cycle.
-func (l *loop) wake() {
-	var one [8]byte
-	binary.NativeEndian.PutUint64(one[:], 1)
-	syscall.Write(l.evfd, one[:])
-}
+func (l *loop) wake() { l.ep.Wake() }
 
 // loop is one event loop: an epoll instance, edge-triggered, and the
 // goroutine that waits on it, which runs while the loop has sessions.
 type loop struct {
 	initOnce  sync.Once
 	initErr   error
+	ep        *epoll.Poller // epfd and evfd, watched by the runtime's poller
 	epfd      int
 	evfd      int      // eventfd that wakes the loop for aborts
 	file      *os.File // epfd, kept open for the life of the process
-	raw       syscall.RawConn
 	cycleFunc func(uintptr) bool
 	// wait harvests events; nil means epollWait. Tests set it to make the
 	// harvest fail.
@@ -144,43 +141,14 @@ type loop struct {
 
 func (l *loop) init() error {
 	l.initOnce.Do(func() {
-		fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+		ep, err := epoll.New()
 		if err != nil {
-			l.initErr = os.NewSyscallError("epoll_create1", err)
-			return
-		}
-		ev, _, errno := syscall.RawSyscall(syscall.SYS_EVENTFD2, 0, syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
-		if errno != 0 {
-			syscall.Close(fd)
-			l.initErr = os.NewSyscallError("eventfd2", errno)
-			return
-		}
-		l.evfd = int(ev)
-		if err := syscall.EpollCtl(fd, syscall.EPOLL_CTL_ADD, l.evfd,
-			&syscall.EpollEvent{Events: syscall.EPOLLIN | epollET, Fd: int32(l.evfd)}); err != nil {
-			syscall.Close(fd)
-			syscall.Close(l.evfd)
-			l.initErr = os.NewSyscallError("epoll_ctl", err)
-			return
-		}
-		if err := syscall.SetNonblock(fd, true); err != nil {
-			syscall.Close(fd)
-			syscall.Close(l.evfd)
-			l.initErr = os.NewSyscallError("fcntl", err)
-			return
-		}
-		// Pollable: the runtime's poller reports when events are ready.
-		f := os.NewFile(uintptr(fd), "epoll")
-		raw, err := f.SyscallConn()
-		if err != nil {
-			f.Close()
-			syscall.Close(l.evfd)
 			l.initErr = err
 			return
 		}
-		l.file, l.raw = f, raw
+		l.ep, l.file, l.evfd = ep, ep.File, ep.WakeFd
 		l.cycleFunc = l.cycle
-		l.epfd = fd
+		l.epfd = ep.Fd
 		l.sessions = make(map[int32]*session)
 		l.buf = make([]byte, bufSize)
 		l.events = make([]syscall.EpollEvent, 128)
@@ -236,9 +204,9 @@ func (l *loop) failed() error {
 // the runtime's own poller, like any network read, so that a loop waiting
 // for events is a parked goroutine, not a thread blocked in a system call
 // (which the scheduler would have to replace). The whole life of the
-// goroutine is one RawConn.Read call: see cycle.
+// goroutine is one RawConn.Read call (epoll.Poller.Run): see cycle.
 func (l *loop) run() {
-	if err := l.raw.Read(l.cycleFunc); err != nil {
+	if err := l.ep.Run(l.cycleFunc); err != nil {
 		// The epoll descriptor is never closed or given a deadline, so
 		// this does not happen; if it does, the sessions end with the
 		// error rather than the process.
@@ -347,8 +315,7 @@ func (l *loop) serve(n int) {
 	}
 	l.mu.Unlock()
 	if wake {
-		var b [8]byte
-		read(l.evfd, b[:]) // reset the counter
+		l.ep.ResetWake() // reset the counter
 	}
 	if aborts {
 		for _, s := range ab {
@@ -556,11 +523,7 @@ func write(fd int, b []byte) (int, error) {
 
 // epollWait harvests ready events without blocking.
 func epollWait(epfd int, events []syscall.EpollEvent) (int, error) {
-	n, _, errno := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(unsafe.SliceData(events))), uintptr(len(events)), 0, 0, 0)
-	if errno != 0 {
-		return 0, errno
-	}
-	return int(n), nil
+	return epoll.Wait(epfd, events)
 }
 
 // fail ends the session after a read or write error in direction i, with
