@@ -31,9 +31,11 @@ func TestLBProxyClientTimeouts(t *testing.T) {
 		t.Cleanup(func() { c.Close() })
 		return c
 	}
+	// start is taken before the dial: the proxy's timers start when it
+	// accepts, which may come before the client's dial returns.
 	t.Run("headers", func(t *testing.T) {
-		c := dial(t)
 		start := time.Now()
+		c := dial(t)
 		io.WriteString(c, "GET / HTTP/1.1\r\nHost: lb.test\r\n") // never ends
 		n, err := io.Copy(io.Discard, c)
 		if d := time.Since(start); err != nil || d < requestTimeout || d > requestTimeout+3*time.Second {
@@ -41,8 +43,8 @@ func TestLBProxyClientTimeouts(t *testing.T) {
 		}
 	})
 	t.Run("body", func(t *testing.T) {
-		c := dial(t)
 		start := time.Now()
+		c := dial(t)
 		io.WriteString(c, "POST / HTTP/1.1\r\nHost: lb.test\r\nContent-Length: 4096\r\n\r\nab") // then nothing
 		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 		if err != nil {
