@@ -177,6 +177,7 @@ func allocsPerProxiedRequest(t *testing.T, proxy *lb.ReverseProxy) float64 {
 }
 
 func TestAccessLogAllocs(t *testing.T) {
+	skipUnderRace(t)
 	b := testutil.HTTPBackend(t, "a")
 	pool := &lb.Pool{Name: "web"}
 	must(t, pool.Update([]lb.Server{{Name: "a", Addr: b.Addr}}))

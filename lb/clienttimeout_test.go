@@ -516,6 +516,7 @@ func (w *deadlineWriter) SetWriteDeadline(time.Time) error { w.writes++; return 
 // allocates nothing more per request without a body, and sets one write
 // deadline for a quick response.
 func TestClientTimeoutAllocs(t *testing.T) {
+	skipUnderRace(t)
 	b := testutil.HTTPBackend(t, "a")
 	pool := &lb.Pool{Name: "web"}
 	must(t, pool.Update([]lb.Server{{Name: "a", Addr: b.Addr}}))

@@ -425,6 +425,7 @@ func TestLimitsApplyToTheProxyProtocolAddress(t *testing.T) {
 }
 
 func TestLimitsAllocs(t *testing.T) {
+	skipUnderRace(t)
 	pool := webPool(t)
 	off := allocsPerProxiedRequest(t, &lb.ReverseProxy{Pool: pool})
 	lim := &lb.Limits{ClientMaxConns: 10, ClientRate: 1e9}
