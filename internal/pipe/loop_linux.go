@@ -440,6 +440,12 @@ func (s *session) move(i int) (moved, more bool) {
 		if h.eof {
 			if !h.shut {
 				h.shut = true
+				if s.half[1-i].shut {
+					// Both sources are at EOF: closing both sockets,
+					// which end does at once, sends the FIN that a
+					// shutdown would.
+					return moved, false
+				}
 				if err := syscall.Shutdown(dst, syscall.SHUT_WR); err != nil {
 					// The peer cannot be told about the EOF.
 					s.end(nil, false)
