@@ -112,6 +112,9 @@ var aLongTimeAgo = time.Unix(1, 0)
 type Result struct {
 	Up, Down int64
 	Err      error
+	// OnLoop is set when done runs on an event loop's goroutine: Start
+	// returned, or returns, true.
+	OnLoop bool
 }
 
 // Proxy copies client→server and server→client until both directions have
@@ -220,6 +223,7 @@ func Start(ctx context.Context, client, server net.Conn, opt Options, done func(
 func (p *proxy) finish() {
 	p.mu.Lock()
 	p.finished = true
+	onLoop := p.sess != nil
 	p.mu.Unlock()
 	if !p.stopCtx() {
 		<-p.ctxDone
@@ -229,7 +233,7 @@ func (p *proxy) finish() {
 	}
 	p.client.Close()
 	p.server.Close()
-	p.done(Result{Up: p.dirs[0].n, Down: p.dirs[1].n, Err: p.err})
+	p.done(Result{Up: p.dirs[0].n, Down: p.dirs[1].n, Err: p.err, OnLoop: onLoop})
 }
 
 // Outcomes of runLoop.

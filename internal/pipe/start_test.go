@@ -76,6 +76,9 @@ func (s *started) wait(t *testing.T, d time.Duration) pipe.Result {
 		if n := s.calls.Load(); n != 1 {
 			t.Fatalf("done called %d times, want 1", n)
 		}
+		if r.OnLoop != s.async {
+			t.Fatalf("done got OnLoop %v, Start returned %v", r.OnLoop, s.async)
+		}
 		return r
 	case <-time.After(d):
 		t.Fatalf("done not called after %v", d)
@@ -210,7 +213,7 @@ func TestStartContextDoneBefore(t *testing.T) {
 		calls++
 		got = r
 	})
-	if async || calls != 1 || !errors.Is(got.Err, context.Canceled) {
+	if async || calls != 1 || !errors.Is(got.Err, context.Canceled) || got.OnLoop {
 		t.Fatalf("Start = %v, done called %d times with %+v", async, calls, got)
 	}
 }
