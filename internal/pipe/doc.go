@@ -23,7 +23,7 @@
 //
 // Event-loop path: on Linux, when both connections are *net.TCPConn
 // (exactly; a wrapper type hides it), Proxy moves the two sockets onto an
-// event loop and waits. It duplicates their descriptors, closes the
+// event loop and waits (Start returns). It duplicates their descriptors, closes the
 // net.Conns (the sockets stay open through the duplicates) and registers
 // the duplicates, edge-triggered and with EPOLLRDHUP, in the epoll
 // instance of one of GOMAXPROCS loops (taken in turn). The loop reads into
