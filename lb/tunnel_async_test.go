@@ -3,6 +3,7 @@ package lb_test
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"runtime"
 	"testing"
@@ -105,4 +106,48 @@ func TestL4CloseEndsSessionOnLoop(t *testing.T) {
 		t.Fatalf("reading a closed session: %v", err)
 	}
 	testutil.Eventually(t, "the frontend to untrack the session", func() bool { return srv.ActiveConns() == 0 })
+}
+
+// panickyObserver is a Balancer whose Observe panics.
+type panickyObserver struct{}
+
+func (panickyObserver) Pick(s *lb.Snapshot, _ lb.PickInfo) (*lb.Server, error) {
+	return s.Servers[0], nil
+}
+
+func (panickyObserver) Observe(*lb.Server, lb.Outcome) { panic("observer boom") }
+
+// TestL4SessionTailRecoversPanics ends sessions whose tail panics (an
+// Observer, an AccessLogger) after ServeConn returned: the process
+// survives, the frontend counts the error and untracks the connection.
+func TestL4SessionTailRecoversPanics(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		pool   *lb.Pool
+		access lb.AccessLogger
+	}{
+		{"observer", &lb.Pool{Balancer: panickyObserver{}}, nil},
+		{"accesslog", &lb.Pool{}, lb.AccessLoggerFunc(func(*lb.AccessRecord) { panic("log boom") })},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			testutil.CheckLeaks(t)
+			echo := testutil.EchoServer(t)
+			tc.pool.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+			must(t, tc.pool.Update(servers(echo.Addr)))
+			srv := &lb.TCPFrontend{Backend: tc.pool, AccessLog: tc.access}
+			addr := serveL4(t, srv)
+			for i := range 2 {
+				c := dial(t, addr)
+				roundTrip(t, c, "x")
+				c.(*net.TCPConn).CloseWrite()
+				if _, err := io.Copy(io.Discard, c); err != nil {
+					t.Fatalf("session %d: %v", i, err)
+				}
+				c.Close()
+			}
+			testutil.Eventually(t, "both sessions to be untracked with an error each", func() bool {
+				return srv.ActiveConns() == 0 && srv.Stats().ConnCur == 0 && srv.Stats().Errors == 2
+			})
+		})
+	}
 }
