@@ -24,11 +24,12 @@ import (
 // through log/slog, HAProxy's httplog and tcplog text) and a non-blocking
 // writer are in package lb/accesslog.
 
-// AccessLogger receives the access records of a frontend. Log is called on
-// the goroutine that served the request or session, after it ended, and must
-// not block: hand the record to a buffer (lb/accesslog's Writer does). The
-// record belongs to the caller and is reused after Log returns: copy what
-// you keep.
+// AccessLogger receives the access records of a frontend. Log is called
+// after the request or session ended, on the goroutine that served it or,
+// for an L4 session that the event loop carried (see Pool.ServeConn), on a
+// short-lived goroutine of its own; it should not block: hand the record to
+// a buffer (lb/accesslog's Writer does). The record belongs to the caller
+// and is reused after Log returns: copy what you keep.
 type AccessLogger interface {
 	Log(r *AccessRecord)
 }

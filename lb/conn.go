@@ -76,6 +76,9 @@ type Conn struct {
 	fe  *frontendStats // of the TCPFrontend that accepted it, nil otherwise
 
 	access AccessLogger // the TCPFrontend's AccessLog
+	// hold tracks the connection for the TCPFrontend that accepted it
+	// (nil otherwise), also after its Backend returned: see connHold.
+	hold *connHold
 }
 
 // NewConn wraps c for a chain of Backends, filling Remote, Local and
@@ -161,7 +164,7 @@ func (c *Conn) CloseWrite() error {
 // itself (tls.Server(c, config)), which then reads c's peeked bytes first.
 // Adapters use it to decorate the connection.
 func (c *Conn) WithConn(nc net.Conn) *Conn {
-	return &Conn{Conn: nc, Info: c.Info, fe: c.fe, access: c.access}
+	return &Conn{Conn: nc, Info: c.Info, fe: c.fe, access: c.access, hold: c.hold}
 }
 
 var _ io.ReadWriteCloser = (*Conn)(nil)

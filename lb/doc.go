@@ -108,6 +108,26 @@
 // abort, "CD"), and a session without traffic for [Pool.TunnelTimeout] is
 // closed.
 //
+// # L4 sessions on the event loop
+//
+// On Linux, a [Pool] copies the bytes of an L4 session between two plain
+// TCP connections on an event loop (epoll, one loop per GOMAXPROCS), as
+// HAProxy does. For the connections of a [TCPFrontend], [Pool.ServeConn]
+// returns as soon as the session is on the loop: no goroutine waits for an
+// idle session, which then costs the proxy under 4 KB (the sockets' kernel
+// buffers aside; BENCHMARKS.md). From then on the session owns the
+// connection: when the copy ends it counts the bytes and aborts, reports
+// the [Outcome], hands the [AccessRecord] to the frontend's AccessLog (on a
+// goroutine of its own, so that a slow logger holds up no other session)
+// and closes the connection. Callers of ServeConn (Backends that wrap a
+// Pool) must leave the connection alone once it returned, and must not
+// take the return for the end of the session. The TCPFrontend tracks the
+// session until it ends, as when ServeConn waited: Shutdown waits for it,
+// Close (or the end of the grace period of [Serve]) ends it, and ConnCur
+// and [Pool.Drain] count it. With TLS on either side, on other systems, or
+// for a Conn that no TCPFrontend accepted, ServeConn returns when the
+// session has ended.
+//
 // A [TCPFrontend] retries temporary accept errors, such as running out of
 // file descriptors (EMFILE), with a back-off from 5 ms doubling up to 1 s,
 // logging each at Warn level, and returns to normal at the first accepted

@@ -90,8 +90,17 @@ type HealthChecker interface {
 // HTTP. *Pool is the standard Backend; Mux, Switch and the adapters of the
 // tlsmode and acl packages compose Backends.
 //
-// ServeConn owns c: it must close it before returning. ctx is cancelled when
-// the frontend is closed forcibly.
+// ServeConn owns c: it must close it before returning, or hand it to a
+// session that outlives the call and closes it when it ends, as
+// [Pool.ServeConn] does with the connections of a [TCPFrontend] that its
+// event loop carries. After ServeConn returns, the caller must not read,
+// write, close or set deadlines on c (reading c.Info is fine), and must not
+// take the return for the end of the session: the TCPFrontend tracks such a
+// session until it ends (Shutdown waits for it, Close ends it). A Backend
+// that calls another one (Mux, Switch, the adapters of tlsmode and acl)
+// returns when the inner ServeConn returns and leaves c alone afterwards.
+// ctx is cancelled when the frontend is closed forcibly, which also ends a
+// session that outlived ServeConn.
 type Backend interface {
 	ServeConn(ctx context.Context, c *Conn)
 }

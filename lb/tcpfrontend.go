@@ -27,14 +27,17 @@ const DefaultHandshakeTimeout = 10 * time.Second
 // hands each one, wrapped in a [*Conn], to its [Backend] in a goroutine of its
 // own. It mirrors [http.Server]: Serve, Shutdown, Close and [ErrFrontendClosed]
 // behave the same way, and every connection is tracked until its Backend
-// returns.
+// returns or, when a [Pool] left the session on its event loop (see
+// [Pool.ServeConn]), until that session ends: Shutdown waits for it, Close
+// ends it, and ConnCur counts it.
 //
 // Configure the exported fields before calling Serve.
 type TCPFrontend struct {
 	// Name names the frontend in ConnInfo and logs.
 	Name string
 
-	// Backend serves each connection. It must close the connection.
+	// Backend serves each connection. It must close the connection, or
+	// leave it to a session that outlives ServeConn (see Backend).
 	Backend Backend
 
 	// HandshakeTimeout is set as the connection's read deadline before the
@@ -182,12 +185,15 @@ func (s *TCPFrontend) track(nc net.Conn, base context.Context) bool {
 	return true
 }
 
-// serveConn runs the Backend for one connection and untracks it. With
-// pending set, the connection's ClientRater decision comes first: a
-// refused connection is closed, counted in Denied, and never reaches the
-// Backend.
+// serveConn runs the Backend for one connection and untracks it once the
+// Backend has returned and the session it may have left running (see
+// connHold) has ended. With pending set, the connection's ClientRater
+// decision comes first: a refused connection is closed, counted in
+// Denied, and never reaches the Backend.
 func (s *TCPFrontend) serveConn(ctx context.Context, c *Conn, pending *limitedConn) {
-	opened := pending == nil
+	h := &connHold{fe: s, c: c, opened: pending == nil}
+	h.refs.Store(1)
+	c.hold = h
 	defer func() {
 		if r := recover(); r != nil {
 			s.stats.errors.Add(1)
@@ -195,18 +201,7 @@ func (s *TCPFrontend) serveConn(ctx context.Context, c *Conn, pending *limitedCo
 				slog.String("frontend", s.Name), slog.String("client", c.Info.Remote.String()),
 				slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
 		}
-		// Uncounted before the close, which lets Limits accept the next
-		// connection: ConnCur never exceeds Limits.MaxConns.
-		if opened {
-			s.stats.cur.Add(-1)
-		}
-		c.Close()
-		s.mu.Lock()
-		cancel := s.conns[c]
-		delete(s.conns, c)
-		s.mu.Unlock()
-		cancel()
-		s.connWG.Done()
+		h.release()
 	}()
 	if pending != nil {
 		if !pending.decideRate(ctx) {
@@ -214,12 +209,51 @@ func (s *TCPFrontend) serveConn(ctx context.Context, c *Conn, pending *limitedCo
 			return
 		}
 		s.stats.open(c.Info.Accepted)
-		opened = true
+		h.opened = true
 	}
 	if t := s.handshakeTimeout(); t > 0 {
 		c.SetReadDeadline(time.Now().Add(t))
 	}
 	s.Backend.ServeConn(ctx, c)
+}
+
+// connHold keeps a connection of a TCPFrontend tracked (counted in
+// ConnCur, waited for by Shutdown, closed by Close) while anything holds
+// it: the connection's goroutine until its Backend returns, and a Pool's
+// session that the event loop carries on after ServeConn returned
+// (Pool.ServeConn). The last release untracks the connection.
+type connHold struct {
+	refs   atomic.Int32
+	fe     *TCPFrontend
+	c      *Conn
+	opened bool // counted in ConnCur
+}
+
+// acquire adds a holder; h may be nil (a Conn of no TCPFrontend).
+func (h *connHold) acquire() {
+	if h != nil {
+		h.refs.Add(1)
+	}
+}
+
+// release removes a holder and untracks the connection after the last.
+func (h *connHold) release() {
+	if h == nil || h.refs.Add(-1) != 0 {
+		return
+	}
+	s, c := h.fe, h.c
+	// Uncounted before the close, which lets Limits accept the next
+	// connection: ConnCur never exceeds Limits.MaxConns.
+	if h.opened {
+		s.stats.cur.Add(-1)
+	}
+	c.Close()
+	s.mu.Lock()
+	cancel := s.conns[c]
+	delete(s.conns, c)
+	s.mu.Unlock()
+	cancel()
+	s.connWG.Done()
 }
 
 // Shutdown stops accepting, then waits for every open connection to end, or

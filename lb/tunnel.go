@@ -16,6 +16,18 @@ import (
 // retries on connection failure, and copies bytes both ways until both
 // directions end or TunnelTimeout passes without traffic. When no server is
 // pickable the connection goes to Fallback, or is closed.
+//
+// When c came from a [TCPFrontend] and both c (under its wrappers) and the
+// connection to the server are plain TCP connections, on Linux, ServeConn
+// returns as soon as the session is on the event loop that copies its
+// bytes, holding no goroutine for it: the session then owns c, and ends
+// it (close, statistics, Outcome, access record) when the copy ends,
+// while the TCPFrontend keeps tracking it until then (Shutdown waits for
+// it, Close ends it). The caller must not read, write, close or set
+// deadlines on c after ServeConn returned; reading c.Info is fine. In
+// every other case (TLS on either side, other systems, connections not
+// from a TCPFrontend) ServeConn returns when the session has ended, as
+// before.
 func (p *Pool) ServeConn(ctx context.Context, c *Conn) {
 	var ci *connectInfo
 	if c.access != nil {
@@ -45,24 +57,82 @@ func (p *Pool) ServeConn(ctx context.Context, c *Conn) {
 	if c.fe != nil {
 		opt.Counters[0][1], opt.Counters[1][1] = &c.fe.bytesIn, &c.fe.bytesOut
 	}
-	up, down, err := pipe.Proxy(sctx, client, sc, opt)
+	if c.hold == nil {
+		// No frontend tracks the connection after ServeConn returns:
+		// wait for the session.
+		up, down, err := pipe.Proxy(sctx, client, sc, opt)
+		p.endSession(c, ci, lease, sctx, done, pipe.Result{Up: up, Down: down, Err: err})
+		return
+	}
+	h := c.hold
+	h.acquire()
+	pipe.Start(sctx, client, sc, opt, func(r pipe.Result) {
+		// With r.OnLoop, on the event loop's goroutine, shared by many
+		// sessions: this must not block or panic.
+		defer func() {
+			if v := recover(); v != nil {
+				if c.fe != nil {
+					c.fe.errors.Add(1)
+				}
+				p.logger().LogAttrs(ctx, slog.LevelError, "panic ending session",
+					slog.String("pool", p.Name), slog.String("client", c.Info.Remote.String()),
+					slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
+				h.release()
+			}
+		}()
+		p.endSession(c, ci, lease, sctx, done, r)
+	})
+}
+
+// endSession is the tail of a session: its counters, its Outcome, its
+// access record and the release of c's hold (if any). On the event loop
+// (r.OnLoop), the access record goes to a goroutine of its own, which
+// releases the hold once AccessLog returned, so that a slow AccessLogger
+// holds up no other session and the TCPFrontend still sees the session
+// end after its record.
+func (p *Pool) endSession(c *Conn, ci *connectInfo, lease Lease, sctx context.Context, done func(), r pipe.Result) {
 	killed := sctx.Err() != nil // the frontend closed or the server went down
 	done()
+	st := &lease.Server.rt.traffic
 	if !killed {
 		switch {
-		case clientBroke(err):
+		case clientBroke(r.Err):
 			st.cliAborts.Add(1)
-		case serverBroke(err):
+		case serverBroke(r.Err):
 			st.srvAborts.Add(1)
 		}
 	}
 	if ci != nil {
 		ci.counts = p.liveCounts(lease.Server)
 	}
-	lease.Done(Outcome{Err: err, Sent: up, Received: down})
-	if ci != nil {
-		p.logSession(c, ci, lease, err, true, up, down, killed)
+	lease.Done(Outcome{Err: r.Err, Sent: r.Up, Received: r.Down})
+	if ci == nil {
+		c.hold.release()
+		return
 	}
+	if !r.OnLoop {
+		p.logSession(c, ci, lease, r.Err, true, r.Up, r.Down, killed)
+		c.hold.release()
+		return
+	}
+	go p.logSessionAside(c, ci, lease, r, killed)
+}
+
+// logSessionAside logs a session that ended on the event loop, then
+// releases c's hold.
+func (p *Pool) logSessionAside(c *Conn, ci *connectInfo, lease Lease, r pipe.Result, killed bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			if c.fe != nil {
+				c.fe.errors.Add(1)
+			}
+			p.logger().LogAttrs(context.Background(), slog.LevelError, "panic logging session",
+				slog.String("pool", p.Name), slog.String("client", c.Info.Remote.String()),
+				slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
+		}
+		c.hold.release()
+	}()
+	p.logSession(c, ci, lease, r.Err, true, r.Up, r.Down, killed)
 }
 
 // connectAside runs connect on a goroutine of its own and waits for it. A

@@ -10,11 +10,20 @@
 // on them meanwhile, and should pass the raw connections (after taking the
 // bytes a wrapper has buffered, which go in Options.ClientPending).
 //
+// Start is Proxy without the wait: when the event loop carries the copy, it
+// returns as soon as both sockets are registered on the loop, and the loop
+// calls its done function with Proxy's results when the session ends. No
+// goroutine is held by an idle session then: its cost is the loop's
+// bookkeeping (a few hundred bytes) and the sockets' kernel buffers. On the
+// other paths Start copies to the end before it returns, and calls done
+// first. Proxy is Start followed by a wait for done. The connections
+// belong to the copy until done is called, also after Start returned.
+//
 // # Copy paths
 //
 // Event-loop path: on Linux, when both connections are *net.TCPConn
 // (exactly; a wrapper type hides it), Proxy moves the two sockets onto an
-// event loop and waits. It duplicates their descriptors, closes the
+// event loop and waits (Start returns). It duplicates their descriptors, closes the
 // net.Conns (the sockets stay open through the duplicates) and registers
 // the duplicates, edge-triggered and with EPOLLRDHUP, in the epoll
 // instance of one of GOMAXPROCS loops (taken in turn). The loop reads into
@@ -86,8 +95,9 @@
 // When ctx is done, Proxy closes both connections at once (a FIN, and no
 // TLS close_notify, which could block on a peer that does not read) and
 // returns context.Cause(ctx). Every goroutine Proxy starts for the call has
-// ended when it returns; an event loop's goroutine, shared by sessions, ends
-// when the loop's last session has ended.
+// ended when it returns (Start: when done is called); an event loop's
+// goroutine, shared by sessions, ends when the loop's last session has
+// ended.
 //
 // # Idle timeout
 //

@@ -355,7 +355,6 @@ type session struct {
 	woken        bool
 	queued       bool
 	abortReset   bool // under loop.mu
-	done         chan struct{}
 }
 
 // half is the state of one direction of a session.
@@ -441,6 +440,12 @@ func (s *session) move(i int) (moved, more bool) {
 		if h.eof {
 			if !h.shut {
 				h.shut = true
+				if s.half[1-i].shut {
+					// Both sources are at EOF: closing both sockets,
+					// which end does at once, sends the FIN that a
+					// shutdown would.
+					return moved, false
+				}
 				if err := syscall.Shutdown(dst, syscall.SHUT_WR); err != nil {
 					// The peer cannot be told about the EOF.
 					s.end(nil, false)
@@ -533,8 +538,9 @@ func (s *session) fail(i int, op string, err error) {
 }
 
 // end closes both descriptors, with a reset when reset is set, records err
-// if it is the first error, and releases the Proxy call. It runs on the
-// loop goroutine and does nothing the second time.
+// if it is the first error, and finishes the copy (which calls Start's done
+// function). It runs on the loop goroutine and does nothing the second
+// time.
 func (s *session) end(err error, reset bool) {
 	if s.ended {
 		return
@@ -563,7 +569,7 @@ func (s *session) end(err error, reset bool) {
 		}
 		syscall.Close(fd) // also leaves the epoll set: no other descriptor refers to the socket
 	}
-	close(s.done)
+	p.finish()
 }
 
 // dupConn returns a duplicate of c's descriptor (close-on-exec, and
@@ -588,35 +594,34 @@ func dupConn(c net.Conn) (int, error) {
 	return nfd, derr
 }
 
-// runLoop carries the copy of p on an event loop: it writes ClientPending,
-// moves both sockets onto the loop (closing p's net.Conns, whose
-// descriptors it duplicated) and waits for the session to end. ok is false
-// when the loop could not take the session before anything was moved; the
-// caller then copies in goroutines.
+// runLoop moves the copy of p onto an event loop: it writes ClientPending,
+// then moves both sockets onto the loop (closing p's net.Conns, whose
+// descriptors it duplicated). It returns loopStarted once the session is
+// registered (the loop calls p.finish when it ends), loopDeclined when the
+// loop could not take the session before anything was moved (the caller
+// then copies in goroutines), and loopEnded when the session ended while
+// it was set up (the caller calls p.finish).
 //
 // l is the loop to use; nil means one of the shared loops.
-func (p *proxy) runLoop(l *loop, pending []byte) (ok bool) {
+func (p *proxy) runLoop(l *loop, pending []byte) int {
 	if l == nil {
 		var err error
 		if l, err = pickLoop(); err != nil {
-			return false
+			return loopDeclined
 		}
 	}
 	if l.init() != nil || l.failed() != nil {
-		return false
+		return loopDeclined
 	}
 	cfd, err := dupConn(p.client)
 	if err != nil {
-		return false
+		return loopDeclined
 	}
 	sfd, err := dupConn(p.server)
 	if err != nil {
 		syscall.Close(cfd)
-		return false
+		return loopDeclined
 	}
-	s := &session{l: l, p: p, fd: [2]int{cfd, sfd}, done: make(chan struct{})}
-	s.in = [2]bool{true, true}
-	s.out = [2]bool{true, true}
 	if len(pending) > 0 {
 		// Written from this goroutine, before the loop reads from the
 		// client; a duplicate of the server socket shares its
@@ -627,10 +632,13 @@ func (p *proxy) runLoop(l *loop, pending []byte) (ok bool) {
 			syscall.Close(cfd)
 			syscall.Close(sfd)
 			p.abort(&Error{Dir: 0, Op: "write", Err: err}, true)
-			return true
+			return loopEnded
 		}
 		p.touch()
 	}
+	s := &session{l: l, p: p, fd: [2]int{cfd, sfd}}
+	s.in = [2]bool{true, true}
+	s.out = [2]bool{true, true}
 	p.client.Close()
 	p.server.Close()
 	p.mu.Lock()
@@ -638,7 +646,7 @@ func (p *proxy) runLoop(l *loop, pending []byte) (ok bool) {
 		p.mu.Unlock()
 		syscall.Close(cfd)
 		syscall.Close(sfd)
-		return true
+		return loopEnded
 	}
 	p.sess = s
 	if err := l.add(s); err != nil {
@@ -649,11 +657,12 @@ func (p *proxy) runLoop(l *loop, pending []byte) (ok bool) {
 		syscall.SetsockoptLinger(cfd, syscall.SOL_SOCKET, syscall.SO_LINGER, &syscall.Linger{Onoff: 1, Linger: 0})
 		syscall.Close(cfd)
 		syscall.Close(sfd)
-		return true
+		return loopEnded
 	}
+	// From here on the loop owns the session, which may already have
+	// ended: p belongs to the loop goroutine.
 	p.mu.Unlock()
-	<-s.done
-	return true
+	return loopStarted
 }
 
 // abort asks the session's loop to end it at once.

@@ -15,7 +15,7 @@ type (
 
 func canLoop(c, s net.Conn) bool { return false }
 
-func (p *proxy) runLoop(l *loop, pending []byte) bool { return false }
+func (p *proxy) runLoop(l *loop, pending []byte) int { return loopDeclined }
 
 func (s *session) abort(reset bool) {}
 

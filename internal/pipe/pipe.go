@@ -106,6 +106,17 @@ var bufPool = sync.Pool{New: func() any {
 // aLongTimeAgo is a deadline in the past: setting it wakes up a blocked read.
 var aLongTimeAgo = time.Unix(1, 0)
 
+// Result is the outcome of a copy: the bytes written to the server (Up,
+// including ClientPending) and to the client (Down), and the first error
+// that was not a clean EOF or close (see Proxy).
+type Result struct {
+	Up, Down int64
+	Err      error
+	// OnLoop is set when done runs on an event loop's goroutine: Start
+	// returned, or returns, true.
+	OnLoop bool
+}
+
 // Proxy copies client→server and server→client until both directions have
 // ended, or ctx is done, or the idle timeout fires, then closes both
 // connections. It returns the bytes written to the server (up, including
@@ -117,8 +128,47 @@ var aLongTimeAgo = time.Unix(1, 0)
 // Proxy owns both connections from the call on: it sets and clears their
 // deadlines, half-closes and closes them. Pass the raw connections (not
 // wrappers) so that two *net.TCPConn can be spliced.
+//
+// Proxy is Start and a wait for its done function.
 func Proxy(ctx context.Context, client, server net.Conn, opt Options) (up, down int64, err error) {
-	p := &proxy{client: client, server: server, start: time.Now()}
+	w := &waiter{ch: make(chan struct{})}
+	if Start(ctx, client, server, opt, w.done) {
+		<-w.ch
+	}
+	return w.r.Up, w.r.Down, w.r.Err
+}
+
+// waiter turns Start's done function into Proxy's return.
+type waiter struct {
+	r  Result
+	ch chan struct{}
+}
+
+func (w *waiter) done(r Result) {
+	w.r = r
+	close(w.ch)
+}
+
+// Start is Proxy without the wait, where the event loop carries the copy:
+// it moves both sockets onto an event loop and returns true as soon as they
+// are registered there, holding no goroutine for the session; done is then
+// called once, on the loop's goroutine, when the session has ended and both
+// connections are closed. Otherwise (a connection that is not a plain
+// *net.TCPConn, Options.Goroutines, other systems, a loop that cannot take
+// the session, or a session that ended while it was being set up) Start
+// copies on the calling goroutine and one more, calls done once the copy
+// has ended, and returns false: done has then been called, on the calling
+// goroutine, before Start returns.
+//
+// done receives what Proxy would return. It runs on a loop shared by many
+// sessions when Start returned true, so it must not block: hand anything
+// slow (logging to a remote sink) to a goroutine. It must not panic
+// either, which would end the process; recover inside it.
+//
+// Ownership is as for Proxy: the connections belong to the copy from the
+// call on, also after Start returned true.
+func Start(ctx context.Context, client, server net.Conn, opt Options, done func(Result)) (async bool) {
+	p := &proxy{client: client, server: server, start: time.Now(), done: done}
 	if opt.Idle > 0 {
 		p.idle = opt.Idle
 	}
@@ -134,44 +184,64 @@ func Proxy(ctx context.Context, client, server net.Conn, opt Options) (up, down 
 
 	if ctx.Err() != nil {
 		p.abort(context.Cause(ctx), false)
-		return 0, 0, p.err
+		done(Result{Err: p.err})
+		return false
 	}
 	client.SetDeadline(time.Time{})
 	server.SetDeadline(time.Time{})
 
-	ctxDone := make(chan struct{})
-	stopCtx := context.AfterFunc(ctx, func() {
-		defer close(ctxDone)
+	p.ctxDone = make(chan struct{})
+	p.stopCtx = context.AfterFunc(ctx, func() {
+		defer close(p.ctxDone)
 		p.abort(context.Cause(ctx), false)
 	})
 	if p.idle > 0 {
 		p.wd.start(p)
 	}
-	if !useLoop || !p.runLoop(opt.loop, opt.ClientPending) {
-		p.dirs[0].running.Store(true)
-		p.dirs[1].running.Store(true)
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			p.dirs[0].run()
-		}()
-		p.dirs[1].run()
-		<-done
+	if useLoop {
+		switch p.runLoop(opt.loop, opt.ClientPending) {
+		case loopStarted:
+			return true
+		case loopEnded:
+			p.finish()
+			return false
+		}
 	}
+	p.dirs[0].running.Store(true)
+	p.dirs[1].running.Store(true)
+	d0 := make(chan struct{})
+	go p.dirs[0].runAside(d0)
+	p.dirs[1].run()
+	<-d0
+	p.finish()
+	return false
+}
 
+// finish ends the copy once both directions have ended: it stops the
+// context's and the idle timeout's watchers, closes both connections and
+// calls done.
+func (p *proxy) finish() {
 	p.mu.Lock()
 	p.finished = true
+	onLoop := p.sess != nil
 	p.mu.Unlock()
-	if !stopCtx() {
-		<-ctxDone
+	if !p.stopCtx() {
+		<-p.ctxDone
 	}
 	if p.idle > 0 {
 		p.wd.stop()
 	}
-	client.Close()
-	server.Close()
-	return p.dirs[0].n, p.dirs[1].n, p.err
+	p.client.Close()
+	p.server.Close()
+	p.done(Result{Up: p.dirs[0].n, Down: p.dirs[1].n, Err: p.err, OnLoop: onLoop})
 }
+
+// Outcomes of runLoop.
+const (
+	loopDeclined = iota // the loop did not take the session: copy in goroutines
+	loopStarted         // the session is on the loop, which calls finish
+	loopEnded           // the session ended before it reached the loop
+)
 
 // proxy is the state of one Proxy call.
 type proxy struct {
@@ -190,6 +260,12 @@ type proxy struct {
 	// sess is the event loop's session once the copy moved there; abort
 	// then goes through the loop.
 	sess *session
+	// done receives the result (Start's argument).
+	done func(Result)
+	// stopCtx stops the context's watcher, which closes ctxDone once it
+	// has run.
+	stopCtx func() bool
+	ctxDone chan struct{}
 
 	mu       sync.Mutex
 	err      error
@@ -264,6 +340,13 @@ func (d *direction) wrote(n int64) {
 		d.n += n
 		d.ctr.add(n)
 	}
+}
+
+// runAside is run on a goroutine of its own; it closes done when the
+// direction has ended.
+func (d *direction) runAside(done chan<- struct{}) {
+	defer close(done)
+	d.run()
 }
 
 // run copies until EOF or an error, then half-closes dst or aborts.
