@@ -605,7 +605,7 @@ func (t *Transport) exchange(pc *serverConn, req *http.Request, host string, now
 		return nil, true, t.exchangeError(ctx, err, true)
 	}
 	for {
-		resp, err = http.ReadResponse(pc.br, req)
+		resp, err = readResponse(pc.br, req)
 		if err != nil {
 			pc.discard(stop)
 			return nil, false, t.exchangeError(ctx, err, true)
@@ -654,7 +654,12 @@ func (t *Transport) exchange(pc *serverConn, req *http.Request, host string, now
 		pc.release(stop, keep)
 		return resp, false, nil
 	}
-	resp.Body = &body{rc: resp.Body, pc: pc, stop: stop, keep: keep, ctx: ctx}
+	b, ok := resp.Body.(*body) // the engine's own framing (readSimpleResponse)
+	if !ok {
+		b = &body{rc: resp.Body}
+		resp.Body = b
+	}
+	b.pc, b.stop, b.keep, b.ctx = pc, stop, keep, ctx
 	return resp, false, nil
 }
 
@@ -813,7 +818,8 @@ func (pc *serverConn) writeBody(body io.Reader, n int64) error {
 // connection (the rest is not drained). Close may be called more than
 // once, and concurrently with Read.
 type body struct {
-	rc    io.ReadCloser // http.ReadResponse's body
+	rc    io.ReadCloser // http.ReadResponse's body, or nil to read src
+	src   framedBody    // the body of a simple response (response.go)
 	pc    *serverConn
 	stop  func() bool // stops the context's abortIO
 	keep  bool        // the connection may carry another request
@@ -834,7 +840,13 @@ func (b *body) Read(p []byte) (int, error) {
 	case bodyClosed:
 		return 0, http.ErrBodyReadAfterClose
 	}
-	n, err := b.rc.Read(p)
+	var n int
+	var err error
+	if b.rc != nil {
+		n, err = b.rc.Read(p)
+	} else {
+		n, err = b.src.Read(p)
+	}
 	if err == nil {
 		return n, nil
 	}
