@@ -185,7 +185,11 @@ type ReverseProxy struct {
 	ServerH2C bool
 
 	// ServerTimeout bounds the wait for the server's response headers. Zero
-	// means DefaultServerTimeout.
+	// means DefaultServerTimeout. On HTTP/1.1 connections the wait may last
+	// up to an eighth longer: the read deadline set for one request serves
+	// the next requests on the same connection while it falls within
+	// ServerTimeout and 9/8 of it from their start, so that it is not
+	// moved for every request.
 	ServerTimeout time.Duration
 
 	// ClientTimeout bounds each wait on an HTTP/1.x or HTTP/3 client while the

@@ -58,7 +58,11 @@ type Transport struct {
 	TLSClientConfig *tls.Config
 
 	// ResponseHeaderTimeout bounds the wait for a response's headers after
-	// the request was written. Zero means no limit.
+	// the request was written. Zero means no limit. The wait may last up
+	// to an eighth longer: the read deadline set for one request serves
+	// the following requests on the connection as long as it falls
+	// between ResponseHeaderTimeout and 9/8 of it from their start, which
+	// saves moving the deadline (a runtime timer update) for each request.
 	ResponseHeaderTimeout time.Duration
 
 	// Fallback takes the requests the engine passes on. Nil means an
@@ -148,7 +152,7 @@ type serverConn struct {
 
 	idleAt   time.Time // when it was put on the idle stack
 	reused   bool      // it has carried a request before
-	deadline bool      // a header deadline may still be set on conn
+	deadline time.Time // the read deadline set on conn, zero for none
 	abort    func()    // pc.abortIO, bound once for context.AfterFunc
 	peek     peekState // for alive
 	one      [1]byte   // scratch for the end-of-body check
@@ -410,10 +414,12 @@ func (h *idlePool) get(ctx context.Context, now time.Time, fresh, check bool) (*
 			if pc == nil {
 				break
 			}
-			if check && pc.deadline {
-				// The peek would fail on an expired deadline.
+			if check && !pc.deadline.IsZero() && !now.Before(pc.deadline) {
+				// The peek would fail on an expired deadline. One that
+				// expires meanwhile fails it too, and the connection is
+				// closed for a new one: rare, and safe.
 				pc.conn.SetReadDeadline(time.Time{})
-				pc.deadline = false
+				pc.deadline = time.Time{}
 			}
 			if check && !pc.alive() {
 				pc.conn.Close()
@@ -590,13 +596,18 @@ func (t *Transport) exchange(pc *serverConn, req *http.Request, host string, now
 			// wait for the headers starts now.
 			now = time.Now()
 		}
-		pc.conn.SetReadDeadline(now.Add(t.ResponseHeaderTimeout))
-		pc.deadline = true
-		if err := ctx.Err(); err != nil {
-			// Canceled before the deadline was set: abortIO's past
-			// deadline may have been undone.
-			pc.discard(stop)
-			return nil, false, err
+		if d := t.ResponseHeaderTimeout; pc.deadline.Before(now.Add(d)) {
+			// The deadline left by an earlier request, if any, would end
+			// the wait too soon: set one with the slack allowed, which
+			// the next requests within d/8 keep.
+			pc.deadline = now.Add(d + d/8)
+			pc.conn.SetReadDeadline(pc.deadline)
+			if err := ctx.Err(); err != nil {
+				// Canceled before the deadline was set: abortIO's past
+				// deadline may have been undone.
+				pc.discard(stop)
+				return nil, false, err
+			}
 		}
 	}
 	pc.limit = MaxHeaderBytes
@@ -631,13 +642,13 @@ func (t *Transport) exchange(pc *serverConn, req *http.Request, host string, now
 		pc.discard(stop)
 		return nil, true, errIdle408
 	}
-	if pc.deadline && !buffered(resp, pc.br) {
+	if !pc.deadline.IsZero() && !buffered(resp, pc.br) {
 		// The body is read without a deadline. When it is all in the
 		// buffer already (a small response), the connection is not read
-		// again before the next request sets a new deadline, so the
-		// header deadline may stay.
+		// again before the next request checks the deadline, so the
+		// header deadline may stay (and serve that request).
 		pc.conn.SetReadDeadline(time.Time{})
-		pc.deadline = false
+		pc.deadline = time.Time{}
 		if err := ctx.Err(); err != nil {
 			// Canceled while the deadline was cleared: abortIO's past
 			// deadline may have been undone.

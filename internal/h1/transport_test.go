@@ -620,3 +620,89 @@ func BenchmarkRoundTrip(b *testing.B) {
 	}
 	tr.CloseIdleConnections()
 }
+
+// deadlineConn counts the read deadlines set on a connection.
+type deadlineConn struct {
+	net.Conn
+	set *atomic.Int64
+}
+
+func (c deadlineConn) SetReadDeadline(t time.Time) error {
+	c.set.Add(1)
+	return c.Conn.SetReadDeadline(t)
+}
+
+// TestHeaderDeadlineKept checks that the response header deadline set
+// for one request serves the next ones on the connection, is cleared for
+// a body read from the connection, and still bounds the wait.
+func TestHeaderDeadlineKept(t *testing.T) {
+	testutil.CheckLeaks(t)
+	big := strings.Repeat("b", 2*BufferSize)
+	release := make(chan struct{})
+	srv := testutil.StartRaw(t, testutil.RawHTTP(func(w io.Writer, r *http.Request, n int) bool {
+		switch r.URL.Path {
+		case "/big":
+			fmt.Fprintf(w, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(big), big)
+		case "/silent":
+			<-release
+			return false
+		default:
+			io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+		return true
+	}))
+	var set atomic.Int64
+	var d net.Dialer
+	const timeout = 300 * time.Millisecond
+	tr := newTestTransport(t, timeout)
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return deadlineConn{c, &set}, nil
+	}
+	url := "http://" + srv.Addr
+	for i := range 10 {
+		if code, body, err := get(t, tr, "GET", url+"/", nil); err != nil || code != 200 || body != "ok" {
+			t.Fatalf("request %d: %d %q %v", i, code, body, err)
+		}
+	}
+	// The requests take far less than timeout/8 on loopback; a slow
+	// machine may take one more deadline.
+	if n := set.Load(); n < 1 || n > 2 {
+		t.Fatalf("%d read deadlines set for 10 small responses, want 1", n)
+	}
+	set.Store(0)
+	if code, body, err := get(t, tr, "GET", url+"/big", nil); err != nil || code != 200 || body != big {
+		t.Fatalf("big response: %d, %d bytes, %v", code, len(body), err)
+	}
+	if n := set.Load(); n != 1 {
+		t.Fatalf("%d read deadline changes for a body larger than the buffer, want 1 (cleared)", n)
+	}
+	// Past timeout/8 the kept deadline is too close: a new one is set.
+	time.Sleep(timeout/8 + 10*time.Millisecond)
+	set.Store(0)
+	for i := range 2 {
+		if code, body, err := get(t, tr, "GET", url+"/", nil); err != nil || code != 200 || body != "ok" {
+			t.Fatalf("request %d: %d %q %v", i, code, body, err)
+		}
+	}
+	if n := set.Load(); n != 1 {
+		t.Fatalf("%d read deadlines set, want 1", n)
+	}
+	if srv.Accepted() != 1 {
+		t.Fatalf("%d connections, want 1", srv.Accepted())
+	}
+	// The wait for headers is still bounded.
+	start := time.Now()
+	_, _, err := get(t, tr, "GET", url+"/silent", nil)
+	close(release)
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("silent server: %v, want a timeout", err)
+	}
+	if el := time.Since(start); el < timeout-50*time.Millisecond {
+		t.Fatalf("timed out after %v, before the %v timeout", el, timeout)
+	}
+}
