@@ -150,7 +150,12 @@ type ReverseProxy struct {
 	// TLSClientConfig is the TLS configuration towards servers when Scheme
 	// is "https". Nil means the defaults of crypto/tls (servers verified
 	// against the system roots). The proxy never modifies it, so it may be
-	// shared, with health checks for instance.
+	// shared, with health checks for instance. Over HTTP/1.1, new
+	// connections resume earlier TLS sessions with each server through a
+	// session cache per server, unless the configuration has its own
+	// ClientSessionCache (used as it is), sets SessionTicketsDisabled, or
+	// sets VerifyPeerCertificate, which crypto/tls skips on resumed
+	// connections (VerifyConnection runs on all of them).
 	TLSClientConfig *tls.Config
 
 	// ServerHost, when set, is the Host header of the requests sent to

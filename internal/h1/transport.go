@@ -53,8 +53,21 @@ type Transport struct {
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	// TLSClientConfig is the TLS configuration for "https" requests. It is
-	// copied; the copy's ServerName defaults to the host of the address
-	// and its NextProtos is http/1.1. Nil means crypto/tls's defaults.
+	// copied for each server; the copy's ServerName defaults to the host
+	// of the address and its NextProtos is http/1.1. Nil means
+	// crypto/tls's defaults.
+	//
+	// Without a ClientSessionCache, each server's copy gets its own
+	// tls.NewLRUClientSessionCache(64), so that new connections resume
+	// an earlier TLS session (an abbreviated handshake: no certificate
+	// chain sent and verified) when the server allows it. One cache per
+	// server address, because servers that share a TLS name (ServerName)
+	// rarely share their ticket keys. No cache is added when
+	// VerifyPeerCertificate is set, since crypto/tls does not call it on
+	// resumed connections (VerifyConnection is called on every
+	// connection, resumed or not: use it to keep resumption), nor when
+	// SessionTicketsDisabled is set. A ClientSessionCache of the
+	// configuration is used as it is, shared by all servers.
 	TLSClientConfig *tls.Config
 
 	// ResponseHeaderTimeout bounds the wait for a response's headers after
@@ -122,6 +135,11 @@ func (t *Transport) dial(ctx context.Context, addr string) (net.Conn, error) {
 	var d net.Dialer
 	return d.DialContext(ctx, "tcp", addr)
 }
+
+// sessionCacheSize is the capacity of the TLS session cache of each
+// server (see Transport.TLSClientConfig). Sessions are keyed by server
+// name, so one server's cache usually holds one.
+const sessionCacheSize = 64
 
 // hostKey identifies the connections of one server.
 type hostKey struct {
@@ -368,6 +386,9 @@ func (t *Transport) host(key hostKey) *idlePool {
 			h.tlsConfig.ServerName = name
 		}
 		h.tlsConfig.NextProtos = []string{"http/1.1"}
+		if c := h.tlsConfig; c.ClientSessionCache == nil && c.VerifyPeerCertificate == nil && !c.SessionTicketsDisabled {
+			c.ClientSessionCache = tls.NewLRUClientSessionCache(sessionCacheSize)
+		}
 	}
 	m := make(map[hostKey]*idlePool, 1)
 	if old != nil {

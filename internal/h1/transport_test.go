@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -704,5 +705,81 @@ func TestHeaderDeadlineKept(t *testing.T) {
 	}
 	if el := time.Since(start); el < timeout-50*time.Millisecond {
 		t.Fatalf("timed out after %v, before the %v timeout", el, timeout)
+	}
+}
+
+// countingCache is a tls.ClientSessionCache that counts the sessions put.
+type countingCache struct {
+	tls.ClientSessionCache
+	puts atomic.Int64
+}
+
+func (c *countingCache) Put(key string, cs *tls.ClientSessionState) {
+	if cs != nil {
+		c.puts.Add(1)
+	}
+	c.ClientSessionCache.Put(key, cs)
+}
+
+// TestHTTPSResumption checks that a new connection to a TLS server
+// resumes the session of an earlier one, unless the configuration has a
+// VerifyPeerCertificate callback, which resumption would skip, and that a
+// configured ClientSessionCache is the one used.
+func TestHTTPSResumption(t *testing.T) {
+	testutil.CheckLeaks(t)
+	ca := testutil.NewCA(t)
+	var resumed sync.Map // request number → DidResume on the server side
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		resumed.Store(r.URL.Query().Get("n"), r.TLS.DidResume)
+		io.WriteString(w, "secure")
+	}))
+	srv.TLS = ca.ServerConfig(t, "127.0.0.1")
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	addr := strings.TrimPrefix(srv.URL, "https://")
+
+	verified := 0
+	userCache := &countingCache{ClientSessionCache: tls.NewLRUClientSessionCache(4)}
+	tests := []struct {
+		name       string
+		cfg        *tls.Config
+		wantResume bool
+	}{
+		{"default", &tls.Config{RootCAs: ca.Pool()}, true},
+		{"TLS 1.2", &tls.Config{RootCAs: ca.Pool(), MaxVersion: tls.VersionTLS12}, true},
+		{"VerifyConnection", &tls.Config{RootCAs: ca.Pool(), VerifyConnection: func(tls.ConnectionState) error { return nil }}, true},
+		{"VerifyPeerCertificate", &tls.Config{RootCAs: ca.Pool(), VerifyPeerCertificate: func([][]byte, [][]*x509.Certificate) error {
+			verified++
+			return nil
+		}}, false},
+		{"SessionTicketsDisabled", &tls.Config{RootCAs: ca.Pool(), SessionTicketsDisabled: true}, false},
+		{"own cache", &tls.Config{RootCAs: ca.Pool(), ClientSessionCache: userCache}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// A new connection for each request.
+			tr := &Transport{TLSClientConfig: tt.cfg, DisableKeepAlives: true}
+			t.Cleanup(tr.CloseIdleConnections)
+			for i := range 3 {
+				n := tt.name + strconv.Itoa(i)
+				code, body, err := get(t, tr, "GET", "https://"+addr+"/?n="+url.QueryEscape(n), nil)
+				if err != nil || code != 200 || body != "secure" {
+					t.Fatalf("request %d: %d %q %v", i, code, body, err)
+				}
+				v, _ := resumed.Load(n)
+				if want := i > 0 && tt.wantResume; v != want {
+					t.Fatalf("request %d: resumed %v, want %v", i, v, want)
+				}
+			}
+			if tt.cfg.ClientSessionCache != userCache && tt.cfg.ClientSessionCache != nil {
+				t.Fatal("the configured tls.Config was modified")
+			}
+		})
+	}
+	if verified != 3 {
+		t.Errorf("VerifyPeerCertificate called %d times for 3 connections", verified)
+	}
+	if userCache.puts.Load() == 0 {
+		t.Error("the configured ClientSessionCache was not used")
 	}
 }
