@@ -783,3 +783,35 @@ func TestHTTPSResumption(t *testing.T) {
 		t.Error("the configured ClientSessionCache was not used")
 	}
 }
+
+// BenchmarkRoundTripNewTLS measures round trips that each open a new TLS
+// connection to a loopback server: resuming the previous session (the
+// default) or with a full handshake (session tickets disabled).
+func BenchmarkRoundTripNewTLS(b *testing.B) {
+	ca := testutil.NewCA(b)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	}))
+	srv.TLS = ca.ServerConfig(b, "127.0.0.1")
+	srv.StartTLS()
+	b.Cleanup(srv.Close)
+	for _, bc := range []struct {
+		name     string
+		disabled bool
+	}{{"resumed", false}, {"full", true}} {
+		b.Run(bc.name, func(b *testing.B) {
+			tr := &Transport{DisableKeepAlives: true,
+				TLSClientConfig: &tls.Config{RootCAs: ca.Pool(), SessionTicketsDisabled: bc.disabled}}
+			b.ReportAllocs()
+			for b.Loop() {
+				req, _ := http.NewRequest("GET", srv.URL, nil)
+				resp, err := tr.RoundTrip(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		})
+	}
+}
