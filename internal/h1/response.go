@@ -46,7 +46,8 @@ var crlfcrlf = []byte("\r\n\r\n")
 // The head is copied into one string that holds the status, the header
 // values and the header names already canonical; other names of common
 // headers are interned. The body, when there is one, is a *body without
-// its connection, which exchange completes.
+// its connection, which exchange completes. All takes four allocations
+// for a head of up to seven header names.
 func readSimpleResponse(br *bufio.Reader, req *http.Request) *http.Response {
 	buf, _ := br.Peek(br.Buffered())
 	end := bytes.Index(buf, crlfcrlf)
@@ -92,7 +93,11 @@ func readSimpleResponse(br *bufio.Reader, req *http.Request) *http.Response {
 
 	s := string(buf[:headLen])
 	h := make(http.Header, n)
-	strs := make([]string, n+1) // one value each, and TransferEncoding
+	sr := new(simpleResponse)
+	strs := sr.strs[:]
+	if n+1 > len(strs) {
+		strs = make([]string, n+1) // one value each, and TransferEncoding
+	}
 	for i := line + 1; i < end+2; {
 		j := i + strings.IndexByte(s[i:], '\n')
 		kv := s[i : j-1]
@@ -150,7 +155,8 @@ func readSimpleResponse(br *bufio.Reader, req *http.Request) *http.Response {
 		delete(h, "Connection")
 	}
 
-	resp := &http.Response{
+	resp := &sr.resp
+	*resp = http.Response{
 		Status:     s[len(proto) : line-1],
 		StatusCode: code,
 		Proto:      "HTTP/1.1",
@@ -170,15 +176,26 @@ func readSimpleResponse(br *bufio.Reader, req *http.Request) *http.Response {
 		resp.ContentLength = -1
 		strs[0] = "chunked"
 		resp.TransferEncoding = strs[:1:1]
-		resp.Body = &body{src: framedBody{br: br, chunks: httputil.NewChunkedReader(br), resp: resp}}
+		sr.body.src = framedBody{br: br, chunks: httputil.NewChunkedReader(br), resp: resp}
+		resp.Body = &sr.body
 	default:
 		resp.ContentLength = length
 		if length > 0 {
-			resp.Body = &body{src: framedBody{br: br, remain: length}}
+			sr.body.src = framedBody{br: br, remain: length}
+			resp.Body = &sr.body
 		}
 	}
 	br.Discard(headLen)
 	return resp
+}
+
+// simpleResponse holds what readSimpleResponse allocates besides the head
+// and the Header map, in one allocation: the Response, its body, and room
+// for the values of a small header.
+type simpleResponse struct {
+	resp http.Response
+	body body
+	strs [8]string
 }
 
 // simpleHeaderLine reports whether line (without its CRLF) is a header
