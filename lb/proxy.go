@@ -150,9 +150,10 @@ type ReverseProxy struct {
 	// TLSClientConfig is the TLS configuration towards servers when Scheme
 	// is "https". Nil means the defaults of crypto/tls (servers verified
 	// against the system roots). The proxy never modifies it, so it may be
-	// shared, with health checks for instance. Over HTTP/1.1, new
-	// connections resume earlier TLS sessions with each server through a
-	// session cache per server, unless the configuration has its own
+	// shared, with health checks for instance. New connections resume
+	// earlier TLS sessions with servers through a session cache (one per
+	// server for HTTP/1.1, one for the requests that go through net/http's
+	// Transport, HTTP/2 included), unless the configuration has its own
 	// ClientSessionCache (used as it is), sets SessionTicketsDisabled, or
 	// sets VerifyPeerCertificate, which crypto/tls skips on resumed
 	// connections (VerifyConnection runs on all of them).
@@ -771,6 +772,8 @@ func (p *ReverseProxy) httpTransport(dial DialFunc, tlsConfig *tls.Config) *http
 		TLSClientConfig:       tlsConfig.Clone(), // http.Transport sets its NextProtos
 		ForceAttemptHTTP2:     p.Scheme == "https" && p.ServerHTTP2,
 	}
+	h1.AddSessionCache(ht.TLSClientConfig) // as the engine does, one cache for all servers
+
 	if p.ServerH2C && p.Scheme != "https" {
 		ht.Protocols = h2cProtocols() // h2.go
 	}

@@ -141,6 +141,17 @@ func (t *Transport) dial(ctx context.Context, addr string) (net.Conn, error) {
 // name, so one server's cache usually holds one.
 const sessionCacheSize = 64
 
+// AddSessionCache gives c, a client configuration, a new
+// tls.NewLRUClientSessionCache(64) when it has no ClientSessionCache and
+// resuming sessions would not skip a check: not when VerifyPeerCertificate
+// is set (crypto/tls does not call it on resumed connections), nor when
+// SessionTicketsDisabled is set. c must not be in use yet.
+func AddSessionCache(c *tls.Config) {
+	if c != nil && c.ClientSessionCache == nil && c.VerifyPeerCertificate == nil && !c.SessionTicketsDisabled {
+		c.ClientSessionCache = tls.NewLRUClientSessionCache(sessionCacheSize)
+	}
+}
+
 // hostKey identifies the connections of one server.
 type hostKey struct {
 	tls  bool
@@ -386,9 +397,7 @@ func (t *Transport) host(key hostKey) *idlePool {
 			h.tlsConfig.ServerName = name
 		}
 		h.tlsConfig.NextProtos = []string{"http/1.1"}
-		if c := h.tlsConfig; c.ClientSessionCache == nil && c.VerifyPeerCertificate == nil && !c.SessionTicketsDisabled {
-			c.ClientSessionCache = tls.NewLRUClientSessionCache(sessionCacheSize)
-		}
+		AddSessionCache(h.tlsConfig)
 	}
 	m := make(map[hostKey]*idlePool, 1)
 	if old != nil {
