@@ -150,7 +150,13 @@ type ReverseProxy struct {
 	// TLSClientConfig is the TLS configuration towards servers when Scheme
 	// is "https". Nil means the defaults of crypto/tls (servers verified
 	// against the system roots). The proxy never modifies it, so it may be
-	// shared, with health checks for instance.
+	// shared, with health checks for instance. New connections resume
+	// earlier TLS sessions with servers through a session cache (one per
+	// server for HTTP/1.1, one for the requests that go through net/http's
+	// Transport, HTTP/2 included), unless the configuration has its own
+	// ClientSessionCache (used as it is), sets SessionTicketsDisabled, or
+	// sets VerifyPeerCertificate, which crypto/tls skips on resumed
+	// connections (VerifyConnection runs on all of them).
 	TLSClientConfig *tls.Config
 
 	// ServerHost, when set, is the Host header of the requests sent to
@@ -185,7 +191,11 @@ type ReverseProxy struct {
 	ServerH2C bool
 
 	// ServerTimeout bounds the wait for the server's response headers. Zero
-	// means DefaultServerTimeout.
+	// means DefaultServerTimeout. On HTTP/1.1 connections the wait may last
+	// up to an eighth longer: the read deadline set for one request serves
+	// the next requests on the same connection while it falls within
+	// ServerTimeout and 9/8 of it from their start, so that it is not
+	// moved for every request.
 	ServerTimeout time.Duration
 
 	// ClientTimeout bounds each wait on an HTTP/1.x or HTTP/3 client while the
@@ -762,6 +772,8 @@ func (p *ReverseProxy) httpTransport(dial DialFunc, tlsConfig *tls.Config) *http
 		TLSClientConfig:       tlsConfig.Clone(), // http.Transport sets its NextProtos
 		ForceAttemptHTTP2:     p.Scheme == "https" && p.ServerHTTP2,
 	}
+	h1.AddSessionCache(ht.TLSClientConfig) // as the engine does, one cache for all servers
+
 	if p.ServerH2C && p.Scheme != "https" {
 		ht.Protocols = h2cProtocols() // h2.go
 	}

@@ -1,8 +1,11 @@
 // Package h1 is lbkit's HTTP/1.1 client engine, the transport of
 // lb.ReverseProxy towards servers. Each round trip runs on the calling
 // goroutine: the request is written into the connection's buffer and
-// flushed once, the response headers are parsed by http.ReadResponse, and
-// the connection returns to its server's idle stack (the most recent is
+// flushed once, the response headers are parsed (a plain head, the
+// common case, by the engine's own reader in response.go, which keeps the
+// values in one string and frames the body itself; anything else, errors
+// included, by http.ReadResponse, so both accept and reject the same
+// responses), and the connection returns to its server's idle stack (the most recent is
 // reused first) when the body has been read. net/http's Transport hands
 // every request to a writing and a reading goroutine per connection, and
 // those hand-offs cost more CPU than the parsing itself on keep-alive

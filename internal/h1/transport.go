@@ -53,12 +53,29 @@ type Transport struct {
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	// TLSClientConfig is the TLS configuration for "https" requests. It is
-	// copied; the copy's ServerName defaults to the host of the address
-	// and its NextProtos is http/1.1. Nil means crypto/tls's defaults.
+	// copied for each server; the copy's ServerName defaults to the host
+	// of the address and its NextProtos is http/1.1. Nil means
+	// crypto/tls's defaults.
+	//
+	// Without a ClientSessionCache, each server's copy gets its own
+	// tls.NewLRUClientSessionCache(64), so that new connections resume
+	// an earlier TLS session (an abbreviated handshake: no certificate
+	// chain sent and verified) when the server allows it. One cache per
+	// server address, because servers that share a TLS name (ServerName)
+	// rarely share their ticket keys. No cache is added when
+	// VerifyPeerCertificate is set, since crypto/tls does not call it on
+	// resumed connections (VerifyConnection is called on every
+	// connection, resumed or not: use it to keep resumption), nor when
+	// SessionTicketsDisabled is set. A ClientSessionCache of the
+	// configuration is used as it is, shared by all servers.
 	TLSClientConfig *tls.Config
 
 	// ResponseHeaderTimeout bounds the wait for a response's headers after
-	// the request was written. Zero means no limit.
+	// the request was written. Zero means no limit. The wait may last up
+	// to an eighth longer: the read deadline set for one request serves
+	// the following requests on the connection as long as it falls
+	// between ResponseHeaderTimeout and 9/8 of it from their start, which
+	// saves moving the deadline (a runtime timer update) for each request.
 	ResponseHeaderTimeout time.Duration
 
 	// Fallback takes the requests the engine passes on. Nil means an
@@ -119,6 +136,22 @@ func (t *Transport) dial(ctx context.Context, addr string) (net.Conn, error) {
 	return d.DialContext(ctx, "tcp", addr)
 }
 
+// sessionCacheSize is the capacity of the TLS session cache of each
+// server (see Transport.TLSClientConfig). Sessions are keyed by server
+// name, so one server's cache usually holds one.
+const sessionCacheSize = 64
+
+// AddSessionCache gives c, a client configuration, a new
+// tls.NewLRUClientSessionCache(64) when it has no ClientSessionCache and
+// resuming sessions would not skip a check: not when VerifyPeerCertificate
+// is set (crypto/tls does not call it on resumed connections), nor when
+// SessionTicketsDisabled is set. c must not be in use yet.
+func AddSessionCache(c *tls.Config) {
+	if c != nil && c.ClientSessionCache == nil && c.VerifyPeerCertificate == nil && !c.SessionTicketsDisabled {
+		c.ClientSessionCache = tls.NewLRUClientSessionCache(sessionCacheSize)
+	}
+}
+
 // hostKey identifies the connections of one server.
 type hostKey struct {
 	tls  bool
@@ -148,7 +181,7 @@ type serverConn struct {
 
 	idleAt   time.Time // when it was put on the idle stack
 	reused   bool      // it has carried a request before
-	deadline bool      // a header deadline may still be set on conn
+	deadline time.Time // the read deadline set on conn, zero for none
 	abort    func()    // pc.abortIO, bound once for context.AfterFunc
 	peek     peekState // for alive
 	one      [1]byte   // scratch for the end-of-body check
@@ -364,6 +397,7 @@ func (t *Transport) host(key hostKey) *idlePool {
 			h.tlsConfig.ServerName = name
 		}
 		h.tlsConfig.NextProtos = []string{"http/1.1"}
+		AddSessionCache(h.tlsConfig)
 	}
 	m := make(map[hostKey]*idlePool, 1)
 	if old != nil {
@@ -410,10 +444,12 @@ func (h *idlePool) get(ctx context.Context, now time.Time, fresh, check bool) (*
 			if pc == nil {
 				break
 			}
-			if check && pc.deadline {
-				// The peek would fail on an expired deadline.
+			if check && !pc.deadline.IsZero() && !now.Before(pc.deadline) {
+				// The peek would fail on an expired deadline. One that
+				// expires meanwhile fails it too, and the connection is
+				// closed for a new one: rare, and safe.
 				pc.conn.SetReadDeadline(time.Time{})
-				pc.deadline = false
+				pc.deadline = time.Time{}
 			}
 			if check && !pc.alive() {
 				pc.conn.Close()
@@ -590,13 +626,18 @@ func (t *Transport) exchange(pc *serverConn, req *http.Request, host string, now
 			// wait for the headers starts now.
 			now = time.Now()
 		}
-		pc.conn.SetReadDeadline(now.Add(t.ResponseHeaderTimeout))
-		pc.deadline = true
-		if err := ctx.Err(); err != nil {
-			// Canceled before the deadline was set: abortIO's past
-			// deadline may have been undone.
-			pc.discard(stop)
-			return nil, false, err
+		if d := t.ResponseHeaderTimeout; pc.deadline.Before(now.Add(d)) {
+			// The deadline left by an earlier request, if any, would end
+			// the wait too soon: set one with the slack allowed, which
+			// the next requests within d/8 keep.
+			pc.deadline = now.Add(d + d/8)
+			pc.conn.SetReadDeadline(pc.deadline)
+			if err := ctx.Err(); err != nil {
+				// Canceled before the deadline was set: abortIO's past
+				// deadline may have been undone.
+				pc.discard(stop)
+				return nil, false, err
+			}
 		}
 	}
 	pc.limit = MaxHeaderBytes
@@ -605,7 +646,7 @@ func (t *Transport) exchange(pc *serverConn, req *http.Request, host string, now
 		return nil, true, t.exchangeError(ctx, err, true)
 	}
 	for {
-		resp, err = http.ReadResponse(pc.br, req)
+		resp, err = readResponse(pc.br, req)
 		if err != nil {
 			pc.discard(stop)
 			return nil, false, t.exchangeError(ctx, err, true)
@@ -631,13 +672,13 @@ func (t *Transport) exchange(pc *serverConn, req *http.Request, host string, now
 		pc.discard(stop)
 		return nil, true, errIdle408
 	}
-	if pc.deadline && !buffered(resp, pc.br) {
+	if !pc.deadline.IsZero() && !buffered(resp, pc.br) {
 		// The body is read without a deadline. When it is all in the
 		// buffer already (a small response), the connection is not read
-		// again before the next request sets a new deadline, so the
-		// header deadline may stay.
+		// again before the next request checks the deadline, so the
+		// header deadline may stay (and serve that request).
 		pc.conn.SetReadDeadline(time.Time{})
-		pc.deadline = false
+		pc.deadline = time.Time{}
 		if err := ctx.Err(); err != nil {
 			// Canceled while the deadline was cleared: abortIO's past
 			// deadline may have been undone.
@@ -654,7 +695,12 @@ func (t *Transport) exchange(pc *serverConn, req *http.Request, host string, now
 		pc.release(stop, keep)
 		return resp, false, nil
 	}
-	resp.Body = &body{rc: resp.Body, pc: pc, stop: stop, keep: keep, ctx: ctx}
+	b, ok := resp.Body.(*body) // the engine's own framing (readSimpleResponse)
+	if !ok {
+		b = &body{rc: resp.Body}
+		resp.Body = b
+	}
+	b.pc, b.stop, b.keep, b.ctx = pc, stop, keep, ctx
 	return resp, false, nil
 }
 
@@ -813,7 +859,8 @@ func (pc *serverConn) writeBody(body io.Reader, n int64) error {
 // connection (the rest is not drained). Close may be called more than
 // once, and concurrently with Read.
 type body struct {
-	rc    io.ReadCloser // http.ReadResponse's body
+	rc    io.ReadCloser // http.ReadResponse's body, or nil to read src
+	src   framedBody    // the body of a simple response (response.go)
 	pc    *serverConn
 	stop  func() bool // stops the context's abortIO
 	keep  bool        // the connection may carry another request
@@ -834,7 +881,13 @@ func (b *body) Read(p []byte) (int, error) {
 	case bodyClosed:
 		return 0, http.ErrBodyReadAfterClose
 	}
-	n, err := b.rc.Read(p)
+	var n int
+	var err error
+	if b.rc != nil {
+		n, err = b.rc.Read(p)
+	} else {
+		n, err = b.src.Read(p)
+	}
 	if err == nil {
 		return n, nil
 	}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -619,4 +620,198 @@ func BenchmarkRoundTrip(b *testing.B) {
 		}
 	}
 	tr.CloseIdleConnections()
+}
+
+// deadlineConn counts the read deadlines set on a connection.
+type deadlineConn struct {
+	net.Conn
+	set *atomic.Int64
+}
+
+func (c deadlineConn) SetReadDeadline(t time.Time) error {
+	c.set.Add(1)
+	return c.Conn.SetReadDeadline(t)
+}
+
+// TestHeaderDeadlineKept checks that the response header deadline set
+// for one request serves the next ones on the connection, is cleared for
+// a body read from the connection, and still bounds the wait.
+func TestHeaderDeadlineKept(t *testing.T) {
+	testutil.CheckLeaks(t)
+	big := strings.Repeat("b", 2*BufferSize)
+	release := make(chan struct{})
+	srv := testutil.StartRaw(t, testutil.RawHTTP(func(w io.Writer, r *http.Request, n int) bool {
+		switch r.URL.Path {
+		case "/big":
+			fmt.Fprintf(w, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(big), big)
+		case "/silent":
+			<-release
+			return false
+		default:
+			io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+		return true
+	}))
+	var set atomic.Int64
+	var d net.Dialer
+	const timeout = 300 * time.Millisecond
+	tr := newTestTransport(t, timeout)
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return deadlineConn{c, &set}, nil
+	}
+	url := "http://" + srv.Addr
+	for i := range 10 {
+		if code, body, err := get(t, tr, "GET", url+"/", nil); err != nil || code != 200 || body != "ok" {
+			t.Fatalf("request %d: %d %q %v", i, code, body, err)
+		}
+	}
+	// The requests take far less than timeout/8 on loopback; a slow
+	// machine may take one more deadline.
+	if n := set.Load(); n < 1 || n > 2 {
+		t.Fatalf("%d read deadlines set for 10 small responses, want 1", n)
+	}
+	set.Store(0)
+	if code, body, err := get(t, tr, "GET", url+"/big", nil); err != nil || code != 200 || body != big {
+		t.Fatalf("big response: %d, %d bytes, %v", code, len(body), err)
+	}
+	if n := set.Load(); n != 1 {
+		t.Fatalf("%d read deadline changes for a body larger than the buffer, want 1 (cleared)", n)
+	}
+	// Past timeout/8 the kept deadline is too close: a new one is set.
+	time.Sleep(timeout/8 + 10*time.Millisecond)
+	set.Store(0)
+	for i := range 2 {
+		if code, body, err := get(t, tr, "GET", url+"/", nil); err != nil || code != 200 || body != "ok" {
+			t.Fatalf("request %d: %d %q %v", i, code, body, err)
+		}
+	}
+	if n := set.Load(); n != 1 {
+		t.Fatalf("%d read deadlines set, want 1", n)
+	}
+	if srv.Accepted() != 1 {
+		t.Fatalf("%d connections, want 1", srv.Accepted())
+	}
+	// The wait for headers is still bounded.
+	start := time.Now()
+	_, _, err := get(t, tr, "GET", url+"/silent", nil)
+	close(release)
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("silent server: %v, want a timeout", err)
+	}
+	if el := time.Since(start); el < timeout-50*time.Millisecond {
+		t.Fatalf("timed out after %v, before the %v timeout", el, timeout)
+	}
+}
+
+// countingCache is a tls.ClientSessionCache that counts the sessions put.
+type countingCache struct {
+	tls.ClientSessionCache
+	puts atomic.Int64
+}
+
+func (c *countingCache) Put(key string, cs *tls.ClientSessionState) {
+	if cs != nil {
+		c.puts.Add(1)
+	}
+	c.ClientSessionCache.Put(key, cs)
+}
+
+// TestHTTPSResumption checks that a new connection to a TLS server
+// resumes the session of an earlier one, unless the configuration has a
+// VerifyPeerCertificate callback, which resumption would skip, and that a
+// configured ClientSessionCache is the one used.
+func TestHTTPSResumption(t *testing.T) {
+	testutil.CheckLeaks(t)
+	ca := testutil.NewCA(t)
+	var resumed sync.Map // request number → DidResume on the server side
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		resumed.Store(r.URL.Query().Get("n"), r.TLS.DidResume)
+		io.WriteString(w, "secure")
+	}))
+	srv.TLS = ca.ServerConfig(t, "127.0.0.1")
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	addr := strings.TrimPrefix(srv.URL, "https://")
+
+	verified := 0
+	userCache := &countingCache{ClientSessionCache: tls.NewLRUClientSessionCache(4)}
+	tests := []struct {
+		name       string
+		cfg        *tls.Config
+		wantResume bool
+	}{
+		{"default", &tls.Config{RootCAs: ca.Pool()}, true},
+		{"TLS 1.2", &tls.Config{RootCAs: ca.Pool(), MaxVersion: tls.VersionTLS12}, true},
+		{"VerifyConnection", &tls.Config{RootCAs: ca.Pool(), VerifyConnection: func(tls.ConnectionState) error { return nil }}, true},
+		{"VerifyPeerCertificate", &tls.Config{RootCAs: ca.Pool(), VerifyPeerCertificate: func([][]byte, [][]*x509.Certificate) error {
+			verified++
+			return nil
+		}}, false},
+		{"SessionTicketsDisabled", &tls.Config{RootCAs: ca.Pool(), SessionTicketsDisabled: true}, false},
+		{"own cache", &tls.Config{RootCAs: ca.Pool(), ClientSessionCache: userCache}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// A new connection for each request.
+			tr := &Transport{TLSClientConfig: tt.cfg, DisableKeepAlives: true}
+			t.Cleanup(tr.CloseIdleConnections)
+			for i := range 3 {
+				n := tt.name + strconv.Itoa(i)
+				code, body, err := get(t, tr, "GET", "https://"+addr+"/?n="+url.QueryEscape(n), nil)
+				if err != nil || code != 200 || body != "secure" {
+					t.Fatalf("request %d: %d %q %v", i, code, body, err)
+				}
+				v, _ := resumed.Load(n)
+				if want := i > 0 && tt.wantResume; v != want {
+					t.Fatalf("request %d: resumed %v, want %v", i, v, want)
+				}
+			}
+			if tt.cfg.ClientSessionCache != userCache && tt.cfg.ClientSessionCache != nil {
+				t.Fatal("the configured tls.Config was modified")
+			}
+		})
+	}
+	if verified != 3 {
+		t.Errorf("VerifyPeerCertificate called %d times for 3 connections", verified)
+	}
+	if userCache.puts.Load() == 0 {
+		t.Error("the configured ClientSessionCache was not used")
+	}
+}
+
+// BenchmarkRoundTripNewTLS measures round trips that each open a new TLS
+// connection to a loopback server: resuming the previous session (the
+// default) or with a full handshake (session tickets disabled).
+func BenchmarkRoundTripNewTLS(b *testing.B) {
+	ca := testutil.NewCA(b)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	}))
+	srv.TLS = ca.ServerConfig(b, "127.0.0.1")
+	srv.StartTLS()
+	b.Cleanup(srv.Close)
+	for _, bc := range []struct {
+		name     string
+		disabled bool
+	}{{"resumed", false}, {"full", true}} {
+		b.Run(bc.name, func(b *testing.B) {
+			tr := &Transport{DisableKeepAlives: true,
+				TLSClientConfig: &tls.Config{RootCAs: ca.Pool(), SessionTicketsDisabled: bc.disabled}}
+			b.ReportAllocs()
+			for b.Loop() {
+				req, _ := http.NewRequest("GET", srv.URL, nil)
+				resp, err := tr.RoundTrip(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		})
+	}
 }
