@@ -189,9 +189,10 @@ func (s *sockets) handing(underWay bool) {
 // successor holds this process's sockets, counts the connections accepted
 // whose first request has not been read yet, then calls next (nil: none);
 // without -upgrade-socket it returns next. Connections are known by the
-// net.Conn itself (HTTP/2, over TLS or h2c, reports its states with the
-// connection net/http accepted). QUIC connections, from HTTP/3, have no
-// accept queue and stay in StateNew: they are not counted.
+// net.Conn StateNew reports; HTTP/2 (over TLS or h2c) reports its later
+// states with a connection whose NetConn method leads to it (freshKey).
+// QUIC connections, from HTTP/3, have no accept queue and stay in
+// StateNew: they are not counted.
 func (s *sockets) trackFresh(next func(net.Conn, http.ConnState)) func(net.Conn, http.ConnState) {
 	if s.up == nil {
 		return next // no upgrade, no cost
@@ -211,8 +212,8 @@ func (s *sockets) trackFresh(next func(net.Conn, http.ConnState)) func(net.Conn,
 			}
 		} else if s.fresh.Load() > 0 {
 			s.freshMu.Lock()
-			if _, ok := s.freshConn[c]; ok {
-				delete(s.freshConn, c)
+			if k, ok := s.freshKey(c); ok {
+				delete(s.freshConn, k)
 				s.fresh.Add(-1)
 			}
 			s.freshMu.Unlock()
@@ -222,6 +223,29 @@ func (s *sockets) trackFresh(next func(net.Conn, http.ConnState)) func(net.Conn,
 		}
 	}
 }
+
+// freshKey returns the connection of freshConn that c is, or wraps: HTTP/2
+// reports its states after StateNew with its own connection, whose
+// NetConn method returns the one net/http accepted (lb.ConfigureHTTP2's
+// checked connections do, as *tls.Conn does). s.freshMu is held.
+func (s *sockets) freshKey(c net.Conn) (net.Conn, bool) {
+	for range maxUnwrap {
+		if _, ok := s.freshConn[c]; ok {
+			return c, true
+		}
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			return nil, false
+		}
+		if c = u.NetConn(); c == nil {
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+// maxUnwrap bounds the NetConn methods freshKey follows.
+const maxUnwrap = 8
 
 // settle waits, for at most settleMax, until the HTTP connections accepted
 // before accepting stopped have had their first request read: net/http's

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"os"
@@ -23,6 +24,7 @@ import (
 	"time"
 
 	"github.com/lbkit/lbkit/internal/testutil"
+	"github.com/lbkit/lbkit/lb"
 	"github.com/lbkit/lbkit/lb/upgrade"
 	qhttp3 "github.com/quic-go/quic-go/http3"
 )
@@ -639,4 +641,87 @@ func testTrackFresh(t *testing.T, network string) {
 	if n := s.fresh.Load(); n != 0 {
 		t.Fatalf("%d connections counted after the handover was abandoned", n)
 	}
+}
+
+// TestTrackFreshHTTP2: an HTTP/2 connection (lb.ConfigureHTTP2, over TLS
+// and h2c with prior knowledge), whose states after StateNew come with
+// the server's wrapper of the accepted connection, is uncounted once
+// served: settle does not wait for it until settleMax. A silent TLS
+// connection stays counted.
+func TestTrackFreshHTTP2(t *testing.T) {
+	for _, mode := range []string{"tls", "h2c"} {
+		t.Run(mode, func(t *testing.T) { testTrackFreshHTTP2(t, mode == "tls") })
+	}
+}
+
+func testTrackFreshHTTP2(t *testing.T, tlsOn bool) {
+	testutil.CheckLeaks(t)
+	dir, err := os.MkdirTemp("", "fresh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	s := &sockets{up: &upgrade.Upgrader{Path: filepath.Join(dir, "s")}}
+	defer s.close()
+	ln, err := s.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second,
+		Handler:   http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.Proto) }),
+		ErrorLog:  log.New(io.Discard, "", 0), // the silent connection's handshake error
+		ConnState: s.trackFresh(nil)}
+	ca := testutil.NewCA(t)
+	if tlsOn {
+		srv.TLSConfig = ca.ServerConfig(t, "localhost")
+	}
+	if err := lb.ConfigureHTTP2(srv, lb.HTTP2Options{Cleartext: !tlsOn}); err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() {
+		if tlsOn {
+			served <- srv.ServeTLS(ln, "", "")
+		} else {
+			served <- srv.Serve(ln)
+		}
+	}()
+	defer func() {
+		srv.Close()
+		<-served
+	}()
+
+	s.handing(true)
+	tr := &http.Transport{}
+	url := "http://" + ln.Addr().String() + "/"
+	if tlsOn {
+		tr.TLSClientConfig = ca.ClientConfig("localhost")
+		tr.ForceAttemptHTTP2 = true
+		url = "https://" + ln.Addr().String() + "/"
+	} else {
+		tr.Protocols = new(http.Protocols)
+		tr.Protocols.SetUnencryptedHTTP2(true)
+	}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "HTTP/2.0" {
+		t.Fatalf("served over %q, want HTTP/2.0", body)
+	}
+	// The connection stays open, idle: it no longer counts.
+	testutil.Eventually(t, "the served HTTP/2 connection uncounted", func() bool { return s.fresh.Load() == 0 })
+	if !tlsOn {
+		return
+	}
+	silent, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	testutil.Eventually(t, "a silent connection counted", func() bool { return s.fresh.Load() == 1 })
 }
