@@ -23,10 +23,10 @@ import (
 // tells it to drain once it serves them, and serves PATH for the next
 // upgrade. The old process stops accepting at once (its listeners are
 // paused), waits for the first request of the HTTP connections it
-// accepted while the new one started (settle), drains its connections for -grace, as on
-// SIGTERM, and exits. In -config mode the runtime's HTTP servers are not
-// watched so: a connection accepted just before the pause whose request
-// arrives after the drain began is closed unanswered, as net/http does.
+// accepted while the new one started (settle), drains its connections for
+// -grace, as on SIGTERM, and exits; in -config mode too, where the
+// runtime's HTTP servers report their connections through
+// RuntimeOptions.ConnState.
 // No connection is refused: both processes hold the same sockets, so
 // connections queued in the kernel wait for whichever accepts. SIGUSR2
 // starts the new process from lbproxy's own executable file (replaced by
@@ -192,7 +192,8 @@ func (s *sockets) handing(underWay bool) {
 // net.Conn StateNew reports; HTTP/2 (over TLS or h2c) reports its later
 // states with a connection whose NetConn method leads to it (freshKey).
 // QUIC connections, from HTTP/3, have no accept queue and stay in
-// StateNew: they are not counted.
+// StateNew: they are not counted. In -config mode it is the runtime's
+// RuntimeOptions.ConnState.
 func (s *sockets) trackFresh(next func(net.Conn, http.ConnState)) func(net.Conn, http.ConnState) {
 	if s.up == nil {
 		return next // no upgrade, no cost
