@@ -535,11 +535,11 @@ func TestAcceptProbeShared(t *testing.T) {
 }
 
 // TestTrackFresh: the drain after an upgrade waits for connections whose
-// first request has not been read; trackFresh counts those accepted while
-// a successor holds the sockets, over HTTP/1.1 on TCP and on a unix
-// socket (each connection, though all have the same client address), and
-// settle returns once they are served, or at settleMax. Outside a
-// handover nothing is counted.
+// first request has not been read; trackFresh counts them, over HTTP/1.1
+// on TCP and on a unix socket (each connection, though all have the same
+// client address), and settle returns once they are served, or at
+// settleMax, and not before acceptLag after the last accept. A silent
+// connection accepted more than settleMax before is not waited for.
 func TestTrackFresh(t *testing.T) {
 	for _, network := range []string{"tcp", "unix"} {
 		t.Run(network, func(t *testing.T) { testTrackFresh(t, network) })
@@ -596,20 +596,19 @@ func testTrackFresh(t *testing.T, network string) {
 		}
 	}
 
-	// No handover: a connection served is not counted.
+	// A connection served is not counted.
 	idle := dial()
 	defer idle.Close()
 	get(idle)
 	if n := s.fresh.Load(); n != 0 {
-		t.Fatalf("%d connections counted outside a handover", n)
+		t.Fatalf("%d connections counted once served", n)
 	}
 
-	s.handing(true)
 	c1, c2 := dial(), dial()
 	defer c1.Close()
 	defer c2.Close()
 	testutil.Eventually(t, "both silent connections counted", func() bool { return s.fresh.Load() == 2 })
-	get(idle) // a connection accepted before the handover is not counted
+	get(idle) // its next request changes nothing
 	if n := s.fresh.Load(); n != 2 {
 		t.Fatalf("%d connections counted, want 2", n)
 	}
@@ -632,13 +631,29 @@ func testTrackFresh(t *testing.T, network string) {
 		t.Fatalf("%d connections still counted", n)
 	}
 
-	// A handover abandoned forgets its count.
+	// A connection just accepted may not have reached its server yet.
+	s.lastAccept.Store(time.Now().UnixNano())
+	began := time.Now()
+	s.settle(context.Background())
+	if d := time.Since(began); d < acceptLag {
+		t.Fatalf("settle returned %v after an accept, before acceptLag", d)
+	}
+
+	// A silent connection accepted long before is not waited for.
 	c3 := dial()
 	defer c3.Close()
 	testutil.Eventually(t, "a silent connection counted", func() bool { return s.fresh.Load() == 1 })
-	s.handing(false)
-	if n := s.fresh.Load(); n != 0 {
-		t.Fatalf("%d connections counted after the handover was abandoned", n)
+	now := time.Now()
+	if !s.waiting(now.Add(-settleMax).UnixNano()) {
+		t.Fatal("a silent connection just accepted is not waited for")
+	}
+	s.freshMu.Lock()
+	for c := range s.freshConn {
+		s.freshConn[c] = now.Add(-2 * settleMax).UnixNano()
+	}
+	s.freshMu.Unlock()
+	if s.waiting(now.Add(-settleMax).UnixNano()) {
+		t.Fatal("a silent connection accepted before settleMax is waited for")
 	}
 }
 
@@ -690,7 +705,6 @@ func testTrackFreshHTTP2(t *testing.T, tlsOn bool) {
 		<-served
 	}()
 
-	s.handing(true)
 	tr := &http.Transport{}
 	url := "http://" + ln.Addr().String() + "/"
 	if tlsOn {

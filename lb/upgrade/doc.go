@@ -98,9 +98,10 @@
 // before to have their first request read before it shuts down: net/http's
 // Server.Shutdown closes, unanswered, a connection whose request it reads
 // after Shutdown began. examples/lbproxy does both (its upgrade.go: the
-// listeners are paused; from [Upgrader.OnHandover] on, the ConnState hook
-// counts the connections accepted and still waiting for their first
-// request, and the drain begins when there are none).
+// listeners are paused; the ConnState hook keeps the connections still
+// waiting for their first request, and the drain begins when none
+// accepted recently is left). [Upgrader.OnHandover] tells when a
+// successor holds the sockets, for a program that prepares then.
 //
 // A socket the successor is not asked for (an address dropped from the
 // configuration) is closed when the old process exits; connections still
