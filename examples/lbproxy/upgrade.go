@@ -299,8 +299,7 @@ func (l *pausable) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err == nil {
 		l.accepted.Store(time.Now().UnixNano())
-	}
-	if err != nil {
+	} else {
 		select {
 		case <-l.paused:
 			<-l.closed

@@ -738,3 +738,30 @@ func testTrackFreshHTTP2(t *testing.T, tlsOn bool) {
 	defer silent.Close()
 	testutil.Eventually(t, "a silent connection counted", func() bool { return s.fresh.Load() == 1 })
 }
+
+// BenchmarkTrackFresh measures what -upgrade-socket adds to each HTTP
+// connection: trackFresh's StateNew and first StateActive, against the
+// hook without -upgrade-socket (none).
+func BenchmarkTrackFresh(b *testing.B) {
+	for _, upgrading := range []bool{false, true} {
+		name := map[bool]string{false: "none", true: "upgrade-socket"}[upgrading]
+		b.Run(name, func(b *testing.B) {
+			s := &sockets{}
+			if upgrading {
+				s.up = &upgrade.Upgrader{Path: filepath.Join(b.TempDir(), "s")}
+			}
+			next := func(net.Conn, http.ConnState) {}
+			hook := s.trackFresh(next)
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				c, peer := net.Pipe()
+				defer c.Close()
+				defer peer.Close()
+				for pb.Next() {
+					hook(c, http.StateNew)
+					hook(c, http.StateActive)
+				}
+			})
+		})
+	}
+}
