@@ -23,10 +23,9 @@ import (
 // tells it to drain once it serves them, and serves PATH for the next
 // upgrade. The old process stops accepting at once (its listeners are
 // paused), waits for the first request of the HTTP connections it
-// accepted while the new one started (settle), drains its connections for -grace, as on
-// SIGTERM, and exits. In -config mode the runtime's HTTP servers are not
-// watched so: a connection accepted just before the pause whose request
-// arrives after the drain began is closed unanswered, as net/http does.
+// accepted shortly before (settle), drains its connections for -grace, as
+// on SIGTERM, and exits; in -config mode too, where the runtime's HTTP
+// servers report their connections through RuntimeOptions.ConnState.
 // No connection is refused: both processes hold the same sockets, so
 // connections queued in the kernel wait for whichever accepts. SIGUSR2
 // starts the new process from lbproxy's own executable file (replaced by
@@ -47,14 +46,16 @@ type sockets struct {
 	mu        sync.Mutex
 	listeners []*pausable // every listener opened, paused on upgrade
 
-	// counting is set while a successor holds this process's sockets
-	// (Upgrader.OnHandover): trackFresh then counts in fresh the HTTP
-	// connections accepted whose first request has not been read yet, and
-	// settle waits for them. Otherwise trackFresh costs two atomic loads.
-	counting  atomic.Bool
-	fresh     atomic.Int64
-	freshMu   sync.Mutex
-	freshConn map[net.Conn]struct{} // the connections fresh counts
+	// With -upgrade-socket, trackFresh keeps in freshConn the HTTP
+	// connections whose first request has not been read yet, with the
+	// time they were accepted, and fresh counts them; settle waits for
+	// the recent ones. lastAccept is when a listener last returned a
+	// connection, in Unix nanoseconds: settle also gives that one time to
+	// reach its server.
+	lastAccept atomic.Int64
+	fresh      atomic.Int64
+	freshMu    sync.Mutex
+	freshConn  map[net.Conn]int64
 }
 
 // settleMax bounds the wait, on upgrade, for the first request of the
@@ -73,7 +74,7 @@ func startUpgrade(ctx context.Context, cfg *config, logger *slog.Logger, out io.
 		return &sockets{lc: lc}, nil
 	}
 	s := &sockets{lc: lc}
-	up := &upgrade.Upgrader{Path: cfg.upgradeSocket, Logger: logger, ListenConfig: lc, OnHandover: s.handing}
+	up := &upgrade.Upgrader{Path: cfg.upgradeSocket, Logger: logger, ListenConfig: lc}
 	if err := up.Start(ctx); err != nil {
 		return nil, fmt.Errorf("lbproxy: -upgrade-socket: %w", err)
 	}
@@ -95,7 +96,7 @@ func (s *sockets) Listen(ctx context.Context, network, addr string) (net.Listene
 	if err != nil {
 		return nil, err
 	}
-	p := &pausable{Listener: ln, paused: make(chan struct{}), closed: make(chan struct{})}
+	p := &pausable{Listener: ln, accepted: &s.lastAccept, paused: make(chan struct{}), closed: make(chan struct{})}
 	s.mu.Lock()
 	s.listeners = append(s.listeners, p)
 	s.mu.Unlock()
@@ -173,46 +174,37 @@ func (s *sockets) pauseAll() {
 	}
 }
 
-// handing starts counting fresh connections when a successor took the
-// sockets, and stops and forgets them when it failed to become ready.
-func (s *sockets) handing(underWay bool) {
-	s.freshMu.Lock()
-	defer s.freshMu.Unlock()
-	s.counting.Store(underWay)
-	if !underWay {
-		clear(s.freshConn)
-		s.fresh.Store(0)
-	}
-}
-
-// trackFresh returns an http.Server.ConnState hook that, while a
-// successor holds this process's sockets, counts the connections accepted
-// whose first request has not been read yet, then calls next (nil: none);
-// without -upgrade-socket it returns next. Connections are known by the
-// net.Conn itself (HTTP/2, over TLS or h2c, reports its states with the
-// connection net/http accepted). QUIC connections, from HTTP/3, have no
-// accept queue and stay in StateNew: they are not counted.
+// trackFresh returns an http.Server.ConnState hook that, with
+// -upgrade-socket, keeps the connections accepted whose first request has
+// not been read yet (for settle), then calls next (nil: none); without
+// -upgrade-socket it returns next. It costs a map insertion and deletion
+// under a mutex per connection. Connections are known by the net.Conn
+// StateNew reports; HTTP/2 (over TLS or h2c) reports its later states with
+// a connection whose NetConn method leads to it (freshKey). QUIC
+// connections, from HTTP/3, have no accept queue and stay in StateNew:
+// they are not kept. In -config mode it is the runtime's
+// RuntimeOptions.ConnState.
 func (s *sockets) trackFresh(next func(net.Conn, http.ConnState)) func(net.Conn, http.ConnState) {
 	if s.up == nil {
 		return next // no upgrade, no cost
 	}
 	return func(c net.Conn, st http.ConnState) {
 		if st == http.StateNew {
-			if s.counting.Load() && c.LocalAddr().Network() != "udp" {
+			if c.LocalAddr().Network() != "udp" {
 				s.freshMu.Lock()
 				if s.freshConn == nil {
-					s.freshConn = make(map[net.Conn]struct{})
+					s.freshConn = make(map[net.Conn]int64)
 				}
-				if _, dup := s.freshConn[c]; !dup && s.counting.Load() {
-					s.freshConn[c] = struct{}{}
+				if _, dup := s.freshConn[c]; !dup {
+					s.freshConn[c] = time.Now().UnixNano()
 					s.fresh.Add(1)
 				}
 				s.freshMu.Unlock()
 			}
 		} else if s.fresh.Load() > 0 {
 			s.freshMu.Lock()
-			if _, ok := s.freshConn[c]; ok {
-				delete(s.freshConn, c)
+			if k, ok := s.freshKey(c); ok {
+				delete(s.freshConn, k)
 				s.fresh.Add(-1)
 			}
 			s.freshMu.Unlock()
@@ -223,15 +215,46 @@ func (s *sockets) trackFresh(next func(net.Conn, http.ConnState)) func(net.Conn,
 	}
 }
 
-// settle waits, for at most settleMax, until the HTTP connections accepted
-// before accepting stopped have had their first request read: net/http's
-// Shutdown closes a connection whose request it reads after it began,
-// without an answer.
+// freshKey returns the connection of freshConn that c is, or wraps: HTTP/2
+// reports its states after StateNew with its own connection, whose
+// NetConn method returns the one net/http accepted (lb.ConfigureHTTP2's
+// checked connections do, as *tls.Conn does). s.freshMu is held.
+func (s *sockets) freshKey(c net.Conn) (net.Conn, bool) {
+	for range maxUnwrap {
+		if _, ok := s.freshConn[c]; ok {
+			return c, true
+		}
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			return nil, false
+		}
+		if c = u.NetConn(); c == nil {
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+// maxUnwrap bounds the NetConn methods freshKey follows.
+const maxUnwrap = 8
+
+// settle waits, for at most settleMax, until the HTTP connections
+// accepted before accepting stopped, within settleMax before, have had
+// their first request read: net/http's Shutdown closes a connection whose
+// request it reads after it began, without an answer. A connection a
+// listener returned less than acceptLag ago may not have reached its
+// server's StateNew yet (in -config mode it goes through the runtime's
+// accept loop first): settle waits until then too.
 func (s *sockets) settle(ctx context.Context) {
-	deadline := time.Now().Add(settleMax)
+	start := time.Now()
+	deadline := start.Add(settleMax)
+	since := start.Add(-settleMax).UnixNano()
 	t := time.NewTicker(time.Millisecond)
 	defer t.Stop()
-	for s.fresh.Load() > 0 && time.Now().Before(deadline) {
+	for time.Now().Before(deadline) {
+		if time.Since(time.Unix(0, s.lastAccept.Load())) >= acceptLag && !s.waiting(since) {
+			return
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -240,12 +263,33 @@ func (s *sockets) settle(ctx context.Context) {
 	}
 }
 
+// acceptLag is the time settle gives a connection accepted just before
+// the pause to be reported by its server.
+const acceptLag = 100 * time.Millisecond
+
+// waiting reports whether a connection accepted at or after since (Unix
+// nanoseconds) still waits for its first request.
+func (s *sockets) waiting(since int64) bool {
+	if s.fresh.Load() == 0 {
+		return false
+	}
+	s.freshMu.Lock()
+	defer s.freshMu.Unlock()
+	for _, at := range s.freshConn {
+		if at >= since {
+			return true
+		}
+	}
+	return false
+}
+
 // pausable is a listener that can stop accepting without ending the
 // server that serves it: pause closes its descriptor (the new process
 // holds the socket), and Accept then waits for Close, which the server's
 // Shutdown calls, to return net.ErrClosed.
 type pausable struct {
 	net.Listener
+	accepted             *atomic.Int64 // set to the time of each connection returned
 	paused, closed       chan struct{}
 	pauseOnce, closeOnce sync.Once
 }
@@ -253,7 +297,9 @@ type pausable struct {
 // Accept returns the next connection, or waits for Close once paused.
 func (l *pausable) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
-	if err != nil {
+	if err == nil {
+		l.accepted.Store(time.Now().UnixNano())
+	} else {
 		select {
 		case <-l.paused:
 			<-l.closed

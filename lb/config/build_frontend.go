@@ -193,6 +193,13 @@ func (rt *Runtime) newHTTPGen(f *Frontend, doc *Document, addr net.Addr) (*httpG
 		ConnState:         g.proxy.ConnState,
 		ConnContext:       g.proxy.ConnContext,
 	}
+	if hook := rt.opts.ConnState; hook != nil {
+		own := g.srv.ConnState
+		g.srv.ConnState = func(c net.Conn, st http.ConnState) {
+			own(c, st)
+			hook(c, st)
+		}
+	}
 	if limits != nil {
 		next := g.srv.ConnContext
 		g.srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {

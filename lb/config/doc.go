@@ -74,6 +74,8 @@
 //	frontend                 an lb.TCPFrontend when its default backend's forward_protocol
 //	                         is tcp, else an http.Server serving one lb.ReverseProxy;
 //	                         listening at inbound_port on each RuntimeOptions.IPs
+//	                         (through RuntimeOptions.Listen when set); the http.Server's
+//	                         connection states also reach RuntimeOptions.ConnState
 //	  certificate_ids        TLS offload (tlsmode), the certificate chosen by SNI, the
 //	                         first listed the default; HTTP/2 through ALPN at L7
 //	  timeout_client         ReverseProxy.ClientTimeout and the http.Server's IdleTimeout

@@ -73,6 +73,19 @@ type RuntimeOptions struct {
 	// (drain, maint, ready). It is called from the goroutine that saw the
 	// change (a health checker's, or Apply's) and must not block.
 	OnServerEvent func(ServerEvent)
+
+	// ConnState, when set, is called for every HTTP/1 and HTTP/2 frontend
+	// connection state change, as http.Server.ConnState is, in addition
+	// to the runtime's own hooks (which count connections and keep server
+	// connections per client), after them. HTTP/2 connections may be
+	// reported through a wrapper whose NetConn method returns the
+	// connection StateNew reported; HTTP/3 frontends report a net.Conn
+	// view of each QUIC connection (lb/http3), whose LocalAddr is a UDP
+	// address. It must be fast and safe for concurrent use: it runs in
+	// the connections' goroutines. Nil means none. A process that hands
+	// its sockets to a successor uses it to see the connections it
+	// accepted meanwhile.
+	ConnState func(net.Conn, http.ConnState)
 }
 
 // ACMEOptions configure the ACME client of Let's Encrypt certificates.

@@ -356,3 +356,141 @@ func TestInheritedUnixFile(t *testing.T) {
 		t.Fatalf("the successor's close left the file: %v", err)
 	}
 }
+
+// TestHandedOverLeavesPath: a process that handed its sockets over never
+// removes Path, which is its successor's: not when it stops before the
+// successor renamed its socket onto Path (a removal then, racing with the
+// rename, could take the successor's file and fail the next upgrade), nor
+// after. Three upgrades in a row each reach the process before.
+func TestHandedOverLeavesPath(t *testing.T) {
+	testutil.CheckLeaks(t)
+	ctx := context.Background()
+	path := sockPath(t)
+	cur := newUpgrader(t, path)
+	ln, err := cur.Listen(ctx, "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	addr := ln.Addr().String()
+	if err := cur.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { testHookAcked = nil }()
+	for i := range 3 {
+		next := newUpgrader(t, path)
+		if err := next.Start(ctx); err != nil {
+			t.Fatalf("upgrade %d: %v", i+1, err)
+		}
+		if got := next.Inherited(); len(got) != 1 || got[0] != "tcp "+addr {
+			t.Fatalf("upgrade %d inherited %q, want the previous process's socket", i+1, got)
+		}
+		nl, err := next.Listen(ctx, "tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nl.Close()
+		old, oldIno := cur, upgradeInode(cur)
+		var atAck uint64
+		var drained bool
+		// The old process stops as soon as it is told to drain, before
+		// the successor renames its socket onto Path.
+		testHookAcked = func() {
+			drained = closed(old.Upgraded())
+			old.Close()
+			atAck = pathInode(t, path)
+		}
+		if err := next.Ready(ctx); err != nil {
+			t.Fatalf("upgrade %d: Ready: %v", i+1, err)
+		}
+		testHookAcked = nil
+		if !drained {
+			t.Fatalf("upgrade %d: the old process was not told to drain", i+1)
+		}
+		if atAck != oldIno {
+			t.Fatalf("upgrade %d: the old process's Close changed Path (inode %d, was %d)", i+1, atAck, oldIno)
+		}
+		if got, want := pathInode(t, path), upgradeInode(next); got != want || got == 0 {
+			t.Fatalf("upgrade %d: Path is inode %d, the successor serves %d", i+1, got, want)
+		}
+		old.Close()
+		if got := pathInode(t, path); got != upgradeInode(next) {
+			t.Fatalf("upgrade %d: the old process's second Close changed Path to inode %d", i+1, got)
+		}
+		cur = next
+	}
+	cur.Close()
+	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the last process, which handed nothing over, left Path: %v", err)
+	}
+}
+
+// TestCloseAfterFailedHandover: a successor that stopped without READY
+// never takes Path, and the old process's Close removes it; one abandoned
+// at ReadyTimeout may still serve alone once the old process is gone, so
+// the old process's Close leaves Path to it.
+func TestCloseAfterFailedHandover(t *testing.T) {
+	for _, stopped := range []bool{true, false} {
+		name := map[bool]string{true: "stopped", false: "abandoned"}[stopped]
+		t.Run(name, func(t *testing.T) {
+			testutil.CheckLeaks(t)
+			ctx := context.Background()
+			path := sockPath(t)
+			handing := make(chan bool, 4)
+			old := &Upgrader{Path: path, Timeout: 5 * time.Second, ReadyTimeout: 200 * time.Millisecond,
+				OnHandover: func(on bool) { handing <- on }}
+			defer old.Close()
+			if stopped {
+				old.ReadyTimeout = time.Minute
+			}
+			ln, err := old.Listen(ctx, "tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			if err := old.Ready(ctx); err != nil {
+				t.Fatal(err)
+			}
+			successor := newUpgrader(t, path)
+			if err := successor.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			nl, err := successor.Listen(ctx, "tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nl.Close()
+			if stopped {
+				successor.Close()
+			}
+			for _, want := range []bool{true, false} {
+				select {
+				case on := <-handing:
+					if on != want {
+						t.Fatalf("OnHandover(%v), want %v", on, want)
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatalf("no OnHandover(%v)", want)
+				}
+			}
+			oldIno := upgradeInode(old)
+			old.Close()
+			ln.Close()
+			if stopped {
+				if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
+					t.Fatalf("Close left Path, though its successor stopped: %v", err)
+				}
+				return
+			}
+			if got := pathInode(t, path); got != oldIno {
+				t.Fatalf("Close changed Path (inode %d, was %d) though its successor may take it", got, oldIno)
+			}
+			if err := successor.Ready(ctx); err != nil {
+				t.Fatalf("Ready once the old process is gone = %v", err)
+			}
+			if got, want := pathInode(t, path), upgradeInode(successor); got != want || got == oldIno {
+				t.Fatalf("Path is inode %d, the successor serves %d", got, want)
+			}
+		})
+	}
+}

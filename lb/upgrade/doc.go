@@ -68,6 +68,15 @@
 // at a time: a second successor meanwhile waits for half its Timeout (or
 // until Close), then is refused.
 //
+// Close removes Path only while no successor holds the sockets: once one
+// was handed them, Path is left to it (it renames its socket onto Path
+// when it serves, or when it finds the old process gone), so that an old
+// process stopping just as its successor takes Path never removes the
+// successor's socket, which would fail the next upgrade. A successor that
+// closed its end without READY frees Path again; a stale socket file left
+// by one that gave up otherwise is harmless (Start takes a socket nobody
+// serves for none, and Ready replaces it).
+//
 // # Why no connection is refused
 //
 // The successor does not bind a second socket next to the old one (as
@@ -89,9 +98,10 @@
 // before to have their first request read before it shuts down: net/http's
 // Server.Shutdown closes, unanswered, a connection whose request it reads
 // after Shutdown began. examples/lbproxy does both (its upgrade.go: the
-// listeners are paused; from [Upgrader.OnHandover] on, the ConnState hook
-// counts the connections accepted and still waiting for their first
-// request, and the drain begins when there are none).
+// listeners are paused; the ConnState hook keeps the connections still
+// waiting for their first request, and the drain begins when none
+// accepted recently is left). [Upgrader.OnHandover] tells when a
+// successor holds the sockets, for a program that prepares then.
 //
 // A socket the successor is not asked for (an address dropped from the
 // configuration) is closed when the old process exits; connections still

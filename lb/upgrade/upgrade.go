@@ -91,6 +91,7 @@ type Upgrader struct {
 	done      chan struct{}     // closed by Close
 	ln        *net.UnixListener // the upgrade socket, from Ready
 	lnIno     uint64            // its file's inode, to remove only our own
+	heirs     int               // successors handed the sockets that may take Path
 	upgraded  chan struct{}     // closed when a successor is ready
 	conns     map[*net.UnixConn]struct{}
 	handing   chan struct{} // holds the one handover under way
@@ -427,6 +428,9 @@ func (u *Upgrader) Ready(ctx context.Context) error {
 		}
 	}
 
+	if testHookAcked != nil {
+		testHookAcked()
+	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.pred = nil
@@ -452,6 +456,10 @@ func (u *Upgrader) Ready(ctx context.Context) error {
 // testHookBound, if set, runs in Ready once the upgrade socket is bound,
 // before READY is sent.
 var testHookBound func()
+
+// testHookAcked, if set, runs in Ready once the predecessor answered
+// READY (or is gone), before the upgrade socket is renamed onto Path.
+var testHookAcked func()
 
 // ownInheritedFiles makes the inherited unix listeners remove their files
 // on close, as fresh ones do, once the predecessor drains. u.mu is held.
@@ -632,8 +640,19 @@ func (u *Upgrader) handover(c *net.UnixConn) {
 		c.Write(refusalMessage(err.Error()))
 		return
 	}
+	// From here on the successor may take Path, even after this process
+	// gave up on it (it serves alone once this one is gone): Close leaves
+	// the file alone, lest it remove the successor's.
+	u.mu.Lock()
+	if u.closed {
+		u.mu.Unlock()
+		return
+	}
+	u.heirs++
+	u.mu.Unlock()
 	if _, _, err := c.WriteMsgUnix(msg, rights(fds), nil); err != nil {
 		log.Warn("upgrade: handing the sockets over failed", slog.Any("error", err))
+		u.disinherit() // its Start fails
 		return
 	}
 	for _, fd := range fds {
@@ -652,6 +671,11 @@ func (u *Upgrader) handover(c *net.UnixConn) {
 	}
 	if err != nil {
 		log.Warn("upgrade: the successor did not become ready; serving on", slog.Any("error", err))
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			// It closed its end without READY (it stopped, or Ready
+			// failed before telling): it never takes Path.
+			u.disinherit()
+		}
 		if u.OnHandover != nil {
 			u.OnHandover(false)
 		}
@@ -661,6 +685,14 @@ func (u *Upgrader) handover(c *net.UnixConn) {
 	c.SetDeadline(time.Now().Add(u.timeout()))
 	c.Write([]byte(msgDrain + "\n"))
 	log.Info("upgrade: the successor serves; draining")
+}
+
+// disinherit forgets a successor that was handed the sockets and will
+// never take Path.
+func (u *Upgrader) disinherit() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.heirs--
 }
 
 // slot returns the channel whose one place a handover holds.
@@ -772,9 +804,13 @@ func (u *Upgrader) Upgraded() <-chan struct{} {
 	return u.upgraded
 }
 
-// Close stops serving the upgrade socket (removing its file unless a
-// successor replaced it), ends the handovers under way, and closes the
-// inherited sockets that were not asked for. Before Ready, it leaves the
+// Close stops serving the upgrade socket, ends the handovers under way,
+// and closes the inherited sockets that were not asked for. It removes the
+// upgrade socket's file only if it is still this process's and no
+// successor was handed the sockets (or every one that was stopped without
+// READY): the file then belongs to the successor, which replaces it when
+// it serves, or, if the successor gives up, is a stale socket that Start
+// takes for nobody and the next Ready replaces. Before Ready, it leaves the
 // predecessor serving. It does not close the listeners that Listen and
 // ListenPacket returned, which their callers own.
 func (u *Upgrader) Close() error {
@@ -788,7 +824,7 @@ func (u *Upgrader) Close() error {
 		u.done = make(chan struct{})
 	}
 	close(u.done)
-	pred, unused, ln, ino := u.pred, u.inherited, u.ln, u.lnIno
+	pred, unused, ln, ino, heirs := u.pred, u.inherited, u.ln, u.lnIno, u.heirs
 	u.pred, u.inherited = nil, nil
 	for c := range u.conns {
 		c.Close()
@@ -802,7 +838,9 @@ func (u *Upgrader) Close() error {
 	}
 	if ln != nil {
 		ln.Close()
-		if fi, err := os.Lstat(u.Path); err == nil && ino != 0 && inode(fi) == ino {
+		// With no heir, no successor of this process renames its socket
+		// onto Path between the check and the removal.
+		if fi, err := os.Lstat(u.Path); heirs == 0 && err == nil && ino != 0 && inode(fi) == ino {
 			os.Remove(u.Path)
 		}
 	}

@@ -278,14 +278,30 @@ func TestNoPredecessor(t *testing.T) {
 	stale.SetUnlinkOnClose(false)
 	stale.Close()
 	u = newUpgrader(t, path)
+	handing := make(chan bool, 2)
+	u.OnHandover = func(on bool) { handing <- on }
 	if err := u.Start(ctx); err != nil {
 		t.Fatalf("stale socket: %v", err)
 	}
 	if err := u.Ready(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := newUpgrader(t, path).Start(ctx); err != nil {
+	probe := newUpgrader(t, path)
+	if err := probe.Start(ctx); err != nil {
 		t.Fatalf("after Ready replaced the stale socket: %v", err)
+	}
+	// The probe stops without READY: Path is u's again (while a
+	// successor holds the sockets, Close leaves Path to it).
+	probe.Close()
+	for _, want := range []bool{true, false} {
+		select {
+		case on := <-handing:
+			if on != want {
+				t.Fatalf("OnHandover(%v), want %v", on, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no OnHandover(%v)", want)
+		}
 	}
 	u.Close()
 	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
