@@ -68,6 +68,16 @@ type HTTP2Options struct {
 // in step. Frames the server would refuse anyway stop the check and go
 // through unchanged. Its cost is in BENCHMARKS.md.
 //
+// The server's writes are batched: x/net/http2 flushes after every round
+// of frames it schedules, a write(2) and a TLS record each, which with
+// concurrent streams made two to four of them per request. Its flushes are
+// copied (64 KiB at most; past that a write waits, and a larger one goes
+// through) and written together once the server has nothing more to write
+// for the moment. Order is kept; srv.HTTP2.WriteByteTimeout bounds each
+// batch write as it did each flush, so a client that stops reading is
+// still cut; a failed write closes the connection; and closing writes
+// what is pending for at most a second first.
+//
 // Prior knowledge is recognized by net/http itself (http.Server.Protocols
 // with UnencryptedHTTP2, Go 1.24 and later), which hands such connections
 // over through TLSNextProto["unencrypted_http2"]: golang.org/x/net/http2/h2c
