@@ -148,7 +148,7 @@ func ConfigureHTTP2(srv *http.Server, opts HTTP2Options) error {
 		h2s.ServeConn(checked, &http2.ServeConnOpts{
 			Context: ctx, Handler: h, BaseConfig: hs, SawClientPreface: sawPreface,
 		})
-		hc.Close() // the server closes it on every path but one of its own
+		hc.Close() // ServeConn closed it; this ensures the writer has ended
 	}
 	srv.TLSNextProto[http2.NextProtoTLS] = func(hs *http.Server, c *tls.Conn, h http.Handler) {
 		serve(hs, c, h, false)

@@ -17,10 +17,11 @@ const h2WriteMax = 64 << 10
 // before it closes the connection anyway.
 const h2CloseFlush = time.Second
 
-// h2BufPool holds the batch buffers of idle h2Writers, so that an idle
-// connection keeps none.
+// h2BufPool holds the batch buffers, which a connection holds only while
+// it has bytes pending: an idle one keeps none. Each has room for
+// h2WriteMax bytes, which a batch never passes.
 var h2BufPool = sync.Pool{New: func() any {
-	b := make([]byte, 0, 16<<10)
+	b := make([]byte, 0, h2WriteMax)
 	return &b
 }}
 
