@@ -68,6 +68,16 @@ type HTTP2Options struct {
 // in step. Frames the server would refuse anyway stop the check and go
 // through unchanged. Its cost is in BENCHMARKS.md.
 //
+// The server's writes are batched: x/net/http2 flushes after every round
+// of frames it schedules, a write(2) and a TLS record each, which with
+// concurrent streams made two to four of them per request. Its flushes are
+// copied (64 KiB at most; past that a write waits, and a larger one goes
+// through) and written together once the server has nothing more to write
+// for the moment. Order is kept; srv.HTTP2.WriteByteTimeout bounds each
+// batch write as it did each flush, so a client that stops reading is
+// still cut; a failed write closes the connection; and closing writes
+// what is pending for at most a second first.
+//
 // Prior knowledge is recognized by net/http itself (http.Server.Protocols
 // with UnencryptedHTTP2, Go 1.24 and later), which hands such connections
 // over through TLSNextProto["unencrypted_http2"]: golang.org/x/net/http2/h2c
@@ -125,13 +135,20 @@ func ConfigureHTTP2(srv *http.Server, opts HTTP2Options) error {
 		if bc, ok := h.(interface{ BaseContext() context.Context }); ok {
 			ctx = bc.BaseContext() // net/http's per-connection context
 		}
-		var checked net.Conn = newH2Conn(c, sawPreface, frame, table)
+		var timeout time.Duration
+		if hs.HTTP2 != nil {
+			timeout = hs.HTTP2.WriteByteTimeout
+		}
+		hc := newH2Conn(c, sawPreface, frame, table)
+		hc.w.timeout = timeout
+		var checked net.Conn = hc
 		if tc, ok := c.(*tls.Conn); ok {
-			checked = &h2TLSConn{checked.(*h2Conn), tc}
+			checked = &h2TLSConn{hc, tc}
 		}
 		h2s.ServeConn(checked, &http2.ServeConnOpts{
 			Context: ctx, Handler: h, BaseConfig: hs, SawClientPreface: sawPreface,
 		})
+		hc.Close() // ServeConn closed it; this ensures the writer has ended
 	}
 	srv.TLSNextProto[http2.NextProtoTLS] = func(hs *http.Server, c *tls.Conn, h http.Handler) {
 		serve(hs, c, h, false)
@@ -201,10 +218,12 @@ type h2Conn struct {
 	malformed bool
 
 	dec *hpack.Decoder
+
+	w *h2Writer // the connection's writes
 }
 
 func newH2Conn(c net.Conn, sawPreface bool, maxFrame int, table uint32) *h2Conn {
-	h := &h2Conn{Conn: c, maxFrame: maxFrame}
+	h := &h2Conn{Conn: c, maxFrame: maxFrame, w: newH2Writer(c, 0)}
 	if !sawPreface {
 		h.preface = len(h2Preface)
 	}
@@ -215,6 +234,26 @@ func newH2Conn(c net.Conn, sawPreface bool, maxFrame int, table uint32) *h2Conn 
 
 // NetConn returns the connection the frames are read from.
 func (c *h2Conn) NetConn() net.Conn { return c.Conn }
+
+// Write queues p for the connection (h2Writer.Write).
+func (c *h2Conn) Write(p []byte) (int, error) { return c.w.Write(p) }
+
+// Close writes what is queued, for at most a second, and closes the
+// connection.
+func (c *h2Conn) Close() error { return c.w.Close() }
+
+// SetWriteDeadline sets the write deadline unless the server's
+// WriteByteTimeout bounds every write (h2Writer.SetWriteDeadline).
+func (c *h2Conn) SetWriteDeadline(t time.Time) error { return c.w.SetWriteDeadline(t) }
+
+// SetDeadline sets the read deadline and, as SetWriteDeadline does, the
+// write deadline.
+func (c *h2Conn) SetDeadline(t time.Time) error {
+	if err := c.Conn.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.w.SetWriteDeadline(t)
+}
 
 // h2TLSConn is an h2Conn over TLS: the server takes its TLS state (for
 // Request.TLS) from ConnectionState, and refuses a connection that has the

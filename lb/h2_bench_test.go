@@ -5,6 +5,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,21 +17,25 @@ import (
 // BenchmarkProxyHTTP2 measures GET requests from an HTTP/2 client over TLS
 // through the proxy: "nethttp" serves HTTP/2 with net/http's own server,
 // "checked" with lb.ConfigureHTTP2 (x/net/http2's server behind the frame
-// check). The client multiplexes the parallel requests over one connection.
+// check, its writes batched). The client multiplexes the parallel requests
+// (GOMAXPROCS of them, or 32 in "checked-32streams") over one connection.
+// writes/op counts the writes to the client connection per request.
 func BenchmarkProxyHTTP2(b *testing.B) {
 	ca := testutil.NewCA(b)
 	backend := testutil.FastBackend(b)
-	for _, checked := range []bool{false, true} {
-		name := "nethttp"
-		if checked {
-			name = "checked"
-		}
+	for _, bc := range []struct {
+		name    string
+		checked bool
+		streams int
+	}{{"nethttp", false, 0}, {"checked", true, 0}, {"checked-32streams", true, 32}} {
+		name, checked := bc.name, bc.checked
 		b.Run(name, func(b *testing.B) {
 			pool := &lb.Pool{}
 			must(b, pool.Update([]lb.Server{{Addr: backend}}))
 			proxy := &lb.ReverseProxy{Pool: pool}
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			tcp, err := net.Listen("tcp", "127.0.0.1:0")
 			must(b, err)
+			ln := &countListener{Listener: tcp}
 			srv := &http.Server{Handler: proxy, TLSConfig: ca.ServerConfig(b, "localhost")}
 			srv.TLSConfig.NextProtos = []string{"h2", "http/1.1"}
 			if checked {
@@ -59,13 +65,43 @@ func BenchmarkProxyHTTP2(b *testing.B) {
 				}
 			}
 			get() // the connection, outside the measure
+			if bc.streams > 0 {
+				b.SetParallelism((bc.streams + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+			}
 			b.ReportAllocs()
 			b.ResetTimer()
+			before := ln.writes.Load()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					get()
 				}
 			})
+			b.ReportMetric(float64(ln.writes.Load()-before)/float64(b.N), "writes/op")
 		})
 	}
+}
+
+// countListener counts the writes to the connections it accepts.
+type countListener struct {
+	net.Listener
+	writes atomic.Int64
+}
+
+func (l *countListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &countedConn{Conn: c, writes: &l.writes}, nil
+}
+
+// countedConn is a connection of countListener.
+type countedConn struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c *countedConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
 }
