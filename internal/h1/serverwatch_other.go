@@ -1,0 +1,13 @@
+//go:build !linux
+
+package h1
+
+import "syscall"
+
+// watch does nothing here: without epoll, a request's context is not
+// cancelled when its client closes the connection.
+func (s *Server) watch(c *srvConn) {}
+
+func (s *Server) unwatch(c *srvConn) {}
+
+func pending(syscall.RawConn) bool { return false }
