@@ -552,76 +552,13 @@ func (c *srvConn) readRequest() (*http.Request, *srvResponse, error) {
 	}
 	head := string(c.rbuf[c.r0 : c.r0+end])
 	c.r0 += end
-	line, rest := nextLine(head)
-	rl, err := parseRequestLine(line)
+	req, fr, err := parseRequest(head)
 	if err != nil {
 		return nil, nil, err
 	}
-	var fbuf [32]field
-	fields, err := parseFields(fbuf[:0], rest)
-	if err != nil {
-		return nil, nil, err
-	}
-	h := buildHeader(fields)
-
-	hosts, haveHost := h["Host"]
-	if rl.minor >= 1 && (!haveHost || len(hosts) == 0) && rl.method != "CONNECT" {
-		return nil, nil, badRequest("missing required Host header")
-	}
-	if len(hosts) > 1 {
-		return nil, nil, badRequest("too many Host headers")
-	}
-	var host string
-	if len(hosts) == 1 {
-		host = hosts[0]
-		if !validHost(host) {
-			return nil, nil, badRequest("malformed Host header")
-		}
-	}
-	delete(h, "Host")
-
-	rawurl := rl.target
-	justAuthority := rl.method == "CONNECT" && rawurl[0] != '/'
-	if justAuthority {
-		rawurl = "http://" + rawurl
-	}
-	u, err := url.ParseRequestURI(rawurl)
-	if err != nil {
-		return nil, nil, badRequest("invalid request target")
-	}
-	if justAuthority {
-		u.Scheme = ""
-	}
-	fr, err := requestFraming(h, rl.major, rl.minor)
-	if err != nil {
-		return nil, nil, err
-	}
-
-	req := &http.Request{
-		Method:        rl.method,
-		URL:           u,
-		Proto:         protoString(rl.major, rl.minor),
-		ProtoMajor:    rl.major,
-		ProtoMinor:    rl.minor,
-		Header:        h,
-		ContentLength: fr.contentLength,
-		Host:          host,
-		RemoteAddr:    c.remote,
-		RequestURI:    rl.target,
-		TLS:           c.tls,
-	}
-	if u.Host != "" {
-		req.Host = u.Host
-	}
-	if fr.chunked {
-		req.TransferEncoding = []string{"chunked"}
-		req.Trailer = fr.trailer
-	}
-	if rl.minor == 0 {
-		req.Close = !headerHasToken(h, "Connection", "keep-alive")
-	} else {
-		req.Close = headerHasToken(h, "Connection", "close")
-	}
+	req.RemoteAddr, req.TLS = c.remote, c.tls
+	rl := requestLine{method: req.Method, major: req.ProtoMajor, minor: req.ProtoMinor}
+	h := req.Header
 
 	w := &srvResponse{c: c, req: req, hdr: make(http.Header), contentLength: -1}
 	if rl.method == "HEAD" {
@@ -669,6 +606,81 @@ func (c *srvConn) readRequest() (*http.Request, *srvResponse, error) {
 	}
 	c.getWriter()
 	return req.WithContext(ctx), w, nil
+}
+
+// parseRequest parses a request head (through its empty line) into a
+// request without body, context or connection fields, and its framing.
+func parseRequest(head string) (*http.Request, framing, error) {
+	line, rest := nextLine(head)
+	rl, err := parseRequestLine(line)
+	if err != nil {
+		return nil, framing{}, err
+	}
+	var fbuf [32]field
+	fields, err := parseFields(fbuf[:0], rest)
+	if err != nil {
+		return nil, framing{}, err
+	}
+	h := buildHeader(fields)
+
+	hosts, haveHost := h["Host"]
+	if rl.minor >= 1 && (!haveHost || len(hosts) == 0) && rl.method != "CONNECT" {
+		return nil, framing{}, badRequest("missing required Host header")
+	}
+	if len(hosts) > 1 {
+		return nil, framing{}, badRequest("too many Host headers")
+	}
+	var host string
+	if len(hosts) == 1 {
+		host = hosts[0]
+		if !validHost(host) {
+			return nil, framing{}, badRequest("malformed Host header")
+		}
+	}
+	delete(h, "Host")
+
+	rawurl := rl.target
+	justAuthority := rl.method == "CONNECT" && rawurl[0] != '/'
+	if justAuthority {
+		rawurl = "http://" + rawurl
+	}
+	u, err := url.ParseRequestURI(rawurl)
+	if err != nil {
+		return nil, framing{}, badRequest("invalid request target")
+	}
+	if justAuthority {
+		u.Scheme = ""
+	}
+	fr, err := requestFraming(h, rl.major, rl.minor)
+	if err != nil {
+		return nil, fr, err
+	}
+
+	req := &http.Request{
+		Method:        rl.method,
+		URL:           u,
+		Proto:         protoString(rl.major, rl.minor),
+		ProtoMajor:    rl.major,
+		ProtoMinor:    rl.minor,
+		Header:        h,
+		ContentLength: fr.contentLength,
+		Host:          host,
+		RequestURI:    rl.target,
+	}
+	if u.Host != "" {
+		req.Host = u.Host
+	}
+	if fr.chunked {
+		req.TransferEncoding = []string{"chunked"}
+		req.Trailer = fr.trailer
+	}
+	if rl.minor == 0 {
+		req.Close = !headerHasToken(h, "Connection", "keep-alive")
+	} else {
+		req.Close = headerHasToken(h, "Connection", "close")
+	}
+
+	return req, fr, nil
 }
 
 // validHost is httpguts.ValidHostHeader without its allocation for the
@@ -838,10 +850,14 @@ func (b *srvBody) readLine() ([]byte, error) {
 	}
 }
 
-// crlfLine strips the CRLF of a line, or fails when it has a bare LF.
+// crlfLine strips the CRLF of a line, or fails when it ends with a bare
+// LF or holds another CR (as net/http's chunked reader does).
 func crlfLine(line []byte) ([]byte, error) {
-	if len(line) < 2 || line[len(line)-2] != '\r' {
+	if i := bytes.IndexByte(line, '\r'); i < 0 || i != len(line)-2 {
 		return nil, errChunkLine
+	}
+	if len(line)-2 >= maxChunkLine {
+		return nil, errChunkTooLong
 	}
 	return line[:len(line)-2], nil
 }

@@ -424,9 +424,6 @@ func parseChunkSize(line []byte) (int64, error) {
 	}
 	if i := bytes.IndexByte(line, ';'); i >= 0 {
 		line = line[:i]
-		for len(line) > 0 && (line[len(line)-1] == ' ' || line[len(line)-1] == '\t') {
-			line = line[:len(line)-1]
-		}
 	}
 	if len(line) == 0 || len(line) > 16 {
 		return 0, errChunkLine
