@@ -73,7 +73,20 @@ type RuntimeOptions struct {
 	// (drain, maint, ready). It is called from the goroutine that saw the
 	// change (a health checker's, or Apply's) and must not block.
 	OnServerEvent func(ServerEvent)
+
+	// HTTPEngine is the server engine of the HTTP and HTTPS frontends'
+	// HTTP/1.x: HTTPEngineLbkit (lb.HTTPFrontend: idle keep-alive
+	// connections parked without goroutine or buffers) or
+	// HTTPEngineNetHTTP (net/http's http.Server). Empty means
+	// HTTPEngineLbkit.
+	HTTPEngine string
 }
+
+// The values of RuntimeOptions.HTTPEngine.
+const (
+	HTTPEngineLbkit   = "lbkit"
+	HTTPEngineNetHTTP = "net/http"
+)
 
 // ACMEOptions configure the ACME client of Let's Encrypt certificates.
 type ACMEOptions struct {
