@@ -447,9 +447,6 @@ func (c *srvConn) serveOne() bool {
 	s := c.srv
 	req, w, err := c.readRequest()
 	if err != nil {
-		if c.r1 > 0 || c.r0 > 0 {
-			c.setState(http.StateActive, true)
-		}
 		var se *statusError
 		if errors.As(err, &se) {
 			c.getWriter()

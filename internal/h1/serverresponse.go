@@ -317,7 +317,7 @@ func (w *srvResponse) excluded(k string) bool {
 	case "Transfer-Encoding":
 		return true
 	case "Content-Length":
-		return !w.bodyAllowed() && w.status != 304
+		return !w.bodyAllowed()
 	case "Content-Type":
 		return w.status == 304
 	}
