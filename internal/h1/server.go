@@ -218,8 +218,7 @@ func (s *Server) Serve(ln net.Listener) error {
 
 // newConn sets up a connection and tracks it.
 func (s *Server) newConn(ctx context.Context, rw net.Conn) *srvConn {
-	c := &srvConn{srv: s, rwc: rw, remote: rw.RemoteAddr().String()}
-	c.ctx, c.cancel = context.WithCancel(ctx)
+	c := &srvConn{srv: s, rwc: rw, remote: rw.RemoteAddr().String(), ctx: ctx}
 	c.ready = c.wake
 	sock := rw
 	if tc, ok := rw.(*tls.Conn); ok {

@@ -52,8 +52,10 @@ type srvConn struct {
 	sock   syscall.RawConn // the socket; nil when there is none
 	remote string
 	tls    *tls.ConnectionState
-	ctx    context.Context // the connection's, cancelled when it ends
-	cancel context.CancelFunc
+	// ctx is the connection's context: values only (BaseContext,
+	// ConnContext), so that it costs no cancellation state while the
+	// connection is idle; each request's context is cancelled on its own.
+	ctx context.Context
 
 	// state is the http.ConnState and the Unix time it was entered
 	// (state | sec<<8), for Shutdown.
@@ -63,6 +65,7 @@ type srvConn struct {
 	r0, r1 int    // unread bytes: rbuf[r0:r1]
 	bw     *bufio.Writer
 	ready  func(error) // c.wake, made once
+	hot    hotState
 
 	mu         sync.Mutex
 	parked     bool
@@ -101,7 +104,7 @@ func (c *srvConn) serve() {
 		c.tls = &st
 		if proto := st.NegotiatedProtocol; proto != "" && proto != "http/1.1" && proto != "http/1.0" {
 			if fn := cfg.TLSNextProto[proto]; fn != nil {
-				c.handOff(func() { fn(cfg, tc, &alpnHandler{ctx: c.ctx, srv: s, tc: tc}) })
+				c.handOff(func(ctx context.Context) { fn(cfg, tc, &alpnHandler{ctx: ctx, srv: s, tc: tc}) })
 				return
 			}
 		}
@@ -152,13 +155,16 @@ func tlsRecordHeaderLooksLikeHTTP(hdr [5]byte) bool {
 }
 
 // handOff serves the connection with another protocol's server (HTTP/2),
-// as net/http does: Active without hooks, then Closed with them.
-func (c *srvConn) handOff(serve func()) {
+// as net/http does: Active without hooks, then Closed with them; the
+// context given to serve ends with the connection.
+func (c *srvConn) handOff(serve func(ctx context.Context)) {
 	c.setState(http.StateActive, false)
 	c.rwc.SetReadDeadline(time.Time{})
 	c.rwc.SetWriteDeadline(time.Time{})
 	c.srv.unwatch(c)
-	serve()
+	ctx, cancel := context.WithCancel(c.ctx)
+	serve(ctx)
+	cancel()
 	c.close()
 }
 
@@ -190,8 +196,8 @@ func (c *srvConn) maybeH2C() bool {
 	}
 	c.putBufs()
 	fn := cfg.TLSNextProto[nextProtoUnencryptedHTTP2]
-	c.handOff(func() {
-		fn(cfg, tls.Client(unencryptedConn{conn: c.rwc}, nil), &alpnHandler{ctx: c.ctx, srv: c.srv})
+	c.handOff(func(ctx context.Context) {
+		fn(cfg, tls.Client(unencryptedConn{conn: c.rwc}, nil), &alpnHandler{ctx: ctx, srv: c.srv})
 	})
 	return true
 }
@@ -241,6 +247,7 @@ func (c *srvConn) loop() {
 		if c.r0 < c.r1 {
 			continue // pipelined: served in order
 		}
+		c.putWriter()
 		switch c.waitIdle() {
 		case idleData:
 			continue
@@ -286,7 +293,7 @@ func (c *srvConn) waitIdle() idleResult {
 			hd = deadline
 		}
 		c.rwc.SetReadDeadline(hd)
-		n, err := c.rwc.Read(c.rbuf)
+		n, err := c.hotRead()
 		c.r1 = n
 		if n > 0 {
 			return idleData
@@ -346,6 +353,12 @@ func (c *srvConn) wake(err error) {
 }
 
 func (c *srvConn) putBufs() {
+	c.putReadBuf()
+	c.putWriter()
+}
+
+// putReadBuf returns the read buffer to its pool when it holds nothing.
+func (c *srvConn) putReadBuf() {
 	if c.rbuf != nil && c.r0 == c.r1 {
 		b := c.rbuf
 		c.rbuf = nil
@@ -355,6 +368,10 @@ func (c *srvConn) putBufs() {
 		}
 		c.r0, c.r1 = 0, 0
 	}
+}
+
+// putWriter returns the write buffer, flushed, to its pool.
+func (c *srvConn) putWriter() {
 	if c.bw != nil {
 		c.bw.Reset(nil)
 		writeBufs.Put(c.bw)
@@ -371,13 +388,16 @@ func (c *srvConn) close() {
 		return
 	}
 	c.closed = true
+	reqCancel := c.reqCancel
 	c.mu.Unlock()
 	c.srv.unwatch(c)
 	if !c.hijacked {
 		c.rwc.Close()
 		c.setState(http.StateClosed, true)
 	}
-	c.cancel()
+	if reqCancel != nil {
+		reqCancel()
+	}
 	c.srv.forget(c)
 	if c.rbuf != nil {
 		c.r0, c.r1 = 0, 0

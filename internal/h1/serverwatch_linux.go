@@ -1,6 +1,8 @@
 package h1
 
 import (
+	"io"
+	"os"
 	"sync"
 	"syscall"
 
@@ -141,4 +143,51 @@ func pending(rc syscall.RawConn) bool {
 		return true
 	})
 	return n > 0
+}
+
+// hotState is what hotRead needs, made once per connection.
+type hotState struct {
+	fn  func(fd uintptr) bool // c.hotReadFd
+	n   int
+	err error
+}
+
+// hotRead waits for the next bytes of an idle connection within its read
+// deadline (the hot window), and holds a read buffer only from when the
+// socket is readable: a connection waiting in its hot window costs its
+// goroutine and no buffer. It makes the system calls a blocking Read
+// would (a read that finds nothing, the wait, the read).
+func (c *srvConn) hotRead() (int, error) {
+	c.putReadBuf()
+	if c.hot.fn == nil {
+		c.hot.fn = c.hotReadFd
+	}
+	c.hot.n, c.hot.err = 0, nil
+	if err := c.raw.Read(c.hot.fn); err != nil {
+		return 0, err // c.rbuf is nil
+	}
+	return c.hot.n, c.hot.err
+}
+
+func (c *srvConn) hotReadFd(fd uintptr) bool {
+	if c.rbuf == nil {
+		c.rbuf = *readBufs.Get().(*[]byte)
+	}
+	for {
+		n, err := syscall.Read(int(fd), c.rbuf)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			c.putReadBuf()
+			return false
+		case err != nil:
+			c.hot.n, c.hot.err = 0, os.NewSyscallError("read", err)
+		case n == 0:
+			c.hot.n, c.hot.err = 0, io.EOF
+		default:
+			c.hot.n = n
+		}
+		return true
+	}
 }

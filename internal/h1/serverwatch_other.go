@@ -11,3 +11,10 @@ func (s *Server) watch(c *srvConn) {}
 func (s *Server) unwatch(c *srvConn) {}
 
 func pending(syscall.RawConn) bool { return false }
+
+// hotState is empty here: hotRead is a plain read.
+type hotState struct{}
+
+// hotRead waits for the next bytes of an idle connection within its read
+// deadline, in its read buffer.
+func (c *srvConn) hotRead() (int, error) { return c.rwc.Read(c.rbuf) }
