@@ -491,6 +491,9 @@ func (c *srvConn) serveOne() bool {
 	}
 	ok := c.runHandler(w, req)
 	w.cancel()
+	c.mu.Lock()
+	c.reqCancel = nil // the request's context is not kept while idle
+	c.mu.Unlock()
 	if !ok {
 		return false
 	}

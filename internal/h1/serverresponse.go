@@ -363,15 +363,17 @@ func validFieldName(k string) bool {
 
 // writeStatusLine writes "HTTP/1.1 code text\r\n".
 func writeStatusLine(bw *bufio.Writer, code int) {
-	var b [64]byte
-	line := append(b[:0], "HTTP/1.1 "...)
-	line = strconv.AppendInt(line, int64(code), 10)
-	line = append(line, ' ')
+	bw.WriteString("HTTP/1.1 ")
+	if code == http.StatusOK {
+		bw.WriteString("200 OK\r\n")
+		return
+	}
+	bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(code), 10))
+	bw.WriteByte(' ')
 	text := http.StatusText(code)
 	if text == "" {
 		text = "status code " + strconv.Itoa(code)
 	}
-	bw.Write(line)
 	bw.WriteString(text)
 	bw.WriteString("\r\n")
 }
