@@ -226,9 +226,7 @@ func (s *Server) newConn(ctx context.Context, rw net.Conn) *srvConn {
 	}
 	if sc, ok := sock.(syscall.Conn); ok {
 		c.sock, _ = sc.SyscallConn()
-		if sock == rw {
-			c.raw = c.sock
-		}
+		c.parkable = sock == rw
 	}
 	s.mu.Lock()
 	if s.conns == nil {

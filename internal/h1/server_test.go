@@ -408,3 +408,20 @@ func TestServerLimits(t *testing.T) {
 		t.Errorf("cut after %v", d)
 	}
 }
+
+// TestServerUnreadBodyBounded: the rest of a body the handler left unread
+// must come within ReadHeaderTimeout; a client that stalls gets its
+// response with Connection: close.
+func TestServerUnreadBodyBounded(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "no") })
+	_, addr := startServer(t, &http.Server{Handler: h, ReadHeaderTimeout: 200 * time.Millisecond}, 0)
+	c, br := dial(t, addr)
+	start := time.Now()
+	resp, body := roundTrip(t, c, br, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+	if body != "no" || !resp.Close {
+		t.Errorf("body %q, close %v", body, resp.Close)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("answered after %v", d)
+	}
+}

@@ -46,12 +46,14 @@ var (
 // serves it: its own while a request is read or served or during the hot
 // window, the parker's ready goroutine after it was parked.
 type srvConn struct {
-	srv    *Server
-	rwc    net.Conn        // as accepted: a *tls.Conn over TLS
-	raw    syscall.RawConn // the socket, for parking; nil over TLS or when it failed
-	sock   syscall.RawConn // the socket; nil when there is none
-	remote string
-	tls    *tls.ConnectionState
+	srv  *Server
+	rwc  net.Conn        // as accepted: a *tls.Conn over TLS
+	sock syscall.RawConn // the socket; nil when there is none
+	// parkable: sock is the connection's own (no TLS above it), and
+	// parking has not failed.
+	parkable bool
+	remote   string
+	tls      *tls.ConnectionState
 	// ctx is the connection's context: values only (BaseContext,
 	// ConnContext), so that it costs no cancellation state while the
 	// connection is idle; each request's context is cancelled on its own.
@@ -283,7 +285,7 @@ func (c *srvConn) waitIdle() idleResult {
 	}
 	c.r0, c.r1 = 0, 0
 	hot := s.hotWindow()
-	if c.raw == nil || hot < 0 {
+	if !c.parkable || hot < 0 {
 		c.rwc.SetReadDeadline(deadline)
 		return c.idleRead()
 	}
@@ -309,10 +311,10 @@ func (c *srvConn) waitIdle() idleResult {
 		c.mu.Unlock()
 		return idleClose
 	}
-	t, err := s.park().ParkRaw(c.raw, deadline, c.ready)
+	t, err := s.park().ParkRaw(c.sock, deadline, c.ready)
 	if err != nil {
 		c.mu.Unlock()
-		c.raw = nil // not parkable: blocking reads from now on
+		c.parkable = false // blocking reads from now on
 		c.rbuf = *readBufs.Get().(*[]byte)
 		c.rwc.SetReadDeadline(deadline)
 		return c.idleRead()
@@ -1035,6 +1037,11 @@ func (b *srvBody) discard() bool {
 	}
 	if !b.chunked && b.remain > maxPostHandlerRead {
 		return false
+	}
+	// What is left must come within the header timeout when nothing else
+	// bounds it (no ReadTimeout): the handler no longer waits for it.
+	if d := b.c.srv.headerTimeout(); d > 0 && b.c.srv.cfg().ReadTimeout <= 0 {
+		b.c.rwc.SetReadDeadline(time.Now().Add(d))
 	}
 	var buf [512]byte
 	total := 0

@@ -163,7 +163,7 @@ func (c *srvConn) hotRead() (int, error) {
 		c.hot.fn = c.hotReadFd
 	}
 	c.hot.n, c.hot.err = 0, nil
-	if err := c.raw.Read(c.hot.fn); err != nil {
+	if err := c.sock.Read(c.hot.fn); err != nil {
 		return 0, err // c.rbuf is nil
 	}
 	return c.hot.n, c.hot.err
