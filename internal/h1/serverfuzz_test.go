@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // FuzzServerRequestLine checks parseRequestLine against net/http: a line
@@ -143,6 +145,19 @@ func FuzzServerChunked(f *testing.F) {
 		want, werr := io.ReadAll(httputil.NewChunkedReader(bytes.NewReader(data)))
 		if werr != nil || !bytes.Equal(got, want) {
 			t.Fatalf("%q: got %q; net/http %q, %v", data, got, want, werr)
+		}
+	})
+}
+
+// FuzzServerHost checks the server's Host check (validHost, a fast path
+// before httpguts) against httpguts.ValidHostHeader, which net/http uses.
+func FuzzServerHost(f *testing.F) {
+	for _, s := range []string{"lb.test", "lb.test:8080", "[::1]:80", "a b", "h\x00", "bücher.example", "", "x_y"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, host string) {
+		if got, want := validHost(host), httpguts.ValidHostHeader(host); got != want {
+			t.Fatalf("validHost(%q) = %v, httpguts %v", host, got, want)
 		}
 	})
 }
