@@ -112,12 +112,16 @@ func (c *srvConn) serve() {
 		}
 	}
 	protos := s.protocols()
-	c.rbuf = *readBufs.Get().(*[]byte)
 	if c.tls == nil && protos.UnencryptedHTTP2() && cfg.TLSNextProto[nextProtoUnencryptedHTTP2] != nil {
+		c.rbuf = *readBufs.Get().(*[]byte)
 		if c.maybeH2C() {
 			return
 		}
+	} else if !c.parkable {
+		c.rbuf = *readBufs.Get().(*[]byte)
 	}
+	// Otherwise the first request is awaited without a buffer (readRequest).
+
 	if !protos.HTTP1() {
 		c.close()
 		return
@@ -349,7 +353,6 @@ func (c *srvConn) wake(err error) {
 		c.close()
 		return
 	}
-	c.rbuf = *readBufs.Get().(*[]byte)
 	c.r0, c.r1 = 0, 0
 	c.loop()
 }
@@ -564,6 +567,16 @@ func (c *srvConn) readRequest() (*http.Request, *srvResponse, error) {
 			if c.r1-c.r0 >= limit {
 				return nil, nil, errHeaderTooLarge
 			}
+		}
+		if c.rbuf == nil {
+			// Nothing buffered (a new connection): wait for bytes
+			// without holding a buffer.
+			n, err := c.hotRead()
+			c.r0, c.r1 = 0, n
+			if n == 0 {
+				return nil, nil, err
+			}
+			continue
 		}
 		if err := c.fill(limit); err != nil {
 			return nil, nil, err

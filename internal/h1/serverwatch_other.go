@@ -17,4 +17,9 @@ type hotState struct{}
 
 // hotRead waits for the next bytes of an idle connection within its read
 // deadline, in its read buffer.
-func (c *srvConn) hotRead() (int, error) { return c.rwc.Read(c.rbuf) }
+func (c *srvConn) hotRead() (int, error) {
+	if c.rbuf == nil {
+		c.rbuf = *readBufs.Get().(*[]byte)
+	}
+	return c.rwc.Read(c.rbuf)
+}
