@@ -280,7 +280,8 @@ func (s *Server) ServeTLS(ln net.Listener, certFile, keyFile string) error {
 	if s.protocols().HTTP1() && !slices.Contains(config.NextProtos, "http/1.1") {
 		config.NextProtos = append(config.NextProtos, "http/1.1")
 	}
-	if len(config.Certificates) == 0 && config.GetCertificate == nil || certFile != "" || keyFile != "" {
+	hasCert := len(config.Certificates) > 0 || config.GetCertificate != nil || config.GetConfigForClient != nil
+	if !hasCert || certFile != "" || keyFile != "" {
 		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 		if err != nil {
 			return fmt.Errorf("h1: loading the certificate: %w", err)

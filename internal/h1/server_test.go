@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lbkit/lbkit/internal/testutil"
 )
 
 // startServer serves h with a Server configured by cfg on a loopback
@@ -423,5 +425,49 @@ func TestServerUnreadBodyBounded(t *testing.T) {
 	}
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("answered after %v", d)
+	}
+}
+
+// TestServerTLS: HTTPS with HTTP/1.1 through ALPN, the request's TLS state
+// set, and keep-alive over TLS (served without parking).
+func TestServerTLS(t *testing.T) {
+	ca := testutil.NewCA(t)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil || r.TLS.NegotiatedProtocol != "http/1.1" {
+			t.Errorf("TLS state %+v", r.TLS)
+		}
+		io.WriteString(w, "secure")
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Config: &http.Server{Handler: h, TLSConfig: ca.ServerConfig(t, "lb.test")}, HotWindow: time.Millisecond}
+	done := make(chan error, 1)
+	go func() { done <- s.ServeTLS(ln, "", "") }()
+	t.Cleanup(func() {
+		s.Close()
+		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("ServeTLS: %v", err)
+		}
+	})
+	tr := &http.Transport{TLSClientConfig: ca.ClientConfig("lb.test")}
+	tr.TLSClientConfig.NextProtos = []string{"http/1.1"}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	for range 2 {
+		resp, err := c.Get("https://" + ln.Addr().String() + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != "secure" || resp.ProtoMajor != 1 {
+			t.Fatalf("%s %q", resp.Proto, b)
+		}
+		time.Sleep(20 * time.Millisecond) // past the hot window
+	}
+	if n, _ := s.Conns(); n != 1 {
+		t.Errorf("%d connections, want 1 kept alive", n)
 	}
 }
