@@ -223,6 +223,7 @@ func (s *Server) newConn(ctx context.Context, rw net.Conn) *srvConn {
 	sock := rw
 	if tc, ok := rw.(*tls.Conn); ok {
 		sock = tc.NetConn()
+		c.overTLS = true
 	}
 	if sc, ok := sock.(syscall.Conn); ok {
 		c.sock, _ = sc.SyscallConn()

@@ -3,6 +3,7 @@ package h1
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -469,5 +470,44 @@ func TestServerTLS(t *testing.T) {
 	}
 	if n, _ := s.Conns(); n != 1 {
 		t.Errorf("%d connections, want 1 kept alive", n)
+	}
+}
+
+// TestServerContextCancelledOnTLSClose: over TLS too, a client's close
+// (close_notify, then FIN) cancels the request's context.
+func TestServerContextCancelledOnTLSClose(t *testing.T) {
+	ca := testutil.NewCA(t)
+	started := make(chan struct{})
+	cancelled := make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		select {
+		case <-r.Context().Done():
+			close(cancelled)
+		case <-time.After(5 * time.Second):
+		}
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Config: &http.Server{Handler: h, TLSConfig: ca.ServerConfig(t, "lb.test")}}
+	done := make(chan error, 1)
+	go func() { done <- s.ServeTLS(ln, "", "") }()
+	t.Cleanup(func() {
+		s.Close()
+		<-done
+	})
+	c, err := tls.Dial("tcp", ln.Addr().String(), ca.ClientConfig("lb.test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	<-started
+	c.Close()
+	select {
+	case <-cancelled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the context was not cancelled")
 	}
 }

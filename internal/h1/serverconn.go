@@ -52,6 +52,7 @@ type srvConn struct {
 	// parkable: sock is the connection's own (no TLS above it), and
 	// parking has not failed.
 	parkable bool
+	overTLS  bool // rwc is a *tls.Conn; set once, before the watcher sees c
 	remote   string
 	tls      *tls.ConnectionState
 	// ctx is the connection's context: values only (BaseContext,
@@ -759,7 +760,9 @@ func (c *srvConn) bodyEnded(w *srvResponse) {
 // reset the connection. Bytes still unread (a pipelined request) keep the
 // request going, as net/http's background read does.
 func (c *srvConn) peerClose() {
-	if c.sock != nil && pending(c.sock) {
+	if !c.overTLS && c.sock != nil && pending(c.sock) {
+		// Over TLS the unread bytes are most likely the client's
+		// close_notify: the close stands.
 		return
 	}
 	c.mu.Lock()
