@@ -145,7 +145,9 @@ func dribble(c net.Conn, body []byte, gap time.Duration, stop <-chan struct{}) <
 // connection closed; the abort is the client's. Bodies the HTTP/1.1
 // engine writes itself (small) and those streamed by http.Transport
 // (large) both.
-func TestClientTimeoutSlowBody(t *testing.T) {
+func TestClientTimeoutSlowBody(t *testing.T) { forEngines(t, testClientTimeoutSlowBody) }
+
+func testClientTimeoutSlowBody(t *testing.T) {
 	for _, size := range []int{4096, 1 << 20} {
 		t.Run(strconv.Itoa(size), func(t *testing.T) {
 			testutil.CheckLeaks(t)
@@ -240,7 +242,9 @@ func (o *outcomes) counts() (int, int) {
 // TestClientTimeoutStalledBody: a client that stops sending its body is cut
 // after ClientTimeout, well before any rate bound would matter, also when
 // the proxy's ResponseWriter is wrapped by a middleware that Unwraps.
-func TestClientTimeoutStalledBody(t *testing.T) {
+func TestClientTimeoutStalledBody(t *testing.T) { forEngines(t, testClientTimeoutStalledBody) }
+
+func testClientTimeoutStalledBody(t *testing.T) {
 	testutil.CheckLeaks(t)
 	backend := startUploadBackend(t)
 	pool := &lb.Pool{Name: "web"}
@@ -279,7 +283,9 @@ func (u *unwrapper) Unwrap() http.ResponseWriter { return u.ResponseWriter }
 
 // TestClientTimeoutFastUpload: an upload of several MiB from a client that
 // paces itself above the minimum rate goes through whole.
-func TestClientTimeoutFastUpload(t *testing.T) {
+func TestClientTimeoutFastUpload(t *testing.T) { forEngines(t, testClientTimeoutFastUpload) }
+
+func testClientTimeoutFastUpload(t *testing.T) {
 	testutil.CheckLeaks(t)
 	backend := startUploadBackend(t)
 	pool := &lb.Pool{Name: "web"}
@@ -311,7 +317,9 @@ func TestClientTimeoutFastUpload(t *testing.T) {
 // TestClientTimeoutSlowReader: a client that stops reading a large
 // response is cut after ClientTimeout without progress; one that keeps
 // reading, slowly, gets all of it.
-func TestClientTimeoutSlowReader(t *testing.T) {
+func TestClientTimeoutSlowReader(t *testing.T) { forEngines(t, testClientTimeoutSlowReader) }
+
+func testClientTimeoutSlowReader(t *testing.T) {
 	testutil.CheckLeaks(t)
 	backend := startUploadBackend(t)
 	pool := &lb.Pool{Name: "web"}
@@ -391,6 +399,10 @@ func TestClientTimeoutSlowReader(t *testing.T) {
 // with the proxy's ConnState hook, the kernel aborts it after ClientTimeout
 // (TCP_USER_TIMEOUT, Linux).
 func TestClientTimeoutBufferedResponse(t *testing.T) {
+	forEngines(t, testClientTimeoutBufferedResponse)
+}
+
+func testClientTimeoutBufferedResponse(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("TCP_USER_TIMEOUT is Linux's")
 	}
@@ -428,7 +440,9 @@ func TestClientTimeoutBufferedResponse(t *testing.T) {
 
 // TestClientTimeoutUpgrade: an upgraded connection idle for longer than
 // ClientTimeout stays open, and is closed by the Pool's TunnelTimeout.
-func TestClientTimeoutUpgrade(t *testing.T) {
+func TestClientTimeoutUpgrade(t *testing.T) { forEngines(t, testClientTimeoutUpgrade) }
+
+func testClientTimeoutUpgrade(t *testing.T) {
 	testutil.CheckLeaks(t)
 	ws := testutil.HTTPBackend(t, "ws")
 	const tunnel = time.Second
@@ -468,7 +482,9 @@ func TestClientTimeoutUpgrade(t *testing.T) {
 // TestClientTimeoutGRPC: gRPC request bodies have no minimum rate, and
 // their waits are bounded by the tunnel timeout, not ClientTimeout; the
 // same body with another content type is cut.
-func TestClientTimeoutGRPC(t *testing.T) {
+func TestClientTimeoutGRPC(t *testing.T) { forEngines(t, testClientTimeoutGRPC) }
+
+func testClientTimeoutGRPC(t *testing.T) {
 	testutil.CheckLeaks(t)
 	backend := startUploadBackend(t)
 	pool := &lb.Pool{Name: "web", TunnelTimeout: 5 * time.Second}

@@ -4,8 +4,10 @@
 // A [Server] is one upstream server's configuration; a [Pool] holds servers,
 // picks one per connection or request with a [Balancer] and is the standard
 // [Backend]. A [Frontend] accepts clients: a [TCPFrontend] at L4, an
-// [*http.Server] serving a [ReverseProxy] at L7. [Serve] (or [ServeTLS])
-// runs a Frontend until its context ends, then drains it. [Mux] routes
+// [*http.Server] serving a [ReverseProxy] at L7, or an [HTTPFrontend] that
+// serves the same http.Server's handler with lbkit's own HTTP/1.1 engine
+// (idle keep-alive clients parked without goroutine or buffers). [Serve]
+// (or [ServeTLS]) runs a Frontend until its context ends, then drains it. [Mux] routes
 // connections by SNI; [Switch] and [HandlerSwitch] replace a whole chain
 // atomically.
 //

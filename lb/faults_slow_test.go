@@ -91,7 +91,9 @@ func dribbleAll(conns []net.Conn, b string, interval time.Duration, stop <-chan 
 // clients (about 15,000 descriptors in this process: client and proxy ends
 // of each, and proxy and server ends of each slow body); with it, whose
 // goroutine limit is 8128 (5000 slow clients need about 7500), 3000.
-func TestFaultL7SlowClients(t *testing.T) {
+func TestFaultL7SlowClients(t *testing.T) { forEngines(t, testFaultL7SlowClients) }
+
+func testFaultL7SlowClients(t *testing.T) {
 	if testing.Short() {
 		t.Skip("thousands of connections")
 	}
@@ -110,7 +112,7 @@ func TestFaultL7SlowClients(t *testing.T) {
 	ln := &countingListener{Listener: inner}
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- lb.Serve(ctx, srv, ln, time.Second, proxy) }()
+	go func() { served <- lb.Serve(ctx, frontendOf(t, srv), ln, time.Second, proxy) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-served; err != nil {

@@ -188,7 +188,9 @@ const chunkedHead = "POST /up HTTP/1.1\r\nHost: lb.test\r\nTransfer-Encoding: ch
 // their status and send nothing at all to the server; accepted ones must
 // reach it in one unambiguous framing, on which a lenient and a strict
 // parser agree.
-func TestFramingCorpus(t *testing.T) {
+func TestFramingCorpus(t *testing.T) { forEngines(t, testFramingCorpus) }
+
+func testFramingCorpus(t *testing.T) {
 	many := func(n int) string {
 		var b strings.Builder
 		for i := range n {
@@ -356,7 +358,9 @@ func TestFramingCorpus(t *testing.T) {
 // after the proxy forwarded its first part: the server connection must be
 // closed, never reused, the client must get 400 or 413 (or a closed
 // connection), never a 502, and the failure must count as the client's.
-func TestFramingStreamedBodyError(t *testing.T) {
+func TestFramingStreamedBodyError(t *testing.T) { forEngines(t, testFramingStreamedBodyError) }
+
+func testFramingStreamedBodyError(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		first, rest string // sent before and after the server got first
@@ -454,7 +458,9 @@ func TestFramingStreamedBodyError(t *testing.T) {
 // TestFramingExpectContinue: a chunked body is read before a server is
 // chosen, so the proxy answers 100 Continue itself and does not forward
 // Expect; a Content-Length over MaxBodyBytes gets 413 without 100 Continue.
-func TestFramingExpectContinue(t *testing.T) {
+func TestFramingExpectContinue(t *testing.T) { forEngines(t, testFramingExpectContinue) }
+
+func testFramingExpectContinue(t *testing.T) {
 	srv := startLenient(t)
 	_, _, addr := framingProxy(t, srv, func(p *lb.ReverseProxy) { p.MaxBodyBytes = 512 })
 
@@ -505,7 +511,9 @@ func TestFramingExpectContinue(t *testing.T) {
 }
 
 // TestFramingHeaderCount checks MaxHeaderCount's settings: Host counts.
-func TestFramingHeaderCount(t *testing.T) {
+func TestFramingHeaderCount(t *testing.T) { forEngines(t, testFramingHeaderCount) }
+
+func testFramingHeaderCount(t *testing.T) {
 	fields := func(n int) string {
 		var b strings.Builder
 		b.WriteString("GET / HTTP/1.1\r\nHost: lb.test\r\n")
@@ -563,6 +571,10 @@ func FuzzFramingParsers(f *testing.F) {
 // head followed by a cut connection; never a 502, and the server is not
 // blamed.
 func TestFramingBodyErrorAfterResponse(t *testing.T) {
+	forEngines(t, testFramingBodyErrorAfterResponse)
+}
+
+func testFramingBodyErrorAfterResponse(t *testing.T) {
 	answered := make(chan struct{}, 1)
 	got := make(chan string, 1)
 	eager := testutil.StartRaw(t, func(c net.Conn, br *bufio.Reader) {

@@ -37,10 +37,11 @@ func startH2(t *testing.T, proxy *lb.ReverseProxy, opts lb.HTTP2Options, tlsConf
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
+		fe := frontendOf(t, srv)
 		if tlsConf != nil {
-			done <- lb.ServeTLS(ctx, srv, ln, time.Second, proxy)
+			done <- lb.ServeTLS(ctx, fe, ln, time.Second, proxy)
 		} else {
-			done <- lb.Serve(ctx, srv, ln, time.Second, proxy)
+			done <- lb.Serve(ctx, fe, ln, time.Second, proxy)
 		}
 	}()
 	t.Cleanup(func() {

@@ -117,7 +117,7 @@ func startLimitedL7(t *testing.T, proxy *lb.ReverseProxy, lim *lb.Limits, wrap f
 	srv := &http.Server{Handler: proxy, ReadHeaderTimeout: 5 * time.Second, ConnContext: lim.ConnContext}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- lb.Serve(ctx, srv, lim.Listener(ln), time.Second, proxy) }()
+	go func() { done <- lb.Serve(ctx, frontendOf(t, srv), lim.Listener(ln), time.Second, proxy) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

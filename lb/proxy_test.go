@@ -27,7 +27,7 @@ func startL7(t *testing.T, proxy *lb.ReverseProxy, grace time.Duration) (string,
 	srv := &http.Server{Handler: proxy, ReadHeaderTimeout: 5 * time.Second}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- lb.Serve(ctx, srv, ln, grace, proxy) }()
+	go func() { done <- lb.Serve(ctx, frontendOf(t, srv), ln, grace, proxy) }()
 	var once sync.Once
 	stop := func() {
 		once.Do(func() {

@@ -118,7 +118,7 @@ func startL7Hooked(t *testing.T, proxy *lb.ReverseProxy, hooks bool) string {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- lb.Serve(ctx, srv, ln, time.Second, proxy) }()
+	go func() { done <- lb.Serve(ctx, frontendOf(t, srv), ln, time.Second, proxy) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

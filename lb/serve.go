@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"net/http"
 	"time"
 )
 
@@ -30,12 +29,13 @@ func Serve(ctx context.Context, fe Frontend, ln net.Listener, grace time.Duratio
 	return serve(ctx, fe, fe.Serve, ln, grace, also)
 }
 
-// ServeTLS is [Serve] for an HTTPS frontend: it runs srv.ServeTLS(ln, "", "")
-// instead of srv.Serve(ln), so the certificates come from srv.TLSConfig
+// ServeTLS is [Serve] for an HTTPS frontend (an [*http.Server] or an
+// [*HTTPFrontend]): it runs srv.ServeTLS(ln, "", "") instead of
+// srv.Serve(ln), so the certificates come from the http.Server's TLSConfig
 // (which must provide them: Certificates or GetCertificate) and HTTP/2 is
-// offered through ALPN unless srv turns it off, exactly as net/http does.
+// offered through ALPN unless it is turned off, exactly as net/http does.
 // Shutdown and its grace are Serve's.
-func ServeTLS(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Duration, also ...Shutdowner) error {
+func ServeTLS(ctx context.Context, srv TLSFrontend, ln net.Listener, grace time.Duration, also ...Shutdowner) error {
 	return serve(ctx, srv, func(ln net.Listener) error { return srv.ServeTLS(ln, "", "") }, ln, grace, also)
 }
 

@@ -177,6 +177,7 @@ type config struct {
 	retries, maxConns, gcPercent                    int
 	redispatchEvery                                 int
 	verbose                                         bool
+	httpEngine                                      string
 	dropUnderscoreHeaders                           bool
 	maxHeaderCount                                  int
 	maxBodyBytes                                    int64
@@ -289,6 +290,7 @@ func newConfig(fs *flag.FlagSet) *config {
 	fs.IntVar(&c.maxConns, "max-conns", 0, "per-server limit of connections or requests in flight (0: none); beyond it work queues")
 	fs.IntVar(&c.gcPercent, "gc-percent", 400, "garbage collection target percentage, as GOGC (0: the runtime's default); GOGC in the environment wins")
 	fs.BoolVar(&c.verbose, "v", false, "log per-connection events")
+	fs.StringVar(&c.httpEngine, "http-engine", defaultHTTPEngine, "http modes: the HTTP/1.x server engine, lbkit (idle keep-alive clients parked without goroutine or buffers, lb.HTTPFrontend) or net/http")
 	fs.IntVar(&c.maxHeaderCount, "max-header-count", lb.DefaultMaxHeaderCount, "HTTP modes: most header fields in a request; more are answered 431 (negative: no limit)")
 	fs.Int64Var(&c.maxBodyBytes, "max-body-bytes", 0, "HTTP modes: largest request body in bytes; larger ones are answered 413 (0: no limit)")
 	fs.BoolVar(&c.dropUnderscoreHeaders, "drop-underscore-headers", false, "HTTP modes: drop every request header whose name has \"_\" (default: only aliases of framing and forwarding headers, such as Transfer_Encoding)")
@@ -804,6 +806,10 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 				ln = lb.H2CListener(ln) // refusals end with a FIN
 			}
 		}
+		fe, err := httpFrontend(cfg.httpEngine, srv)
+		if err != nil {
+			return err
+		}
 		fmt.Fprintf(out, "lbproxy: %s on %s\n", cfg.mode, ln.Addr())
 		if tlsFront {
 			also := []lb.Shutdowner{proxy}
@@ -820,12 +826,12 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 			if err := socks.ready(ctx, &wg, cancel, logger, out); err != nil {
 				return err
 			}
-			return lb.ServeTLS(ctx, srv, ln, cfg.grace, also...)
+			return lb.ServeTLS(ctx, fe, ln, cfg.grace, also...)
 		}
 		if err := socks.ready(ctx, &wg, cancel, logger, out); err != nil {
 			return err
 		}
-		return lb.Serve(ctx, srv, ln, cfg.grace, proxy)
+		return lb.Serve(ctx, fe, ln, cfg.grace, proxy)
 	}
 
 	// 8 and 9, TCP: the chain in front of the pool, and the server.
@@ -905,6 +911,21 @@ func serveAdmin(ctx context.Context, cfg *config, socks *sockets, token string, 
 	mux := adminMux(check, statsHandler(page), token, metrics.Handler(collector), page)
 	fmt.Fprintf(out, "admin endpoints on http://%s/\n", ln.Addr())
 	return startAdmin(wg, ln, mux, cfg.grace, logger), nil
+}
+
+// defaultHTTPEngine is the default of -http-engine.
+var defaultHTTPEngine = "lbkit"
+
+// httpFrontend returns the frontend that serves srv with the engine named
+// by -http-engine.
+func httpFrontend(engine string, srv *http.Server) (lb.TLSFrontend, error) {
+	switch engine {
+	case "lbkit":
+		return lb.NewHTTPFrontend(srv)
+	case "net/http":
+		return srv, nil
+	}
+	return nil, fmt.Errorf("-http-engine %q: want lbkit or net/http", engine)
 }
 
 // chainConnContext returns an http.Server.ConnContext hook that runs first,

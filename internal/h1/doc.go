@@ -26,4 +26,12 @@
 // something unasked. The request's context interrupts the exchange and the
 // body through context.AfterFunc: no goroutine is started per request or
 // per connection.
+//
+// The package also holds the server side, [Server] (files server*.go): an
+// HTTP/1.1 server engine for proxied traffic, configured from an
+// http.Server and serving its Handler, behind lb.HTTPFrontend. It parses
+// requests at least as strictly as net/http's server, and parks idle
+// keep-alive connections (package internal/park) after a short hot window,
+// so that they hold neither a goroutine nor a buffer; buffers come from
+// pools while bytes move.
 package h1

@@ -152,6 +152,7 @@ type httpGen struct {
 	rt      *Runtime
 	ln      *handoff
 	srv     *http.Server
+	fe      lb.TLSFrontend // srv, or lbkit's engine serving it (RuntimeOptions.HTTPEngine)
 	proxy   *lb.ReverseProxy
 	handler lb.HandlerSwitch
 	cur     atomic.Pointer[chain]
@@ -224,6 +225,16 @@ func (rt *Runtime) newHTTPGen(f *Frontend, doc *Document, addr net.Addr) (*httpG
 		g.h3.Handler = &g.handler
 		g.srv.Handler = http3.AltSvc(int(f.InboundPort), 0, &g.handler)
 	}
+	switch rt.opts.HTTPEngine {
+	case HTTPEngineNetHTTP:
+		g.fe = g.srv
+	case "", HTTPEngineLbkit:
+		if g.fe, err = lb.NewHTTPFrontend(g.srv); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("config: unknown HTTP engine %q (want %q or %q)", rt.opts.HTTPEngine, HTTPEngineLbkit, HTTPEngineNetHTTP)
+	}
 	return g, nil
 }
 
@@ -261,9 +272,9 @@ func (g *httpGen) serve() {
 		defer close(g.done)
 		var err error
 		if g.tls {
-			err = g.srv.ServeTLS(ln, "", "")
+			err = g.fe.ServeTLS(ln, "", "")
 		} else {
-			err = g.srv.Serve(ln)
+			err = g.fe.Serve(ln)
 		}
 		if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 			g.rt.logger.Error("frontend stopped", "frontend", g.proxy.Name, "err", err)
@@ -320,7 +331,7 @@ func (g *httpGen) stats() lb.FrontendStats { return g.proxy.Stats() }
 func (g *httpGen) forget(p *lb.Pool) { g.proxy.ForgetPool(p) }
 
 func (g *httpGen) shutdown(ctx context.Context) {
-	all := []lb.Shutdowner{g.srv, g.proxy}
+	all := []lb.Shutdowner{g.fe, g.proxy}
 	if g.h3 != nil {
 		all = append(all, g.h3)
 	}

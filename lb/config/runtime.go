@@ -86,7 +86,20 @@ type RuntimeOptions struct {
 	// its sockets to a successor uses it to see the connections it
 	// accepted meanwhile.
 	ConnState func(net.Conn, http.ConnState)
+
+	// HTTPEngine is the server engine of the HTTP and HTTPS frontends'
+	// HTTP/1.x: HTTPEngineLbkit (lb.HTTPFrontend: idle keep-alive
+	// connections parked without goroutine or buffers) or
+	// HTTPEngineNetHTTP (net/http's http.Server). Empty means
+	// HTTPEngineLbkit.
+	HTTPEngine string
 }
+
+// The values of RuntimeOptions.HTTPEngine.
+const (
+	HTTPEngineLbkit   = "lbkit"
+	HTTPEngineNetHTTP = "net/http"
+)
 
 // ACMEOptions configure the ACME client of Let's Encrypt certificates.
 type ACMEOptions struct {
