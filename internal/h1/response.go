@@ -219,64 +219,6 @@ func simpleHeaderLine(line []byte) bool {
 	return true
 }
 
-// canonicalKey returns the canonical form of the valid header name k: k
-// itself when it is canonical already, an interned string for common
-// headers, or a new string.
-func canonicalKey(k string) string {
-	upper := true
-	canonical := true
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
-			canonical = false
-			break
-		}
-		upper = c == '-'
-	}
-	if canonical {
-		return k
-	}
-	var arr [32]byte
-	if len(k) <= len(arr) {
-		b := arr[:len(k)]
-		upper = true
-		for i := range len(k) {
-			c := k[i]
-			if upper && 'a' <= c && c <= 'z' {
-				c -= 'a' - 'A'
-			} else if !upper && 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			b[i] = c
-			upper = c == '-'
-		}
-		if v, ok := commonKeys[string(b)]; ok {
-			return v
-		}
-	}
-	return textproto.CanonicalMIMEHeaderKey(k)
-}
-
-// commonKeys interns the canonical names of headers that servers commonly
-// send in another case.
-var commonKeys = func() map[string]string {
-	m := make(map[string]string)
-	for _, k := range []string{
-		"Accept-Ranges", "Access-Control-Allow-Origin", "Age", "Alt-Svc",
-		"Cache-Control", "Connection", "Content-Disposition", "Content-Encoding",
-		"Content-Language", "Content-Length", "Content-Location", "Content-Range",
-		"Content-Security-Policy", "Content-Type", "Date", "Etag", "Expires",
-		"Keep-Alive", "Last-Modified", "Link", "Location", "Referrer-Policy",
-		"Retry-After", "Server", "Set-Cookie", "Strict-Transport-Security",
-		"Transfer-Encoding", "Vary", "Via", "Www-Authenticate",
-		"X-Content-Type-Options", "X-Frame-Options", "X-Powered-By",
-		"X-Request-Id", "X-Xss-Protection",
-	} {
-		m[k] = k
-	}
-	return m
-}()
-
 // framedBody reads a response body framed by Content-Length (remain) or
 // chunked (chunks) from br, as net/http's body does: an early end of the
 // stream is io.ErrUnexpectedEOF, the data's last bytes come with io.EOF,

@@ -212,64 +212,6 @@ func parseFields(dst []field, s string) ([]field, error) {
 	}
 }
 
-// commonKeys interns the canonical form of common request header names,
-// so that canonicalizing them does not allocate.
-var commonKeys = func() map[string]string {
-	m := make(map[string]string)
-	for _, k := range []string{
-		"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Authorization",
-		"Cache-Control", "Connection", "Content-Length", "Content-Type", "Cookie",
-		"Expect", "Forwarded", "Host", "If-Match", "If-Modified-Since", "If-None-Match",
-		"Keep-Alive", "Origin", "Pragma", "Proxy-Authorization", "Range", "Referer",
-		"Sec-Websocket-Key", "Sec-Websocket-Version", "Sec-Websocket-Protocol",
-		"Sec-Websocket-Extensions", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
-		"User-Agent", "Via", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
-		"X-Real-Ip", "X-Request-Id",
-	} {
-		m[k] = k
-	}
-	return m
-}()
-
-// canonicalKey returns name (a valid token) in canonical form, as
-// http.CanonicalHeaderKey does, without allocating when name already is,
-// or is a common name.
-func canonicalKey(name string) string {
-	upper := true
-	canonical := true
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
-			canonical = false
-			break
-		}
-		upper = c == '-'
-	}
-	if canonical {
-		return name
-	}
-	var buf [64]byte
-	if len(name) > len(buf) {
-		return http.CanonicalHeaderKey(name)
-	}
-	b := buf[:len(name)]
-	upper = true
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if upper && 'a' <= c && c <= 'z' {
-			c -= 'a' - 'A'
-		} else if !upper && 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		b[i] = c
-		upper = c == '-'
-	}
-	if k, ok := commonKeys[string(b)]; ok {
-		return k
-	}
-	return string(b)
-}
-
 // buildHeader makes an http.Header of fields, with canonical keys; the
 // values of all fields share one backing array.
 func buildHeader(fields []field) http.Header {
