@@ -152,7 +152,8 @@ func TestLimitsClientMaxConnsRefusesQUIC(t *testing.T) {
 	}
 	// A connection that ends gives its place back.
 	held[0].CloseWithError(0, "")
-	testutil.Eventually(t, "a connection of 127.0.0.2 to be admitted again", func() bool {
+	// Each attempt may wait 2 s for a lost Initial: give it several.
+	testutil.EventuallyWithin(t, 15*time.Second, "a connection of 127.0.0.2 to be admitted again", func() bool {
 		_, err := e.dial(t, "127.0.0.2")
 		if err != nil {
 			t.Logf("dial: %v", err)
@@ -178,7 +179,8 @@ func TestLimitsMaxConnsRefusesQUIC(t *testing.T) {
 		t.Errorf("Stats() = %+v, want Full counted and Conns 1", s)
 	}
 	first.CloseWithError(0, "")
-	testutil.Eventually(t, "MaxConns to admit a connection again", func() bool {
+	// Each attempt may wait 2 s for a lost Initial: give it several.
+	testutil.EventuallyWithin(t, 15*time.Second, "MaxConns to admit a connection again", func() bool {
 		_, err := e.dial(t, "127.0.0.1")
 		return err == nil
 	})
