@@ -73,7 +73,7 @@ func (p *Pool) dial(ctx context.Context, s *Server, info *ConnInfo, plain bool) 
 	if p.Dial != nil {
 		c, err = p.Dial(dctx, "tcp", s.Addr)
 	} else {
-		var d net.Dialer
+		d := p.dialer()
 		c, err = d.DialContext(dctx, "tcp", s.Addr)
 	}
 	if err != nil {

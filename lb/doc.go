@@ -135,6 +135,13 @@
 // logging each at Warn level, and returns to normal at the first accepted
 // connection; [*http.Server] does the same on the L7 path.
 //
+// TCP keep-alive probes are off on the connections a Pool dials
+// ([Pool.TCPKeepAlive], HAProxy's srvtcpka) and, through
+// [ListenKeepAlive] or [KeepAliveListener], on those a listener accepts
+// (clitcpka): the proxy's timeouts find dead peers, and Go's default
+// (probes every 15 s) costs about four setsockopt(2) calls per socket.
+// A net.Listener made without them keeps Go's default.
+//
 // # Configuration model names
 //
 // Some settings of the configuration model (named after HAProxy's

@@ -44,7 +44,8 @@ type FailoverHost struct {
 //
 // Connections to the failover host are bounded as the proxy's are: 5 s
 // (DefaultConnectTimeout) to connect and 10 s for a TLS handshake, and
-// DefaultServerTimeout for the response headers. A failover host that
+// DefaultServerTimeout for the response headers, without TCP keep-alive
+// probes (as Pool.TCPKeepAlive's default). A failover host that
 // cannot be reached is answered 503 Service Unavailable, logged at Debug
 // level on logger (nil: slog.Default()).
 func NewFailoverHost(host string, tlsConfig *tls.Config, logger *slog.Logger) (*FailoverHost, error) {
@@ -55,7 +56,7 @@ func NewFailoverHost(host string, tlsConfig *tls.Config, logger *slog.Logger) (*
 	if logger == nil {
 		logger = slog.Default()
 	}
-	d := &net.Dialer{Timeout: DefaultConnectTimeout, KeepAlive: 30 * time.Second}
+	d := &net.Dialer{Timeout: DefaultConnectTimeout, KeepAlive: -1} // no TCP keep-alive, as Pool.TCPKeepAlive's default
 	tr := &http.Transport{
 		DialContext:           d.DialContext,
 		TLSClientConfig:       tlsConfig.Clone(),

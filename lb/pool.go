@@ -69,9 +69,21 @@ type Pool struct {
 	// StateDown keeps them out until a check passes.
 	InitialState State
 
-	// Dial opens connections to servers. Nil means a net.Dialer. The
-	// context carries the connect timeout.
+	// Dial opens connections to servers. Nil means a net.Dialer with
+	// TCPKeepAlive. The context carries the connect timeout.
 	Dial DialFunc
+
+	// TCPKeepAlive sets TCP keep-alive probes on the connections the Pool
+	// dials to its servers when Dial is nil (a Dial sets its own), for
+	// ServeConn, DialContext and ReverseProxy alike; it is HAProxy's
+	// "option srvtcpka". The zero value turns them off
+	// (net.Dialer{KeepAlive: -1}): the connect, server and tunnel
+	// timeouts find a dead server, and probes cost about four
+	// setsockopt(2) calls per connection. Enable: true turns them on, with
+	// Idle, Interval and Count (zero: Go's 15 s, 15 s and 9; negative: the
+	// system's). Health checks keep Go's default. See ListenKeepAlive for
+	// the client side.
+	TCPKeepAlive net.KeepAliveConfig
 
 	// ProxyHeader, when set, is written first on every new server connection
 	// (PROXY protocol).

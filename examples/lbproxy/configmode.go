@@ -179,6 +179,8 @@ func runConfig(ctx context.Context, cfg *config, out io.Writer) error {
 		// -upgrade-socket: the old process's drain waits for the first
 		// request of the HTTP connections it accepted last (upgrade.go).
 		ConnState: socks.trackFresh(nil)}
+	// -server-tcp-keepalive (keepalive.go); socks sets the client side.
+	opts.ServerTCPKeepAlive = tcpKeepAlive(cfg.serverTCPKeepAlive)
 	if accessLog != nil {
 		defer accessLog.Close()
 		opts.AccessLog = accessLog

@@ -171,6 +171,9 @@ type config struct {
 	certFile, keyFile                 string
 	grace, connectTimeout, timeout    time.Duration
 
+	// TCP keep-alive idle times (keepalive.go); 0: off
+	clientTCPKeepAlive, serverTCPKeepAlive time.Duration
+
 	// HTTP modes: client timeouts
 	requestTimeout, clientTimeout, minBodyRateGrace time.Duration
 	minBodyRate                                     int
@@ -352,6 +355,7 @@ func newConfig(fs *flag.FlagSet) *config {
 	fs.StringVar(&c.accessLogSyslogFormat, "access-log-syslog-format", accesslog.RFC5424, "syslog framing: "+accesslog.RFC5424+" or "+accesslog.RFC3164)
 
 	fs.StringVar(&c.admin, "admin", "", "address of the admin endpoints /healthz, /stats, /metrics and /, and with -config the REST API under /lb/v1/ (empty: none); keep it on loopback, e.g. 127.0.0.1:9100")
+	addKeepAliveFlags(fs, c) // keepalive.go
 	addConfigFlags(fs, &c.cm)
 	c.etcd = addEtcdFlags(fs)
 	fs.StringVar(&c.adminTokenFile, "admin-token-file", "", "file holding a token that /stats, /metrics and / require as \"Authorization: Bearer TOKEN\", and the REST API (-config) as \"X-Auth-Token: TOKEN\" (default: $"+tokenEnv+"; empty: none, and the REST API refuses every request)")
@@ -696,6 +700,7 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 		Name:            "backend",
 		Balancer:        algo,
 		ConnectTimeout:  cfg.connectTimeout,
+		TCPKeepAlive:    tcpKeepAlive(cfg.serverTCPKeepAlive),
 		Retries:         retries,
 		RedispatchEvery: cfg.redispatchEvery,
 		ProxyHeader:     sendProxy,

@@ -25,7 +25,7 @@ func sniMux(cfg *config, def *lb.Pool, logger *slog.Logger) (*lb.Mux, error) {
 		if err != nil {
 			return nil, fmt.Errorf("lbproxy: -sni-route %q: %w", r, err)
 		}
-		p := &lb.Pool{Name: name, ConnectTimeout: cfg.connectTimeout, TunnelTimeout: cfg.timeout, Logger: logger}
+		p := &lb.Pool{Name: name, ConnectTimeout: cfg.connectTimeout, TCPKeepAlive: tcpKeepAlive(cfg.serverTCPKeepAlive), TunnelTimeout: cfg.timeout, Logger: logger}
 		if err := p.Update(servers); err != nil {
 			return nil, err
 		}

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lbkit/lbkit/lb"
 	"github.com/lbkit/lbkit/lb/upgrade"
 )
 
@@ -70,6 +71,8 @@ func startUpgrade(ctx context.Context, cfg *config, logger *slog.Logger, out io.
 	if cfg.freebind {
 		lc.Control = setFreebind
 	}
+	// -client-tcp-keepalive, on fresh and inherited sockets alike (keepalive.go)
+	lb.ListenKeepAlive(&lc, tcpKeepAlive(cfg.clientTCPKeepAlive))
 	if cfg.upgradeSocket == "" {
 		return &sockets{lc: lc}, nil
 	}

@@ -100,6 +100,7 @@ func (rt *Runtime) newPool(b *Backend, doc *Document) (*lb.Pool, *httpBackend, e
 		RedispatchEvery: redispatchEvery(b.RedispatchAttemptCount),
 		QueueTimeout:    max(b.TimeoutQueue.D(), time.Millisecond),
 		ShutdownOnDown:  b.OnMarkedDownAction == OnMarkedDownShutdownSessions,
+		TCPKeepAlive:    rt.opts.ServerTCPKeepAlive,
 		Logger:          logger,
 	}
 	switch b.ProxyProtocol {

@@ -38,6 +38,19 @@ type RuntimeOptions struct {
 	// (a binary upgrade) sets it.
 	Listen func(ctx context.Context, network, addr string) (net.Listener, error)
 
+	// ClientTCPKeepAlive sets TCP keep-alive probes on the connections
+	// the frontends accept, as HAProxy's "option clitcpka"; the zero value
+	// turns them off (see lb.ListenKeepAlive), as HAProxy's default: the
+	// client and tunnel timeouts find a dead client. It applies to the
+	// listeners the Runtime opens itself; a Listen function sets its own
+	// (lb.ListenKeepAlive, lb.KeepAliveListener).
+	ClientTCPKeepAlive net.KeepAliveConfig
+
+	// ServerTCPKeepAlive is every backend pool's lb.Pool.TCPKeepAlive, as
+	// HAProxy's "option srvtcpka"; the zero value turns probes off. Health
+	// checks keep Go's default.
+	ServerTCPKeepAlive net.KeepAliveConfig
+
 	// ListenPacket opens the UDP socket of a frontend's HTTP/3; nil means a
 	// net.ListenConfig.
 	ListenPacket func(ctx context.Context, network, addr string) (net.PacketConn, error)
@@ -249,6 +262,7 @@ func (rt *Runtime) listen(ctx context.Context, network, addr string) (net.Listen
 		return rt.opts.Listen(ctx, network, addr)
 	}
 	var lc net.ListenConfig
+	lb.ListenKeepAlive(&lc, rt.opts.ClientTCPKeepAlive)
 	return lc.Listen(ctx, network, addr)
 }
 

@@ -77,7 +77,14 @@ type Upgrader struct {
 
 	// ListenConfig opens the sockets that are not inherited (its Control
 	// sets socket options such as IP_FREEBIND). The zero value is a plain
-	// net.ListenConfig. An inherited socket keeps the options it has.
+	// net.ListenConfig. An inherited socket keeps the options it has, but
+	// the TCP keep-alive its connections get at accept follows
+	// ListenConfig's KeepAlive and KeepAliveConfig all the same (see
+	// lb.ListenKeepAlive): Go's listener made from a file turns it on with
+	// its default (15 s) whatever a ListenConfig says, so Listen wraps an
+	// inherited TCP listener to set it per connection, unless ListenConfig
+	// leaves it at Go's default too (KeepAlive 0, KeepAliveConfig not
+	// enabled).
 	ListenConfig net.ListenConfig
 
 	mu        sync.Mutex
@@ -323,6 +330,9 @@ func (u *Upgrader) Listen(ctx context.Context, network, addr string) (net.Listen
 			return nil, fmt.Errorf("upgrade: inherited socket %s is a %T", in.name, ln)
 		}
 		u.keep(network, addr, ln.Addr(), sc, true)
+		if tl, ok := ln.(*net.TCPListener); ok && (u.ListenConfig.KeepAlive != 0 || u.ListenConfig.KeepAliveConfig.Enable) {
+			return &keepAliveListener{TCPListener: tl, lc: &u.ListenConfig}, nil
+		}
 		return ln, nil
 	}
 	ln, err := u.ListenConfig.Listen(ctx, network, addr)
@@ -872,4 +882,28 @@ func readLine(c net.Conn) (string, error) {
 			return "", fmt.Errorf("%w: line longer than %d bytes", errProtocol, len(buf))
 		}
 	}
+}
+
+// keepAliveListener is an inherited TCP listener that sets on the
+// connections it accepts the keep-alive of lc, which net.FileListener's
+// accept ignores (it turns keep-alive on with Go's default).
+type keepAliveListener struct {
+	*net.TCPListener
+	lc *net.ListenConfig
+}
+
+func (l *keepAliveListener) Accept() (net.Conn, error) {
+	c, err := l.AcceptTCP()
+	if err != nil {
+		return nil, err
+	}
+	switch ka := l.lc.KeepAliveConfig; {
+	case ka.Enable:
+		_ = c.SetKeepAliveConfig(ka) // best effort, as Go's own accept
+	case l.lc.KeepAlive < 0:
+		_ = c.SetKeepAlive(false)
+	default:
+		_ = c.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: l.lc.KeepAlive})
+	}
+	return c, nil
 }
