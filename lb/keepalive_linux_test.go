@@ -94,18 +94,7 @@ func TestListenKeepAliveAccepted(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer ln.Close()
-			accepted := acceptOne(t, ln)
-			c, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			sc := <-accepted
-			if sc == nil {
-				t.FailNow()
-			}
-			defer sc.Close()
-			checkKeepAlive(t, "accepted", readKeepAlive(t, sc), tc.want)
+			checkKeepAlive(t, "accepted", readKeepAlive(t, dialAccepted(t, ln)), tc.want)
 		})
 	}
 }
@@ -132,18 +121,7 @@ func TestKeepAliveListenerInherited(t *testing.T) {
 			}
 			ln := lb.KeepAliveListener(inherited, tc.ka)
 			defer ln.Close()
-			accepted := acceptOne(t, ln)
-			c, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			sc := <-accepted
-			if sc == nil {
-				t.FailNow()
-			}
-			defer sc.Close()
-			checkKeepAlive(t, "accepted", readKeepAlive(t, sc), tc.want)
+			checkKeepAlive(t, "accepted", readKeepAlive(t, dialAccepted(t, ln)), tc.want)
 		})
 	}
 }
@@ -180,4 +158,22 @@ func TestPoolTCPKeepAliveDialed(t *testing.T) {
 			checkKeepAlive(t, "dialed", <-got, tc.want)
 		})
 	}
+}
+
+// dialAccepted dials ln and returns the connection ln accepted, closed
+// with the test.
+func dialAccepted(t *testing.T, ln net.Listener) net.Conn {
+	t.Helper()
+	accepted := acceptOne(t, ln)
+	c, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	sc := <-accepted
+	if sc == nil {
+		t.FailNow()
+	}
+	t.Cleanup(func() { sc.Close() })
+	return sc
 }
