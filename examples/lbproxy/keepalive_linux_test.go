@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -93,6 +94,16 @@ func TestLBProxyTCPKeepAlive(t *testing.T) {
 		}
 		if sc == nil {
 			t.Fatalf("%v: the server saw no connection", tc.args)
+		}
+		// A byte through the proxy: its accept and its dial have returned,
+		// so Go has set (or not) keep-alive on both sockets after their
+		// handshakes, which the two ends here may see complete first.
+		sc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Write([]byte{'x'}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(sc, make([]byte, 1)); err != nil {
+			t.Fatalf("%v: no byte through the proxy: %v", tc.args, err)
 		}
 		ap := func(a net.Addr) netip.AddrPort { return a.(*net.TCPAddr).AddrPort() }
 		check := func(side string, local, peer netip.AddrPort, want int) {
