@@ -8,45 +8,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lbkit/lbkit/internal/testutil"
 	"github.com/lbkit/lbkit/lb"
 )
 
 // keepAlive is a socket's TCP keep-alive setting as the kernel reports it.
-type keepAlive struct {
-	on                    bool
-	idle, interval, count int // seconds, seconds, probes
-}
+type keepAlive = testutil.KeepAlive
 
+// readKeepAlive reads the keep-alive setting of c's socket.
 func readKeepAlive(t *testing.T, c any) keepAlive {
 	t.Helper()
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		t.Fatalf("%T is not a syscall.Conn", c)
 	}
-	rc, err := sc.SyscallConn()
+	ka, err := testutil.ReadKeepAlive(sc)
 	if err != nil {
 		t.Fatal(err)
-	}
-	var ka keepAlive
-	var serr error
-	err = rc.Control(func(fd uintptr) {
-		get := func(level, opt int) int {
-			v, err := syscall.GetsockoptInt(int(fd), level, opt)
-			if err != nil && serr == nil {
-				serr = err
-			}
-			return v
-		}
-		ka.on = get(syscall.SOL_SOCKET, syscall.SO_KEEPALIVE) != 0
-		ka.idle = get(syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE)
-		ka.interval = get(syscall.IPPROTO_TCP, syscall.TCP_KEEPINTVL)
-		ka.count = get(syscall.IPPROTO_TCP, syscall.TCP_KEEPCNT)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if serr != nil {
-		t.Fatal(serr)
 	}
 	return ka
 }
@@ -57,14 +35,14 @@ var keepAliveCases = []struct {
 	want keepAlive // idle, interval and count checked only when on
 }{
 	{"default off", net.KeepAliveConfig{}, keepAlive{}},
-	{"on", net.KeepAliveConfig{Enable: true, Idle: 31 * time.Second, Interval: 7 * time.Second, Count: 4}, keepAlive{true, 31, 7, 4}},
-	{"on with Go's defaults", net.KeepAliveConfig{Enable: true}, keepAlive{true, 15, 15, 9}},
+	{"on", net.KeepAliveConfig{Enable: true, Idle: 31 * time.Second, Interval: 7 * time.Second, Count: 4}, keepAlive{On: true, Idle: 31, Interval: 7, Count: 4}},
+	{"on with Go's defaults", net.KeepAliveConfig{Enable: true}, keepAlive{On: true, Idle: 15, Interval: 15, Count: 9}},
 }
 
 func checkKeepAlive(t *testing.T, side string, got, want keepAlive) {
 	t.Helper()
-	if !want.on {
-		got.idle, got.interval, got.count = 0, 0, 0
+	if !want.On {
+		got.Idle, got.Interval, got.Count = 0, 0, 0
 	}
 	if got != want {
 		t.Errorf("%s: keep-alive %+v, want %+v", side, got, want)

@@ -41,14 +41,11 @@ func sockKeepAlive(t *testing.T, local, peer netip.AddrPort) (on bool, idle int)
 		if err != nil || addrPort(pa) != peer {
 			continue
 		}
-		ka, err := syscall.GetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_KEEPALIVE)
+		ka, err := testutil.KeepAliveOfFd(fd)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if idle, err = syscall.GetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE); err != nil {
-			t.Fatal(err)
-		}
-		return ka != 0, idle
+		return ka.On, ka.Idle
 	}
 	t.Fatalf("no socket from %s to %s", local, peer)
 	return false, 0

@@ -67,22 +67,10 @@ func TestRuntimeClientTCPKeepAlive(t *testing.T) {
 				sc, ok := socketOf(c)
 				if !ok {
 					r.err = fmt.Errorf("no socket under %T", c)
-				} else if rc, err := sc.SyscallConn(); err != nil {
-					r.err = err
 				} else {
-					var ka int
-					var kerr, ierr error
-					r.err = rc.Control(func(fd uintptr) {
-						ka, kerr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_KEEPALIVE)
-						r.idle, ierr = syscall.GetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE)
-					})
-					r.on = ka != 0
-					if r.err == nil && kerr != nil {
-						r.err = kerr
-					}
-					if r.err == nil && ierr != nil {
-						r.err = ierr
-					}
+					var ka testutil.KeepAlive
+					ka, r.err = testutil.ReadKeepAlive(sc)
+					r.on, r.idle = ka.On, ka.Idle
 				}
 				select {
 				case got <- r:

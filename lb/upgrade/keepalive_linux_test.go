@@ -33,22 +33,11 @@ func acceptedKeepAlive(t *testing.T, ln net.Listener) (on bool, idle int) {
 		t.Fatal(r.err)
 	}
 	defer r.c.Close()
-	rc, err := r.c.(syscall.Conn).SyscallConn()
+	ka, err := testutil.ReadKeepAlive(r.c.(syscall.Conn))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var kerr, ierr error
-	var ka int
-	if err := rc.Control(func(fd uintptr) {
-		ka, kerr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_KEEPALIVE)
-		idle, ierr = syscall.GetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE)
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if kerr != nil || ierr != nil {
-		t.Fatal(kerr, ierr)
-	}
-	return ka != 0, idle
+	return ka.On, ka.Idle
 }
 
 // TestInheritedKeepAlive checks that the connections accepted on an
