@@ -8,26 +8,15 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/lbkit/lbkit/internal/testutil"
 )
 
-// tcpPair returns the two ends of a loopback TCP connection.
+// tcpPair returns the accepted and dialed ends of a loopback TCP
+// connection.
 func tcpPair(t *testing.T) (server, client *net.TCPConn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close(); s.Close() })
-	return s.(*net.TCPConn), c.(*net.TCPConn)
+	client, server = testutil.TCPPair(t)
+	return server, client
 }
 
 // countConn counts the writes that reach the connection.

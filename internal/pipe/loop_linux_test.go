@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lbkit/lbkit/internal/testutil"
 )
 
 // TestLoopEnvSwitch checks that two TCP connections go to the event loop
@@ -56,21 +58,7 @@ func TestLoopEnvSwitch(t *testing.T) {
 // loopbackPair returns the two ends of a TCP connection on 127.0.0.1.
 func loopbackPair(t *testing.T) (dialed, accepted net.Conn) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	d, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := ln.Accept()
-	if err != nil {
-		d.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close(); a.Close() })
+	d, a := testutil.TCPPair(t)
 	d.SetDeadline(time.Now().Add(10 * time.Second))
 	a.SetDeadline(time.Now().Add(10 * time.Second))
 	return d, a

@@ -86,33 +86,9 @@ func tlsConfigs(t testing.TB) (server, client *tls.Config) {
 	return &tls.Config{Certificates: []tls.Certificate{leaf}}, ca.ClientConfig("127.0.0.1")
 }
 
-// tcpPair returns the two ends of a loopback TCP connection.
-func tcpPair(t testing.TB) (dialed, accepted *net.TCPConn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	type acc struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan acc, 1)
-	go func() {
-		c, err := ln.Accept()
-		ch <- acc{c, err}
-	}()
-	d, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := <-ch
-	if a.err != nil {
-		t.Fatal(a.err)
-	}
-	return d.(*net.TCPConn), a.c.(*net.TCPConn)
-}
+// tcpPair returns the dialed and accepted ends of a loopback TCP
+// connection.
+func tcpPair(t testing.TB) (dialed, accepted *net.TCPConn) { return testutil.TCPPair(t) }
 
 // start runs Proxy between new connections. The connections are closed and
 // Proxy is waited for by a cleanup.

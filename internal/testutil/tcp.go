@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TCPServer is a raw TCP server on 127.0.0.1 started by EchoServer or
@@ -147,4 +148,35 @@ func echo(c net.Conn) {
 func ClosedAddr(tb testing.TB) string {
 	tb.Helper()
 	return closedAddr(tb)
+}
+
+// TCPPair returns the two ends of a new TCP connection on 127.0.0.1: the
+// dialed one and the accepted one. Both are closed by a cleanup.
+func TCPPair(tb testing.TB) (dialed, accepted *net.TCPConn) {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	type acc struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan acc, 1)
+	go func() {
+		c, err := ln.Accept()
+		ch <- acc{c, err}
+	}()
+	d, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	a := <-ch
+	if a.err != nil {
+		d.Close()
+		tb.Fatal(a.err)
+	}
+	tb.Cleanup(func() { d.Close(); a.c.Close() })
+	return d.(*net.TCPConn), a.c.(*net.TCPConn)
 }
