@@ -71,12 +71,7 @@ func (p *Pool) ServeConn(ctx context.Context, c *Conn) {
 		// sessions: this must not block or panic.
 		defer func() {
 			if v := recover(); v != nil {
-				if c.fe != nil {
-					c.fe.errors.Add(1)
-				}
-				p.logger().LogAttrs(ctx, slog.LevelError, "panic ending session",
-					slog.String("pool", p.Name), slog.String("client", c.Info.Remote.String()),
-					slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
+				p.sessionPanic(c, "panic ending session", v)
 				h.release()
 			}
 		}()
@@ -123,16 +118,22 @@ func (p *Pool) endSession(c *Conn, ci *connectInfo, lease Lease, sctx context.Co
 func (p *Pool) logSessionAside(c *Conn, ci *connectInfo, lease Lease, r pipe.Result, killed bool) {
 	defer func() {
 		if v := recover(); v != nil {
-			if c.fe != nil {
-				c.fe.errors.Add(1)
-			}
-			p.logger().LogAttrs(context.Background(), slog.LevelError, "panic logging session",
-				slog.String("pool", p.Name), slog.String("client", c.Info.Remote.String()),
-				slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
+			p.sessionPanic(c, "panic logging session", v)
 		}
 		c.hold.release()
 	}()
 	p.logSession(c, ci, lease, r.Err, true, r.Up, r.Down, killed)
+}
+
+// sessionPanic counts in c's frontend's Errors and logs a panic v
+// recovered at the end of c's session, off the connection's goroutine.
+func (p *Pool) sessionPanic(c *Conn, msg string, v any) {
+	if c.fe != nil {
+		c.fe.errors.Add(1)
+	}
+	p.logger().LogAttrs(context.Background(), slog.LevelError, msg,
+		slog.String("pool", p.Name), slog.String("client", c.Info.Remote.String()),
+		slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
 }
 
 // connectAside runs connect on a goroutine of its own and waits for it. A
