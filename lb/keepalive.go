@@ -1,6 +1,10 @@
 package lb
 
-import "net"
+import (
+	"net"
+
+	"github.com/lbkit/lbkit/internal/keepalive"
+)
 
 // TCP keep-alive probes are off by default on the connections lbkit
 // proxies, as HAProxy's "option clitcpka" and "option srvtcpka" and
@@ -41,27 +45,7 @@ func ListenKeepAlive(lc *net.ListenConfig, ka net.KeepAliveConfig) {
 // The returned listener is safe for concurrent use as ln is; closing it
 // closes ln.
 func KeepAliveListener(ln net.Listener, ka net.KeepAliveConfig) net.Listener {
-	return &keepAliveListener{Listener: ln, ka: ka}
-}
-
-type keepAliveListener struct {
-	net.Listener
-	ka net.KeepAliveConfig
-}
-
-func (l *keepAliveListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return c, err
-	}
-	if tc, ok := c.(*net.TCPConn); ok {
-		if l.ka.Enable {
-			_ = tc.SetKeepAliveConfig(l.ka) // best effort, as Go's own accept
-		} else {
-			_ = tc.SetKeepAlive(false)
-		}
-	}
-	return c, nil
+	return keepalive.Listener(ln, -1, ka) // -1: off unless ka.Enable
 }
 
 // dialer returns the net.Dialer of a Pool without Dial: TCP keep-alive

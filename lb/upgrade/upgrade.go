@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/lbkit/lbkit/internal/keepalive"
 )
 
 // Defaults of the Upgrader's timeouts.
@@ -331,7 +333,7 @@ func (u *Upgrader) Listen(ctx context.Context, network, addr string) (net.Listen
 		}
 		u.keep(network, addr, ln.Addr(), sc, true)
 		if tl, ok := ln.(*net.TCPListener); ok && (u.ListenConfig.KeepAlive != 0 || u.ListenConfig.KeepAliveConfig.Enable) {
-			return &keepAliveListener{TCPListener: tl, lc: &u.ListenConfig}, nil
+			return keepalive.Listener(tl, u.ListenConfig.KeepAlive, u.ListenConfig.KeepAliveConfig), nil
 		}
 		return ln, nil
 	}
@@ -882,28 +884,4 @@ func readLine(c net.Conn) (string, error) {
 			return "", fmt.Errorf("%w: line longer than %d bytes", errProtocol, len(buf))
 		}
 	}
-}
-
-// keepAliveListener is an inherited TCP listener that sets on the
-// connections it accepts the keep-alive of lc, which net.FileListener's
-// accept ignores (it turns keep-alive on with Go's default).
-type keepAliveListener struct {
-	*net.TCPListener
-	lc *net.ListenConfig
-}
-
-func (l *keepAliveListener) Accept() (net.Conn, error) {
-	c, err := l.AcceptTCP()
-	if err != nil {
-		return nil, err
-	}
-	switch ka := l.lc.KeepAliveConfig; {
-	case ka.Enable:
-		_ = c.SetKeepAliveConfig(ka) // best effort, as Go's own accept
-	case l.lc.KeepAlive < 0:
-		_ = c.SetKeepAlive(false)
-	default:
-		_ = c.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: l.lc.KeepAlive})
-	}
-	return c, nil
 }
