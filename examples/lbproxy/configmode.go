@@ -28,7 +28,7 @@ package main
 // that describe one frontend and pool, listed in configextra.go) are
 // refused in this mode, as a usage error (exit status 2); -admin,
 // -admin-token-file, -grace (the drain of removed frontends, and of all of
-// them at exit), -v, -gc-percent, the -access-log flags (where frontends
+// them at exit), -v, -gc-percent, -gc-headroom, the -access-log flags (where frontends
 // with enable_access_logs write), -freebind, -backend-ca, -ticket-key-file,
 // -cookie-secret-file, the -redis flags and -upgrade-socket (the frontends'
 // TCP and HTTP/3 sockets and -admin's are handed over) apply (see
@@ -154,7 +154,7 @@ func runConfig(ctx context.Context, cfg *config, out io.Writer) error {
 		level = slog.LevelDebug
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	setGCPercent(cfg.gcPercent)
+	setGCPercent(cfg.gcPercent, cfg.gcHeadroomMiB<<20)
 
 	var wg sync.WaitGroup
 	defer wg.Wait()

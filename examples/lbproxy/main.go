@@ -178,6 +178,7 @@ type config struct {
 	requestTimeout, clientTimeout, minBodyRateGrace time.Duration
 	minBodyRate                                     int
 	retries, maxConns, gcPercent                    int
+	gcHeadroomMiB                                   uint64
 	redispatchEvery                                 int
 	verbose                                         bool
 	httpEngine                                      string
@@ -292,6 +293,7 @@ func newConfig(fs *flag.FlagSet) *config {
 	fs.IntVar(&c.redispatchEvery, "redispatch-every", 0, "which -retries go to another server, as redispatch_attempt_count and HAProxy's option redispatch N: 0 or 1 every retry, N every Nth retry (the others retry the server that failed), negative none")
 	fs.IntVar(&c.maxConns, "max-conns", 0, "per-server limit of connections or requests in flight (0: none); beyond it work queues")
 	fs.IntVar(&c.gcPercent, "gc-percent", 400, "garbage collection target percentage, as GOGC (0: the runtime's default); GOGC in the environment wins")
+	fs.Uint64Var(&c.gcHeadroomMiB, "gc-headroom", 12, "MiB of new heap between garbage collections: after each one the target becomes this much over the live heap, within 100% and -gc-percent, so that many idle connections do not multiply their memory (0: -gc-percent always)")
 	fs.BoolVar(&c.verbose, "v", false, "log per-connection events")
 	fs.StringVar(&c.httpEngine, "http-engine", defaultHTTPEngine, "http modes: the HTTP/1.x server engine, lbkit (idle keep-alive clients parked without goroutine or buffers, lb.HTTPFrontend) or net/http")
 	fs.IntVar(&c.maxHeaderCount, "max-header-count", lb.DefaultMaxHeaderCount, "HTTP modes: most header fields in a request; more are answered 431 (negative: no limit)")
@@ -533,7 +535,7 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 	} else if cfg.adminTokenFile != "" {
 		return errors.New("lbproxy: -admin-token-file without -admin")
 	}
-	setGCPercent(cfg.gcPercent)
+	setGCPercent(cfg.gcPercent, cfg.gcHeadroomMiB<<20)
 
 	// Goroutines started below end with ctx and are waited for.
 	var wg sync.WaitGroup
