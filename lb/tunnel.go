@@ -33,7 +33,18 @@ func (p *Pool) ServeConn(ctx context.Context, c *Conn) {
 	if c.access != nil {
 		ci = new(connectInfo)
 	}
-	sc, lease, err := p.connectAside(ctx, c, ci)
+	var (
+		sc    net.Conn
+		lease Lease
+		err   error
+	)
+	if c.hold != nil && p.TLS == nil && p.Dial == nil && pipe.MayLoop(rawConn(c)) {
+		// The session will most likely go onto the event loop and this
+		// goroutine end with ServeConn: its stack need not be spared.
+		sc, lease, err = p.connect(ctx, c.Info.PickInfo(), &c.Info, ci)
+	} else {
+		sc, lease, err = p.connectAside(ctx, c, ci)
+	}
 	if err != nil {
 		if errors.Is(err, ErrNoServer) && p.Fallback != nil {
 			p.Fallback.ServeConn(ctx, c) // the Fallback's session, not logged here
@@ -136,8 +147,9 @@ func (p *Pool) sessionPanic(c *Conn, msg string, v any) {
 		slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
 }
 
-// connectAside runs connect on a goroutine of its own and waits for it. A
-// session's goroutine lives as long as the session, most of it waiting for
+// connectAside runs connect on a goroutine of its own and waits for it.
+// ServeConn calls it for a session that may stay on its goroutine: such a
+// goroutine lives as long as the session, most of it waiting for
 // the copy to end, and keeps the largest stack it ever grew: connecting
 // (resolver, dialer, PROXY header, TLS handshake) is the deepest thing it
 // does, and would leave it 8 KiB of stack per idle session instead of 4.
@@ -184,6 +196,19 @@ type bufferedConn interface {
 	// TakeBuffered returns the bytes read from Unwrap and not read yet,
 	// and forgets them.
 	TakeBuffered() []byte
+}
+
+// rawConn returns the connection under c's bufferedConn layers, leaving
+// the bytes they hold in place.
+func rawConn(c *Conn) net.Conn {
+	var nc net.Conn = c
+	for {
+		bc, ok := nc.(bufferedConn)
+		if !ok {
+			return nc
+		}
+		nc = bc.Unwrap()
+	}
 }
 
 // unwrapConn peels bufferedConn layers so that the copy sees the raw

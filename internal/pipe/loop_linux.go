@@ -31,6 +31,14 @@ func canLoop(c, s net.Conn) bool {
 	return ok1 && ok2 && !loopDisabled
 }
 
+// MayLoop reports whether a session whose client side is c can go onto
+// an event loop, if its server side is a plain TCP connection too: c is a
+// plain *net.TCPConn and the loops are on.
+func MayLoop(c net.Conn) bool {
+	_, ok := c.(*net.TCPConn)
+	return ok && !loopDisabled
+}
+
 // loopDisabled turns the event loop off for the whole process
 // (LBKIT_PIPE=goroutines in the environment).
 var loopDisabled = os.Getenv("LBKIT_PIPE") == "goroutines"

@@ -15,6 +15,10 @@ type (
 
 func canLoop(c, s net.Conn) bool { return false }
 
+// MayLoop reports whether a session whose client side is c can go onto
+// an event loop; there is none on this system.
+func MayLoop(c net.Conn) bool { return false }
+
 func (p *proxy) runLoop(l *loop, pending []byte) int { return loopDeclined }
 
 func (s *session) abort(reset bool) {}
