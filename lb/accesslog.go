@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -423,12 +422,12 @@ func (p *ReverseProxy) requestIDHeader() string {
 
 // setTraceHeaders sets the request ID and trace headers of a request to a
 // server.
-func (p *ReverseProxy) setTraceHeaders(pr *httputil.ProxyRequest) {
-	st := accessFrom(pr.In.Context())
+func (p *ReverseProxy) setTraceHeaders(in, out *http.Request) {
+	st := accessFrom(in.Context())
 	if st == nil {
 		return
 	}
-	h := pr.Out.Header
+	h := out.Header
 	if p.RequestID {
 		h.Set(p.requestIDHeader(), st.rec.RequestID)
 	}

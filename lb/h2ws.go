@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/http/httputil"
 	"strings"
 )
 
@@ -45,7 +44,7 @@ func (p *ReverseProxy) serveExtendedConnect(w http.ResponseWriter, r *http.Reque
 	if h.Get("Sec-WebSocket-Version") == "" {
 		h.Set("Sec-WebSocket-Version", "13")
 	}
-	p.rewrite(&httputil.ProxyRequest{In: r, Out: out})
+	p.rewrite(r, out, make([]string, 4))
 	resp, err := rp.Transport.RoundTrip(out)
 	if err == nil {
 		// ModifyResponse, and the count of the response, as for an

@@ -23,9 +23,12 @@ import (
 const DefaultServerTimeout = 5 * time.Minute
 
 // ReverseProxy is the L7 path: an http.Handler that forwards each request to
-// a server chosen by a Pool. It is built on httputil.ReverseProxy with
-// Rewrite: hop-by-hop headers are removed, and X-Forwarded-For, -Host, -Proto
-// and -Port are rebuilt from the connection, never trusted from the client.
+// a server chosen by a Pool. It forwards as httputil.ReverseProxy does with
+// Rewrite, through a path of its own with fewer copies and allocations per
+// request (see forward.go), and through httputil.ReverseProxy itself for
+// upgrades and with a positive FlushInterval: hop-by-hop headers are
+// removed, and X-Forwarded-For, -Host, -Proto and -Port are rebuilt from
+// the connection, never trusted from the client.
 // The client's Host header is kept. Header fields whose name holds an
 // underscore and, with "_" read as "-", names a framing, hop-by-hop or
 // forwarding field (see DropUnderscoreHeaders) are dropped, as servers
@@ -371,7 +374,12 @@ func (p *ReverseProxy) serve(w http.ResponseWriter, r *http.Request) {
 		p.serveExtendedConnect(w, r, pool)
 		return
 	}
-	p.proxyFor(pool).ServeHTTP(w, r)
+	rp := p.proxyFor(pool)
+	if p.forwardable(r) {
+		p.forward(w, r, pool, rp.Transport)
+		return
+	}
+	rp.ServeHTTP(w, r)
 }
 
 func (p *ReverseProxy) noServer(w http.ResponseWriter, r *http.Request, err error) {
@@ -453,25 +461,26 @@ func StatusForError(err error) int {
 	return http.StatusBadGateway
 }
 
-// rewrite turns the client's request into the one sent to a server, after
-// httputil has removed the hop-by-hop and X-Forwarded fields: scheme,
-// ServerHost, the dropped underscore and h2c upgrade fields, the rebuilt
-// forwarding fields, the request ID and trace context. The server's
-// address is set per attempt by poolTransport.
-func (p *ReverseProxy) rewrite(pr *httputil.ProxyRequest) {
-	pr.Out.URL.Scheme = p.Scheme
-	if pr.Out.URL.Scheme == "" {
-		pr.Out.URL.Scheme = "http"
+// rewrite turns in, the client's request, into out, the one sent to a
+// server, whose header has lost the hop-by-hop and X-Forwarded fields
+// already: scheme, ServerHost, the dropped underscore and h2c upgrade
+// fields, the rebuilt forwarding fields (their values in fwd, four
+// strings), the request ID and trace context. The server's address is set
+// per attempt by poolTransport.
+func (p *ReverseProxy) rewrite(in, out *http.Request, fwd []string) {
+	out.URL.Scheme = p.Scheme
+	if out.URL.Scheme == "" {
+		out.URL.Scheme = "http"
 	}
-	pr.Out.URL.Host = ""
+	out.URL.Host = ""
 	if p.ServerHost != "" {
-		pr.Out.Host = p.ServerHost
+		out.Host = p.ServerHost
 	}
-	dropUnderscoreHeaders(pr.Out.Header, p.DropUnderscoreHeaders)
-	dropH2CUpgrade(pr.Out.Header)
-	setForwarded(pr)
+	dropUnderscoreHeaders(out.Header, p.DropUnderscoreHeaders)
+	dropH2CUpgrade(out.Header)
+	setForwarded(in, out, fwd)
 	if p.RequestID || p.Trace {
-		p.setTraceHeaders(pr)
+		p.setTraceHeaders(in, out)
 	}
 }
 
@@ -480,19 +489,13 @@ func (p *ReverseProxy) proxyFor(pool *Pool) *httputil.ReverseProxy {
 		return v.(*httputil.ReverseProxy)
 	}
 	rp := &httputil.ReverseProxy{
-		Rewrite:        p.rewrite,
+		Rewrite:        func(pr *httputil.ProxyRequest) { p.rewrite(pr.In, pr.Out, make([]string, 4)) },
 		Transport:      &poolTransport{pool: pool, base: p.transport(pool), streams: &p.streams, proxy: p},
 		FlushInterval:  p.FlushInterval,
 		BufferPool:     &p.bufs,
 		ModifyResponse: p.modifyResponse,
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			if errors.Is(err, ErrNoServer) {
-				p.noServer(w, r, err)
-				return
-			}
-			p.fail(w, r, err)
-		},
-		ErrorLog: discardLog,
+		ErrorHandler:   p.errorHandler,
+		ErrorLog:       discardLog,
 	}
 	v, _ := p.proxies.LoadOrStore(pool, rp)
 	return v.(*httputil.ReverseProxy)
@@ -636,26 +639,25 @@ func dropH2CUpgrade(h http.Header) {
 	}
 }
 
-// setForwarded rebuilds the X-Forwarded-* headers; httputil has already
-// removed the client's X-Forwarded-For, -Host and -Proto in Rewrite mode,
-// and X-Forwarded-Port is replaced here. The four values share one backing
-// array: one allocation per request instead of four.
-func setForwarded(pr *httputil.ProxyRequest) {
-	h := pr.Out.Header
-	vals := make([]string, 4)
-	if ip := clientIP(pr.In.RemoteAddr); ip != "" {
+// setForwarded rebuilds the X-Forwarded-* headers of out from in; the
+// client's X-Forwarded-For, -Host and -Proto are gone from out already,
+// and X-Forwarded-Port is replaced here. The four values share vals, which
+// holds four strings: no allocation of their own.
+func setForwarded(in, out *http.Request, vals []string) {
+	h := out.Header
+	if ip := clientIP(in.RemoteAddr); ip != "" {
 		vals[0] = ip
 		h["X-Forwarded-For"] = vals[0:1:1]
 	}
 	vals[1] = "http"
-	if pr.In.TLS != nil {
+	if in.TLS != nil {
 		vals[1] = "https"
 	}
 	h["X-Forwarded-Proto"] = vals[1:2:2]
-	vals[2] = pr.In.Host
+	vals[2] = in.Host
 	h["X-Forwarded-Host"] = vals[2:3:3]
 	delete(h, "X-Forwarded-Port")
-	if la, ok := pr.In.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+	if la, ok := in.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
 		if ap := AddrPortOf(la); ap.IsValid() {
 			vals[3] = portString(ap.Port())
 			h["X-Forwarded-Port"] = vals[3:4:4]
@@ -1000,6 +1002,13 @@ func (b *leasedBody) Read(p []byte) (int, error) {
 		b.lease.Server.rt.traffic.respErrors.Add(1) // as HAProxy counts them
 	}
 	return n, err
+}
+
+// Buffered reports whether a Read returns without waiting for the
+// server, when the body underneath can tell (lbkit's HTTP/1.1 engine).
+func (b *leasedBody) Buffered() bool {
+	bb, ok := b.ReadCloser.(interface{ Buffered() bool })
+	return ok && bb.Buffered()
 }
 
 func (b *leasedBody) Close() error {

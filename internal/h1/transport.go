@@ -912,3 +912,10 @@ func (b *body) Close() error {
 	}
 	return nil
 }
+
+// Buffered reports whether a Read of the body returns without waiting for
+// the server: bytes of it (or its end) are in the connection's buffer.
+// Only the goroutine reading the body may call it.
+func (b *body) Buffered() bool {
+	return b.state.Load() == bodyReading && b.pc != nil && b.pc.br.Buffered() > 0
+}
