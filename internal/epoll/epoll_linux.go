@@ -20,8 +20,9 @@ const OneShot = 1 << 30
 type Poller struct {
 	// Fd is the epoll descriptor.
 	Fd int
-	// WakeFd is the eventfd; its events carry Fd = WakeFd and Pad = 0
-	// (see IsWake).
+	// WakeFd is the eventfd; its events carry Fd = WakeFd and Pad = -1
+	// (see IsWake), which no other registration whose data is a descriptor,
+	// or a counter below 2^63, carries.
 	WakeFd int
 	// File is the epoll descriptor as an *os.File, which keeps it open.
 	File *os.File
@@ -47,7 +48,7 @@ func New() (*Poller, error) {
 		return nil, err
 	}
 	if err := syscall.EpollCtl(fd, syscall.EPOLL_CTL_ADD, evfd,
-		&syscall.EpollEvent{Events: syscall.EPOLLIN | ET, Fd: int32(evfd)}); err != nil {
+		&syscall.EpollEvent{Events: syscall.EPOLLIN | ET, Fd: int32(evfd), Pad: wakePad}); err != nil {
 		return fail(os.NewSyscallError("epoll_ctl", err))
 	}
 	if err := syscall.SetNonblock(fd, true); err != nil {
@@ -103,9 +104,15 @@ func (p *Poller) Wake() {
 	syscall.RawSyscall(syscall.SYS_WRITE, uintptr(p.WakeFd), uintptr(unsafe.Pointer(&one[0])), 8)
 }
 
+// wakePad is the Pad of the eventfd's events: the upper half of the 64
+// bits of data, which registrations that number their watches from 1 (the
+// close watcher of internal/h1) leave at 0. With 0 here, the watch whose
+// number is WakeFd would have its events taken for wake-ups.
+const wakePad = -1
+
 // IsWake reports whether ev is the eventfd's event.
 func (p *Poller) IsWake(ev *syscall.EpollEvent) bool {
-	return int(ev.Fd) == p.WakeFd && ev.Pad == 0
+	return int(ev.Fd) == p.WakeFd && ev.Pad == wakePad
 }
 
 // ResetWake reads the eventfd's counter back to zero, so that the next

@@ -91,3 +91,37 @@ func TestCtl(t *testing.T) {
 		t.Fatalf("%d events after DEL", n)
 	}
 }
+
+// TestWakeNotConfused registers a pipe whose events carry the number of
+// the eventfd as their data, as a registration that numbers its watches
+// from 1 does when it reaches that number: its events are not wake-ups,
+// and the eventfd's are.
+func TestWakeNotConfused(t *testing.T) {
+	p, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.File.Close()
+	var fds [2]int
+	if err := syscall.Pipe2(fds[:], syscall.O_NONBLOCK|syscall.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fds[0])
+	defer syscall.Close(fds[1])
+	if err := p.Ctl(syscall.EPOLL_CTL_ADD, fds[0], syscall.EPOLLIN|ET, int32(p.WakeFd), 0); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Write(fds[1], []byte{1})
+	events := make([]syscall.EpollEvent, 4)
+	n, err := Wait(p.Fd, events)
+	if err != nil || n != 1 {
+		t.Fatalf("Wait: %d events, %v; want the pipe's", n, err)
+	}
+	if p.IsWake(&events[0]) {
+		t.Fatal("the pipe's event, whose data is the eventfd's number, was taken for a wake-up")
+	}
+	p.Wake()
+	if n, err = Wait(p.Fd, events); err != nil || n != 1 || !p.IsWake(&events[0]) {
+		t.Fatalf("after Wake: %d events, %v; want the wake-up", n, err)
+	}
+}
