@@ -37,7 +37,7 @@ const (
 )
 
 var (
-	readBufs  = sync.Pool{New: func() any { b := make([]byte, serverBufSize); return &b }}
+	readBufs  = sync.Pool{New: func() any { return new([serverBufSize]byte) }} // arrays: a Put allocates nothing
 	writeBufs = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, serverBufSize) }}
 	pendBufs  = sync.Pool{New: func() any { b := make([]byte, 0, pendSize); return &b }}
 )
@@ -73,10 +73,10 @@ type srvConn struct {
 	mu         sync.Mutex
 	parked     bool
 	ticket     park.Ticket
-	peerClosed bool               // the client sent FIN or reset
-	reqCancel  context.CancelFunc // of the request being served, once its body is read
-	bodyDone   bool               // the request's body was read to its end
-	watchID    uint64             // in the close watcher; 0: none
+	peerClosed bool         // the client sent FIN or reset
+	reqCancel  *srvResponse // of the request being served, once its body is read: cancelRequest
+	bodyDone   bool         // the request's body was read to its end
+	watchID    uint64       // in the close watcher; 0: none
 
 	hijacked bool
 	closed   bool
@@ -114,12 +114,12 @@ func (c *srvConn) serve() {
 	}
 	protos := s.protocols()
 	if c.tls == nil && protos.UnencryptedHTTP2() && cfg.TLSNextProto[nextProtoUnencryptedHTTP2] != nil {
-		c.rbuf = *readBufs.Get().(*[]byte)
+		c.rbuf = getReadBuf()
 		if c.maybeH2C() {
 			return
 		}
 	} else if !c.parkable {
-		c.rbuf = *readBufs.Get().(*[]byte)
+		c.rbuf = getReadBuf()
 	}
 	// Otherwise the first request is awaited without a buffer (readRequest).
 
@@ -320,7 +320,7 @@ func (c *srvConn) waitIdle() idleResult {
 	if err != nil {
 		c.mu.Unlock()
 		c.parkable = false // blocking reads from now on
-		c.rbuf = *readBufs.Get().(*[]byte)
+		c.rbuf = getReadBuf()
 		c.rwc.SetReadDeadline(deadline)
 		return c.idleRead()
 	}
@@ -363,14 +363,16 @@ func (c *srvConn) putBufs() {
 	c.putWriter()
 }
 
+// getReadBuf takes a read buffer from its pool.
+func getReadBuf() []byte { return readBufs.Get().(*[serverBufSize]byte)[:] }
+
 // putReadBuf returns the read buffer to its pool when it holds nothing.
 func (c *srvConn) putReadBuf() {
 	if c.rbuf != nil && c.r0 == c.r1 {
 		b := c.rbuf
 		c.rbuf = nil
 		if cap(b) == serverBufSize {
-			b = b[:serverBufSize]
-			readBufs.Put(&b)
+			readBufs.Put((*[serverBufSize]byte)(b[:serverBufSize]))
 		}
 		c.r0, c.r1 = 0, 0
 	}
@@ -402,7 +404,7 @@ func (c *srvConn) close() {
 		c.setState(http.StateClosed, true)
 	}
 	if reqCancel != nil {
-		reqCancel()
+		reqCancel.cancelRequest()
 	}
 	c.srv.forget(c)
 	if c.rbuf != nil {
@@ -496,7 +498,7 @@ func (c *srvConn) serveOne() bool {
 		return false
 	}
 	ok := c.runHandler(w, req)
-	w.cancel()
+	w.cancelRequest()
 	c.mu.Lock()
 	c.reqCancel = nil // the request's context is not kept while idle
 	c.mu.Unlock()
@@ -602,6 +604,8 @@ func (c *srvConn) readRequest() (*http.Request, *srvResponse, error) {
 	}
 	ctx, cancel := context.WithCancel(c.ctx)
 	w.cancel = cancel
+	w.rctx = reqContext{Context: ctx, w: w}
+	w.hooked = c.ctx.Done() == nil
 	b := &w.body
 	b.c, b.w = c, w
 	if fr.chunked {
@@ -629,9 +633,9 @@ func (c *srvConn) readRequest() (*http.Request, *srvResponse, error) {
 	c.bodyDone = b.eof
 	c.reqCancel = nil
 	if b.eof {
-		c.reqCancel = cancel
+		c.reqCancel = w
 		if c.peerClosed {
-			cancel()
+			w.cancelRequest()
 		}
 	}
 	c.mu.Unlock()
@@ -641,7 +645,7 @@ func (c *srvConn) readRequest() (*http.Request, *srvResponse, error) {
 		c.rwc.SetWriteDeadline(time.Now().Add(d))
 	}
 	c.getWriter()
-	return req.WithContext(ctx), w, nil
+	return req.WithContext(&w.rctx), w, nil
 }
 
 // parseRequest parses a request head (through its empty line) into a
@@ -749,9 +753,9 @@ func protoString(major, minor int) string {
 func (c *srvConn) bodyEnded(w *srvResponse) {
 	c.mu.Lock()
 	c.bodyDone = true
-	c.reqCancel = w.cancel
+	c.reqCancel = w
 	if c.peerClosed {
-		w.cancel()
+		w.cancelRequest()
 	}
 	c.mu.Unlock()
 }
@@ -768,7 +772,7 @@ func (c *srvConn) peerClose() {
 	c.mu.Lock()
 	c.peerClosed = true
 	if c.bodyDone && c.reqCancel != nil {
-		c.reqCancel()
+		c.reqCancel.cancelRequest()
 	}
 	c.mu.Unlock()
 }

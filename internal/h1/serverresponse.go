@@ -24,7 +24,13 @@ type srvResponse struct {
 	req    *http.Request
 	body   srvBody
 	hdr    http.Header
-	cancel context.CancelFunc
+	cancel context.CancelFunc // of rctx's Context; cancelRequest calls it
+	rctx   reqContext         // the request's context (abort.go)
+
+	hooked  bool // the connection's context has no Done: only cancelRequest cancels rctx
+	abortMu sync.Mutex
+	abort   func() // the engine's, run by cancelRequest (onAbort)
+	aborted bool   // cancelRequest ran
 
 	status        int
 	wroteHeader   bool // a final status was set

@@ -171,7 +171,7 @@ func (c *srvConn) hotRead() (int, error) {
 
 func (c *srvConn) hotReadFd(fd uintptr) bool {
 	if c.rbuf == nil {
-		c.rbuf = *readBufs.Get().(*[]byte)
+		c.rbuf = getReadBuf()
 	}
 	for {
 		n, err := syscall.Read(int(fd), c.rbuf)

@@ -19,7 +19,7 @@ type hotState struct{}
 // deadline, in its read buffer.
 func (c *srvConn) hotRead() (int, error) {
 	if c.rbuf == nil {
-		c.rbuf = *readBufs.Get().(*[]byte)
+		c.rbuf = getReadBuf()
 	}
 	return c.rwc.Read(c.rbuf)
 }

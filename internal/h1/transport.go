@@ -578,8 +578,8 @@ func (pc *serverConn) abortIO() { pc.conn.SetDeadline(aLongTimeAgo) }
 // release ends a response that was read to its end: the connection goes
 // back to the idle stack if keep allows, the server sent nothing more, and
 // the request's context did not interrupt it.
-func (pc *serverConn) release(stop func() bool, keep bool) {
-	if stop != nil && !stop() {
+func (pc *serverConn) release(stop stopper, keep bool) {
+	if !stop.stop() {
 		keep = false // abortIO ran or is running: the deadlines are spoiled
 	}
 	if keep && pc.br.Buffered() == 0 {
@@ -590,10 +590,8 @@ func (pc *serverConn) release(stop func() bool, keep bool) {
 }
 
 // discard closes a connection whose exchange did not end cleanly.
-func (pc *serverConn) discard(stop func() bool) {
-	if stop != nil {
-		stop()
-	}
+func (pc *serverConn) discard(stop stopper) {
+	stop.stop()
 	pc.conn.Close()
 }
 
@@ -610,10 +608,7 @@ var errIdle408 = errors.New("h1: server closed the idle connection with 408 Requ
 // error errIdle408. On success, the response body owns pc.
 func (t *Transport) exchange(pc *serverConn, req *http.Request, host string, now time.Time, idle408 bool) (resp *http.Response, early bool, err error) {
 	ctx := req.Context()
-	var stop func() bool
-	if ctx.Done() != nil {
-		stop = context.AfterFunc(ctx, pc.abort)
-	}
+	stop := watchCancel(ctx, pc.abort)
 	asksClose := req.Close || httpguts.HeaderValuesContainsToken(req.Header["Connection"], "close")
 	if err := pc.writeRequest(req, host, t.DisableKeepAlives && !asksClose); err != nil {
 		pc.discard(stop)
@@ -862,8 +857,8 @@ type body struct {
 	rc    io.ReadCloser // http.ReadResponse's body, or nil to read src
 	src   framedBody    // the body of a simple response (response.go)
 	pc    *serverConn
-	stop  func() bool // stops the context's abortIO
-	keep  bool        // the connection may carry another request
+	stop  stopper // stops the context's abortIO
+	keep  bool    // the connection may carry another request
 	ctx   context.Context
 	state atomic.Int32 // bodyReading, then bodyReleased or bodyClosed
 }

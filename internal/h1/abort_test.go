@@ -1,0 +1,131 @@
+package h1
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/lbkit/lbkit/internal/testutil"
+)
+
+// TestWatchCancelForms checks which registration watchCancel makes for
+// the contexts a handler of the Server may pass to the engine: the
+// request's own, and one that only adds values to it, use the request's
+// hook; one with a cancellation of its own uses context.AfterFunc, as does
+// a context from elsewhere.
+func TestWatchCancelForms(t *testing.T) {
+	type key struct{}
+	got := make(chan [4]string, 1)
+	form := func(s stopper) string {
+		defer s.stop()
+		switch {
+		case s.w != nil:
+			return "hook"
+		case s.after != nil:
+			return "afterfunc"
+		}
+		return "none"
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		timed, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		other, cancel2 := context.WithCancel(context.Background())
+		defer cancel2()
+		got <- [4]string{
+			form(watchCancel(ctx, func() {})),
+			form(watchCancel(context.WithValue(ctx, key{}, 1), func() {})),
+			form(watchCancel(timed, func() {})),
+			form(watchCancel(other, func() {})),
+		}
+	})
+	_, addr := startServer(t, &http.Server{Handler: h}, 0)
+	c, br := dial(t, addr)
+	roundTrip(t, c, br, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	want := [4]string{"hook", "hook", "afterfunc", "afterfunc"}
+	if g := <-got; g != want {
+		t.Fatalf("registrations %q, want %q", g, want)
+	}
+	if form(watchCancel(context.Background(), func() {})) != "none" {
+		t.Fatal("a context that cannot be canceled got a registration")
+	}
+}
+
+// TestServerCloseAbortsRoundTrip forwards a request of the Server through
+// the Transport to a server that never answers; the client then closes
+// its connection, and the round trip must end at once with the request's
+// cancellation, through the request's hook.
+func TestServerCloseAbortsRoundTrip(t *testing.T) {
+	testutil.CheckLeaks(t)
+	backend := testutil.StartRaw(t, func(c net.Conn, br *bufio.Reader) {
+		http.ReadRequest(br)
+		io.Copy(io.Discard, br) // never answers
+	})
+	tr := &Transport{}
+	defer tr.CloseIdleConnections()
+	started := make(chan struct{})
+	result := make(chan error, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		out, _ := http.NewRequestWithContext(r.Context(), "GET", "http://"+backend.Addr+"/", nil)
+		close(started)
+		_, err := tr.RoundTrip(out)
+		result <- err
+	})
+	_, addr := startServer(t, &http.Server{Handler: h}, 0)
+	c, _ := dial(t, addr)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	<-started
+	time.Sleep(50 * time.Millisecond) // the request is on its way to the server
+	c.Close()
+	select {
+	case err := <-result:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("round trip ended with %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the round trip went on after the client left")
+	}
+}
+
+// TestAbortHook checks onAbort, stopAbort and cancelRequest against
+// context.AfterFunc's contract: a stopped abort never runs, one registered
+// after the cancellation runs at once, and stop reports whether it kept
+// the abort from running.
+func TestAbortHook(t *testing.T) {
+	newW := func() *srvResponse {
+		w := &srvResponse{hooked: true}
+		ctx, cancel := context.WithCancel(context.Background())
+		w.cancel, w.rctx = cancel, reqContext{Context: ctx, w: w}
+		return w
+	}
+	ran := 0
+	abort := func() { ran++ }
+
+	w := newW()
+	if !w.onAbort(abort) || w.onAbort(abort) {
+		t.Fatal("a second registration on one request was accepted")
+	}
+	if !(stopper{w: w}).stop() || ran != 0 {
+		t.Fatal("stop before the cancellation did not keep the abort from running")
+	}
+	w.cancelRequest()
+	if ran != 0 || w.rctx.Err() == nil {
+		t.Fatalf("after stop and cancel: %d runs, context error %v", ran, w.rctx.Err())
+	}
+
+	w = newW()
+	w.onAbort(abort)
+	w.cancelRequest()
+	if ran != 1 || (stopper{w: w}).stop() {
+		t.Fatalf("cancel with an abort registered: %d runs; stop must then report false", ran)
+	}
+
+	if !w.onAbort(abort) || ran != 2 || (stopper{w: w}).stop() {
+		t.Fatalf("registration after the cancellation: %d runs, want 2 and stop false", ran)
+	}
+}
