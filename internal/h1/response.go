@@ -104,7 +104,7 @@ func readSimpleResponse(br *bufio.Reader, req *http.Request) *http.Response {
 		i = j + 1
 		colon := strings.IndexByte(kv, ':')
 		key := canonicalKey(kv[:colon])
-		value := strings.Trim(kv[colon+1:], " \t")
+		value := trimOWS(kv[colon+1:])
 		if vv := h[key]; vv != nil {
 			h[key] = append(vv, value)
 			continue
