@@ -25,8 +25,11 @@ import (
 // incoming one whose header map is built once, with room for the fields
 // the proxy adds, without the hop-by-hop fields rather than with them
 // deleted one by one, and sharing the incoming field values (which no
-// step modifies in place); the response's fields move to the client's
-// header map without a copy of their values; and the outgoing request,
+// step modifies in place); the response's header map becomes the
+// client's response's under HTTPFrontend's server (without
+// ModifyResponse, which could leave names in any case), and under other
+// servers its fields move to the client's map without a copy of their
+// values; and the outgoing request,
 // its URL, its 1xx hook and the values of the forwarding fields are one
 // allocation. Upgrades (their hijacked tunnels) and a positive
 // FlushInterval (its flush timer) keep httputil.ReverseProxy, which the
@@ -138,12 +141,18 @@ func (p *ReverseProxy) forward(w http.ResponseWriter, r *http.Request, pool *Poo
 	}
 
 	dst := w.Header()
-	for k, v := range res.Header {
-		k = textproto.CanonicalMIMEHeaderKey(k)
-		if have, ok := dst[k]; ok {
-			dst[k] = append(have, v...)
-		} else {
-			dst[k] = v
+	if p.ModifyResponse == nil && len(dst) == 0 && adoptHeader(w, res.Header) {
+		// The field names are canonical (both transports' parsers make
+		// them so), and the client's server takes the map as it is.
+		dst = res.Header
+	} else {
+		for k, v := range res.Header {
+			k = textproto.CanonicalMIMEHeaderKey(k)
+			if have, ok := dst[k]; ok {
+				dst[k] = append(have, v...)
+			} else {
+				dst[k] = v
+			}
 		}
 	}
 	announced := len(res.Trailer)
@@ -184,6 +193,24 @@ func (p *ReverseProxy) forward(w http.ResponseWriter, r *http.Request, pool *Poo
 		k = http.TrailerPrefix + k
 		for _, v := range vv {
 			dst.Add(k, v)
+		}
+	}
+}
+
+// adoptHeader gives h to the ResponseWriter under w, through the proxy's
+// own wrappers (which leave Header to it), when that is internal/h1's,
+// which can take a response's header map as its own (AdoptHeader).
+func adoptHeader(w http.ResponseWriter, h http.Header) bool {
+	for {
+		switch x := w.(type) {
+		case *clientGuard:
+			w = x.ResponseWriter
+		case *accessWriter:
+			w = x.ResponseWriter
+		case interface{ AdoptHeader(http.Header) bool }:
+			return x.AdoptHeader(h)
+		default:
+			return false
 		}
 	}
 }

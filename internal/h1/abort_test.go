@@ -129,3 +129,26 @@ func TestAbortHook(t *testing.T) {
 		t.Fatalf("registration after the cancellation: %d runs, want 2 and stop false", ran)
 	}
 }
+
+// TestAdoptHeader: a response takes a header map as its own while its own
+// is empty and unwritten, and writes its fields.
+func TestAdoptHeader(t *testing.T) {
+	adopted := make(chan [2]bool, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a := w.(interface{ AdoptHeader(http.Header) bool })
+		first := a.AdoptHeader(http.Header{"X-Adopted": {"1"}, "Content-Length": {"2"}})
+		second := a.AdoptHeader(http.Header{"X-Second": {"1"}}) // the adopted map has fields
+		adopted <- [2]bool{first, second}
+		w.Header().Set("X-After", "2")
+		io.WriteString(w, "ok")
+	})
+	_, addr := startServer(t, &http.Server{Handler: h}, 0)
+	c, br := dial(t, addr)
+	resp, body := roundTrip(t, c, br, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	if got := <-adopted; got != [2]bool{true, false} {
+		t.Fatalf("AdoptHeader results %v, want [true false]", got)
+	}
+	if resp.Header.Get("X-Adopted") != "1" || resp.Header.Get("X-After") != "2" || resp.Header.Get("X-Second") != "" || body != "ok" {
+		t.Fatalf("response fields %v, body %q", resp.Header, body)
+	}
+}

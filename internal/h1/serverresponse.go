@@ -68,6 +68,19 @@ func (w *srvResponse) continueOwed() bool {
 // Header returns the response header map.
 func (w *srvResponse) Header() http.Header { return w.hdr }
 
+// AdoptHeader makes h the response's header map in place of the one
+// Header returned, when that is still empty and the header was not
+// written, and reports whether it did. A proxy hands over the header of
+// the response it forwards so, instead of copying its fields; h is the
+// response's from then on, and Header returns it.
+func (w *srvResponse) AdoptHeader(h http.Header) bool {
+	if w.wroteHeader || w.committed || len(w.hdr) > 0 || h == nil {
+		return false
+	}
+	w.hdr = h
+	return true
+}
+
 // writeContinue answers Expect: 100-continue on the first read of the
 // body, unless the response started.
 func (w *srvResponse) writeContinue() {
