@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -590,7 +591,12 @@ func (c *srvConn) readRequest() (*http.Request, *srvResponse, error) {
 	}
 	head := string(c.rbuf[c.r0 : c.r0+end])
 	c.r0 += end
-	req, fr, err := parseRequest(head)
+	// The request is parsed into a value that WithContext copies to the
+	// heap below, its URL into the response: one allocation for both.
+	w := &srvResponse{c: c, hdr: make(http.Header), contentLength: -1}
+	var parsed http.Request
+	req := &parsed
+	fr, err := parseRequest(head, req, &w.url)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -598,7 +604,6 @@ func (c *srvConn) readRequest() (*http.Request, *srvResponse, error) {
 	rl := requestLine{method: req.Method, major: req.ProtoMajor, minor: req.ProtoMinor}
 	h := req.Header
 
-	w := &srvResponse{c: c, req: req, hdr: make(http.Header), contentLength: -1}
 	if rl.method == "HEAD" {
 		w.head = true
 	}
@@ -645,36 +650,38 @@ func (c *srvConn) readRequest() (*http.Request, *srvResponse, error) {
 		c.rwc.SetWriteDeadline(time.Now().Add(d))
 	}
 	c.getWriter()
-	return req.WithContext(&w.rctx), w, nil
+	w.req = req.WithContext(&w.rctx)
+	return w.req, w, nil
 }
 
-// parseRequest parses a request head (through its empty line) into a
-// request without body, context or connection fields, and its framing.
-func parseRequest(head string) (*http.Request, framing, error) {
+// parseRequest parses a request head (through its empty line) into req,
+// without body, context or connection fields, with u as its URL, and
+// returns its framing.
+func parseRequest(head string, req *http.Request, u *url.URL) (framing, error) {
 	line, rest := nextLine(head)
 	rl, err := parseRequestLine(line)
 	if err != nil {
-		return nil, framing{}, err
+		return framing{}, err
 	}
 	var fbuf [32]field
 	fields, err := parseFields(fbuf[:0], rest)
 	if err != nil {
-		return nil, framing{}, err
+		return framing{}, err
 	}
 	h := buildHeader(fields)
 
 	hosts, haveHost := h["Host"]
 	if rl.minor >= 1 && (!haveHost || len(hosts) == 0) && rl.method != "CONNECT" {
-		return nil, framing{}, badRequest("missing required Host header")
+		return framing{}, badRequest("missing required Host header")
 	}
 	if len(hosts) > 1 {
-		return nil, framing{}, badRequest("too many Host headers")
+		return framing{}, badRequest("too many Host headers")
 	}
 	var host string
 	if len(hosts) == 1 {
 		host = hosts[0]
 		if !validHost(host) {
-			return nil, framing{}, badRequest("malformed Host header")
+			return framing{}, badRequest("malformed Host header")
 		}
 	}
 	delete(h, "Host")
@@ -684,19 +691,22 @@ func parseRequest(head string) (*http.Request, framing, error) {
 	if justAuthority {
 		rawurl = "http://" + rawurl
 	}
-	u, err := url.ParseRequestURI(rawurl)
-	if err != nil {
-		return nil, framing{}, badRequest("invalid request target")
+	if !parseOriginForm(rawurl, u) {
+		pu, err := url.ParseRequestURI(rawurl)
+		if err != nil {
+			return framing{}, badRequest("invalid request target")
+		}
+		*u = *pu
 	}
 	if justAuthority {
 		u.Scheme = ""
 	}
 	fr, err := requestFraming(h, rl.major, rl.minor)
 	if err != nil {
-		return nil, fr, err
+		return fr, err
 	}
 
-	req := &http.Request{
+	*req = http.Request{
 		Method:        rl.method,
 		URL:           u,
 		Proto:         protoString(rl.major, rl.minor),
@@ -720,8 +730,50 @@ func parseRequest(head string) (*http.Request, framing, error) {
 		req.Close = headerHasToken(h, "Connection", "close")
 	}
 
-	return req, fr, nil
+	return fr, nil
 }
+
+// parseOriginForm parses the common request target, a path and query of
+// bytes that url.ParseRequestURI keeps as they are, into u, as
+// ParseRequestURI does, without allocating; it reports whether target had
+// that form. Others (escapes, characters a path escapes, absolute and
+// authority forms, "*") are ParseRequestURI's to parse.
+func parseOriginForm(target string, u *url.URL) bool {
+	if target == "" || target[0] != '/' {
+		return false
+	}
+	path, query, hasQuery := strings.Cut(target, "?")
+	for i := 0; i < len(path); i++ {
+		if !pathByte[path[i]] {
+			return false
+		}
+	}
+	for i := 0; i < len(query); i++ {
+		if c := query[i]; c <= ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	*u = url.URL{Path: path, RawQuery: query}
+	if hasQuery && query == "" {
+		u.ForceQuery = true
+	}
+	return true
+}
+
+// pathByte holds the bytes a path may have that url's parser neither
+// unescapes nor escapes again: letters, digits and -._~$&+,/:;=@.
+var pathByte = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "-._~$&+,/:;=@" {
+		t[c] = true
+	}
+	return t
+}()
 
 // validHost is httpguts.ValidHostHeader without its allocation for the
 // common case of letters, digits, dots, dashes and a port.

@@ -292,6 +292,12 @@ func requestFraming(h http.Header, major, minor int) (framing, error) {
 			if len(te) != 1 || !strings.EqualFold(te[0], "chunked") {
 				return fr, errUnsupportedTE
 			}
+			// A Content-Length beside chunked is ignored, but must be
+			// valid, as net/http requires: a request that two parsers
+			// could frame differently is refused.
+			if _, err := contentLength(h); err != nil {
+				return fr, err
+			}
 			fr.chunked = true
 			fr.contentLength = -1
 			delete(h, "Content-Length")
@@ -324,24 +330,30 @@ func requestFraming(h http.Header, major, minor int) (framing, error) {
 			return fr, nil
 		}
 	}
-	cl := h["Content-Length"]
-	if len(cl) == 0 {
-		return fr, nil
-	}
-	for _, v := range cl[1:] {
-		if v != cl[0] {
-			return fr, badRequest("conflicting Content-Length fields")
-		}
-	}
-	if len(cl) > 1 {
-		h["Content-Length"] = cl[:1]
-	}
-	n, err := parseContentLength(cl[0])
+	n, err := contentLength(h)
 	if err != nil {
 		return fr, err
 	}
 	fr.contentLength = n
 	return fr, nil
+}
+
+// contentLength checks the Content-Length fields of h (identical values,
+// kept once, and a valid length) and returns the length, 0 without one.
+func contentLength(h http.Header) (int64, error) {
+	cl := h["Content-Length"]
+	if len(cl) == 0 {
+		return 0, nil
+	}
+	for _, v := range cl[1:] {
+		if v != cl[0] {
+			return 0, badRequest("conflicting Content-Length fields")
+		}
+	}
+	if len(cl) > 1 {
+		h["Content-Length"] = cl[:1]
+	}
+	return parseContentLength(cl[0])
 }
 
 // Chunked body parsing (RFC 9112 section 7.1), as net/http's reader does it:

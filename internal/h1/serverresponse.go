@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,6 +27,7 @@ type srvResponse struct {
 	hdr    http.Header
 	cancel context.CancelFunc // of rctx's Context; cancelRequest calls it
 	rctx   reqContext         // the request's context (abort.go)
+	url    url.URL            // the request's URL
 
 	hooked  bool // the connection's context has no Done: only cancelRequest cancels rctx
 	abortMu sync.Mutex
