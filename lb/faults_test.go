@@ -151,6 +151,13 @@ func TestFaultL4ServerDiesMidStream(t *testing.T) {
 			testutil.CheckLeaks(t)
 			got := make(chan string, 1)
 			srv := testutil.StartRaw(t, func(c net.Conn, br *bufio.Reader) {
+				if reset {
+					// A reset that follows the accept at once can reach
+					// the proxy before its connect has checked the socket
+					// (SO_ERROR), which then fails the connect: a server
+					// that never took the session, not this test's case.
+					time.Sleep(50 * time.Millisecond)
+				}
 				io.WriteString(c, "partial")
 				if reset {
 					c.(*net.TCPConn).SetLinger(0)
