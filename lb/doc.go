@@ -73,9 +73,9 @@
 //
 // Unary and streaming calls in both directions work as they do without the
 // proxy: request bodies stream to the server as the client sends them, and
-// responses are flushed message by message whatever FlushInterval says, as
-// httputil.ReverseProxy flushes every write of a response without a
-// Content-Length (all gRPC responses). Trailers (grpc-status,
+// responses are flushed message by message whatever FlushInterval says:
+// every write of a response without a Content-Length (all gRPC responses)
+// is flushed, as httputil.ReverseProxy does. Trailers (grpc-status,
 // grpc-message, custom and -bin metadata), the client's deadline
 // (grpc-timeout) and its cancellation (the stream's reset, which cancels
 // the request to the server) reach the other side. ServerTimeout bounds

@@ -13,11 +13,13 @@ import (
 // HTTPFrontend serves the Handler of an http.Server with lbkit's own
 // HTTP/1.1 server engine instead of net/http's, for proxied traffic: an
 // idle keep-alive client costs a parked socket (about 1 KB of heap)
-// instead of a goroutine and two 4 KiB buffers: the proxy's RSS grows by
-// about 5.7 KB per idle client instead of 21 KB (scripts/idlemem.sh, in
-// BENCHMARKS.md; the rest is the garbage of the requests served, which
-// the collector's pacing keeps). It fits Serve and ServeTLS as an
-// *http.Server does:
+// instead of a goroutine and two 4 KiB buffers: lbproxy's RSS grows by
+// about 1.9 KB per idle client instead of 21 KB with net/http's server
+// (scripts/idlemem.sh, in BENCHMARKS.md). That figure needs the host to
+// bound its garbage and return free heap once quiet, as lbproxy's
+// -gc-headroom and -idle-trim do: with Go's defaults the runtime keeps up
+// to the heap goal's worth of freed memory, about 3.8 KB per client
+// there. It fits Serve and ServeTLS as an *http.Server does:
 //
 //	srv := &http.Server{Handler: proxy, ReadHeaderTimeout: 10 * time.Second, ConnState: proxy.ConnState}
 //	lb.ConfigureHTTP2(srv, lb.HTTP2Options{}) // optional, as with net/http

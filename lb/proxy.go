@@ -24,11 +24,14 @@ const DefaultServerTimeout = 5 * time.Minute
 
 // ReverseProxy is the L7 path: an http.Handler that forwards each request to
 // a server chosen by a Pool. It forwards as httputil.ReverseProxy does with
-// Rewrite, through a path of its own with fewer copies and allocations per
-// request (see forward.go), and through httputil.ReverseProxy itself for
-// upgrades and with a positive FlushInterval: hop-by-hop headers are
-// removed, and X-Forwarded-For, -Host, -Proto and -Port are rebuilt from
-// the connection, never trusted from the client.
+// Rewrite, on a path of its own that builds the outgoing request once
+// (without cloning the request and its header), and through
+// httputil.ReverseProxy itself for upgrades and with a positive
+// FlushInterval: hop-by-hop headers are removed (those the Connection
+// field names too), a query with ";" separators or invalid escapes is
+// re-encoded, 1xx responses and trailers are forwarded, and
+// X-Forwarded-For, -Host, -Proto and -Port are rebuilt from the
+// connection, never trusted from the client.
 // The client's Host header is kept. Header fields whose name holds an
 // underscore and, with "_" read as "-", names a framing, hop-by-hop or
 // forwarding field (see DropUnderscoreHeaders) are dropped, as servers

@@ -28,7 +28,7 @@ package main
 // that describe one frontend and pool, listed in configextra.go) are
 // refused in this mode, as a usage error (exit status 2); -admin,
 // -admin-token-file, -grace (the drain of removed frontends, and of all of
-// them at exit), -v, -gc-percent, -gc-headroom, the -access-log flags (where frontends
+// them at exit), -v, -gc-percent, -gc-headroom, -idle-trim, the -access-log flags (where frontends
 // with enable_access_logs write), -freebind, -backend-ca, -ticket-key-file,
 // -cookie-secret-file, the -redis flags and -upgrade-socket (the frontends'
 // TCP and HTTP/3 sockets and -admin's are handed over) apply (see
@@ -160,6 +160,7 @@ func runConfig(ctx context.Context, cfg *config, out io.Writer) error {
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	wg.Go(func() { idleTrim(ctx, cfg.idleTrim) })
 
 	accessLog, err := openAccessLog(cfg)
 	if err != nil {

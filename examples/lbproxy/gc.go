@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"os"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"sync/atomic"
+	"time"
 )
 
 // setGCPercent sets the garbage collector's pacing (-gc-percent and
@@ -103,4 +105,63 @@ func gcPercentFor(live, headroom uint64, max int) int {
 		return 100
 	}
 	return int(pct)
+}
+
+// idleTrim returns the heap's free memory to the operating system once
+// the proxy has gone quiet (-idle-trim). The runtime's scavenger keeps
+// free heap up to about a tenth over the heap goal (the live heap plus
+// the pacer's headroom) for a program that will allocate again soon; a
+// proxy whose clients went idle holds that memory, up to the headroom per
+// process, for as long as they stay. Every period, when less than
+// idleQuietBytes were allocated since the last look and at least
+// idleTrimMin bytes of the heap are free and not returned yet, it runs
+// debug.FreeOSMemory (one collection, cheap on an idle heap), once per
+// quiet spell. It returns when ctx is done.
+func idleTrim(ctx context.Context, every time.Duration) {
+	if every <= 0 {
+		return
+	}
+	t := &idleTrimmer{free: debug.FreeOSMemory}
+	t.samples[0].Name = "/gc/heap/allocs:bytes"
+	t.samples[1].Name = "/memory/classes/heap/free:bytes"
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		metrics.Read(t.samples[:])
+		t.look(t.samples[0].Value.Uint64(), t.samples[1].Value.Uint64())
+	}
+}
+
+const (
+	idleQuietBytes = 256 << 10 // allocated in a period by a quiet proxy (health checks, timers) at most
+	idleTrimMin    = 4 << 20   // free heap worth a trim
+)
+
+// idleTrimmer decides when idleTrim frees memory.
+type idleTrimmer struct {
+	free    func() // debug.FreeOSMemory; tests record instead
+	samples [2]metrics.Sample
+	allocs  uint64 // total allocated at the last look
+	looked  bool
+	trimmed bool // freed since the proxy was last busy
+}
+
+// look takes the total bytes allocated so far and the free, unreleased
+// heap bytes, and frees memory when the proxy went quiet.
+func (t *idleTrimmer) look(allocs, free uint64) {
+	quiet := t.looked && allocs-t.allocs < idleQuietBytes
+	t.allocs, t.looked = allocs, true
+	if !quiet {
+		t.trimmed = false
+		return
+	}
+	if !t.trimmed && free >= idleTrimMin {
+		t.free()
+		t.trimmed = true
+	}
 }

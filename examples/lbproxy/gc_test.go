@@ -79,3 +79,31 @@ func TestGCPacerRuns(t *testing.T) {
 		t.Fatalf("current = %d, want 100", got)
 	}
 }
+
+// TestIdleTrimmer feeds idleTrimmer's look with the allocation totals and
+// free heap of successive periods: it frees once per quiet spell, only
+// with enough free memory, and never on the first look or while busy.
+func TestIdleTrimmer(t *testing.T) {
+	const MiB = 1 << 20
+	steps := []struct {
+		allocs, free uint64
+		want         bool
+	}{
+		{100 * MiB, 20 * MiB, false},      // first look: no rate yet
+		{200 * MiB, 20 * MiB, false},      // busy
+		{200 * MiB, 20 * MiB, true},       // quiet, 20 MiB free: trim
+		{200*MiB + 1000, 20 * MiB, false}, // still quiet: trimmed already
+		{300 * MiB, 20 * MiB, false},      // busy again
+		{300*MiB + 1000, 2 * MiB, false},  // quiet, too little free
+		{300*MiB + 2000, 5 * MiB, true},   // quiet, enough free now
+	}
+	freed := 0
+	tr := &idleTrimmer{free: func() { freed++ }}
+	for i, s := range steps {
+		before := freed
+		tr.look(s.allocs, s.free)
+		if got := freed > before; got != s.want {
+			t.Fatalf("step %d (allocs %d, free %d): freed %v, want %v", i, s.allocs, s.free, got, s.want)
+		}
+	}
+}

@@ -179,6 +179,7 @@ type config struct {
 	minBodyRate                                     int
 	retries, maxConns, gcPercent                    int
 	gcHeadroomMiB                                   uint64
+	idleTrim                                        time.Duration
 	redispatchEvery                                 int
 	verbose                                         bool
 	httpEngine                                      string
@@ -293,6 +294,7 @@ func newConfig(fs *flag.FlagSet) *config {
 	fs.IntVar(&c.redispatchEvery, "redispatch-every", 0, "which -retries go to another server, as redispatch_attempt_count and HAProxy's option redispatch N: 0 or 1 every retry, N every Nth retry (the others retry the server that failed), negative none")
 	fs.IntVar(&c.maxConns, "max-conns", 0, "per-server limit of connections or requests in flight (0: none); beyond it work queues")
 	fs.IntVar(&c.gcPercent, "gc-percent", 400, "garbage collection target percentage, as GOGC (0: the runtime's default); GOGC in the environment wins")
+	fs.DurationVar(&c.idleTrim, "idle-trim", 2*time.Second, "how often to look whether the proxy went quiet, to return its free heap memory to the operating system once per quiet spell (0: leave it to the runtime)")
 	fs.Uint64Var(&c.gcHeadroomMiB, "gc-headroom", 12, "MiB of new heap between garbage collections: after each one the target becomes this much over the live heap, within 100% and -gc-percent, so that many idle connections do not multiply their memory (0: -gc-percent always)")
 	fs.BoolVar(&c.verbose, "v", false, "log per-connection events")
 	fs.StringVar(&c.httpEngine, "http-engine", defaultHTTPEngine, "http modes: the HTTP/1.x server engine, lbkit (idle keep-alive clients parked without goroutine or buffers, lb.HTTPFrontend) or net/http")
@@ -542,6 +544,7 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	wg.Go(func() { idleTrim(ctx, cfg.idleTrim) })
 	if table, ok := affinity.(*redistable.Table); ok {
 		wg.Go(func() { runTable(ctx, table) })
 	}
