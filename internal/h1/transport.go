@@ -185,6 +185,16 @@ type serverConn struct {
 	abort    func()    // pc.abortIO, bound once for context.AfterFunc
 	peek     peekState // for alive
 	one      [1]byte   // scratch for the end-of-body check
+
+	// A request without a body over plain TCP is written by the first
+	// read of its response (headWrite.go): raw is the socket, wrote tells
+	// that bw wrote to it during this request, and head holds the
+	// request while it waits for that read.
+	raw       syscall.RawConn
+	wrote     bool
+	deferHead bool // bw's next write goes to head
+	head      []byte
+	hr        headRead
 }
 
 // timeoutError is the error of a server that sent no response headers
@@ -549,6 +559,12 @@ func (h *idlePool) dial(ctx context.Context) (*serverConn, error) {
 	pc := &serverConn{host: h, conn: c, limit: math.MaxInt64}
 	pc.br = bufio.NewReaderSize(pc, BufferSize)
 	pc.bw = bufio.NewWriterSize(c, BufferSize)
+	if tc, ok := c.(*net.TCPConn); ok {
+		if raw, err := tc.SyscallConn(); err == nil {
+			pc.raw = raw
+			pc.bw = bufio.NewWriterSize(headWriter{pc}, BufferSize)
+		}
+	}
 	pc.abort = pc.abortIO
 	return pc, nil
 }
@@ -562,7 +578,13 @@ func (pc *serverConn) Read(p []byte) (int, error) {
 	if int64(len(p)) > pc.limit {
 		p = p[:pc.limit]
 	}
-	n, err := pc.conn.Read(p)
+	var n int
+	var err error
+	if len(pc.head) > 0 {
+		n, err = pc.writeHeadThenRead(p)
+	} else {
+		n, err = pc.conn.Read(p)
+	}
 	pc.limit -= int64(n)
 	return n, err
 }
@@ -726,6 +748,7 @@ func (t *Transport) exchangeError(ctx context.Context, err error, reading bool) 
 // once. addClose adds "Connection: close" after the headers.
 func (pc *serverConn) writeRequest(req *http.Request, host string, addClose bool) error {
 	bw := pc.bw
+	pc.wrote = false
 	method := req.Method
 	if method == "" {
 		method = "GET"
@@ -782,7 +805,12 @@ func (pc *serverConn) writeRequest(req *http.Request, host string, addClose bool
 			return err
 		}
 	}
-	return bw.Flush()
+	if pc.raw != nil && !pc.wrote && req.ContentLength <= 0 && (req.Body == nil || req.Body == http.NoBody) {
+		pc.deferHead = true // the whole head is in bw: the first read writes it
+	}
+	err := bw.Flush()
+	pc.deferHead = false
+	return err
 }
 
 func writeHeaderLine(bw *bufio.Writer, k, v string) {
