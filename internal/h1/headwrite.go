@@ -59,6 +59,9 @@ func (pc *serverConn) writeHeadThenRead(p []byte) (int, error) {
 	err := pc.raw.Read(hr.fn)
 	head := pc.head
 	pc.head = pc.head[:0]
+	if cap(head) > 4<<10 {
+		pc.head = nil // an idle connection keeps no large head's buffer
+	}
 	hr.p = nil
 	switch {
 	case err != nil: // the deadline, or the connection closed

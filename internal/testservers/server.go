@@ -124,9 +124,11 @@ func newServer(tb testing.TB, name, dir string, stop syscall.Signal, command fun
 func (s *Server) Start(tb testing.TB) {
 	tb.Helper()
 	var err error
-	for attempt := range 5 {
+	delay := 200 * time.Millisecond
+	for attempt := range 8 { // about 5 s in all
 		if attempt > 0 {
-			time.Sleep(200 * time.Millisecond) // for the holder of the port to go
+			time.Sleep(delay) // for the holder of the port to go
+			delay = min(2*delay, time.Second)
 		}
 		if err = s.start(); err == nil || !errors.Is(err, errExited) {
 			break
