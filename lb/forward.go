@@ -37,7 +37,6 @@ import (
 
 // forwarding is one request on its way to a Pool's server.
 type forwarding struct {
-	p     *ReverseProxy
 	rw    http.ResponseWriter
 	url   url.URL
 	trace httptrace.ClientTrace
@@ -82,10 +81,10 @@ func (p *ReverseProxy) forwardable(r *http.Request) bool {
 	return p.FlushInterval <= 0 && !httpguts.HeaderValuesContainsToken(r.Header["Connection"], "Upgrade")
 }
 
-// forward sends r to a server of pool through rt and copies the response
-// to w.
-func (p *ReverseProxy) forward(w http.ResponseWriter, r *http.Request, pool *Pool, rt http.RoundTripper) {
-	f := &forwarding{p: p, rw: w}
+// forward sends r through rt, its Pool's transport, and copies the
+// response to w.
+func (p *ReverseProxy) forward(w http.ResponseWriter, r *http.Request, rt http.RoundTripper) {
+	f := &forwarding{rw: w}
 	f.trace.Got1xxResponse = f.got1xx
 	out := r.WithContext(httptrace.WithClientTrace(r.Context(), &f.trace))
 	if r.URL != nil {
@@ -340,20 +339,19 @@ const maxQueryParams = 10000
 // (httputil.ReverseProxy's rule, so that a server does not see parameters
 // the proxy's rules did not).
 func cleanQuery(s string) string {
-	reencode := func() string { return reencodeQuery(s) }
 	if s == "" {
 		return s
 	}
 	if strings.Count(s, "&")+1 > maxQueryParams {
-		return reencode()
+		return reencodeQuery(s)
 	}
 	for i := 0; i < len(s); {
 		switch s[i] {
 		case ';':
-			return reencode()
+			return reencodeQuery(s)
 		case '%':
 			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
-				return reencode()
+				return reencodeQuery(s)
 			}
 			i += 3
 		default:

@@ -379,7 +379,7 @@ func (p *ReverseProxy) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	rp := p.proxyFor(pool)
 	if p.forwardable(r) {
-		p.forward(w, r, pool, rp.Transport)
+		p.forward(w, r, rp.Transport)
 		return
 	}
 	rp.ServeHTTP(w, r)

@@ -187,7 +187,7 @@ type serverConn struct {
 	one      [1]byte   // scratch for the end-of-body check
 
 	// A request without a body over plain TCP is written by the first
-	// read of its response (headWrite.go): raw is the socket, wrote tells
+	// read of its response (headwrite.go): raw is the socket, wrote tells
 	// that bw wrote to it during this request, and head holds the
 	// request while it waits for that read.
 	raw       syscall.RawConn
