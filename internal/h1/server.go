@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/lbkit/lbkit/internal/gopool"
 	"github.com/lbkit/lbkit/internal/park"
 )
 
@@ -212,7 +213,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		c := s.newConn(ctx, rw)
 		c.setState(http.StateNew, true)
-		go c.serve()
+		gopool.Go(c) // a worker whose stack serving has grown
 	}
 }
 

@@ -96,6 +96,9 @@ func (c *srvConn) getState() (http.ConnState, int64) {
 }
 
 // serve is the connection's goroutine from its accept.
+// Run serves c: the gopool.Task that Serve starts for each connection.
+func (c *srvConn) Run() { c.serve() }
+
 func (c *srvConn) serve() {
 	s := c.srv
 	cfg := s.cfg()

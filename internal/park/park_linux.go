@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lbkit/lbkit/internal/epoll"
+	"github.com/lbkit/lbkit/internal/gopool"
 )
 
 const (
@@ -488,10 +489,11 @@ func (l *loop) fail(err error) {
 	handOff(woken, nil)
 }
 
-// handOff calls each of fns with err, each on a new goroutine. The
-// goroutines take their function from a shared stack rather than from a
-// closure, which would cost an allocation per call (a go statement with
-// arguments, or with a method value, allocates one).
+// handOff calls each of fns with err, each on a goroutine of its own: a
+// worker of internal/gopool, whose stack earlier connections have grown to
+// what serving one takes. The workers take their function from a shared
+// stack rather than from a closure, which would cost an allocation per
+// call.
 func handOff(fns []func(error), err error) {
 	if len(fns) == 0 {
 		return
@@ -502,9 +504,14 @@ func handOff(fns []func(error), err error) {
 	}
 	handoff.mu.Unlock()
 	for range fns {
-		go deliver()
+		gopool.Go(delivery{})
 	}
 }
+
+// delivery is the gopool.Task of handOff: one deliver call.
+type delivery struct{}
+
+func (delivery) Run() { deliver() }
 
 // call is a ready function and its argument, or a loop to run, waiting
 // for a goroutine.

@@ -93,7 +93,8 @@ type goroutine struct {
 }
 
 // ignoredFuncs are functions whose presence in a stack marks a goroutine of
-// the runtime or of the testing package.
+// the runtime or of the testing package, or an idle worker of
+// internal/gopool (which holds no task, and retires by itself).
 var ignoredFuncs = []string{
 	"testing.tRunner(",
 	"testing.(*T).Run(",
@@ -112,6 +113,7 @@ var ignoredFuncs = []string{
 	"runtime.ReadTrace(",
 	"runtime/trace.",
 	"runtime/pprof.",
+	"internal/gopool.(*worker).park(",
 }
 
 func ignored(g goroutine) bool {
