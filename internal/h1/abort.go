@@ -2,6 +2,7 @@ package h1
 
 import (
 	"context"
+	"sync"
 )
 
 // A request read by the Server has a context of its own type, reqContext,
@@ -9,10 +10,26 @@ import (
 // context adds only values to it), learns of its cancellation without
 // context.AfterFunc. AfterFunc allocates a context, a stop function and,
 // in the parent, a map of children, for every round trip; here the engine
-// leaves its connection's abortIO in the request's response, which runs it
-// when the Server cancels the request. That is the only way the context
-// can be canceled when the connection's context has no Done channel, the
-// condition under which reqContext offers it.
+// leaves its connection's abortIO in the request's abortHook, which the
+// Server runs when it cancels the request. That is the only way the
+// context can be canceled when the connection's context has no Done
+// channel, the condition under which reqContext offers it. An HTTP/2
+// stream served through TLSNextProto has such a hook too (stream.go): the
+// stream's goroutine, which waits for the handler, watches the stream's
+// context and runs it.
+
+// abortHook holds the engine's abort for a request whose cancellation its
+// server reports by calling fire.
+type abortHook struct {
+	ctx     context.Context // the request's context: its Done is the one fire stands for
+	mu      sync.Mutex
+	abort   func() // registered by onAbort
+	aborted bool   // fire ran
+}
+
+// abortKey is the context key under which a request's context returns its
+// *abortHook, when its cancellation goes through the hook's fire.
+type abortKey struct{}
 
 // reqContext is the context of a request the Server serves: a cancelCtx,
 // and the request's srvResponse for the engine.
@@ -21,14 +38,10 @@ type reqContext struct {
 	w *srvResponse
 }
 
-// abortKey is the context key under which a reqContext returns its
-// srvResponse, when its cancellation goes only through cancelRequest.
-type abortKey struct{}
-
 func (c *reqContext) Value(key any) any {
 	if key == (abortKey{}) {
 		if c.w.hooked {
-			return c.w
+			return &c.w.hook
 		}
 		return nil
 	}
@@ -39,10 +52,15 @@ func (c *reqContext) Value(key any) any {
 // if one is registered.
 func (w *srvResponse) cancelRequest() {
 	w.cancel()
-	w.abortMu.Lock()
-	f := w.abort
-	w.abort, w.aborted = nil, true
-	w.abortMu.Unlock()
+	w.hook.fire()
+}
+
+// fire runs the registered abort, and any registered from now on at once.
+func (h *abortHook) fire() {
+	h.mu.Lock()
+	f := h.abort
+	h.abort, h.aborted = nil, true
+	h.mu.Unlock()
 	if f != nil {
 		f()
 	}
@@ -52,38 +70,38 @@ func (w *srvResponse) cancelRequest() {
 // whether it did; f runs at once if the request was canceled already. It
 // fails when another is registered (two round trips at once on one
 // request), which then use context.AfterFunc.
-func (w *srvResponse) onAbort(f func()) bool {
-	w.abortMu.Lock()
-	if w.abort != nil {
-		w.abortMu.Unlock()
+func (h *abortHook) onAbort(f func()) bool {
+	h.mu.Lock()
+	if h.abort != nil {
+		h.mu.Unlock()
 		return false
 	}
-	if w.aborted {
-		w.abortMu.Unlock()
+	if h.aborted {
+		h.mu.Unlock()
 		f()
 		return true
 	}
-	w.abort = f
-	w.abortMu.Unlock()
+	h.abort = f
+	h.mu.Unlock()
 	return true
 }
 
 // stopAbort undoes onAbort; it reports whether f was kept from running.
-func (w *srvResponse) stopAbort() bool {
-	w.abortMu.Lock()
-	defer w.abortMu.Unlock()
-	if w.abort == nil {
+func (h *abortHook) stopAbort() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.abort == nil {
 		return false
 	}
-	w.abort = nil
+	h.abort = nil
 	return true
 }
 
 // stopper undoes the registration of a round trip's abortIO for its
 // request's cancellation. The zero stopper has none.
 type stopper struct {
-	after func() bool  // context.AfterFunc's stop
-	w     *srvResponse // the Server's request it is registered with (onAbort)
+	after func() bool // context.AfterFunc's stop
+	hook  *abortHook  // the request's hook it is registered with (onAbort)
 }
 
 // watchCancel registers abort to run when ctx is canceled.
@@ -92,8 +110,10 @@ func watchCancel(ctx context.Context, abort func()) stopper {
 	if done == nil {
 		return stopper{}
 	}
-	if w, ok := ctx.Value(abortKey{}).(*srvResponse); ok && w.rctx.Done() == done && w.onAbort(abort) {
-		return stopper{w: w}
+	// The hook stands for ctx only if no context between them adds a
+	// cancellation of its own: then they share a Done channel.
+	if h, ok := ctx.Value(abortKey{}).(*abortHook); ok && h.ctx.Done() == done && h.onAbort(abort) {
+		return stopper{hook: h}
 	}
 	return stopper{after: context.AfterFunc(ctx, abort)}
 }
@@ -104,8 +124,8 @@ func (s stopper) stop() bool {
 	switch {
 	case s.after != nil:
 		return s.after()
-	case s.w != nil:
-		return s.w.stopAbort()
+	case s.hook != nil:
+		return s.hook.stopAbort()
 	}
 	return true
 }

@@ -24,7 +24,7 @@ func TestWatchCancelForms(t *testing.T) {
 	form := func(s stopper) string {
 		defer s.stop()
 		switch {
-		case s.w != nil:
+		case s.hook != nil:
 			return "hook"
 		case s.after != nil:
 			return "afterfunc"
@@ -62,12 +62,7 @@ func TestWatchCancelForms(t *testing.T) {
 // cancellation, through the request's hook.
 func TestServerCloseAbortsRoundTrip(t *testing.T) {
 	testutil.CheckLeaks(t)
-	backend := testutil.StartRaw(t, func(c net.Conn, br *bufio.Reader) {
-		http.ReadRequest(br)
-		io.Copy(io.Discard, br) // never answers
-	})
-	tr := &Transport{}
-	defer tr.CloseIdleConnections()
+	backend, tr := silentServer(t)
 	started := make(chan struct{})
 	result := make(chan error, 1)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -82,18 +77,38 @@ func TestServerCloseAbortsRoundTrip(t *testing.T) {
 	<-started
 	time.Sleep(50 * time.Millisecond) // the request is on its way to the server
 	c.Close()
+	waitCanceled(t, result, "the client left")
+}
+
+// silentServer starts a server that reads requests and never answers,
+// and a Transport to reach it.
+func silentServer(t *testing.T) (*testutil.RawServer, *Transport) {
+	t.Helper()
+	backend := testutil.StartRaw(t, func(c net.Conn, br *bufio.Reader) {
+		http.ReadRequest(br)
+		io.Copy(io.Discard, br)
+	})
+	tr := &Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	return backend, tr
+}
+
+// waitCanceled waits for a round trip's result, which must be
+// context.Canceled, after what.
+func waitCanceled(t *testing.T, result <-chan error, what string) {
+	t.Helper()
 	select {
 	case err := <-result:
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("round trip ended with %v, want context.Canceled", err)
 		}
 	case <-time.After(5 * time.Second):
-		t.Fatal("the round trip went on after the client left")
+		t.Fatalf("the round trip went on after %s", what)
 	}
 }
 
-// TestAbortHook checks onAbort, stopAbort and cancelRequest against
-// context.AfterFunc's contract: a stopped abort never runs, one registered
+// TestAbortHook checks the hook's onAbort and stopAbort, and
+// cancelRequest, against context.AfterFunc's contract: a stopped abort never runs, one registered
 // after the cancellation runs at once, and stop reports whether it kept
 // the abort from running.
 func TestAbortHook(t *testing.T) {
@@ -101,16 +116,17 @@ func TestAbortHook(t *testing.T) {
 		w := &srvResponse{hooked: true}
 		ctx, cancel := context.WithCancel(context.Background())
 		w.cancel, w.rctx = cancel, reqContext{Context: ctx, w: w}
+		w.hook.ctx = &w.rctx
 		return w
 	}
 	ran := 0
 	abort := func() { ran++ }
 
 	w := newW()
-	if !w.onAbort(abort) || w.onAbort(abort) {
+	if !w.hook.onAbort(abort) || w.hook.onAbort(abort) {
 		t.Fatal("a second registration on one request was accepted")
 	}
-	if !(stopper{w: w}).stop() || ran != 0 {
+	if !(stopper{hook: &w.hook}).stop() || ran != 0 {
 		t.Fatal("stop before the cancellation did not keep the abort from running")
 	}
 	w.cancelRequest()
@@ -119,13 +135,13 @@ func TestAbortHook(t *testing.T) {
 	}
 
 	w = newW()
-	w.onAbort(abort)
+	w.hook.onAbort(abort)
 	w.cancelRequest()
-	if ran != 1 || (stopper{w: w}).stop() {
+	if ran != 1 || (stopper{hook: &w.hook}).stop() {
 		t.Fatalf("cancel with an abort registered: %d runs; stop must then report false", ran)
 	}
 
-	if !w.onAbort(abort) || ran != 2 || (stopper{w: w}).stop() {
+	if !w.hook.onAbort(abort) || ran != 2 || (stopper{hook: &w.hook}).stop() {
 		t.Fatalf("registration after the cancellation: %d runs, want 2 and stop false", ran)
 	}
 }

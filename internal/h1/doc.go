@@ -24,8 +24,9 @@
 // a reused connection, the engine peeks at the socket (non-blocking
 // MSG_PEEK) and drops the connection when the server closed it or sent
 // something unasked. The request's context interrupts the exchange and the
-// body through context.AfterFunc: no goroutine is started per request or
-// per connection.
+// body: through the request's hook when the Server (or its HTTP/2 stream
+// goroutine) cancels it (abort.go), otherwise through context.AfterFunc.
+// No goroutine is started per request or per connection.
 //
 // The package also holds the server side, [Server] (files server*.go): an
 // HTTP/1.1 server engine for proxied traffic, configured from an
@@ -33,5 +34,8 @@
 // requests at least as strictly as net/http's server, and parks idle
 // keep-alive connections (package internal/park) after a short hot window,
 // so that they hold neither a goroutine nor a buffer; buffers come from
-// pools while bytes move.
+// pools while bytes move. Connections, wake-ups of parked ones, and the
+// handlers of HTTP/2 streams (served by golang.org/x/net/http2 through
+// TLSNextProto) run on the workers of internal/gopool, whose stacks have
+// grown already to what serving a request takes (stream.go).
 package h1

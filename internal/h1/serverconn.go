@@ -243,7 +243,7 @@ func (h *alpnHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Body == nil {
 		r.Body = http.NoBody
 	}
-	h.srv.handler(r).ServeHTTP(w, r)
+	serveStream(h.srv.handler(r), w, r) // stream.go
 }
 
 // loop serves requests until the connection ends, is hijacked, or is
@@ -614,6 +614,7 @@ func (c *srvConn) readRequest() (*http.Request, *srvResponse, error) {
 	w.cancel = cancel
 	w.rctx = reqContext{Context: ctx, w: w}
 	w.hooked = c.ctx.Done() == nil
+	w.hook.ctx = &w.rctx
 	b := &w.body
 	b.c, b.w = c, w
 	if fr.chunked {

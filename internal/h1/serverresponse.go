@@ -29,10 +29,8 @@ type srvResponse struct {
 	rctx   reqContext         // the request's context (abort.go)
 	url    url.URL            // the request's URL
 
-	hooked  bool // the connection's context has no Done: only cancelRequest cancels rctx
-	abortMu sync.Mutex
-	abort   func() // the engine's, run by cancelRequest (onAbort)
-	aborted bool   // cancelRequest ran
+	hooked bool      // the connection's context has no Done: only cancelRequest cancels rctx
+	hook   abortHook // the engine's abort, run by cancelRequest
 
 	status        int
 	wroteHeader   bool // a final status was set
