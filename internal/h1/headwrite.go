@@ -7,8 +7,8 @@ import (
 	"syscall"
 )
 
-// A request without a body to a server over plain TCP is written by the
-// first read of its response, inside the socket's RawConn.Read callback:
+// A request without a body to a server over TCP is written by the first
+// read of its response, inside the socket's RawConn.Read callback:
 // the read starts by clearing the socket's readiness, the callback writes
 // the request and returns without reading, and the wait that follows ends
 // with the edge of the response's first bytes, which cannot come before
@@ -20,9 +20,15 @@ import (
 // on an idle connection) came before the readiness was cleared, and are
 // read with the next edge: the response, or the close or reset that a
 // closed connection answers the request with.
+//
+// Over TLS the same is done one layer down, with the request's TLS
+// records: the TLS client writes to a tlsSocket, which keeps them while
+// the head is deferred, and its next read of the socket (the TLS client's
+// read of the response's first record) writes them.
 
 // headWriter is the writer under a plain TCP serverConn's bw: it writes
-// to the socket, or keeps the bytes in pc.head while pc.deferHead is set.
+// to the socket, or keeps the bytes in pc.head while pc.deferHead is set
+// (bw's one flush of the whole head).
 type headWriter struct{ pc *serverConn }
 
 func (w headWriter) Write(p []byte) (int, error) {
@@ -32,8 +38,37 @@ func (w headWriter) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	pc.wrote = true
-	return pc.conn.Write(p)
+	return pc.tcp.Write(p)
 }
+
+// tlsSocket is the TCP connection under a TLS serverConn: the TLS client's
+// writes go to the socket, or are kept in pc.head while pc.deferHead is
+// set (the records of one request head, however many), and its reads
+// write a kept head first (writeHeadThenRead).
+type tlsSocket struct {
+	*net.TCPConn
+	pc *serverConn
+}
+
+func (s *tlsSocket) Write(p []byte) (int, error) {
+	pc := s.pc
+	if pc.deferHead {
+		pc.head = append(pc.head, p...)
+		return len(p), nil
+	}
+	pc.wrote = true
+	return s.TCPConn.Write(p)
+}
+
+func (s *tlsSocket) Read(p []byte) (int, error) {
+	if len(s.pc.head) > 0 {
+		return s.pc.writeHeadThenRead(p)
+	}
+	return s.TCPConn.Read(p)
+}
+
+// NetConn returns the TCP connection, for code that looks under wrappers.
+func (s *tlsSocket) NetConn() net.Conn { return s.TCPConn }
 
 // headRead is the state of one writeHeadThenRead, kept in its serverConn
 // with the callback bound once, so that the call allocates nothing.
@@ -69,10 +104,10 @@ func (pc *serverConn) writeHeadThenRead(p []byte) (int, error) {
 	case hr.werr != nil:
 		return 0, pc.opError("write", hr.werr)
 	case hr.full:
-		if _, err := pc.conn.Write(head[hr.sent:]); err != nil {
+		if _, err := pc.tcp.Write(head[hr.sent:]); err != nil {
 			return 0, err
 		}
-		return pc.conn.Read(p)
+		return pc.tcp.Read(p)
 	}
 	if hr.rerr != nil && hr.rerr != io.EOF {
 		return hr.n, pc.opError("read", hr.rerr)
@@ -121,5 +156,5 @@ func (pc *serverConn) headCycle(fd uintptr) bool {
 
 // opError wraps err as net's connections do.
 func (pc *serverConn) opError(op string, err error) error {
-	return &net.OpError{Op: op, Net: "tcp", Source: pc.conn.LocalAddr(), Addr: pc.conn.RemoteAddr(), Err: err}
+	return &net.OpError{Op: op, Net: "tcp", Source: pc.tcp.LocalAddr(), Addr: pc.tcp.RemoteAddr(), Err: err}
 }

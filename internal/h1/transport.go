@@ -186,11 +186,14 @@ type serverConn struct {
 	peek     peekState // for alive
 	one      [1]byte   // scratch for the end-of-body check
 
-	// A request without a body over plain TCP is written by the first
-	// read of its response (headwrite.go): raw is the socket, wrote tells
-	// that bw wrote to it during this request, and head holds the
-	// request while it waits for that read.
+	// A request without a body over TCP is written by the first read of
+	// its response (headwrite.go): raw and tcp are the socket (nil when
+	// the connection is not a *net.TCPConn), wrote tells that bw wrote to
+	// it during this request, and head holds the request (over TLS, its
+	// records) while it waits for that read.
 	raw       syscall.RawConn
+	tcp       *net.TCPConn
+	overTLS   bool // conn is TLS over tcp, through a tlsSocket
 	wrote     bool
 	deferHead bool // bw's next write goes to head
 	head      []byte
@@ -548,22 +551,31 @@ func (h *idlePool) dial(ctx context.Context) (*serverConn, error) {
 	if err != nil {
 		return nil, err
 	}
+	pc := &serverConn{host: h, limit: math.MaxInt64}
+	if tcp, ok := c.(*net.TCPConn); ok {
+		if raw, err := tcp.SyscallConn(); err == nil {
+			pc.raw, pc.tcp = raw, tcp // requests' heads written by reads (headwrite.go)
+		}
+	}
 	if h.key.tls {
-		tc := tls.Client(c, h.tlsConfig)
+		under := c
+		if pc.tcp != nil {
+			under = &tlsSocket{TCPConn: pc.tcp, pc: pc}
+		}
+		tc := tls.Client(under, h.tlsConfig)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			c.Close()
 			return nil, err
 		}
 		c = tc
+		pc.overTLS = true
 	}
-	pc := &serverConn{host: h, conn: c, limit: math.MaxInt64}
+	pc.conn = c
 	pc.br = bufio.NewReaderSize(pc, BufferSize)
-	pc.bw = bufio.NewWriterSize(c, BufferSize)
-	if tc, ok := c.(*net.TCPConn); ok {
-		if raw, err := tc.SyscallConn(); err == nil {
-			pc.raw = raw
-			pc.bw = bufio.NewWriterSize(headWriter{pc}, BufferSize)
-		}
+	if pc.tcp != nil && !pc.overTLS {
+		pc.bw = bufio.NewWriterSize(headWriter{pc}, BufferSize)
+	} else {
+		pc.bw = bufio.NewWriterSize(c, BufferSize)
 	}
 	pc.abort = pc.abortIO
 	return pc, nil
@@ -580,7 +592,7 @@ func (pc *serverConn) Read(p []byte) (int, error) {
 	}
 	var n int
 	var err error
-	if len(pc.head) > 0 {
+	if len(pc.head) > 0 && !pc.overTLS { // over TLS, tlsSocket's Read writes it
 		n, err = pc.writeHeadThenRead(p)
 	} else {
 		n, err = pc.conn.Read(p)
