@@ -42,16 +42,20 @@ import (
 // (http.ErrAbortHandler is silent).
 //
 // What differs from net/http: between requests, a plain TCP connection
-// keeps its goroutine and read buffer for a short hot window (100 ms),
-// then is parked without either until its next bytes or IdleTimeout;
-// IdleTimeout is then enforced within about 100 ms. Request parsing is at
-// least as strict as net/http's, with its error statuses (400, 431, 501,
-// 505, 417); it refuses an empty Content-Length, which some net/http
-// versions let through. Response headers are written in map order, not
-// sorted. srv's own Serve, ListenAndServe and SetKeepAlivesEnabled are not
-// used: srv is only read, and must not change once serving began. The
-// cleartext "Upgrade: h2c" handshake is not served (ReverseProxy refuses
-// it anyway).
+// keeps its goroutine and read buffer for a short hot window (100 ms), then
+// is parked without either until its next bytes or IdleTimeout; IdleTimeout
+// is then enforced within about 100 ms. Connections, and the handlers of
+// HTTP/2 streams, run on long-lived worker goroutines whose stacks earlier
+// requests have grown (idle workers retire after a second or two), not on a
+// goroutine each; a handler that calls runtime.Goexit ends its worker, and
+// an HTTP/2 handler's panic is raised again on the stream's goroutine, its
+// text carrying the handler's own stack. Request parsing is at least as
+// strict as net/http's, with its error statuses (400, 431, 501, 505, 417);
+// it refuses an empty Content-Length, which some net/http versions let
+// through. Response headers are written in map order, not sorted. srv's own
+// Serve, ListenAndServe and SetKeepAlivesEnabled are not used: srv is only
+// read, and must not change once serving began. The cleartext "Upgrade:
+// h2c" handshake is not served (ReverseProxy refuses it anyway).
 type HTTPFrontend struct {
 	// Logger receives the engine's events (TLS handshake errors at
 	// Debug) and, when the http.Server has no ErrorLog, handler panics.
