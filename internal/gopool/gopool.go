@@ -24,6 +24,9 @@
 // Tasks run as on a goroutine of their own: one that panics crashes the
 // program, as it would there (callers recover what they must), and one
 // that calls runtime.Goexit ends its worker, which the pool then forgets.
+// What a task leaves on its goroutine stays for the next: pprof labels it
+// set, and a runtime.LockOSThread it did not undo (which on a goroutine
+// of its own would end the thread with it); tasks must not leave either.
 //
 // HAProxy and Envoy run every connection on a few threads and have no such
 // cost; fasthttp's worker pool keeps goroutines for the same reason. This
