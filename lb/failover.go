@@ -73,7 +73,7 @@ func NewFailoverHost(host string, tlsConfig *tls.Config, logger *slog.Logger) (*
 			pr.SetURL(u) // and Out.Host = "": the Host header is u.Host
 			dropUnderscoreHeaders(pr.Out.Header, false)
 			dropH2CUpgrade(pr.Out.Header)
-			setForwarded(pr.In, pr.Out, make([]string, 4))
+			setForwarded(pr.In, pr.Out, new([4]string))
 		},
 		Transport: tr,
 		ErrorLog:  discardLog,

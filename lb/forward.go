@@ -18,22 +18,20 @@ import (
 // Every request that does not ask for an upgrade is forwarded by forward
 // below, when FlushInterval is not positive. It does what
 // httputil.ReverseProxy does in Rewrite mode (the same hop-by-hop and
-// forwarding fields removed, the same query cleaning, 1xx responses
-// forwarded, trailers, flushing of streamed responses, the same
-// http.ErrAbortHandler panic when the copy of a response fails under a
-// server), in fewer steps: the outgoing request is a shallow copy of the
-// incoming one whose header map is built once, with room for the fields
-// the proxy adds, without the hop-by-hop fields rather than with them
-// deleted one by one, and sharing the incoming field values (which no
-// step modifies in place); the response's header map becomes the
-// client's response's under HTTPFrontend's server (without
+// forwarding fields removed, the same query cleaning, 1xx responses forwarded,
+// trailers, flushing of streamed responses, the same http.ErrAbortHandler
+// panic when the copy of a response fails under a server), in fewer steps: the
+// outgoing request is a shallow copy of the incoming one whose header map is
+// built once, with room for the fields the proxy adds, without the hop-by-hop
+// fields rather than with them deleted one by one, and sharing the incoming
+// field values (which no step modifies in place); the response's header map
+// becomes the client's response's under HTTPFrontend's server (without
 // ModifyResponse, which could leave names in any case), and under other
-// servers its fields move to the client's map without a copy of their
-// values; and the outgoing request,
-// its URL, its 1xx hook and the values of the forwarding fields are one
-// allocation. Upgrades (their hijacked tunnels) and a positive
-// FlushInterval (its flush timer) keep httputil.ReverseProxy, which the
-// proxy builds for each Pool next to the transport both paths share.
+// servers its fields move to the client's map without a copy of their values;
+// and the outgoing request's URL, its 1xx hook and the values of the
+// forwarding fields share one allocation. Upgrades (their hijacked tunnels) and
+// a positive FlushInterval (its flush timer) keep httputil.ReverseProxy, which
+// the proxy builds for each Pool next to the transport both paths share.
 
 // forwarding is one request on its way to a Pool's server.
 type forwarding struct {
@@ -113,7 +111,7 @@ func (p *ReverseProxy) forward(w http.ResponseWriter, r *http.Request, rt http.R
 		f.one[1] = "trailers"
 		h["Te"] = f.one[1:2:2]
 	}
-	p.rewrite(r, out, f.fwd[:])
+	p.rewrite(r, out, &f.fwd)
 	if _, ok := h["User-Agent"]; !ok {
 		// An empty User-Agent: no default is added by the transport.
 		h["User-Agent"] = f.one[0:1:1]

@@ -44,7 +44,7 @@ func (p *ReverseProxy) serveExtendedConnect(w http.ResponseWriter, r *http.Reque
 	if h.Get("Sec-WebSocket-Version") == "" {
 		h.Set("Sec-WebSocket-Version", "13")
 	}
-	p.rewrite(r, out, make([]string, 4))
+	p.rewrite(r, out, new([4]string))
 	resp, err := rp.Transport.RoundTrip(out)
 	if err == nil {
 		// ModifyResponse, and the count of the response, as for an

@@ -467,10 +467,10 @@ func StatusForError(err error) int {
 // rewrite turns in, the client's request, into out, the one sent to a
 // server, whose header has lost the hop-by-hop and X-Forwarded fields
 // already: scheme, ServerHost, the dropped underscore and h2c upgrade
-// fields, the rebuilt forwarding fields (their values in fwd, four
-// strings), the request ID and trace context. The server's address is set
-// per attempt by poolTransport.
-func (p *ReverseProxy) rewrite(in, out *http.Request, fwd []string) {
+// fields, the rebuilt forwarding fields (their values in fwd), the
+// request ID and trace context. The server's address is set per attempt
+// by poolTransport.
+func (p *ReverseProxy) rewrite(in, out *http.Request, fwd *[4]string) {
 	out.URL.Scheme = p.Scheme
 	if out.URL.Scheme == "" {
 		out.URL.Scheme = "http"
@@ -492,7 +492,7 @@ func (p *ReverseProxy) proxyFor(pool *Pool) *httputil.ReverseProxy {
 		return v.(*httputil.ReverseProxy)
 	}
 	rp := &httputil.ReverseProxy{
-		Rewrite:        func(pr *httputil.ProxyRequest) { p.rewrite(pr.In, pr.Out, make([]string, 4)) },
+		Rewrite:        func(pr *httputil.ProxyRequest) { p.rewrite(pr.In, pr.Out, new([4]string)) },
 		Transport:      &poolTransport{pool: pool, base: p.transport(pool), streams: &p.streams, proxy: p},
 		FlushInterval:  p.FlushInterval,
 		BufferPool:     &p.bufs,
@@ -644,9 +644,9 @@ func dropH2CUpgrade(h http.Header) {
 
 // setForwarded rebuilds the X-Forwarded-* headers of out from in; the
 // client's X-Forwarded-For, -Host and -Proto are gone from out already,
-// and X-Forwarded-Port is replaced here. The four values share vals, which
-// holds four strings: no allocation of their own.
-func setForwarded(in, out *http.Request, vals []string) {
+// and X-Forwarded-Port is replaced here. The four values are kept in
+// vals: no allocation of their own.
+func setForwarded(in, out *http.Request, vals *[4]string) {
 	h := out.Header
 	if ip := clientIP(in.RemoteAddr); ip != "" {
 		vals[0] = ip

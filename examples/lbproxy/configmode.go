@@ -28,11 +28,11 @@ package main
 // that describe one frontend and pool, listed in configextra.go) are
 // refused in this mode, as a usage error (exit status 2); -admin,
 // -admin-token-file, -grace (the drain of removed frontends, and of all of
-// them at exit), -v, -gc-percent, -gc-headroom, -idle-trim, the -access-log flags (where frontends
-// with enable_access_logs write), -freebind, -backend-ca, -ticket-key-file,
-// -cookie-secret-file, the -redis flags and -upgrade-socket (the frontends'
-// TCP and HTTP/3 sockets and -admin's are handed over) apply (see
-// configextra.go).
+// them at exit), -v, -gc-percent, -gc-headroom, -idle-trim, the -access-log
+// flags (where frontends with enable_access_logs write), -freebind,
+// -backend-ca, -ticket-key-file, -cookie-secret-file, the -redis flags and
+// -upgrade-socket (the frontends' TCP and HTTP/3 sockets and -admin's are
+// handed over) apply (see configextra.go).
 // The admin listener serves /healthz,
 // /stats, /metrics and the status page, with every frontend and backend of
 // the running document as they come and go.

@@ -140,10 +140,3 @@ func sweep() {
 	}
 	pool.timer.Reset(sweepPeriod)
 }
-
-// stats returns the workers idle now and those started so far.
-func stats() (idle int, started uint64) {
-	pool.mu.Lock()
-	defer pool.mu.Unlock()
-	return len(pool.idle), pool.started
-}

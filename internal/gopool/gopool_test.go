@@ -8,6 +8,13 @@ import (
 	"time"
 )
 
+// stats returns the workers idle now and those started so far.
+func stats() (idle int, started uint64) {
+	pool.mu.Lock()
+	defer pool.mu.Unlock()
+	return len(pool.idle), pool.started
+}
+
 // waitIdle waits until n workers are idle.
 func waitIdle(t *testing.T, n int) {
 	t.Helper()

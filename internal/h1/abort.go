@@ -5,7 +5,7 @@ import (
 	"sync"
 )
 
-// A request read by the Server has a context of its own type, reqContext,
+// A request read by the Server has a context of its own type, hookContext,
 // through which the engine, when it forwards that request (or one whose
 // context adds only values to it), learns of its cancellation without
 // context.AfterFunc. AfterFunc allocates a context, a stop function and,
@@ -13,10 +13,10 @@ import (
 // leaves its connection's abortIO in the request's abortHook, which the
 // Server runs when it cancels the request. That is the only way the
 // context can be canceled when the connection's context has no Done
-// channel, the condition under which reqContext offers it. An HTTP/2
-// stream served through TLSNextProto has such a hook too (stream.go): the
-// stream's goroutine, which waits for the handler, watches the stream's
-// context and runs it.
+// channel, the condition under which the request's hookContext offers
+// the hook. An HTTP/2 stream served through TLSNextProto has a hookContext
+// too (stream.go): the stream's goroutine, which waits for the handler,
+// watches the stream's context and runs the hook.
 
 // abortHook holds the engine's abort for a request whose cancellation its
 // server reports by calling fire.
@@ -31,19 +31,20 @@ type abortHook struct {
 // *abortHook, when its cancellation goes through the hook's fire.
 type abortKey struct{}
 
-// reqContext is the context of a request the Server serves: a cancelCtx,
-// and the request's srvResponse for the engine.
-type reqContext struct {
+// hookContext is a request's context with the abortHook its server fires
+// when it cancels the request, or none (nil): the Server's request (whose
+// Context is a cancelCtx of the connection's) and an HTTP/2 stream's.
+type hookContext struct {
 	context.Context
-	w *srvResponse
+	hook *abortHook
 }
 
-func (c *reqContext) Value(key any) any {
+func (c *hookContext) Value(key any) any {
 	if key == (abortKey{}) {
-		if c.w.hooked {
-			return &c.w.hook
+		if c.hook == nil {
+			return nil // not a typed nil
 		}
-		return nil
+		return c.hook
 	}
 	return c.Context.Value(key)
 }

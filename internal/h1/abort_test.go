@@ -108,14 +108,14 @@ func waitCanceled(t *testing.T, result <-chan error, what string) {
 }
 
 // TestAbortHook checks the hook's onAbort and stopAbort, and
-// cancelRequest, against context.AfterFunc's contract: a stopped abort never runs, one registered
-// after the cancellation runs at once, and stop reports whether it kept
-// the abort from running.
+// cancelRequest, against context.AfterFunc's contract: a stopped abort
+// never runs, one registered after the cancellation runs at once, and stop
+// reports whether it kept the abort from running.
 func TestAbortHook(t *testing.T) {
 	newW := func() *srvResponse {
-		w := &srvResponse{hooked: true}
+		w := &srvResponse{}
 		ctx, cancel := context.WithCancel(context.Background())
-		w.cancel, w.rctx = cancel, reqContext{Context: ctx, w: w}
+		w.cancel, w.rctx = cancel, hookContext{Context: ctx, hook: &w.hook}
 		w.hook.ctx = &w.rctx
 		return w
 	}

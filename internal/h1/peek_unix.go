@@ -24,9 +24,10 @@ type peekState struct {
 func (pc *serverConn) alive() bool {
 	p := &pc.peek
 	if p.fn == nil {
-		sc := syscallConn(pc.conn)
-		if sc != nil {
-			p.raw, _ = sc.SyscallConn()
+		if p.raw = pc.raw; p.raw == nil { // the socket, when not a *net.TCPConn of its own
+			if sc := syscallConn(pc.conn); sc != nil {
+				p.raw, _ = sc.SyscallConn()
+			}
 		}
 		p.fn = func(fd uintptr) bool {
 			_, _, err := syscall.Recvfrom(int(fd), p.buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)

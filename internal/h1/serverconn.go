@@ -95,10 +95,10 @@ func (c *srvConn) getState() (http.ConnState, int64) {
 	return http.ConnState(v & 0xff), int64(v >> 8)
 }
 
-// serve is the connection's goroutine from its accept.
 // Run serves c: the gopool.Task that Serve starts for each connection.
 func (c *srvConn) Run() { c.serve() }
 
+// serve serves the connection from its accept, on a worker of the pool.
 func (c *srvConn) serve() {
 	s := c.srv
 	cfg := s.cfg()
@@ -612,8 +612,10 @@ func (c *srvConn) readRequest() (*http.Request, *srvResponse, error) {
 	}
 	ctx, cancel := context.WithCancel(c.ctx)
 	w.cancel = cancel
-	w.rctx = reqContext{Context: ctx, w: w}
-	w.hooked = c.ctx.Done() == nil
+	w.rctx.Context = ctx
+	if c.ctx.Done() == nil { // only cancelRequest cancels the request
+		w.rctx.hook = &w.hook
+	}
 	w.hook.ctx = &w.rctx
 	b := &w.body
 	b.c, b.w = c, w

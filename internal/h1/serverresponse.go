@@ -26,11 +26,11 @@ type srvResponse struct {
 	body   srvBody
 	hdr    http.Header
 	cancel context.CancelFunc // of rctx's Context; cancelRequest calls it
-	rctx   reqContext         // the request's context (abort.go)
+	rctx   hookContext        // the request's context (abort.go)
 	url    url.URL            // the request's URL
-
-	hooked bool      // the connection's context has no Done: only cancelRequest cancels rctx
-	hook   abortHook // the engine's abort, run by cancelRequest
+	// hook is the engine's abort, which cancelRequest runs; rctx offers
+	// it when only cancelRequest cancels the request.
+	hook abortHook
 
 	status        int
 	wroteHeader   bool // a final status was set

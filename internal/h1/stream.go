@@ -1,7 +1,6 @@
 package h1
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"runtime"
@@ -33,26 +32,13 @@ type streamTask struct {
 	h    http.Handler
 	w    http.ResponseWriter
 	r    *http.Request
-	ctx  streamContext
+	ctx  hookContext
 	hook abortHook
 	done chan struct{} // from donePool; the worker sends once
 
 	returned bool   // the handler returned
 	panicked any    // or panicked with this value
 	stack    []byte // and its goroutine's stack, but for http.ErrAbortHandler
-}
-
-// streamContext is a stream's context with its request's abortHook.
-type streamContext struct {
-	context.Context
-	hook *abortHook
-}
-
-func (c *streamContext) Value(key any) any {
-	if key == (abortKey{}) {
-		return c.hook
-	}
-	return c.Context.Value(key)
 }
 
 // donePool holds the buffered channels of finished streams: each is empty
@@ -72,7 +58,7 @@ func serveStream(h http.Handler, w http.ResponseWriter, r *http.Request) {
 	}
 	t := &streamTask{h: h, w: w}
 	t.hook.ctx = ctx
-	t.ctx = streamContext{Context: ctx, hook: &t.hook}
+	t.ctx = hookContext{Context: ctx, hook: &t.hook}
 	t.r = r.WithContext(&t.ctx)
 	t.done = donePool.Get().(chan struct{})
 	gopool.Go(t)
