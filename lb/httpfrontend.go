@@ -62,6 +62,19 @@ type HTTPFrontend struct {
 	// Nil means slog.Default(). Set it before Serve.
 	Logger *slog.Logger
 
+	// QuickAck keeps the kernel's quick ACKs on accepted connections. By
+	// default Serve and ServeTLS turn them off on a TCP listener, on
+	// Linux, as HAProxy's "option tcp-smart-accept" does in HTTP mode: a
+	// request's ACK then rides on its response, one packet less per new
+	// connection. A client that writes a request in several small pieces
+	// without TCP_NODELAY may then wait for the kernel's delayed ACK (up
+	// to about 40 ms) between them; set QuickAck for such clients. An
+	// MPTCP listener (Go's net.Listen default since Go 1.24) refuses the
+	// setting and keeps quick ACKs: listen with
+	// net.ListenConfig.SetMultipathTCP(false) for plain TCP, as
+	// lb/config and lbproxy do. Set it before Serve.
+	QuickAck bool
+
 	srv *http.Server
 	eng *h1.Server
 }
@@ -78,7 +91,7 @@ func NewHTTPFrontend(srv *http.Server) (*HTTPFrontend, error) {
 // Serve accepts connections on ln and serves them until Shutdown or Close;
 // it then returns ErrFrontendClosed (http.ErrServerClosed).
 func (f *HTTPFrontend) Serve(ln net.Listener) error {
-	f.eng.Logger = f.Logger
+	f.eng.Logger, f.eng.QuickAck = f.Logger, f.QuickAck
 	return f.eng.Serve(ln)
 }
 
@@ -86,7 +99,7 @@ func (f *HTTPFrontend) Serve(ln net.Listener) error {
 // http.Server's TLSConfig, plus the certificate in certFile and keyFile
 // when set.
 func (f *HTTPFrontend) ServeTLS(ln net.Listener, certFile, keyFile string) error {
-	f.eng.Logger = f.Logger
+	f.eng.Logger, f.eng.QuickAck = f.Logger, f.QuickAck
 	return f.eng.ServeTLS(ln, certFile, keyFile)
 }
 

@@ -68,6 +68,9 @@ const settleMax = 2 * time.Second
 // closes the Upgrader (sockets.close) when done.
 func startUpgrade(ctx context.Context, cfg *config, logger *slog.Logger, out io.Writer) (*sockets, error) {
 	var lc net.ListenConfig
+	// Plain TCP, not Go's default MPTCP, whose listening sockets refuse
+	// the delayed ACKs lb.HTTPFrontend sets (its QuickAck).
+	lc.SetMultipathTCP(false)
 	if cfg.freebind {
 		lc.Control = setFreebind
 	}

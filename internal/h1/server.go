@@ -61,6 +61,18 @@ type Server struct {
 	// never park (every idle connection keeps a goroutine, as net/http).
 	HotWindow time.Duration
 
+	// QuickAck keeps the kernel's quick ACKs on the listener's accepted
+	// connections. By default Serve turns them off on a TCP listener
+	// (Linux's TCP_QUICKACK, inherited by accepted sockets), as HAProxy's
+	// "option tcp-smart-accept" does in HTTP mode: the ACK of a request
+	// then rides on its response instead of taking a packet of its own,
+	// one packet less per new connection. A client that sends its request
+	// in several small writes without TCP_NODELAY may then wait for the
+	// kernel's delayed ACK (up to about 40 ms) between them; set QuickAck
+	// for such clients. Listeners opened with MPTCP (Go's default since
+	// 1.24) refuse the option and keep quick ACKs.
+	QuickAck bool
+
 	parkOnce sync.Once
 	parker   *park.Parker
 
@@ -178,6 +190,9 @@ func (s *Server) Serve(ln net.Listener) error {
 		return http.ErrServerClosed
 	}
 	defer s.trackListener(&ln, false)
+	if !s.QuickAck {
+		delayAcks(ln)
+	}
 	cfg := s.cfg()
 	base := context.Background()
 	if cfg.BaseContext != nil {
@@ -289,6 +304,9 @@ func (s *Server) ServeTLS(ln net.Listener, certFile, keyFile string) error {
 			return fmt.Errorf("h1: loading the certificate: %w", err)
 		}
 		config.Certificates = append(config.Certificates, cert)
+	}
+	if !s.QuickAck {
+		delayAcks(ln) // the TLS listener below hides the socket
 	}
 	return s.Serve(tls.NewListener(ln, config))
 }

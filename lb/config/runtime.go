@@ -34,7 +34,10 @@ type RuntimeOptions struct {
 	AccessLog lb.AccessLogger
 
 	// Listen opens a frontend's listening socket; nil means a
-	// net.ListenConfig. A process that hands its sockets to its successor
+	// net.ListenConfig with plain TCP (SetMultipathTCP(false)), as
+	// HAProxy and Envoy listen unless told otherwise: Go's default MPTCP
+	// listener refuses TCP options on the listening socket, such as the
+	// delayed ACKs of lb.HTTPFrontend. A process that hands its sockets to its successor
 	// (a binary upgrade) sets it.
 	Listen func(ctx context.Context, network, addr string) (net.Listener, error)
 
@@ -262,6 +265,7 @@ func (rt *Runtime) listen(ctx context.Context, network, addr string) (net.Listen
 		return rt.opts.Listen(ctx, network, addr)
 	}
 	var lc net.ListenConfig
+	lc.SetMultipathTCP(false) // see RuntimeOptions.Listen
 	lb.ListenKeepAlive(&lc, rt.opts.ClientTCPKeepAlive)
 	return lc.Listen(ctx, network, addr)
 }
