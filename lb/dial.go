@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -73,8 +74,7 @@ func (p *Pool) dial(ctx context.Context, s *Server, info *ConnInfo, plain bool) 
 	if p.Dial != nil {
 		c, err = p.Dial(dctx, "tcp", s.Addr)
 	} else {
-		d := p.dialer()
-		c, err = d.DialContext(dctx, "tcp", s.Addr)
+		c, err = p.dialDefault(dctx, s.Addr)
 	}
 	if err != nil {
 		return nil, &ConnectError{Server: s.Name, Err: err}
@@ -97,6 +97,23 @@ func (p *Pool) dial(ctx context.Context, s *Server, info *ConnInfo, plain bool) 
 		c = tc
 	}
 	return c, nil
+}
+
+// dialDefault opens a TCP connection to addr with the pool's dialer. An
+// address that is an IP literal and a port, the usual case, is dialed as
+// such: the resolver's path, which a host name needs, costs about 3% of
+// the CPU of a connection through an SNI passthrough (pprof).
+func (p *Pool) dialDefault(ctx context.Context, addr string) (net.Conn, error) {
+	d := p.dialer()
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return d.DialContext(ctx, "tcp", addr)
+	}
+	tc, err := d.DialTCP(ctx, "tcp", netip.AddrPort{}, ap)
+	if err != nil {
+		return nil, err // not a typed nil in the interface
+	}
+	return tc, nil
 }
 
 // clientTLS returns the TLS configuration for a connection to s: Pool.TLS

@@ -385,3 +385,30 @@ func roundTrip(t *testing.T, c net.Conn, msg string) {
 func isReset(err error) bool {
 	return err != nil && (strings.Contains(err.Error(), "reset") || errors.Is(err, net.ErrClosed))
 }
+
+// TestL4DialAddressForms: a server's address may be an IP literal with a
+// port (dialed without the resolver) or a host name (resolved), and a
+// refusing literal fails over like any other.
+func TestL4DialAddressForms(t *testing.T) {
+	testutil.CheckLeaks(t)
+	a := testutil.NameServer(t, "a")
+	_, port, err := net.SplitHostPort(a.Addr)
+	must(t, err)
+	for _, tc := range []struct{ name, addr string }{
+		{"literal", a.Addr},
+		{"host name", net.JoinHostPort("localhost", port)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pool := &lb.Pool{Name: "p"}
+			must(t, pool.Update([]lb.Server{{Name: "dead", Addr: testutil.ClosedAddr(t)}, {Name: "a", Addr: tc.addr}}))
+			_, addr := startL4(t, pool)
+			for i := range 4 {
+				c := dial(t, addr)
+				if got := readName(t, c); got != "a" {
+					t.Fatalf("connection %d reached %q", i, got)
+				}
+				c.Close()
+			}
+		})
+	}
+}
