@@ -37,5 +37,8 @@
 // pools while bytes move. Connections, wake-ups of parked ones, and the
 // handlers of HTTP/2 streams (served by golang.org/x/net/http2 through
 // TLSNextProto) run on the workers of internal/gopool, whose stacks have
-// grown already to what serving a request takes (stream.go).
+// grown already to what serving a request takes (stream.go). On Linux
+// its listeners delay ACKs (TCP_QUICKACK off, inherited by accepted
+// sockets), so that a new connection's request is acknowledged by its
+// response, as HAProxy's tcp-smart-accept does (quickack_linux.go).
 package h1
