@@ -63,16 +63,18 @@ type HTTPFrontend struct {
 	Logger *slog.Logger
 
 	// QuickAck keeps the kernel's quick ACKs on accepted connections. By
-	// default Serve and ServeTLS turn them off on a TCP listener, on
-	// Linux, as HAProxy's "option tcp-smart-accept" does in HTTP mode: a
-	// request's ACK then rides on its response, one packet less per new
-	// connection. A client that writes a request in several small pieces
-	// without TCP_NODELAY may then wait for the kernel's delayed ACK (up
-	// to about 40 ms) between them; set QuickAck for such clients. An
-	// MPTCP listener (Go's net.Listen default since Go 1.24) refuses the
-	// setting and keeps quick ACKs: listen with
-	// net.ListenConfig.SetMultipathTCP(false) for plain TCP, as
-	// lb/config and lbproxy do. Set it before Serve.
+	// default Serve and ServeTLS turn them off, on Linux, as HAProxy's
+	// "option tcp-smart-accept" does in HTTP mode: a request's ACK then
+	// rides on its response, one packet less per new connection. They
+	// set it once on a plain TCP listener that exposes its socket
+	// (accepted sockets inherit it), else on each accepted connection
+	// (one setsockopt each): an MPTCP listener (Go's net.Listen default
+	// since Go 1.24) refuses it, so listen with
+	// net.ListenConfig.SetMultipathTCP(false), as lb/config and lbproxy
+	// do. A client that writes a request in several small pieces without
+	// TCP_NODELAY may wait for the kernel's delayed ACK (up to about 40
+	// ms) between them; set QuickAck for such clients. Set it before
+	// Serve.
 	QuickAck bool
 
 	srv *http.Server

@@ -176,7 +176,7 @@ func runConfig(ctx context.Context, cfg *config, out io.Writer) error {
 	defer socks.close()
 	opts := lbconfig.RuntimeOptions{IPs: ips, Logger: logger, DrainGrace: cfg.grace, Listen: socks.Listen, ListenPacket: socks.ListenPacket,
 		ACME:          lbconfig.ACMEOptions{DirectoryURL: cfg.cm.acmeDirectory, Email: cfg.cm.acmeEmail, CacheDir: cfg.cm.acmeCache},
-		OnServerEvent: restAPI.notifier.Notify, HTTPEngine: cfg.httpEngine,
+		OnServerEvent: restAPI.notifier.Notify, HTTPEngine: cfg.httpEngine, QuickAck: cfg.quickAck,
 		// -upgrade-socket: the old process's drain waits for the first
 		// request of the HTTP connections it accepted last (upgrade.go).
 		ConnState: socks.trackFresh(nil)}

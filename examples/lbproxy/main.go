@@ -183,6 +183,7 @@ type config struct {
 	redispatchEvery                                 int
 	verbose                                         bool
 	httpEngine                                      string
+	quickAck                                        bool
 	dropUnderscoreHeaders                           bool
 	maxHeaderCount                                  int
 	maxBodyBytes                                    int64
@@ -298,6 +299,7 @@ func newConfig(fs *flag.FlagSet) *config {
 	fs.Uint64Var(&c.gcHeadroomMiB, "gc-headroom", 12, "MiB of new heap between garbage collections: after each one the target becomes this much over the live heap, within 100% and -gc-percent, so that many idle connections do not multiply their memory (0: -gc-percent always)")
 	fs.BoolVar(&c.verbose, "v", false, "log per-connection events")
 	fs.StringVar(&c.httpEngine, "http-engine", defaultHTTPEngine, "http modes: the HTTP/1.x server engine, lbkit (idle keep-alive clients parked without goroutine or buffers, lb.HTTPFrontend) or net/http")
+	fs.BoolVar(&c.quickAck, "quick-ack", false, "http modes and -config, lbkit engine: keep the kernel's quick ACKs on accepted connections (HAProxy's no option tcp-smart-accept); by default a new connection's request is acknowledged by its response")
 	fs.IntVar(&c.maxHeaderCount, "max-header-count", lb.DefaultMaxHeaderCount, "HTTP modes: most header fields in a request; more are answered 431 (negative: no limit)")
 	fs.Int64Var(&c.maxBodyBytes, "max-body-bytes", 0, "HTTP modes: largest request body in bytes; larger ones are answered 413 (0: no limit)")
 	fs.BoolVar(&c.dropUnderscoreHeaders, "drop-underscore-headers", false, "HTTP modes: drop every request header whose name has \"_\" (default: only aliases of framing and forwarding headers, such as Transfer_Encoding)")
@@ -816,7 +818,7 @@ func run(ctx context.Context, cfg *config, out io.Writer) error {
 				ln = lb.H2CListener(ln) // refusals end with a FIN
 			}
 		}
-		fe, err := httpFrontend(cfg.httpEngine, srv)
+		fe, err := httpFrontend(cfg.httpEngine, cfg.quickAck, srv)
 		if err != nil {
 			return err
 		}
@@ -927,11 +929,16 @@ func serveAdmin(ctx context.Context, cfg *config, socks *sockets, token string, 
 var defaultHTTPEngine = "lbkit"
 
 // httpFrontend returns the frontend that serves srv with the engine named
-// by -http-engine.
-func httpFrontend(engine string, srv *http.Server) (lb.TLSFrontend, error) {
+// by -http-engine, with -quick-ack.
+func httpFrontend(engine string, quickAck bool, srv *http.Server) (lb.TLSFrontend, error) {
 	switch engine {
 	case "lbkit":
-		return lb.NewHTTPFrontend(srv)
+		fe, err := lb.NewHTTPFrontend(srv)
+		if err != nil {
+			return nil, err
+		}
+		fe.QuickAck = quickAck
+		return fe, nil
 	case "net/http":
 		return srv, nil
 	}

@@ -14,28 +14,41 @@ import (
 	"github.com/lbkit/lbkit/internal/testutil"
 )
 
-// TestServerDelaysAcks: on a plain TCP listener, Serve and ServeTLS turn
-// the kernel's quick ACKs off for the connections they accept (the
-// listener's TCP_QUICKACK, inherited), unless QuickAck is set; requests
-// are served the same either way.
+// hiddenListener hides its listener's socket, as wrappers do.
+type hiddenListener struct{ net.Listener }
+
+// TestServerDelaysAcks: Serve and ServeTLS turn the kernel's quick ACKs
+// off for the connections they accept, unless QuickAck is set: through a
+// plain TCP listener's TCP_QUICKACK, inherited, or on each connection
+// when the listener hides its socket or is MPTCP (Go's default, which
+// refuses the option); requests are served the same either way.
 func TestServerDelaysAcks(t *testing.T) {
 	ca := testutil.NewCA(t)
 	for _, tc := range []struct {
 		name     string
 		tls      bool
 		quickAck bool
+		listener string // "tcp", "hidden" (wrapped), "mptcp"
 	}{
-		{"plain", false, false},
-		{"plain/QuickAck", false, true},
-		{"tls", true, false},
-		{"tls/QuickAck", true, true},
+		{"plain", false, false, "tcp"},
+		{"plain/QuickAck", false, true, "tcp"},
+		{"tls", true, false, "tcp"},
+		{"tls/QuickAck", true, true, "tcp"},
+		{"plain/hidden", false, false, "hidden"},
+		{"tls/hidden", true, false, "hidden"},
+		{"plain/hidden/QuickAck", false, true, "hidden"},
+		{"plain/mptcp", false, false, "mptcp"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var lc net.ListenConfig
-			lc.SetMultipathTCP(false)
+			lc.SetMultipathTCP(tc.listener == "mptcp")
 			ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
 			if err != nil {
 				t.Fatal(err)
+			}
+			addr := ln.Addr().String()
+			if tc.listener == "hidden" {
+				ln = hiddenListener{ln}
 			}
 			quick := make(chan int, 2)
 			cfg := &http.Server{
@@ -81,7 +94,7 @@ func TestServerDelaysAcks(t *testing.T) {
 			tr := &http.Transport{TLSClientConfig: ca.ClientConfig("lb.test"), DisableKeepAlives: true}
 			c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 			for range 2 {
-				resp, err := c.Get(scheme + "://" + ln.Addr().String() + "/")
+				resp, err := c.Get(scheme + "://" + addr + "/")
 				if err != nil {
 					t.Fatal(err)
 				}

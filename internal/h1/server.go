@@ -62,15 +62,17 @@ type Server struct {
 	HotWindow time.Duration
 
 	// QuickAck keeps the kernel's quick ACKs on the listener's accepted
-	// connections. By default Serve turns them off on a TCP listener
-	// (Linux's TCP_QUICKACK, inherited by accepted sockets), as HAProxy's
-	// "option tcp-smart-accept" does in HTTP mode: the ACK of a request
-	// then rides on its response instead of taking a packet of its own,
-	// one packet less per new connection. A client that sends its request
-	// in several small writes without TCP_NODELAY may then wait for the
+	// connections. By default Serve turns them off on Linux (TCP_QUICKACK),
+	// as HAProxy's "option tcp-smart-accept" does in HTTP mode: the ACK of
+	// a request then rides on its response instead of taking a packet of
+	// its own, one packet less per new connection. It sets the listener's
+	// socket, which accepted sockets inherit, when the listener is a plain
+	// TCP one (not Go's default MPTCP, which refuses the option) that
+	// exposes it (syscall.Conn); otherwise each accepted socket, one
+	// setsockopt per connection. A client that sends its request in
+	// several small writes without TCP_NODELAY may then wait for the
 	// kernel's delayed ACK (up to about 40 ms) between them; set QuickAck
-	// for such clients. Listeners opened with MPTCP (Go's default since
-	// 1.24) refuse the option and keep quick ACKs.
+	// for such clients.
 	QuickAck bool
 
 	parkOnce sync.Once
@@ -183,6 +185,14 @@ func (s *Server) shuttingDown() bool { return s.closing.Load() }
 // after which it returns http.ErrServerClosed. Over a listener of
 // *tls.Conn (ServeTLS's), TLS is served with ALPN.
 func (s *Server) Serve(ln net.Listener) error {
+	return s.serve(ln, s.QuickAck || delayAcks(ln))
+}
+
+// serve is Serve; acksSet tells that ln's sockets need no ACK setting of
+// their own: the listener delayed them, or QuickAck keeps the default.
+// Otherwise each accepted connection's ACKs are delayed on its socket (a
+// listener that hides its socket: a wrapper, a handoff of connections).
+func (s *Server) serve(ln net.Listener, acksSet bool) error {
 	if s.Config == nil {
 		return errors.New("h1: Server.Config is nil")
 	}
@@ -190,9 +200,6 @@ func (s *Server) Serve(ln net.Listener) error {
 		return http.ErrServerClosed
 	}
 	defer s.trackListener(&ln, false)
-	if !s.QuickAck {
-		delayAcks(ln)
-	}
 	cfg := s.cfg()
 	base := context.Background()
 	if cfg.BaseContext != nil {
@@ -219,6 +226,9 @@ func (s *Server) Serve(ln net.Listener) error {
 			return fmt.Errorf("h1: accept: %w", err)
 		}
 		delay = 0
+		if !acksSet {
+			delayConnAcks(rw) // before the hooks see the connection
+		}
 		ctx := context.WithValue(base, http.LocalAddrContextKey, rw.LocalAddr())
 		if cfg.ConnContext != nil {
 			ctx = cfg.ConnContext(ctx, rw)
@@ -305,10 +315,8 @@ func (s *Server) ServeTLS(ln net.Listener, certFile, keyFile string) error {
 		}
 		config.Certificates = append(config.Certificates, cert)
 	}
-	if !s.QuickAck {
-		delayAcks(ln) // the TLS listener below hides the socket
-	}
-	return s.Serve(tls.NewListener(ln, config))
+	// The TLS listener hides the socket: its ACKs are set here.
+	return s.serve(tls.NewListener(ln, config), s.QuickAck || delayAcks(ln))
 }
 
 // shutdownPoll is the longest wait between two looks at the connections

@@ -229,9 +229,12 @@ func (rt *Runtime) newHTTPGen(f *Frontend, doc *Document, addr net.Addr) (*httpG
 	case HTTPEngineNetHTTP:
 		g.fe = g.srv
 	case "", HTTPEngineLbkit:
-		if g.fe, err = lb.NewHTTPFrontend(g.srv); err != nil {
+		hf, err := lb.NewHTTPFrontend(g.srv)
+		if err != nil {
 			return nil, err
 		}
+		hf.QuickAck = rt.opts.QuickAck
+		g.fe = hf
 	default:
 		return nil, fmt.Errorf("config: unknown HTTP engine %q (want %q or %q)", rt.opts.HTTPEngine, HTTPEngineLbkit, HTTPEngineNetHTTP)
 	}

@@ -109,6 +109,14 @@ type RuntimeOptions struct {
 	// HTTPEngineNetHTTP (net/http's http.Server). Empty means
 	// HTTPEngineLbkit.
 	HTTPEngine string
+
+	// QuickAck keeps the kernel's quick ACKs on the connections the HTTP
+	// and HTTPS frontends accept (lb.HTTPFrontend.QuickAck), as HAProxy's
+	// "no option tcp-smart-accept". By default the lbkit engine lets a
+	// new connection's request be acknowledged by its response; set it
+	// for clients that write a request in small pieces without
+	// TCP_NODELAY. net/http's engine leaves the kernel's default.
+	QuickAck bool
 }
 
 // The values of RuntimeOptions.HTTPEngine.
