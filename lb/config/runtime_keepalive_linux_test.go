@@ -46,13 +46,7 @@ func TestRuntimeClientTCPKeepAlive(t *testing.T) {
 		{"on", net.KeepAliveConfig{Enable: true, Idle: 31 * time.Second}, true, 31},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			web := httpServers(t, "web", nil, "127.0.0.2")
-			port := freePort(t)
-			doc := fmt.Sprintf(`{
-			  "lb": {"id": "lb-1"},
-			  "backends": [{"id": "web", "forward_protocol": "http", "forward_port": %d, "pool": %s}],
-			  "frontends": [{"id": "f-http", "name": "plain", "inbound_port": %d, "backend_id": "web"}]
-			}`, web.port, web.pool(), port)
+			doc, port := plainFrontendDoc(t)
 			type result struct {
 				on   bool
 				idle int
@@ -79,16 +73,7 @@ func TestRuntimeClientTCPKeepAlive(t *testing.T) {
 			}
 			rt := newRuntime(t, config.RuntimeOptions{ConnState: hook, ClientTCPKeepAlive: tc.ka})
 			apply(t, rt, doc)
-			c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), 5*time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(10 * time.Second))
-			if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); err != nil {
-				t.Fatal(err)
-			}
-			io.Copy(io.Discard, c)
+			getOnce(t, port)
 			var r result
 			select {
 			case r = <-got:
@@ -103,4 +88,32 @@ func TestRuntimeClientTCPKeepAlive(t *testing.T) {
 			}
 		})
 	}
+}
+
+// plainFrontendDoc returns a configuration with one HTTP frontend, on a
+// free port it returns too, in front of an HTTP server.
+func plainFrontendDoc(t *testing.T) (doc string, port int) {
+	web := httpServers(t, "web", nil, "127.0.0.2")
+	port = freePort(t)
+	return fmt.Sprintf(`{
+	  "lb": {"id": "lb-1"},
+	  "backends": [{"id": "web", "forward_protocol": "http", "forward_port": %d, "pool": %s}],
+	  "frontends": [{"id": "f-http", "name": "plain", "inbound_port": %d, "backend_id": "web"}]
+	}`, web.port, web.pool(), port), port
+}
+
+// getOnce makes one request on a connection of its own to the frontend on
+// port, and reads the response to the end.
+func getOnce(t *testing.T, port int) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, c)
 }

@@ -1,11 +1,8 @@
 package config_test
 
 import (
-	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -28,13 +25,7 @@ func TestRuntimeQuickAck(t *testing.T) {
 		{"QuickAck", true, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			web := httpServers(t, "web", nil, "127.0.0.2")
-			port := freePort(t)
-			doc := fmt.Sprintf(`{
-			  "lb": {"id": "lb-1"},
-			  "backends": [{"id": "web", "forward_protocol": "http", "forward_port": %d, "pool": %s}],
-			  "frontends": [{"id": "f-http", "name": "plain", "inbound_port": %d, "backend_id": "web"}]
-			}`, web.port, web.pool(), port)
+			doc, port := plainFrontendDoc(t)
 			got := make(chan int, 2)
 			hook := func(c net.Conn, st http.ConnState) {
 				if st != http.StateNew {
@@ -59,16 +50,7 @@ func TestRuntimeQuickAck(t *testing.T) {
 			// first before the frontend set its listener up.
 			var v int
 			for range 2 {
-				c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), 5*time.Second)
-				if err != nil {
-					t.Fatal(err)
-				}
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); err != nil {
-					t.Fatal(err)
-				}
-				io.Copy(io.Discard, c)
-				c.Close()
+				getOnce(t, port)
 				select {
 				case v = <-got:
 				case <-time.After(10 * time.Second):
