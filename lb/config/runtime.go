@@ -35,9 +35,9 @@ type RuntimeOptions struct {
 
 	// Listen opens a frontend's listening socket; nil means a
 	// net.ListenConfig with plain TCP (SetMultipathTCP(false)), as
-	// HAProxy and Envoy listen unless told otherwise: Go's default MPTCP
-	// listener refuses TCP options on the listening socket, such as the
-	// delayed ACKs of lb.HTTPFrontend. A process that hands its sockets to its successor
+	// HAProxy and Envoy listen unless told otherwise (Go's default is
+	// MPTCP, whose listening sockets refuse TCP-level options such as
+	// TCP_QUICKACK and TCP_USER_TIMEOUT). A process that hands its sockets to its successor
 	// (a binary upgrade) sets it.
 	Listen func(ctx context.Context, network, addr string) (net.Listener, error)
 

@@ -12,8 +12,8 @@ import (
 )
 
 // TestRuntimeQuickAck: an HTTP frontend's accepted connections have the
-// kernel's quick ACKs off by default (the listener is plain TCP, and the
-// lbkit engine delays ACKs on it), and on with RuntimeOptions.QuickAck.
+// kernel's quick ACKs off by default (the lbkit engine sets each
+// connection the port hands it), and on with RuntimeOptions.QuickAck.
 func TestRuntimeQuickAck(t *testing.T) {
 	testutil.CheckLeaks(t)
 	for _, tc := range []struct {
