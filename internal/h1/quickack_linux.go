@@ -8,16 +8,17 @@ import (
 
 // delayAcks turns quick ACKs off on ln's socket when it is a TCP listener
 // (see Server.QuickAck); accepted connections inherit the setting. It
-// reports whether the socket took it: an MPTCP listener (Go's default
-// since 1.24) refuses TCP_QUICKACK with ENOPROTOOPT, and a listener that
-// hides its socket cannot be reached (then delayConnAcks sets each
-// connection).
+// reports whether the listener's connections need nothing more: false
+// when an MPTCP listener (Go's default since 1.24) refused TCP_QUICKACK
+// with ENOPROTOOPT, or a wrapper hides the socket (then delayConnAcks sets
+// each TCP connection); true for a Unix socket's.
 func delayAcks(ln net.Listener) bool {
-	sc, ok := ln.(syscall.Conn)
+	tl, ok := ln.(*net.TCPListener)
 	if !ok {
-		return false
+		_, unix := ln.(*net.UnixListener)
+		return unix // nothing to set on a Unix socket's connections
 	}
-	rc, err := sc.SyscallConn()
+	rc, err := tl.SyscallConn()
 	if err != nil {
 		return false
 	}
@@ -37,11 +38,11 @@ func delayConnAcks(c net.Conn) {
 	if tc, ok := c.(*tls.Conn); ok {
 		c = tc.NetConn()
 	}
-	sc, ok := c.(syscall.Conn)
+	tcp, ok := c.(*net.TCPConn)
 	if !ok {
 		return
 	}
-	rc, err := sc.SyscallConn()
+	rc, err := tcp.SyscallConn()
 	if err != nil {
 		return
 	}
