@@ -101,7 +101,7 @@ func headRequests(t *testing.T, tr *Transport, url string, heads <-chan string, 
 	for _, h := range *tr.hosts.Load() {
 		h.mu.Lock()
 		for _, pc := range h.idle {
-			if pc.raw != nil && pc.hr.fn != nil && pc.overTLS == overTLS {
+			if pc.raw != nil && pc.hr.fn != nil && h.key.tls == overTLS {
 				deferred++
 			}
 		}

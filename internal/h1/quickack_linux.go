@@ -18,7 +18,25 @@ func delayAcks(ln net.Listener) bool {
 		_, unix := ln.(*net.UnixListener)
 		return unix // nothing to set on a Unix socket's connections
 	}
-	rc, err := tl.SyscallConn()
+	return quickAckOff(tl)
+}
+
+// delayConnAcks turns quick ACKs off on one accepted connection's socket
+// (under TLS too), before its first read. A socket that refuses it (an
+// MPTCP connection) keeps them.
+func delayConnAcks(c net.Conn) {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if tcp, ok := c.(*net.TCPConn); ok {
+		quickAckOff(tcp)
+	}
+}
+
+// quickAckOff sets TCP_QUICKACK to 0 on sc's socket and reports whether
+// the socket took it.
+func quickAckOff(sc syscall.Conn) bool {
+	rc, err := sc.SyscallConn()
 	if err != nil {
 		return false
 	}
@@ -29,24 +47,4 @@ func delayAcks(ln net.Listener) bool {
 		return false
 	}
 	return serr == nil
-}
-
-// delayConnAcks turns quick ACKs off on one accepted connection's socket
-// (under TLS too), before its first read. A socket that refuses it (an
-// MPTCP connection) keeps them.
-func delayConnAcks(c net.Conn) {
-	if tc, ok := c.(*tls.Conn); ok {
-		c = tc.NetConn()
-	}
-	tcp, ok := c.(*net.TCPConn)
-	if !ok {
-		return
-	}
-	rc, err := tcp.SyscallConn()
-	if err != nil {
-		return
-	}
-	rc.Control(func(fd uintptr) {
-		syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_QUICKACK, 0)
-	})
 }

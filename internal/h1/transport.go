@@ -192,8 +192,7 @@ type serverConn struct {
 	// it during this request, and head holds the request (over TLS, its
 	// records) while it waits for that read.
 	raw       syscall.RawConn
-	tcp       *net.TCPConn
-	overTLS   bool // conn is TLS over tcp, through a tlsSocket
+	tcp       *net.TCPConn // over TLS (host.key.tls), under a tlsSocket
 	wrote     bool
 	deferHead bool // bw's next write goes to head
 	head      []byte
@@ -568,11 +567,10 @@ func (h *idlePool) dial(ctx context.Context) (*serverConn, error) {
 			return nil, err
 		}
 		c = tc
-		pc.overTLS = true
 	}
 	pc.conn = c
 	pc.br = bufio.NewReaderSize(pc, BufferSize)
-	if pc.tcp != nil && !pc.overTLS {
+	if pc.tcp != nil && !h.key.tls {
 		pc.bw = bufio.NewWriterSize(headWriter{pc}, BufferSize)
 	} else {
 		pc.bw = bufio.NewWriterSize(c, BufferSize)
@@ -592,7 +590,7 @@ func (pc *serverConn) Read(p []byte) (int, error) {
 	}
 	var n int
 	var err error
-	if len(pc.head) > 0 && !pc.overTLS { // over TLS, tlsSocket's Read writes it
+	if len(pc.head) > 0 && !pc.host.key.tls { // over TLS, tlsSocket's Read writes it
 		n, err = pc.writeHeadThenRead(p)
 	} else {
 		n, err = pc.conn.Read(p)
